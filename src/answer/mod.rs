@@ -1,0 +1,359 @@
+//! (query bytes, snapshot) -> response bytes. Pure: no I/O, no allocation, no panics.
+//!
+//! A reader can follow one query top to bottom: [`respond`] parses it, [`decide`] picks the
+//! outcome from the rules (RFC 1034 §4.3.2 for the zone, RFC 6891 for EDNS, RFC 2308 for
+//! negative answers), and [`Reply`] writes it under the transport's size limit.
+
+use crate::snapshot::Snapshot;
+use crate::wire::name::label_starts;
+use crate::wire::{
+    fold_name, parse_query, flags, Class, Opt, OptionCode, Query, Question, Rcode, Reject,
+    Rtype, Writer, EDNS_DO, EDNS_UDP, HEADER_LEN, MAX_NAME, MAX_TCP, PLAIN_UDP, PTR_QNAME,
+};
+
+/// How the query arrived, which sets the response size limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// Bytes of an OPT record with no options: root owner, TYPE, CLASS, TTL, RDLENGTH.
+const OPT_LEN: usize = 11;
+/// Bytes of an option header.
+const OPTION_HEADER: usize = 4;
+
+/// Answers one query. Writes the response into `out` and returns its length, or `None` when
+/// the datagram gets no reply at all. `out` should hold `MAX_TCP` bytes for TCP and
+/// `EDNS_UDP` for UDP; a shorter buffer only lowers the limit.
+pub fn respond(packet: &[u8], snapshot: &Snapshot, transport: Transport, out: &mut [u8]) -> Option<usize> {
+    match parse_query(packet) {
+        Ok(query) => Some(answer(&query, snapshot, transport, out)),
+        Err(Reject::Drop) => None,
+        Err(Reject::NotImp { id, flags: query_flags }) => {
+            // Keep the opcode: the client learns which one we do not implement.
+            let opcode = query_flags & (flags::OPCODE_MASK << flags::OPCODE_SHIFT);
+            let mut reply = Reply::start(out, id, query_flags, None, None, snapshot, transport);
+            reply.extra_flags = opcode;
+            Some(reply.finish(Rcode::NOTIMP))
+        }
+        Err(Reject::FormErr {
+            id,
+            flags: query_flags,
+            question,
+            opt,
+        }) => {
+            let reply = Reply::start(out, id, query_flags, question.as_ref(), opt.as_ref(), snapshot, transport);
+            Some(reply.finish(Rcode::FORMERR))
+        }
+    }
+}
+
+/// Where a name sits relative to the zone apex.
+#[derive(Debug, PartialEq, Eq)]
+enum Position<'n> {
+    Outside,
+    Apex,
+    /// One label below the apex: an instance name `{service}-{app}`, if it exists.
+    Child(&'n [u8]),
+    /// Two or more labels below the apex: never exists here.
+    Deeper,
+}
+
+/// Where the lower-case wire name `name` sits relative to the lower-case apex.
+fn locate<'n>(name: &'n [u8], apex: &[u8]) -> Position<'n> {
+    let Some(suffix_at) = name.len().checked_sub(apex.len()) else {
+        return Position::Outside;
+    };
+    if &name[suffix_at..] != apex {
+        return Position::Outside;
+    }
+    let mut starts = [0u8; 128];
+    let count = label_starts(name, &mut starts);
+    // The suffix must start on a label boundary: "xapps.example.com" is not in the zone.
+    match starts[..count].iter().position(|&at| at as usize == suffix_at) {
+        Some(0) => Position::Apex,
+        Some(1) => Position::Child(&name[1..suffix_at]),
+        Some(_) => Position::Deeper,
+        None => Position::Outside,
+    }
+}
+
+/// What a well-formed query gets.
+enum Outcome<'s> {
+    /// An error or refusal: the question and OPT only.
+    Bare(Rcode),
+    /// Authoritative data: answer records (complete, owners included, pointing at the
+    /// question) and an optional negative SOA owned by the apex at `apex_at` in the qname.
+    Authoritative {
+        rcode: Rcode,
+        answer: Answer<'s>,
+        negative_soa: Option<usize>,
+    },
+}
+
+enum Answer<'s> {
+    None,
+    /// One record owned by the question name, given without its owner.
+    OwnedByQname(&'s [u8]),
+    /// Complete records with their owners, and how many.
+    Records(&'s [u8], u16),
+}
+
+fn decide<'s>(question: &Question<'_>, snapshot: &'s Snapshot, scratch: &mut [u8; MAX_NAME]) -> Outcome<'s> {
+    if question.qtype.is_unsupported_meta() {
+        return Outcome::Bare(Rcode::NOTIMP);
+    }
+    let name = fold_name(question.name, scratch);
+    match question.qclass {
+        Class::IN => decide_in(question.qtype, name, snapshot),
+        Class::CH => decide_chaos(question.qtype, name, snapshot),
+        _ => Outcome::Bare(Rcode::REFUSED),
+    }
+}
+
+fn decide_in<'s>(qtype: Rtype, name: &[u8], snapshot: &'s Snapshot) -> Outcome<'s> {
+    let zone = &snapshot.zone;
+    let position = locate(name, &zone.apex);
+    if position == Position::Outside || qtype.is_transfer() {
+        return Outcome::Bare(Rcode::REFUSED);
+    }
+    let apex_at = name.len() - zone.apex.len();
+    let nxdomain = Outcome::Authoritative {
+        rcode: Rcode::NXDOMAIN,
+        answer: Answer::None,
+        negative_soa: Some(apex_at),
+    };
+    match position {
+        Position::Apex => {
+            let answer = match qtype {
+                // RFC 8482 §4.2: answer ANY with one RRset of our choosing.
+                Rtype::SOA | Rtype::ANY => Answer::OwnedByQname(snapshot.soa_answer()),
+                Rtype::NS => Answer::Records(&zone.ns_records, zone.ns_count),
+                _ => Answer::None,
+            };
+            let negative_soa = matches!(answer, Answer::None).then_some(apex_at);
+            Outcome::Authoritative {
+                rcode: Rcode::NOERROR,
+                answer,
+                negative_soa,
+            }
+        }
+        Position::Child(label) => match snapshot.cname(label) {
+            Some(cname) => Outcome::Authoritative {
+                rcode: Rcode::NOERROR,
+                answer: Answer::OwnedByQname(cname),
+                negative_soa: None,
+            },
+            None => nxdomain,
+        },
+        Position::Deeper | Position::Outside => nxdomain,
+    }
+}
+
+/// CHAOS names that identify the server (RFC 4892), in lower-case wire form.
+const ID_SERVER: &[u8] = b"\x02id\x06server\x00";
+const HOSTNAME_BIND: &[u8] = b"\x08hostname\x04bind\x00";
+const VERSION_SERVER: &[u8] = b"\x07version\x06server\x00";
+const VERSION_BIND: &[u8] = b"\x07version\x04bind\x00";
+
+fn decide_chaos<'s>(qtype: Rtype, name: &[u8], snapshot: &'s Snapshot) -> Outcome<'s> {
+    let zone = &snapshot.zone;
+    let record = match name {
+        ID_SERVER | HOSTNAME_BIND => &zone.identity_txt,
+        VERSION_SERVER | VERSION_BIND => &zone.version_txt,
+        _ => return Outcome::Bare(Rcode::REFUSED),
+    };
+    let answer = match qtype {
+        Rtype::TXT | Rtype::ANY => Answer::Records(record, 1),
+        _ if qtype.is_transfer() => return Outcome::Bare(Rcode::REFUSED),
+        _ => Answer::None,
+    };
+    Outcome::Authoritative {
+        rcode: Rcode::NOERROR,
+        answer,
+        negative_soa: None,
+    }
+}
+
+fn answer(query: &Query<'_>, snapshot: &Snapshot, transport: Transport, out: &mut [u8]) -> usize {
+    let mut reply = Reply::start(
+        out,
+        query.id,
+        query.flags,
+        Some(&query.question),
+        query.opt.as_ref(),
+        snapshot,
+        transport,
+    );
+    if query.opt.is_some_and(|opt| opt.version > 0) {
+        // RFC 6891 §6.1.3: BADVERS, answered with the version we do speak (0).
+        return reply.finish(Rcode::BADVERS);
+    }
+    let mut scratch = [0u8; MAX_NAME];
+    match decide(&query.question, snapshot, &mut scratch) {
+        Outcome::Bare(rcode) => reply.finish(rcode),
+        Outcome::Authoritative {
+            rcode,
+            answer,
+            negative_soa,
+        } => {
+            reply.extra_flags |= flags::AA;
+            let written = match answer {
+                Answer::None => Ok(()),
+                Answer::OwnedByQname(record) => reply.answer(&[&PTR_QNAME.to_be_bytes(), record], 1),
+                Answer::Records(records, count) => reply.answer(&[records], count),
+            };
+            let written = written.and_then(|()| match negative_soa {
+                Some(apex_at) => {
+                    let owner = PTR_QNAME + apex_at as u16;
+                    reply.authority(&[&owner.to_be_bytes(), snapshot.soa_negative()])
+                }
+                None => Ok(()),
+            });
+            if written.is_err() {
+                reply.truncate();
+            }
+            reply.finish(rcode)
+        }
+    }
+}
+
+/// What the response's OPT carries.
+struct EdnsReply {
+    dnssec_ok: bool,
+    /// Whether the NSID option is included (asked for, and it fits).
+    nsid: bool,
+}
+
+/// A response being written: header, question, records, then the OPT, whose room is kept
+/// free from the start so that it always fits.
+struct Reply<'b, 's> {
+    writer: Writer<'b>,
+    limit: usize,
+    id: u16,
+    query_flags: u16,
+    /// AA, TC and opcode bits to set on top of QR and RD.
+    extra_flags: u16,
+    question_end: usize,
+    counts: [u16; 2],
+    edns: Option<EdnsReply>,
+    snapshot: &'s Snapshot,
+}
+
+impl<'b, 's> Reply<'b, 's> {
+    fn start(
+        out: &'b mut [u8],
+        id: u16,
+        query_flags: u16,
+        question: Option<&Question<'_>>,
+        opt: Option<&Opt<'_>>,
+        snapshot: &'s Snapshot,
+        transport: Transport,
+    ) -> Self {
+        let limit = match (transport, opt) {
+            (Transport::Tcp, _) => MAX_TCP,
+            (Transport::Udp, None) => PLAIN_UDP,
+            // RFC 6891 §6.2.5: below 512 is treated as 512; we never send more than 1232.
+            (Transport::Udp, Some(opt)) => (opt.udp_payload as usize).clamp(PLAIN_UDP, EDNS_UDP),
+        };
+        let question_len = question.map_or(0, |q| q.raw.len());
+        let identity_len = snapshot.zone.identity.len();
+        let mut edns = opt.map(|opt| EdnsReply {
+            dnssec_ok: opt.dnssec_ok(),
+            nsid: opt.has_option(OptionCode::NSID),
+        });
+        if let Some(edns) = &mut edns {
+            // RFC 5001 §2.3: NSID may be left out; it is when it would crowd out the question.
+            let with_nsid = HEADER_LEN + question_len + OPT_LEN + OPTION_HEADER + identity_len;
+            edns.nsid &= with_nsid <= limit;
+        }
+        let opt_len = edns.as_ref().map_or(0, |edns| {
+            OPT_LEN + if edns.nsid { OPTION_HEADER + identity_len } else { 0 }
+        });
+        let mut writer = Writer::new(out, limit.saturating_sub(opt_len));
+        // Header and question always fit: 12 + 259 + 270 < 512 bytes.
+        let _ = writer.push(&[&[0; HEADER_LEN]]);
+        if let Some(question) = question {
+            let _ = writer.push(&[question.raw]);
+        }
+        Self {
+            question_end: writer.len(),
+            writer,
+            limit,
+            id,
+            query_flags,
+            extra_flags: 0,
+            counts: [0; 2],
+            edns,
+            snapshot,
+        }
+    }
+
+    fn answer(&mut self, parts: &[&[u8]], count: u16) -> Result<(), crate::wire::Truncated> {
+        self.writer.push(parts)?;
+        self.counts[0] += count;
+        Ok(())
+    }
+
+    fn authority(&mut self, parts: &[&[u8]]) -> Result<(), crate::wire::Truncated> {
+        self.writer.push(parts)?;
+        self.counts[1] += 1;
+        Ok(())
+    }
+
+    /// Drops every record written so far and sets TC (RFC 2181 §9: the client retries over
+    /// TCP rather than use a partial answer).
+    fn truncate(&mut self) {
+        self.writer.rewind(self.question_end);
+        self.counts = [0; 2];
+        self.extra_flags |= flags::TC;
+    }
+
+    fn finish(mut self, rcode: Rcode) -> usize {
+        let has_question = self.question_end > HEADER_LEN;
+        let mut additional = 0;
+        if let Some(edns) = &self.edns {
+            self.writer.set_limit(self.limit);
+            let identity = &self.snapshot.zone.identity[..];
+            let option_len = if edns.nsid { OPTION_HEADER + identity.len() } else { 0 };
+            let ttl_high = [rcode.extended_bits(), 0];
+            let opt_flags = if edns.dnssec_ok { EDNS_DO } else { 0 };
+            let nsid_code = OptionCode::NSID.0.to_be_bytes();
+            let nsid_len = (identity.len() as u16).to_be_bytes();
+            let nsid: &[&[u8]] = if edns.nsid {
+                &[&nsid_code, &nsid_len, identity]
+            } else {
+                &[]
+            };
+            let fixed = [
+                &[0u8][..],
+                &Rtype::OPT.0.to_be_bytes(),
+                &(EDNS_UDP as u16).to_be_bytes(),
+                &ttl_high,
+                &opt_flags.to_be_bytes(),
+                &(option_len as u16).to_be_bytes(),
+            ];
+            // Room for the OPT was kept aside in `start`.
+            let _ = self.writer.push(&fixed);
+            let _ = self.writer.push(nsid);
+            additional = 1;
+        }
+        let response_flags = flags::QR
+            | (self.query_flags & flags::RD)
+            | self.extra_flags
+            | rcode.header_bits();
+        let header = [
+            self.id,
+            response_flags,
+            u16::from(has_question),
+            self.counts[0],
+            self.counts[1],
+            additional,
+        ];
+        for (i, value) in header.into_iter().enumerate() {
+            self.writer.patch_u16(2 * i, value);
+        }
+        self.writer.len()
+    }
+}

@@ -1,0 +1,68 @@
+//! The operator's settings, with the documented defaults. Validation and the wire forms derived
+//! from them live in [`crate::snapshot::Zone`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Everything the command line can set. `Default` gives the documented defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The JSON dump of app -> cluster.
+    pub dump: PathBuf,
+    /// The zone apex, e.g. `apps.example.com`.
+    pub zone: String,
+    /// CNAME target template with `{service}` and `{cluster}` placeholders.
+    pub target: String,
+    /// Service prefixes, in the order given; none contains '-'.
+    pub services: Vec<String>,
+    /// Addresses to serve on, UDP and TCP alike; port 0 picks one free port for all.
+    pub listen: Vec<SocketAddr>,
+    /// Worker threads; each has its own sockets.
+    pub threads: usize,
+    /// TTL of the CNAME answers.
+    pub ttl: u32,
+    /// SOA MINIMUM, and so the TTL of negative answers (RFC 2308 §4).
+    pub negative_ttl: u32,
+    /// Apex NS names; the first is the SOA MNAME.
+    pub ns: Vec<String>,
+    /// SOA RNAME; `None` means `hostmaster.<zone>`.
+    pub hostmaster: Option<String>,
+    /// Reported by CHAOS id.server/hostname.bind and NSID; `None` means the host name.
+    pub identity: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            dump: PathBuf::from("data/apps.json"),
+            zone: "apps.example.com".into(),
+            target: "{service}-{cluster}.example.com".into(),
+            services: vec!["ws".into(), "sockjs".into(), "api".into()],
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 5353))],
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ttl: 300,
+            negative_ttl: 60,
+            ns: vec!["ns1.example.com".into()],
+            hostmaster: None,
+            identity: None,
+        }
+    }
+}
+
+impl Config {
+    /// The SOA RNAME to use.
+    pub fn hostmaster(&self) -> String {
+        self.hostmaster
+            .clone()
+            .unwrap_or_else(|| format!("hostmaster.{}", self.zone.trim_end_matches('.')))
+    }
+
+    /// The server identity to report: the configured one, else the kernel's host name.
+    pub fn identity(&self) -> String {
+        self.identity.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|name| name.trim().to_owned())
+                .unwrap_or_else(|_| "cnamed".into())
+        })
+    }
+}

@@ -1,0 +1,296 @@
+//! The dump format, parsed straight into the lookup maps with serde visitors (no intermediate
+//! `serde_json::Value`, so a 10-million-app dump is read in one pass):
+//!
+//! ```json
+//! {"serial": 2026112601, "apps": {"123456": "mt1", "my-app": "eu"}}
+//! ```
+
+use std::fmt;
+
+use fxhash::FxHashMap;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+
+use super::zone::{expand_target, push_record_tail, Zone};
+use super::AppKey;
+use crate::wire::name::{name_to_wire, MAX_LABEL};
+use crate::wire::{Class, Rtype};
+
+/// What a dump holds, ready for the snapshot.
+pub(super) struct Parsed {
+    pub(super) serial: Option<u32>,
+    pub(super) numeric_apps: FxHashMap<u64, u32>,
+    pub(super) named_apps: FxHashMap<Box<[u8]>, u32>,
+    pub(super) clusters: Vec<Box<str>>,
+    pub(super) cnames: Vec<Box<[u8]>>,
+}
+
+pub(super) fn parse(json: &[u8], zone: &Zone) -> Result<Parsed, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    let parsed = DumpSeed { zone }.deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(parsed)
+}
+
+/// Checks a label-to-be: letters, digits and hyphens, not starting or ending with a hyphen
+/// (RFC 1123 §2.1), at most `max` bytes.
+fn check_label(text: &str, max: usize) -> Result<(), String> {
+    if text.is_empty() {
+        return Err("is empty".into());
+    }
+    if text.len() > max {
+        return Err(format!("is longer than {max} bytes"));
+    }
+    if let Some(bad) = text.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
+        return Err(format!("contains {bad:?}; only letters, digits and '-' are allowed"));
+    }
+    if text.starts_with('-') || text.ends_with('-') {
+        return Err("starts or ends with '-'".into());
+    }
+    Ok(())
+}
+
+struct DumpSeed<'z> {
+    zone: &'z Zone,
+}
+
+impl<'de> DeserializeSeed<'de> for DumpSeed<'_> {
+    type Value = Parsed;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Parsed, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DumpSeed<'_> {
+    type Value = Parsed;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(r#"an object {"serial": N, "apps": {"<app>": "<cluster>", ...}}"#)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parsed, A::Error> {
+        let mut serial = None;
+        let mut apps = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match &*key {
+                "serial" if serial.is_none() => serial = Some(map.next_value::<u32>()?),
+                "apps" if apps.is_none() => apps = Some(map.next_value_seed(AppsSeed { zone: self.zone })?),
+                "serial" | "apps" => return Err(de::Error::custom(format!("{key:?} appears twice"))),
+                // Unknown fields are left for newer dump writers.
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let mut parsed: Parsed = apps.ok_or_else(|| de::Error::missing_field("apps"))?;
+        parsed.serial = serial;
+        Ok(parsed)
+    }
+}
+
+struct AppsSeed<'z> {
+    zone: &'z Zone,
+}
+
+impl<'de> DeserializeSeed<'de> for AppsSeed<'_> {
+    type Value = Parsed;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Parsed, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for AppsSeed<'_> {
+    type Value = Parsed;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object mapping app IDs to cluster names")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parsed, A::Error> {
+        let mut clusters = Clusters {
+            zone: self.zone,
+            index: FxHashMap::default(),
+            names: Vec::new(),
+            cnames: Vec::new(),
+        };
+        let mut numeric_apps = FxHashMap::default();
+        let mut named_apps: FxHashMap<Box<[u8]>, u32> = FxHashMap::default();
+        let max_app = MAX_LABEL - 1 - self.zone.longest_service;
+        while let Some(app) = map.next_key_seed(AppIdSeed { max_len: max_app })? {
+            let cluster = map.next_value_seed(ClusterSeed {
+                app: &app,
+                clusters: &mut clusters,
+            })?;
+            let duplicate = match AppKey::new(&app) {
+                AppKey::Numeric(id) => numeric_apps.insert(id, cluster).is_some(),
+                AppKey::Named(_) => named_apps.insert(app.clone(), cluster).is_some(),
+            };
+            if duplicate {
+                return Err(de::Error::custom(format!(
+                    "app {:?} appears twice (app IDs are compared without case)",
+                    String::from_utf8_lossy(&app)
+                )));
+            }
+        }
+        Ok(Parsed {
+            serial: None,
+            numeric_apps,
+            named_apps,
+            clusters: clusters.names,
+            cnames: clusters.cnames,
+        })
+    }
+}
+
+/// Reads an app ID, validated and folded to lower case.
+struct AppIdSeed {
+    max_len: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for AppIdSeed {
+    type Value = Box<[u8]>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Box<[u8]>, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for AppIdSeed {
+    type Value = Box<[u8]>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an app ID")
+    }
+
+    fn visit_str<E: de::Error>(self, id: &str) -> Result<Box<[u8]>, E> {
+        check_label(id, self.max_len).map_err(|why| {
+            E::custom(format!(
+                "app {id:?} {why} (it must fit '{{service}}-{{app}}' in one {MAX_LABEL}-byte label)"
+            ))
+        })?;
+        Ok(id.to_ascii_lowercase().into_bytes().into_boxed_slice())
+    }
+}
+
+/// Clusters seen so far, each with its CNAME records pre-encoded once.
+struct Clusters<'z> {
+    zone: &'z Zone,
+    index: FxHashMap<Box<str>, u32>,
+    names: Vec<Box<str>>,
+    cnames: Vec<Box<[u8]>>,
+}
+
+impl Clusters<'_> {
+    fn intern(&mut self, name: &str) -> Result<u32, String> {
+        check_label(name, MAX_LABEL)?;
+        let lower = name.to_ascii_lowercase();
+        if let Some(&index) = self.index.get(lower.as_str()) {
+            return Ok(index);
+        }
+        let index = u32::try_from(self.names.len()).map_err(|_| "is one cluster too many")?;
+        for service in &self.zone.services {
+            let service = std::str::from_utf8(service).unwrap_or_default();
+            let target = expand_target(&self.zone.target_template, service, &lower);
+            let wire = name_to_wire(&target).map_err(|why| format!("gives a bad target: {why}"))?;
+            let mut record = Vec::new();
+            push_record_tail(&mut record, Rtype::CNAME, Class::IN, self.zone.cname_ttl, &[&wire]);
+            self.cnames.push(record.into_boxed_slice());
+        }
+        let lower: Box<str> = lower.into();
+        self.index.insert(lower.clone(), index);
+        self.names.push(lower);
+        Ok(index)
+    }
+}
+
+/// Reads an app's cluster name and interns it.
+struct ClusterSeed<'a, 'z> {
+    app: &'a [u8],
+    clusters: &'a mut Clusters<'z>,
+}
+
+impl<'de> DeserializeSeed<'de> for ClusterSeed<'_, '_> {
+    type Value = u32;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<u32, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for ClusterSeed<'_, '_> {
+    type Value = u32;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a cluster name for app {:?}", String::from_utf8_lossy(self.app))
+    }
+
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<u32, E> {
+        self.clusters.intern(name).map_err(|why| {
+            E::custom(format!(
+                "app {:?}: cluster {name:?} {why}",
+                String::from_utf8_lossy(self.app)
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn error_of(json: &str) -> String {
+        let zone = Zone::new(&Config::default()).unwrap();
+        match parse(json.as_bytes(), &zone) {
+            Ok(_) => panic!("accepted {json}"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn bad_dumps_name_the_entry() {
+        let long_app = "a".repeat(57);
+        let long_cluster = "c".repeat(60);
+        let cases = [
+            (r#"{"apps": {"1": "a""#.to_owned(), "EOF"),
+            (r#"{"serial": 1}"#.to_owned(), "missing field `apps`"),
+            (r#"{"apps": {"1 2": "a"}}"#.to_owned(), r#"app "1 2" contains ' '"#),
+            (r#"{"apps": {"": "a"}}"#.to_owned(), r#"app "" is empty"#),
+            (r#"{"apps": {"-1": "a"}}"#.to_owned(), "starts or ends with '-'"),
+            (r#"{"apps": {"é": "a"}}"#.to_owned(), "contains 'é'"),
+            (format!(r#"{{"apps": {{"{long_app}": "a"}}}}"#), "longer than 56 bytes"),
+            (r#"{"apps": {"1": "a_b"}}"#.to_owned(), r#"app "1": cluster "a_b" contains '_'"#),
+            (r#"{"apps": {"1": 5}}"#.to_owned(), "invalid type: integer `5`"),
+            (format!(r#"{{"apps": {{"1": "{long_cluster}"}}}}"#), "gives a bad target"),
+            (r#"{"apps": {"Ab": "a", "aB": "b"}}"#.to_owned(), r#"app "ab" appears twice"#),
+            (r#"{"apps": {"7": "a", "7": "a"}}"#.to_owned(), r#"app "7" appears twice"#),
+            (r#"{"apps": {}, "apps": {}}"#.to_owned(), r#""apps" appears twice"#),
+            (r#"{"serial": -1, "apps": {}}"#.to_owned(), "invalid value"),
+            (r#"{"apps": {}} x"#.to_owned(), "trailing characters"),
+            (r#"[]"#.to_owned(), "invalid type: sequence"),
+        ];
+        for (json, expected) in cases {
+            let error = error_of(&json);
+            assert!(error.contains(expected), "{json}: {error}");
+        }
+    }
+
+    #[test]
+    fn longest_app_fits_every_service() {
+        let zone = Zone::new(&Config::default()).unwrap();
+        let json = format!(r#"{{"apps": {{"{}": "a"}}}}"#, "a".repeat(56));
+        let parsed = parse(json.as_bytes(), &zone).unwrap();
+        assert_eq!(parsed.named_apps.len(), 1);
+    }
+
+    #[test]
+    fn unknown_fields_and_escapes() {
+        let zone = Zone::new(&Config::default()).unwrap();
+        let json = br#"{"generated": {"by": "x"}, "apps": {"\u0061pp": "e\u0075"}, "serial": 3}"#;
+        let parsed = parse(json, &zone).unwrap();
+        assert_eq!(parsed.serial, Some(3));
+        assert_eq!(parsed.named_apps.get(&b"app"[..]), Some(&0));
+        assert_eq!(&*parsed.clusters[0], "eu");
+    }
+}

@@ -1,0 +1,261 @@
+//! JSON dump -> immutable lookup with every answer record pre-encoded.
+//!
+//! [`Snapshot::load`] is pure: it reads, parses, validates and precomputes, and only a
+//! complete, valid dump yields a snapshot. The server swaps a new one in only on `Ok`, so a
+//! bad dump never touches the one being served.
+
+mod dump;
+mod zone;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use fxhash::FxHashMap;
+
+pub use zone::{expand_target, version_string, ConfigError, Zone, APEX_TTL, SOA_EXPIRE};
+pub use zone::{SOA_REFRESH, SOA_RETRY};
+
+use crate::wire::{Class, Rtype};
+
+/// Longest decimal app ID stored as a number: every 19-digit number fits in a u64.
+const MAX_NUMERIC_DIGITS: usize = 19;
+
+/// An app ID as the maps store it. Numeric IDs without a leading zero, the common case, are
+/// kept as numbers: 12 bytes an entry instead of a boxed slice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppKey<'a> {
+    Numeric(u64),
+    Named(&'a [u8]),
+}
+
+impl<'a> AppKey<'a> {
+    /// Classifies a lower-case app ID. "0123" stays named, so it never equals "123".
+    pub fn new(id: &'a [u8]) -> Self {
+        let numeric = !id.is_empty()
+            && id.len() <= MAX_NUMERIC_DIGITS
+            && (id[0] != b'0' || id.len() == 1)
+            && id.iter().all(u8::is_ascii_digit);
+        if numeric {
+            let value = id
+                .iter()
+                .fold(0u64, |acc, digit| acc * 10 + u64::from(digit - b'0'));
+            Self::Numeric(value)
+        } else {
+            Self::Named(id)
+        }
+    }
+}
+
+/// Why a dump was not loaded.
+#[derive(Debug)]
+pub enum LoadError {
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// Bad JSON or a bad entry; the message names the entry, line and column.
+    Invalid {
+        path: Option<PathBuf>,
+        error: serde_json::Error,
+    },
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Read { path, error } => write!(f, "cannot read {}: {error}", path.display()),
+            Self::Invalid {
+                path: Some(path),
+                error,
+            } => write!(f, "{}: {error}", path.display()),
+            Self::Invalid { path: None, error } => write!(f, "{error}"),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// One immutable version of the zone.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub zone: Zone,
+    /// SOA SERIAL: the dump's, else its load time in Unix seconds.
+    pub serial: u32,
+    /// The SOA record without its owner, TTL `APEX_TTL`, for answers.
+    soa_answer: Vec<u8>,
+    /// The same with the negative-answer TTL, for the authority section (RFC 2308 §3).
+    soa_negative: Vec<u8>,
+    numeric_apps: FxHashMap<u64, u32>,
+    named_apps: FxHashMap<Box<[u8]>, u32>,
+    /// Lower-case cluster names; an app's value indexes this.
+    clusters: Vec<Box<str>>,
+    /// CNAME records without owner, at `cluster * services + service`.
+    cnames: Vec<Box<[u8]>>,
+}
+
+impl Snapshot {
+    /// Reads and loads the dump at `path`.
+    pub fn load(path: &Path, zone: &Zone) -> Result<Self, LoadError> {
+        let bytes = std::fs::read(path).map_err(|error| LoadError::Read {
+            path: path.to_owned(),
+            error,
+        })?;
+        Self::from_json(&bytes, zone).map_err(|error| match error {
+            LoadError::Invalid { error, .. } => LoadError::Invalid {
+                path: Some(path.to_owned()),
+                error,
+            },
+            other => other,
+        })
+    }
+
+    /// Loads a dump held in memory.
+    pub fn from_json(json: &[u8], zone: &Zone) -> Result<Self, LoadError> {
+        let parsed = dump::parse(json, zone).map_err(|error| LoadError::Invalid { path: None, error })?;
+        let serial = parsed.serial.unwrap_or_else(unix_seconds);
+        let mut soa_rdata = zone.soa_names.clone();
+        for value in [serial, SOA_REFRESH, SOA_RETRY, SOA_EXPIRE, zone.negative_ttl] {
+            soa_rdata.extend_from_slice(&value.to_be_bytes());
+        }
+        let soa = |ttl| {
+            let mut record = Vec::new();
+            zone::push_record_tail(&mut record, Rtype::SOA, Class::IN, ttl, &[&soa_rdata]);
+            record
+        };
+        Ok(Self {
+            zone: zone.clone(),
+            serial,
+            soa_answer: soa(APEX_TTL),
+            soa_negative: soa(zone.negative_soa_ttl()),
+            numeric_apps: parsed.numeric_apps,
+            named_apps: parsed.named_apps,
+            clusters: parsed.clusters,
+            cnames: parsed.cnames,
+        })
+    }
+
+    /// Number of apps.
+    pub fn app_count(&self) -> usize {
+        self.numeric_apps.len() + self.named_apps.len()
+    }
+
+    /// Number of distinct clusters.
+    pub fn cluster_count(&self) -> usize {
+        self.clusters.len()
+    }
+
+    /// Looks up a lower-case instance label `{service}-{app}`; returns the CNAME record
+    /// (without owner) it maps to. The split is at the first '-'.
+    pub fn cname(&self, label: &[u8]) -> Option<&[u8]> {
+        let dash = memchr::memchr(b'-', label)?;
+        let (service, app) = (&label[..dash], &label[dash + 1..]);
+        let service_index = self.zone.services.iter().position(|s| **s == *service)?;
+        let cluster = match AppKey::new(app) {
+            AppKey::Numeric(id) => self.numeric_apps.get(&id),
+            AppKey::Named(id) => self.named_apps.get(id),
+        }?;
+        let index = *cluster as usize * self.zone.services.len() + service_index;
+        self.cnames.get(index).map(|record| &record[..])
+    }
+
+    /// The apex SOA record without owner, for the answer section.
+    pub fn soa_answer(&self) -> &[u8] {
+        &self.soa_answer
+    }
+
+    /// The apex SOA record without owner, for negative answers.
+    pub fn soa_negative(&self) -> &[u8] {
+        &self.soa_negative
+    }
+
+    /// Every app with its cluster, sorted by app ID as text. For the zone file; allocates.
+    pub fn apps(&self) -> Vec<(String, &str)> {
+        let numeric = self
+            .numeric_apps
+            .iter()
+            .map(|(id, &cluster)| (id.to_string(), cluster));
+        let named = self
+            .named_apps
+            .iter()
+            .map(|(id, &cluster)| (String::from_utf8_lossy(id).into_owned(), cluster));
+        let mut apps: Vec<_> = numeric
+            .chain(named)
+            .map(|(id, cluster)| (id, &*self.clusters[cluster as usize]))
+            .collect();
+        apps.sort_unstable();
+        apps
+    }
+}
+
+fn unix_seconds() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn zone() -> Zone {
+        Zone::new(&Config::default()).unwrap()
+    }
+
+    #[test]
+    fn app_keys() {
+        assert_eq!(AppKey::new(b"123456"), AppKey::Numeric(123456));
+        assert_eq!(AppKey::new(b"0"), AppKey::Numeric(0));
+        assert_eq!(AppKey::new(b"0123"), AppKey::Named(b"0123"));
+        assert_eq!(AppKey::new(b"my-app"), AppKey::Named(b"my-app"));
+        let twenty = b"12345678901234567890";
+        assert_eq!(AppKey::new(twenty), AppKey::Named(twenty));
+        assert_eq!(
+            AppKey::new(b"9999999999999999999"),
+            AppKey::Numeric(9_999_999_999_999_999_999)
+        );
+    }
+
+    #[test]
+    fn lookups() {
+        let json = br#"{"serial": 7, "apps": {"123456": "MT1", "My-App": "eu", "0123": "mt1"}}"#;
+        let snapshot = Snapshot::from_json(json, &zone()).unwrap();
+        assert_eq!(snapshot.serial, 7);
+        assert_eq!(snapshot.app_count(), 3);
+        assert_eq!(snapshot.cluster_count(), 2);
+        let target = |label: &[u8]| snapshot.cname(label).map(|rr| rr[10..].to_vec());
+        assert_eq!(
+            target(b"ws-123456").unwrap(),
+            b"\x06ws-mt1\x07example\x03com\x00"
+        );
+        assert_eq!(
+            target(b"sockjs-my-app").unwrap(),
+            b"\x09sockjs-eu\x07example\x03com\x00"
+        );
+        assert_eq!(target(b"api-0123").unwrap(), b"\x07api-mt1\x07example\x03com\x00");
+        for missing in [&b"ws-123"[..], b"ws-", b"ws", b"ftp-123456", b"-123456", b"ws-00123456"] {
+            assert_eq!(target(missing), None, "{missing:?}");
+        }
+        let cname = snapshot.cname(b"ws-123456").unwrap();
+        assert_eq!(&cname[..10], &[0, 5, 0, 1, 0, 0, 1, 44, 0, 20]);
+    }
+
+    #[test]
+    fn soa_records() {
+        let snapshot = Snapshot::from_json(br#"{"serial": 2026112601, "apps": {}}"#, &zone()).unwrap();
+        let soa = snapshot.soa_negative();
+        assert_eq!(&soa[..8], &[0, 6, 0, 1, 0, 0, 0, 60]);
+        let rdata = &soa[10..];
+        let times = &rdata[rdata.len() - 20..];
+        assert_eq!(&times[..4], &2026112601u32.to_be_bytes());
+        assert_eq!(&times[16..], &60u32.to_be_bytes());
+        assert_eq!(&snapshot.soa_answer()[4..8], &3600u32.to_be_bytes());
+    }
+
+    #[test]
+    fn serial_defaults_to_load_time() {
+        let before = unix_seconds();
+        let snapshot = Snapshot::from_json(br#"{"apps": {"1": "a"}}"#, &zone()).unwrap();
+        assert!(snapshot.serial >= before && snapshot.serial <= unix_seconds());
+    }
+}
