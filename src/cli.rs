@@ -1,0 +1,198 @@
+//! argv -> one `Config` and a command. Hand-rolled: a dozen flags do not need a parser crate.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::config::Config;
+
+/// What to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Answer queries.
+    Serve,
+    /// Load and validate the dump, print counts.
+    Check,
+    /// Print the zone as an RFC 1035 master file.
+    Zonefile,
+}
+
+/// A parsed command line.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Invocation {
+    Run(Command, Config),
+    Help,
+    Version,
+}
+
+/// A bad command line: names the flag or word at fault.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CliError(pub String);
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (try --help)", self.0)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+pub const USAGE: &str = "\
+cnamed: authoritative DNS for {service}-{app}.{zone} -> {service}-{cluster}.{suffix}
+
+Usage:
+  cnamed [serve] [OPTIONS]    answer queries over UDP and TCP (the default)
+  cnamed check [OPTIONS]      load and validate the dump, print app and cluster counts
+  cnamed zonefile [OPTIONS]   print the zone as an RFC 1035 master file
+
+Options:
+  --dump PATH                JSON dump of app -> cluster [default: data/apps.json]
+  --zone NAME                zone apex [default: apps.example.com]
+  --target TEMPLATE          CNAME target, {service} and {cluster} substituted
+                             [default: {service}-{cluster}.example.com]
+  --services LIST            comma-separated service names, no '-' [default: ws,sockjs,api]
+  --listen ADDR:PORT         UDP and TCP address, repeatable; port 0 picks a free one
+                             [default: 127.0.0.1:5353]
+  --threads N                worker threads [default: available CPUs]
+  --ttl SECONDS              CNAME TTL [default: 300]
+  --negative-ttl SECONDS     SOA minimum and negative-answer TTL [default: 60]
+  --ns NAME                  apex NS name, repeatable; the first is the SOA MNAME
+                             [default: ns1.example.com]
+  --hostmaster NAME          SOA RNAME [default: hostmaster.<zone>]
+  --identity TEXT            answer to CHAOS id.server and NSID [default: host name]
+  --tcp-idle-timeout SECONDS close TCP connections idle this long [default: 10]
+  --tcp-max-connections N    TCP connections per worker [default: 1024]
+  -h, --help                 print this help
+  -V, --version              print the version
+
+Signals: SIGHUP reloads the dump (a bad dump is logged and the old one kept serving);
+SIGTERM and SIGINT stop the server.
+";
+
+fn value<T: FromStr>(flag: &str, text: &str, what: &str) -> Result<T, CliError> {
+    text.parse()
+        .map_err(|_| CliError(format!("{flag}: {text:?} is not {what}")))
+}
+
+/// Parses the arguments after the program name.
+pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliError> {
+    let mut config = Config::default();
+    let mut command = None;
+    let mut listen = Vec::new();
+    let mut ns = Vec::new();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        if !arg.starts_with('-') {
+            let chosen = match arg.as_str() {
+                "serve" => Command::Serve,
+                "check" => Command::Check,
+                "zonefile" => Command::Zonefile,
+                other => return Err(CliError(format!("unknown command {other:?}"))),
+            };
+            if command.replace(chosen).is_some() {
+                return Err(CliError(format!("a second command {arg:?}")));
+            }
+            continue;
+        }
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Invocation::Help),
+            "-V" | "--version" => return Ok(Invocation::Version),
+            _ => {}
+        }
+        let text = match inline {
+            Some(text) => text,
+            None => args
+                .next()
+                .ok_or_else(|| CliError(format!("{flag} needs a value")))?,
+        };
+        let flag = flag.as_str();
+        match flag {
+            "--dump" => config.dump = PathBuf::from(text),
+            "--zone" => config.zone = text,
+            "--target" => config.target = text,
+            "--services" => config.services = text.split(',').map(str::to_owned).collect(),
+            "--listen" => listen.push(value::<SocketAddr>(flag, &text, "an ADDR:PORT (IPv6 as [ADDR]:PORT)")?),
+            "--threads" => {
+                config.threads = value(flag, &text, "a number of threads")?;
+                if config.threads == 0 {
+                    return Err(CliError(format!("{flag}: needs at least 1")));
+                }
+            }
+            "--ttl" => config.ttl = value(flag, &text, "a TTL in seconds")?,
+            "--negative-ttl" => config.negative_ttl = value(flag, &text, "a TTL in seconds")?,
+            "--ns" => ns.push(text),
+            "--hostmaster" => config.hostmaster = Some(text),
+            "--identity" => config.identity = Some(text),
+            "--tcp-idle-timeout" => {
+                let seconds: u64 = value(flag, &text, "a number of seconds")?;
+                config.tcp_idle_timeout = Duration::from_secs(seconds);
+            }
+            "--tcp-max-connections" => {
+                config.tcp_max_connections = value(flag, &text, "a number of connections")?;
+                if config.tcp_max_connections == 0 {
+                    return Err(CliError(format!("{flag}: needs at least 1")));
+                }
+            }
+            other => return Err(CliError(format!("unknown option {other}"))),
+        }
+    }
+    if !listen.is_empty() {
+        config.listen = listen;
+    }
+    if !ns.is_empty() {
+        config.ns = ns;
+    }
+    Ok(Invocation::Run(command.unwrap_or(Command::Serve), config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Invocation, CliError> {
+        parse(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn defaults_and_flags() {
+        assert_eq!(run(&[]), Ok(Invocation::Run(Command::Serve, Config::default())));
+        let Ok(Invocation::Run(command, config)) = run(&[
+            "check", "--zone=x.example", "--listen", "[::1]:53", "--listen", "127.0.0.1:0",
+            "--ns", "a.example", "--ns", "b.example", "--services", "ws,api", "--ttl", "30",
+        ]) else {
+            panic!("rejected");
+        };
+        assert_eq!(command, Command::Check);
+        assert_eq!(config.zone, "x.example");
+        assert_eq!(config.listen.len(), 2);
+        assert_eq!(config.ns, ["a.example", "b.example"]);
+        assert_eq!(config.services, ["ws", "api"]);
+        assert_eq!(config.ttl, 30);
+        assert_eq!(run(&["zonefile", "-h"]), Ok(Invocation::Help));
+        assert_eq!(run(&["-V"]), Ok(Invocation::Version));
+    }
+
+    #[test]
+    fn errors_name_the_flag() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--threads", "x"], "--threads"),
+            (&["--threads", "0"], "--threads"),
+            (&["--ttl", "-1"], "--ttl"),
+            (&["--listen", "localhost"], "--listen"),
+            (&["--zone"], "--zone needs a value"),
+            (&["--frobnicate", "1"], "--frobnicate"),
+            (&["serve", "check"], "second command"),
+            (&["bogus"], "unknown command"),
+        ];
+        for (args, expected) in cases {
+            let error = run(args).unwrap_err().to_string();
+            assert!(error.contains(expected), "{args:?}: {error}");
+        }
+    }
+}

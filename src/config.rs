@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Everything the command line can set. `Default` gives the documented defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +30,10 @@ pub struct Config {
     pub hostmaster: Option<String>,
     /// Reported by CHAOS id.server/hostname.bind and NSID; `None` means the host name.
     pub identity: Option<String>,
+    /// A TCP connection with no traffic for this long is closed (RFC 7766 §6.2.3).
+    pub tcp_idle_timeout: Duration,
+    /// TCP connections per worker; at the cap a new one closes the least recently active.
+    pub tcp_max_connections: usize,
 }
 
 impl Default for Config {
@@ -45,6 +50,8 @@ impl Default for Config {
             ns: vec!["ns1.example.com".into()],
             hostmaster: None,
             identity: None,
+            tcp_idle_timeout: Duration::from_secs(10),
+            tcp_max_connections: 1024,
         }
     }
 }

@@ -1,1 +1,108 @@
-fn main(){}
+//! The `cnamed` binary: parse arguments, run the command, map the outcome to an exit code.
+
+use std::io::{BufWriter, Write};
+use std::process::ExitCode;
+
+use cnamed::cli::{self, Command, Invocation};
+use cnamed::config::Config;
+use cnamed::server::{Server, TcpLimits};
+use cnamed::snapshot::{Snapshot, Zone};
+use cnamed::{sys, zonefile};
+
+/// Exit code for a bad command line or configuration.
+const USAGE_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    let invocation = match cli::parse(std::env::args().skip(1)) {
+        Ok(invocation) => invocation,
+        Err(error) => return fail(USAGE_ERROR, &error.to_string()),
+    };
+    let (command, config) = match invocation {
+        Invocation::Help => {
+            print!("{}", cli::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Invocation::Version => {
+            println!("{}", cnamed::snapshot::version_string());
+            return ExitCode::SUCCESS;
+        }
+        Invocation::Run(command, config) => (command, config),
+    };
+    let zone = match Zone::new(&config) {
+        Ok(zone) => zone,
+        Err(error) => return fail(USAGE_ERROR, &error.to_string()),
+    };
+    let snapshot = match Snapshot::load(&config.dump, &zone) {
+        Ok(snapshot) => snapshot,
+        Err(error) => return fail(1, &error.to_string()),
+    };
+    let outcome = match command {
+        Command::Check => {
+            println!(
+                "{}: ok, {} apps, {} clusters, serial {}",
+                config.dump.display(),
+                snapshot.app_count(),
+                snapshot.cluster_count(),
+                snapshot.serial
+            );
+            Ok(())
+        }
+        Command::Zonefile => {
+            let mut out = BufWriter::new(std::io::stdout().lock());
+            zonefile::write(&snapshot, &mut out).and_then(|()| out.flush())
+        }
+        Command::Serve => serve(&config, zone, snapshot),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(1, &error.to_string()),
+    }
+}
+
+fn fail(code: u8, message: &str) -> ExitCode {
+    eprintln!("cnamed: {message}");
+    ExitCode::from(code)
+}
+
+fn serve(config: &Config, zone: Zone, snapshot: Snapshot) -> std::io::Result<()> {
+    const SIGNALS: [i32; 3] = [sys::SIGHUP, sys::SIGTERM, sys::SIGINT];
+    // Before any worker exists, so that every thread inherits the mask and only the loop
+    // below ever sees these signals.
+    sys::block_signals(&SIGNALS)?;
+    let (apps, clusters, serial) = (snapshot.app_count(), snapshot.cluster_count(), snapshot.serial);
+    let limits = TcpLimits {
+        idle_timeout: config.tcp_idle_timeout,
+        max_connections: config.tcp_max_connections,
+    };
+    let server = Server::bind(config, zone, snapshot, limits)?;
+    let addrs: Vec<String> = server.local_addrs().iter().map(ToString::to_string).collect();
+    let running = server.start()?;
+    eprintln!(
+        "cnamed: serving {} with {apps} apps, {clusters} clusters, serial {serial} on {} (udp, tcp), {} workers",
+        config.zone,
+        addrs.join(" "),
+        config.threads
+    );
+    loop {
+        match sys::wait_for_signal(&SIGNALS)? {
+            sys::SIGHUP => match running.reload() {
+                Ok(done) => eprintln!(
+                    "cnamed: reloaded {}: {} apps, serial {}, {:.1} ms",
+                    config.dump.display(),
+                    done.apps,
+                    done.serial,
+                    done.elapsed.as_secs_f64() * 1e3
+                ),
+                Err(error) => eprintln!(
+                    "cnamed: reload failed, still serving serial {}: {error}",
+                    running.snapshot().serial
+                ),
+            },
+            _ => {
+                running.shutdown()?;
+                eprintln!("cnamed: stopped");
+                return Ok(());
+            }
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! The only module with `unsafe`: batched UDP I/O (recvmmsg/sendmmsg) and signal waiting,
+//! behind a safe API. Everything else goes through std, socket2 and mio.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::time::Duration;
+
+/// Datagrams moved per system call.
+pub const BATCH: usize = 64;
+/// Largest query kept; longer datagrams are dropped (no client sends one).
+pub const RECV_SLOT: usize = 4096;
+/// Largest UDP response we ever send (our EDNS payload size).
+pub const SEND_SLOT: usize = crate::wire::EDNS_UDP;
+/// How long a send waits for room in a full socket buffer before dropping the rest.
+const SEND_WAIT: Duration = Duration::from_millis(50);
+
+/// Buffers for one batch of queries and their responses, owned by a worker and reused: the
+/// query path allocates nothing.
+pub struct UdpBatch {
+    queries: Box<[[u8; RECV_SLOT]]>,
+    responses: Box<[[u8; SEND_SLOT]]>,
+    query_lens: [usize; BATCH],
+    /// 0 means "no reply".
+    response_lens: [usize; BATCH],
+    peers: Box<[libc::sockaddr_storage]>,
+    peer_lens: [libc::socklen_t; BATCH],
+    received: usize,
+}
+
+impl Default for UdpBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl UdpBatch {
+    pub fn new() -> Self {
+        Self {
+            queries: vec![[0; RECV_SLOT]; BATCH].into_boxed_slice(),
+            responses: vec![[0; SEND_SLOT]; BATCH].into_boxed_slice(),
+            query_lens: [0; BATCH],
+            response_lens: [0; BATCH],
+            // SAFETY: sockaddr_storage is plain old data; all zeroes is a valid value.
+            peers: vec![unsafe { std::mem::zeroed::<libc::sockaddr_storage>() }; BATCH]
+                .into_boxed_slice(),
+            peer_lens: [0; BATCH],
+            received: 0,
+        }
+    }
+
+    /// Receives up to `BATCH` datagrams without blocking. Returns how many; an empty socket
+    /// is `ErrorKind::WouldBlock`.
+    pub fn recv(&mut self, socket: BorrowedFd<'_>) -> io::Result<usize> {
+        let mut iovecs: [MaybeUninit<libc::iovec>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
+        let mut headers: [MaybeUninit<libc::mmsghdr>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
+        for i in 0..BATCH {
+            let iov = iovecs[i].write(libc::iovec {
+                iov_base: self.queries[i].as_mut_ptr().cast(),
+                iov_len: RECV_SLOT,
+            });
+            // SAFETY: msghdr is plain old data; all zeroes is valid, and every pointer field
+            // we need is set right after.
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_name = (&mut self.peers[i] as *mut libc::sockaddr_storage).cast();
+            msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            msg.msg_iov = iov;
+            msg.msg_iovlen = 1;
+            headers[i].write(libc::mmsghdr {
+                msg_hdr: msg,
+                msg_len: 0,
+            });
+        }
+        let received = retry_eintr(|| {
+            // SAFETY: `headers` holds BATCH initialised entries whose buffers (queries, peers,
+            // iovecs) are owned by `self` or this frame and outlive the call; the kernel
+            // writes at most the lengths given.
+            unsafe {
+                libc::recvmmsg(
+                    socket.as_raw_fd(),
+                    headers.as_mut_ptr().cast(),
+                    BATCH as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                )
+            }
+        })?;
+        for (i, header) in headers.iter().enumerate().take(received) {
+            // SAFETY: all BATCH entries were initialised above.
+            let header = unsafe { header.assume_init_ref() };
+            let truncated = header.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+            self.query_lens[i] = if truncated { 0 } else { header.msg_len as usize };
+            self.peer_lens[i] = header.msg_hdr.msg_namelen;
+            self.response_lens[i] = 0;
+        }
+        self.received = received;
+        Ok(received)
+    }
+
+    /// Calls `answer(query, response_buffer)` for each received datagram; `Some(len)` queues
+    /// a reply of `len` bytes to its sender.
+    pub fn answer_each(&mut self, mut answer: impl FnMut(&[u8], &mut [u8]) -> Option<usize>) {
+        for i in 0..self.received {
+            let query = &self.queries[i][..self.query_lens[i]];
+            self.response_lens[i] = answer(query, &mut self.responses[i]).unwrap_or(0);
+        }
+    }
+
+    /// Sends every queued reply. Replies that the kernel refuses, or that find the socket
+    /// buffer full for longer than `SEND_WAIT`, are dropped, as a full network would.
+    /// Returns how many were sent.
+    pub fn send(&mut self, socket: BorrowedFd<'_>) -> usize {
+        let mut iovecs: [MaybeUninit<libc::iovec>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
+        let mut headers: [MaybeUninit<libc::mmsghdr>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
+        let mut count = 0;
+        for i in 0..self.received {
+            if self.response_lens[i] == 0 {
+                continue;
+            }
+            let iov = iovecs[count].write(libc::iovec {
+                iov_base: self.responses[i].as_mut_ptr().cast(),
+                iov_len: self.response_lens[i],
+            });
+            // SAFETY: as in `recv`.
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_name = (&mut self.peers[i] as *mut libc::sockaddr_storage).cast();
+            msg.msg_namelen = self.peer_lens[i];
+            msg.msg_iov = iov;
+            msg.msg_iovlen = 1;
+            headers[count].write(libc::mmsghdr {
+                msg_hdr: msg,
+                msg_len: 0,
+            });
+            count += 1;
+        }
+        let mut done = 0;
+        let mut sent = 0;
+        while done < count {
+            let result = retry_eintr(|| {
+                // SAFETY: entries done..count were initialised above and point into buffers
+                // owned by `self` or this frame, which outlive the call.
+                unsafe {
+                    libc::sendmmsg(
+                        socket.as_raw_fd(),
+                        headers.as_mut_ptr().add(done).cast(),
+                        (count - done) as libc::c_uint,
+                        libc::MSG_DONTWAIT,
+                    )
+                }
+            });
+            match result {
+                Ok(n) => {
+                    done += n.max(1);
+                    sent += n;
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    if !wait_writable(socket, SEND_WAIT) {
+                        break;
+                    }
+                }
+                // This datagram cannot go (e.g. an address the kernel rejects): skip it.
+                Err(_) => done += 1,
+            }
+        }
+        sent
+    }
+}
+
+/// Runs a system call wrapper until it is not interrupted by a signal.
+fn retry_eintr(mut call: impl FnMut() -> libc::c_int) -> io::Result<usize> {
+    loop {
+        let result = call();
+        if result >= 0 {
+            return Ok(result as usize);
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
+
+/// Waits until `socket` can be written, at most `timeout`.
+fn wait_writable(socket: BorrowedFd<'_>, timeout: Duration) -> bool {
+    let mut poll = libc::pollfd {
+        fd: socket.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, owned by this frame.
+    let ready = unsafe { libc::poll(&mut poll, 1, timeout.as_millis() as libc::c_int) };
+    ready > 0
+}
+
+/// The signals the server handles.
+pub use libc::{SIGHUP, SIGINT, SIGTERM};
+
+fn signal_set(signals: &[libc::c_int]) -> libc::sigset_t {
+    // SAFETY: sigemptyset initialises the set it is given; sigaddset takes valid signal
+    // numbers, and our callers pass libc constants.
+    unsafe {
+        let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+        libc::sigemptyset(set.as_mut_ptr());
+        let mut set = set.assume_init();
+        for &signal in signals {
+            libc::sigaddset(&mut set, signal);
+        }
+        set
+    }
+}
+
+/// Blocks `signals` in the calling thread and in every thread it spawns afterwards, so that
+/// only [`wait_for_signal`] receives them, on one thread, outside any handler.
+pub fn block_signals(signals: &[libc::c_int]) -> io::Result<()> {
+    let set = signal_set(signals);
+    // SAFETY: `set` is initialised; a null old-set pointer is allowed.
+    let result = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(result))
+    }
+}
+
+/// Waits for one of `signals` (which must be blocked) and returns it.
+pub fn wait_for_signal(signals: &[libc::c_int]) -> io::Result<libc::c_int> {
+    let set = signal_set(signals);
+    let mut signal = 0;
+    // SAFETY: `set` is initialised and `signal` is a valid place to write.
+    let result = unsafe { libc::sigwait(&set, &mut signal) };
+    if result == 0 {
+        Ok(signal)
+    } else {
+        Err(io::Error::from_raw_os_error(result))
+    }
+}
