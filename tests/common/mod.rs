@@ -1,0 +1,248 @@
+//! A real `cnamed` process on a free loopback port, and an independent decoder (hickory-proto)
+//! for what it sends back.
+#![allow(dead_code)] // Each test binary uses a different part of this.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{DNSClass, Name, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+
+pub const IDENTITY: &str = "test-box-1";
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long "no reply" is waited for.
+pub const SILENCE: Duration = Duration::from_millis(300);
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_cnamed")
+}
+
+pub fn sample_dump() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/apps.json")
+}
+
+/// Writes `json` to a fresh file for one test.
+pub fn temp_dump(test: &str, json: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dumps");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{test}-{}.json", std::process::id()));
+    std::fs::write(&path, json).unwrap();
+    path
+}
+
+/// A running server; killed on drop.
+pub struct Cnamed {
+    child: Child,
+    pub addr: SocketAddr,
+    log: Receiver<String>,
+}
+
+impl Cnamed {
+    /// Starts the sample dump with two workers and a fixed identity, plus `extra` flags.
+    pub fn start(extra: &[&str]) -> Self {
+        Self::start_dump(&sample_dump(), extra)
+    }
+
+    pub fn start_dump(dump: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(binary())
+            .args(["--listen", "127.0.0.1:0", "--threads", "2", "--identity", IDENTITY])
+            .arg("--dump")
+            .arg(dump)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cnamed starts");
+        let stderr = child.stderr.take().unwrap();
+        let (lines, log) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Self {
+            child,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            log,
+        };
+        let ready = server.wait_log("serving");
+        let addr = ready
+            .split(" on ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .expect("address in the start line");
+        server.addr = addr.parse().unwrap();
+        server
+    }
+
+    /// Waits for a log line containing `needle` and returns it.
+    pub fn wait_log(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no log line with {needle:?}"),
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Sends one datagram; returns the reply, if one comes within `SILENCE` or
+    /// `REPLY_TIMEOUT` (whichever `expect_reply` picks).
+    pub fn udp_raw(&self, packet: &[u8], expect_reply: bool) -> Option<Vec<u8>> {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(if expect_reply { REPLY_TIMEOUT } else { SILENCE }))
+            .unwrap();
+        socket.send_to(packet, self.addr).unwrap();
+        let mut buf = [0u8; 65536];
+        match socket.recv_from(&mut buf) {
+            Ok((len, _)) => Some(buf[..len].to_vec()),
+            Err(_) => None,
+        }
+    }
+
+    pub fn udp(&self, packet: &[u8]) -> Vec<u8> {
+        self.udp_raw(packet, true).expect("a UDP reply")
+    }
+
+    pub fn tcp_connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr).unwrap();
+        stream.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
+        stream
+    }
+
+    /// One query over a new TCP connection.
+    pub fn tcp(&self, packet: &[u8]) -> Vec<u8> {
+        let mut stream = self.tcp_connect();
+        stream.write_all(&frame(packet)).unwrap();
+        read_frame(&mut stream).expect("a TCP reply")
+    }
+
+    /// The reply over UDP and over TCP, which must agree but for TC.
+    pub fn both(&self, packet: &[u8]) -> [Vec<u8>; 2] {
+        [self.udp(packet), self.tcp(packet)]
+    }
+}
+
+impl Drop for Cnamed {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn frame(packet: &[u8]) -> Vec<u8> {
+    let mut framed = (packet.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(packet);
+    framed
+}
+
+pub fn read_frame(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut prefix = [0u8; 2];
+    stream.read_exact(&mut prefix).ok()?;
+    let mut message = vec![0u8; u16::from_be_bytes(prefix) as usize];
+    stream.read_exact(&mut message).ok()?;
+    Some(message)
+}
+
+/// A query built by hickory: RD set, no EDNS.
+pub fn query(name: &str, rtype: RecordType) -> Message {
+    query_class(name, rtype, DNSClass::IN)
+}
+
+pub fn query_class(name: &str, rtype: RecordType, class: DNSClass) -> Message {
+    let mut message = Message::new();
+    let mut question = Query::query(raw_name(name), rtype);
+    question.set_query_class(class);
+    message
+        .set_id(0x4242)
+        .set_message_type(MessageType::Query)
+        .set_op_code(OpCode::Query)
+        .set_recursion_desired(true)
+        .add_query(question);
+    message
+}
+
+/// A name from dotted text, labels taken as raw bytes (so "-123456" or "a_b" work too).
+pub fn raw_name(text: &str) -> Name {
+    let labels = text.split('.').filter(|label| !label.is_empty()).map(str::as_bytes);
+    Name::from_labels(labels).unwrap()
+}
+
+/// Adds an OPT with this payload size.
+pub fn with_edns(mut message: Message, payload: u16) -> Message {
+    let mut edns = Edns::new();
+    edns.set_max_payload(payload);
+    edns.set_version(0);
+    message.set_edns(edns);
+    message
+}
+
+pub fn encode(message: &Message) -> Vec<u8> {
+    message.to_vec().unwrap()
+}
+
+/// Decodes with hickory and checks that nothing trails the message.
+pub fn decode(bytes: &[u8]) -> Message {
+    let mut decoder = BinDecoder::new(bytes);
+    let message = Message::read(&mut decoder).expect("hickory decodes the reply");
+    assert!(decoder.is_empty(), "{} trailing bytes", decoder.len());
+    message
+}
+
+/// The raw question section of a message with one question: bytes 12.. up to QTYPE+QCLASS.
+pub fn raw_question(packet: &[u8]) -> &[u8] {
+    let mut at = 12;
+    while packet[at] != 0 {
+        at += 1 + packet[at] as usize;
+    }
+    &packet[12..at + 5]
+}
+
+/// A hand-made query: header fields, then `body` as is.
+pub fn raw_query(id: u16, flags: u16, counts: [u16; 4], body: &[u8]) -> Vec<u8> {
+    let mut packet = Vec::new();
+    packet.extend_from_slice(&id.to_be_bytes());
+    packet.extend_from_slice(&flags.to_be_bytes());
+    for count in counts {
+        packet.extend_from_slice(&count.to_be_bytes());
+    }
+    packet.extend_from_slice(body);
+    packet
+}
