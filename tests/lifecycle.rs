@@ -1,0 +1,170 @@
+//! Start-up, reload on SIGHUP, shutdown, and the `check` and `zonefile` commands.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::serialize::txt::Parser;
+
+fn target_of(server: &Cnamed, qname: &str) -> Option<String> {
+    let reply = decode(&server.udp(&encode(&query(qname, RecordType::A))));
+    match reply.answers().first().and_then(|r| r.data()) {
+        Some(RData::CNAME(target)) => Some(target.0.to_ascii()),
+        _ => None,
+    }
+}
+
+fn serial_of(server: &Cnamed) -> u32 {
+    let reply = decode(&server.tcp(&encode(&query("apps.example.com.", RecordType::SOA))));
+    match reply.answers()[0].data() {
+        Some(RData::SOA(soa)) => soa.serial(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn sighup_swaps_in_a_good_dump_and_keeps_serving_after_a_bad_one() {
+    let dump = temp_dump("reload", r#"{"serial": 1, "apps": {"100": "mt1", "200": "eu"}}"#);
+    let mut server = Cnamed::start_dump(&dump, &[]);
+    assert_eq!(target_of(&server, "ws-100.apps.example.com.").as_deref(), Some("ws-mt1.example.com."));
+    assert_eq!(serial_of(&server), 1);
+
+    std::fs::write(&dump, r#"{"serial": 2, "apps": {"100": "us2", "300": "eu"}}"#).unwrap();
+    server.signal("HUP");
+    let line = server.wait_log("reloaded");
+    assert!(line.contains("2 apps") && line.contains("serial 2"), "{line}");
+    assert_eq!(target_of(&server, "ws-100.apps.example.com.").as_deref(), Some("ws-us2.example.com."));
+    assert_eq!(target_of(&server, "ws-200.apps.example.com."), None);
+    assert_eq!(target_of(&server, "ws-300.apps.example.com.").as_deref(), Some("ws-eu.example.com."));
+    assert_eq!(serial_of(&server), 2);
+
+    for bad in [
+        r#"{"serial": 3, "apps": {"100": "mt1""#,
+        r#"{"serial": 3, "apps": {"100": "mt 1"}}"#,
+        r#"{"serial": 3}"#,
+    ] {
+        std::fs::write(&dump, bad).unwrap();
+        server.signal("HUP");
+        let line = server.wait_log("reload failed");
+        assert!(line.contains("still serving serial 2"), "{line}");
+        assert_eq!(target_of(&server, "ws-100.apps.example.com.").as_deref(), Some("ws-us2.example.com."));
+        assert_eq!(serial_of(&server), 2);
+    }
+    std::fs::remove_file(&dump).unwrap();
+    server.signal("HUP");
+    assert!(server.wait_log("reload failed").contains("cannot read"));
+    assert_eq!(serial_of(&server), 2);
+}
+
+#[test]
+fn sigterm_and_sigint_exit_zero() {
+    for signal in ["TERM", "INT"] {
+        let mut server = Cnamed::start(&[]);
+        // Hold an idle TCP connection open: it must not delay the exit.
+        let _idle = server.tcp_connect();
+        server.signal(signal);
+        assert_eq!(server.wait_exit(Duration::from_secs(5)), Some(0), "SIG{signal}");
+    }
+}
+
+#[test]
+fn a_bad_dump_at_start_exits_with_the_reason() {
+    let dump = temp_dump("bad-start", r#"{"apps": {"ok": "a", "not ok": "b"}}"#);
+    let output = Command::new(binary())
+        .args(["--listen", "127.0.0.1:0", "--dump"])
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(r#"app "not ok""#), "{stderr}");
+    assert!(stderr.lines().count() == 1, "{stderr}");
+}
+
+#[test]
+fn bad_flags_exit_with_one_line_naming_the_flag() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--threads", "many"], "--threads"),
+        (&["--listen", "nowhere"], "--listen"),
+        (&["--zone", "a..b"], "--zone"),
+        (&["--services", "w-s"], "--services"),
+        (&["--target", "{service}.x"], "--target"),
+        (&["--ttl", "99999999999"], "--ttl"),
+        (&["--bogus"], "--bogus"),
+        (&["--dump"], "--dump"),
+    ];
+    for (args, flag) in cases {
+        let output = Command::new(binary()).args(*args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+    }
+    let output = Command::new(binary()).args(["--listen", "192.0.2.1:53"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot bind"));
+}
+
+#[test]
+fn help_and_version() {
+    let help = Command::new(binary()).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    for flag in ["--dump", "--zone", "--target", "--services", "--listen", "--threads", "--ttl",
+        "--negative-ttl", "--ns", "--hostmaster", "--identity", "check", "zonefile"] {
+        assert!(text.contains(flag), "{flag} missing from --help");
+    }
+    let version = Command::new(binary()).arg("-V").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), format!("cnamed {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn check_counts_and_rejects() {
+    let output = Command::new(binary()).arg("check").arg("--dump").arg(sample_dump()).output().unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("6 apps, 4 clusters, serial 2026112601"), "{stdout}");
+
+    let dump = temp_dump("check-dup", r#"{"apps": {"Ab": "a", "aB": "b"}}"#);
+    let output = Command::new(binary()).arg("check").arg("--dump").arg(&dump).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("appears twice"));
+}
+
+#[test]
+fn zonefile_parses_and_matches_what_is_served() {
+    let output = Command::new(binary())
+        .args(["zonefile", "--services", "ws,api", "--ttl", "120"])
+        .arg("--dump")
+        .arg(sample_dump())
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    let (origin, records) = Parser::new(text.as_str(), None, None).parse().expect("hickory parses it");
+    assert_eq!(origin.to_ascii(), "apps.example.com.");
+    let cnames: Vec<_> = records
+        .values()
+        .flat_map(|set| set.records_without_rrsigs())
+        .filter(|r| r.record_type() == RecordType::CNAME)
+        .collect();
+    assert_eq!(cnames.len(), 6 * 2);
+    let server = Cnamed::start(&["--services", "ws,api", "--ttl", "120"]);
+    for record in cnames {
+        let reply = decode(&server.udp(&encode(&query(&record.name().to_ascii(), RecordType::A))));
+        assert_eq!(reply.response_code(), ResponseCode::NoError);
+        assert_eq!(reply.answers()[0].data(), record.data(), "{}", record.name());
+        assert_eq!(reply.answers()[0].ttl(), 120);
+    }
+    let soa = records
+        .values()
+        .flat_map(|set| set.records_without_rrsigs())
+        .find(|r| r.record_type() == RecordType::SOA)
+        .unwrap();
+    let reply = decode(&server.udp(&encode(&query("apps.example.com.", RecordType::SOA))));
+    assert_eq!(reply.answers()[0].data(), soa.data());
+}
