@@ -1,0 +1,189 @@
+//! The query path performs no heap allocation: a counting global allocator watches every
+//! thread of an in-process server while thousands of mixed queries go through real UDP and TCP
+//! sockets, after a warm-up.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use cnamed::answer::{respond, Transport};
+use cnamed::config::Config;
+use cnamed::server::{Server, TcpLimits};
+use cnamed::snapshot::{Snapshot, Zone};
+
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: defers to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Counts allocations made by any thread while `work` runs.
+fn allocations_during(work: impl FnOnce()) -> usize {
+    ALLOCATIONS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    work();
+    COUNTING.store(false, Ordering::SeqCst);
+    ALLOCATIONS.load(Ordering::SeqCst)
+}
+
+fn question(name: &str, qtype: u16, qclass: u16) -> Vec<u8> {
+    let mut packet = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.split('.').filter(|l| !l.is_empty()) {
+        packet.push(label.len() as u8);
+        packet.extend_from_slice(label.as_bytes());
+    }
+    packet.push(0);
+    packet.extend_from_slice(&qtype.to_be_bytes());
+    packet.extend_from_slice(&qclass.to_be_bytes());
+    packet
+}
+
+fn with_opt(mut packet: Vec<u8>, version: u8, options: &[u8]) -> Vec<u8> {
+    packet[11] = 1;
+    packet.extend_from_slice(&[0, 0, 41, 0x10, 0, 0, version, 0x80, 0]);
+    packet.extend_from_slice(&(options.len() as u16).to_be_bytes());
+    packet.extend_from_slice(options);
+    packet
+}
+
+/// Good, NXDOMAIN, apex, refused, CHAOS, malformed, EDNS with NSID, BADVERS, NOTIMP.
+fn mixed_queries() -> Vec<Vec<u8>> {
+    let mut response = question("ws-123456.apps.example.com", 1, 1);
+    response[2] |= 0x80;
+    vec![
+        question("ws-123456.apps.example.com", 1, 1),
+        question("WS-My-App.Apps.Example.Com", 28, 1),
+        question("api-999.apps.example.com", 1, 1),
+        question("x.ws-123456.apps.example.com", 1, 1),
+        question("apps.example.com", 6, 1),
+        question("apps.example.com", 2, 1),
+        question("apps.example.com", 1, 1),
+        question("example.org", 1, 1),
+        question("apps.example.com", 252, 1),
+        question("id.server", 16, 3),
+        question("version.bind", 16, 3),
+        question("ws-123456.apps.example.com", 250, 1),
+        with_opt(question("ws-123456.apps.example.com", 1, 1), 0, &[0, 3, 0, 0]),
+        with_opt(question("sockjs-345678.apps.example.com", 1, 1), 0, &[0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]),
+        with_opt(question("ws-123456.apps.example.com", 1, 1), 1, &[]),
+        vec![0x12, 0x34, 0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 0],
+        vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0xC0, 0x0C, 0, 1, 0, 1],
+        vec![0x12, 0x34, 0x78, 0x00, 0, 0, 0, 0, 0, 0, 0, 0],
+        response,
+        vec![1, 2, 3],
+    ]
+}
+
+fn frame(query: &[u8]) -> Vec<u8> {
+    [&(query.len() as u16).to_be_bytes()[..], query].concat()
+}
+
+#[test]
+fn query_path_allocates_nothing() {
+    let config = Config {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        threads: 2,
+        identity: Some("alloc-test".into()),
+        dump: concat!(env!("CARGO_MANIFEST_DIR"), "/data/apps.json").into(),
+        ..Config::default()
+    };
+    let zone = Zone::new(&config).unwrap();
+    let snapshot = Snapshot::load(&config.dump, &zone).unwrap();
+    let queries = mixed_queries();
+
+    // The pure answer path.
+    let mut out = vec![0u8; 65535];
+    let direct = allocations_during(|| {
+        for _ in 0..1000 {
+            for query in &queries {
+                for transport in [Transport::Udp, Transport::Tcp] {
+                    std::hint::black_box(respond(query, &snapshot, transport, &mut out));
+                }
+            }
+        }
+    });
+    assert_eq!(direct, 0, "respond() allocated");
+
+    // The whole server: sockets, batches, event loops, snapshot loads.
+    let limits = TcpLimits {
+        idle_timeout: Duration::from_secs(60),
+        max_connections: 16,
+    };
+    let server = Server::bind(&config, zone, snapshot, limits).unwrap();
+    let addr = server.local_addrs()[0];
+    let running = server.start().unwrap();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_nodelay(true).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+
+    // Warm-up, recording each reply (None: no reply expected) to compare against later.
+    let mut expected: Vec<Option<Vec<u8>>> = Vec::new();
+    let mut buf = [0u8; 65536];
+    for query in &queries {
+        udp.send_to(query, addr).unwrap();
+        let reply = respond(query, &running.snapshot(), Transport::Udp, &mut out).map(|len| out[..len].to_vec());
+        if let Some(reply) = &reply {
+            let (len, _) = udp.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..len], &reply[..]);
+        }
+        expected.push(reply);
+        tcp.write_all(&frame(query)).unwrap();
+    }
+    let tcp_replies = expected.iter().filter(|r| r.is_some()).count();
+    for _ in 0..tcp_replies {
+        let mut prefix = [0u8; 2];
+        tcp.read_exact(&mut prefix).unwrap();
+        tcp.read_exact(&mut buf[..u16::from_be_bytes(prefix) as usize]).unwrap();
+    }
+
+    let framed: Vec<Vec<u8>> = queries.iter().map(|query| frame(query)).collect();
+    let rounds = 500;
+    let mut wrong = 0;
+    let served = allocations_during(|| {
+        for _ in 0..rounds {
+            for ((query, framed), reply) in queries.iter().zip(&framed).zip(&expected) {
+                udp.send_to(query, addr).unwrap();
+                let Some(reply) = reply else { continue };
+                let (len, _) = udp.recv_from(&mut buf).unwrap();
+                wrong += usize::from(&buf[..len] != &reply[..]);
+                tcp.write_all(framed).unwrap();
+                let mut prefix = [0u8; 2];
+                tcp.read_exact(&mut prefix).unwrap();
+                let len = u16::from_be_bytes(prefix) as usize;
+                tcp.read_exact(&mut buf[..len]).unwrap();
+                wrong += usize::from(&buf[..len] != &reply[..len.min(reply.len())]);
+            }
+        }
+    });
+    running.shutdown().unwrap();
+    assert_eq!(wrong, 0, "replies differ from the pure answer path");
+    assert_eq!(served, 0, "{served} allocations over {} queries", rounds * queries.len() * 2);
+}
