@@ -22,7 +22,7 @@ pub enum Command {
 /// A parsed command line.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Invocation {
-    Run(Command, Config),
+    Run(Command, Box<Config>),
     Help,
     Version,
 }
@@ -97,7 +97,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
             continue;
         }
         let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.to_owned())),
+            Some((flag, value)) if flag.starts_with("--") => {
+                (flag.to_owned(), Some(value.to_owned()))
+            }
             _ => (arg.clone(), None),
         };
         match flag.as_str() {
@@ -117,7 +119,11 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
             "--zone" => config.zone = text,
             "--target" => config.target = text,
             "--services" => config.services = text.split(',').map(str::to_owned).collect(),
-            "--listen" => listen.push(value::<SocketAddr>(flag, &text, "an ADDR:PORT (IPv6 as [ADDR]:PORT)")?),
+            "--listen" => listen.push(value::<SocketAddr>(
+                flag,
+                &text,
+                "an ADDR:PORT (IPv6 as [ADDR]:PORT)",
+            )?),
             "--threads" => {
                 config.threads = value(flag, &text, "a number of threads")?;
                 if config.threads == 0 {
@@ -148,7 +154,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
     if !ns.is_empty() {
         config.ns = ns;
     }
-    Ok(Invocation::Run(command.unwrap_or(Command::Serve), config))
+    Ok(Invocation::Run(
+        command.unwrap_or(Command::Serve),
+        Box::new(config),
+    ))
 }
 
 #[cfg(test)]
@@ -161,10 +170,25 @@ mod tests {
 
     #[test]
     fn defaults_and_flags() {
-        assert_eq!(run(&[]), Ok(Invocation::Run(Command::Serve, Config::default())));
+        assert_eq!(
+            run(&[]),
+            Ok(Invocation::Run(Command::Serve, Box::default()))
+        );
         let Ok(Invocation::Run(command, config)) = run(&[
-            "check", "--zone=x.example", "--listen", "[::1]:53", "--listen", "127.0.0.1:0",
-            "--ns", "a.example", "--ns", "b.example", "--services", "ws,api", "--ttl", "30",
+            "check",
+            "--zone=x.example",
+            "--listen",
+            "[::1]:53",
+            "--listen",
+            "127.0.0.1:0",
+            "--ns",
+            "a.example",
+            "--ns",
+            "b.example",
+            "--services",
+            "ws,api",
+            "--ttl",
+            "30",
         ]) else {
             panic!("rejected");
         };

@@ -69,13 +69,21 @@ fn serve(config: &Config, zone: Zone, snapshot: Snapshot) -> std::io::Result<()>
     // Before any worker exists, so that every thread inherits the mask and only the loop
     // below ever sees these signals.
     sys::block_signals(&SIGNALS)?;
-    let (apps, clusters, serial) = (snapshot.app_count(), snapshot.cluster_count(), snapshot.serial);
+    let (apps, clusters, serial) = (
+        snapshot.app_count(),
+        snapshot.cluster_count(),
+        snapshot.serial,
+    );
     let limits = TcpLimits {
         idle_timeout: config.tcp_idle_timeout,
         max_connections: config.tcp_max_connections,
     };
     let server = Server::bind(config, zone, snapshot, limits)?;
-    let addrs: Vec<String> = server.local_addrs().iter().map(ToString::to_string).collect();
+    let addrs: Vec<String> = server
+        .local_addrs()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let running = server.start()?;
     eprintln!(
         "cnamed: serving {} with {apps} apps, {clusters} clusters, serial {serial} on {} (udp, tcp), {} workers",

@@ -31,7 +31,12 @@ pub fn write(snapshot: &Snapshot, out: &mut impl Write) -> io::Result<()> {
     for (app, cluster) in snapshot.apps() {
         for service in &services {
             let target = expand_target(&zone.target_template, service, cluster);
-            writeln!(out, "{service}-{app} {} IN CNAME {}", zone.cname_ttl, absolute(&target))?;
+            writeln!(
+                out,
+                "{service}-{app} {} IN CNAME {}",
+                zone.cname_ttl,
+                absolute(&target)
+            )?;
         }
     }
     Ok(())
@@ -46,7 +51,8 @@ mod tests {
     #[test]
     fn master_file() {
         let zone = Zone::new(&Config::default()).unwrap();
-        let snapshot = Snapshot::from_json(br#"{"serial": 5, "apps": {"9": "b", "10": "A"}}"#, &zone).unwrap();
+        let snapshot =
+            Snapshot::from_json(br#"{"serial": 5, "apps": {"9": "b", "10": "A"}}"#, &zone).unwrap();
         let mut out = Vec::new();
         write(&snapshot, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();

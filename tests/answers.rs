@@ -28,7 +28,10 @@ fn soa_of(record: &Record) -> SOA {
 /// Header bits every reply must have: QR, the query's ID and opcode, RD copied, RA/AD/CD clear.
 fn assert_header(reply: &Message, rd: bool) {
     assert_eq!(reply.id(), 0x4242);
-    assert_eq!(reply.message_type(), hickory_proto::op::MessageType::Response);
+    assert_eq!(
+        reply.message_type(),
+        hickory_proto::op::MessageType::Response
+    );
     assert_eq!(reply.recursion_desired(), rd);
     assert!(!reply.recursion_available());
     assert!(!reply.authentic_data());
@@ -58,12 +61,23 @@ fn known_app_gets_its_cluster_cname() {
         ("ws-demo-42.apps.example.com.", "ws-ap1.example.com."),
     ];
     for (qname, target) in cases {
-        for rtype in [RecordType::A, RecordType::AAAA, RecordType::CNAME, RecordType::TXT, RecordType::ANY, RecordType::MX] {
+        for rtype in [
+            RecordType::A,
+            RecordType::AAAA,
+            RecordType::CNAME,
+            RecordType::TXT,
+            RecordType::ANY,
+            RecordType::MX,
+        ] {
             let packet = encode(&query(qname, rtype));
             for bytes in server.both(&packet) {
                 let reply = decode(&bytes);
                 assert_header(&reply, true);
-                assert_eq!(reply.response_code(), ResponseCode::NoError, "{qname} {rtype}");
+                assert_eq!(
+                    reply.response_code(),
+                    ResponseCode::NoError,
+                    "{qname} {rtype}"
+                );
                 assert!(reply.authoritative());
                 assert!(!reply.truncated());
                 assert_eq!(reply.answer_count(), 1, "{qname} {rtype}");
@@ -110,7 +124,13 @@ fn apex_answers_soa_ns_any_and_nodata() {
         assert_eq!(soa.mname(), &name("ns1.example.com."));
         assert_eq!(soa.rname(), &name("hostmaster.apps.example.com."));
         assert_eq!(
-            (soa.serial(), soa.refresh(), soa.retry(), soa.expire(), soa.minimum()),
+            (
+                soa.serial(),
+                soa.refresh(),
+                soa.retry(),
+                soa.expire(),
+                soa.minimum()
+            ),
             (2026112601, 3600, 600, 604800, 60)
         );
     }
@@ -122,7 +142,10 @@ fn apex_answers_soa_ns_any_and_nodata() {
             .iter()
             .map(|r| (r.ttl(), r.data().cloned()))
             .collect();
-        assert_eq!(targets, [(3600, Some(RData::NS(NS(name("ns1.example.com.")))))]);
+        assert_eq!(
+            targets,
+            [(3600, Some(RData::NS(NS(name("ns1.example.com.")))))]
+        );
     }
     // RFC 8482: ANY gets one RRset, the SOA.
     for bytes in server.both(&encode(&query(apex, RecordType::ANY))) {
@@ -130,7 +153,13 @@ fn apex_answers_soa_ns_any_and_nodata() {
         assert_eq!(reply.answer_count(), 1);
         assert_eq!(reply.answers()[0].record_type(), RecordType::SOA);
     }
-    for rtype in [RecordType::A, RecordType::AAAA, RecordType::MX, RecordType::CNAME, RecordType::TXT] {
+    for rtype in [
+        RecordType::A,
+        RecordType::AAAA,
+        RecordType::MX,
+        RecordType::CNAME,
+        RecordType::TXT,
+    ] {
         for bytes in server.both(&encode(&query(apex, rtype))) {
             let reply = decode(&bytes);
             assert_eq!(reply.response_code(), ResponseCode::NoError, "{rtype}");
@@ -142,7 +171,14 @@ fn apex_answers_soa_ns_any_and_nodata() {
 
 #[test]
 fn several_ns_names_and_hostmaster() {
-    let server = Cnamed::start(&["--ns", "a.ns.example.net", "--ns", "b.ns.example.org.", "--hostmaster", "dns.example.net"]);
+    let server = Cnamed::start(&[
+        "--ns",
+        "a.ns.example.net",
+        "--ns",
+        "b.ns.example.org.",
+        "--hostmaster",
+        "dns.example.net",
+    ]);
     let reply = decode(&server.udp(&encode(&query("apps.example.com.", RecordType::NS))));
     let mut names: Vec<_> = reply
         .answers()
@@ -204,9 +240,16 @@ fn outside_the_zone_and_transfers_are_refused() {
         for bytes in server.both(&packet) {
             let reply = decode(&bytes);
             assert_header(&reply, true);
-            assert_eq!(reply.response_code(), ResponseCode::Refused, "{qname} {rtype}");
+            assert_eq!(
+                reply.response_code(),
+                ResponseCode::Refused,
+                "{qname} {rtype}"
+            );
             assert!(!reply.authoritative());
-            assert_eq!(reply.answer_count() + reply.name_server_count() + reply.additional_count(), 0);
+            assert_eq!(
+                reply.answer_count() + reply.name_server_count() + reply.additional_count(),
+                0
+            );
             assert_eq!(raw_question(&bytes), raw_question(&packet));
         }
     }
@@ -270,7 +313,10 @@ fn responses_and_runts_get_no_reply() {
     assert_eq!(server.udp_raw(&[0x42; 11], false), None);
     assert_eq!(server.udp_raw(&[], false), None);
     // The server is still there.
-    let reply = decode(&server.udp(&encode(&query("ws-123456.apps.example.com.", RecordType::A))));
+    let reply = decode(&server.udp(&encode(&query(
+        "ws-123456.apps.example.com.",
+        RecordType::A,
+    ))));
     assert_eq!(reply.response_code(), ResponseCode::NoError);
 }
 
@@ -320,13 +366,39 @@ fn malformed_queries_get_formerr() {
     let two_questions = [good_question, good_question].concat();
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("QDCOUNT 0", raw_query(0x4242, 0x0100, [0, 0, 0, 0], &[])),
-        ("QDCOUNT 2", raw_query(0x4242, 0x0100, [2, 0, 0, 0], &two_questions)),
-        ("QDCOUNT 65535", raw_query(0x4242, 0x0100, [65535, 0, 0, 0], good_question)),
-        ("question cut short", raw_query(0x4242, 0x0100, [1, 0, 0, 0], &good_question[..good_question.len() - 2])),
-        ("pointer in the question", raw_query(0x4242, 0x0100, [1, 0, 0, 0], &[0xC0, 0x0C, 0, 1, 0, 1])),
-        ("label of 64", raw_query(0x4242, 0x0100, [1, 0, 0, 0], &long_label)),
-        ("name of 257", raw_query(0x4242, 0x0100, [1, 0, 0, 0], &long_name)),
-        ("ARCOUNT past the end", raw_query(0x4242, 0x0100, [1, 0, 0, 1], good_question)),
+        (
+            "QDCOUNT 2",
+            raw_query(0x4242, 0x0100, [2, 0, 0, 0], &two_questions),
+        ),
+        (
+            "QDCOUNT 65535",
+            raw_query(0x4242, 0x0100, [65535, 0, 0, 0], good_question),
+        ),
+        (
+            "question cut short",
+            raw_query(
+                0x4242,
+                0x0100,
+                [1, 0, 0, 0],
+                &good_question[..good_question.len() - 2],
+            ),
+        ),
+        (
+            "pointer in the question",
+            raw_query(0x4242, 0x0100, [1, 0, 0, 0], &[0xC0, 0x0C, 0, 1, 0, 1]),
+        ),
+        (
+            "label of 64",
+            raw_query(0x4242, 0x0100, [1, 0, 0, 0], &long_label),
+        ),
+        (
+            "name of 257",
+            raw_query(0x4242, 0x0100, [1, 0, 0, 0], &long_name),
+        ),
+        (
+            "ARCOUNT past the end",
+            raw_query(0x4242, 0x0100, [1, 0, 0, 1], good_question),
+        ),
     ];
     for (what, packet) in cases {
         for bytes in server.both(&packet) {
@@ -349,7 +421,10 @@ fn malformed_queries_get_formerr() {
 fn meta_types_get_notimp_with_the_question() {
     let server = Cnamed::start(&[]);
     for code in [0u16, 41, 128, 249, 250, 253, 254] {
-        let packet = encode(&query("ws-123456.apps.example.com.", RecordType::from(code)));
+        let packet = encode(&query(
+            "ws-123456.apps.example.com.",
+            RecordType::from(code),
+        ));
         for bytes in server.both(&packet) {
             let reply = decode(&bytes);
             assert_eq!(reply.response_code(), ResponseCode::NotImp, "type {code}");

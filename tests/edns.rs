@@ -10,7 +10,14 @@ use hickory_proto::rr::{RData, RecordType};
 const HIT: &str = "ws-123456.apps.example.com.";
 
 /// Appends a raw OPT record to an encoded query and bumps ARCOUNT.
-fn add_opt(packet: &mut Vec<u8>, owner: &[u8], payload: u16, version: u8, flags: u16, options: &[u8]) {
+fn add_opt(
+    packet: &mut Vec<u8>,
+    owner: &[u8],
+    payload: u16,
+    version: u8,
+    flags: u16,
+    options: &[u8],
+) {
     packet.extend_from_slice(owner);
     packet.extend_from_slice(&41u16.to_be_bytes());
     packet.extend_from_slice(&payload.to_be_bytes());
@@ -38,7 +45,12 @@ fn raw_opt_tail(bytes: &[u8]) -> &[u8] {
 #[test]
 fn opt_gets_opt_with_our_payload_and_do_copied() {
     let server = Cnamed::start(&[]);
-    for (flags, expected_flags) in [(0u16, 0u16), (0x8000, 0x8000), (0x7FFF, 0), (0xFFFF, 0x8000)] {
+    for (flags, expected_flags) in [
+        (0u16, 0u16),
+        (0x8000, 0x8000),
+        (0x7FFF, 0),
+        (0xFFFF, 0x8000),
+    ] {
         let mut packet = plain(HIT, RecordType::A);
         add_opt(&mut packet, &[0], 4096, 0, flags, &[]);
         for bytes in server.both(&packet) {
@@ -51,7 +63,11 @@ fn opt_gets_opt_with_our_payload_and_do_copied() {
             assert_eq!(edns.rcode_high(), 0);
             let tail = raw_opt_tail(&bytes);
             assert_eq!(&tail[..3], &[0, 0, 41], "root owner, type OPT");
-            assert_eq!(u16::from_be_bytes([tail[7], tail[8]]), expected_flags, "DO copied, Z zero");
+            assert_eq!(
+                u16::from_be_bytes([tail[7], tail[8]]),
+                expected_flags,
+                "DO copied, Z zero"
+            );
         }
     }
 }
@@ -66,7 +82,11 @@ fn higher_versions_get_badvers() {
             let reply = decode(&bytes);
             // 16 is BADVERS in an OPT context; hickory names the shared code BADSIG.
             assert_eq!(u16::from(reply.response_code()), 16, "version {version}");
-            assert_eq!(bytes[3] & 0xF, 0, "low bits in the header, high bits in the OPT");
+            assert_eq!(
+                bytes[3] & 0xF,
+                0,
+                "low bits in the header, high bits in the OPT"
+            );
             assert!(!reply.authoritative());
             assert_eq!(reply.answer_count() + reply.name_server_count(), 0);
             assert_eq!(edns_of(&reply).version(), 0);
@@ -108,10 +128,19 @@ fn error_replies_to_edns_queries_carry_opt() {
     let server = Cnamed::start(&[]);
     let cases: Vec<(Vec<u8>, ResponseCode)> = vec![
         (plain("example.org.", RecordType::A), ResponseCode::Refused),
-        (plain("ws-1.apps.example.com.", RecordType::A), ResponseCode::NXDomain),
+        (
+            plain("ws-1.apps.example.com.", RecordType::A),
+            ResponseCode::NXDomain,
+        ),
         (plain(HIT, RecordType::from(250)), ResponseCode::NotImp),
-        (plain("apps.example.com.", RecordType::AXFR), ResponseCode::Refused),
-        (raw_query(0x4242, 0x0100, [0, 0, 0, 0], &[]), ResponseCode::FormErr),
+        (
+            plain("apps.example.com.", RecordType::AXFR),
+            ResponseCode::Refused,
+        ),
+        (
+            raw_query(0x4242, 0x0100, [0, 0, 0, 0], &[]),
+            ResponseCode::FormErr,
+        ),
     ];
     for (mut packet, rcode) in cases {
         add_opt(&mut packet, &[0], 1232, 0, 0x8000, &[]);
@@ -137,7 +166,13 @@ fn unknown_options_are_ignored_and_nsid_gets_the_identity() {
         assert!(edns_of(&reply).options().as_ref().is_empty());
     }
     // NSID alongside a client cookie and an unknown option.
-    let options = [&[0, 10, 0, 8][..], &[9; 8], &[0, 3, 0, 0], &[0xFD, 0xE9, 0, 0]].concat();
+    let options = [
+        &[0, 10, 0, 8][..],
+        &[9; 8],
+        &[0, 3, 0, 0],
+        &[0xFD, 0xE9, 0, 0],
+    ]
+    .concat();
     let mut nsid = plain(HIT, RecordType::A);
     add_opt(&mut nsid, &[0], 1232, 0, 0, &options);
     for bytes in server.both(&nsid) {
@@ -193,7 +228,11 @@ fn udp_size_limits_and_truncation() {
         assert_eq!(reply.extensions().is_some(), payload.is_some());
         assert_eq!(raw_question(&bytes), raw_question(&packet));
         if truncated {
-            assert_eq!(reply.answer_count() + reply.name_server_count(), 0, "question only");
+            assert_eq!(
+                reply.answer_count() + reply.name_server_count(),
+                0,
+                "question only"
+            );
         } else {
             assert_eq!(reply.answer_count(), 10);
         }

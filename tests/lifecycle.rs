@@ -28,18 +28,37 @@ fn serial_of(server: &Cnamed) -> u32 {
 
 #[test]
 fn sighup_swaps_in_a_good_dump_and_keeps_serving_after_a_bad_one() {
-    let dump = temp_dump("reload", r#"{"serial": 1, "apps": {"100": "mt1", "200": "eu"}}"#);
+    let dump = temp_dump(
+        "reload",
+        r#"{"serial": 1, "apps": {"100": "mt1", "200": "eu"}}"#,
+    );
     let mut server = Cnamed::start_dump(&dump, &[]);
-    assert_eq!(target_of(&server, "ws-100.apps.example.com.").as_deref(), Some("ws-mt1.example.com."));
+    assert_eq!(
+        target_of(&server, "ws-100.apps.example.com.").as_deref(),
+        Some("ws-mt1.example.com.")
+    );
     assert_eq!(serial_of(&server), 1);
 
-    std::fs::write(&dump, r#"{"serial": 2, "apps": {"100": "us2", "300": "eu"}}"#).unwrap();
+    std::fs::write(
+        &dump,
+        r#"{"serial": 2, "apps": {"100": "us2", "300": "eu"}}"#,
+    )
+    .unwrap();
     server.signal("HUP");
     let line = server.wait_log("reloaded");
-    assert!(line.contains("2 apps") && line.contains("serial 2"), "{line}");
-    assert_eq!(target_of(&server, "ws-100.apps.example.com.").as_deref(), Some("ws-us2.example.com."));
+    assert!(
+        line.contains("2 apps") && line.contains("serial 2"),
+        "{line}"
+    );
+    assert_eq!(
+        target_of(&server, "ws-100.apps.example.com.").as_deref(),
+        Some("ws-us2.example.com.")
+    );
     assert_eq!(target_of(&server, "ws-200.apps.example.com."), None);
-    assert_eq!(target_of(&server, "ws-300.apps.example.com.").as_deref(), Some("ws-eu.example.com."));
+    assert_eq!(
+        target_of(&server, "ws-300.apps.example.com.").as_deref(),
+        Some("ws-eu.example.com.")
+    );
     assert_eq!(serial_of(&server), 2);
 
     for bad in [
@@ -51,7 +70,10 @@ fn sighup_swaps_in_a_good_dump_and_keeps_serving_after_a_bad_one() {
         server.signal("HUP");
         let line = server.wait_log("reload failed");
         assert!(line.contains("still serving serial 2"), "{line}");
-        assert_eq!(target_of(&server, "ws-100.apps.example.com.").as_deref(), Some("ws-us2.example.com."));
+        assert_eq!(
+            target_of(&server, "ws-100.apps.example.com.").as_deref(),
+            Some("ws-us2.example.com.")
+        );
         assert_eq!(serial_of(&server), 2);
     }
     std::fs::remove_file(&dump).unwrap();
@@ -67,7 +89,11 @@ fn sigterm_and_sigint_exit_zero() {
         // Hold an idle TCP connection open: it must not delay the exit.
         let _idle = server.tcp_connect();
         server.signal(signal);
-        assert_eq!(server.wait_exit(Duration::from_secs(5)), Some(0), "SIG{signal}");
+        assert_eq!(
+            server.wait_exit(Duration::from_secs(5)),
+            Some(0),
+            "SIG{signal}"
+        );
     }
 }
 
@@ -104,7 +130,10 @@ fn bad_flags_exit_with_one_line_naming_the_flag() {
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(stderr.contains(flag), "{args:?}: {stderr}");
     }
-    let output = Command::new(binary()).args(["--listen", "192.0.2.1:53"]).output().unwrap();
+    let output = Command::new(binary())
+        .args(["--listen", "192.0.2.1:53"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot bind"));
 }
@@ -114,23 +143,52 @@ fn help_and_version() {
     let help = Command::new(binary()).arg("--help").output().unwrap();
     assert!(help.status.success());
     let text = String::from_utf8_lossy(&help.stdout);
-    for flag in ["--dump", "--zone", "--target", "--services", "--listen", "--threads", "--ttl",
-        "--negative-ttl", "--ns", "--hostmaster", "--identity", "check", "zonefile"] {
+    for flag in [
+        "--dump",
+        "--zone",
+        "--target",
+        "--services",
+        "--listen",
+        "--threads",
+        "--ttl",
+        "--negative-ttl",
+        "--ns",
+        "--hostmaster",
+        "--identity",
+        "check",
+        "zonefile",
+    ] {
         assert!(text.contains(flag), "{flag} missing from --help");
     }
     let version = Command::new(binary()).arg("-V").output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), format!("cnamed {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("cnamed {}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
 fn check_counts_and_rejects() {
-    let output = Command::new(binary()).arg("check").arg("--dump").arg(sample_dump()).output().unwrap();
+    let output = Command::new(binary())
+        .arg("check")
+        .arg("--dump")
+        .arg(sample_dump())
+        .output()
+        .unwrap();
     assert!(output.status.success());
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("6 apps, 4 clusters, serial 2026112601"), "{stdout}");
+    assert!(
+        stdout.contains("6 apps, 4 clusters, serial 2026112601"),
+        "{stdout}"
+    );
 
     let dump = temp_dump("check-dup", r#"{"apps": {"Ab": "a", "aB": "b"}}"#);
-    let output = Command::new(binary()).arg("check").arg("--dump").arg(&dump).output().unwrap();
+    let output = Command::new(binary())
+        .arg("check")
+        .arg("--dump")
+        .arg(&dump)
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("appears twice"));
 }
@@ -145,7 +203,9 @@ fn zonefile_parses_and_matches_what_is_served() {
         .unwrap();
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).unwrap();
-    let (origin, records) = Parser::new(text.as_str(), None, None).parse().expect("hickory parses it");
+    let (origin, records) = Parser::new(text.as_str(), None, None)
+        .parse()
+        .expect("hickory parses it");
     assert_eq!(origin.to_ascii(), "apps.example.com.");
     let cnames: Vec<_> = records
         .values()
@@ -157,7 +217,12 @@ fn zonefile_parses_and_matches_what_is_served() {
     for record in cnames {
         let reply = decode(&server.udp(&encode(&query(&record.name().to_ascii(), RecordType::A))));
         assert_eq!(reply.response_code(), ResponseCode::NoError);
-        assert_eq!(reply.answers()[0].data(), record.data(), "{}", record.name());
+        assert_eq!(
+            reply.answers()[0].data(),
+            record.data(),
+            "{}",
+            record.name()
+        );
         assert_eq!(reply.answers()[0].ttl(), 120);
     }
     let soa = records
@@ -167,4 +232,20 @@ fn zonefile_parses_and_matches_what_is_served() {
         .unwrap();
     let reply = decode(&server.udp(&encode(&query("apps.example.com.", RecordType::SOA))));
     assert_eq!(reply.answers()[0].data(), soa.data());
+}
+
+#[test]
+fn serves_ipv4_and_ipv6_side_by_side() {
+    let server = Cnamed::start(&["--listen", "[::1]:0"]);
+    assert_eq!(server.addrs.len(), 2);
+    let v6 = server.addrs[1];
+    assert!(v6.is_ipv6());
+    let packet = encode(&query("ws-123456.apps.example.com.", RecordType::A));
+    let reply = decode(&udp_exchange(v6, &packet, true).expect("a reply over IPv6"));
+    assert_eq!(reply.answer_count(), 1);
+    let mut stream = std::net::TcpStream::connect(v6).unwrap();
+    stream.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
+    std::io::Write::write_all(&mut stream, &frame(&packet)).unwrap();
+    let reply = decode(&read_frame(&mut stream).unwrap());
+    assert_eq!(reply.answer_count(), 1);
 }

@@ -22,7 +22,10 @@ fn is_closed(stream: &mut std::net::TcpStream) -> bool {
     match stream.read(&mut byte) {
         Ok(0) => true,
         Ok(_) => false,
-        Err(e) => !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
     }
 }
 
@@ -56,7 +59,9 @@ fn pipelined_queries_are_answered_in_order() {
         assert_eq!(reply.response_code(), rcode);
     }
     // The connection stays open for more.
-    stream.write_all(&frame(&query_with_id(names[0], 99))).unwrap();
+    stream
+        .write_all(&frame(&query_with_id(names[0], 99)))
+        .unwrap();
     assert_eq!(decode(&read_frame(&mut stream).unwrap()).id(), 99);
 }
 
@@ -119,10 +124,15 @@ fn idle_connections_are_closed() {
     let started = Instant::now();
     assert!(is_closed(&mut idle));
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(900), "closed after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(900),
+        "closed after {waited:?}"
+    );
     // A half-sent frame does not keep a connection alive either.
     let mut partial = server.tcp_connect();
-    partial.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    partial
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     partial.write_all(&[0, 40, 1, 2, 3]).unwrap();
     assert!(is_closed(&mut partial));
 }

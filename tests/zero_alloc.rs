@@ -2,55 +2,18 @@
 //! thread of an in-process server while thousands of mixed queries go through real UDP and TCP
 //! sockets, after a warm-up.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use cnamed::answer::{respond, Transport};
 use cnamed::config::Config;
 use cnamed::server::{Server, TcpLimits};
 use cnamed::snapshot::{Snapshot, Zone};
-
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: defers to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use cnamed::sys::CountingAllocator;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Counts allocations made by any thread while `work` runs.
-fn allocations_during(work: impl FnOnce()) -> usize {
-    ALLOCATIONS.store(0, Ordering::SeqCst);
-    COUNTING.store(true, Ordering::SeqCst);
-    work();
-    COUNTING.store(false, Ordering::SeqCst);
-    ALLOCATIONS.load(Ordering::SeqCst)
-}
+static ALLOCATOR: CountingAllocator = CountingAllocator::new();
 
 fn question(name: &str, qtype: u16, qclass: u16) -> Vec<u8> {
     let mut packet = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
@@ -89,11 +52,21 @@ fn mixed_queries() -> Vec<Vec<u8>> {
         question("id.server", 16, 3),
         question("version.bind", 16, 3),
         question("ws-123456.apps.example.com", 250, 1),
-        with_opt(question("ws-123456.apps.example.com", 1, 1), 0, &[0, 3, 0, 0]),
-        with_opt(question("sockjs-345678.apps.example.com", 1, 1), 0, &[0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]),
+        with_opt(
+            question("ws-123456.apps.example.com", 1, 1),
+            0,
+            &[0, 3, 0, 0],
+        ),
+        with_opt(
+            question("sockjs-345678.apps.example.com", 1, 1),
+            0,
+            &[0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8],
+        ),
         with_opt(question("ws-123456.apps.example.com", 1, 1), 1, &[]),
         vec![0x12, 0x34, 0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 0],
-        vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0xC0, 0x0C, 0, 1, 0, 1],
+        vec![
+            0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0xC0, 0x0C, 0, 1, 0, 1,
+        ],
         vec![0x12, 0x34, 0x78, 0x00, 0, 0, 0, 0, 0, 0, 0, 0],
         response,
         vec![1, 2, 3],
@@ -119,7 +92,7 @@ fn query_path_allocates_nothing() {
 
     // The pure answer path.
     let mut out = vec![0u8; 65535];
-    let direct = allocations_during(|| {
+    let direct = ALLOCATOR.count(|| {
         for _ in 0..1000 {
             for query in &queries {
                 for transport in [Transport::Udp, Transport::Tcp] {
@@ -149,7 +122,8 @@ fn query_path_allocates_nothing() {
     let mut buf = [0u8; 65536];
     for query in &queries {
         udp.send_to(query, addr).unwrap();
-        let reply = respond(query, &running.snapshot(), Transport::Udp, &mut out).map(|len| out[..len].to_vec());
+        let reply = respond(query, &running.snapshot(), Transport::Udp, &mut out)
+            .map(|len| out[..len].to_vec());
         if let Some(reply) = &reply {
             let (len, _) = udp.recv_from(&mut buf).unwrap();
             assert_eq!(&buf[..len], &reply[..]);
@@ -161,29 +135,35 @@ fn query_path_allocates_nothing() {
     for _ in 0..tcp_replies {
         let mut prefix = [0u8; 2];
         tcp.read_exact(&mut prefix).unwrap();
-        tcp.read_exact(&mut buf[..u16::from_be_bytes(prefix) as usize]).unwrap();
+        tcp.read_exact(&mut buf[..u16::from_be_bytes(prefix) as usize])
+            .unwrap();
     }
 
     let framed: Vec<Vec<u8>> = queries.iter().map(|query| frame(query)).collect();
     let rounds = 500;
     let mut wrong = 0;
-    let served = allocations_during(|| {
+    let served = ALLOCATOR.count(|| {
         for _ in 0..rounds {
             for ((query, framed), reply) in queries.iter().zip(&framed).zip(&expected) {
                 udp.send_to(query, addr).unwrap();
                 let Some(reply) = reply else { continue };
                 let (len, _) = udp.recv_from(&mut buf).unwrap();
-                wrong += usize::from(&buf[..len] != &reply[..]);
+                wrong += usize::from(buf[..len] != reply[..]);
                 tcp.write_all(framed).unwrap();
                 let mut prefix = [0u8; 2];
                 tcp.read_exact(&mut prefix).unwrap();
                 let len = u16::from_be_bytes(prefix) as usize;
                 tcp.read_exact(&mut buf[..len]).unwrap();
-                wrong += usize::from(&buf[..len] != &reply[..len.min(reply.len())]);
+                wrong += usize::from(buf[..len] != reply[..]);
             }
         }
     });
     running.shutdown().unwrap();
     assert_eq!(wrong, 0, "replies differ from the pure answer path");
-    assert_eq!(served, 0, "{served} allocations over {} queries", rounds * queries.len() * 2);
+    assert_eq!(
+        served,
+        0,
+        "{served} allocations over {} queries",
+        rounds * queries.len() * 2
+    );
 }

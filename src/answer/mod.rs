@@ -7,8 +7,8 @@
 use crate::snapshot::Snapshot;
 use crate::wire::name::label_starts;
 use crate::wire::{
-    fold_name, parse_query, flags, Class, Opt, OptionCode, Query, Question, Rcode, Reject,
-    Rtype, Writer, EDNS_DO, EDNS_UDP, HEADER_LEN, MAX_NAME, MAX_TCP, PLAIN_UDP, PTR_QNAME,
+    flags, fold_name, parse_query, Class, Opt, OptionCode, Query, Question, Rcode, Reject, Rtype,
+    Writer, EDNS_DO, EDNS_UDP, HEADER_LEN, MAX_NAME, MAX_TCP, PLAIN_UDP, PTR_QNAME,
 };
 
 /// How the query arrived, which sets the response size limit.
@@ -26,11 +26,19 @@ const OPTION_HEADER: usize = 4;
 /// Answers one query. Writes the response into `out` and returns its length, or `None` when
 /// the datagram gets no reply at all. `out` should hold `MAX_TCP` bytes for TCP and
 /// `EDNS_UDP` for UDP; a shorter buffer only lowers the limit.
-pub fn respond(packet: &[u8], snapshot: &Snapshot, transport: Transport, out: &mut [u8]) -> Option<usize> {
+pub fn respond(
+    packet: &[u8],
+    snapshot: &Snapshot,
+    transport: Transport,
+    out: &mut [u8],
+) -> Option<usize> {
     match parse_query(packet) {
         Ok(query) => Some(answer(&query, snapshot, transport, out)),
         Err(Reject::Drop) => None,
-        Err(Reject::NotImp { id, flags: query_flags }) => {
+        Err(Reject::NotImp {
+            id,
+            flags: query_flags,
+        }) => {
             // Keep the opcode: the client learns which one we do not implement.
             let opcode = query_flags & (flags::OPCODE_MASK << flags::OPCODE_SHIFT);
             let mut reply = Reply::start(out, id, query_flags, None, None, snapshot, transport);
@@ -43,7 +51,15 @@ pub fn respond(packet: &[u8], snapshot: &Snapshot, transport: Transport, out: &m
             question,
             opt,
         }) => {
-            let reply = Reply::start(out, id, query_flags, question.as_ref(), opt.as_ref(), snapshot, transport);
+            let reply = Reply::start(
+                out,
+                id,
+                query_flags,
+                question.as_ref(),
+                opt.as_ref(),
+                snapshot,
+                transport,
+            );
             Some(reply.finish(Rcode::FORMERR))
         }
     }
@@ -71,7 +87,10 @@ fn locate<'n>(name: &'n [u8], apex: &[u8]) -> Position<'n> {
     let mut starts = [0u8; 128];
     let count = label_starts(name, &mut starts);
     // The suffix must start on a label boundary: "xapps.example.com" is not in the zone.
-    match starts[..count].iter().position(|&at| at as usize == suffix_at) {
+    match starts[..count]
+        .iter()
+        .position(|&at| at as usize == suffix_at)
+    {
         Some(0) => Position::Apex,
         Some(1) => Position::Child(&name[1..suffix_at]),
         Some(_) => Position::Deeper,
@@ -100,7 +119,11 @@ enum Answer<'s> {
     Records(&'s [u8], u16),
 }
 
-fn decide<'s>(question: &Question<'_>, snapshot: &'s Snapshot, scratch: &mut [u8; MAX_NAME]) -> Outcome<'s> {
+fn decide<'s>(
+    question: &Question<'_>,
+    snapshot: &'s Snapshot,
+    scratch: &mut [u8; MAX_NAME],
+) -> Outcome<'s> {
     if question.qtype.is_unsupported_meta() {
         return Outcome::Bare(Rcode::NOTIMP);
     }
@@ -201,7 +224,9 @@ fn answer(query: &Query<'_>, snapshot: &Snapshot, transport: Transport, out: &mu
             reply.extra_flags |= flags::AA;
             let written = match answer {
                 Answer::None => Ok(()),
-                Answer::OwnedByQname(record) => reply.answer(&[&PTR_QNAME.to_be_bytes(), record], 1),
+                Answer::OwnedByQname(record) => {
+                    reply.answer(&[&PTR_QNAME.to_be_bytes(), record], 1)
+                }
                 Answer::Records(records, count) => reply.answer(&[records], count),
             };
             let written = written.and_then(|()| match negative_soa {
@@ -269,7 +294,12 @@ impl<'b, 's> Reply<'b, 's> {
             edns.nsid &= with_nsid <= limit;
         }
         let opt_len = edns.as_ref().map_or(0, |edns| {
-            OPT_LEN + if edns.nsid { OPTION_HEADER + identity_len } else { 0 }
+            OPT_LEN
+                + if edns.nsid {
+                    OPTION_HEADER + identity_len
+                } else {
+                    0
+                }
         });
         let mut writer = Writer::new(out, limit.saturating_sub(opt_len));
         // Header and question always fit: 12 + 259 + 270 < 512 bytes.
@@ -316,7 +346,11 @@ impl<'b, 's> Reply<'b, 's> {
         if let Some(edns) = &self.edns {
             self.writer.set_limit(self.limit);
             let identity = &self.snapshot.zone.identity[..];
-            let option_len = if edns.nsid { OPTION_HEADER + identity.len() } else { 0 };
+            let option_len = if edns.nsid {
+                OPTION_HEADER + identity.len()
+            } else {
+                0
+            };
             let ttl_high = [rcode.extended_bits(), 0];
             let opt_flags = if edns.dnssec_ok { EDNS_DO } else { 0 };
             let nsid_code = OptionCode::NSID.0.to_be_bytes();
@@ -339,10 +373,8 @@ impl<'b, 's> Reply<'b, 's> {
             let _ = self.writer.push(nsid);
             additional = 1;
         }
-        let response_flags = flags::QR
-            | (self.query_flags & flags::RD)
-            | self.extra_flags
-            | rcode.header_bits();
+        let response_flags =
+            flags::QR | (self.query_flags & flags::RD) | self.extra_flags | rcode.header_bits();
         let header = [
             self.id,
             response_flags,
@@ -355,5 +387,29 @@ impl<'b, 's> Reply<'b, 's> {
             self.writer.patch_u16(2 * i, value);
         }
         self.writer.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const APEX: &[u8] = b"\x04apps\x07example\x03com\x00";
+
+    #[test]
+    fn positions() {
+        let cases: &[(&[u8], Position<'_>)] = &[
+            (APEX, Position::Apex),
+            (b"\x09ws-123456\x04apps\x07example\x03com\x00", Position::Child(b"ws-123456")),
+            (b"\x01x\x02ws\x04apps\x07example\x03com\x00", Position::Deeper),
+            (b"\x05xapps\x07example\x03com\x00", Position::Outside),
+            (b"\x07example\x03com\x00", Position::Outside),
+            (b"\x00", Position::Outside),
+            // The apex bytes appear, but not on a label boundary.
+            (b"\x06a\x04apps\x07example\x03com\x00", Position::Outside),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(locate(name, APEX), *expected, "{name:?}");
+        }
     }
 }

@@ -71,7 +71,12 @@ pub struct Reloaded {
 impl Server {
     /// Binds every socket of every worker, so that address errors surface before serving.
     /// A listen address with port 0 gets one free port, shared by UDP, TCP and all workers.
-    pub fn bind(config: &Config, zone: Zone, snapshot: Snapshot, tcp_limits: TcpLimits) -> io::Result<Self> {
+    pub fn bind(
+        config: &Config,
+        zone: Zone,
+        snapshot: Snapshot,
+        tcp_limits: TcpLimits,
+    ) -> io::Result<Self> {
         let threads = config.threads.max(1);
         let mut workers: Vec<WorkerSockets> = (0..threads)
             .map(|_| WorkerSockets {
@@ -114,7 +119,12 @@ impl Server {
         let mut wakers = Vec::new();
         let mut threads = Vec::new();
         for (index, sockets) in self.workers.into_iter().enumerate() {
-            let worker = worker::Worker::new(sockets.udp, sockets.tcp, Arc::clone(&self.shared), self.tcp_limits)?;
+            let worker = worker::Worker::new(
+                sockets.udp,
+                sockets.tcp,
+                Arc::clone(&self.shared),
+                self.tcp_limits,
+            )?;
             wakers.push(worker.waker());
             let thread = std::thread::Builder::new()
                 .name(format!("cnamed-worker-{index}"))
@@ -182,7 +192,9 @@ fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     // Soft: a smaller buffer still works.
     let _ = socket.set_recv_buffer_size(UDP_BUFFER);
     let _ = socket.set_send_buffer_size(UDP_BUFFER);
-    socket.bind(&addr.into()).map_err(|e| bind_error(e, "udp", addr))?;
+    socket
+        .bind(&addr.into())
+        .map_err(|e| bind_error(e, "udp", addr))?;
     Ok(socket.into())
 }
 
@@ -190,7 +202,9 @@ fn tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     prepare(&socket, addr)?;
     socket.set_reuse_address(true)?;
-    socket.bind(&addr.into()).map_err(|e| bind_error(e, "tcp", addr))?;
+    socket
+        .bind(&addr.into())
+        .map_err(|e| bind_error(e, "tcp", addr))?;
     socket.listen(LISTEN_BACKLOG)?;
     Ok(socket.into())
 }
@@ -205,5 +219,8 @@ fn prepare(socket: &Socket, addr: SocketAddr) -> io::Result<()> {
 }
 
 fn bind_error(error: io::Error, transport: &str, addr: SocketAddr) -> io::Error {
-    io::Error::new(error.kind(), format!("cannot bind {transport} {addr}: {error}"))
+    io::Error::new(
+        error.kind(),
+        format!("cannot bind {transport} {addr}: {error}"),
+    )
 }

@@ -96,11 +96,15 @@ impl Connection {
                 }
             }
             let start = self.read_at + PREFIX;
-            let len = usize::from(u16::from_be_bytes([self.inbox[self.read_at], self.inbox[self.read_at + 1]]));
+            let len = usize::from(u16::from_be_bytes([
+                self.inbox[self.read_at],
+                self.inbox[self.read_at + 1],
+            ]));
             let query = &self.inbox[start..start + len];
             let out = &mut self.outbox[self.queued + PREFIX..self.queued + MAX_FRAME];
             if let Some(response_len) = respond(query, snapshot, Transport::Tcp, out) {
-                self.outbox[self.queued..self.queued + PREFIX].copy_from_slice(&(response_len as u16).to_be_bytes());
+                self.outbox[self.queued..self.queued + PREFIX]
+                    .copy_from_slice(&(response_len as u16).to_be_bytes());
                 self.queued += PREFIX + response_len;
             }
             self.read_at = start + len;
@@ -205,7 +209,11 @@ impl Connections {
         let mut connection = Connection::new(stream);
         let token = Token(self.base + index);
         if registry
-            .register(&mut connection.stream, token, Interest::READABLE | Interest::WRITABLE)
+            .register(
+                &mut connection.stream,
+                token,
+                Interest::READABLE | Interest::WRITABLE,
+            )
             .is_err()
         {
             self.free.push(index);

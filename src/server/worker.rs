@@ -46,7 +46,8 @@ impl Worker {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut udp: Vec<UdpSocket> = udp.into_iter().map(UdpSocket::from_std).collect();
-        let mut listeners: Vec<TcpListener> = listeners.into_iter().map(TcpListener::from_std).collect();
+        let mut listeners: Vec<TcpListener> =
+            listeners.into_iter().map(TcpListener::from_std).collect();
         for (i, socket) in udp.iter_mut().enumerate() {
             poll.registry()
                 .register(socket, Token(FIRST_SOCKET + i), Interest::READABLE)?;
@@ -93,7 +94,9 @@ impl Worker {
             for event in events.iter() {
                 match event.token().0 {
                     0 => {}
-                    token if token < first_listener => self.udp_pending[token - FIRST_SOCKET] = true,
+                    token if token < first_listener => {
+                        self.udp_pending[token - FIRST_SOCKET] = true
+                    }
                     token if token < CONN_BASE => self.accept(token - first_listener),
                     token => {
                         let snapshot = self.shared.snapshot.load();
@@ -141,7 +144,8 @@ impl Worker {
             match self.listeners[i].accept() {
                 Ok((stream, _peer)) => {
                     let snapshot = self.shared.snapshot.load();
-                    self.connections.add(self.poll.registry(), stream, &snapshot);
+                    self.connections
+                        .add(self.poll.registry(), stream, &snapshot);
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
                 // ECONNABORTED, EMFILE and friends: this connection is lost, the listener

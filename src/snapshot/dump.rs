@@ -40,8 +40,13 @@ fn check_label(text: &str, max: usize) -> Result<(), String> {
     if text.len() > max {
         return Err(format!("is longer than {max} bytes"));
     }
-    if let Some(bad) = text.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
-        return Err(format!("contains {bad:?}; only letters, digits and '-' are allowed"));
+    if let Some(bad) = text
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+    {
+        return Err(format!(
+            "contains {bad:?}; only letters, digits and '-' are allowed"
+        ));
     }
     if text.starts_with('-') || text.ends_with('-') {
         return Err("starts or ends with '-'".into());
@@ -74,8 +79,12 @@ impl<'de> Visitor<'de> for DumpSeed<'_> {
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match &*key {
                 "serial" if serial.is_none() => serial = Some(map.next_value::<u32>()?),
-                "apps" if apps.is_none() => apps = Some(map.next_value_seed(AppsSeed { zone: self.zone })?),
-                "serial" | "apps" => return Err(de::Error::custom(format!("{key:?} appears twice"))),
+                "apps" if apps.is_none() => {
+                    apps = Some(map.next_value_seed(AppsSeed { zone: self.zone })?)
+                }
+                "serial" | "apps" => {
+                    return Err(de::Error::custom(format!("{key:?} appears twice")))
+                }
                 // Unknown fields are left for newer dump writers.
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -194,7 +203,13 @@ impl Clusters<'_> {
             let target = expand_target(&self.zone.target_template, service, &lower);
             let wire = name_to_wire(&target).map_err(|why| format!("gives a bad target: {why}"))?;
             let mut record = Vec::new();
-            push_record_tail(&mut record, Rtype::CNAME, Class::IN, self.zone.cname_ttl, &[&wire]);
+            push_record_tail(
+                &mut record,
+                Rtype::CNAME,
+                Class::IN,
+                self.zone.cname_ttl,
+                &[&wire],
+            );
             self.cnames.push(record.into_boxed_slice());
         }
         let lower: Box<str> = lower.into();
@@ -222,7 +237,11 @@ impl Visitor<'_> for ClusterSeed<'_, '_> {
     type Value = u32;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "a cluster name for app {:?}", String::from_utf8_lossy(self.app))
+        write!(
+            f,
+            "a cluster name for app {:?}",
+            String::from_utf8_lossy(self.app)
+        )
     }
 
     fn visit_str<E: de::Error>(self, name: &str) -> Result<u32, E> {
@@ -255,17 +274,44 @@ mod tests {
         let cases = [
             (r#"{"apps": {"1": "a""#.to_owned(), "EOF"),
             (r#"{"serial": 1}"#.to_owned(), "missing field `apps`"),
-            (r#"{"apps": {"1 2": "a"}}"#.to_owned(), r#"app "1 2" contains ' '"#),
+            (
+                r#"{"apps": {"1 2": "a"}}"#.to_owned(),
+                r#"app "1 2" contains ' '"#,
+            ),
             (r#"{"apps": {"": "a"}}"#.to_owned(), r#"app "" is empty"#),
-            (r#"{"apps": {"-1": "a"}}"#.to_owned(), "starts or ends with '-'"),
+            (
+                r#"{"apps": {"-1": "a"}}"#.to_owned(),
+                "starts or ends with '-'",
+            ),
             (r#"{"apps": {"é": "a"}}"#.to_owned(), "contains 'é'"),
-            (format!(r#"{{"apps": {{"{long_app}": "a"}}}}"#), "longer than 56 bytes"),
-            (r#"{"apps": {"1": "a_b"}}"#.to_owned(), r#"app "1": cluster "a_b" contains '_'"#),
-            (r#"{"apps": {"1": 5}}"#.to_owned(), "invalid type: integer `5`"),
-            (format!(r#"{{"apps": {{"1": "{long_cluster}"}}}}"#), "gives a bad target"),
-            (r#"{"apps": {"Ab": "a", "aB": "b"}}"#.to_owned(), r#"app "ab" appears twice"#),
-            (r#"{"apps": {"7": "a", "7": "a"}}"#.to_owned(), r#"app "7" appears twice"#),
-            (r#"{"apps": {}, "apps": {}}"#.to_owned(), r#""apps" appears twice"#),
+            (
+                format!(r#"{{"apps": {{"{long_app}": "a"}}}}"#),
+                "longer than 56 bytes",
+            ),
+            (
+                r#"{"apps": {"1": "a_b"}}"#.to_owned(),
+                r#"app "1": cluster "a_b" contains '_'"#,
+            ),
+            (
+                r#"{"apps": {"1": 5}}"#.to_owned(),
+                "invalid type: integer `5`",
+            ),
+            (
+                format!(r#"{{"apps": {{"1": "{long_cluster}"}}}}"#),
+                "gives a bad target",
+            ),
+            (
+                r#"{"apps": {"Ab": "a", "aB": "b"}}"#.to_owned(),
+                r#"app "ab" appears twice"#,
+            ),
+            (
+                r#"{"apps": {"7": "a", "7": "a"}}"#.to_owned(),
+                r#"app "7" appears twice"#,
+            ),
+            (
+                r#"{"apps": {}, "apps": {}}"#.to_owned(),
+                r#""apps" appears twice"#,
+            ),
             (r#"{"serial": -1, "apps": {}}"#.to_owned(), "invalid value"),
             (r#"{"apps": {}} x"#.to_owned(), "trailing characters"),
             (r#"[]"#.to_owned(), "invalid type: sequence"),

@@ -111,10 +111,17 @@ impl Snapshot {
 
     /// Loads a dump held in memory.
     pub fn from_json(json: &[u8], zone: &Zone) -> Result<Self, LoadError> {
-        let parsed = dump::parse(json, zone).map_err(|error| LoadError::Invalid { path: None, error })?;
+        let parsed =
+            dump::parse(json, zone).map_err(|error| LoadError::Invalid { path: None, error })?;
         let serial = parsed.serial.unwrap_or_else(unix_seconds);
         let mut soa_rdata = zone.soa_names.clone();
-        for value in [serial, SOA_REFRESH, SOA_RETRY, SOA_EXPIRE, zone.negative_ttl] {
+        for value in [
+            serial,
+            SOA_REFRESH,
+            SOA_RETRY,
+            SOA_EXPIRE,
+            zone.negative_ttl,
+        ] {
             soa_rdata.extend_from_slice(&value.to_be_bytes());
         }
         let soa = |ttl| {
@@ -232,8 +239,18 @@ mod tests {
             target(b"sockjs-my-app").unwrap(),
             b"\x09sockjs-eu\x07example\x03com\x00"
         );
-        assert_eq!(target(b"api-0123").unwrap(), b"\x07api-mt1\x07example\x03com\x00");
-        for missing in [&b"ws-123"[..], b"ws-", b"ws", b"ftp-123456", b"-123456", b"ws-00123456"] {
+        assert_eq!(
+            target(b"api-0123").unwrap(),
+            b"\x07api-mt1\x07example\x03com\x00"
+        );
+        for missing in [
+            &b"ws-123"[..],
+            b"ws-",
+            b"ws",
+            b"ftp-123456",
+            b"-123456",
+            b"ws-00123456",
+        ] {
             assert_eq!(target(missing), None, "{missing:?}");
         }
         let cname = snapshot.cname(b"ws-123456").unwrap();
@@ -242,7 +259,8 @@ mod tests {
 
     #[test]
     fn soa_records() {
-        let snapshot = Snapshot::from_json(br#"{"serial": 2026112601, "apps": {}}"#, &zone()).unwrap();
+        let snapshot =
+            Snapshot::from_json(br#"{"serial": 2026112601, "apps": {}}"#, &zone()).unwrap();
         let soa = snapshot.soa_negative();
         assert_eq!(&soa[..8], &[0, 6, 0, 1, 0, 0, 0, 60]);
         let rdata = &soa[10..];

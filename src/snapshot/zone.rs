@@ -14,9 +14,9 @@ pub const SOA_REFRESH: u32 = 3600;
 pub const SOA_RETRY: u32 = 600;
 pub const SOA_EXPIRE: u32 = 604_800;
 /// Largest TTL (RFC 2181 §8).
-pub const MAX_TTL: u32 = 0x7FFF_FFFF;
+const MAX_TTL: u32 = 0x7FFF_FFFF;
 /// Longest character-string in a TXT record (RFC 1035 §3.3).
-pub const MAX_CHARACTER_STRING: usize = 255;
+const MAX_CHARACTER_STRING: usize = 255;
 
 /// A setting that cannot be served, with the flag that set it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,21 +96,33 @@ impl Zone {
                 ));
             }
             if services.iter().any(|s| **s == *lower.as_bytes()) {
-                return Err(invalid("--services", format!("{service:?} is listed twice")));
+                return Err(invalid(
+                    "--services",
+                    format!("{service:?} is listed twice"),
+                ));
             }
             services.push(lower.into_bytes().into_boxed_slice());
         }
         let longest_service = services.iter().map(|s| s.len()).max().unwrap_or(0);
 
         if !config.target.contains("{cluster}") {
-            return Err(invalid("--target", "the template needs a {cluster} placeholder"));
+            return Err(invalid(
+                "--target",
+                "the template needs a {cluster} placeholder",
+            ));
         }
         let sample = expand_target(&config.target, "ws", "c");
         name_to_wire(&sample).map_err(|e| invalid("--target", e))?;
 
-        for (flag, ttl) in [("--ttl", config.ttl), ("--negative-ttl", config.negative_ttl)] {
+        for (flag, ttl) in [
+            ("--ttl", config.ttl),
+            ("--negative-ttl", config.negative_ttl),
+        ] {
             if ttl > MAX_TTL {
-                return Err(invalid(flag, format!("{ttl} is over the maximum {MAX_TTL}")));
+                return Err(invalid(
+                    flag,
+                    format!("{ttl} is over the maximum {MAX_TTL}"),
+                ));
             }
         }
 
@@ -122,8 +134,8 @@ impl Zone {
             let wire = name_to_wire(ns).map_err(|e| invalid("--ns", e))?;
             push_record(&mut ns_records, Rtype::NS, Class::IN, APEX_TTL, &[&wire]);
         }
-        let ns_count = u16::try_from(config.ns.len())
-            .map_err(|_| invalid("--ns", "too many name servers"))?;
+        let ns_count =
+            u16::try_from(config.ns.len()).map_err(|_| invalid("--ns", "too many name servers"))?;
         let hostmaster_text = config.hostmaster();
         let mut soa_names = name_to_wire(&config.ns[0]).map_err(|e| invalid("--ns", e))?;
         soa_names.extend(name_to_wire(&hostmaster_text).map_err(|e| invalid("--hostmaster", e))?);
@@ -183,7 +195,13 @@ fn chaos_txt(text: &[u8]) -> Vec<u8> {
 }
 
 /// Appends a record owned by the question name (a pointer to it) with RDATA from `rdata`.
-pub(crate) fn push_record(out: &mut Vec<u8>, rtype: Rtype, class: Class, ttl: u32, rdata: &[&[u8]]) {
+pub(crate) fn push_record(
+    out: &mut Vec<u8>,
+    rtype: Rtype,
+    class: Class,
+    ttl: u32,
+    rdata: &[&[u8]],
+) {
     out.extend_from_slice(&PTR_QNAME.to_be_bytes());
     push_record_tail(out, rtype, class, ttl, rdata);
 }
@@ -222,18 +240,34 @@ mod tests {
 
     #[test]
     fn bad_settings_name_their_flag() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Config)>)> = vec![
+        type Change = Box<dyn Fn(&mut Config)>;
+        let cases: Vec<(&str, Change)> = vec![
             ("--zone", Box::new(|c| c.zone = "a..b".into())),
             ("--zone", Box::new(|c| c.zone = ".".into())),
             ("--services", Box::new(|c| c.services = vec!["w-s".into()])),
             ("--services", Box::new(|c| c.services = vec![])),
-            ("--services", Box::new(|c| c.services = vec!["ws".into(), "WS".into()])),
-            ("--target", Box::new(|c| c.target = "{service}.example.com".into())),
-            ("--target", Box::new(|c| c.target = "{cluster}..example.com".into())),
+            (
+                "--services",
+                Box::new(|c| c.services = vec!["ws".into(), "WS".into()]),
+            ),
+            (
+                "--target",
+                Box::new(|c| c.target = "{service}.example.com".into()),
+            ),
+            (
+                "--target",
+                Box::new(|c| c.target = "{cluster}..example.com".into()),
+            ),
             ("--ttl", Box::new(|c| c.ttl = u32::MAX)),
             ("--ns", Box::new(|c| c.ns = vec![])),
-            ("--hostmaster", Box::new(|c| c.hostmaster = Some("a b".into()))),
-            ("--identity", Box::new(|c| c.identity = Some("x".repeat(256)))),
+            (
+                "--hostmaster",
+                Box::new(|c| c.hostmaster = Some("a b".into())),
+            ),
+            (
+                "--identity",
+                Box::new(|c| c.identity = Some("x".repeat(256))),
+            ),
         ];
         for (flag, change) in cases {
             let mut config = Config::default();

@@ -1,6 +1,11 @@
 //! The only module with `unsafe`: batched UDP I/O (recvmmsg/sendmmsg) and signal waiting,
-//! behind a safe API. Everything else goes through std, socket2 and mio.
+//! behind a safe API, and the counting allocator that tests use. Everything else goes through
+//! std, socket2 and mio.
 #![allow(unsafe_code)]
+
+mod counting_alloc;
+
+pub use counting_alloc::CountingAllocator;
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -53,8 +58,10 @@ impl UdpBatch {
     /// Receives up to `BATCH` datagrams without blocking. Returns how many; an empty socket
     /// is `ErrorKind::WouldBlock`.
     pub fn recv(&mut self, socket: BorrowedFd<'_>) -> io::Result<usize> {
-        let mut iovecs: [MaybeUninit<libc::iovec>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
-        let mut headers: [MaybeUninit<libc::mmsghdr>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
+        let mut iovecs: [MaybeUninit<libc::iovec>; BATCH] =
+            [const { MaybeUninit::uninit() }; BATCH];
+        let mut headers: [MaybeUninit<libc::mmsghdr>; BATCH] =
+            [const { MaybeUninit::uninit() }; BATCH];
         for i in 0..BATCH {
             let iov = iovecs[i].write(libc::iovec {
                 iov_base: self.queries[i].as_mut_ptr().cast(),
@@ -90,7 +97,11 @@ impl UdpBatch {
             // SAFETY: all BATCH entries were initialised above.
             let header = unsafe { header.assume_init_ref() };
             let truncated = header.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
-            self.query_lens[i] = if truncated { 0 } else { header.msg_len as usize };
+            self.query_lens[i] = if truncated {
+                0
+            } else {
+                header.msg_len as usize
+            };
             self.peer_lens[i] = header.msg_hdr.msg_namelen;
             self.response_lens[i] = 0;
         }
@@ -111,8 +122,10 @@ impl UdpBatch {
     /// buffer full for longer than `SEND_WAIT`, are dropped, as a full network would.
     /// Returns how many were sent.
     pub fn send(&mut self, socket: BorrowedFd<'_>) -> usize {
-        let mut iovecs: [MaybeUninit<libc::iovec>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
-        let mut headers: [MaybeUninit<libc::mmsghdr>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
+        let mut iovecs: [MaybeUninit<libc::iovec>; BATCH] =
+            [const { MaybeUninit::uninit() }; BATCH];
+        let mut headers: [MaybeUninit<libc::mmsghdr>; BATCH] =
+            [const { MaybeUninit::uninit() }; BATCH];
         let mut count = 0;
         for i in 0..self.received {
             if self.response_lens[i] == 0 {

@@ -144,11 +144,21 @@ mod tests {
 
     #[test]
     fn bad_presentation_names() {
-        for bad in ["a..b", "a b.com", &"x".repeat(64), &["abcdefghi"; 26].join(".")] {
+        for bad in [
+            "a..b",
+            "a b.com",
+            &"x".repeat(64),
+            &["abcdefghi"; 26].join("."),
+        ] {
             assert!(name_to_wire(bad).is_err(), "{bad}");
         }
         // 4 labels of 63 + root = 4 * 64 + 1 = 257 > 255; 3 of 63 and one of 61 = 255 fits.
-        let max = [&"a".repeat(63)[..], &"b".repeat(63), &"c".repeat(63), &"d".repeat(61)];
+        let max = [
+            &"a".repeat(63)[..],
+            &"b".repeat(63),
+            &"c".repeat(63),
+            &"d".repeat(61),
+        ];
         assert_eq!(name_to_wire(&max.join(".")).unwrap().len(), 255);
     }
 

@@ -279,9 +279,10 @@ mod tests {
     #[test]
     fn edns_query() {
         let nsid = [0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 4, 0, 3, 0, 0];
-        for (opt, payload, dnssec_ok, has_nsid) in
-            [(OPT_1232_DO, 1232, true, false), (&nsid[..], 4096, false, true)]
-        {
+        for (opt, payload, dnssec_ok, has_nsid) in [
+            (OPT_1232_DO, 1232, true, false),
+            (&nsid[..], 4096, false, true),
+        ] {
             let packet = query(1, 1, &[QNAME, QTAIL_A_IN, opt]);
             let got = parse_query(&packet).unwrap().opt.unwrap();
             assert_eq!(got.udp_payload, payload);
@@ -322,14 +323,14 @@ mod tests {
         }
         long_name.push(0);
         let cases: &[&[&[u8]]] = &[
-            &[QNAME],                                // no QTYPE/QCLASS
-            &[QNAME, &[0, 1, 0]],                    // QCLASS cut short
-            &[b"\x09ws-12"],                         // label runs past the end
-            &[b"\xC0\x0C", QTAIL_A_IN],              // pointer to itself
-            &[b"\x02ws\xC0\x0C", QTAIL_A_IN],        // pointer after a label
-            &[&long_label, QTAIL_A_IN],              // label of 64
-            &[&long_name, QTAIL_A_IN],               // name of 257
-            &[b"\x80abc\x00", QTAIL_A_IN],           // reserved label type
+            &[QNAME],                         // no QTYPE/QCLASS
+            &[QNAME, &[0, 1, 0]],             // QCLASS cut short
+            &[b"\x09ws-12"],                  // label runs past the end
+            &[b"\xC0\x0C", QTAIL_A_IN],       // pointer to itself
+            &[b"\x02ws\xC0\x0C", QTAIL_A_IN], // pointer after a label
+            &[&long_label, QTAIL_A_IN],       // label of 64
+            &[&long_name, QTAIL_A_IN],        // name of 257
+            &[b"\x80abc\x00", QTAIL_A_IN],    // reserved label type
         ];
         for body in cases {
             assert!(is_formerr(&query(1, 0, body)), "{body:?}");

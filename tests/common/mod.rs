@@ -1,6 +1,7 @@
 //! A real `cnamed` process on a free loopback port, and an independent decoder (hickory-proto)
 //! for what it sends back.
 #![allow(dead_code)] // Each test binary uses a different part of this.
+#![allow(unreachable_pub)] // A module of each test crate; `pub` is for the test files.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -39,7 +40,9 @@ pub fn temp_dump(test: &str, json: &str) -> PathBuf {
 /// A running server; killed on drop.
 pub struct Cnamed {
     child: Child,
+    /// The first listen address; `addrs` has them all, in `--listen` order.
     pub addr: SocketAddr,
+    pub addrs: Vec<SocketAddr>,
     log: Receiver<String>,
 }
 
@@ -51,7 +54,14 @@ impl Cnamed {
 
     pub fn start_dump(dump: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(binary())
-            .args(["--listen", "127.0.0.1:0", "--threads", "2", "--identity", IDENTITY])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--threads",
+                "2",
+                "--identity",
+                IDENTITY,
+            ])
             .arg("--dump")
             .arg(dump)
             .args(extra)
@@ -73,15 +83,17 @@ impl Cnamed {
         let mut server = Self {
             child,
             addr: "127.0.0.1:0".parse().unwrap(),
+            addrs: Vec::new(),
             log,
         };
         let ready = server.wait_log("serving");
-        let addr = ready
+        let addrs = ready
             .split(" on ")
             .nth(1)
-            .and_then(|rest| rest.split(' ').next())
-            .expect("address in the start line");
-        server.addr = addr.parse().unwrap();
+            .and_then(|rest| rest.split(" (udp").next())
+            .expect("addresses in the start line");
+        server.addrs = addrs.split(' ').map(|a| a.parse().unwrap()).collect();
+        server.addr = server.addrs[0];
         server
     }
 
@@ -125,16 +137,7 @@ impl Cnamed {
     /// Sends one datagram; returns the reply, if one comes within `SILENCE` or
     /// `REPLY_TIMEOUT` (whichever `expect_reply` picks).
     pub fn udp_raw(&self, packet: &[u8], expect_reply: bool) -> Option<Vec<u8>> {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket
-            .set_read_timeout(Some(if expect_reply { REPLY_TIMEOUT } else { SILENCE }))
-            .unwrap();
-        socket.send_to(packet, self.addr).unwrap();
-        let mut buf = [0u8; 65536];
-        match socket.recv_from(&mut buf) {
-            Ok((len, _)) => Some(buf[..len].to_vec()),
-            Err(_) => None,
-        }
+        udp_exchange(self.addr, packet, expect_reply)
     }
 
     pub fn udp(&self, packet: &[u8]) -> Vec<u8> {
@@ -164,6 +167,22 @@ impl Drop for Cnamed {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Sends one datagram to `server`; returns the reply, waiting `REPLY_TIMEOUT` if one is
+/// expected, else `SILENCE`.
+pub fn udp_exchange(server: SocketAddr, packet: &[u8], expect_reply: bool) -> Option<Vec<u8>> {
+    let local: SocketAddr = if server.is_ipv6() { "[::1]:0" } else { "127.0.0.1:0" }.parse().unwrap();
+    let socket = UdpSocket::bind(local).unwrap();
+    socket
+        .set_read_timeout(Some(if expect_reply { REPLY_TIMEOUT } else { SILENCE }))
+        .unwrap();
+    socket.send_to(packet, server).unwrap();
+    let mut buf = [0u8; 65536];
+    match socket.recv_from(&mut buf) {
+        Ok((len, _)) => Some(buf[..len].to_vec()),
+        Err(_) => None,
     }
 }
 
@@ -201,7 +220,10 @@ pub fn query_class(name: &str, rtype: RecordType, class: DNSClass) -> Message {
 
 /// A name from dotted text, labels taken as raw bytes (so "-123456" or "a_b" work too).
 pub fn raw_name(text: &str) -> Name {
-    let labels = text.split('.').filter(|label| !label.is_empty()).map(str::as_bytes);
+    let labels = text
+        .split('.')
+        .filter(|label| !label.is_empty())
+        .map(str::as_bytes);
     Name::from_labels(labels).unwrap()
 }
 
