@@ -400,8 +400,14 @@ mod tests {
     fn positions() {
         let cases: &[(&[u8], Position<'_>)] = &[
             (APEX, Position::Apex),
-            (b"\x09ws-123456\x04apps\x07example\x03com\x00", Position::Child(b"ws-123456")),
-            (b"\x01x\x02ws\x04apps\x07example\x03com\x00", Position::Deeper),
+            (
+                b"\x09ws-123456\x04apps\x07example\x03com\x00",
+                Position::Child(b"ws-123456"),
+            ),
+            (
+                b"\x01x\x02ws\x04apps\x07example\x03com\x00",
+                Position::Deeper,
+            ),
             (b"\x05xapps\x07example\x03com\x00", Position::Outside),
             (b"\x07example\x03com\x00", Position::Outside),
             (b"\x00", Position::Outside),

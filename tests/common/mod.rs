@@ -173,7 +173,13 @@ impl Drop for Cnamed {
 /// Sends one datagram to `server`; returns the reply, waiting `REPLY_TIMEOUT` if one is
 /// expected, else `SILENCE`.
 pub fn udp_exchange(server: SocketAddr, packet: &[u8], expect_reply: bool) -> Option<Vec<u8>> {
-    let local: SocketAddr = if server.is_ipv6() { "[::1]:0" } else { "127.0.0.1:0" }.parse().unwrap();
+    let local: SocketAddr = if server.is_ipv6() {
+        "[::1]:0"
+    } else {
+        "127.0.0.1:0"
+    }
+    .parse()
+    .unwrap();
     let socket = UdpSocket::bind(local).unwrap();
     socket
         .set_read_timeout(Some(if expect_reply { REPLY_TIMEOUT } else { SILENCE }))
