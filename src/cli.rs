@@ -71,6 +71,9 @@ Signals: SIGHUP reloads the dump (a bad dump is logged and the old one kept serv
 SIGTERM and SIGINT stop the server.
 ";
 
+/// More workers than this is a typo, not a machine.
+const MAX_THREADS: usize = 1024;
+
 fn value<T: FromStr>(flag: &str, text: &str, what: &str) -> Result<T, CliError> {
     text.parse()
         .map_err(|_| CliError(format!("{flag}: {text:?} is not {what}")))
@@ -119,15 +122,17 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
             "--zone" => config.zone = text,
             "--target" => config.target = text,
             "--services" => config.services = text.split(',').map(str::to_owned).collect(),
-            "--listen" => listen.push(value::<SocketAddr>(
-                flag,
-                &text,
-                "an ADDR:PORT (IPv6 as [ADDR]:PORT)",
-            )?),
+            "--listen" => {
+                let addr: SocketAddr = value(flag, &text, "an ADDR:PORT (IPv6 as [ADDR]:PORT)")?;
+                if listen.contains(&addr) {
+                    return Err(CliError(format!("{flag}: {addr} is given twice")));
+                }
+                listen.push(addr);
+            }
             "--threads" => {
                 config.threads = value(flag, &text, "a number of threads")?;
-                if config.threads == 0 {
-                    return Err(CliError(format!("{flag}: needs at least 1")));
+                if !(1..=MAX_THREADS).contains(&config.threads) {
+                    return Err(CliError(format!("{flag}: must be 1 to {MAX_THREADS}")));
                 }
             }
             "--ttl" => config.ttl = value(flag, &text, "a TTL in seconds")?,
@@ -207,6 +212,11 @@ mod tests {
         let cases: &[(&[&str], &str)] = &[
             (&["--threads", "x"], "--threads"),
             (&["--threads", "0"], "--threads"),
+            (&["--threads", "100000"], "--threads"),
+            (
+                &["--listen", "127.0.0.1:53", "--listen", "127.0.0.1:53"],
+                "given twice",
+            ),
             (&["--ttl", "-1"], "--ttl"),
             (&["--listen", "localhost"], "--listen"),
             (&["--zone"], "--zone needs a value"),
