@@ -109,6 +109,15 @@ impl UdpBatch {
         Ok(received)
     }
 
+    /// The datagram received in slot `i` of the last batch (empty past the batch).
+    pub fn received(&self, i: usize) -> &[u8] {
+        if i < self.received {
+            &self.queries[i][..self.query_lens[i]]
+        } else {
+            &[]
+        }
+    }
+
     /// Calls `answer(query, response_buffer)` for each received datagram; `Some(len)` queues
     /// a reply of `len` bytes to its sender.
     pub fn answer_each(&mut self, mut answer: impl FnMut(&[u8], &mut [u8]) -> Option<usize>) {
@@ -180,6 +189,42 @@ impl UdpBatch {
     }
 }
 
+/// Sends each datagram in `datagrams` (at most `BATCH`) on a connected socket with one
+/// sendmmsg. Returns how many the kernel took; a full buffer is `ErrorKind::WouldBlock`.
+pub fn send_connected(socket: BorrowedFd<'_>, datagrams: &[&[u8]]) -> io::Result<usize> {
+    let count = datagrams.len().min(BATCH);
+    let mut iovecs: [MaybeUninit<libc::iovec>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
+    let mut headers: [MaybeUninit<libc::mmsghdr>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
+    for (i, datagram) in datagrams.iter().take(count).enumerate() {
+        let iov = iovecs[i].write(libc::iovec {
+            // The kernel only reads through this pointer.
+            iov_base: datagram.as_ptr().cast_mut().cast(),
+            iov_len: datagram.len(),
+        });
+        // SAFETY: msghdr is plain old data; all zeroes is valid (no address: the socket is
+        // connected).
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = iov;
+        msg.msg_iovlen = 1;
+        headers[i].write(libc::mmsghdr {
+            msg_hdr: msg,
+            msg_len: 0,
+        });
+    }
+    retry_eintr(|| {
+        // SAFETY: the first `count` headers are initialised and point at `datagrams`, which
+        // outlive the call; sendmmsg only reads them.
+        unsafe {
+            libc::sendmmsg(
+                socket.as_raw_fd(),
+                headers.as_mut_ptr().cast(),
+                count as libc::c_uint,
+                libc::MSG_DONTWAIT,
+            )
+        }
+    })
+}
+
 /// Runs a system call wrapper until it is not interrupted by a signal.
 fn retry_eintr(mut call: impl FnMut() -> libc::c_int) -> io::Result<usize> {
     loop {
@@ -196,13 +241,29 @@ fn retry_eintr(mut call: impl FnMut() -> libc::c_int) -> io::Result<usize> {
 
 /// Waits until `socket` can be written, at most `timeout`.
 fn wait_writable(socket: BorrowedFd<'_>, timeout: Duration) -> bool {
-    let mut poll = libc::pollfd {
-        fd: socket.as_raw_fd(),
-        events: libc::POLLOUT,
+    wait_for(&[socket], libc::POLLOUT, timeout)
+}
+
+/// Waits until one of `sockets` (at most `BATCH`) has something to read, at most `timeout`.
+/// For tools that block between batches; the server's workers use mio.
+pub fn wait_readable(sockets: &[BorrowedFd<'_>], timeout: Duration) -> bool {
+    wait_for(sockets, libc::POLLIN, timeout)
+}
+
+fn wait_for(sockets: &[BorrowedFd<'_>], events: libc::c_short, timeout: Duration) -> bool {
+    let count = sockets.len().min(BATCH);
+    let mut polls = [libc::pollfd {
+        fd: -1,
+        events: 0,
         revents: 0,
-    };
-    // SAFETY: one valid pollfd, owned by this frame.
-    let ready = unsafe { libc::poll(&mut poll, 1, timeout.as_millis() as libc::c_int) };
+    }; BATCH];
+    for (poll, socket) in polls.iter_mut().zip(sockets) {
+        poll.fd = socket.as_raw_fd();
+        poll.events = events;
+    }
+    let millis = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: `polls` holds `count` valid pollfd entries owned by this frame.
+    let ready = unsafe { libc::poll(polls.as_mut_ptr(), count as libc::nfds_t, millis) };
     ready > 0
 }
 

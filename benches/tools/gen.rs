@@ -1,0 +1,146 @@
+//! Deterministic benchmark data: a dump of N apps, and query files in dnsperf format.
+//!
+//!     cnamed-gen dump --apps N [--clusters C] [--seed S] > apps.json
+//!     cnamed-gen queries --apps N [--count M] [--mix hits|mixed] [--seed S] > queries.txt
+//!
+//! App IDs are 100000.. 100000+N-1. "mixed" is 90% hits (type A over every service), 5%
+//! unknown apps (NXDOMAIN) and 5% other types (AAAA, TXT, MX and ANY at app names; SOA and NS
+//! at the apex).
+
+use std::io::{self, BufWriter, Write};
+use std::process::ExitCode;
+
+const FIRST_APP: u64 = 100_000;
+const SERVICES: [&str; 3] = ["ws", "sockjs", "api"];
+const ZONE: &str = "apps.example.com";
+
+/// splitmix64: small, fast, and the same sequence everywhere.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+struct Options {
+    apps: u64,
+    clusters: u64,
+    count: u64,
+    mixed: bool,
+    seed: u64,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut options = Options {
+        apps: 100_000,
+        clusters: 8,
+        count: 1_000_000,
+        mixed: false,
+        seed: 1,
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or(format!("{flag} needs a value"))?;
+        let number = || {
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("{flag}: {value:?} is not a number"))
+        };
+        match flag.as_str() {
+            "--apps" => options.apps = number()?,
+            "--clusters" => options.clusters = number()?.max(1),
+            "--count" => options.count = number()?,
+            "--seed" => options.seed = number()?,
+            "--mix" => {
+                options.mixed = match value.as_str() {
+                    "hits" => false,
+                    "mixed" => true,
+                    other => return Err(format!("--mix: {other:?} is not hits or mixed")),
+                }
+            }
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    Ok(options)
+}
+
+fn dump(options: &Options, out: &mut impl Write) -> io::Result<()> {
+    let mut rng = Rng(options.seed);
+    write!(
+        out,
+        "{{\"serial\": {}, \"apps\": {{",
+        2026112600 + options.seed
+    )?;
+    for i in 0..options.apps {
+        let separator = if i == 0 { "" } else { "," };
+        let cluster = rng.below(options.clusters) + 1;
+        write!(out, "{separator}\n\"{}\": \"mt{cluster}\"", FIRST_APP + i)?;
+    }
+    writeln!(out, "\n}}}}")
+}
+
+fn queries(options: &Options, out: &mut impl Write) -> io::Result<()> {
+    let mut rng = Rng(options.seed ^ 0x0D15_EA5E);
+    for _ in 0..options.count {
+        let service = SERVICES[rng.below(SERVICES.len() as u64) as usize];
+        let app = FIRST_APP + rng.below(options.apps);
+        let roll = if options.mixed { rng.below(100) } else { 0 };
+        match roll {
+            0..=89 => writeln!(out, "{service}-{app}.{ZONE} A")?,
+            90..=94 => writeln!(
+                out,
+                "{service}-{}.{ZONE} A",
+                FIRST_APP + options.apps + rng.below(1 << 20)
+            )?,
+            _ => match rng.below(6) {
+                0 => writeln!(out, "{service}-{app}.{ZONE} AAAA")?,
+                1 => writeln!(out, "{service}-{app}.{ZONE} TXT")?,
+                2 => writeln!(out, "{service}-{app}.{ZONE} MX")?,
+                3 => writeln!(out, "{service}-{app}.{ZONE} ANY")?,
+                4 => writeln!(out, "{ZONE} SOA")?,
+                _ => writeln!(out, "{ZONE} NS")?,
+            },
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(command) = args.first() else {
+        eprintln!("usage: cnamed-gen dump|queries [--apps N] [--clusters C] [--count M] [--mix hits|mixed] [--seed S]");
+        return ExitCode::from(2);
+    };
+    let options = match parse(&args[1..]) {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("cnamed-gen: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
+    let result = match command.as_str() {
+        "dump" => dump(&options, &mut out),
+        "queries" => queries(&options, &mut out),
+        other => {
+            eprintln!("cnamed-gen: unknown command {other:?}");
+            return ExitCode::from(2);
+        }
+    };
+    match result.and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("cnamed-gen: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
