@@ -40,8 +40,8 @@ fn parse_options() -> Result<Options, String> {
         queries: PathBuf::new(),
         duration: Duration::from_secs(10),
         warmup: Duration::from_secs(1),
-        sockets: 16,
-        window: 64,
+        sockets: 8,
+        window: 16,
         timeout: Duration::from_millis(1000),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -12,7 +12,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use super::tcp::Connections;
 use super::{Shared, TcpLimits};
 use crate::answer::{respond, Transport};
-use crate::sys::UdpBatch;
+use crate::sys::{UdpBatch, BATCH};
 
 const WAKER: Token = Token(0);
 /// UDP sockets take tokens from here, then listeners, then connections from `CONN_BASE`.
@@ -121,20 +121,26 @@ impl Worker {
     fn serve_udp(&mut self, i: usize) -> bool {
         let socket = self.udp[i].as_fd();
         for _ in 0..BATCHES_PER_TURN {
-            match self.batch.recv(socket) {
+            let received = match self.batch.recv(socket) {
                 Ok(0) => return false,
-                Ok(_) => {}
+                Ok(received) => received,
                 // WouldBlock: drained. Other errors (e.g. ICMP-induced ECONNREFUSED) concern
                 // one peer; the socket stays usable, and edge-triggered polling requires that
                 // we keep reading until WouldBlock.
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(_) => continue,
-            }
+            };
             let snapshot = self.shared.snapshot.load();
             self.batch
                 .answer_each(|query, out| respond(query, &snapshot, Transport::Udp, out));
             drop(snapshot);
             self.batch.send(socket);
+            // A short batch means the queue ran dry during the call. Every datagram that
+            // arrives later raises a new edge, so there is no need to spend a system call
+            // on seeing EAGAIN.
+            if received < BATCH {
+                return false;
+            }
         }
         true
     }

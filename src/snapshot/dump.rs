@@ -131,14 +131,13 @@ impl<'de> Visitor<'de> for AppsSeed<'_> {
                 app: &app,
                 clusters: &mut clusters,
             })?;
-            let duplicate = match AppKey::new(&app) {
-                AppKey::Numeric(id) => numeric_apps.insert(id, cluster).is_some(),
-                AppKey::Named(_) => named_apps.insert(app.clone(), cluster).is_some(),
+            let duplicate = match &app {
+                OwnedAppId::Numeric(id) => numeric_apps.insert(*id, cluster).is_some(),
+                OwnedAppId::Named(id) => named_apps.insert(id.clone(), cluster).is_some(),
             };
             if duplicate {
                 return Err(de::Error::custom(format!(
-                    "app {:?} appears twice (app IDs are compared without case)",
-                    String::from_utf8_lossy(&app)
+                    "app {app} appears twice (app IDs are compared without case)"
                 )));
             }
         }
@@ -152,33 +151,57 @@ impl<'de> Visitor<'de> for AppsSeed<'_> {
     }
 }
 
+/// A validated app ID: a number (no allocation, the common case) or lower-case bytes.
+enum OwnedAppId {
+    Numeric(u64),
+    Named(Box<[u8]>),
+}
+
+impl fmt::Display for OwnedAppId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Numeric(id) => write!(f, "\"{id}\""),
+            Self::Named(id) => write!(f, "{:?}", String::from_utf8_lossy(id)),
+        }
+    }
+}
+
 /// Reads an app ID, validated and folded to lower case.
 struct AppIdSeed {
     max_len: usize,
 }
 
 impl<'de> DeserializeSeed<'de> for AppIdSeed {
-    type Value = Box<[u8]>;
+    type Value = OwnedAppId;
 
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Box<[u8]>, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<OwnedAppId, D::Error> {
         deserializer.deserialize_str(self)
     }
 }
 
 impl Visitor<'_> for AppIdSeed {
-    type Value = Box<[u8]>;
+    type Value = OwnedAppId;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an app ID")
     }
 
-    fn visit_str<E: de::Error>(self, id: &str) -> Result<Box<[u8]>, E> {
+    fn visit_str<E: de::Error>(self, id: &str) -> Result<OwnedAppId, E> {
         check_label(id, self.max_len).map_err(|why| {
             E::custom(format!(
                 "app {id:?} {why} (it must fit '{{service}}-{{app}}' in one {MAX_LABEL}-byte label)"
             ))
         })?;
-        Ok(id.to_ascii_lowercase().into_bytes().into_boxed_slice())
+        // Digits have no case, so the original spelling classifies like the folded one.
+        Ok(match AppKey::new(id.as_bytes()) {
+            AppKey::Numeric(number) => OwnedAppId::Numeric(number),
+            AppKey::Named(_) => {
+                OwnedAppId::Named(id.to_ascii_lowercase().into_bytes().into_boxed_slice())
+            }
+        })
     }
 }
 
@@ -193,10 +216,16 @@ struct Clusters<'z> {
 impl Clusters<'_> {
     fn intern(&mut self, name: &str) -> Result<u32, String> {
         check_label(name, MAX_LABEL)?;
-        let lower = name.to_ascii_lowercase();
-        if let Some(&index) = self.index.get(lower.as_str()) {
+        // Folded on the stack: this runs once per app, and most clusters are already known.
+        let mut folded = [0u8; MAX_LABEL];
+        let folded = &mut folded[..name.len()];
+        folded.copy_from_slice(name.as_bytes());
+        folded.make_ascii_lowercase();
+        let lower = std::str::from_utf8(folded).map_err(|_| "is not ASCII")?;
+        if let Some(&index) = self.index.get(lower) {
             return Ok(index);
         }
+        let lower = lower.to_owned();
         let index = u32::try_from(self.names.len()).map_err(|_| "is one cluster too many")?;
         for service in &self.zone.services {
             let service = std::str::from_utf8(service).unwrap_or_default();
@@ -221,7 +250,7 @@ impl Clusters<'_> {
 
 /// Reads an app's cluster name and interns it.
 struct ClusterSeed<'a, 'z> {
-    app: &'a [u8],
+    app: &'a OwnedAppId,
     clusters: &'a mut Clusters<'z>,
 }
 
@@ -237,20 +266,13 @@ impl Visitor<'_> for ClusterSeed<'_, '_> {
     type Value = u32;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "a cluster name for app {:?}",
-            String::from_utf8_lossy(self.app)
-        )
+        write!(f, "a cluster name for app {}", self.app)
     }
 
     fn visit_str<E: de::Error>(self, name: &str) -> Result<u32, E> {
-        self.clusters.intern(name).map_err(|why| {
-            E::custom(format!(
-                "app {:?}: cluster {name:?} {why}",
-                String::from_utf8_lossy(self.app)
-            ))
-        })
+        self.clusters
+            .intern(name)
+            .map_err(|why| E::custom(format!("app {}: cluster {name:?} {why}", self.app)))
     }
 }
 

@@ -1,0 +1,86 @@
+//! Snapshot cost as it grows: lookups of random apps at 100k, 1M and 10M apps (cache misses
+//! are the risk), and loading a 1M-app dump.
+
+use std::fmt::Write;
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+use cnamed::config::Config;
+use cnamed::snapshot::{Snapshot, Zone};
+
+const FIRST_APP: u64 = 100_000;
+
+fn dump(apps: u64) -> String {
+    let mut json = String::with_capacity(apps as usize * 20);
+    json.push_str(r#"{"serial": 1, "apps": {"#);
+    for app in 0..apps {
+        let separator = if app == 0 { "" } else { "," };
+        write!(json, r#"{separator}"{}": "mt{}""#, FIRST_APP + app, app % 8).unwrap();
+    }
+    json.push_str("}}");
+    json
+}
+
+fn zone() -> Zone {
+    Zone::new(&Config::default()).unwrap()
+}
+
+/// Labels of apps spread over the whole map, in an order that defeats the prefetcher.
+fn labels(apps: u64) -> Vec<Vec<u8>> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    (0..4096)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            format!("ws-{}", FIRST_APP + state % apps).into_bytes()
+        })
+        .collect()
+}
+
+fn bench_lookup(c: &mut Criterion) {
+    let zone = zone();
+    let mut group = c.benchmark_group("lookup");
+    group.throughput(Throughput::Elements(1));
+    for apps in [100_000u64, 1_000_000, 10_000_000] {
+        let snapshot = Snapshot::from_json(dump(apps).as_bytes(), &zone).unwrap();
+        assert_eq!(snapshot.app_count() as u64, apps);
+        let labels = labels(apps);
+        assert!(labels.iter().all(|label| snapshot.cname(label).is_some()));
+        let mut next = 0;
+        group.bench_with_input(
+            BenchmarkId::from_parameter(apps),
+            &snapshot,
+            |b, snapshot| {
+                b.iter(|| {
+                    next = (next + 1) % labels.len();
+                    snapshot.cname(black_box(&labels[next])).map(<[u8]>::len)
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+fn bench_load(c: &mut Criterion) {
+    let zone = zone();
+    let json = dump(1_000_000);
+    let mut group = c.benchmark_group("load");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
+    group.throughput(Throughput::Elements(1_000_000));
+    group.bench_function("1M_apps", |b| {
+        b.iter(|| {
+            let snapshot = Snapshot::from_json(black_box(json.as_bytes()), &zone).unwrap();
+            assert_eq!(snapshot.app_count(), 1_000_000);
+            snapshot
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_lookup, bench_load);
+criterion_main!(benches);

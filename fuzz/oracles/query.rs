@@ -1,0 +1,65 @@
+//! The oracle of the `query` fuzz target, shared with the stable regression test
+//! (tests/fuzz_corpus.rs) so that both judge a reply the same way: no panic; a reply echoes
+//! the ID, sets QR, fits the transport's limit, decodes with hickory-proto with nothing
+//! trailing, echoes the question byte for byte when it has one, and carries an RCODE the rules
+//! allow.
+
+use cnamed::answer::{respond, Transport};
+use cnamed::snapshot::Snapshot;
+use hickory_proto::op::Message;
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+
+/// RCODEs cnamed may send: NOERROR, FORMERR, NXDOMAIN, NOTIMP, REFUSED, BADVERS.
+const ALLOWED_RCODES: [u16; 6] = [0, 1, 3, 4, 5, 16];
+
+pub(crate) fn check(packet: &[u8], snapshot: &Snapshot) {
+    let mut out = vec![0u8; 65535];
+    for (transport, limit) in [(Transport::Udp, 1232), (Transport::Tcp, 65535)] {
+        let Some(len) = respond(packet, snapshot, transport, &mut out) else {
+            // Silence only for runts and responses.
+            assert!(
+                packet.len() < 12 || packet[2] & 0x80 != 0,
+                "dropped a query"
+            );
+            continue;
+        };
+        let reply = &out[..len];
+        assert!(len <= limit, "{len} bytes over {limit}");
+        assert!(len >= 12);
+        assert_eq!(reply[..2], packet[..2], "ID echoed");
+        assert_eq!(reply[2] & 0x80, 0x80, "QR set");
+        assert_eq!(reply[2] & 0x01, packet[2] & 0x01, "RD copied");
+        assert_eq!(reply[3] & 0xF0, 0, "RA, Z, AD, CD clear");
+        let opcode = (packet[2] >> 3) & 0xF;
+        if opcode != 0 {
+            // NOTIMP, header only, opcode echoed; hickory cannot decode unknown opcodes.
+            assert_eq!(len, 12);
+            assert_eq!((reply[2] >> 3) & 0xF, opcode);
+            assert_eq!(reply[3] & 0xF, 4);
+            assert_eq!(reply[4..12], [0; 8]);
+            continue;
+        }
+        let mut decoder = BinDecoder::new(reply);
+        let message = Message::read(&mut decoder).expect("the reply decodes");
+        assert!(decoder.is_empty(), "trailing bytes");
+        let rcode = u16::from(message.response_code());
+        assert!(ALLOWED_RCODES.contains(&rcode), "rcode {rcode}");
+        if message.query_count() == 1 {
+            // The echoed question is uncompressed: walk its labels to find its end.
+            let mut at = 12;
+            while reply[at] != 0 {
+                at += 1 + reply[at] as usize;
+            }
+            let end = at + 5;
+            assert_eq!(
+                packet.get(12..end),
+                Some(&reply[12..end]),
+                "question echoed byte for byte"
+            );
+        }
+        if message.truncated() {
+            assert_eq!(message.answer_count() + message.name_server_count(), 0);
+            assert_eq!(transport, Transport::Udp, "TCP is never truncated");
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! Every file of the fuzz corpus and every input that ever crashed a fuzz target, replayed
+//! through the answer path on stable Rust, with the fuzz target's own oracle.
+
+use std::path::Path;
+
+use cnamed::config::Config;
+use cnamed::snapshot::{Snapshot, Zone};
+
+#[path = "../fuzz/oracles/query.rs"]
+mod oracle;
+
+fn inputs(folder: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz")
+        .join(folder);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| (path.display().to_string(), std::fs::read(&path).unwrap()))
+        .collect()
+}
+
+#[test]
+fn query_corpus_and_regressions() {
+    let zone = Zone::new(&Config {
+        identity: Some("fuzz".into()),
+        ..Config::default()
+    })
+    .unwrap();
+    let snapshot = Snapshot::from_json(include_bytes!("../data/apps.json"), &zone).unwrap();
+    let mut seen = 0;
+    for folder in ["corpus/query", "regressions/query"] {
+        for (name, packet) in inputs(folder) {
+            let outcome = std::panic::catch_unwind(|| oracle::check(&packet, &snapshot));
+            assert!(outcome.is_ok(), "{name} fails the oracle");
+            seen += 1;
+        }
+    }
+    assert!(seen > 100, "only {seen} inputs: is the corpus there?");
+}
