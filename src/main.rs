@@ -32,10 +32,12 @@ fn main() -> ExitCode {
         Ok(zone) => zone,
         Err(error) => return fail(USAGE_ERROR, &error.to_string()),
     };
+    let started = std::time::Instant::now();
     let snapshot = match Snapshot::load(&config.dump, &zone) {
         Ok(snapshot) => snapshot,
         Err(error) => return fail(1, &error.to_string()),
     };
+    let load_time = started.elapsed();
     let outcome = match command {
         Command::Check => {
             println!(
@@ -51,7 +53,15 @@ fn main() -> ExitCode {
             let mut out = BufWriter::new(std::io::stdout().lock());
             zonefile::write(&snapshot, &mut out).and_then(|()| out.flush())
         }
-        Command::Serve => serve(&config, zone, snapshot),
+        Command::Serve => {
+            eprintln!(
+                "cnamed: loaded {}: {} apps in {:.1} ms",
+                config.dump.display(),
+                snapshot.app_count(),
+                load_time.as_secs_f64() * 1e3
+            );
+            serve(&config, zone, snapshot)
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,7 @@
 //! bad dump never touches the one being served.
 
 mod dump;
+mod table;
 mod zone;
 
 use std::fmt;
@@ -85,7 +86,7 @@ pub struct Snapshot {
     soa_answer: Vec<u8>,
     /// The same with the negative-answer TTL, for the authority section (RFC 2308 §3).
     soa_negative: Vec<u8>,
-    numeric_apps: FxHashMap<u64, u32>,
+    numeric_apps: table::NumericTable,
     named_apps: FxHashMap<Box<[u8]>, u32>,
     /// Lower-case cluster names; an app's value indexes this.
     clusters: Vec<Box<str>>,
@@ -158,10 +159,10 @@ impl Snapshot {
         let (service, app) = (&label[..dash], &label[dash + 1..]);
         let service_index = self.zone.services.iter().position(|s| **s == *service)?;
         let cluster = match AppKey::new(app) {
-            AppKey::Numeric(id) => self.numeric_apps.get(&id),
-            AppKey::Named(id) => self.named_apps.get(id),
+            AppKey::Numeric(id) => self.numeric_apps.get(id),
+            AppKey::Named(id) => self.named_apps.get(id).copied(),
         }?;
-        let index = *cluster as usize * self.zone.services.len() + service_index;
+        let index = cluster as usize * self.zone.services.len() + service_index;
         self.cnames.get(index).map(|record| &record[..])
     }
 
@@ -180,7 +181,7 @@ impl Snapshot {
         let numeric = self
             .numeric_apps
             .iter()
-            .map(|(id, &cluster)| (id.to_string(), cluster));
+            .map(|(id, cluster)| (id.to_string(), cluster));
         let named = self
             .named_apps
             .iter()
