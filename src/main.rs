@@ -2,11 +2,13 @@
 
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use cnamed::cli::{self, Command, Invocation};
 use cnamed::config::Config;
-use cnamed::server::{Server, TcpLimits};
-use cnamed::snapshot::{Snapshot, Zone};
+use cnamed::server::{Reloaded, Running, Server, TcpLimits};
+use cnamed::snapshot::{LoadError, Snapshot, Zone};
 use cnamed::{sys, zonefile};
 
 /// Exit code for a bad command line or configuration.
@@ -32,7 +34,7 @@ fn main() -> ExitCode {
         Ok(zone) => zone,
         Err(error) => return fail(USAGE_ERROR, &error.to_string()),
     };
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let snapshot = match Snapshot::load(&config.dump, &zone) {
         Ok(snapshot) => snapshot,
         Err(error) => return fail(1, &error.to_string()),
@@ -74,6 +76,38 @@ fn fail(code: u8, message: &str) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// How long a reload may wait for idle CPU before it takes its fair share.
+const IDLE_RELOAD_GRACE: Duration = Duration::from_secs(5);
+
+/// Reloads on a thread that first runs only in the workers' idle time (SCHED_IDLE), so that
+/// parsing a dump on a core shared with a worker does not delay queries. A box saturated for
+/// longer than `IDLE_RELOAD_GRACE` has no idle time: the reload then runs at normal priority,
+/// so that new mappings always arrive.
+fn reload_in_idle_time(running: &Running) -> Result<Reloaded, LoadError> {
+    std::thread::scope(|scope| {
+        let (started, thread) = mpsc::channel();
+        let loader = scope.spawn(move || {
+            let _ = started.send(sys::current_thread());
+            // Soft: without SCHED_IDLE the reload simply runs at normal priority.
+            let _ = sys::set_thread_idle(sys::current_thread(), true);
+            running.reload()
+        });
+        let deadline = Instant::now() + IDLE_RELOAD_GRACE;
+        while !loader.is_finished() {
+            if Instant::now() >= deadline {
+                if let Ok(thread) = thread.recv() {
+                    let _ = sys::set_thread_idle(thread, false);
+                }
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        loader
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
 fn serve(config: &Config, zone: Zone, snapshot: Snapshot) -> std::io::Result<()> {
     const SIGNALS: [i32; 3] = [sys::SIGHUP, sys::SIGTERM, sys::SIGINT];
     // Before any worker exists, so that every thread inherits the mask and only the loop
@@ -103,7 +137,7 @@ fn serve(config: &Config, zone: Zone, snapshot: Snapshot) -> std::io::Result<()>
     );
     loop {
         match sys::wait_for_signal(&SIGNALS)? {
-            sys::SIGHUP => match running.reload() {
+            sys::SIGHUP => match reload_in_idle_time(&running) {
                 Ok(done) => eprintln!(
                     "cnamed: reloaded {}: {} apps, serial {}, {:.1} ms",
                     config.dump.display(),

@@ -267,6 +267,34 @@ fn wait_for(sockets: &[BorrowedFd<'_>], events: libc::c_short, timeout: Duration
     ready > 0
 }
 
+/// A thread's kernel ID, for [`set_thread_idle`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThreadId(libc::pid_t);
+
+/// The calling thread's kernel ID.
+pub fn current_thread() -> ThreadId {
+    // SAFETY: gettid has no preconditions.
+    ThreadId(unsafe { libc::gettid() })
+}
+
+/// Moves a thread of this process to SCHED_IDLE (`idle`: it runs only when its core has
+/// nothing else to do, and a waking worker preempts it at once) or back to SCHED_OTHER.
+pub fn set_thread_idle(thread: ThreadId, idle: bool) -> io::Result<()> {
+    let policy = if idle {
+        libc::SCHED_IDLE
+    } else {
+        libc::SCHED_OTHER
+    };
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `thread` names a thread of ours; priority 0 is valid for both policies.
+    let result = unsafe { libc::sched_setscheduler(thread.0, policy, &param) };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// The signals the server handles.
 pub use libc::{SIGHUP, SIGINT, SIGTERM};
 
