@@ -9,6 +9,9 @@ use cnamed::snapshot::{Snapshot, Zone};
 #[path = "../fuzz/oracles/query.rs"]
 mod oracle;
 
+#[path = "../fuzz/oracles/dump.rs"]
+mod dump_oracle;
+
 fn inputs(folder: &str) -> Vec<(String, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fuzz")
@@ -33,7 +36,7 @@ fn query_corpus_and_regressions() {
     .unwrap();
     let snapshot = Snapshot::from_json(include_bytes!("../data/apps.json"), &zone).unwrap();
     let mut seen = 0;
-    for folder in ["corpus/query", "regressions/query"] {
+    for folder in ["seeds/query", "corpus/query", "regressions/query"] {
         for (name, packet) in inputs(folder) {
             let outcome = std::panic::catch_unwind(|| oracle::check(&packet, &snapshot));
             assert!(outcome.is_ok(), "{name} fails the oracle");
@@ -41,4 +44,18 @@ fn query_corpus_and_regressions() {
         }
     }
     assert!(seen > 100, "only {seen} inputs: is the corpus there?");
+}
+
+#[test]
+fn dump_corpus_and_regressions() {
+    let zone = Zone::new(&Config::default()).unwrap();
+    let mut seen = 0;
+    for folder in ["seeds/dump", "corpus/dump", "regressions/dump"] {
+        for (name, json) in inputs(folder) {
+            let outcome = std::panic::catch_unwind(|| dump_oracle::check(&json, &zone));
+            assert!(outcome.is_ok(), "{name} fails the oracle");
+            seen += 1;
+        }
+    }
+    assert!(seen >= 7, "only {seen} inputs: are the seeds there?");
 }

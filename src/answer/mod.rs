@@ -5,7 +5,6 @@
 //! negative answers), and [`Reply`] writes it under the transport's size limit.
 
 use crate::snapshot::Snapshot;
-use crate::wire::name::label_starts;
 use crate::wire::{
     flags, fold_name, parse_query, Class, Opt, OptionCode, Query, Question, Rcode, Reject, Rtype,
     Writer, EDNS_DO, EDNS_UDP, HEADER_LEN, MAX_NAME, MAX_TCP, PLAIN_UDP, PTR_QNAME,
@@ -84,17 +83,18 @@ fn locate<'n>(name: &'n [u8], apex: &[u8]) -> Position<'n> {
     if &name[suffix_at..] != apex {
         return Position::Outside;
     }
-    let mut starts = [0u8; 128];
-    let count = label_starts(name, &mut starts);
     // The suffix must start on a label boundary: "xapps.example.com" is not in the zone.
-    match starts[..count]
-        .iter()
-        .position(|&at| at as usize == suffix_at)
-    {
-        Some(0) => Position::Apex,
-        Some(1) => Position::Child(&name[1..suffix_at]),
-        Some(_) => Position::Deeper,
-        None => Position::Outside,
+    let mut at = 0;
+    let mut labels_above = 0;
+    while at < suffix_at {
+        at += 1 + usize::from(name[at]);
+        labels_above += 1;
+    }
+    match (at == suffix_at, labels_above) {
+        (false, _) => Position::Outside,
+        (true, 0) => Position::Apex,
+        (true, 1) => Position::Child(&name[1..suffix_at]),
+        (true, _) => Position::Deeper,
     }
 }
 

@@ -25,6 +25,8 @@ use crate::snapshot::{LoadError, Snapshot, Zone};
 
 /// Pending connections the kernel queues per listener.
 const LISTEN_BACKLOG: i32 = 1024;
+/// Tries at finding one port free for both UDP and TCP when asked for port 0.
+const PORT_ATTEMPTS: usize = 32;
 /// Socket buffer we ask for, to ride out bursts; the kernel may cap it (net.core.rmem_max).
 const UDP_BUFFER: usize = 4 << 20;
 
@@ -43,6 +45,9 @@ pub struct TcpLimits {
     /// At this many connections, accepting one closes the least recently active.
     pub max_connections: usize,
 }
+
+/// One worker's UDP socket and TCP listener for one address.
+type SocketPair = (std::net::UdpSocket, std::net::TcpListener);
 
 /// One worker's bound, not yet running sockets.
 struct WorkerSockets {
@@ -86,13 +91,24 @@ impl Server {
             .collect();
         let mut local_addrs = Vec::new();
         for &requested in &config.listen {
-            let mut addr = requested;
-            for worker in &mut workers {
-                let udp = udp_socket(addr)?;
-                // The first bind resolves port 0; every later socket uses the same port.
-                addr = udp.local_addr()?;
+            let mut attempts = 0;
+            let (addr, sockets) = loop {
+                match bind_all(requested, threads) {
+                    // Port 0: the free UDP port the kernel picked may be taken for TCP (by
+                    // any client's ephemeral port); pick another.
+                    Err(error)
+                        if requested.port() == 0
+                            && error.kind() == io::ErrorKind::AddrInUse
+                            && attempts < PORT_ATTEMPTS =>
+                    {
+                        attempts += 1;
+                    }
+                    result => break result?,
+                }
+            };
+            for (worker, (udp, tcp)) in workers.iter_mut().zip(sockets) {
                 worker.udp.push(udp);
-                worker.tcp.push(tcp_listener(addr)?);
+                worker.tcp.push(tcp);
             }
             local_addrs.push(addr);
         }
@@ -184,6 +200,19 @@ impl Running {
         }
         Ok(())
     }
+}
+
+/// Binds a UDP socket and a TCP listener for each of `threads` workers on `requested`. The
+/// first bind resolves port 0; every later socket uses the same port.
+fn bind_all(requested: SocketAddr, threads: usize) -> io::Result<(SocketAddr, Vec<SocketPair>)> {
+    let mut addr = requested;
+    let mut sockets = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        let udp = udp_socket(addr)?;
+        addr = udp.local_addr()?;
+        sockets.push((udp, tcp_listener(addr)?));
+    }
+    Ok((addr, sockets))
 }
 
 fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {

@@ -155,7 +155,8 @@ impl Snapshot {
     /// Looks up a lower-case instance label `{service}-{app}`; returns the CNAME record
     /// (without owner) it maps to. The split is at the first '-'.
     pub fn cname(&self, label: &[u8]) -> Option<&[u8]> {
-        let dash = memchr::memchr(b'-', label)?;
+        // Labels are short: a plain scan beats memchr's setup.
+        let dash = label.iter().position(|&byte| byte == b'-')?;
         let (service, app) = (&label[..dash], &label[dash + 1..]);
         let service_index = self.zone.services.iter().position(|s| **s == *service)?;
         let cluster = match AppKey::new(app) {

@@ -101,25 +101,6 @@ pub fn wire_to_text(wire: &[u8]) -> String {
     text
 }
 
-/// The offsets at which each label of a validated wire name starts, the root label included.
-/// Returns how many were written; names have at most 128 labels.
-pub(crate) fn label_starts(name: &[u8], starts: &mut [u8; 128]) -> usize {
-    let mut count = 0;
-    let mut at = 0;
-    while let Some(&len) = name.get(at) {
-        if count == starts.len() {
-            break;
-        }
-        starts[count] = at as u8;
-        count += 1;
-        if len == 0 {
-            break;
-        }
-        at += 1 + len as usize;
-    }
-    count
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
