@@ -6,8 +6,8 @@
 
 use crate::snapshot::Snapshot;
 use crate::wire::{
-    flags, fold_name, parse_query, Class, Opt, OptionCode, Query, Question, Rcode, Reject, Rtype,
-    Writer, EDNS_DO, EDNS_UDP, HEADER_LEN, MAX_NAME, MAX_TCP, PLAIN_UDP, PTR_QNAME,
+    flags, parse_query, Class, Opt, OptionCode, Query, Question, Rcode, Reject, Rtype, Writer,
+    EDNS_DO, EDNS_UDP, HEADER_LEN, MAX_TCP, PLAIN_UDP, PTR_QNAME,
 };
 
 /// How the query arrived, which sets the response size limit.
@@ -75,12 +75,14 @@ enum Position<'n> {
     Deeper,
 }
 
-/// Where the lower-case wire name `name` sits relative to the lower-case apex.
+/// Where the wire name `name`, in any case, sits relative to the lower-case apex. Length
+/// bytes (at most 63) are never letters, so a case-insensitive compare of wire forms is
+/// exact (RFC 4343).
 fn locate<'n>(name: &'n [u8], apex: &[u8]) -> Position<'n> {
     let Some(suffix_at) = name.len().checked_sub(apex.len()) else {
         return Position::Outside;
     };
-    if &name[suffix_at..] != apex {
+    if !name[suffix_at..].eq_ignore_ascii_case(apex) {
         return Position::Outside;
     }
     // The suffix must start on a label boundary: "xapps.example.com" is not in the zone.
@@ -119,15 +121,13 @@ enum Answer<'s> {
     Records(&'s [u8], u16),
 }
 
-fn decide<'s>(
-    question: &Question<'_>,
-    snapshot: &'s Snapshot,
-    scratch: &mut [u8; MAX_NAME],
-) -> Outcome<'s> {
+/// Names are matched in whatever case they came (RFC 4343): nothing is copied or folded
+/// except a named app's label, on the stack.
+fn decide<'s>(question: &Question<'_>, snapshot: &'s Snapshot) -> Outcome<'s> {
     if question.qtype.is_unsupported_meta() {
         return Outcome::Bare(Rcode::NOTIMP);
     }
-    let name = fold_name(question.name, scratch);
+    let name = question.name;
     match question.qclass {
         Class::IN => decide_in(question.qtype, name, snapshot),
         Class::CH => decide_chaos(question.qtype, name, snapshot),
@@ -182,10 +182,13 @@ const VERSION_BIND: &[u8] = b"\x07version\x04bind\x00";
 
 fn decide_chaos<'s>(qtype: Rtype, name: &[u8], snapshot: &'s Snapshot) -> Outcome<'s> {
     let zone = &snapshot.zone;
-    let record = match name {
-        ID_SERVER | HOSTNAME_BIND => &zone.identity_txt,
-        VERSION_SERVER | VERSION_BIND => &zone.version_txt,
-        _ => return Outcome::Bare(Rcode::REFUSED),
+    let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
+    let record = if is(ID_SERVER) || is(HOSTNAME_BIND) {
+        &zone.identity_txt
+    } else if is(VERSION_SERVER) || is(VERSION_BIND) {
+        &zone.version_txt
+    } else {
+        return Outcome::Bare(Rcode::REFUSED);
     };
     let answer = match qtype {
         Rtype::TXT | Rtype::ANY => Answer::Records(record, 1),
@@ -213,8 +216,7 @@ fn answer(query: &Query<'_>, snapshot: &Snapshot, transport: Transport, out: &mu
         // RFC 6891 §6.1.3: BADVERS, answered with the version we do speak (0).
         return reply.finish(Rcode::BADVERS);
     }
-    let mut scratch = [0u8; MAX_NAME];
-    match decide(&query.question, snapshot, &mut scratch) {
+    match decide(&query.question, snapshot) {
         Outcome::Bare(rcode) => reply.finish(rcode),
         Outcome::Authoritative {
             rcode,

@@ -16,7 +16,7 @@ use fxhash::FxHashMap;
 pub use zone::{expand_target, version_string, ConfigError, Zone, APEX_TTL, SOA_EXPIRE};
 pub use zone::{SOA_REFRESH, SOA_RETRY};
 
-use crate::wire::{Class, Rtype};
+use crate::wire::{Class, Rtype, MAX_LABEL};
 
 /// Longest decimal app ID stored as a number: every 19-digit number fits in a u64.
 const MAX_NUMERIC_DIGITS: usize = 19;
@@ -152,16 +152,27 @@ impl Snapshot {
         self.clusters.len()
     }
 
-    /// Looks up a lower-case instance label `{service}-{app}`; returns the CNAME record
-    /// (without owner) it maps to. The split is at the first '-'.
+    /// Looks up an instance label `{service}-{app}`, in any ASCII case (RFC 4343); returns
+    /// the CNAME record (without owner) it maps to. The split is at the first '-'.
     pub fn cname(&self, label: &[u8]) -> Option<&[u8]> {
         // Labels are short: a plain scan beats memchr's setup.
         let dash = label.iter().position(|&byte| byte == b'-')?;
         let (service, app) = (&label[..dash], &label[dash + 1..]);
-        let service_index = self.zone.services.iter().position(|s| **s == *service)?;
+        let service_index = self
+            .zone
+            .services
+            .iter()
+            .position(|s| s.eq_ignore_ascii_case(service))?;
         let cluster = match AppKey::new(app) {
+            // Digits have no case: the common path folds nothing.
             AppKey::Numeric(id) => self.numeric_apps.get(id),
-            AppKey::Named(id) => self.named_apps.get(id).copied(),
+            AppKey::Named(id) => {
+                let mut folded = [0u8; MAX_LABEL];
+                let folded = folded.get_mut(..id.len())?;
+                folded.copy_from_slice(id);
+                folded.make_ascii_lowercase();
+                self.named_apps.get(&*folded).copied()
+            }
         }?;
         let index = cluster as usize * self.zone.services.len() + service_index;
         self.cnames.get(index).map(|record| &record[..])

@@ -13,7 +13,7 @@ mod query;
 mod writer;
 
 pub use iana::{Class, Opcode, OptionCode, Rcode, Rtype};
-pub use name::{fold_name, MAX_LABEL, MAX_NAME};
+pub use name::{MAX_LABEL, MAX_NAME};
 pub use query::{parse_query, Opt, Query, Question, Reject};
 pub use writer::{Truncated, Writer};
 

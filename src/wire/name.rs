@@ -30,19 +30,6 @@ impl LabelKind {
     }
 }
 
-/// Copies an uncompressed wire name into `scratch` with ASCII letters folded to lower case
-/// (RFC 4343: only ASCII is case-insensitive) and returns the folded copy. Label length bytes
-/// are at most 63, so they never change.
-///
-/// `name` must already be validated; it is at most `MAX_NAME` bytes.
-pub fn fold_name<'s>(name: &[u8], scratch: &'s mut [u8; MAX_NAME]) -> &'s [u8] {
-    let len = name.len().min(MAX_NAME);
-    let folded = &mut scratch[..len];
-    folded.copy_from_slice(&name[..len]);
-    folded.make_ascii_lowercase();
-    folded
-}
-
 /// Turns a presentation name (`apps.example.com` or `apps.example.com.`) into lower-case wire
 /// form. Used at start-up and load time, never per query. Labels may hold letters, digits,
 /// hyphens and underscores.
@@ -141,13 +128,6 @@ mod tests {
             &"d".repeat(61),
         ];
         assert_eq!(name_to_wire(&max.join(".")).unwrap().len(), 255);
-    }
-
-    #[test]
-    fn folding_touches_only_ascii_letters() {
-        let mut scratch = [0; MAX_NAME];
-        let folded = fold_name(b"\x03WS-\x03\xC4Z9\x00", &mut scratch);
-        assert_eq!(folded, b"\x03ws-\x03\xC4z9\x00");
     }
 
     #[test]
