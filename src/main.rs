@@ -86,21 +86,20 @@ const IDLE_RELOAD_GRACE: Duration = Duration::from_secs(5);
 fn reload_in_idle_time(running: &Running) -> Result<Reloaded, LoadError> {
     std::thread::scope(|scope| {
         let (started, thread) = mpsc::channel();
+        let (finished, done) = mpsc::channel::<()>();
         let loader = scope.spawn(move || {
             let _ = started.send(sys::current_thread());
             // Soft: without SCHED_IDLE the reload simply runs at normal priority.
             let _ = sys::set_thread_idle(sys::current_thread(), true);
-            running.reload()
+            let result = running.reload();
+            drop(finished);
+            result
         });
-        let deadline = Instant::now() + IDLE_RELOAD_GRACE;
-        while !loader.is_finished() {
-            if Instant::now() >= deadline {
-                if let Ok(thread) = thread.recv() {
-                    let _ = sys::set_thread_idle(thread, false);
-                }
-                break;
+        // Disconnected means finished; a timeout means no idle time came in the grace period.
+        if done.recv_timeout(IDLE_RELOAD_GRACE) == Err(mpsc::RecvTimeoutError::Timeout) {
+            if let Ok(thread) = thread.recv() {
+                let _ = sys::set_thread_idle(thread, false);
             }
-            std::thread::sleep(Duration::from_millis(10));
         }
         loader
             .join()

@@ -110,6 +110,11 @@ impl Cnamed {
         }
     }
 
+    /// The log lines that arrived since the last wait, consumed.
+    pub fn drain_log(&mut self) -> Vec<String> {
+        self.log.try_iter().collect()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
