@@ -4,10 +4,26 @@
 //! trailing, echoes the question byte for byte when it has one, and carries an RCODE the rules
 //! allow.
 
+use std::sync::OnceLock;
+
 use cnamed::answer::{respond, Transport};
-use cnamed::snapshot::Snapshot;
+use cnamed::config::Config;
+use cnamed::snapshot::{Snapshot, Zone};
 use hickory_proto::op::Message;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+
+/// The sample dump (data/apps.json) with the default zone and identity "fuzz", built once.
+pub(crate) fn sample_snapshot() -> &'static Snapshot {
+    static SNAPSHOT: OnceLock<Snapshot> = OnceLock::new();
+    SNAPSHOT.get_or_init(|| {
+        let zone = Zone::new(&Config {
+            identity: Some("fuzz".into()),
+            ..Config::default()
+        })
+        .unwrap();
+        Snapshot::from_json(include_bytes!("../../data/apps.json"), &zone).unwrap()
+    })
+}
 
 /// RCODEs cnamed may send: NOERROR, FORMERR, NXDOMAIN, NOTIMP, REFUSED, BADVERS.
 const ALLOWED_RCODES: [u16; 6] = [0, 1, 3, 4, 5, 16];

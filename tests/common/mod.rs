@@ -259,6 +259,20 @@ pub fn decode(bytes: &[u8]) -> Message {
     message
 }
 
+/// The NS names in a reply's answer section, sorted.
+pub fn ns_names(reply: &Message) -> Vec<String> {
+    let mut names: Vec<String> = reply
+        .answers()
+        .iter()
+        .map(|r| match r.data() {
+            Some(hickory_proto::rr::RData::NS(ns)) => ns.0.to_ascii(),
+            other => panic!("not NS: {other:?}"),
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 /// The raw question section of a message with one question: bytes 12.. up to QTYPE+QCLASS.
 pub fn raw_question(packet: &[u8]) -> &[u8] {
     let mut at = 12;
