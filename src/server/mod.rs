@@ -130,10 +130,11 @@ impl Server {
         &self.local_addrs
     }
 
-    /// Starts the worker threads.
+    /// Starts the worker threads and returns once every one of them is in its event loop.
     pub fn start(self) -> io::Result<Running> {
         let mut wakers = Vec::new();
         let mut threads = Vec::new();
+        let (ready, started) = std::sync::mpsc::channel();
         for (index, sockets) in self.workers.into_iter().enumerate() {
             let worker = worker::Worker::new(
                 sockets.udp,
@@ -142,10 +143,18 @@ impl Server {
                 self.tcp_limits,
             )?;
             wakers.push(worker.waker());
+            let ready = ready.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("cnamed-worker-{index}"))
-                .spawn(move || worker.run())?;
+                .spawn(move || worker.run(ready))?;
             threads.push(thread);
+        }
+        drop(ready);
+        // Every worker reports in, or drops its sender by failing first.
+        for _ in &threads {
+            if started.recv().is_err() {
+                break;
+            }
         }
         Ok(Running {
             shared: self.shared,

@@ -73,8 +73,11 @@ impl Worker {
         Arc::clone(&self.waker)
     }
 
-    pub(super) fn run(mut self) -> io::Result<()> {
+    /// Serves until shutdown. `ready` is told once everything the loop needs is allocated.
+    pub(super) fn run(mut self, ready: std::sync::mpsc::Sender<()>) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENT_CAPACITY);
+        let _ = ready.send(());
+        drop(ready);
         let mut next_sweep = Instant::now() + SWEEP_EVERY;
         let first_listener = FIRST_SOCKET + self.udp.len();
         loop {

@@ -67,17 +67,11 @@ impl UdpBatch {
                 iov_base: self.queries[i].as_mut_ptr().cast(),
                 iov_len: RECV_SLOT,
             });
-            // SAFETY: msghdr is plain old data; all zeroes is valid, and every pointer field
-            // we need is set right after.
-            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-            msg.msg_name = (&mut self.peers[i] as *mut libc::sockaddr_storage).cast();
-            msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            msg.msg_iov = iov;
-            msg.msg_iovlen = 1;
-            headers[i].write(libc::mmsghdr {
-                msg_hdr: msg,
-                msg_len: 0,
-            });
+            headers[i].write(message(
+                iov,
+                (&mut self.peers[i] as *mut libc::sockaddr_storage).cast(),
+                size_of::<libc::sockaddr_storage>() as libc::socklen_t,
+            ));
         }
         let received = retry_eintr(|| {
             // SAFETY: `headers` holds BATCH initialised entries whose buffers (queries, peers,
@@ -144,16 +138,11 @@ impl UdpBatch {
                 iov_base: self.responses[i].as_mut_ptr().cast(),
                 iov_len: self.response_lens[i],
             });
-            // SAFETY: as in `recv`.
-            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-            msg.msg_name = (&mut self.peers[i] as *mut libc::sockaddr_storage).cast();
-            msg.msg_namelen = self.peer_lens[i];
-            msg.msg_iov = iov;
-            msg.msg_iovlen = 1;
-            headers[count].write(libc::mmsghdr {
-                msg_hdr: msg,
-                msg_len: 0,
-            });
+            headers[count].write(message(
+                iov,
+                (&mut self.peers[i] as *mut libc::sockaddr_storage).cast(),
+                self.peer_lens[i],
+            ));
             count += 1;
         }
         let mut done = 0;
@@ -201,15 +190,8 @@ pub fn send_connected(socket: BorrowedFd<'_>, datagrams: &[&[u8]]) -> io::Result
             iov_base: datagram.as_ptr().cast_mut().cast(),
             iov_len: datagram.len(),
         });
-        // SAFETY: msghdr is plain old data; all zeroes is valid (no address: the socket is
-        // connected).
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = iov;
-        msg.msg_iovlen = 1;
-        headers[i].write(libc::mmsghdr {
-            msg_hdr: msg,
-            msg_len: 0,
-        });
+        // No address: the socket is connected.
+        headers[i].write(message(iov, std::ptr::null_mut(), 0));
     }
     retry_eintr(|| {
         // SAFETY: the first `count` headers are initialised and point at `datagrams`, which
@@ -223,6 +205,25 @@ pub fn send_connected(socket: BorrowedFd<'_>, datagrams: &[&[u8]]) -> io::Result
             )
         }
     })
+}
+
+/// One mmsghdr for one buffer and, unless `name` is null, one peer address.
+fn message(
+    iov: *mut libc::iovec,
+    name: *mut libc::c_void,
+    name_len: libc::socklen_t,
+) -> libc::mmsghdr {
+    // SAFETY: msghdr is plain old data; all zeroes is valid (no control data, no flags), and
+    // the fields that matter are set right after.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = name;
+    msg.msg_namelen = name_len;
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    libc::mmsghdr {
+        msg_hdr: msg,
+        msg_len: 0,
+    }
 }
 
 /// Runs a system call wrapper until it is not interrupted by a signal.
