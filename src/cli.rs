@@ -62,6 +62,8 @@ Options:
                              [default: ns1.example.com]
   --hostmaster NAME          SOA RNAME [default: hostmaster.<zone>]
   --identity TEXT            answer to CHAOS id.server and NSID [default: host name]
+  --version-string TEXT      answer to CHAOS version.bind; none refuses it
+                             [default: cnamed <version>]
   --tcp-idle-timeout SECONDS close TCP connections idle this long [default: 10]
   --tcp-max-connections N    TCP connections per worker [default: 1024]
   -h, --help                 print this help
@@ -140,6 +142,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
             "--ns" => ns.push(text),
             "--hostmaster" => config.hostmaster = Some(text),
             "--identity" => config.identity = Some(text),
+            "--version-string" => config.version_string = Some(text),
             "--tcp-idle-timeout" => {
                 let seconds: u64 = value(flag, &text, "a number of seconds")?;
                 config.tcp_idle_timeout = Duration::from_secs(seconds);

@@ -30,6 +30,9 @@ pub struct Config {
     pub hostmaster: Option<String>,
     /// Reported by CHAOS id.server/hostname.bind and NSID; `None` means the host name.
     pub identity: Option<String>,
+    /// Answer to CHAOS version.bind/version.server; `None` means `cnamed <version>`, and
+    /// "none" hides it (those names are then REFUSED).
+    pub version_string: Option<String>,
     /// A TCP connection with no traffic for this long is closed (RFC 7766 §6.2.3).
     pub tcp_idle_timeout: Duration,
     /// TCP connections per worker; at the cap a new one closes the least recently active.
@@ -50,6 +53,7 @@ impl Default for Config {
             ns: vec!["ns1.example.com".into()],
             hostmaster: None,
             identity: None,
+            version_string: None,
             tcp_idle_timeout: Duration::from_secs(10),
             tcp_max_connections: 1024,
         }

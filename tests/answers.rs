@@ -438,3 +438,29 @@ fn header_bits_are_copied_or_cleared() {
         assert_eq!(reply.response_code(), ResponseCode::NoError);
     }
 }
+
+#[test]
+fn version_string_can_be_set_or_hidden() {
+    let custom = Cnamed::start(&["--version-string", "edge DNS"]);
+    let reply = decode(&custom.udp(&encode(&query_class(
+        "version.bind.",
+        RecordType::TXT,
+        DNSClass::CH,
+    ))));
+    assert_eq!(txt_of(&reply), "edge DNS");
+    let hidden = Cnamed::start(&["--version-string", "none"]);
+    for qname in ["version.bind.", "VERSION.server."] {
+        for bytes in hidden.both(&encode(&query_class(qname, RecordType::TXT, DNSClass::CH))) {
+            let reply = decode(&bytes);
+            assert_eq!(reply.response_code(), ResponseCode::Refused, "{qname}");
+            assert_eq!(reply.answer_count(), 0);
+        }
+    }
+    // The identity stays.
+    let reply = decode(&hidden.udp(&encode(&query_class(
+        "id.server.",
+        RecordType::TXT,
+        DNSClass::CH,
+    ))));
+    assert_eq!(txt_of(&reply), IDENTITY);
+}

@@ -186,7 +186,11 @@ fn decide_chaos<'s>(qtype: Rtype, name: &[u8], snapshot: &'s Snapshot) -> Outcom
     let record = if is(ID_SERVER) || is(HOSTNAME_BIND) {
         &zone.identity_txt
     } else if is(VERSION_SERVER) || is(VERSION_BIND) {
-        &zone.version_txt
+        // A hidden version is refused, as for any name we do not serve.
+        match &zone.version_txt {
+            Some(record) => record,
+            None => return Outcome::Bare(Rcode::REFUSED),
+        }
     } else {
         return Outcome::Bare(Rcode::REFUSED);
     };

@@ -65,7 +65,8 @@ pub struct Zone {
     pub identity: Vec<u8>,
     /// CHAOS TXT answers, each a complete record owned by the question name.
     pub identity_txt: Vec<u8>,
-    pub version_txt: Vec<u8>,
+    /// `None` when the operator hides the version.
+    pub version_txt: Option<Vec<u8>>,
 }
 
 /// What version.bind / version.server report.
@@ -147,7 +148,20 @@ impl Zone {
                 format!("longer than {MAX_CHARACTER_STRING} bytes"),
             ));
         }
-        let version = version_string().into_bytes();
+        let version = match config.version_string.as_deref() {
+            Some("none") => None,
+            Some(text) => Some(text.as_bytes().to_vec()),
+            None => Some(version_string().into_bytes()),
+        };
+        if version
+            .as_ref()
+            .is_some_and(|v| v.len() > MAX_CHARACTER_STRING)
+        {
+            return Err(invalid(
+                "--version-string",
+                format!("longer than {MAX_CHARACTER_STRING} bytes"),
+            ));
+        }
 
         Ok(Self {
             apex,
@@ -163,7 +177,7 @@ impl Zone {
             ns_text: config.ns.clone(),
             hostmaster_text,
             identity_txt: chaos_txt(&identity),
-            version_txt: chaos_txt(&version),
+            version_txt: version.as_deref().map(chaos_txt),
             identity,
         })
     }
