@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use cnamed::cli::{self, Command, Invocation};
 use cnamed::config::Config;
+use cnamed::server::systemd::Notifier;
 use cnamed::server::{Reloaded, Running, Server, TcpLimits};
 use cnamed::snapshot::{LoadError, Snapshot, Zone};
 use cnamed::{sys, zonefile};
@@ -128,28 +129,46 @@ fn serve(config: &Config, zone: Zone, snapshot: Snapshot) -> std::io::Result<()>
         .map(ToString::to_string)
         .collect();
     let running = server.start()?;
+    let notifier = Notifier::from_env();
     eprintln!(
         "cnamed: serving {} with {apps} apps, {clusters} clusters, serial {serial} on {} (udp, tcp), {} workers",
         config.zone,
         addrs.join(" "),
         config.threads
     );
+    notifier.ready(&format!("serving {apps} apps, serial {serial}"));
     loop {
         match sys::wait_for_signal(&SIGNALS)? {
-            sys::SIGHUP => match reload_in_idle_time(&running) {
-                Ok(done) => eprintln!(
-                    "cnamed: reloaded {}: {} apps, serial {}, {:.1} ms",
-                    config.dump.display(),
-                    done.apps,
-                    done.serial,
-                    done.elapsed.as_secs_f64() * 1e3
-                ),
-                Err(error) => eprintln!(
-                    "cnamed: reload failed, still serving serial {}: {error}",
-                    running.snapshot().serial
-                ),
-            },
+            sys::SIGHUP => {
+                notifier.reloading();
+                let status = match reload_in_idle_time(&running) {
+                    Ok(done) => {
+                        eprintln!(
+                            "cnamed: reloaded {}: {} apps, serial {}, {:.1} ms",
+                            config.dump.display(),
+                            done.apps,
+                            done.serial,
+                            done.elapsed.as_secs_f64() * 1e3
+                        );
+                        format!("serving {} apps, serial {}", done.apps, done.serial)
+                    }
+                    Err(error) => {
+                        let serving = running.snapshot();
+                        eprintln!(
+                            "cnamed: reload failed, still serving serial {}: {error}",
+                            serving.serial
+                        );
+                        format!(
+                            "reload failed, serving {} apps, serial {}: {error}",
+                            serving.app_count(),
+                            serving.serial
+                        )
+                    }
+                };
+                notifier.ready(&status);
+            }
             _ => {
+                notifier.stopping();
                 running.shutdown()?;
                 eprintln!("cnamed: stopped");
                 return Ok(());

@@ -6,6 +6,7 @@
 //! arc-swap and a shutdown flag. Signals are not handled here: the caller (main) waits for
 //! them on its own thread and calls [`Running::reload`] or [`Running::shutdown`].
 
+pub mod systemd;
 mod tcp;
 mod worker;
 

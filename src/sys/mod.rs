@@ -268,6 +268,17 @@ fn wait_for(sockets: &[BorrowedFd<'_>], events: libc::c_short, timeout: Duration
     ready > 0
 }
 
+/// CLOCK_MONOTONIC in microseconds, as systemd's MONOTONIC_USEC= expects.
+pub fn monotonic_usec() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec to write; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000 + now.tv_nsec as u64 / 1_000
+}
+
 /// A thread's kernel ID, for [`set_thread_idle`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ThreadId(libc::pid_t);

@@ -53,6 +53,11 @@ impl Cnamed {
     }
 
     pub fn start_dump(dump: &Path, extra: &[&str]) -> Self {
+        Self::start_with(dump, extra, &[])
+    }
+
+    /// Starts with extra environment variables.
+    pub fn start_with(dump: &Path, extra: &[&str], env: &[(&str, &Path)]) -> Self {
         let mut child = Command::new(binary())
             .args([
                 "--listen",
@@ -65,6 +70,7 @@ impl Cnamed {
             .arg("--dump")
             .arg(dump)
             .args(extra)
+            .envs(env.iter().map(|(key, value)| (*key, *value)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

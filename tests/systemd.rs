@@ -1,0 +1,76 @@
+//! The systemd notify protocol, with a UnixDatagram socket in the test playing systemd.
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::time::Duration;
+
+use common::*;
+
+fn next(socket: &UnixDatagram) -> String {
+    let mut buf = [0u8; 4096];
+    let len = socket.recv(&mut buf).expect("a notification");
+    String::from_utf8(buf[..len].to_vec()).unwrap()
+}
+
+#[test]
+fn ready_reloading_ready_stopping() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("notify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket_path = dir.join("notify.sock");
+    let _ = std::fs::remove_file(&socket_path);
+    let systemd = UnixDatagram::bind(&socket_path).unwrap();
+    systemd
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let dump = temp_dump("notify", r#"{"serial": 11, "apps": {"1": "a", "2": "b"}}"#);
+    let mut server = Cnamed::start_with(&dump, &[], &[("NOTIFY_SOCKET", &socket_path)]);
+
+    assert_eq!(next(&systemd), "READY=1\nSTATUS=serving 2 apps, serial 11");
+
+    std::fs::write(&dump, r#"{"serial": 12, "apps": {"1": "a"}}"#).unwrap();
+    server.signal("HUP");
+    let reloading = next(&systemd);
+    let mut lines = reloading.lines();
+    assert_eq!(lines.next(), Some("RELOADING=1"));
+    let usec: u64 = lines
+        .next()
+        .and_then(|l| l.strip_prefix("MONOTONIC_USEC="))
+        .and_then(|v| v.parse().ok())
+        .expect("MONOTONIC_USEC=<number>");
+    assert!(usec > 0);
+    assert_eq!(next(&systemd), "READY=1\nSTATUS=serving 1 apps, serial 12");
+
+    std::fs::write(&dump, r#"{"serial": 13, "apps": {"1": "a b"}}"#).unwrap();
+    server.signal("HUP");
+    assert!(next(&systemd).starts_with("RELOADING=1\n"));
+    let after_failure = next(&systemd);
+    assert!(
+        after_failure.starts_with("READY=1\nSTATUS=reload failed, serving 1 apps, serial 12: "),
+        "{after_failure}"
+    );
+    assert_eq!(after_failure.lines().count(), 2, "STATUS is one line");
+
+    server.signal("TERM");
+    assert_eq!(next(&systemd), "STOPPING=1");
+    assert_eq!(server.wait_exit(Duration::from_secs(5)), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn abstract_notify_socket() {
+    let name = format!("cnamed-test-{}", std::process::id());
+    let addr =
+        <std::os::unix::net::SocketAddr as std::os::linux::net::SocketAddrExt>::from_abstract_name(
+            name.as_bytes(),
+        )
+        .unwrap();
+    let systemd = UnixDatagram::bind_addr(&addr).unwrap();
+    systemd
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let value = std::path::PathBuf::from(format!("@{name}"));
+    let _server = Cnamed::start_with(&sample_dump(), &[], &[("NOTIFY_SOCKET", &value)]);
+    assert!(next(&systemd).starts_with("READY=1\nSTATUS=serving 6 apps"));
+}
