@@ -65,6 +65,7 @@ Options:
   --version-string TEXT      answer to CHAOS version.bind; none refuses it
                              [default: cnamed <version>]
   --tcp-idle-timeout SECONDS close TCP connections idle this long [default: 10]
+  --tcp-io-timeout MS        close TCP connections stalled mid-message this long [default: 500]
   --tcp-max-connections N    TCP connections per worker [default: 1024]
   -h, --help                 print this help
   -V, --version              print the version
@@ -146,6 +147,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
             "--tcp-idle-timeout" => {
                 let seconds: u64 = value(flag, &text, "a number of seconds")?;
                 config.tcp_idle_timeout = Duration::from_secs(seconds);
+            }
+            "--tcp-io-timeout" => {
+                let millis: u64 = value(flag, &text, "a number of milliseconds")?;
+                config.tcp_io_timeout = Duration::from_millis(millis);
             }
             "--tcp-max-connections" => {
                 config.tcp_max_connections = value(flag, &text, "a number of connections")?;

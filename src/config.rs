@@ -35,6 +35,8 @@ pub struct Config {
     pub version_string: Option<String>,
     /// A TCP connection with no traffic for this long is closed (RFC 7766 §6.2.3).
     pub tcp_idle_timeout: Duration,
+    /// A TCP connection stalled mid-message this long is closed (Knot's tcp-io-timeout).
+    pub tcp_io_timeout: Duration,
     /// TCP connections per worker; at the cap a new one closes the least recently active.
     pub tcp_max_connections: usize,
 }
@@ -55,6 +57,7 @@ impl Default for Config {
             identity: None,
             version_string: None,
             tcp_idle_timeout: Duration::from_secs(10),
+            tcp_io_timeout: Duration::from_millis(500),
             tcp_max_connections: 1024,
         }
     }

@@ -120,6 +120,7 @@ fn serve(config: &Config, zone: Zone, snapshot: Snapshot) -> std::io::Result<()>
     );
     let limits = TcpLimits {
         idle_timeout: config.tcp_idle_timeout,
+        io_timeout: config.tcp_io_timeout,
         max_connections: config.tcp_max_connections,
     };
     let server = Server::bind(config, zone, snapshot, limits)?;

@@ -155,3 +155,41 @@ fn at_the_cap_the_least_recently_active_connection_goes() {
     second.write_all(&frame(&query_with_id(name, 4))).unwrap();
     assert_eq!(decode(&read_frame(&mut second).unwrap()).id(), 4);
 }
+
+#[test]
+fn slow_senders_and_non_readers_are_cut_off_by_the_io_timeout() {
+    // Idle timeout far away: only the I/O timeout can close these.
+    let server = Cnamed::start(&["--tcp-idle-timeout", "60", "--tcp-io-timeout", "300"]);
+    // Slowloris: one byte of a 40-byte frame every 100 ms keeps the connection active but
+    // never completes a message.
+    let mut slow = server.tcp_connect();
+    slow.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let started = Instant::now();
+    let mut closed = false;
+    let mut frame_bytes = vec![0u8, 40];
+    frame_bytes.extend_from_slice(&[b'x'; 40]);
+    for byte in &frame_bytes {
+        if slow.write_all(std::slice::from_ref(byte)).is_err() || is_closed(&mut slow) {
+            closed = true;
+            break;
+        }
+    }
+    let waited = started.elapsed();
+    assert!(closed, "still open after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(250),
+        "closed after {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(3), "closed after {waited:?}");
+
+    // A steady client that completes messages is not cut off, however long it stays.
+    let mut steady = server.tcp_connect();
+    for i in 0..8 {
+        steady
+            .write_all(&frame(&query_with_id("ws-123456.apps.example.com.", i)))
+            .unwrap();
+        assert_eq!(decode(&read_frame(&mut steady).unwrap()).id(), i);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -113,6 +113,7 @@ fn query_path_allocates_nothing() {
     // The whole server: sockets, batches, event loops, snapshot loads.
     let limits = TcpLimits {
         idle_timeout: Duration::from_secs(60),
+        io_timeout: Duration::from_secs(60),
         max_connections: 16,
     };
     let server = Server::bind(&config, zone, snapshot, limits).unwrap();

@@ -43,6 +43,9 @@ pub struct Shared {
 pub struct TcpLimits {
     /// A connection with no traffic for this long is closed.
     pub idle_timeout: Duration,
+    /// A connection with a message half received or an answer unsent, and no message
+    /// completed either way for this long, is closed (Slowloris, clients that never read).
+    pub io_timeout: Duration,
     /// At this many connections, accepting one closes the least recently active.
     pub max_connections: usize,
 }

@@ -32,6 +32,9 @@ struct Connection {
     sent: usize,
     queued: usize,
     last_active: Instant,
+    /// Since when a message has been half received or an answer unsent without a message
+    /// completing either way; `None` when nothing is pending.
+    stalled_since: Option<Instant>,
     peer_done: bool,
 }
 
@@ -53,6 +56,7 @@ impl Connection {
             sent: 0,
             queued: 0,
             last_active: Instant::now(),
+            stalled_since: None,
             peer_done: false,
         }
     }
@@ -68,10 +72,16 @@ impl Connection {
             let Ok(read) = self.fill() else {
                 return State::Close;
             };
+            if answered || wrote {
+                self.stalled_since = None;
+            }
             if self.peer_done && self.sent == self.queued && !self.has_frame() {
                 return State::Close;
             }
             if !(answered || wrote || read) {
+                let pending = self.received > self.read_at || self.queued > self.sent;
+                self.stalled_since =
+                    pending.then(|| self.stalled_since.unwrap_or_else(Instant::now));
                 return State::Open;
             }
         }
@@ -235,13 +245,17 @@ impl Connections {
         }
     }
 
-    /// Closes connections idle for longer than the timeout.
+    /// Closes connections idle for longer than the idle timeout, or stalled mid-message for
+    /// longer than the I/O timeout.
     pub(super) fn close_idle(&mut self, now: Instant) {
+        let limits = self.limits;
         for index in 0..self.slots.len() {
-            let idle = self.slots[index]
-                .as_ref()
-                .is_some_and(|c| now.duration_since(c.last_active) > self.limits.idle_timeout);
-            if idle {
+            let expired = self.slots[index].as_ref().is_some_and(|c| {
+                now.duration_since(c.last_active) > limits.idle_timeout
+                    || c.stalled_since
+                        .is_some_and(|since| now.duration_since(since) > limits.io_timeout)
+            });
+            if expired {
                 self.close(index);
             }
         }
