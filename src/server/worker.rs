@@ -128,8 +128,8 @@ impl Worker {
                 Ok(0) => return false,
                 Ok(received) => received,
                 // WouldBlock: drained. Other errors (e.g. ICMP-induced ECONNREFUSED) concern
-                // one peer; the socket stays usable, and edge-triggered polling requires that
-                // we keep reading until WouldBlock.
+                // one peer; the socket stays usable, and under edge-triggered polling we must
+                // keep reading until it is drained (WouldBlock or a short batch).
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(_) => continue,
             };

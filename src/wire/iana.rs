@@ -69,7 +69,7 @@ impl Rcode {
 
     /// The 4 bits that go in the header.
     pub fn header_bits(self) -> u16 {
-        self.0 & 0xF
+        self.0 & super::flags::RCODE_MASK
     }
 
     /// The 8 bits that go in the OPT record's extended RCODE field.
