@@ -67,11 +67,17 @@ Options:
   --tcp-idle-timeout SECONDS close TCP connections idle this long [default: 10]
   --tcp-io-timeout MS        close TCP connections stalled mid-message this long [default: 500]
   --tcp-max-connections N    TCP connections per worker [default: 1024]
+  --metrics ADDR:PORT        serve Prometheus metrics on http://ADDR:PORT/metrics [default: off]
+  --rrl-rate N               UDP responses per second per client /24 or /56 [default: off]
+  --rrl-slip N               send every Nth limited response truncated, 0 never [default: 2]
+  --cookie-secret-file PATH  DNS cookie secrets, 32 hex digits a line: the first makes
+                             cookies, a second is also accepted [default: a random secret]
   -h, --help                 print this help
   -V, --version              print the version
 
-Signals: SIGHUP reloads the dump (a bad dump is logged and the old one kept serving);
-SIGTERM and SIGINT stop the server.
+Signals: SIGHUP reloads the dump and the cookie secret file (if either is bad, the error is
+logged and the old ones keep serving); SIGTERM and SIGINT stop accepting, finish the TCP
+answers already asked for (at most 1 s) and exit.
 ";
 
 /// More workers than this is a typo, not a machine.
@@ -158,6 +164,18 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
                     return Err(CliError(format!("{flag}: needs at least 1")));
                 }
             }
+            "--metrics" => {
+                config.metrics = Some(value(flag, &text, "an ADDR:PORT (IPv6 as [ADDR]:PORT)")?)
+            }
+            "--rrl-rate" => {
+                let rate: u32 = value(flag, &text, "a number of responses per second")?;
+                if rate == 0 {
+                    return Err(CliError(format!("{flag}: needs at least 1")));
+                }
+                config.rrl_rate = Some(rate);
+            }
+            "--rrl-slip" => config.rrl_slip = value(flag, &text, "a number (0 never slips)")?,
+            "--cookie-secret-file" => config.cookie_secret_file = Some(PathBuf::from(text)),
             other => return Err(CliError(format!("unknown option {other}"))),
         }
     }
@@ -226,6 +244,9 @@ mod tests {
                 "given twice",
             ),
             (&["--ttl", "-1"], "--ttl"),
+            (&["--rrl-rate", "0"], "--rrl-rate"),
+            (&["--rrl-slip", "x"], "--rrl-slip"),
+            (&["--metrics", "9100"], "--metrics"),
             (&["--listen", "localhost"], "--listen"),
             (&["--zone"], "--zone needs a value"),
             (&["--frobnicate", "1"], "--frobnicate"),

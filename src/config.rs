@@ -39,6 +39,14 @@ pub struct Config {
     pub tcp_io_timeout: Duration,
     /// TCP connections per worker; at the cap a new one closes the least recently active.
     pub tcp_max_connections: usize,
+    /// Where to serve Prometheus metrics over HTTP; `None` turns the endpoint off.
+    pub metrics: Option<SocketAddr>,
+    /// UDP responses per second per client /24 (IPv4) or /56 (IPv6); `None` turns RRL off.
+    pub rrl_rate: Option<u32>,
+    /// Every `rrl_slip`-th limited response is sent truncated instead of dropped; 0 never.
+    pub rrl_slip: u32,
+    /// One or two DNS cookie secrets shared by a fleet; `None` means a random one.
+    pub cookie_secret_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -59,6 +67,10 @@ impl Default for Config {
             tcp_idle_timeout: Duration::from_secs(10),
             tcp_io_timeout: Duration::from_millis(500),
             tcp_max_connections: 1024,
+            metrics: None,
+            rrl_rate: None,
+            rrl_slip: 2,
+            cookie_secret_file: None,
         }
     }
 }

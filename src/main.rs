@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use cnamed::cli::{self, Command, Invocation};
 use cnamed::config::Config;
+use cnamed::cookie::Secrets;
 use cnamed::server::systemd::Notifier;
-use cnamed::server::{Reloaded, Running, Server, TcpLimits};
-use cnamed::snapshot::{LoadError, Snapshot, Zone};
+use cnamed::server::{http, ReloadError, Reloaded, Running, Server, TcpLimits};
+use cnamed::snapshot::{Snapshot, Zone};
 use cnamed::{sys, zonefile};
 
 /// Exit code for a bad command line or configuration.
@@ -34,6 +35,14 @@ fn main() -> ExitCode {
     let zone = match Zone::new(&config) {
         Ok(zone) => zone,
         Err(error) => return fail(USAGE_ERROR, &error.to_string()),
+    };
+    let secrets = match &config.cookie_secret_file {
+        Some(path) => Secrets::load(path),
+        None => Secrets::random().map_err(|e| cnamed::cookie::SecretError(e.to_string())),
+    };
+    let secrets = match secrets {
+        Ok(secrets) => secrets,
+        Err(error) => return fail(USAGE_ERROR, &format!("cookie secret {error}")),
     };
     let started = Instant::now();
     let snapshot = match Snapshot::load(&config.dump, &zone) {
@@ -63,7 +72,7 @@ fn main() -> ExitCode {
                 snapshot.app_count(),
                 load_time.as_secs_f64() * 1e3
             );
-            serve(&config, zone, snapshot)
+            serve(&config, zone, snapshot, secrets, load_time)
         }
     };
     match outcome {
@@ -84,7 +93,7 @@ const IDLE_RELOAD_GRACE: Duration = Duration::from_secs(5);
 /// parsing a dump on a core shared with a worker does not delay queries. A box saturated for
 /// longer than `IDLE_RELOAD_GRACE` has no idle time: the reload then runs at normal priority,
 /// so that new mappings always arrive.
-fn reload_in_idle_time(running: &Running) -> Result<Reloaded, LoadError> {
+fn reload_in_idle_time(running: &Running) -> Result<Reloaded, ReloadError> {
     std::thread::scope(|scope| {
         let (started, thread) = mpsc::channel();
         let (finished, done) = mpsc::channel::<()>();
@@ -108,7 +117,13 @@ fn reload_in_idle_time(running: &Running) -> Result<Reloaded, LoadError> {
     })
 }
 
-fn serve(config: &Config, zone: Zone, snapshot: Snapshot) -> std::io::Result<()> {
+fn serve(
+    config: &Config,
+    zone: Zone,
+    snapshot: Snapshot,
+    secrets: Secrets,
+    load_time: Duration,
+) -> std::io::Result<()> {
     const SIGNALS: [i32; 3] = [sys::SIGHUP, sys::SIGTERM, sys::SIGINT];
     // Before any worker exists, so that every thread inherits the mask and only the loop
     // below ever sees these signals.
@@ -123,13 +138,29 @@ fn serve(config: &Config, zone: Zone, snapshot: Snapshot) -> std::io::Result<()>
         io_timeout: config.tcp_io_timeout,
         max_connections: config.tcp_max_connections,
     };
-    let server = Server::bind(config, zone, snapshot, limits)?;
+    // Soft: without it, fewer TCP connections fit, and accept failures say so.
+    let _ = sys::raise_fd_limit();
+    let server = Server::bind(config, zone, snapshot, secrets, limits)?;
+    server.set_load_time(load_time);
+    let metrics_listener = match config.metrics {
+        Some(addr) => Some(std::net::TcpListener::bind(addr).map_err(|error| {
+            std::io::Error::new(error.kind(), format!("cannot bind metrics {addr}: {error}"))
+        })?),
+        None => None,
+    };
     let addrs: Vec<String> = server
         .local_addrs()
         .iter()
         .map(ToString::to_string)
         .collect();
     let running = server.start()?;
+    if let Some(listener) = metrics_listener {
+        eprintln!(
+            "cnamed: metrics on http://{}/metrics",
+            listener.local_addr()?
+        );
+        http::spawn(listener, running.metrics())?;
+    }
     let notifier = Notifier::from_env();
     eprintln!(
         "cnamed: serving {} with {apps} apps, {clusters} clusters, serial {serial} on {} (udp, tcp), {} workers",

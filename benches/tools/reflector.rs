@@ -30,7 +30,7 @@ fn serve(addr: SocketAddr) -> std::io::Result<()> {
             }
             Err(e) => return Err(e),
         }
-        batch.answer_each(|query, out| {
+        batch.answer_each(|query, _sender, out| {
             if query.len() < 12 || query.len() > out.len() {
                 return None;
             }

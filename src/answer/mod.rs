@@ -4,10 +4,13 @@
 //! outcome from the rules (RFC 1034 §4.3.2 for the zone, RFC 6891 for EDNS, RFC 2308 for
 //! negative answers), and [`Reply`] writes it under the transport's size limit.
 
+use std::net::IpAddr;
+
+use crate::cookie::{self, Secrets, FULL_COOKIE};
 use crate::snapshot::Snapshot;
 use crate::wire::{
-    flags, parse_query, Class, Opt, OptionCode, Query, Question, Rcode, Reject, Rtype, Writer,
-    EDNS_DO, EDNS_UDP, HEADER_LEN, MAX_TCP, PLAIN_UDP, PTR_QNAME,
+    flags, parse_query, Class, FormErrCause, Opt, OptionCode, Query, Question, Rcode, Reject,
+    Rtype, Writer, EDNS_DO, EDNS_UDP, HEADER_LEN, MAX_TCP, PLAIN_UDP, PTR_QNAME,
 };
 
 /// How the query arrived, which sets the response size limit.
@@ -22,44 +25,123 @@ const OPT_LEN: usize = 11;
 /// Bytes of an option header.
 const OPTION_HEADER: usize = 4;
 
-/// Answers one query. Writes the response into `out` and returns its length, or `None` when
-/// the datagram gets no reply at all. `out` should hold `MAX_TCP` bytes for TCP and
-/// `EDNS_UDP` for UDP; a shorter buffer only lowers the limit.
+/// What the answer depends on besides the packet and the snapshot.
+#[derive(Clone, Copy, Debug)]
+pub struct Context<'a> {
+    pub transport: Transport,
+    /// The client's address, which server cookies are bound to.
+    pub client: Option<IpAddr>,
+    /// Unix time in seconds: the timestamp of the server cookies we make.
+    pub now: u32,
+    /// With secrets and a client address, COOKIE options are answered (RFC 7873); without,
+    /// they are ignored like any unknown option.
+    pub cookies: Option<&'a Secrets>,
+    /// Answer with TC=1 and no records, whatever the answer would be (the RRL slip).
+    pub truncate: bool,
+}
+
+impl Context<'_> {
+    /// A context without cookies.
+    pub fn new(transport: Transport) -> Self {
+        Self {
+            transport,
+            client: None,
+            now: 0,
+            cookies: None,
+            truncate: false,
+        }
+    }
+}
+
+/// Why a datagram got no reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// Shorter than a header.
+    Short,
+    /// QR=1: a response, which answering would turn into a reflection loop.
+    Response,
+}
+
+/// What happened to one query, for the caller's counters and rate limiting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// Length of the response written, or `None` when there is no reply.
+    pub len: Option<usize>,
+    pub dropped: Option<DropReason>,
+    /// The question's QTYPE, when there was a readable question.
+    pub qtype: Option<Rtype>,
+    pub rcode: Rcode,
+    pub truncated: bool,
+    pub formerr: Option<FormErrCause>,
+    /// The verdict on the query's COOKIE option, when cookies are answered and it had one.
+    pub cookie: Option<cookie::Check>,
+}
+
+impl Summary {
+    fn dropped(reason: DropReason) -> Self {
+        Self {
+            len: None,
+            dropped: Some(reason),
+            qtype: None,
+            rcode: Rcode::NOERROR,
+            truncated: false,
+            formerr: None,
+            cookie: None,
+        }
+    }
+}
+
+/// Answers one query without cookies. Writes the response into `out` and returns its
+/// length, or `None` when the datagram gets no reply at all. `out` should hold `MAX_TCP`
+/// bytes for TCP and `EDNS_UDP` for UDP; a shorter buffer only lowers the limit.
 pub fn respond(
     packet: &[u8],
     snapshot: &Snapshot,
     transport: Transport,
     out: &mut [u8],
 ) -> Option<usize> {
+    respond_to(packet, snapshot, &Context::new(transport), out).len
+}
+
+/// Answers one query in `context`: the response goes into `out`, what happened is returned.
+pub fn respond_to(
+    packet: &[u8],
+    snapshot: &Snapshot,
+    context: &Context<'_>,
+    out: &mut [u8],
+) -> Summary {
     match parse_query(packet) {
-        Ok(query) => Some(answer(&query, snapshot, transport, out)),
-        Err(Reject::Drop) => None,
+        Ok(query) => answer(&query, snapshot, context, out),
+        Err(Reject::Drop) if packet.len() < HEADER_LEN => Summary::dropped(DropReason::Short),
+        Err(Reject::Drop) => Summary::dropped(DropReason::Response),
         Err(Reject::NotImp {
             id,
             flags: query_flags,
         }) => {
             // Keep the opcode: the client learns which one we do not implement.
             let opcode = query_flags & (flags::OPCODE_MASK << flags::OPCODE_SHIFT);
-            let mut reply = Reply::start(out, id, query_flags, None, None, snapshot, transport);
+            let parts = ReplyParts::bare(id, query_flags);
+            let mut reply = Reply::start(out, parts, snapshot, context.transport);
             reply.extra_flags = opcode;
-            Some(reply.finish(Rcode::NOTIMP))
+            reply.summary(Rcode::NOTIMP)
         }
         Err(Reject::FormErr {
             id,
             flags: query_flags,
             question,
             opt,
+            cause,
         }) => {
-            let reply = Reply::start(
-                out,
-                id,
-                query_flags,
-                question.as_ref(),
-                opt.as_ref(),
-                snapshot,
-                transport,
-            );
-            Some(reply.finish(Rcode::FORMERR))
+            let parts = ReplyParts {
+                question: question.as_ref(),
+                opt: opt.as_ref(),
+                ..ReplyParts::bare(id, query_flags)
+            };
+            let reply = Reply::start(out, parts, snapshot, context.transport);
+            Summary {
+                formerr: Some(cause),
+                ..reply.summary(Rcode::FORMERR)
+            }
         }
     }
 }
@@ -206,28 +288,74 @@ fn decide_chaos<'s>(qtype: Rtype, name: &[u8], snapshot: &'s Snapshot) -> Outcom
     }
 }
 
-fn answer(query: &Query<'_>, snapshot: &Snapshot, transport: Transport, out: &mut [u8]) -> usize {
-    let mut reply = Reply::start(
-        out,
-        query.id,
-        query.flags,
-        Some(&query.question),
-        query.opt.as_ref(),
-        snapshot,
-        transport,
-    );
-    if query.opt.is_some_and(|opt| opt.version > 0) {
-        // RFC 6891 §6.1.3: BADVERS, answered with the version we do speak (0).
-        return reply.finish(Rcode::BADVERS);
+fn answer(
+    query: &Query<'_>,
+    snapshot: &Snapshot,
+    context: &Context<'_>,
+    out: &mut [u8],
+) -> Summary {
+    let mut parts = ReplyParts {
+        question: Some(&query.question),
+        opt: query.opt.as_ref(),
+        ..ReplyParts::bare(query.id, query.flags)
+    };
+    let mut cookie = None;
+    if let (Some(secrets), Some(client), Some(option)) = (
+        context.cookies,
+        context.client,
+        query.opt.and_then(|opt| opt.option(OptionCode::COOKIE)),
+    ) {
+        let check = secrets.check(option, client, context.now);
+        cookie = Some(check);
+        if check == cookie::Check::Malformed {
+            // RFC 7873 §5.2.2: FORMERR, without a cookie.
+            let reply = Reply::start(out, parts, snapshot, context.transport);
+            return Summary {
+                formerr: Some(FormErrCause::Cookie),
+                qtype: Some(query.question.qtype),
+                cookie,
+                ..reply.summary(Rcode::FORMERR)
+            };
+        }
+        parts.cookie = Some(secrets.answer(option, client, context.now));
     }
-    match decide(&query.question, snapshot) {
-        Outcome::Bare(rcode) => reply.finish(rcode),
+    let reply = Reply::start(out, parts, snapshot, context.transport);
+    let summary = if query.opt.is_some_and(|opt| opt.version > 0) {
+        // RFC 6891 §6.1.3: BADVERS, answered with the version we do speak (0).
+        reply.summary(Rcode::BADVERS)
+    } else {
+        write_outcome(reply, &query.question, snapshot, context.truncate)
+    };
+    Summary {
+        qtype: Some(query.question.qtype),
+        cookie,
+        ..summary
+    }
+}
+
+fn write_outcome(
+    mut reply: Reply<'_, '_>,
+    question: &Question<'_>,
+    snapshot: &Snapshot,
+    truncate: bool,
+) -> Summary {
+    match decide(question, snapshot) {
+        Outcome::Bare(rcode) => {
+            if truncate {
+                reply.truncate();
+            }
+            reply.summary(rcode)
+        }
         Outcome::Authoritative {
             rcode,
             answer,
             negative_soa,
         } => {
             reply.extra_flags |= flags::AA;
+            if truncate {
+                reply.truncate();
+                return reply.summary(rcode);
+            }
             let written = match answer {
                 Answer::None => Ok(()),
                 Answer::OwnedByQname(record) => {
@@ -245,7 +373,30 @@ fn answer(query: &Query<'_>, snapshot: &Snapshot, transport: Transport, out: &mu
             if written.is_err() {
                 reply.truncate();
             }
-            reply.finish(rcode)
+            reply.summary(rcode)
+        }
+    }
+}
+
+/// What a reply echoes of its query.
+#[derive(Clone, Copy)]
+struct ReplyParts<'q, 'p> {
+    id: u16,
+    query_flags: u16,
+    question: Option<&'q Question<'p>>,
+    opt: Option<&'q Opt<'p>>,
+    /// The COOKIE option data to answer with.
+    cookie: Option<[u8; FULL_COOKIE]>,
+}
+
+impl ReplyParts<'_, '_> {
+    fn bare(id: u16, query_flags: u16) -> Self {
+        Self {
+            id,
+            query_flags,
+            question: None,
+            opt: None,
+            cookie: None,
         }
     }
 }
@@ -255,6 +406,20 @@ struct EdnsReply {
     dnssec_ok: bool,
     /// Whether the NSID option is included (asked for, and it fits).
     nsid: bool,
+    cookie: Option<[u8; FULL_COOKIE]>,
+}
+
+impl EdnsReply {
+    /// Bytes of the whole OPT record.
+    fn len(&self, identity_len: usize) -> usize {
+        let nsid = if self.nsid {
+            OPTION_HEADER + identity_len
+        } else {
+            0
+        };
+        let cookie = self.cookie.map_or(0, |_| OPTION_HEADER + FULL_COOKIE);
+        OPT_LEN + nsid + cookie
+    }
 }
 
 /// A response being written: header, question, records, then the OPT, whose room is kept
@@ -275,50 +440,40 @@ struct Reply<'b, 's> {
 impl<'b, 's> Reply<'b, 's> {
     fn start(
         out: &'b mut [u8],
-        id: u16,
-        query_flags: u16,
-        question: Option<&Question<'_>>,
-        opt: Option<&Opt<'_>>,
+        parts: ReplyParts<'_, '_>,
         snapshot: &'s Snapshot,
         transport: Transport,
     ) -> Self {
-        let limit = match (transport, opt) {
+        let limit = match (transport, parts.opt) {
             (Transport::Tcp, _) => MAX_TCP,
             (Transport::Udp, None) => PLAIN_UDP,
             // RFC 6891 §6.2.5: below 512 is treated as 512; we never send more than 1232.
             (Transport::Udp, Some(opt)) => (opt.udp_payload as usize).clamp(PLAIN_UDP, EDNS_UDP),
         };
-        let question_len = question.map_or(0, |q| q.raw.len());
+        let question_len = parts.question.map_or(0, |q| q.raw.len());
         let identity_len = snapshot.zone.identity.len();
-        let mut edns = opt.map(|opt| EdnsReply {
+        let mut edns = parts.opt.map(|opt| EdnsReply {
             dnssec_ok: opt.dnssec_ok(),
             nsid: opt.has_option(OptionCode::NSID),
+            cookie: parts.cookie,
         });
         if let Some(edns) = &mut edns {
             // RFC 5001 §2.3: NSID may be left out; it is when it would crowd out the question.
-            let with_nsid = HEADER_LEN + question_len + OPT_LEN + OPTION_HEADER + identity_len;
-            edns.nsid &= with_nsid <= limit;
+            edns.nsid &= HEADER_LEN + question_len + edns.len(identity_len) <= limit;
         }
-        let opt_len = edns.as_ref().map_or(0, |edns| {
-            OPT_LEN
-                + if edns.nsid {
-                    OPTION_HEADER + identity_len
-                } else {
-                    0
-                }
-        });
+        let opt_len = edns.as_ref().map_or(0, |edns| edns.len(identity_len));
         let mut writer = Writer::new(out, limit.saturating_sub(opt_len));
-        // Header and question always fit: 12 + 259 + 270 < 512 bytes.
+        // Header and question always fit: 12 + 259 + 50 < 512 bytes.
         let _ = writer.push(&[&[0; HEADER_LEN]]);
-        if let Some(question) = question {
+        if let Some(question) = parts.question {
             let _ = writer.push(&[question.raw]);
         }
         Self {
             question_end: writer.len(),
             writer,
             limit,
-            id,
-            query_flags,
+            id: parts.id,
+            query_flags: parts.query_flags,
             extra_flags: 0,
             counts: [0; 2],
             edns,
@@ -346,37 +501,40 @@ impl<'b, 's> Reply<'b, 's> {
         self.extra_flags |= flags::TC;
     }
 
-    fn finish(mut self, rcode: Rcode) -> usize {
+    /// Writes the OPT and the header, and says what was sent.
+    fn summary(mut self, rcode: Rcode) -> Summary {
         let has_question = self.question_end > HEADER_LEN;
         let mut additional = 0;
         if let Some(edns) = &self.edns {
             self.writer.set_limit(self.limit);
             let identity = &self.snapshot.zone.identity[..];
-            let option_len = if edns.nsid {
-                OPTION_HEADER + identity.len()
-            } else {
-                0
-            };
             let ttl_high = [rcode.extended_bits(), 0];
             let opt_flags = if edns.dnssec_ok { EDNS_DO } else { 0 };
-            let nsid_code = OptionCode::NSID.0.to_be_bytes();
-            let nsid_len = (identity.len() as u16).to_be_bytes();
-            let nsid: &[&[u8]] = if edns.nsid {
-                &[&nsid_code, &nsid_len, identity]
-            } else {
-                &[]
-            };
+            let rdata_len = edns.len(identity.len()) - OPT_LEN;
             let fixed = [
                 &[0u8][..],
                 &Rtype::OPT.0.to_be_bytes(),
                 &(EDNS_UDP as u16).to_be_bytes(),
                 &ttl_high,
                 &opt_flags.to_be_bytes(),
-                &(option_len as u16).to_be_bytes(),
+                &(rdata_len as u16).to_be_bytes(),
             ];
             // Room for the OPT was kept aside in `start`.
             let _ = self.writer.push(&fixed);
-            let _ = self.writer.push(nsid);
+            if edns.nsid {
+                let _ = self.writer.push(&[
+                    &OptionCode::NSID.0.to_be_bytes(),
+                    &(identity.len() as u16).to_be_bytes(),
+                    identity,
+                ]);
+            }
+            if let Some(cookie) = &edns.cookie {
+                let _ = self.writer.push(&[
+                    &OptionCode::COOKIE.0.to_be_bytes(),
+                    &(FULL_COOKIE as u16).to_be_bytes(),
+                    cookie,
+                ]);
+            }
             additional = 1;
         }
         let response_flags =
@@ -392,7 +550,15 @@ impl<'b, 's> Reply<'b, 's> {
         for (i, value) in header.into_iter().enumerate() {
             self.writer.patch_u16(2 * i, value);
         }
-        self.writer.len()
+        Summary {
+            len: Some(self.writer.len()),
+            dropped: None,
+            qtype: None,
+            rcode,
+            truncated: self.extra_flags & flags::TC != 0,
+            formerr: None,
+            cookie: None,
+        }
     }
 }
 

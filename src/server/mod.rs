@@ -2,26 +2,31 @@
 //!
 //! Every worker owns one UDP socket and one TCP listener per listen address, all bound with
 //! SO_REUSEPORT so the kernel spreads queries and connections across workers, and runs its
-//! own mio event loop. Workers share nothing but [`Shared`]: the current snapshot behind
-//! arc-swap and a shutdown flag. Signals are not handled here: the caller (main) waits for
-//! them on its own thread and calls [`Running::reload`] or [`Running::shutdown`].
+//! own mio event loop. Workers share nothing but [`Shared`]: the current snapshot and cookie
+//! secrets behind arc-swap and a shutdown flag; each counts into its own
+//! [`WorkerCounters`]. Signals are not handled here: the caller (main) waits for them on its
+//! own thread and calls [`Running::reload`] or [`Running::shutdown`].
 
+pub mod http;
 pub mod systemd;
 mod tcp;
 mod worker;
 
+use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::Config;
+use crate::cookie::{SecretError, Secrets};
+use crate::metrics::{self, ServerStats, WorkerCounters};
 use crate::snapshot::{LoadError, Snapshot, Zone};
 
 /// Pending connections the kernel queues per listener.
@@ -31,11 +36,48 @@ const PORT_ATTEMPTS: usize = 32;
 /// Socket buffer we ask for, to ride out bursts; the kernel may cap it (net.core.rmem_max).
 const UDP_BUFFER: usize = 4 << 20;
 
+/// How long a stopping worker keeps finishing TCP answers already asked for.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// State every worker reads.
 #[derive(Debug)]
 pub struct Shared {
     snapshot: ArcSwap<Snapshot>,
+    cookies: ArcSwap<Secrets>,
     shutdown: AtomicBool,
+}
+
+/// Response rate limiting settings (see [`crate::rrl`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RrlSettings {
+    /// Responses per second per /24 or /56, for the whole server.
+    pub rate: u32,
+    pub slip: u32,
+}
+
+/// Why a reload kept the old state.
+#[derive(Debug)]
+pub enum ReloadError {
+    Dump(LoadError),
+    CookieSecret(SecretError),
+}
+
+impl fmt::Display for ReloadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Dump(error) => error.fmt(f),
+            Self::CookieSecret(error) => write!(f, "cookie secret {error}"),
+        }
+    }
+}
+
+impl std::error::Error for ReloadError {}
+
+/// Unix time in milliseconds.
+fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
 /// Limits of the TCP side, per worker.
@@ -66,7 +108,10 @@ pub struct Server {
     shared: Arc<Shared>,
     zone: Zone,
     dump: PathBuf,
+    cookie_secret_file: Option<PathBuf>,
     tcp_limits: TcpLimits,
+    rrl: Option<RrlSettings>,
+    stats: Arc<ServerStats>,
 }
 
 /// What a successful reload loaded.
@@ -80,10 +125,12 @@ pub struct Reloaded {
 impl Server {
     /// Binds every socket of every worker, so that address errors surface before serving.
     /// A listen address with port 0 gets one free port, shared by UDP, TCP and all workers.
+    /// `cookies` are the secrets loaded from `config.cookie_secret_file`, or random ones.
     pub fn bind(
         config: &Config,
         zone: Zone,
         snapshot: Snapshot,
+        cookies: Secrets,
         tcp_limits: TcpLimits,
     ) -> io::Result<Self> {
         let threads = config.threads.max(1);
@@ -116,16 +163,27 @@ impl Server {
             }
             local_addrs.push(addr);
         }
+        let stats = ServerStats::default();
+        stats.apps.set(snapshot.app_count() as u64);
+        stats.serial.set(u64::from(snapshot.serial));
+        stats.start_time_ms.set(unix_millis());
         Ok(Self {
             workers,
             local_addrs,
             shared: Arc::new(Shared {
                 snapshot: ArcSwap::from_pointee(snapshot),
+                cookies: ArcSwap::from_pointee(cookies),
                 shutdown: AtomicBool::new(false),
             }),
             zone,
             dump: config.dump.clone(),
+            cookie_secret_file: config.cookie_secret_file.clone(),
             tcp_limits,
+            rrl: config.rrl_rate.map(|rate| RrlSettings {
+                rate,
+                slip: config.rrl_slip,
+            }),
+            stats: Arc::new(stats),
         })
     }
 
@@ -134,17 +192,28 @@ impl Server {
         &self.local_addrs
     }
 
+    /// Records how long the first snapshot took to load, for the metrics.
+    pub fn set_load_time(&self, elapsed: Duration) {
+        self.stats.load_micros.set(elapsed.as_micros() as u64);
+    }
+
     /// Starts the worker threads and returns once every one of them is in its event loop.
     pub fn start(self) -> io::Result<Running> {
         let mut wakers = Vec::new();
         let mut threads = Vec::new();
+        let mut counters = Vec::new();
         let (ready, started) = std::sync::mpsc::channel();
+        let workers = self.workers.len();
         for (index, sockets) in self.workers.into_iter().enumerate() {
+            let worker_counters = Arc::new(WorkerCounters::default());
+            counters.push(Arc::clone(&worker_counters));
             let worker = worker::Worker::new(
-                sockets.udp,
-                sockets.tcp,
+                sockets,
                 Arc::clone(&self.shared),
+                worker_counters,
                 self.tcp_limits,
+                self.rrl
+                    .map(|rrl| crate::rrl::RateLimiter::new(rrl.rate, rrl.slip, workers)),
             )?;
             wakers.push(worker.waker());
             let ready = ready.clone();
@@ -166,6 +235,11 @@ impl Server {
             threads,
             zone: self.zone,
             dump: self.dump,
+            cookie_secret_file: self.cookie_secret_file,
+            metrics: Metrics {
+                workers: counters,
+                stats: self.stats,
+            },
         })
     }
 }
@@ -177,22 +251,70 @@ pub struct Running {
     threads: Vec<JoinHandle<io::Result<()>>>,
     zone: Zone,
     dump: PathBuf,
+    cookie_secret_file: Option<PathBuf>,
+    metrics: Metrics,
+}
+
+/// Everything the metrics endpoint reads: cheap to clone, safe to read from any thread.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    workers: Vec<Arc<WorkerCounters>>,
+    stats: Arc<ServerStats>,
+}
+
+impl Metrics {
+    /// The Prometheus text exposition of every counter, workers summed.
+    pub fn render(&self) -> String {
+        let workers: Vec<&WorkerCounters> = self.workers.iter().map(|w| &**w).collect();
+        let mut out = String::with_capacity(8192);
+        metrics::render(&workers, &self.stats, &mut out);
+        out
+    }
 }
 
 impl Running {
-    /// Loads the dump again and, only if it is valid, swaps it in. Workers pick it up on
-    /// their next batch; queries in flight finish on the old snapshot.
-    pub fn reload(&self) -> Result<Reloaded, LoadError> {
+    /// Loads the dump, and the cookie secret file if there is one, again and, only if both
+    /// are valid, swaps them in. Workers pick them up on their next batch; queries in flight
+    /// finish on the old snapshot.
+    pub fn reload(&self) -> Result<Reloaded, ReloadError> {
+        let stats = &self.metrics.stats;
+        stats.last_reload_attempt_ms.set(unix_millis());
+        let result = self.load_and_swap();
+        match &result {
+            Ok(done) => {
+                stats.reloads_ok.add(1);
+                stats.apps.set(done.apps as u64);
+                stats.serial.set(u64::from(done.serial));
+                stats.load_micros.set(done.elapsed.as_micros() as u64);
+            }
+            Err(_) => stats.reloads_failed.add(1),
+        }
+        result
+    }
+
+    fn load_and_swap(&self) -> Result<Reloaded, ReloadError> {
         let started = Instant::now();
-        let snapshot = Snapshot::load(&self.dump, &self.zone)?;
+        let secrets = match &self.cookie_secret_file {
+            Some(path) => Some(Secrets::load(path).map_err(ReloadError::CookieSecret)?),
+            None => None,
+        };
+        let snapshot = Snapshot::load(&self.dump, &self.zone).map_err(ReloadError::Dump)?;
         let report = Reloaded {
             apps: snapshot.app_count(),
             serial: snapshot.serial,
             elapsed: started.elapsed(),
         };
+        if let Some(secrets) = secrets {
+            self.shared.cookies.store(Arc::new(secrets));
+        }
         // The old snapshot is dropped here, on this thread, unless a worker still holds it.
         drop(self.shared.snapshot.swap(Arc::new(snapshot)));
         Ok(report)
+    }
+
+    /// What the metrics endpoint serves.
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.clone()
     }
 
     /// The snapshot being served.
@@ -200,7 +322,8 @@ impl Running {
         self.shared.snapshot.load_full()
     }
 
-    /// Stops the workers and waits for them.
+    /// Stops the workers and waits for them: each stops accepting and reading UDP at once,
+    /// and finishes the TCP answers already asked for within `DRAIN_TIMEOUT`.
     pub fn shutdown(self) -> io::Result<()> {
         self.shared.shutdown.store(true, Ordering::Release);
         for waker in &self.wakers {

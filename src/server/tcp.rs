@@ -6,16 +6,27 @@
 //! query path allocates nothing.
 
 use std::io::{self, Read, Write};
-use std::net::Shutdown;
+use std::net::{IpAddr, Shutdown};
 use std::time::Instant;
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 use super::TcpLimits;
-use crate::answer::{respond, Transport};
+use crate::answer::{respond_to, Context, Transport};
+use crate::cookie::Secrets;
+use crate::metrics::{CloseReason, WorkerCounters};
 use crate::snapshot::Snapshot;
 use crate::wire::MAX_TCP;
+
+/// What answering needs, borrowed for one event.
+pub(super) struct Serving<'a> {
+    pub(super) snapshot: &'a Snapshot,
+    pub(super) cookies: &'a Secrets,
+    pub(super) counters: &'a WorkerCounters,
+    /// Unix seconds, for cookies.
+    pub(super) now: u32,
+}
 
 /// Bytes of the length prefix (RFC 1035 §4.2.2).
 const PREFIX: usize = 2;
@@ -23,6 +34,7 @@ const MAX_FRAME: usize = PREFIX + MAX_TCP;
 
 struct Connection {
     stream: TcpStream,
+    peer: IpAddr,
     /// Received bytes, `inbox[read_at..received]` not yet answered.
     inbox: Box<[u8]>,
     read_at: usize,
@@ -36,19 +48,22 @@ struct Connection {
     /// completing either way; `None` when nothing is pending.
     stalled_since: Option<Instant>,
     peer_done: bool,
+    /// Shutdown: finish what was asked, then close.
+    draining: bool,
 }
 
 /// What to do with a connection after driving it.
 #[derive(PartialEq, Eq)]
 enum State {
     Open,
-    Close,
+    Close(CloseReason),
 }
 
 impl Connection {
-    fn new(stream: TcpStream) -> Self {
+    fn new(stream: TcpStream, peer: IpAddr) -> Self {
         Self {
             stream,
+            peer,
             inbox: vec![0; MAX_FRAME].into_boxed_slice(),
             read_at: 0,
             received: 0,
@@ -58,27 +73,32 @@ impl Connection {
             last_active: Instant::now(),
             stalled_since: None,
             peer_done: false,
+            draining: false,
         }
     }
 
     /// Answers, writes and reads until nothing moves. Edge-triggered readiness means every
     /// path must run until the socket would block.
-    fn drive(&mut self, snapshot: &Snapshot) -> State {
+    fn drive(&mut self, serving: &Serving<'_>) -> State {
         loop {
-            let answered = self.answer_frames(snapshot);
+            let answered = self.answer_frames(serving);
             let Ok(wrote) = self.flush() else {
-                return State::Close;
+                return State::Close(CloseReason::Peer);
             };
             let Ok(read) = self.fill() else {
-                return State::Close;
+                return State::Close(CloseReason::Peer);
             };
             if answered || wrote {
                 self.stalled_since = None;
             }
-            if self.peer_done && self.sent == self.queued && !self.has_frame() {
-                return State::Close;
+            let finished = self.sent == self.queued && !self.has_frame();
+            if self.peer_done && finished {
+                return State::Close(CloseReason::Peer);
             }
             if !(answered || wrote || read) {
+                if self.draining && finished {
+                    return State::Close(CloseReason::Shutdown);
+                }
                 let pending = self.received > self.read_at || self.queued > self.sent;
                 self.stalled_since =
                     pending.then(|| self.stalled_since.unwrap_or_else(Instant::now));
@@ -94,7 +114,14 @@ impl Connection {
     }
 
     /// Answers every complete query while the outbox has room for a largest response.
-    fn answer_frames(&mut self, snapshot: &Snapshot) -> bool {
+    fn answer_frames(&mut self, serving: &Serving<'_>) -> bool {
+        let context = Context {
+            transport: Transport::Tcp,
+            client: Some(self.peer),
+            now: serving.now,
+            cookies: Some(serving.cookies),
+            truncate: false,
+        };
         let mut answered = false;
         while self.has_frame() {
             if self.outbox.len() - self.queued < MAX_FRAME {
@@ -112,7 +139,9 @@ impl Connection {
             ]));
             let query = &self.inbox[start..start + len];
             let out = &mut self.outbox[self.queued + PREFIX..self.queued + MAX_FRAME];
-            if let Some(response_len) = respond(query, snapshot, Transport::Tcp, out) {
+            let summary = respond_to(query, serving.snapshot, &context, out);
+            serving.counters.record(Transport::Tcp, &summary);
+            if let Some(response_len) = summary.len {
                 self.outbox[self.queued..self.queued + PREFIX]
                     .copy_from_slice(&(response_len as u16).to_be_bytes());
                 self.queued += PREFIX + response_len;
@@ -196,8 +225,18 @@ impl Connections {
         }
     }
 
+    pub(super) fn open(&self) -> usize {
+        self.open
+    }
+
     /// Takes a new connection, closing the least recently active one if at the cap.
-    pub(super) fn add(&mut self, registry: &Registry, stream: TcpStream, snapshot: &Snapshot) {
+    pub(super) fn add(
+        &mut self,
+        registry: &Registry,
+        stream: TcpStream,
+        peer: IpAddr,
+        serving: &Serving<'_>,
+    ) {
         if self.open >= self.limits.max_connections {
             let oldest = self
                 .slots
@@ -206,7 +245,7 @@ impl Connections {
                 .filter_map(|(i, slot)| slot.as_ref().map(|c| (c.last_active, i)))
                 .min();
             match oldest {
-                Some((_, i)) => self.close(i),
+                Some((_, i)) => self.close(i, CloseReason::Cap, serving.counters),
                 None => return,
             }
         }
@@ -216,7 +255,7 @@ impl Connections {
             self.slots.push(None);
             self.slots.len() - 1
         });
-        let mut connection = Connection::new(stream);
+        let mut connection = Connection::new(stream, peer);
         let token = Token(self.base + index);
         if registry
             .register(
@@ -231,42 +270,64 @@ impl Connections {
         }
         self.slots[index] = Some(connection);
         self.open += 1;
-        self.drive(token, snapshot);
+        serving.counters.tcp_accepted(self.open);
+        self.drive(token, serving);
     }
 
-    pub(super) fn drive(&mut self, token: Token, snapshot: &Snapshot) {
+    pub(super) fn drive(&mut self, token: Token, serving: &Serving<'_>) {
         let index = token.0 - self.base;
         let state = match self.slots.get_mut(index) {
-            Some(Some(connection)) => connection.drive(snapshot),
+            Some(Some(connection)) => connection.drive(serving),
             _ => return,
         };
-        if state == State::Close {
-            self.close(index);
+        if let State::Close(reason) = state {
+            self.close(index, reason, serving.counters);
+        }
+    }
+
+    /// Shutdown: every connection finishes the answers asked for so far, then closes.
+    pub(super) fn drain(&mut self, serving: &Serving<'_>) {
+        for index in 0..self.slots.len() {
+            if let Some(connection) = &mut self.slots[index] {
+                connection.draining = true;
+                self.drive(Token(self.base + index), serving);
+            }
         }
     }
 
     /// Closes connections idle for longer than the idle timeout, or stalled mid-message for
     /// longer than the I/O timeout.
-    pub(super) fn close_idle(&mut self, now: Instant) {
+    pub(super) fn close_idle(&mut self, now: Instant, counters: &WorkerCounters) {
         let limits = self.limits;
         for index in 0..self.slots.len() {
-            let expired = self.slots[index].as_ref().is_some_and(|c| {
-                now.duration_since(c.last_active) > limits.idle_timeout
-                    || c.stalled_since
-                        .is_some_and(|since| now.duration_since(since) > limits.io_timeout)
-            });
-            if expired {
-                self.close(index);
+            let Some(c) = &self.slots[index] else {
+                continue;
+            };
+            if now.duration_since(c.last_active) > limits.idle_timeout {
+                self.close(index, CloseReason::Idle, counters);
+            } else if c
+                .stalled_since
+                .is_some_and(|since| now.duration_since(since) > limits.io_timeout)
+            {
+                self.close(index, CloseReason::IoTimeout, counters);
             }
         }
     }
 
-    fn close(&mut self, index: usize) {
+    /// Closes every connection: the drain timed out or finished.
+    pub(super) fn close_all(&mut self, counters: &WorkerCounters) {
+        for index in 0..self.slots.len() {
+            self.close(index, CloseReason::Shutdown, counters);
+        }
+    }
+
+    fn close(&mut self, index: usize, reason: CloseReason, counters: &WorkerCounters) {
         if let Some(connection) = self.slots[index].take() {
             // Dropping the stream deregisters it (closing the fd removes it from epoll).
             let _ = connection.stream.shutdown(Shutdown::Both);
             self.free.push(index);
             self.open -= 1;
+            counters.tcp_closed(reason, self.open);
         }
     }
 }

@@ -1,17 +1,22 @@
 //! One worker: a mio event loop over its UDP sockets, TCP listeners and connections.
 
 use std::io;
+use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mio::net::{TcpListener, UdpSocket};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::tcp::Connections;
-use super::{Shared, TcpLimits};
-use crate::answer::{respond, Transport};
+use super::tcp::{Connections, Serving};
+use super::{Shared, TcpLimits, WorkerSockets, DRAIN_TIMEOUT};
+use crate::answer::{respond_to, Context, Transport};
+use crate::cookie::{self, Secrets};
+use crate::metrics::{Limited, WorkerCounters};
+use crate::rrl::{RateLimiter, Verdict};
+use crate::snapshot::Snapshot;
 use crate::sys::{UdpBatch, BATCH};
 
 const WAKER: Token = Token(0);
@@ -34,20 +39,25 @@ pub(super) struct Worker {
     connections: Connections,
     batch: UdpBatch,
     shared: Arc<Shared>,
+    counters: Arc<WorkerCounters>,
+    rate_limiter: Option<RateLimiter>,
+    /// The rate limiter's clock starts here.
+    started: Instant,
 }
 
 impl Worker {
     pub(super) fn new(
-        udp: Vec<std::net::UdpSocket>,
-        listeners: Vec<std::net::TcpListener>,
+        sockets: WorkerSockets,
         shared: Arc<Shared>,
+        counters: Arc<WorkerCounters>,
         limits: TcpLimits,
+        rate_limiter: Option<RateLimiter>,
     ) -> io::Result<Self> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let mut udp: Vec<UdpSocket> = udp.into_iter().map(UdpSocket::from_std).collect();
+        let mut udp: Vec<UdpSocket> = sockets.udp.into_iter().map(UdpSocket::from_std).collect();
         let mut listeners: Vec<TcpListener> =
-            listeners.into_iter().map(TcpListener::from_std).collect();
+            sockets.tcp.into_iter().map(TcpListener::from_std).collect();
         for (i, socket) in udp.iter_mut().enumerate() {
             poll.registry()
                 .register(socket, Token(FIRST_SOCKET + i), Interest::READABLE)?;
@@ -66,6 +76,9 @@ impl Worker {
             connections: Connections::new(CONN_BASE, limits),
             batch: UdpBatch::new(),
             shared,
+            counters,
+            rate_limiter,
+            started: Instant::now(),
         })
     }
 
@@ -73,37 +86,44 @@ impl Worker {
         Arc::clone(&self.waker)
     }
 
-    /// Serves until shutdown. `ready` is told once everything the loop needs is allocated.
+    /// Serves until shutdown, then drains. `ready` is told once everything the loop needs
+    /// is allocated.
     pub(super) fn run(mut self, ready: std::sync::mpsc::Sender<()>) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENT_CAPACITY);
         let _ = ready.send(());
         drop(ready);
         let mut next_sweep = Instant::now() + SWEEP_EVERY;
+        let mut drain_deadline = None;
         let first_listener = FIRST_SOCKET + self.udp.len();
         loop {
+            let wake_at = drain_deadline.map_or(next_sweep, |deadline| next_sweep.min(deadline));
             let timeout = if self.udp_pending.contains(&true) {
                 Duration::ZERO
             } else {
-                next_sweep.saturating_duration_since(Instant::now())
+                wake_at.saturating_duration_since(Instant::now())
             };
             if let Err(error) = self.poll.poll(&mut events, Some(timeout)) {
                 if error.kind() != io::ErrorKind::Interrupted {
                     return Err(error);
                 }
             }
-            if self.shared.shutdown.load(Ordering::Acquire) {
-                return Ok(());
+            if drain_deadline.is_none() && self.shared.shutdown.load(Ordering::Acquire) {
+                drain_deadline = Some(Instant::now() + DRAIN_TIMEOUT);
+                self.stop_listening();
             }
             for event in events.iter() {
                 match event.token().0 {
                     0 => {}
                     token if token < first_listener => {
-                        self.udp_pending[token - FIRST_SOCKET] = true
+                        if let Some(pending) = self.udp_pending.get_mut(token - FIRST_SOCKET) {
+                            *pending = true;
+                        }
                     }
                     token if token < CONN_BASE => self.accept(token - first_listener),
                     token => {
-                        let snapshot = self.shared.snapshot.load();
-                        self.connections.drive(Token(token), &snapshot);
+                        let (snapshot, cookies) = self.load_shared();
+                        let serving = serving(&self.counters, &snapshot, &cookies);
+                        self.connections.drive(Token(token), &serving);
                     }
                 }
             }
@@ -113,11 +133,37 @@ impl Worker {
                 }
             }
             let now = Instant::now();
+            if let Some(deadline) = drain_deadline {
+                if self.connections.open() == 0 || now >= deadline {
+                    self.connections.close_all(&self.counters);
+                    return Ok(());
+                }
+            }
             if now >= next_sweep {
-                self.connections.close_idle(now);
+                self.connections.close_idle(now, &self.counters);
                 next_sweep = now + SWEEP_EVERY;
             }
         }
+    }
+
+    /// Shutdown: closes the UDP sockets and listeners (the kernel refuses new connections
+    /// from here on), and lets open connections finish what they were asked.
+    fn stop_listening(&mut self) {
+        self.udp.clear();
+        self.udp_pending.clear();
+        self.listeners.clear();
+        let (snapshot, cookies) = self.load_shared();
+        let serving = serving(&self.counters, &snapshot, &cookies);
+        self.connections.drain(&serving);
+    }
+
+    fn load_shared(
+        &self,
+    ) -> (
+        arc_swap::Guard<Arc<Snapshot>>,
+        arc_swap::Guard<Arc<Secrets>>,
+    ) {
+        (self.shared.snapshot.load(), self.shared.cookies.load())
     }
 
     /// Answers datagrams on socket `i` for one turn. Returns whether it may hold more.
@@ -133,10 +179,18 @@ impl Worker {
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(_) => continue,
             };
-            let snapshot = self.shared.snapshot.load();
+            let (snapshot, cookies) = self.load_shared();
+            let mut answer = UdpAnswer {
+                snapshot: &snapshot,
+                cookies: &cookies,
+                counters: &self.counters,
+                rate_limiter: self.rate_limiter.as_mut(),
+                now: unix_seconds(),
+                now_ms: self.started.elapsed().as_millis() as u64,
+            };
             self.batch
-                .answer_each(|query, out| respond(query, &snapshot, Transport::Udp, out));
-            drop(snapshot);
+                .answer_each(|query, sender, out| answer.answer(query, sender, out));
+            drop((snapshot, cookies));
             self.batch.send(socket);
             // A short batch means the queue ran dry during the call. Every datagram that
             // arrives later raises a new edge, so there is no need to spend a system call
@@ -150,11 +204,15 @@ impl Worker {
 
     fn accept(&mut self, i: usize) {
         loop {
-            match self.listeners[i].accept() {
-                Ok((stream, _peer)) => {
-                    let snapshot = self.shared.snapshot.load();
+            let Some(listener) = self.listeners.get(i) else {
+                return; // closed by shutdown
+            };
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    let (snapshot, cookies) = self.load_shared();
+                    let serving = serving(&self.counters, &snapshot, &cookies);
                     self.connections
-                        .add(self.poll.registry(), stream, &snapshot);
+                        .add(self.poll.registry(), stream, peer.ip(), &serving);
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
                 // ECONNABORTED, EMFILE and friends: this connection is lost, the listener
@@ -163,4 +221,69 @@ impl Worker {
             }
         }
     }
+}
+
+/// Everything one UDP batch is answered with.
+struct UdpAnswer<'a> {
+    snapshot: &'a Snapshot,
+    cookies: &'a Secrets,
+    counters: &'a WorkerCounters,
+    rate_limiter: Option<&'a mut RateLimiter>,
+    now: u32,
+    now_ms: u64,
+}
+
+impl UdpAnswer<'_> {
+    /// Answers one datagram, then lets the rate limiter drop or truncate the response; a
+    /// query with a valid server cookie is not limited (its source address is proven).
+    fn answer(&mut self, query: &[u8], sender: Option<IpAddr>, out: &mut [u8]) -> Option<usize> {
+        let mut context = Context {
+            transport: Transport::Udp,
+            client: sender,
+            now: self.now,
+            cookies: Some(self.cookies),
+            truncate: false,
+        };
+        let mut summary = respond_to(query, self.snapshot, &context, out);
+        if let (Some(limiter), Some(_), Some(client)) =
+            (self.rate_limiter.as_deref_mut(), summary.len, sender)
+        {
+            if summary.cookie != Some(cookie::Check::Valid) {
+                match limiter.check(client, self.now_ms) {
+                    Verdict::Send => {}
+                    Verdict::Drop => {
+                        self.counters.rate_limited(Limited::Dropped);
+                        summary.len = None;
+                    }
+                    Verdict::Slip => {
+                        self.counters.rate_limited(Limited::Slipped);
+                        context.truncate = true;
+                        summary = respond_to(query, self.snapshot, &context, out);
+                    }
+                }
+            }
+        }
+        self.counters.record(Transport::Udp, &summary);
+        summary.len
+    }
+}
+
+fn serving<'a>(
+    counters: &'a WorkerCounters,
+    snapshot: &'a Snapshot,
+    cookies: &'a Secrets,
+) -> Serving<'a> {
+    Serving {
+        snapshot,
+        cookies,
+        counters,
+        now: unix_seconds(),
+    }
+}
+
+/// Unix time in seconds, the clock of DNS cookie timestamps.
+fn unix_seconds() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as u32)
 }

@@ -9,6 +9,7 @@ pub use counting_alloc::CountingAllocator;
 
 use std::io;
 use std::mem::MaybeUninit;
+use std::net::IpAddr;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
 
@@ -112,12 +113,16 @@ impl UdpBatch {
         }
     }
 
-    /// Calls `answer(query, response_buffer)` for each received datagram; `Some(len)` queues
-    /// a reply of `len` bytes to its sender.
-    pub fn answer_each(&mut self, mut answer: impl FnMut(&[u8], &mut [u8]) -> Option<usize>) {
+    /// Calls `answer(query, sender, response_buffer)` for each received datagram;
+    /// `Some(len)` queues a reply of `len` bytes to its sender.
+    pub fn answer_each(
+        &mut self,
+        mut answer: impl FnMut(&[u8], Option<IpAddr>, &mut [u8]) -> Option<usize>,
+    ) {
         for i in 0..self.received {
             let query = &self.queries[i][..self.query_lens[i]];
-            self.response_lens[i] = answer(query, &mut self.responses[i]).unwrap_or(0);
+            let sender = peer_ip(&self.peers[i], self.peer_lens[i]);
+            self.response_lens[i] = answer(query, sender, &mut self.responses[i]).unwrap_or(0);
         }
     }
 
@@ -176,6 +181,50 @@ impl UdpBatch {
         }
         sent
     }
+}
+
+/// The IP address in a socket address the kernel filled in.
+fn peer_ip(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<IpAddr> {
+    let len = len as usize;
+    match libc::c_int::from(storage.ss_family) {
+        libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the family says the storage holds a sockaddr_in, and the kernel wrote
+            // at least that many bytes; sockaddr_storage is aligned for every sockaddr type.
+            let addr =
+                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            Some(IpAddr::from(addr.sin_addr.s_addr.to_ne_bytes()))
+        }
+        libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: as above, for sockaddr_in6.
+            let addr = unsafe {
+                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            Some(IpAddr::from(addr.sin6_addr.s6_addr))
+        }
+        _ => None,
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit, so that a worker can hold as
+/// many TCP connections as the operator allows. Returns the new soft limit.
+pub fn raise_fd_limit() -> io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid rlimit for the kernel to fill in.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: `limit` is a valid rlimit; raising the soft limit up to the hard one needs
+        // no privilege.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(limit.rlim_cur)
 }
 
 /// Sends each datagram in `datagrams` (at most `BATCH`) on a connected socket with one

@@ -14,7 +14,7 @@ mod writer;
 
 pub use iana::{Class, Opcode, OptionCode, Rcode, Rtype};
 pub use name::{MAX_LABEL, MAX_NAME};
-pub use query::{parse_query, Opt, Query, Question, Reject};
+pub use query::{parse_query, FormErrCause, Opt, Query, Question, Reject};
 pub use writer::{Truncated, Writer};
 
 /// Length of the fixed message header.

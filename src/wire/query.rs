@@ -54,7 +54,14 @@ impl<'a> Opt<'a> {
 
     /// Whether the query carries an option with this code.
     pub fn has_option(&self, code: super::OptionCode) -> bool {
-        self.options().any(|(c, _)| c == code.0)
+        self.option(code).is_some()
+    }
+
+    /// The data of the first option with this code.
+    pub fn option(&self, code: super::OptionCode) -> Option<&'a [u8]> {
+        self.options()
+            .find(|&(c, _)| c == code.0)
+            .map(|(_, data)| data)
     }
 
     /// DNSSEC OK (RFC 3225).
@@ -88,7 +95,43 @@ pub enum Reject<'a> {
         flags: u16,
         question: Option<Question<'a>>,
         opt: Option<Opt<'a>>,
+        cause: FormErrCause,
     },
+}
+
+/// What made a query malformed; operators see these counted apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FormErrCause {
+    /// QDCOUNT other than 1.
+    QuestionCount,
+    /// The question's name, QTYPE or QCLASS is cut short or badly formed.
+    Question,
+    /// A record after the question runs past the end or has a bad owner name.
+    Records,
+    /// An OPT record out of place, repeated, not owned by the root or with bad options.
+    Opt,
+    /// A COOKIE option of a length RFC 7873 §5.2.2 does not allow.
+    Cookie,
+}
+
+impl FormErrCause {
+    pub const ALL: [Self; 5] = [
+        Self::QuestionCount,
+        Self::Question,
+        Self::Records,
+        Self::Opt,
+        Self::Cookie,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::QuestionCount => "qdcount",
+            Self::Question => "question",
+            Self::Records => "records",
+            Self::Opt => "opt",
+            Self::Cookie => "cookie",
+        }
+    }
 }
 
 /// Parses a query datagram. Never panics, never allocates.
@@ -107,29 +150,31 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, Reject<'_>> {
             flags: header_flags,
         });
     }
-    let form_err = |question, opt| Reject::FormErr {
+    let form_err = |question, opt, cause| Reject::FormErr {
         id,
         flags: header_flags,
         question,
         opt,
+        cause,
     };
 
     let qdcount = word(field::QDCOUNT);
     let mut at = HEADER_LEN;
     let mut question = None;
     if qdcount == 1 {
-        let q = parse_question(packet, at).ok_or(form_err(None, None))?;
+        let q = parse_question(packet, at).ok_or(form_err(None, None, FormErrCause::Question))?;
         at += q.raw.len();
         question = Some(q);
     } else {
         // NOTE: QDCOUNT 0 or up to 65535; skipping stops at the first question that does not
         // fit, so the loop is bounded by the datagram's length.
         for _ in 0..qdcount {
-            at = skip_name(packet, at).ok_or(form_err(None, None))?;
+            let malformed = form_err(None, None, FormErrCause::QuestionCount);
+            at = skip_name(packet, at).ok_or(malformed)?;
             at = at
                 .checked_add(QUESTION_FIXED)
                 .filter(|&end| end <= packet.len())
-                .ok_or(form_err(None, None))?;
+                .ok_or(malformed)?;
         }
     }
 
@@ -141,26 +186,22 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, Reject<'_>> {
     let mut opt = None;
     for (count, is_additional) in sections {
         for _ in 0..count {
+            let malformed = form_err(question, None, FormErrCause::Records);
             let owner_start = at;
-            at = skip_name(packet, at).ok_or(form_err(question, None))?;
+            at = skip_name(packet, at).ok_or(malformed)?;
             let owner = &packet[owner_start..at];
-            let fixed = packet
-                .get(at..at + RR_FIXED)
-                .ok_or(form_err(question, None))?;
+            let fixed = packet.get(at..at + RR_FIXED).ok_or(malformed)?;
             let rtype = Rtype(u16::from_be_bytes([fixed[0], fixed[1]]));
             let rdlen = u16::from_be_bytes([fixed[8], fixed[9]]) as usize;
             let rdata = packet
                 .get(at + RR_FIXED..at + RR_FIXED + rdlen)
-                .ok_or(form_err(question, None))?;
+                .ok_or(malformed)?;
             at += RR_FIXED + rdlen;
             if rtype == Rtype::OPT {
                 // RFC 6891 §6.1.1: one OPT at most, only in the additional section, owned by
                 // the root. NOTE: an attacker may send two, or hide one in the answer section.
-                if !is_additional || opt.is_some() || owner != [0] {
-                    return Err(form_err(question, None));
-                }
-                if !options_fit(rdata) {
-                    return Err(form_err(question, None));
+                if !is_additional || opt.is_some() || owner != [0] || !options_fit(rdata) {
+                    return Err(form_err(question, None, FormErrCause::Opt));
                 }
                 opt = Some(Opt {
                     udp_payload: u16::from_be_bytes([fixed[2], fixed[3]]),
@@ -180,7 +221,7 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, Reject<'_>> {
             question,
             opt,
         }),
-        None => Err(form_err(None, opt)),
+        None => Err(form_err(None, opt, FormErrCause::QuestionCount)),
     }
 }
 
@@ -292,8 +333,11 @@ mod tests {
         }
     }
 
-    fn is_formerr(packet: &[u8]) -> bool {
-        matches!(parse_query(packet), Err(Reject::FormErr { .. }))
+    fn formerr_cause(packet: &[u8]) -> Option<FormErrCause> {
+        match parse_query(packet) {
+            Err(Reject::FormErr { cause, .. }) => Some(cause),
+            _ => None,
+        }
     }
 
     #[test]
@@ -333,7 +377,11 @@ mod tests {
             &[b"\x80abc\x00", QTAIL_A_IN],    // reserved label type
         ];
         for body in cases {
-            assert!(is_formerr(&query(1, 0, body)), "{body:?}");
+            assert_eq!(
+                formerr_cause(&query(1, 0, body)),
+                Some(FormErrCause::Question),
+                "{body:?}"
+            );
         }
     }
 
@@ -345,7 +393,8 @@ mod tests {
                 id: 0xABCD,
                 flags: flags::RD,
                 question: None,
-                opt: None
+                opt: None,
+                cause: FormErrCause::QuestionCount,
             })
         );
         let two = query(2, 1, &[QNAME, QTAIL_A_IN, QNAME, QTAIL_A_IN, OPT_1232_DO]);
@@ -356,7 +405,10 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(is_formerr(&query(65535, 0, &[QNAME, QTAIL_A_IN])));
+        assert_eq!(
+            formerr_cause(&query(65535, 0, &[QNAME, QTAIL_A_IN])),
+            Some(FormErrCause::QuestionCount)
+        );
     }
 
     #[test]
@@ -364,20 +416,27 @@ mod tests {
         let mut not_root = vec![1, b'x', 0];
         not_root.extend_from_slice(&OPT_1232_DO[1..]);
         let bad_option = [0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 4, 0, 3, 0, 9];
-        let cases: &[(u16, &[&[u8]])] = &[
-            (2, &[OPT_1232_DO, OPT_1232_DO]),
-            (1, &[&not_root]),
-            (1, &[&bad_option]),
-            (1, &[&OPT_1232_DO[..8]]),
-            (2, &[OPT_1232_DO]),
+        use FormErrCause::{Opt, Records};
+        let cases: &[(u16, &[&[u8]], FormErrCause)] = &[
+            (2, &[OPT_1232_DO, OPT_1232_DO], Opt),
+            (1, &[&not_root], Opt),
+            (1, &[&bad_option], Opt),
+            (1, &[&OPT_1232_DO[..8]], Records),
+            (2, &[OPT_1232_DO], Records),
         ];
-        for (arcount, extra) in cases {
+        for (arcount, extra, expected) in cases {
             let mut body = vec![QNAME, QTAIL_A_IN];
             body.extend_from_slice(extra);
             match parse_query(&query(1, *arcount, &body)) {
-                Err(Reject::FormErr { question, opt, .. }) => {
+                Err(Reject::FormErr {
+                    question,
+                    opt,
+                    cause,
+                    ..
+                }) => {
                     assert!(question.is_some(), "question still echoed");
                     assert_eq!(opt, None);
+                    assert_eq!(cause, *expected, "{extra:?}");
                 }
                 other => panic!("{extra:?}: {other:?}"),
             }
@@ -385,7 +444,7 @@ mod tests {
         // An OPT in the answer section.
         let mut packet = query(1, 0, &[QNAME, QTAIL_A_IN, OPT_1232_DO]);
         packet[7] = 1;
-        assert!(is_formerr(&packet));
+        assert_eq!(formerr_cause(&packet), Some(Opt));
     }
 
     #[test]
