@@ -154,13 +154,6 @@ fn serve(
         .map(ToString::to_string)
         .collect();
     let running = server.start()?;
-    if let Some(listener) = metrics_listener {
-        eprintln!(
-            "cnamed: metrics on http://{}/metrics",
-            listener.local_addr()?
-        );
-        http::spawn(listener, running.metrics())?;
-    }
     let notifier = Notifier::from_env();
     eprintln!(
         "cnamed: serving {} with {apps} apps, {clusters} clusters, serial {serial} on {} (udp, tcp), {} workers",
@@ -168,6 +161,13 @@ fn serve(
         addrs.join(" "),
         config.threads
     );
+    if let Some(listener) = metrics_listener {
+        eprintln!(
+            "cnamed: metrics on http://{}/metrics",
+            listener.local_addr()?
+        );
+        http::spawn(listener, running.metrics())?;
+    }
     notifier.ready(&format!("serving {apps} apps, serial {serial}"));
     loop {
         match sys::wait_for_signal(&SIGNALS)? {

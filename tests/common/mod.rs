@@ -299,3 +299,73 @@ pub fn raw_query(id: u16, flags: u16, counts: [u16; 4], body: &[u8]) -> Vec<u8> 
     packet.extend_from_slice(body);
     packet
 }
+
+/// The metrics endpoint's address, from the start log of a server run with `--metrics`.
+pub fn metrics_addr(server: &mut Cnamed) -> SocketAddr {
+    let line = server.wait_log("metrics on http://");
+    let rest = line.split("http://").nth(1).unwrap();
+    rest.trim_end_matches("/metrics").parse().unwrap()
+}
+
+/// One HTTP/1.1 request over a plain TcpStream: (status code, body).
+pub fn http_get(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("a header end");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .expect("Content-Length")
+        .parse()
+        .unwrap();
+    assert_eq!(body.len(), length, "body length as announced");
+    (status, body.to_owned())
+}
+
+/// The samples of a Prometheus text exposition, by `name{labels}`. Checks the format as it
+/// goes: every sample belongs to a family announced by HELP and TYPE lines.
+pub fn parse_metrics(text: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut samples = std::collections::BTreeMap::new();
+    let mut families = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(["counter", "gauge"].contains(&kind), "{line}");
+            families.insert(name.to_owned());
+        } else if line.starts_with("# HELP ") {
+        } else {
+            let (key, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line:?}"));
+            let family = key.split('{').next().unwrap();
+            assert!(families.contains(family), "{family} has no TYPE line");
+            samples.insert(key.to_owned(), value.parse().unwrap());
+        }
+    }
+    samples
+}
+
+/// Scrapes until `key` reaches `at_least` (counters move just after the replies leave).
+pub fn wait_metric(
+    addr: SocketAddr,
+    key: &str,
+    at_least: f64,
+) -> std::collections::BTreeMap<String, f64> {
+    let deadline = Instant::now() + REPLY_TIMEOUT;
+    loop {
+        let (status, body) = http_get(addr, "GET", "/metrics");
+        assert_eq!(status, 200);
+        let samples = parse_metrics(&body);
+        let value = *samples.get(key).unwrap_or_else(|| panic!("no {key}"));
+        if value >= at_least || Instant::now() > deadline {
+            return samples;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

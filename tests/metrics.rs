@@ -1,0 +1,155 @@
+//! The Prometheus endpoint, scraped with a plain HTTP client while queries of every kind
+//! arrive: each counter must move by exactly what was sent.
+
+mod common;
+
+use common::*;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+fn key(name: &str, label: &str, value: &str) -> String {
+    format!("{name}{{{label}=\"{value}\"}}")
+}
+
+#[test]
+fn counters_follow_queries_and_reloads() {
+    let dump = temp_dump("metrics", &std::fs::read_to_string(sample_dump()).unwrap());
+    let mut server = Cnamed::start_dump(&dump, &["--metrics", "127.0.0.1:0"]);
+    let metrics = metrics_addr(&mut server);
+
+    let start = parse_metrics(&http_get(metrics, "GET", "/metrics").1);
+    assert_eq!(start[&key("cnamed_queries_total", "transport", "udp")], 0.0);
+    assert_eq!(start["cnamed_snapshot_apps"], 6.0);
+    assert_eq!(start["cnamed_snapshot_serial"], 2_026_112_601.0);
+    assert_eq!(start["cnamed_last_reload_attempt_timestamp_seconds"], 0.0);
+    assert!(start["cnamed_snapshot_load_seconds"] > 0.0);
+    assert!(start["cnamed_start_time_seconds"] > 1.7e9);
+
+    for _ in 0..5 {
+        let reply = decode(&server.udp(&encode(&query(
+            "ws-123456.apps.example.com.",
+            RecordType::A,
+        ))));
+        assert_eq!(reply.response_code(), ResponseCode::NoError);
+    }
+    for name in ["ws-404.apps.example.com.", "api-405.apps.example.com."] {
+        let reply = decode(&server.udp(&encode(&query(name, RecordType::AAAA))));
+        assert_eq!(reply.response_code(), ResponseCode::NXDomain);
+    }
+    let reply = decode(&server.udp(&encode(&query("example.org.", RecordType::MX))));
+    assert_eq!(reply.response_code(), ResponseCode::Refused);
+    let over_tcp = decode(&server.tcp(&encode(&query("apps.example.com.", RecordType::SOA))));
+    assert_eq!(over_tcp.response_code(), ResponseCode::NoError);
+    let type_65000 = encode(&query(
+        "ws-123456.apps.example.com.",
+        RecordType::Unknown(65000),
+    ));
+    server.udp(&type_65000);
+    // No question: FORMERR. Then two datagrams that get no reply at all.
+    let formerr = decode(&server.udp(&raw_query(7, 0x0100, [0, 0, 0, 0], &[])));
+    assert_eq!(formerr.response_code(), ResponseCode::FormErr);
+    assert_eq!(server.udp_raw(&[1, 2, 3], false), None);
+    let mut response = encode(&query("ws-123456.apps.example.com.", RecordType::A));
+    response[2] |= 0x80;
+    assert_eq!(server.udp_raw(&response, false), None);
+
+    let udp_sent = 5 + 2 + 1 + 1 + 1 + 2;
+    let m = wait_metric(
+        metrics,
+        &key("cnamed_dropped_total", "reason", "response"),
+        1.0,
+    );
+    let expect = [
+        (key("cnamed_queries_total", "transport", "udp"), udp_sent),
+        (key("cnamed_queries_total", "transport", "tcp"), 1),
+        (key("cnamed_queries_by_qtype_total", "qtype", "A"), 5),
+        (key("cnamed_queries_by_qtype_total", "qtype", "AAAA"), 2),
+        (key("cnamed_queries_by_qtype_total", "qtype", "MX"), 1),
+        (key("cnamed_queries_by_qtype_total", "qtype", "SOA"), 1),
+        (key("cnamed_queries_by_qtype_total", "qtype", "other"), 1),
+        (key("cnamed_responses_total", "rcode", "NOERROR"), 5 + 1 + 1),
+        (key("cnamed_responses_total", "rcode", "NXDOMAIN"), 2),
+        (key("cnamed_responses_total", "rcode", "REFUSED"), 1),
+        (key("cnamed_responses_total", "rcode", "FORMERR"), 1),
+        (key("cnamed_formerr_total", "cause", "qdcount"), 1),
+        (key("cnamed_formerr_total", "cause", "question"), 0),
+        (key("cnamed_dropped_total", "reason", "short"), 1),
+        (key("cnamed_dropped_total", "reason", "response"), 1),
+        (key("cnamed_tcp_connections_accepted_total", "", ""), 1),
+        ("cnamed_truncated_total".to_owned(), 0),
+    ];
+    for (name, value) in expect {
+        let name = name.replace("{=\"\"}", "");
+        assert_eq!(m[&name], value as f64, "{name}");
+    }
+
+    // A good reload, then a bad one: the old snapshot keeps serving.
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let one_app = r#"{"serial": 7, "apps": {"1": "mt1"}}"#;
+    std::fs::write(&dump, one_app).unwrap();
+    server.signal("HUP");
+    server.wait_log("reloaded");
+    std::fs::write(&dump, "{").unwrap();
+    server.signal("HUP");
+    server.wait_log("reload failed");
+    let m = parse_metrics(&http_get(metrics, "GET", "/metrics").1);
+    assert_eq!(m[&key("cnamed_reloads_total", "result", "ok")], 1.0);
+    assert_eq!(m[&key("cnamed_reloads_total", "result", "failed")], 1.0);
+    assert_eq!(m["cnamed_snapshot_apps"], 1.0);
+    assert_eq!(m["cnamed_snapshot_serial"], 7.0);
+    assert!(m["cnamed_last_reload_attempt_timestamp_seconds"] >= before.floor());
+}
+
+#[test]
+fn tcp_connection_counters() {
+    let mut server = Cnamed::start(&["--metrics", "127.0.0.1:0", "--tcp-io-timeout", "200"]);
+    let metrics = metrics_addr(&mut server);
+    let open_key = "cnamed_tcp_connections_open";
+    let mut idle = server.tcp_connect();
+    let mut stalled = server.tcp_connect();
+    // Half a length prefix: stalled mid-message, closed by the I/O timeout.
+    std::io::Write::write_all(&mut stalled, &[0]).unwrap();
+    let m = wait_metric(metrics, open_key, 2.0);
+    assert_eq!(m[open_key], 2.0);
+    let closed = key(
+        "cnamed_tcp_connections_closed_total",
+        "reason",
+        "io_timeout",
+    );
+    let m = wait_metric(metrics, &closed, 1.0);
+    assert_eq!(m[&closed], 1.0);
+    assert_eq!(m[open_key], 1.0);
+    assert_eq!(read_frame(&mut stalled), None, "closed");
+    // The client closes the other one.
+    let reply = {
+        std::io::Write::write_all(
+            &mut idle,
+            &frame(&encode(&query(
+                "ws-123456.apps.example.com.",
+                RecordType::A,
+            ))),
+        )
+        .unwrap();
+        read_frame(&mut idle).unwrap()
+    };
+    assert_eq!(decode(&reply).answers().len(), 1);
+    drop(idle);
+    let peer = key("cnamed_tcp_connections_closed_total", "reason", "peer");
+    let m = wait_metric(metrics, &peer, 1.0);
+    assert_eq!(m[&peer], 1.0);
+    assert_eq!(m[open_key], 0.0);
+}
+
+#[test]
+fn http_errors() {
+    let mut server = Cnamed::start(&["--metrics", "127.0.0.1:0"]);
+    let metrics = metrics_addr(&mut server);
+    assert_eq!(http_get(metrics, "GET", "/").0, 404);
+    assert_eq!(http_get(metrics, "POST", "/metrics").0, 405);
+    let (status, body) = http_get(metrics, "GET", "/metrics?x=1");
+    assert_eq!(status, 200);
+    assert!(body.contains("# TYPE cnamed_queries_total counter"));
+}
