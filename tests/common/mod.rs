@@ -369,3 +369,34 @@ pub fn wait_metric(
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// `message` with an EDNS COOKIE option holding `cookie`.
+pub fn with_cookie(message: Message, cookie: &[u8]) -> Message {
+    use hickory_proto::rr::rdata::opt::EdnsOption;
+    let mut message = with_edns(message, 1232);
+    let edns = message.extensions_mut().as_mut().unwrap();
+    edns.options_mut()
+        .insert(EdnsOption::Unknown(10, cookie.to_vec()));
+    message
+}
+
+/// The COOKIE option of a reply, if it has one.
+pub fn reply_cookie(reply: &Message) -> Option<Vec<u8>> {
+    use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    match reply
+        .extensions()
+        .as_ref()?
+        .options()
+        .get(EdnsCode::Cookie)?
+    {
+        EdnsOption::Unknown(10, data) => Some(data.clone()),
+        other => panic!("cookie option decoded as {other:?}"),
+    }
+}
+
+pub fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
+}
