@@ -5,7 +5,7 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
@@ -20,7 +20,7 @@ fn secret_file(test: &str, text: &str) -> PathBuf {
     temp_dump(&format!("{test}-cookie-secret"), text)
 }
 
-fn start(secrets: &PathBuf) -> (Cnamed, SocketAddr) {
+fn start(secrets: &Path) -> (Cnamed, SocketAddr) {
     let mut server = Cnamed::start(&[
         "--cookie-secret-file",
         secrets.to_str().unwrap(),
