@@ -48,8 +48,12 @@ struct Connection {
     /// completing either way; `None` when nothing is pending.
     stalled_since: Option<Instant>,
     peer_done: bool,
-    /// Shutdown: finish what was asked, then close.
+    /// Shutdown: answer the queries already read, send every answer, then linger.
     draining: bool,
+    /// Our side is shut down (FIN sent after the last answer); what the client still sends
+    /// is read and discarded until it closes, so that the close is not a reset, which would
+    /// destroy answers the client has not read yet.
+    lingering: bool,
 }
 
 /// What to do with a connection after driving it.
@@ -74,18 +78,28 @@ impl Connection {
             stalled_since: None,
             peer_done: false,
             draining: false,
+            lingering: false,
         }
     }
 
     /// Answers, writes and reads until nothing moves. Edge-triggered readiness means every
     /// path must run until the socket would block.
     fn drive(&mut self, serving: &Serving<'_>) -> State {
+        if self.lingering {
+            return self.discard_input();
+        }
         loop {
             let answered = self.answer_frames(serving);
             let Ok(wrote) = self.flush() else {
                 return State::Close(CloseReason::Peer);
             };
-            let Ok(read) = self.fill() else {
+            // Draining reads nothing new: queries still on the way are not in flight yet.
+            let read = if self.draining {
+                Ok(false)
+            } else {
+                self.fill()
+            };
+            let Ok(read) = read else {
                 return State::Close(CloseReason::Peer);
             };
             if answered || wrote {
@@ -95,14 +109,29 @@ impl Connection {
             if self.peer_done && finished {
                 return State::Close(CloseReason::Peer);
             }
+            if self.draining && finished {
+                self.lingering = true;
+                let _ = self.stream.shutdown(Shutdown::Write);
+                return self.discard_input();
+            }
             if !(answered || wrote || read) {
-                if self.draining && finished {
-                    return State::Close(CloseReason::Shutdown);
-                }
                 let pending = self.received > self.read_at || self.queued > self.sent;
                 self.stalled_since =
                     pending.then(|| self.stalled_since.unwrap_or_else(Instant::now));
                 return State::Open;
+            }
+        }
+    }
+
+    /// Reads and drops whatever the client sends, until it closes.
+    fn discard_input(&mut self) -> State {
+        loop {
+            match self.stream.read(&mut self.inbox) {
+                Ok(0) => return State::Close(CloseReason::Shutdown),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return State::Open,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return State::Close(CloseReason::Shutdown),
             }
         }
     }

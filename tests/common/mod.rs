@@ -357,7 +357,17 @@ pub fn wait_metric(
     key: &str,
     at_least: f64,
 ) -> std::collections::BTreeMap<String, f64> {
-    let deadline = Instant::now() + REPLY_TIMEOUT;
+    wait_metric_for(addr, key, at_least, REPLY_TIMEOUT)
+}
+
+/// Scrapes until `key` reaches `at_least`, or `timeout` has passed.
+pub fn wait_metric_for(
+    addr: SocketAddr,
+    key: &str,
+    at_least: f64,
+    timeout: Duration,
+) -> std::collections::BTreeMap<String, f64> {
+    let deadline = Instant::now() + timeout;
     loop {
         let (status, body) = http_get(addr, "GET", "/metrics");
         assert_eq!(status, 200);
