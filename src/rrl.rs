@@ -43,6 +43,8 @@ pub struct RateLimiter {
     buckets: Box<[Bucket]>,
     /// Thousandths of a token refilled per millisecond: the rate per second.
     rate: u64,
+    /// Most thousandths a bucket holds.
+    capacity: u64,
     slip: u32,
 }
 
@@ -66,6 +68,7 @@ impl RateLimiter {
             ]
             .into_boxed_slice(),
             rate: share,
+            capacity: (share * MILLI * BURST_SECONDS).min(u64::from(u32::MAX)),
             slip,
         }
     }
@@ -74,18 +77,19 @@ impl RateLimiter {
     pub fn check(&mut self, client: IpAddr, now_ms: u64) -> Verdict {
         let network = network(client);
         let slot = (network.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 48) as usize % BUCKETS;
-        let capacity = self.rate * MILLI * BURST_SECONDS;
+        let capacity = self.capacity;
         let bucket = &mut self.buckets[slot];
         if bucket.network != network {
             *bucket = Bucket {
                 network,
                 refilled_at: now_ms,
-                tokens: capacity.min(u64::from(u32::MAX)) as u32,
+                tokens: capacity as u32,
                 limited: 0,
             };
         }
         let elapsed = now_ms.saturating_sub(bucket.refilled_at);
-        let tokens = (u64::from(bucket.tokens) + elapsed * self.rate).min(capacity);
+        let refill = elapsed.saturating_mul(self.rate);
+        let tokens = u64::from(bucket.tokens).saturating_add(refill).min(capacity);
         bucket.refilled_at = now_ms;
         if tokens >= MILLI {
             bucket.tokens = (tokens - MILLI) as u32;
@@ -154,6 +158,13 @@ mod tests {
         assert_eq!(count(&mut never, ip("2001:db8:0:100::1"), 0, 1), [1, 0, 0]);
         let mut always = RateLimiter::new(1, 1, 1);
         assert_eq!(count(&mut always, ip("198.51.100.7"), 0, 5), [1, 0, 4]);
+    }
+
+    #[test]
+    fn huge_rates_and_long_silences() {
+        let mut limiter = RateLimiter::new(u32::MAX, 2, 1);
+        assert_eq!(count(&mut limiter, ip("192.0.2.1"), 0, 1000), [1000, 0, 0]);
+        assert_eq!(count(&mut limiter, ip("192.0.2.1"), u64::MAX / 2, 10), [10, 0, 0]);
     }
 
     #[test]

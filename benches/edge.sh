@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# The edge features under load, per core (one cnamed worker pinned to core 0, the load and
+# any attacker on core 1, loopback only):
+#
+# 1. Regression: UDP queries per second of a baseline commit (before counters, cookies and
+#    RRL), of this tree, of this tree with --metrics scraped every second, and with RRL on
+#    at a rate the load never reaches (the cost of the check), in interleaved rounds.
+# 2. Attacks: UDP queries per second while hostile TCP clients run (cnamed-attack): a
+#    connection flood, half length prefixes, Slowloris, and clients that never read.
+#
+#   benches/edge.sh [--baseline REF] [--rounds R] [--seconds S] [--no-regression] [--no-attacks]
+set -euo pipefail
+
+baseline=5e1b9b4
+rounds=3
+seconds=10
+regression=yes
+attacks=yes
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --baseline) baseline=$2; shift 2 ;;
+        --rounds) rounds=$2; shift 2 ;;
+        --seconds) seconds=$2; shift 2 ;;
+        --no-regression) regression=no; shift ;;
+        --no-attacks) attacks=no; shift ;;
+        *) echo "usage: $0 [--baseline REF] [--rounds R] [--seconds S] [--no-regression] [--no-attacks]" >&2; exit 2 ;;
+    esac
+done
+
+cd "$(dirname "$0")/.."
+root=$PWD
+work=$root/target/edge
+bin=$root/target/release
+mkdir -p "$work"
+port=5320
+metrics_port=9320
+apps=100000
+pids=()
+cleanup() {
+    for pid in "${pids[@]:-}"; do
+        [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+log() { printf '== %s\n' "$*" >&2; }
+
+command -v dig >/dev/null || { apt-get update -qq; apt-get install -y -qq bind9-dnsutils >/dev/null; }
+log "building"
+cargo build --release --locked --bins 2>&1 | tail -1 >&2
+dump=$work/apps-$apps.json
+queries=$work/queries-$apps.txt
+[ -s "$dump" ] || "$bin/cnamed-gen" dump --apps "$apps" --clusters 8 > "$dump"
+[ -s "$queries" ] || "$bin/cnamed-gen" queries --apps "$apps" --count 1000000 --mix mixed > "$queries"
+
+baseline_bin=$work/baseline-target/release/cnamed
+if [ "$regression" = yes ] && [ ! -x "$baseline_bin" ]; then
+    log "building the baseline $baseline"
+    rm -rf "$work/baseline-src"
+    git worktree prune
+    git worktree add --detach "$work/baseline-src" "$baseline" >/dev/null 2>&1
+    (cd "$work/baseline-src" && cargo build --release --locked --bin cnamed \
+        --target-dir "$work/baseline-target" 2>&1 | tail -1 >&2)
+    git worktree remove --force "$work/baseline-src"
+fi
+
+# serve BINARY FLAGS...: one pinned worker; waits until it answers.
+serve() {
+    local binary=$1
+    shift
+    taskset -c 0 "$binary" --dump "$dump" --listen "127.0.0.1:$port" --threads 1 \
+        --identity bench "$@" 2>>"$work/cnamed.log" &
+    server=$!
+    pids+=("$server")
+    for _ in $(seq 1 300); do
+        dig +short +time=1 +tries=1 @127.0.0.1 -p "$port" apps.example.com SOA 2>/dev/null | grep -q hostmaster && return
+        sleep 0.2
+    done
+    echo "cnamed did not come up; see $work/cnamed.log" >&2
+    exit 1
+}
+
+stop() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; }
+
+# load: prints the answered queries per second of one run.
+load() {
+    taskset -c 1 "$bin/cnamed-load" --server "127.0.0.1:$port" --queries "$queries" \
+        --duration "$seconds" --warmup 1 | tee -a "$work/load.log" | sed -n 's/.*qps=\([0-9]*\).*/\1/p'
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
+
+if [ "$regression" = yes ]; then
+    variants=(baseline current metrics rrl)
+    declare -A results
+    for round in $(seq 1 "$rounds"); do
+        for variant in "${variants[@]}"; do
+            case "$variant" in
+                baseline) serve "$baseline_bin" ;;
+                current) serve "$bin/cnamed" ;;
+                metrics) serve "$bin/cnamed" --metrics "127.0.0.1:$metrics_port" ;;
+                rrl) serve "$bin/cnamed" --rrl-rate 4000000000 ;;
+            esac
+            scraper=
+            if [ "$variant" = metrics ]; then
+                (while :; do curl -s "http://127.0.0.1:$metrics_port/metrics" >/dev/null; sleep 1; done) &
+                scraper=$!
+            fi
+            qps=$(load)
+            [ -n "$scraper" ] && { kill "$scraper"; wait "$scraper" 2>/dev/null || true; }
+            stop
+            results[$variant]="${results[$variant]:-} $qps"
+            log "round $round $variant: $qps q/s"
+        done
+    done
+    echo "## UDP queries per second, one worker, $rounds rounds of ${seconds}s (median; each round)"
+    base=$(echo "${results[baseline]}" | tr ' ' '\n' | grep . | median)
+    for variant in "${variants[@]}"; do
+        m=$(echo "${results[$variant]}" | tr ' ' '\n' | grep . | median)
+        printf '%-9s %8s q/s  %.3fx baseline  (%s )\n' "$variant" "$m" "$(echo "$m / $base" | bc -l)" "${results[$variant]}"
+    done
+fi
+
+if [ "$attacks" = yes ]; then
+    echo "## UDP queries per second while TCP attacks run, one worker (default TCP limits)"
+    declare -A connections=([none]=0 [flood]=3000 [half]=3000 [slowloris]=3000 [noread]=300)
+    for round in $(seq 1 "$rounds"); do
+        for mode in none flood half slowloris noread; do
+            serve "$bin/cnamed" --metrics "127.0.0.1:$metrics_port"
+            attacker=
+            if [ "$mode" != none ]; then
+                taskset -c 1 "$bin/cnamed-attack" --server "127.0.0.1:$port" --mode "$mode" \
+                    --connections "${connections[$mode]}" --duration $((seconds + 4)) \
+                    > "$work/attack-$mode.txt" &
+                attacker=$!
+                pids+=("$attacker")
+                sleep 2
+            fi
+            qps=$(load)
+            closed=$(curl -s "http://127.0.0.1:$metrics_port/metrics" |
+                awk '/^cnamed_tcp_connections_closed_total/ && $2 > 0 {sub(/.*reason="/, ""); sub(/"}/, ""); printf "%s=%s ", $1, $2}')
+            [ -n "$attacker" ] && wait "$attacker"
+            stop
+            printf 'round %s %-9s %8s q/s  %s %s\n' "$round" "$mode" "$qps" \
+                "$(cat "$work/attack-$mode.txt" 2>/dev/null || true)" "closed: ${closed:-none}"
+            rm -f "$work/attack-$mode.txt"
+        done
+    done
+fi
