@@ -89,7 +89,9 @@ impl RateLimiter {
         }
         let elapsed = now_ms.saturating_sub(bucket.refilled_at);
         let refill = elapsed.saturating_mul(self.rate);
-        let tokens = u64::from(bucket.tokens).saturating_add(refill).min(capacity);
+        let tokens = u64::from(bucket.tokens)
+            .saturating_add(refill)
+            .min(capacity);
         bucket.refilled_at = now_ms;
         if tokens >= MILLI {
             bucket.tokens = (tokens - MILLI) as u32;
@@ -164,7 +166,10 @@ mod tests {
     fn huge_rates_and_long_silences() {
         let mut limiter = RateLimiter::new(u32::MAX, 2, 1);
         assert_eq!(count(&mut limiter, ip("192.0.2.1"), 0, 1000), [1000, 0, 0]);
-        assert_eq!(count(&mut limiter, ip("192.0.2.1"), u64::MAX / 2, 10), [10, 0, 0]);
+        assert_eq!(
+            count(&mut limiter, ip("192.0.2.1"), u64::MAX / 2, 10),
+            [10, 0, 0]
+        );
     }
 
     #[test]

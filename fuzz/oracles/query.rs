@@ -2,12 +2,14 @@
 //! (tests/fuzz_corpus.rs) so that both judge a reply the same way: no panic; a reply echoes
 //! the ID, sets QR, fits the transport's limit, decodes with hickory-proto with nothing
 //! trailing, echoes the question byte for byte when it has one, and carries an RCODE the rules
-//! allow.
+//! allow. Each packet is answered three ways: without cookies, with cookies for a client
+//! address, and slipped by rate limiting (truncated) with cookies.
 
 use std::sync::OnceLock;
 
-use cnamed::answer::{respond, Transport};
+use cnamed::answer::{respond, respond_to, Context, Transport};
 use cnamed::config::Config;
+use cnamed::cookie::{self, Secrets};
 use cnamed::snapshot::{Snapshot, Zone};
 use hickory_proto::op::Message;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
@@ -29,15 +31,67 @@ pub(crate) fn sample_snapshot() -> &'static Snapshot {
 const ALLOWED_RCODES: [u16; 6] = [0, 1, 3, 4, 5, 16];
 
 pub(crate) fn check(packet: &[u8], snapshot: &Snapshot) {
+    let secrets = Secrets::new([0x42; 16], Some([0x24; 16]));
     let mut out = vec![0u8; 65535];
     for (transport, limit) in [(Transport::Udp, 1232), (Transport::Tcp, 65535)] {
-        let Some(len) = respond(packet, snapshot, transport, &mut out) else {
+        let plain = respond(packet, snapshot, transport, &mut out);
+        let udp = transport == Transport::Udp;
+        check_reply(packet, &out, plain, limit, udp);
+        let client = if packet.len() % 2 == 0 {
+            "192.0.2.1".parse().unwrap()
+        } else {
+            "2001:db8::1".parse().unwrap()
+        };
+        for truncate in [false, true] {
+            let context = Context {
+                client: Some(client),
+                now: 1_800_000_000,
+                cookies: Some(&secrets),
+                truncate,
+                ..Context::new(transport)
+            };
+            let summary = respond_to(packet, snapshot, &context, &mut out);
+            let message = check_reply(packet, &out, summary.len, limit, udp || truncate);
+            let Some(message) = message else { continue };
+            let reply_cookie = message.extensions().as_ref().and_then(|edns| {
+                edns.options()
+                    .get(hickory_proto::rr::rdata::opt::EdnsCode::Cookie)
+            });
+            match summary.cookie {
+                Some(cookie::Check::Malformed) => {
+                    assert_eq!(
+                        u16::from(message.response_code()),
+                        1,
+                        "malformed cookie: FORMERR"
+                    );
+                    assert!(reply_cookie.is_none());
+                }
+                Some(_) => assert!(reply_cookie.is_some(), "a cookie answers a cookie"),
+                None => assert!(reply_cookie.is_none(), "no cookie unasked"),
+            }
+            if truncate && summary.formerr.is_none() && plain.is_some() {
+                assert!(message.truncated(), "a slipped answer is truncated");
+            }
+        }
+    }
+}
+
+/// Checks one reply; returns it decoded when it is a normal (QUERY opcode) reply.
+fn check_reply(
+    packet: &[u8],
+    out: &[u8],
+    len: Option<usize>,
+    limit: usize,
+    may_truncate: bool,
+) -> Option<Message> {
+    {
+        let Some(len) = len else {
             // Silence only for runts and responses.
             assert!(
                 packet.len() < 12 || packet[2] & 0x80 != 0,
                 "dropped a query"
             );
-            continue;
+            return None;
         };
         let reply = &out[..len];
         assert!(len <= limit, "{len} bytes over {limit}");
@@ -53,7 +107,7 @@ pub(crate) fn check(packet: &[u8], snapshot: &Snapshot) {
             assert_eq!((reply[2] >> 3) & 0xF, opcode);
             assert_eq!(reply[3] & 0xF, 4);
             assert_eq!(reply[4..12], [0; 8]);
-            continue;
+            return None;
         }
         let mut decoder = BinDecoder::new(reply);
         let message = Message::read(&mut decoder).expect("the reply decodes");
@@ -75,7 +129,8 @@ pub(crate) fn check(packet: &[u8], snapshot: &Snapshot) {
         }
         if message.truncated() {
             assert_eq!(message.answer_count() + message.name_server_count(), 0);
-            assert_eq!(transport, Transport::Udp, "TCP is never truncated");
+            assert!(may_truncate, "TCP is never truncated");
         }
+        Some(message)
     }
 }

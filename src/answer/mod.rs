@@ -319,9 +319,12 @@ fn answer(
         }
         parts.cookie = Some(secrets.answer(option, client, context.now));
     }
-    let reply = Reply::start(out, parts, snapshot, context.transport);
+    let mut reply = Reply::start(out, parts, snapshot, context.transport);
     let summary = if query.opt.is_some_and(|opt| opt.version > 0) {
         // RFC 6891 §6.1.3: BADVERS, answered with the version we do speak (0).
+        if context.truncate {
+            reply.truncate();
+        }
         reply.summary(Rcode::BADVERS)
     } else {
         write_outcome(reply, &query.question, snapshot, context.truncate)
