@@ -8,7 +8,10 @@
 # 2. Attacks: UDP queries per second while hostile TCP clients run (cnamed-attack): a
 #    connection flood, half length prefixes, Slowloris, and clients that never read.
 #
-#   benches/edge.sh [--baseline REF] [--rounds R] [--seconds S] [--no-regression] [--no-attacks]
+#   benches/edge.sh [--baseline REF] [--rounds R] [--seconds S] [--variants "V..."]
+#                   [--no-regression] [--no-attacks]
+#
+# Variants (all by default): baseline current metrics rrl.
 set -euo pipefail
 
 baseline=5e1b9b4
@@ -16,14 +19,16 @@ rounds=3
 seconds=10
 regression=yes
 attacks=yes
+variants=(baseline current metrics rrl)
 while [ $# -gt 0 ]; do
     case "$1" in
         --baseline) baseline=$2; shift 2 ;;
         --rounds) rounds=$2; shift 2 ;;
         --seconds) seconds=$2; shift 2 ;;
+        --variants) read -ra variants <<< "$2"; shift 2 ;;
         --no-regression) regression=no; shift ;;
         --no-attacks) attacks=no; shift ;;
-        *) echo "usage: $0 [--baseline REF] [--rounds R] [--seconds S] [--no-regression] [--no-attacks]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--baseline REF] [--rounds R] [--seconds S] [--variants \"V...\"] [--no-regression] [--no-attacks]" >&2; exit 2 ;;
     esac
 done
 
@@ -91,7 +96,6 @@ load() {
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
 
 if [ "$regression" = yes ]; then
-    variants=(baseline current metrics rrl)
     declare -A results
     for round in $(seq 1 "$rounds"); do
         for variant in "${variants[@]}"; do

@@ -150,7 +150,7 @@ fn run(tool: &str, args: &[&str]) -> String {
 }
 
 #[test]
-fn dig_and_kdig_cookies() {
+fn dig_and_kdig_cookies_and_rollover() {
     let file = secret_file("tools", SECRET_1);
     let (server, metrics) = start(&file);
     let at = format!("@{}", server.addr.ip());
@@ -190,7 +190,42 @@ fn dig_and_kdig_cookies() {
     );
     assert!(out.contains("status: NOERROR"), "{out}");
 
-    let m = parse_metrics(&http_get(metrics, "GET", "/metrics").1);
-    assert_eq!(m["cnamed_cookies_total{verdict=\"client_only\"}"], 2.0);
-    assert_eq!(m["cnamed_cookies_total{verdict=\"valid\"}"], 2.0);
+    assert_eq!(verdicts(metrics), [2.0, 0.0, 2.0]);
+
+    // Rollover, as the tools see it: the cookies they learned stay valid while the old
+    // secret is still accepted, and are replaced (not refused) once it is retired.
+    let mut server = server;
+    let present = |tool: &str, cookie: &str| {
+        let out = run(
+            tool,
+            &[&at, "-p", &port, &format!("+cookie={cookie}"), name, "A"],
+        );
+        assert!(out.contains("status: NOERROR"), "{out}");
+        let fresh = cookie_line(&out)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned();
+        assert_eq!(fresh[..16], cookie[..16], "the client cookie is echoed");
+        fresh
+    };
+    std::fs::write(&file, format!("{SECRET_2}\n{SECRET_1}\n")).unwrap();
+    server.signal("HUP");
+    server.wait_log("reloaded");
+    let dig_new = present("dig", learned);
+    let kdig_new = present("kdig", kdig_cookie);
+    assert_eq!(
+        verdicts(metrics),
+        [2.0, 0.0, 4.0],
+        "old cookies still valid"
+    );
+    std::fs::write(&file, format!("{SECRET_2}\n")).unwrap();
+    server.signal("HUP");
+    server.wait_log("reloaded");
+    present("dig", learned);
+    present("kdig", kdig_cookie);
+    assert_eq!(verdicts(metrics), [2.0, 2.0, 4.0], "old cookies retired");
+    present("dig", &dig_new);
+    present("kdig", &kdig_new);
+    assert_eq!(verdicts(metrics), [2.0, 2.0, 6.0], "new cookies valid");
 }

@@ -4,7 +4,14 @@
 //! Each connection owns an inbox big enough for the largest message and an outbox for two
 //! largest responses, made at accept; answering writes straight into the outbox, so the
 //! query path allocates nothing.
+//!
+//! Fairness: a worker answers at most `TURN_BUDGET` TCP queries per turn of its event loop,
+//! whatever the number of connections, and a connection that still has work when the budget
+//! runs out waits in a round-robin queue for the next turn. Its UDP sockets get their turn in
+//! between, so clients that pipeline without end (or never read) cannot take a worker from
+//! UDP, nor from other TCP clients.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown};
 use std::time::Instant;
@@ -31,6 +38,12 @@ pub(super) struct Serving<'a> {
 /// Bytes of the length prefix (RFC 1035 §4.2.2).
 const PREFIX: usize = 2;
 const MAX_FRAME: usize = PREFIX + MAX_TCP;
+/// TCP queries a worker answers per turn of its loop: as many as one UDP socket's turn.
+pub(super) const TURN_BUDGET: usize = 1024;
+/// The kernel's send buffer per connection. Fixed (no autotuning to megabytes), so that a
+/// client that never reads stalls, and is cut off by the I/O timeout, after a bounded number
+/// of answers, and the kernel memory of many connections stays bounded.
+const SEND_BUFFER: usize = 2 * MAX_FRAME;
 
 struct Connection {
     stream: TcpStream,
@@ -59,19 +72,22 @@ struct Connection {
 /// What to do with a connection after driving it.
 #[derive(PartialEq, Eq)]
 enum State {
+    /// Waiting for readiness.
     Open,
+    /// The turn's budget ran out with work left: drive again next turn.
+    Busy,
     Close(CloseReason),
 }
 
 impl Connection {
-    fn new(stream: TcpStream, peer: IpAddr) -> Self {
+    fn new(stream: TcpStream, peer: IpAddr, buffers: Buffers) -> Self {
         Self {
             stream,
             peer,
-            inbox: vec![0; MAX_FRAME].into_boxed_slice(),
+            inbox: buffers.inbox,
             read_at: 0,
             received: 0,
-            outbox: vec![0; 2 * MAX_FRAME].into_boxed_slice(),
+            outbox: buffers.outbox,
             sent: 0,
             queued: 0,
             last_active: Instant::now(),
@@ -84,12 +100,15 @@ impl Connection {
 
     /// Answers, writes and reads until nothing moves. Edge-triggered readiness means every
     /// path must run until the socket would block.
-    fn drive(&mut self, serving: &Serving<'_>) -> State {
+    fn drive(&mut self, serving: &Serving<'_>, budget: &mut usize) -> State {
         if self.lingering {
             return self.discard_input();
         }
         loop {
-            let answered = self.answer_frames(serving);
+            if *budget == 0 {
+                return State::Busy;
+            }
+            let answered = self.answer_frames(serving, budget);
             let Ok(wrote) = self.flush() else {
                 return State::Close(CloseReason::Peer);
             };
@@ -142,8 +161,9 @@ impl Connection {
             && pending.len() >= PREFIX + usize::from(u16::from_be_bytes([pending[0], pending[1]]))
     }
 
-    /// Answers every complete query while the outbox has room for a largest response.
-    fn answer_frames(&mut self, serving: &Serving<'_>) -> bool {
+    /// Answers complete queries while the outbox has room for a largest response and the
+    /// budget lasts.
+    fn answer_frames(&mut self, serving: &Serving<'_>, budget: &mut usize) -> bool {
         let context = Context {
             transport: Transport::Tcp,
             client: Some(self.peer),
@@ -152,7 +172,7 @@ impl Connection {
             truncate: false,
         };
         let mut answered = false;
-        while self.has_frame() {
+        while *budget > 0 && self.has_frame() {
             if self.outbox.len() - self.queued < MAX_FRAME {
                 self.outbox.copy_within(self.sent..self.queued, 0);
                 self.queued -= self.sent;
@@ -176,6 +196,7 @@ impl Connection {
                 self.queued += PREFIX + response_len;
             }
             self.read_at = start + len;
+            *budget -= 1;
             answered = true;
         }
         answered
@@ -234,6 +255,23 @@ impl Connection {
     }
 }
 
+/// A connection's inbox and outbox. Kept when the connection closes and handed to the next
+/// one as they are: lengths say what is valid, so they need no zeroing, and a flood of
+/// short connections costs neither an allocation nor a 192 KiB memset each.
+struct Buffers {
+    inbox: Box<[u8]>,
+    outbox: Box<[u8]>,
+}
+
+impl Buffers {
+    fn new() -> Self {
+        Self {
+            inbox: vec![0; MAX_FRAME].into_boxed_slice(),
+            outbox: vec![0; 2 * MAX_FRAME].into_boxed_slice(),
+        }
+    }
+}
+
 /// A worker's connections, in slots whose index is the mio token minus `base`.
 pub(super) struct Connections {
     slots: Vec<Option<Connection>>,
@@ -241,6 +279,14 @@ pub(super) struct Connections {
     open: usize,
     base: usize,
     limits: TcpLimits,
+    /// Queries still to answer this turn.
+    budget: usize,
+    /// Connections with work left over from an earlier turn, in turn order; `queued` marks
+    /// the slots in it so that none is queued twice.
+    busy: VecDeque<usize>,
+    queued: Vec<bool>,
+    /// Buffers of closed connections, for the next ones.
+    spare: Vec<Buffers>,
 }
 
 impl Connections {
@@ -251,7 +297,31 @@ impl Connections {
             open: 0,
             base,
             limits,
+            budget: TURN_BUDGET,
+            busy: VecDeque::new(),
+            queued: Vec::new(),
+            spare: Vec::new(),
         }
+    }
+
+    /// Starts a turn of the event loop: busy connections go first, up to the budget.
+    pub(super) fn start_turn(&mut self, serving: &Serving<'_>) {
+        self.budget = TURN_BUDGET;
+        for _ in 0..self.busy.len() {
+            if self.budget == 0 {
+                break;
+            }
+            let Some(index) = self.busy.pop_front() else {
+                break;
+            };
+            self.queued[index] = false;
+            self.drive(Token(self.base + index), serving);
+        }
+    }
+
+    /// Whether some connection has work waiting for the next turn.
+    pub(super) fn has_busy(&self) -> bool {
+        !self.busy.is_empty()
     }
 
     pub(super) fn open(&self) -> usize {
@@ -280,11 +350,17 @@ impl Connections {
         }
         // Responses are written whole; Nagle would hold back the second of two pipelined.
         let _ = stream.set_nodelay(true);
+        let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
         let index = self.free.pop().unwrap_or_else(|| {
             self.slots.push(None);
+            self.queued.push(false);
+            // Room for every connection, so that queueing never allocates.
+            self.busy
+                .reserve(self.slots.len().saturating_sub(self.busy.len()));
             self.slots.len() - 1
         });
-        let mut connection = Connection::new(stream, peer);
+        let buffers = self.spare.pop().unwrap_or_else(Buffers::new);
+        let mut connection = Connection::new(stream, peer, buffers);
         let token = Token(self.base + index);
         if registry
             .register(
@@ -295,6 +371,7 @@ impl Connections {
             .is_err()
         {
             self.free.push(index);
+            self.keep_buffers(connection);
             return;
         }
         self.slots[index] = Some(connection);
@@ -306,11 +383,18 @@ impl Connections {
     pub(super) fn drive(&mut self, token: Token, serving: &Serving<'_>) {
         let index = token.0 - self.base;
         let state = match self.slots.get_mut(index) {
-            Some(Some(connection)) => connection.drive(serving),
+            Some(Some(connection)) => connection.drive(serving, &mut self.budget),
             _ => return,
         };
-        if let State::Close(reason) = state {
-            self.close(index, reason, serving.counters);
+        match state {
+            State::Open => {}
+            State::Busy => {
+                if !self.queued[index] {
+                    self.queued[index] = true;
+                    self.busy.push_back(index);
+                }
+            }
+            State::Close(reason) => self.close(index, reason, serving.counters),
         }
     }
 
@@ -352,11 +436,22 @@ impl Connections {
 
     fn close(&mut self, index: usize, reason: CloseReason, counters: &WorkerCounters) {
         if let Some(connection) = self.slots[index].take() {
-            // Dropping the stream deregisters it (closing the fd removes it from epoll).
             let _ = connection.stream.shutdown(Shutdown::Both);
             self.free.push(index);
             self.open -= 1;
             counters.tcp_closed(reason, self.open);
+            self.keep_buffers(connection);
+        }
+    }
+
+    /// Closes the connection's socket (which also removes it from epoll) and keeps its
+    /// buffers, as many as there can be connections.
+    fn keep_buffers(&mut self, connection: Connection) {
+        if self.spare.len() < self.limits.max_connections {
+            self.spare.push(Buffers {
+                inbox: connection.inbox,
+                outbox: connection.outbox,
+            });
         }
     }
 }

@@ -97,7 +97,7 @@ impl Worker {
         let first_listener = FIRST_SOCKET + self.udp.len();
         loop {
             let wake_at = drain_deadline.map_or(next_sweep, |deadline| next_sweep.min(deadline));
-            let timeout = if self.udp_pending.contains(&true) {
+            let timeout = if self.udp_pending.contains(&true) || self.connections.has_busy() {
                 Duration::ZERO
             } else {
                 wake_at.saturating_duration_since(Instant::now())
@@ -110,6 +110,11 @@ impl Worker {
             if drain_deadline.is_none() && self.shared.shutdown.load(Ordering::Acquire) {
                 drain_deadline = Some(Instant::now() + DRAIN_TIMEOUT);
                 self.stop_listening();
+            }
+            {
+                let (snapshot, cookies) = self.load_shared();
+                let serving = serving(&self.counters, &snapshot, &cookies);
+                self.connections.start_turn(&serving);
             }
             for event in events.iter() {
                 match event.token().0 {
