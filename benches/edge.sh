@@ -127,15 +127,20 @@ fi
 
 if [ "$attacks" = yes ]; then
     echo "## UDP queries per second while TCP attacks run, one worker (default TCP limits)"
-    declare -A connections=([none]=0 [flood]=3000 [half]=3000 [slowloris]=3000 [noread]=300)
+    # name:mode:connections. The cap is 1024 connections per worker: 1000 fit, 3000 make the
+    # server close the least recently active one at every accept (and the attacker reconnect).
+    declare -A under
+    attacks_list=(none::0 flood-1000:flood:1000 flood-3000:flood:3000 half-3000:half:3000
+        slowloris-3000:slowloris:3000 noread-300:noread:300)
     for round in $(seq 1 "$rounds"); do
-        for mode in none flood half slowloris noread; do
+        for attack in "${attacks_list[@]}"; do
+            IFS=: read -r name mode count <<< "$attack"
             serve "$bin/cnamed" --metrics "127.0.0.1:$metrics_port"
             attacker=
-            if [ "$mode" != none ]; then
+            if [ "$name" != none ]; then
                 taskset -c 1 "$bin/cnamed-attack" --server "127.0.0.1:$port" --mode "$mode" \
-                    --connections "${connections[$mode]}" --duration $((seconds + 4)) \
-                    > "$work/attack-$mode.txt" &
+                    --connections "$count" --duration $((seconds + 4)) \
+                    > "$work/attack.txt" &
                 attacker=$!
                 pids+=("$attacker")
                 sleep 2
@@ -145,9 +150,17 @@ if [ "$attacks" = yes ]; then
                 awk '/^cnamed_tcp_connections_closed_total/ && $2 > 0 {sub(/.*reason="/, ""); sub(/"}/, ""); printf "%s=%s ", $1, $2}')
             [ -n "$attacker" ] && wait "$attacker"
             stop
-            printf 'round %s %-9s %8s q/s  %s %s\n' "$round" "$mode" "$qps" \
-                "$(cat "$work/attack-$mode.txt" 2>/dev/null || true)" "closed: ${closed:-none}"
-            rm -f "$work/attack-$mode.txt"
+            printf 'round %s %-15s %8s q/s  %s %s\n' "$round" "$name" "$qps" \
+                "$(cat "$work/attack.txt" 2>/dev/null || true)" "closed: ${closed:-none}"
+            rm -f "$work/attack.txt"
+            under[$name]="${under[$name]:-} $qps"
         done
+    done
+    echo "## medians"
+    quiet=$(echo "${under[none]}" | tr ' ' '\n' | grep . | median)
+    for attack in "${attacks_list[@]}"; do
+        name=${attack%%:*}
+        m=$(echo "${under[$name]}" | tr ' ' '\n' | grep . | median)
+        printf '%-15s %8s q/s  %.2fx no attack\n' "$name" "$m" "$(echo "$m / $quiet" | bc -l)"
     done
 fi
