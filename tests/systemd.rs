@@ -74,3 +74,53 @@ fn abstract_notify_socket() {
     let _server = Cnamed::start_with(&sample_dump(), &[], &[("NOTIFY_SOCKET", &value)]);
     assert!(next(&systemd).starts_with("READY=1\nSTATUS=serving 6 apps"));
 }
+
+/// The shipped unit's command line, and the flags its comment suggests adding, are ones
+/// cnamed accepts: run as `check` against the sample dump, with a real secret file.
+#[test]
+fn shipped_unit_command_line_is_accepted() {
+    let unit = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/systemd/cnamed.service"),
+    )
+    .unwrap();
+    let exec = unit
+        .lines()
+        .find_map(|line| line.strip_prefix("ExecStart="))
+        .expect("an ExecStart line");
+    let suggested = unit
+        .lines()
+        .find_map(|line| {
+            line.trim_start_matches('#')
+                .trim()
+                .strip_prefix("--rrl-rate")
+        })
+        .map(|rest| format!("--rrl-rate{rest}"))
+        .expect("the suggested edge flags");
+    let secret = temp_dump("unit-secret", "e5e973e5a6b2a43f48e7dc849e37bfcf\n");
+    let mut args: Vec<String> = exec
+        .split_whitespace()
+        .chain(suggested.split_whitespace())
+        .skip(1)
+        .map(|arg| match arg {
+            "serve" => "check".to_owned(),
+            "/var/lib/cnamed/apps.json" => sample_dump().display().to_string(),
+            "/var/lib/cnamed/cookie-secret" => secret.display().to_string(),
+            other => other.to_owned(),
+        })
+        .collect();
+    assert!(
+        args.contains(&"--cookie-secret-file".to_owned()),
+        "{args:?}"
+    );
+    args.retain(|arg| !arg.is_empty());
+    let output = std::process::Command::new(binary())
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("ok, 6 apps"));
+}

@@ -300,11 +300,13 @@ fn answer(
         ..ReplyParts::bare(query.id, query.flags)
     };
     let mut cookie = None;
-    if let (Some(secrets), Some(client), Some(option)) = (
-        context.cookies,
-        context.client,
-        query.opt.and_then(|opt| opt.option(OptionCode::COOKIE)),
-    ) {
+    let cookie_option = match (context.cookies, context.client, &query.opt) {
+        (Some(secrets), Some(client), Some(opt)) => opt
+            .option(OptionCode::COOKIE)
+            .map(|option| (secrets, client, option)),
+        _ => None,
+    };
+    if let Some((secrets, client, option)) = cookie_option {
         let check = secrets.check(option, client, context.now);
         cookie = Some(check);
         if check == cookie::Check::Malformed {
@@ -320,15 +322,16 @@ fn answer(
         parts.cookie = Some(secrets.answer(option, client, context.now));
     }
     let mut reply = Reply::start(out, parts, snapshot, context.transport);
-    let summary = if query.opt.is_some_and(|opt| opt.version > 0) {
+    let rcode = if query.opt.is_some_and(|opt| opt.version > 0) {
         // RFC 6891 §6.1.3: BADVERS, answered with the version we do speak (0).
         if context.truncate {
             reply.truncate();
         }
-        reply.summary(Rcode::BADVERS)
+        Rcode::BADVERS
     } else {
-        write_outcome(reply, &query.question, snapshot, context.truncate)
+        write_outcome(&mut reply, &query.question, snapshot, context.truncate)
     };
+    let summary = reply.summary(rcode);
     Summary {
         qtype: Some(query.question.qtype),
         cookie,
@@ -336,18 +339,19 @@ fn answer(
     }
 }
 
+/// Writes the records of the outcome; returns the RCODE to finish with.
 fn write_outcome(
-    mut reply: Reply<'_, '_>,
+    reply: &mut Reply<'_, '_>,
     question: &Question<'_>,
     snapshot: &Snapshot,
     truncate: bool,
-) -> Summary {
+) -> Rcode {
     match decide(question, snapshot) {
         Outcome::Bare(rcode) => {
             if truncate {
                 reply.truncate();
             }
-            reply.summary(rcode)
+            rcode
         }
         Outcome::Authoritative {
             rcode,
@@ -357,7 +361,7 @@ fn write_outcome(
             reply.extra_flags |= flags::AA;
             if truncate {
                 reply.truncate();
-                return reply.summary(rcode);
+                return rcode;
             }
             let written = match answer {
                 Answer::None => Ok(()),
@@ -376,7 +380,7 @@ fn write_outcome(
             if written.is_err() {
                 reply.truncate();
             }
-            reply.summary(rcode)
+            rcode
         }
     }
 }
@@ -441,6 +445,7 @@ struct Reply<'b, 's> {
 }
 
 impl<'b, 's> Reply<'b, 's> {
+    #[inline(always)]
     fn start(
         out: &'b mut [u8],
         parts: ReplyParts<'_, '_>,
@@ -505,6 +510,7 @@ impl<'b, 's> Reply<'b, 's> {
     }
 
     /// Writes the OPT and the header, and says what was sent.
+    #[inline(always)]
     fn summary(mut self, rcode: Rcode) -> Summary {
         let has_question = self.question_end > HEADER_LEN;
         let mut additional = 0;
