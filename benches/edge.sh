@@ -50,7 +50,14 @@ cleanup() {
 trap cleanup EXIT
 log() { printf '== %s\n' "$*" >&2; }
 
-command -v dig >/dev/null || { apt-get update -qq; apt-get install -y -qq bind9-dnsutils >/dev/null; }
+need=()
+command -v dig >/dev/null || need+=(bind9-dnsutils)
+command -v curl >/dev/null || need+=(curl)
+command -v bc >/dev/null || need+=(bc)
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
 log "building"
 cargo build --release --locked --bins 2>&1 | tail -1 >&2
 dump=$work/apps-$apps.json

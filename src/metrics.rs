@@ -190,152 +190,190 @@ pub struct ServerStats {
     pub start_time_ms: Counter,
 }
 
+/// One metric family: its name, type and help line, then one sample per label value.
+fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, String)]) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        let _ = writeln!(out, "{name}{labels} {value}");
+    }
+}
+
+/// A counter family with one label: `pick` gives a worker's counters in the order of
+/// `values`.
+struct Labelled<'a> {
+    name: &'a str,
+    help: &'a str,
+    label: &'a str,
+    values: &'a [&'a str],
+    pick: fn(&WorkerCounters) -> &[Counter],
+}
+
+impl Labelled<'_> {
+    /// Writes the family, each value summed over the workers.
+    fn write(&self, out: &mut String, workers: &[&WorkerCounters]) {
+        let samples: Vec<(String, String)> = self
+            .values
+            .iter()
+            .enumerate()
+            .map(|(i, value)| {
+                let sum = workers
+                    .iter()
+                    .map(|w| (self.pick)(w)[i].get())
+                    .fold(0, u64::wrapping_add);
+                (format!("{{{}=\"{value}\"}}", self.label), sum.to_string())
+            })
+            .collect();
+        family(out, self.name, "counter", self.help, &samples);
+    }
+}
+
+/// A family with one sample and no labels.
+fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl ToString) {
+    family(out, name, kind, help, &[(String::new(), value.to_string())]);
+}
+
 /// Writes the exposition of `workers` summed, and `stats`.
 pub fn render(workers: &[&WorkerCounters], stats: &ServerStats, out: &mut String) {
-    let sum = |pick: &dyn Fn(&WorkerCounters) -> &Counter| -> u64 {
+    let sum = |pick: fn(&WorkerCounters) -> &Counter| {
         workers
             .iter()
             .map(|w| pick(w).get())
             .fold(0, u64::wrapping_add)
     };
-    let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, value) in samples {
-            let _ = writeln!(out, "{name}{labels} {value}");
-        }
-    };
-    let labelled = |label: &str, names: &mut dyn Iterator<Item = &str>, values: &[u64]| {
-        names
-            .zip(values)
-            .map(|(name, &value)| (format!("{{{label}=\"{name}\"}}"), value))
-            .collect::<Vec<_>>()
-    };
-    let plain = |value: u64| vec![(String::new(), value)];
-
-    let queries: Vec<u64> = (0..2).map(|i| sum(&|w| &w.queries[i])).collect();
-    family(
-        "cnamed_queries_total",
-        "counter",
-        "Messages received, by transport.",
-        &labelled("transport", &mut ["udp", "tcp"].into_iter(), &queries),
-    );
-    let qtypes: Vec<u64> = (0..=QTYPES.len()).map(|i| sum(&|w| &w.qtypes[i])).collect();
-    let names = QTYPES.iter().map(|&(_, n)| n).chain(["other"]);
-    family(
-        "cnamed_queries_by_qtype_total",
-        "counter",
-        "Queries with a readable question, by QTYPE.",
-        &labelled("qtype", &mut names.into_iter(), &qtypes),
-    );
-    let rcodes: Vec<u64> = (0..=RCODES.len()).map(|i| sum(&|w| &w.rcodes[i])).collect();
-    let names = RCODES.iter().map(|&(_, n)| n).chain(["other"]);
-    family(
-        "cnamed_responses_total",
-        "counter",
-        "Responses sent, by RCODE.",
-        &labelled("rcode", &mut names.into_iter(), &rcodes),
-    );
-    family(
+    let qtypes: Vec<&str> = QTYPES.iter().map(|&(_, n)| n).chain(["other"]).collect();
+    let rcodes: Vec<&str> = RCODES.iter().map(|&(_, n)| n).chain(["other"]).collect();
+    let causes: Vec<&str> = FormErrCause::ALL.iter().map(|c| c.name()).collect();
+    let verdicts: Vec<&str> = COOKIES.iter().map(|&(_, n)| n).collect();
+    let reasons: Vec<&str> = CloseReason::ALL.iter().map(|&(_, n)| n).collect();
+    let families = [
+        Labelled {
+            name: "cnamed_queries_total",
+            help: "Messages received, by transport.",
+            label: "transport",
+            values: &["udp", "tcp"],
+            pick: |w| &w.queries,
+        },
+        Labelled {
+            name: "cnamed_queries_by_qtype_total",
+            help: "Queries with a readable question, by QTYPE.",
+            label: "qtype",
+            values: &qtypes,
+            pick: |w| &w.qtypes,
+        },
+        Labelled {
+            name: "cnamed_responses_total",
+            help: "Responses sent, by RCODE.",
+            label: "rcode",
+            values: &rcodes,
+            pick: |w| &w.rcodes,
+        },
+        Labelled {
+            name: "cnamed_dropped_total",
+            help: "Messages dropped unanswered: shorter than a header, or a response (QR=1).",
+            label: "reason",
+            values: &["short", "response"],
+            pick: |w| &w.dropped,
+        },
+        Labelled {
+            name: "cnamed_formerr_total",
+            help: "FORMERR responses, by what was malformed.",
+            label: "cause",
+            values: &causes,
+            pick: |w| &w.formerr,
+        },
+        Labelled {
+            name: "cnamed_cookies_total",
+            help: "Queries with a COOKIE option, by verdict.",
+            label: "verdict",
+            values: &verdicts,
+            pick: |w| &w.cookies,
+        },
+        Labelled {
+            name: "cnamed_rrl_limited_total",
+            help: "UDP responses over the rate limit: dropped, or slipped (sent truncated).",
+            label: "action",
+            values: &["dropped", "slipped"],
+            pick: |w| &w.rate_limited,
+        },
+        Labelled {
+            name: "cnamed_tcp_connections_closed_total",
+            help: "TCP connections closed, by reason.",
+            label: "reason",
+            values: &reasons,
+            pick: |w| &w.tcp_closed,
+        },
+    ];
+    for labelled in &families {
+        labelled.write(out, workers);
+    }
+    let counter = "counter";
+    let gauge = "gauge";
+    single(
+        out,
         "cnamed_truncated_total",
-        "counter",
+        counter,
         "Responses sent with TC=1 (too large, or slipped by RRL).",
-        &plain(sum(&|w| &w.truncated)),
+        sum(|w| &w.truncated),
     );
-    let dropped: Vec<u64> = (0..2).map(|i| sum(&|w| &w.dropped[i])).collect();
-    family(
-        "cnamed_dropped_total",
-        "counter",
-        "Messages dropped unanswered: shorter than a header, or a response (QR=1).",
-        &labelled("reason", &mut ["short", "response"].into_iter(), &dropped),
-    );
-    let formerr: Vec<u64> = (0..FormErrCause::ALL.len())
-        .map(|i| sum(&|w| &w.formerr[i]))
-        .collect();
-    let names = FormErrCause::ALL.iter().map(|c| c.name());
-    family(
-        "cnamed_formerr_total",
-        "counter",
-        "FORMERR responses, by what was malformed.",
-        &labelled("cause", &mut names.into_iter(), &formerr),
-    );
-    let cookies: Vec<u64> = (0..COOKIES.len())
-        .map(|i| sum(&|w| &w.cookies[i]))
-        .collect();
-    let names = COOKIES.iter().map(|&(_, n)| n);
-    family(
-        "cnamed_cookies_total",
-        "counter",
-        "Queries with a COOKIE option, by verdict.",
-        &labelled("verdict", &mut names.into_iter(), &cookies),
-    );
-    let limited: Vec<u64> = (0..2).map(|i| sum(&|w| &w.rate_limited[i])).collect();
-    family(
-        "cnamed_rrl_limited_total",
-        "counter",
-        "UDP responses over the rate limit: dropped, or slipped (sent truncated).",
-        &labelled("action", &mut ["dropped", "slipped"].into_iter(), &limited),
-    );
-    family(
+    single(
+        out,
         "cnamed_tcp_connections_open",
-        "gauge",
+        gauge,
         "TCP connections open.",
-        &plain(sum(&|w| &w.tcp_open)),
+        sum(|w| &w.tcp_open),
     );
-    family(
+    single(
+        out,
         "cnamed_tcp_connections_accepted_total",
-        "counter",
+        counter,
         "TCP connections accepted.",
-        &plain(sum(&|w| &w.tcp_accepted)),
+        sum(|w| &w.tcp_accepted),
     );
-    let closed: Vec<u64> = (0..CloseReason::ALL.len())
-        .map(|i| sum(&|w| &w.tcp_closed[i]))
-        .collect();
-    let names = CloseReason::ALL.iter().map(|&(_, n)| n);
+    let reloads = [
+        (
+            "{result=\"ok\"}".to_owned(),
+            stats.reloads_ok.get().to_string(),
+        ),
+        (
+            "{result=\"failed\"}".to_owned(),
+            stats.reloads_failed.get().to_string(),
+        ),
+    ];
     family(
-        "cnamed_tcp_connections_closed_total",
-        "counter",
-        "TCP connections closed, by reason.",
-        &labelled("reason", &mut names.into_iter(), &closed),
-    );
-    let reloads = [stats.reloads_ok.get(), stats.reloads_failed.get()];
-    family(
+        out,
         "cnamed_reloads_total",
-        "counter",
+        counter,
         "Reloads of the dump (SIGHUP), by result; a failed one keeps the old snapshot.",
-        &labelled("result", &mut ["ok", "failed"].into_iter(), &reloads),
+        &reloads,
     );
-    family(
-        "cnamed_snapshot_apps",
-        "gauge",
-        "Apps in the snapshot being served.",
-        &plain(stats.apps.get()),
-    );
-    family(
-        "cnamed_snapshot_serial",
-        "gauge",
-        "Serial of the snapshot being served.",
-        &plain(stats.serial.get()),
-    );
-    let seconds = |micros: u64| micros as f64 / 1e6;
-    let mut gauge_f64 = |name: &str, help: &str, value: f64| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-        );
-    };
-    gauge_f64(
-        "cnamed_snapshot_load_seconds",
-        "Time the snapshot being served took to load.",
-        seconds(stats.load_micros.get()),
-    );
-    gauge_f64(
-        "cnamed_last_reload_attempt_timestamp_seconds",
-        "Unix time of the last reload attempt, 0 if none.",
-        stats.last_reload_attempt_ms.get() as f64 / 1e3,
-    );
-    gauge_f64(
-        "cnamed_start_time_seconds",
-        "Unix time the server started.",
-        stats.start_time_ms.get() as f64 / 1e3,
-    );
+    let snapshot = [
+        (
+            "cnamed_snapshot_apps",
+            "Apps in the snapshot being served.",
+            stats.apps.get() as f64,
+        ),
+        (
+            "cnamed_snapshot_serial",
+            "Serial of the snapshot being served.",
+            stats.serial.get() as f64,
+        ),
+        (
+            "cnamed_snapshot_load_seconds",
+            "Time the snapshot being served took to load.",
+            stats.load_micros.get() as f64 / 1e6,
+        ),
+        (
+            "cnamed_last_reload_attempt_timestamp_seconds",
+            "Unix time of the last reload attempt, 0 if none.",
+            stats.last_reload_attempt_ms.get() as f64 / 1e3,
+        ),
+        (
+            "cnamed_start_time_seconds",
+            "Unix time the server started.",
+            stats.start_time_ms.get() as f64 / 1e3,
+        ),
+    ];
+    for (name, help, value) in snapshot {
+        single(out, name, gauge, help, value);
+    }
 }
