@@ -49,7 +49,12 @@ fn answer(mut stream: TcpStream, metrics: &Metrics) -> io::Result<()> {
         (b"GET" | b"HEAD", Some(b"/metrics")) => {
             let body = metrics.render();
             let body = if method == b"HEAD" { "" } else { &body };
-            respond(&mut stream, "200 OK", "text/plain; version=0.0.4; charset=utf-8", body)
+            respond(
+                &mut stream,
+                "200 OK",
+                "text/plain; version=0.0.4; charset=utf-8",
+                body,
+            )
         }
         (b"GET" | b"HEAD", Some(_)) => respond(&mut stream, "404 Not Found", "", ""),
         (_, Some(_)) => respond(&mut stream, "405 Method Not Allowed", "", ""),
