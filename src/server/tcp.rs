@@ -319,6 +319,11 @@ impl Connections {
         }
     }
 
+    /// Starts a turn of the event loop when no connection is busy.
+    pub(super) fn start_turn_idle(&mut self) {
+        self.budget = TURN_BUDGET;
+    }
+
     /// Whether some connection has work waiting for the next turn.
     pub(super) fn has_busy(&self) -> bool {
         !self.busy.is_empty()

@@ -90,6 +90,8 @@ impl Worker {
     /// is allocated.
     pub(super) fn run(mut self, ready: std::sync::mpsc::Sender<()>) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENT_CAPACITY);
+        // arc-swap registers a thread on its first load, with an allocation: do it now.
+        drop(self.load_shared());
         let _ = ready.send(());
         drop(ready);
         let mut next_sweep = Instant::now() + SWEEP_EVERY;
@@ -111,10 +113,12 @@ impl Worker {
                 drain_deadline = Some(Instant::now() + DRAIN_TIMEOUT);
                 self.stop_listening();
             }
-            {
+            if self.connections.has_busy() {
                 let (snapshot, cookies) = self.load_shared();
                 let serving = serving(&self.counters, &snapshot, &cookies);
                 self.connections.start_turn(&serving);
+            } else {
+                self.connections.start_turn_idle();
             }
             for event in events.iter() {
                 match event.token().0 {
