@@ -3,6 +3,7 @@
 # answering the same zone and the same query file, in interleaved rounds.
 #
 #   benches/load.sh [--apps N] [--rounds R] [--seconds S] [--whole-box-only] [--no-whole-box]
+#                   [--cnamed-flags "FLAGS"]
 #
 # Per core: each server runs one worker pinned to core 0; cnamed-load drives it from core 1.
 # Whole box: two workers each, nothing pinned. Loopback only. Needs root for apt-get (it installs
@@ -14,6 +15,7 @@ rounds=3
 seconds=15
 per_core=yes
 whole_box=yes
+cnamed_flags=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --apps) apps=$2; shift 2 ;;
@@ -21,7 +23,8 @@ while [ $# -gt 0 ]; do
         --seconds) seconds=$2; shift 2 ;;
         --whole-box-only) per_core=no; shift ;;
         --no-whole-box) whole_box=no; shift ;;
-        *) echo "usage: $0 [--apps N] [--rounds R] [--seconds S] [--whole-box-only] [--no-whole-box]" >&2; exit 2 ;;
+        --cnamed-flags) read -ra cnamed_flags <<< "$2"; shift 2 ;;
+        *) echo "usage: $0 [--apps N] [--rounds R] [--seconds S] [--whole-box-only] [--no-whole-box] [--cnamed-flags \"FLAGS\"]" >&2; exit 2 ;;
     esac
 done
 
@@ -135,7 +138,7 @@ start() {
     local name=$1 workers=$2 pin=$3 prefix=()
     [ "$pin" = yes ] && prefix=(taskset -c 0)
     case "$name" in
-        cnamed) "${prefix[@]}" "$bin/cnamed" --dump "$dump" --listen "127.0.0.1:${port[cnamed]}" --threads "$workers" --identity bench 2>>"$work/cnamed.log" & ;;
+        cnamed) "${prefix[@]}" "$bin/cnamed" --dump "$dump" --listen "127.0.0.1:${port[cnamed]}" --threads "$workers" --identity bench "${cnamed_flags[@]}" 2>>"$work/cnamed.log" & ;;
         nsd) "${prefix[@]}" nsd -d -c "$work/nsd.conf" 2>>"$work/nsd.log" & ;;
         knot) "${prefix[@]}" knotd -c "$work/knot.conf" 2>>"$work/knot.log" & ;;
         reflector) "${prefix[@]}" "$bin/cnamed-reflector" "127.0.0.1:${port[reflector]}" "$workers" 2>>"$work/reflector.log" & ;;
