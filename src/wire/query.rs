@@ -135,6 +135,7 @@ impl FormErrCause {
 }
 
 /// Parses a query datagram. Never panics, never allocates.
+#[inline]
 pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, Reject<'_>> {
     let header = packet.get(..HEADER_LEN).ok_or(Reject::Drop)?;
     let word = |range: core::ops::Range<usize>| read_u16(header, range.start).unwrap_or(0);
