@@ -304,9 +304,14 @@ impl Connections {
         }
     }
 
-    /// Starts a turn of the event loop: busy connections go first, up to the budget.
-    pub(super) fn start_turn(&mut self, serving: &Serving<'_>) {
+    /// Starts a turn of the event loop with a full budget.
+    pub(super) fn new_turn(&mut self) {
         self.budget = TURN_BUDGET;
+    }
+
+    /// Drives the connections left with work by earlier turns, oldest first, while the
+    /// budget lasts; those it does not reach keep their place.
+    pub(super) fn drive_busy(&mut self, serving: &Serving<'_>) {
         for _ in 0..self.busy.len() {
             if self.budget == 0 {
                 break;
@@ -317,11 +322,6 @@ impl Connections {
             self.queued[index] = false;
             self.drive(Token(self.base + index), serving);
         }
-    }
-
-    /// Starts a turn of the event loop when no connection is busy.
-    pub(super) fn start_turn_idle(&mut self) {
-        self.budget = TURN_BUDGET;
     }
 
     /// Whether some connection has work waiting for the next turn.

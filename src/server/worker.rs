@@ -113,12 +113,11 @@ impl Worker {
                 drain_deadline = Some(Instant::now() + DRAIN_TIMEOUT);
                 self.stop_listening();
             }
+            self.connections.new_turn();
             if self.connections.has_busy() {
                 let (snapshot, cookies) = self.load_shared();
                 let serving = serving(&self.counters, &snapshot, &cookies);
-                self.connections.start_turn(&serving);
-            } else {
-                self.connections.start_turn_idle();
+                self.connections.drive_busy(&serving);
             }
             for event in events.iter() {
                 match event.token().0 {
