@@ -460,3 +460,115 @@ impl Connections {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::snapshot::Zone;
+
+    fn query_frame(id: u16) -> Vec<u8> {
+        let mut message = id.to_be_bytes().to_vec();
+        message.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+        message.extend_from_slice(b"\x09ws-123456\x04apps\x07example\x03com\x00\x00\x01\x00\x01");
+        let mut frame = (message.len() as u16).to_be_bytes().to_vec();
+        frame.extend_from_slice(&message);
+        frame
+    }
+
+    /// Answers waiting on a client socket, read without blocking.
+    fn answers_waiting(client: &mut std::net::TcpStream) -> usize {
+        let mut bytes = Vec::new();
+        let mut buf = [0u8; 65536];
+        client.set_nonblocking(true).unwrap();
+        while let Ok(n) = client.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            bytes.extend_from_slice(&buf[..n]);
+        }
+        client.set_nonblocking(false).unwrap();
+        let mut frames = 0;
+        let mut at = 0;
+        while at + 2 <= bytes.len() {
+            at += 2 + usize::from(u16::from_be_bytes([bytes[at], bytes[at + 1]]));
+            frames += 1;
+        }
+        assert_eq!(at, bytes.len(), "whole frames");
+        frames
+    }
+
+    const BACKLOG: usize = 5000;
+
+    /// A client with thousands of queries pipelined gets `TURN_BUDGET` answers a turn, and
+    /// another client's single query waits at most for the connections ahead of it in the
+    /// round-robin queue, not for the first client's backlog.
+    #[test]
+    fn busy_connections_take_turns() {
+        let zone = Zone::new(&Config::default()).unwrap();
+        let snapshot = Snapshot::from_json(include_bytes!("../../data/apps.json"), &zone).unwrap();
+        let cookies = Secrets::new([1; 16], None);
+        let counters = WorkerCounters::default();
+        let serving = Serving {
+            snapshot: &snapshot,
+            cookies: &cookies,
+            counters: &counters,
+            now: 0,
+        };
+        let poll = mio::Poll::new().unwrap();
+        let limits = TcpLimits {
+            idle_timeout: Duration::from_secs(60),
+            io_timeout: Duration::from_secs(60),
+            max_connections: 8,
+        };
+        let mut connections = Connections::new(100, limits);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut heavy = std::net::TcpStream::connect(addr).unwrap();
+        let mut light = std::net::TcpStream::connect(addr).unwrap();
+        let backlog: Vec<u8> = (0..BACKLOG as u16).flat_map(query_frame).collect();
+        let mut writer = heavy.try_clone().unwrap();
+        let writing = std::thread::spawn(move || writer.write_all(&backlog).unwrap());
+        light.write_all(&query_frame(7)).unwrap();
+        std::thread::sleep(Duration::from_millis(100)); // queries reach the server's kernel
+
+        // Turn 1: both connections arrive; the heavy one takes the whole budget.
+        connections.new_turn();
+        for _ in 0..2 {
+            let (stream, peer) = listener.accept().unwrap();
+            stream.set_nonblocking(true).unwrap();
+            let stream = TcpStream::from_std(stream);
+            connections.add(poll.registry(), stream, peer.ip(), &serving);
+        }
+        assert_eq!(answers_waiting(&mut heavy), TURN_BUDGET);
+        assert_eq!(answers_waiting(&mut light), 0);
+        assert!(connections.has_busy());
+
+        // Turn 2: the heavy one was queued first and goes first again.
+        connections.new_turn();
+        connections.drive_busy(&serving);
+        assert_eq!(answers_waiting(&mut heavy), TURN_BUDGET);
+        assert_eq!(answers_waiting(&mut light), 0);
+
+        // Turn 3: the light one's turn comes before the heavy backlog is done.
+        connections.new_turn();
+        connections.drive_busy(&serving);
+        assert_eq!(answers_waiting(&mut light), 1);
+        // The light query cost one answer of the turn; the heavy one had the rest.
+        assert_eq!(answers_waiting(&mut heavy), TURN_BUDGET - 1);
+
+        // Later turns finish the backlog (driven as readiness would, until it is all read).
+        let mut answered = 3 * TURN_BUDGET - 1;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while answered < BACKLOG && Instant::now() < deadline {
+            connections.new_turn();
+            connections.drive(Token(100), &serving);
+            answered += answers_waiting(&mut heavy);
+        }
+        assert_eq!(answered, BACKLOG);
+        writing.join().unwrap();
+    }
+}
