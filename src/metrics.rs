@@ -376,4 +376,15 @@ pub fn render(workers: &[&WorkerCounters], stats: &ServerStats, out: &mut String
     for (name, help, value) in snapshot {
         single(out, name, gauge, help, value);
     }
+    let version = [(
+        format!("{{version=\"{}\"}}", env!("CARGO_PKG_VERSION")),
+        "1".to_owned(),
+    )];
+    family(
+        out,
+        "cnamed_build_info",
+        gauge,
+        "Always 1; the version of the running binary is in its label.",
+        &version,
+    );
 }

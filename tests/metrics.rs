@@ -24,6 +24,11 @@ fn counters_follow_queries_and_reloads() {
     assert_eq!(start["cnamed_last_reload_attempt_timestamp_seconds"], 0.0);
     assert!(start["cnamed_snapshot_load_seconds"] > 0.0);
     assert!(start["cnamed_start_time_seconds"] > 1.7e9);
+    let build = format!(
+        "cnamed_build_info{{version=\"{}\"}}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(start[&build], 1.0);
 
     for _ in 0..5 {
         let reply = decode(&server.udp(&encode(&query(
