@@ -299,70 +299,54 @@ fn answer(
         opt: query.opt.as_ref(),
         ..ReplyParts::bare(query.id, query.flags)
     };
-    let mut cookie = None;
     let cookie_option = match (context.cookies, context.client, &query.opt) {
         (Some(secrets), Some(client), Some(opt)) => opt
             .option(OptionCode::COOKIE)
             .map(|option| (secrets, client, option)),
         _ => None,
     };
+    let cookie =
+        cookie_option.map(|(secrets, client, option)| secrets.check(option, client, context.now));
+    if cookie == Some(cookie::Check::Malformed) {
+        // RFC 7873 §5.2.2: FORMERR, without a cookie.
+        let reply = Reply::start(out, parts, snapshot, context.transport);
+        return Summary {
+            formerr: Some(FormErrCause::Cookie),
+            qtype: Some(query.question.qtype),
+            cookie,
+            ..reply.summary(Rcode::FORMERR)
+        };
+    }
     if let Some((secrets, client, option)) = cookie_option {
-        let check = secrets.check(option, client, context.now);
-        cookie = Some(check);
-        if check == cookie::Check::Malformed {
-            // RFC 7873 §5.2.2: FORMERR, without a cookie.
-            let reply = Reply::start(out, parts, snapshot, context.transport);
-            return Summary {
-                formerr: Some(FormErrCause::Cookie),
-                qtype: Some(query.question.qtype),
-                cookie,
-                ..reply.summary(Rcode::FORMERR)
-            };
-        }
         parts.cookie = Some(secrets.answer(option, client, context.now));
     }
     let mut reply = Reply::start(out, parts, snapshot, context.transport);
     let rcode = if query.opt.is_some_and(|opt| opt.version > 0) {
         // RFC 6891 §6.1.3: BADVERS, answered with the version we do speak (0).
-        if context.truncate {
-            reply.truncate();
-        }
         Rcode::BADVERS
     } else {
-        write_outcome(&mut reply, &query.question, snapshot, context.truncate)
+        write_outcome(&mut reply, &query.question, snapshot)
     };
-    let summary = reply.summary(rcode);
+    if context.truncate {
+        reply.truncate();
+    }
     Summary {
         qtype: Some(query.question.qtype),
         cookie,
-        ..summary
+        ..reply.summary(rcode)
     }
 }
 
 /// Writes the records of the outcome; returns the RCODE to finish with.
-fn write_outcome(
-    reply: &mut Reply<'_, '_>,
-    question: &Question<'_>,
-    snapshot: &Snapshot,
-    truncate: bool,
-) -> Rcode {
+fn write_outcome(reply: &mut Reply<'_, '_>, question: &Question<'_>, snapshot: &Snapshot) -> Rcode {
     match decide(question, snapshot) {
-        Outcome::Bare(rcode) => {
-            if truncate {
-                reply.truncate();
-            }
-            rcode
-        }
+        Outcome::Bare(rcode) => rcode,
         Outcome::Authoritative {
             rcode,
             answer,
             negative_soa,
         } => {
             reply.extra_flags |= flags::AA;
-            if truncate {
-                reply.truncate();
-                return rcode;
-            }
             let written = match answer {
                 Answer::None => Ok(()),
                 Answer::OwnedByQname(record) => {
