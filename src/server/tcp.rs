@@ -26,7 +26,7 @@ use crate::metrics::{CloseReason, WorkerCounters};
 use crate::snapshot::Snapshot;
 use crate::wire::MAX_TCP;
 
-/// What answering needs, borrowed for one event.
+/// What answering needs, borrowed for one event (TCP) or one batch (UDP).
 pub(super) struct Serving<'a> {
     pub(super) snapshot: &'a Snapshot,
     pub(super) cookies: &'a Secrets,
@@ -35,11 +35,24 @@ pub(super) struct Serving<'a> {
     pub(super) now: u32,
 }
 
+impl Serving<'_> {
+    /// The answer context for a query from `client` over `transport`.
+    pub(super) fn context(&self, transport: Transport, client: Option<IpAddr>) -> Context<'_> {
+        Context {
+            transport,
+            client,
+            now: self.now,
+            cookies: Some(self.cookies),
+            truncate: false,
+        }
+    }
+}
+
 /// Bytes of the length prefix (RFC 1035 §4.2.2).
 const PREFIX: usize = 2;
 const MAX_FRAME: usize = PREFIX + MAX_TCP;
 /// TCP queries a worker answers per turn of its loop: as many as one UDP socket's turn.
-pub(super) const TURN_BUDGET: usize = 1024;
+const TURN_BUDGET: usize = 1024;
 /// The kernel's send buffer per connection. Fixed (no autotuning to megabytes), so that a
 /// client that never reads stalls, and is cut off by the I/O timeout, after a bounded number
 /// of answers, and the kernel memory of many connections stays bounded.
@@ -112,13 +125,7 @@ impl Connection {
             let Ok(wrote) = self.flush() else {
                 return State::Close(CloseReason::Peer);
             };
-            // Draining reads nothing new: queries still on the way are not in flight yet.
-            let read = if self.draining {
-                Ok(false)
-            } else {
-                self.fill()
-            };
-            let Ok(read) = read else {
+            let Ok(read) = self.fill() else {
                 return State::Close(CloseReason::Peer);
             };
             if answered || wrote {
@@ -164,13 +171,7 @@ impl Connection {
     /// Answers complete queries while the outbox has room for a largest response and the
     /// budget lasts.
     fn answer_frames(&mut self, serving: &Serving<'_>, budget: &mut usize) -> bool {
-        let context = Context {
-            transport: Transport::Tcp,
-            client: Some(self.peer),
-            now: serving.now,
-            cookies: Some(serving.cookies),
-            truncate: false,
-        };
+        let context = serving.context(Transport::Tcp, Some(self.peer));
         let mut answered = false;
         while *budget > 0 && self.has_frame() {
             if self.outbox.len() - self.queued < MAX_FRAME {
@@ -225,7 +226,8 @@ impl Connection {
     }
 
     fn fill(&mut self) -> io::Result<bool> {
-        if self.peer_done {
+        // Draining reads nothing new: queries still on the way are not in flight yet.
+        if self.peer_done || self.draining {
             return Ok(false);
         }
         if self.read_at > 0 {

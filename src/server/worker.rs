@@ -12,7 +12,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::tcp::{Connections, Serving};
 use super::{Shared, TcpLimits, WorkerSockets, DRAIN_TIMEOUT};
-use crate::answer::{respond_to, Context, Transport};
+use crate::answer::{respond_to, Transport};
 use crate::cookie::{self, Secrets};
 use crate::metrics::{Limited, WorkerCounters};
 use crate::rrl::{RateLimiter, Verdict};
@@ -189,11 +189,8 @@ impl Worker {
             };
             let (snapshot, cookies) = self.load_shared();
             let mut answer = UdpAnswer {
-                snapshot: &snapshot,
-                cookies: &cookies,
-                counters: &self.counters,
+                serving: serving(&self.counters, &snapshot, &cookies),
                 rate_limiter: self.rate_limiter.as_mut(),
-                now: unix_seconds(),
                 now_ms: self.started.elapsed().as_millis() as u64,
             };
             self.batch
@@ -233,11 +230,9 @@ impl Worker {
 
 /// Everything one UDP batch is answered with.
 struct UdpAnswer<'a> {
-    snapshot: &'a Snapshot,
-    cookies: &'a Secrets,
-    counters: &'a WorkerCounters,
+    serving: Serving<'a>,
     rate_limiter: Option<&'a mut RateLimiter>,
-    now: u32,
+    /// The rate limiter's clock.
     now_ms: u64,
 }
 
@@ -245,14 +240,9 @@ impl UdpAnswer<'_> {
     /// Answers one datagram, then lets the rate limiter drop or truncate the response; a
     /// query with a valid server cookie is not limited (its source address is proven).
     fn answer(&mut self, query: &[u8], sender: Option<IpAddr>, out: &mut [u8]) -> Option<usize> {
-        let mut context = Context {
-            transport: Transport::Udp,
-            client: sender,
-            now: self.now,
-            cookies: Some(self.cookies),
-            truncate: false,
-        };
-        let mut summary = respond_to(query, self.snapshot, &context, out);
+        let serving = &self.serving;
+        let mut context = serving.context(Transport::Udp, sender);
+        let mut summary = respond_to(query, serving.snapshot, &context, out);
         if let (Some(limiter), Some(_), Some(client)) =
             (self.rate_limiter.as_deref_mut(), summary.len, sender)
         {
@@ -260,18 +250,20 @@ impl UdpAnswer<'_> {
                 match limiter.check(client, self.now_ms) {
                     Verdict::Send => {}
                     Verdict::Drop => {
-                        self.counters.rate_limited(Limited::Dropped);
+                        serving.counters.rate_limited(Limited::Dropped);
                         summary.len = None;
                     }
                     Verdict::Slip => {
-                        self.counters.rate_limited(Limited::Slipped);
+                        serving.counters.rate_limited(Limited::Slipped);
+                        // Answered again, truncated: slips are rare, and this keeps the
+                        // OPT (and its cookie) right without editing the first answer.
                         context.truncate = true;
-                        summary = respond_to(query, self.snapshot, &context, out);
+                        summary = respond_to(query, serving.snapshot, &context, out);
                     }
                 }
             }
         }
-        self.counters.record(Transport::Udp, &summary);
+        serving.counters.record(Transport::Udp, &summary);
         summary.len
     }
 }
