@@ -10,7 +10,6 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::answer::{Summary, Transport};
-use crate::cookie;
 use crate::wire::{FormErrCause, Rcode, Rtype};
 
 /// A count with one writer.
@@ -37,41 +36,52 @@ impl Counter {
     }
 }
 
-/// QTYPEs counted by name; the rest are "other".
-const QTYPES: [(Rtype, &str); 14] = [
-    (Rtype::A, "A"),
-    (Rtype::NS, "NS"),
-    (Rtype::CNAME, "CNAME"),
-    (Rtype::SOA, "SOA"),
-    (Rtype(12), "PTR"),
-    (Rtype(15), "MX"),
-    (Rtype::TXT, "TXT"),
-    (Rtype::AAAA, "AAAA"),
-    (Rtype(33), "SRV"),
-    (Rtype(64), "SVCB"),
-    (Rtype(65), "HTTPS"),
-    (Rtype::AXFR, "AXFR"),
-    (Rtype::IXFR, "IXFR"),
-    (Rtype::ANY, "ANY"),
+/// QTYPEs counted by name, then the rest, in the order of `qtype_index`.
+const QTYPES: [&str; 15] = [
+    "A", "NS", "CNAME", "SOA", "PTR", "MX", "TXT", "AAAA", "SRV", "SVCB", "HTTPS", "AXFR", "IXFR",
+    "ANY", "other",
 ];
 
-/// RCODEs we send, by name; anything else is "other".
-const RCODES: [(Rcode, &str); 7] = [
-    (Rcode::NOERROR, "NOERROR"),
-    (Rcode::FORMERR, "FORMERR"),
-    (Rcode::SERVFAIL, "SERVFAIL"),
-    (Rcode::NXDOMAIN, "NXDOMAIN"),
-    (Rcode::NOTIMP, "NOTIMP"),
-    (Rcode::REFUSED, "REFUSED"),
-    (Rcode::BADVERS, "BADVERS"),
+fn qtype_index(qtype: Rtype) -> usize {
+    match qtype {
+        Rtype::A => 0,
+        Rtype::NS => 1,
+        Rtype::CNAME => 2,
+        Rtype::SOA => 3,
+        Rtype(12) => 4, // PTR
+        Rtype(15) => 5, // MX
+        Rtype::TXT => 6,
+        Rtype::AAAA => 7,
+        Rtype(33) => 8,  // SRV
+        Rtype(64) => 9,  // SVCB
+        Rtype(65) => 10, // HTTPS
+        Rtype::AXFR => 11,
+        Rtype::IXFR => 12,
+        Rtype::ANY => 13,
+        _ => 14,
+    }
+}
+
+/// RCODEs we send, by name, then the rest, in the order of `rcode_index`.
+const RCODES: [&str; 8] = [
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS", "other",
 ];
 
-const COOKIES: [(cookie::Check, &str); 4] = [
-    (cookie::Check::ClientOnly, "client_only"),
-    (cookie::Check::BadServerCookie, "bad_server_cookie"),
-    (cookie::Check::Valid, "valid"),
-    (cookie::Check::Malformed, "malformed"),
-];
+fn rcode_index(rcode: Rcode) -> usize {
+    match rcode {
+        Rcode::NOERROR => 0,
+        Rcode::FORMERR => 1,
+        Rcode::SERVFAIL => 2,
+        Rcode::NXDOMAIN => 3,
+        Rcode::NOTIMP => 4,
+        Rcode::REFUSED => 5,
+        Rcode::BADVERS => 6,
+        _ => 7,
+    }
+}
+
+/// Cookie verdicts by name, in the declaration order of `crate::cookie::Check`.
+const COOKIES: [&str; 4] = ["malformed", "client_only", "bad_server_cookie", "valid"];
 
 /// Why a TCP connection was closed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,13 +99,8 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    const ALL: [(Self, &'static str); 5] = [
-        (Self::Peer, "peer"),
-        (Self::Idle, "idle_timeout"),
-        (Self::IoTimeout, "io_timeout"),
-        (Self::Cap, "cap"),
-        (Self::Shutdown, "shutdown"),
-    ];
+    /// Names in declaration order.
+    const NAMES: [&'static str; 5] = ["peer", "idle_timeout", "io_timeout", "cap", "shutdown"];
 }
 
 /// What RRL did to a response.
@@ -111,8 +116,8 @@ pub enum Limited {
 pub struct WorkerCounters {
     /// By transport: UDP, TCP.
     queries: [Counter; 2],
-    qtypes: [Counter; QTYPES.len() + 1],
-    rcodes: [Counter; RCODES.len() + 1],
+    qtypes: [Counter; QTYPES.len()],
+    rcodes: [Counter; RCODES.len()],
     /// Short, response.
     dropped: [Counter; 2],
     formerr: [Counter; FormErrCause::ALL.len()],
@@ -122,7 +127,7 @@ pub struct WorkerCounters {
     rate_limited: [Counter; 2],
     tcp_accepted: Counter,
     tcp_open: Counter,
-    tcp_closed: [Counter; CloseReason::ALL.len()],
+    tcp_closed: [Counter; CloseReason::NAMES.len()],
 }
 
 impl WorkerCounters {
@@ -135,28 +140,19 @@ impl WorkerCounters {
             return;
         }
         if let Some(qtype) = summary.qtype {
-            let index = QTYPES.iter().position(|&(t, _)| t == qtype);
-            self.qtypes[index.unwrap_or(QTYPES.len())].add(1);
+            self.qtypes[qtype_index(qtype)].add(1);
         }
         if let Some(cause) = summary.formerr {
             self.formerr[cause as usize].add(1);
         }
         if let Some(check) = summary.cookie {
-            let index = COOKIES.iter().position(|&(c, _)| c == check);
-            self.cookies[index.unwrap_or(0)].add(1);
+            self.cookies[check as usize].add(1);
         }
         if summary.len.is_some() {
-            self.count_response(summary);
-        }
-    }
-
-    /// Counts a response sent: by RCODE, and whether truncated.
-    #[inline]
-    fn count_response(&self, summary: &Summary) {
-        let index = RCODES.iter().position(|&(r, _)| r == summary.rcode);
-        self.rcodes[index.unwrap_or(RCODES.len())].add(1);
-        if summary.truncated {
-            self.truncated.add(1);
+            self.rcodes[rcode_index(summary.rcode)].add(1);
+            if summary.truncated {
+                self.truncated.add(1);
+            }
         }
     }
 
@@ -170,8 +166,7 @@ impl WorkerCounters {
     }
 
     pub fn tcp_closed(&self, reason: CloseReason, open: usize) {
-        let index = CloseReason::ALL.iter().position(|&(r, _)| r == reason);
-        self.tcp_closed[index.unwrap_or(0)].add(1);
+        self.tcp_closed[reason as usize].add(1);
         self.tcp_open.set(open as u64);
     }
 }
@@ -240,11 +235,7 @@ pub fn render(workers: &[&WorkerCounters], stats: &ServerStats, out: &mut String
             .map(|w| pick(w).get())
             .fold(0, u64::wrapping_add)
     };
-    let qtypes: Vec<&str> = QTYPES.iter().map(|&(_, n)| n).chain(["other"]).collect();
-    let rcodes: Vec<&str> = RCODES.iter().map(|&(_, n)| n).chain(["other"]).collect();
     let causes: Vec<&str> = FormErrCause::ALL.iter().map(|c| c.name()).collect();
-    let verdicts: Vec<&str> = COOKIES.iter().map(|&(_, n)| n).collect();
-    let reasons: Vec<&str> = CloseReason::ALL.iter().map(|&(_, n)| n).collect();
     let families = [
         Labelled {
             name: "cnamed_queries_total",
@@ -257,14 +248,14 @@ pub fn render(workers: &[&WorkerCounters], stats: &ServerStats, out: &mut String
             name: "cnamed_queries_by_qtype_total",
             help: "Queries with a readable question, by QTYPE.",
             label: "qtype",
-            values: &qtypes,
+            values: &QTYPES,
             pick: |w| &w.qtypes,
         },
         Labelled {
             name: "cnamed_responses_total",
             help: "Responses sent, by RCODE.",
             label: "rcode",
-            values: &rcodes,
+            values: &RCODES,
             pick: |w| &w.rcodes,
         },
         Labelled {
@@ -285,7 +276,7 @@ pub fn render(workers: &[&WorkerCounters], stats: &ServerStats, out: &mut String
             name: "cnamed_cookies_total",
             help: "Queries with a COOKIE option, by verdict.",
             label: "verdict",
-            values: &verdicts,
+            values: &COOKIES,
             pick: |w| &w.cookies,
         },
         Labelled {
@@ -299,7 +290,7 @@ pub fn render(workers: &[&WorkerCounters], stats: &ServerStats, out: &mut String
             name: "cnamed_tcp_connections_closed_total",
             help: "TCP connections closed, by reason.",
             label: "reason",
-            values: &reasons,
+            values: &CloseReason::NAMES,
             pick: |w| &w.tcp_closed,
         },
     ];
@@ -387,4 +378,46 @@ pub fn render(workers: &[&WorkerCounters], stats: &ServerStats, out: &mut String
         "Always 1; the version of the running binary is in its label.",
         &version,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_tables_match_their_indexes() {
+        let qtypes = [
+            (1, "A"),
+            (2, "NS"),
+            (5, "CNAME"),
+            (6, "SOA"),
+            (12, "PTR"),
+            (15, "MX"),
+            (16, "TXT"),
+            (28, "AAAA"),
+            (33, "SRV"),
+            (64, "SVCB"),
+            (65, "HTTPS"),
+            (252, "AXFR"),
+            (251, "IXFR"),
+            (255, "ANY"),
+            (99, "other"),
+        ];
+        for (code, name) in qtypes {
+            assert_eq!(QTYPES[qtype_index(Rtype(code))], name);
+        }
+        for (code, name) in [
+            (0, "NOERROR"),
+            (3, "NXDOMAIN"),
+            (16, "BADVERS"),
+            (9, "other"),
+        ] {
+            assert_eq!(RCODES[rcode_index(Rcode(code))], name);
+        }
+        use crate::cookie::Check;
+        for (check, name) in [(Check::Malformed, "malformed"), (Check::Valid, "valid")] {
+            assert_eq!(COOKIES[check as usize], name);
+        }
+        assert_eq!(CloseReason::NAMES[CloseReason::Cap as usize], "cap");
+    }
 }
