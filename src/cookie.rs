@@ -114,16 +114,13 @@ impl Secrets {
             8..=MAX_SERVER_COOKIE => {}
             _ => return Check::Malformed,
         }
+        let header: [u8; 8] = server_cookie[..8].try_into().unwrap_or_default();
         let valid = server_cookie.len() == SERVER_COOKIE
-            && server_cookie[0] == VERSION
-            && fresh(read_u32(&server_cookie[4..8]), now)
-            && [Some(self.current), self.other]
-                .into_iter()
-                .flatten()
-                .any(|secret| {
-                    let header = server_cookie[..8].try_into().unwrap_or_default();
-                    hash(&secret, client_cookie, header, client) == server_cookie[8..]
-                });
+            && header[0] == VERSION
+            && fresh(read_u32(&header[4..]), now)
+            && std::iter::once(&self.current)
+                .chain(&self.other)
+                .any(|secret| hash(secret, client_cookie, header, client) == server_cookie[8..]);
         if valid {
             Check::Valid
         } else {

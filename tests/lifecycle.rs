@@ -99,11 +99,7 @@ fn sigterm_finishes_tcp_answers_in_flight() {
         "127.0.0.1:0",
     ]);
     let metrics = metrics_addr(&mut server);
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    socket.connect(&server.addr.into()).unwrap();
-    let mut client: std::net::TcpStream = socket.into();
-    client.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
+    let mut client = connect_small_window(server.addr);
     // More answers than the kernel's buffers hold: the server keeps some in its own.
     let count = 100_000u32;
     let queries: Vec<u8> = (0..count)

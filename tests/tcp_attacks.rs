@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -23,24 +23,6 @@ fn still_serving(server: &Cnamed) {
     let reply = decode(&server.tcp(&encode(&query(NAME, RecordType::A))));
     assert_eq!(reply.response_code(), ResponseCode::NoError);
     assert_eq!(reply.answers().len(), 1);
-}
-
-fn connect(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect_timeout(&addr, REPLY_TIMEOUT).expect("connect");
-    stream.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
-    stream
-}
-
-/// A connection whose receive window stays small, so that unread answers back up into
-/// the server instead of into the kernel's buffers.
-fn connect_small_window(addr: SocketAddr) -> TcpStream {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    socket
-        .connect_timeout(&addr.into(), REPLY_TIMEOUT)
-        .expect("connect");
-    socket.into()
 }
 
 #[test]
@@ -61,7 +43,7 @@ fn connection_flood_leaves_udp_and_new_clients_served() {
         "127.0.0.1:0",
     ]);
     let metrics = metrics_addr(&mut server);
-    let flood: Vec<TcpStream> = (0..flood).map(|_| connect(server.addr)).collect();
+    let flood: Vec<TcpStream> = (0..flood).map(|_| server.tcp_connect()).collect();
     still_serving(&server);
     let accepted = (flood.len() + 1) as f64;
     let m = wait_metric(metrics, "cnamed_tcp_connections_accepted_total", accepted);
@@ -90,7 +72,7 @@ fn half_frames_and_non_readers_are_cut_off_while_others_are_served() {
     // Half a length prefix, or a prefix announcing 100 bytes and 10 of them.
     let mut half_frames: Vec<TcpStream> = (0..300)
         .map(|i| {
-            let mut stream = connect(server.addr);
+            let mut stream = server.tcp_connect();
             let partial: &[u8] = if i % 2 == 0 {
                 &[0]
             } else {
