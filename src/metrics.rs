@@ -120,7 +120,7 @@ pub struct WorkerCounters {
     rcodes: [Counter; RCODES.len()],
     /// Short, response.
     dropped: [Counter; 2],
-    formerr: [Counter; FormErrCause::ALL.len()],
+    formerr: [Counter; FormErrCause::NAMES.len()],
     truncated: Counter,
     cookies: [Counter; COOKIES.len()],
     /// Dropped, slipped.
@@ -235,7 +235,6 @@ pub fn render(workers: &[&WorkerCounters], stats: &ServerStats, out: &mut String
             .map(|w| pick(w).get())
             .fold(0, u64::wrapping_add)
     };
-    let causes: Vec<&str> = FormErrCause::ALL.iter().map(|c| c.name()).collect();
     let families = [
         Labelled {
             name: "cnamed_queries_total",
@@ -269,7 +268,7 @@ pub fn render(workers: &[&WorkerCounters], stats: &ServerStats, out: &mut String
             name: "cnamed_formerr_total",
             help: "FORMERR responses, by what was malformed.",
             label: "cause",
-            values: &causes,
+            values: &FormErrCause::NAMES,
             pick: |w| &w.formerr,
         },
         Labelled {

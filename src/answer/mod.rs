@@ -10,8 +10,11 @@ use crate::cookie::{self, Secrets, FULL_COOKIE};
 use crate::snapshot::Snapshot;
 use crate::wire::{
     flags, parse_query, Class, FormErrCause, Opt, OptionCode, Query, Question, Rcode, Reject,
-    Rtype, Writer, EDNS_DO, EDNS_UDP, HEADER_LEN, MAX_TCP, PLAIN_UDP, PTR_QNAME,
+    Rtype, Writer, EDNS_DO, EDNS_UDP, HEADER_LEN, MAX_TCP, OPTION_HEADER, OPT_FIXED, PLAIN_UDP,
+    PTR_QNAME,
 };
+
+pub use crate::wire::DropReason;
 
 /// How the query arrived, which sets the response size limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,11 +22,6 @@ pub enum Transport {
     Udp,
     Tcp,
 }
-
-/// Bytes of an OPT record with no options: root owner, TYPE, CLASS, TTL, RDLENGTH.
-const OPT_LEN: usize = 11;
-/// Bytes of an option header.
-const OPTION_HEADER: usize = 4;
 
 /// What the answer depends on besides the packet and the snapshot.
 #[derive(Clone, Copy, Debug)]
@@ -51,15 +49,6 @@ impl Context<'_> {
             truncate: false,
         }
     }
-}
-
-/// Why a datagram got no reply.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DropReason {
-    /// Shorter than a header.
-    Short,
-    /// QR=1: a response, which answering would turn into a reflection loop.
-    Response,
 }
 
 /// What happened to one query, for the caller's counters and rate limiting.
@@ -112,8 +101,7 @@ pub fn respond_to(
 ) -> Summary {
     match parse_query(packet) {
         Ok(query) => answer(&query, snapshot, context, out),
-        Err(Reject::Drop) if packet.len() < HEADER_LEN => Summary::dropped(DropReason::Short),
-        Err(Reject::Drop) => Summary::dropped(DropReason::Response),
+        Err(Reject::Drop(reason)) => Summary::dropped(reason),
         Err(Reject::NotImp {
             id,
             flags: query_flags,
@@ -409,7 +397,7 @@ impl EdnsReply {
             0
         };
         let cookie = self.cookie.map_or(0, |_| OPTION_HEADER + FULL_COOKIE);
-        OPT_LEN + nsid + cookie
+        OPT_FIXED + nsid + cookie
     }
 }
 
@@ -503,7 +491,7 @@ impl<'b, 's> Reply<'b, 's> {
             let identity = &self.snapshot.zone.identity[..];
             let ttl_high = [rcode.extended_bits(), 0];
             let opt_flags = if edns.dnssec_ok { EDNS_DO } else { 0 };
-            let rdata_len = edns.len(identity.len()) - OPT_LEN;
+            let rdata_len = edns.len(identity.len()) - OPT_FIXED;
             let fixed = [
                 &[0u8][..],
                 &Rtype::OPT.0.to_be_bytes(),

@@ -11,9 +11,10 @@ use fxhash::FxHashMap;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
 use super::table::NumericTable;
-use super::zone::{expand_target, push_record_tail, Zone};
+use super::zone::{expand_target, Zone};
 use super::AppKey;
 use crate::wire::name::{name_to_wire, MAX_LABEL};
+use crate::wire::record::push_record_tail;
 use crate::wire::{Class, Rtype};
 
 /// What a dump holds, ready for the snapshot.

@@ -16,6 +16,7 @@ use fxhash::FxHashMap;
 pub use zone::{expand_target, version_string, ConfigError, Zone, APEX_TTL, SOA_EXPIRE};
 pub use zone::{SOA_REFRESH, SOA_RETRY};
 
+use crate::wire::record::push_record_tail;
 use crate::wire::{Class, Rtype, MAX_LABEL};
 
 /// Longest decimal app ID stored as a number: every 19-digit number fits in a u64.
@@ -127,7 +128,7 @@ impl Snapshot {
         }
         let soa = |ttl| {
             let mut record = Vec::new();
-            zone::push_record_tail(&mut record, Rtype::SOA, Class::IN, ttl, &[&soa_rdata]);
+            push_record_tail(&mut record, Rtype::SOA, Class::IN, ttl, &[&soa_rdata]);
             record
         };
         Ok(Self {

@@ -5,7 +5,8 @@ use std::fmt;
 
 use crate::config::Config;
 use crate::wire::name::{name_to_wire, MAX_LABEL};
-use crate::wire::{Class, Rtype, PTR_QNAME};
+use crate::wire::record::push_record;
+use crate::wire::{Class, Rtype};
 
 /// TTL of the apex SOA and NS records.
 pub const APEX_TTL: u32 = 3600;
@@ -206,36 +207,6 @@ fn chaos_txt(text: &[u8]) -> Vec<u8> {
         &[&[text.len() as u8], text],
     );
     record
-}
-
-/// Appends a record owned by the question name (a pointer to it) with RDATA from `rdata`.
-pub(crate) fn push_record(
-    out: &mut Vec<u8>,
-    rtype: Rtype,
-    class: Class,
-    ttl: u32,
-    rdata: &[&[u8]],
-) {
-    out.extend_from_slice(&PTR_QNAME.to_be_bytes());
-    push_record_tail(out, rtype, class, ttl, rdata);
-}
-
-/// Appends TYPE, CLASS, TTL, RDLENGTH and RDATA: a record without its owner.
-pub(crate) fn push_record_tail(
-    out: &mut Vec<u8>,
-    rtype: Rtype,
-    class: Class,
-    ttl: u32,
-    rdata: &[&[u8]],
-) {
-    let rdlen: usize = rdata.iter().map(|part| part.len()).sum();
-    out.extend_from_slice(&rtype.0.to_be_bytes());
-    out.extend_from_slice(&class.0.to_be_bytes());
-    out.extend_from_slice(&ttl.to_be_bytes());
-    out.extend_from_slice(&(rdlen as u16).to_be_bytes());
-    for part in rdata {
-        out.extend_from_slice(part);
-    }
 }
 
 #[cfg(test)]

@@ -10,11 +10,13 @@
 mod iana;
 pub mod name;
 mod query;
+pub mod record;
 mod writer;
 
 pub use iana::{Class, Opcode, OptionCode, Rcode, Rtype};
 pub use name::{MAX_LABEL, MAX_NAME};
-pub use query::{parse_query, FormErrCause, Opt, Query, Question, Reject};
+pub use query::{parse_query, DropReason, FormErrCause, Opt, Query, Question, Reject};
+pub use record::{OPTION_HEADER, OPT_FIXED};
 pub use writer::{Truncated, Writer};
 
 /// Length of the fixed message header.

@@ -5,14 +5,8 @@
 //! expects), then the question and the records after it (FORMERR).
 
 use super::name::{LabelKind, MAX_NAME};
+use super::record::{field as rr, OPTION_HEADER, QUESTION_FIXED, RR_FIXED};
 use super::{field, flags, read_u16, Class, Opcode, Rtype, HEADER_LEN};
-
-/// Bytes of an RR after its owner name: TYPE, CLASS, TTL, RDLENGTH (RFC 1035 §4.1.3).
-const RR_FIXED: usize = 10;
-/// Bytes of a question after its name: QTYPE, QCLASS.
-const QUESTION_FIXED: usize = 4;
-/// Bytes of an EDNS option header: OPTION-CODE, OPTION-LENGTH.
-const OPTION_HEADER: usize = 4;
 
 /// The one question of a query, borrowed from the datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,9 +77,8 @@ pub struct Query<'a> {
 /// Why a datagram is not a query we answer normally; each maps to exactly one outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reject<'a> {
-    /// No reply at all: shorter than a header, or a response (QR=1), which answering would
-    /// turn into a reflection loop.
-    Drop,
+    /// No reply at all.
+    Drop(DropReason),
     /// An opcode other than QUERY: NOTIMP, header only, since the rest of such a message has
     /// a format we cannot know.
     NotImp { id: u16, flags: u16 },
@@ -97,6 +90,20 @@ pub enum Reject<'a> {
         opt: Option<Opt<'a>>,
         cause: FormErrCause,
     },
+}
+
+/// Why a datagram gets no reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// Shorter than a header.
+    Short,
+    /// QR=1: a response, which answering would turn into a reflection loop.
+    Response,
+}
+
+impl DropReason {
+    /// Metric label values, in declaration order.
+    pub const NAMES: [&'static str; 2] = ["short", "response"];
 }
 
 /// What made a query malformed; operators see these counted apart.
@@ -115,34 +122,21 @@ pub enum FormErrCause {
 }
 
 impl FormErrCause {
-    pub const ALL: [Self; 5] = [
-        Self::QuestionCount,
-        Self::Question,
-        Self::Records,
-        Self::Opt,
-        Self::Cookie,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::QuestionCount => "qdcount",
-            Self::Question => "question",
-            Self::Records => "records",
-            Self::Opt => "opt",
-            Self::Cookie => "cookie",
-        }
-    }
+    /// Metric label values, in declaration order.
+    pub const NAMES: [&'static str; 5] = ["qdcount", "question", "records", "opt", "cookie"];
 }
 
 /// Parses a query datagram. Never panics, never allocates.
 #[inline]
 pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, Reject<'_>> {
-    let header = packet.get(..HEADER_LEN).ok_or(Reject::Drop)?;
+    let header = packet
+        .get(..HEADER_LEN)
+        .ok_or(Reject::Drop(DropReason::Short))?;
     let word = |range: core::ops::Range<usize>| read_u16(header, range.start).unwrap_or(0);
     let id = word(field::ID);
     let header_flags = word(field::FLAGS);
     if header_flags & flags::QR != 0 {
-        return Err(Reject::Drop);
+        return Err(Reject::Drop(DropReason::Response));
     }
     let opcode = Opcode(((header_flags >> flags::OPCODE_SHIFT) & flags::OPCODE_MASK) as u8);
     if opcode != Opcode::QUERY {
@@ -192,8 +186,8 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, Reject<'_>> {
             at = skip_name(packet, at).ok_or(malformed)?;
             let owner = &packet[owner_start..at];
             let fixed = packet.get(at..at + RR_FIXED).ok_or(malformed)?;
-            let rtype = Rtype(u16::from_be_bytes([fixed[0], fixed[1]]));
-            let rdlen = u16::from_be_bytes([fixed[8], fixed[9]]) as usize;
+            let rtype = Rtype(read_u16(fixed, rr::TYPE.start).unwrap_or(0));
+            let rdlen = read_u16(fixed, rr::RDLENGTH.start).unwrap_or(0) as usize;
             let rdata = packet
                 .get(at + RR_FIXED..at + RR_FIXED + rdlen)
                 .ok_or(malformed)?;
@@ -205,10 +199,10 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, Reject<'_>> {
                     return Err(form_err(question, None, FormErrCause::Opt));
                 }
                 opt = Some(Opt {
-                    udp_payload: u16::from_be_bytes([fixed[2], fixed[3]]),
-                    extended_rcode: fixed[4],
-                    version: fixed[5],
-                    flags: u16::from_be_bytes([fixed[6], fixed[7]]),
+                    udp_payload: read_u16(fixed, rr::OPT_UDP_PAYLOAD.start).unwrap_or(0),
+                    extended_rcode: fixed[rr::OPT_EXTENDED_RCODE],
+                    version: fixed[rr::OPT_VERSION],
+                    flags: read_u16(fixed, rr::OPT_FLAGS.start).unwrap_or(0),
                     options: rdata,
                 });
             }
@@ -249,8 +243,8 @@ fn parse_question(packet: &[u8], start: usize) -> Option<Question<'_>> {
     Some(Question {
         raw: &packet[start..name_end + QUESTION_FIXED],
         name: &packet[start..name_end],
-        qtype: Rtype(u16::from_be_bytes([fixed[0], fixed[1]])),
-        qclass: Class(u16::from_be_bytes([fixed[2], fixed[3]])),
+        qtype: Rtype(read_u16(fixed, rr::QTYPE.start).unwrap_or(0)),
+        qclass: Class(read_u16(fixed, rr::QCLASS.start).unwrap_or(0)),
     })
 }
 
@@ -343,10 +337,13 @@ mod tests {
 
     #[test]
     fn drops_and_notimp() {
-        assert_eq!(parse_query(&[0; 11]), Err(Reject::Drop));
+        assert_eq!(parse_query(&[0; 11]), Err(Reject::Drop(DropReason::Short)));
         let mut response = query(1, 0, &[QNAME, QTAIL_A_IN]);
         response[2] |= 0x80;
-        assert_eq!(parse_query(&response), Err(Reject::Drop));
+        assert_eq!(
+            parse_query(&response),
+            Err(Reject::Drop(DropReason::Response))
+        );
         // Opcode 15, no question at all: NOTIMP wins over FORMERR.
         let notify = [0, 7, 0x78, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         assert_eq!(
