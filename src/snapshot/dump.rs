@@ -13,7 +13,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use super::table::NumericTable;
 use super::zone::{expand_target, Zone};
 use super::AppKey;
-use crate::wire::name::{name_to_wire, MAX_LABEL};
+use crate::wire::name::{check_label, fold_label, name_to_wire, Charset, MAX_LABEL};
 use crate::wire::record::push_record_tail;
 use crate::wire::{Class, Rtype};
 
@@ -38,29 +38,6 @@ pub(super) fn parse(json: &[u8], zone: &Zone) -> Result<Parsed, serde_json::Erro
     .deserialize(&mut deserializer)?;
     deserializer.end()?;
     Ok(parsed)
-}
-
-/// Checks a label-to-be: letters, digits and hyphens, not starting or ending with a hyphen
-/// (RFC 1123 §2.1), at most `max` bytes.
-fn check_label(text: &str, max: usize) -> Result<(), String> {
-    if text.is_empty() {
-        return Err("is empty".into());
-    }
-    if text.len() > max {
-        return Err(format!("is longer than {max} bytes"));
-    }
-    if let Some(bad) = text
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
-    {
-        return Err(format!(
-            "contains {bad:?}; only letters, digits and '-' are allowed"
-        ));
-    }
-    if text.starts_with('-') || text.ends_with('-') {
-        return Err("starts or ends with '-'".into());
-    }
-    Ok(())
 }
 
 struct DumpSeed<'z> {
@@ -212,7 +189,7 @@ impl Visitor<'_> for AppIdSeed {
     }
 
     fn visit_str<E: de::Error>(self, id: &str) -> Result<OwnedAppId, E> {
-        check_label(id, self.max_len).map_err(|why| {
+        check_label(id, Charset::Hostname, self.max_len).map_err(|why| {
             E::custom(format!(
                 "app {id:?} {why} (it must fit '{{service}}-{{app}}' in one {MAX_LABEL}-byte label)"
             ))
@@ -237,12 +214,10 @@ struct Clusters<'z> {
 
 impl Clusters<'_> {
     fn intern(&mut self, name: &str) -> Result<u32, String> {
-        check_label(name, MAX_LABEL)?;
+        check_label(name, Charset::Hostname, MAX_LABEL).map_err(|why| why.to_string())?;
         // Folded on the stack: this runs once per app, and most clusters are already known.
-        let mut folded = [0u8; MAX_LABEL];
-        let folded = &mut folded[..name.len()];
-        folded.copy_from_slice(name.as_bytes());
-        folded.make_ascii_lowercase();
+        let mut scratch = [0u8; MAX_LABEL];
+        let folded = fold_label(name.as_bytes(), &mut scratch).ok_or("is too long")?;
         let lower = std::str::from_utf8(folded).map_err(|_| "is not ASCII")?;
         if let Some(&index) = self.index.get(lower) {
             return Ok(index);

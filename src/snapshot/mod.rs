@@ -16,6 +16,7 @@ use fxhash::FxHashMap;
 pub use zone::{expand_target, version_string, ConfigError, Zone, APEX_TTL, SOA_EXPIRE};
 pub use zone::{SOA_REFRESH, SOA_RETRY};
 
+use crate::wire::name::fold_label;
 use crate::wire::record::push_record_tail;
 use crate::wire::{Class, Rtype, MAX_LABEL};
 
@@ -168,11 +169,8 @@ impl Snapshot {
             // Digits have no case: the common path folds nothing.
             AppKey::Numeric(id) => self.numeric_apps.get(id),
             AppKey::Named(id) => {
-                let mut folded = [0u8; MAX_LABEL];
-                let folded = folded.get_mut(..id.len())?;
-                folded.copy_from_slice(id);
-                folded.make_ascii_lowercase();
-                self.named_apps.get(&*folded).copied()
+                let mut scratch = [0u8; MAX_LABEL];
+                self.named_apps.get(fold_label(id, &mut scratch)?).copied()
             }
         }?;
         let index = cluster as usize * self.zone.services.len() + service_index;

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use crate::config::Config;
-use crate::wire::name::{name_to_wire, MAX_LABEL};
+use crate::wire::name::{check_label, name_to_wire, Charset, MAX_LABEL};
 use crate::wire::record::push_record;
 use crate::wire::{Class, Rtype};
 
@@ -87,16 +87,9 @@ impl Zone {
         }
         let mut services: Vec<Box<[u8]>> = Vec::new();
         for service in &config.services {
+            check_label(service, Charset::Alphanumeric, MAX_LABEL - 2)
+                .map_err(|why| invalid("--services", format!("{service:?} {why}")))?;
             let lower = service.to_ascii_lowercase();
-            if lower.is_empty()
-                || !lower.bytes().all(|b| b.is_ascii_alphanumeric())
-                || lower.len() > MAX_LABEL - 2
-            {
-                return Err(invalid(
-                    "--services",
-                    format!("{service:?} must be 1 to 61 letters or digits (no '-')"),
-                ));
-            }
             if services.iter().any(|s| **s == *lower.as_bytes()) {
                 return Err(invalid(
                     "--services",

@@ -1,6 +1,8 @@
 //! Domain names in uncompressed wire form: a sequence of length-prefixed labels ending in the
 //! root label (RFC 1035 §3.1).
 
+use std::fmt;
+
 /// Longest label (RFC 1035 §2.3.4).
 pub const MAX_LABEL: usize = 63;
 /// Longest name in wire form, root label included (RFC 1035 §2.3.4).
@@ -30,9 +32,97 @@ impl LabelKind {
     }
 }
 
+/// Which bytes a label may hold: the one label rule, for names in flags, app IDs, clusters
+/// and services alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Charset {
+    /// Letters, digits, '-' and '_': labels of names an operator gives (`_dns`, say).
+    Name,
+    /// Letters, digits and '-', not at either end: a host name label (RFC 1123 §2.1), for app
+    /// IDs and cluster names.
+    Hostname,
+    /// Letters and digits: service names, since the first '-' of `{service}-{app}` splits it.
+    Alphanumeric,
+}
+
+impl Charset {
+    fn allows(self, byte: char) -> bool {
+        byte.is_ascii_alphanumeric()
+            || match self {
+                Self::Name => byte == '-' || byte == '_',
+                Self::Hostname => byte == '-',
+                Self::Alphanumeric => false,
+            }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Name => "letters, digits, '-' and '_'",
+            Self::Hostname => "letters, digits and '-'",
+            Self::Alphanumeric => "letters and digits",
+        }
+    }
+}
+
+/// Why a label was refused; its `Display` completes a sentence that starts with the label.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LabelError {
+    Empty,
+    TooLong {
+        max: usize,
+    },
+    Forbidden {
+        byte: char,
+        charset: Charset,
+    },
+    /// A host name label starts or ends with '-'.
+    HyphenAtEnd,
+}
+
+impl fmt::Display for LabelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => f.write_str("is empty"),
+            Self::TooLong { max } => write!(f, "is longer than {max} bytes"),
+            Self::Forbidden { byte, charset } => write!(
+                f,
+                "contains {byte:?}; only {} are allowed",
+                charset.describe()
+            ),
+            Self::HyphenAtEnd => f.write_str("starts or ends with '-'"),
+        }
+    }
+}
+
+/// Checks one label in presentation form: 1 to `max` bytes from `charset`.
+pub fn check_label(label: &str, charset: Charset, max: usize) -> Result<(), LabelError> {
+    if label.is_empty() {
+        return Err(LabelError::Empty);
+    }
+    if label.len() > max {
+        return Err(LabelError::TooLong { max });
+    }
+    if let Some(byte) = label.chars().find(|&c| !charset.allows(c)) {
+        return Err(LabelError::Forbidden { byte, charset });
+    }
+    if charset == Charset::Hostname && (label.starts_with('-') || label.ends_with('-')) {
+        return Err(LabelError::HyphenAtEnd);
+    }
+    Ok(())
+}
+
+/// Copies `label` into `scratch` in ASCII lower case, for matching a name as the maps store it
+/// (RFC 4343) without allocating. `None` when it is longer than a label can be.
+#[inline]
+pub fn fold_label<'s>(label: &[u8], scratch: &'s mut [u8; MAX_LABEL]) -> Option<&'s [u8]> {
+    let folded = scratch.get_mut(..label.len())?;
+    folded.copy_from_slice(label);
+    folded.make_ascii_lowercase();
+    Some(folded)
+}
+
 /// Turns a presentation name (`apps.example.com` or `apps.example.com.`) into lower-case wire
-/// form. Used at start-up and load time, never per query. Labels may hold letters, digits,
-/// hyphens and underscores.
+/// form. Used at start-up and load time, never per query. Labels follow [`Charset::Name`].
 pub fn name_to_wire(text: &str) -> Result<Vec<u8>, String> {
     let trimmed = text.strip_suffix('.').unwrap_or(text);
     let mut wire = Vec::with_capacity(trimmed.len() + 2);
@@ -41,19 +131,8 @@ pub fn name_to_wire(text: &str) -> Result<Vec<u8>, String> {
             if label.is_empty() {
                 return Err(format!("{text:?} has an empty label"));
             }
-            if label.len() > MAX_LABEL {
-                return Err(format!(
-                    "label {label:?} of {text:?} is longer than {MAX_LABEL} bytes"
-                ));
-            }
-            if let Some(bad) = label
-                .chars()
-                .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
-            {
-                return Err(format!(
-                    "{text:?} contains {bad:?}; labels hold letters, digits, '-' and '_'"
-                ));
-            }
+            check_label(label, Charset::Name, MAX_LABEL)
+                .map_err(|why| format!("label {label:?} of {text:?} {why}"))?;
             wire.push(label.len() as u8);
             wire.extend(label.bytes().map(|b| b.to_ascii_lowercase()));
         }
@@ -128,6 +207,62 @@ mod tests {
             &"d".repeat(61),
         ];
         assert_eq!(name_to_wire(&max.join(".")).unwrap().len(), 255);
+    }
+
+    #[test]
+    fn label_rules() {
+        use Charset::{Alphanumeric, Hostname, Name};
+        let cases: &[(&str, Charset, usize, Option<LabelError>)] = &[
+            ("my-app", Hostname, 63, None),
+            ("_dns", Name, 63, None),
+            ("-x", Name, 63, None),
+            ("ws", Alphanumeric, 61, None),
+            ("", Hostname, 63, Some(LabelError::Empty)),
+            ("abc", Hostname, 2, Some(LabelError::TooLong { max: 2 })),
+            ("-x", Hostname, 63, Some(LabelError::HyphenAtEnd)),
+            ("x-", Hostname, 63, Some(LabelError::HyphenAtEnd)),
+            (
+                "a_b",
+                Hostname,
+                63,
+                Some(LabelError::Forbidden {
+                    byte: '_',
+                    charset: Hostname,
+                }),
+            ),
+            (
+                "w-s",
+                Alphanumeric,
+                61,
+                Some(LabelError::Forbidden {
+                    byte: '-',
+                    charset: Alphanumeric,
+                }),
+            ),
+            (
+                "é",
+                Name,
+                63,
+                Some(LabelError::Forbidden {
+                    byte: 'é',
+                    charset: Name,
+                }),
+            ),
+        ];
+        for (label, charset, max, expected) in cases {
+            assert_eq!(
+                check_label(label, *charset, *max).err(),
+                *expected,
+                "{label:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn folding() {
+        let mut scratch = [0; MAX_LABEL];
+        assert_eq!(fold_label(b"My-App", &mut scratch), Some(&b"my-app"[..]));
+        assert_eq!(fold_label(&[b'A'; 64], &mut scratch), None);
     }
 
     #[test]
