@@ -11,7 +11,7 @@ use cnamed::answer::{respond, respond_to, Context, Transport};
 use cnamed::config::Config;
 use cnamed::cookie::Secrets;
 use cnamed::rrl::RateLimiter;
-use cnamed::snapshot::{Snapshot, Zone};
+use cnamed::snapshot::Snapshot;
 use cnamed::wire::parse_query;
 
 fn query(name: &str, qtype: u16, opt: Option<&[u8]>) -> Vec<u8> {
@@ -43,10 +43,11 @@ fn snapshot(apps: u32) -> Snapshot {
         json.push_str(&format!(r#""{}": "mt{}""#, 100_000 + app, app % 8));
     }
     json.push_str("}}");
-    let zone = Zone::new(&Config {
+    let zone = Config {
         identity: Some("bench-box".into()),
         ..Config::default()
-    })
+    }
+    .zone()
     .unwrap();
     Snapshot::from_json(json.as_bytes(), &zone).unwrap()
 }

@@ -24,7 +24,7 @@ fn dump(apps: u64) -> String {
 }
 
 fn zone() -> Zone {
-    Zone::new(&Config::default()).unwrap()
+    Config::default().zone().unwrap()
 }
 
 /// Labels of apps spread over the whole map, in an order that defeats the prefetcher.

@@ -1,4 +1,5 @@
 //! argv -> one `Config` and a command. Hand-rolled: a dozen flags do not need a parser crate.
+//! This reads values; what they may be is [`crate::config`]'s to say.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -80,9 +81,6 @@ logged and the old ones keep serving); SIGTERM and SIGINT stop accepting, finish
 answers already asked for (at most 1 s) and exit.
 ";
 
-/// More workers than this is a typo, not a machine.
-const MAX_THREADS: usize = 1024;
-
 fn value<T: FromStr>(flag: &str, text: &str, what: &str) -> Result<T, CliError> {
     text.parse()
         .map_err(|_| CliError(format!("{flag}: {text:?} is not {what}")))
@@ -138,12 +136,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
                 }
                 listen.push(addr);
             }
-            "--threads" => {
-                config.threads = value(flag, &text, "a number of threads")?;
-                if !(1..=MAX_THREADS).contains(&config.threads) {
-                    return Err(CliError(format!("{flag}: must be 1 to {MAX_THREADS}")));
-                }
-            }
+            "--threads" => config.threads = value(flag, &text, "a number of threads")?,
             "--ttl" => config.ttl = value(flag, &text, "a TTL in seconds")?,
             "--negative-ttl" => config.negative_ttl = value(flag, &text, "a TTL in seconds")?,
             "--ns" => ns.push(text),
@@ -159,20 +152,13 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
                 config.tcp_io_timeout = Duration::from_millis(millis);
             }
             "--tcp-max-connections" => {
-                config.tcp_max_connections = value(flag, &text, "a number of connections")?;
-                if config.tcp_max_connections == 0 {
-                    return Err(CliError(format!("{flag}: needs at least 1")));
-                }
+                config.tcp_max_connections = value(flag, &text, "a number of connections")?
             }
             "--metrics" => {
                 config.metrics = Some(value(flag, &text, "an ADDR:PORT (IPv6 as [ADDR]:PORT)")?)
             }
             "--rrl-rate" => {
-                let rate: u32 = value(flag, &text, "a number of responses per second")?;
-                if rate == 0 {
-                    return Err(CliError(format!("{flag}: needs at least 1")));
-                }
-                config.rrl_rate = Some(rate);
+                config.rrl_rate = Some(value(flag, &text, "a number of responses per second")?)
             }
             "--rrl-slip" => config.rrl_slip = value(flag, &text, "a number (0 never slips)")?,
             "--cookie-secret-file" => config.cookie_secret_file = Some(PathBuf::from(text)),
@@ -185,6 +171,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
     if !ns.is_empty() {
         config.ns = ns;
     }
+    // The zone is checked by the caller, which builds it; limits are only read later.
+    config
+        .check_limits()
+        .map_err(|error| CliError(error.to_string()))?;
     Ok(Invocation::Run(
         command.unwrap_or(Command::Serve),
         Box::new(config),

@@ -1,9 +1,51 @@
-//! The operator's settings, with the documented defaults. Validation and the wire forms derived
-//! from them live in [`crate::snapshot::Zone`].
+//! The operator's settings, with the documented defaults, and every check of them: a
+//! [`ConfigError`] names the flag at fault. The layers below never see a flag: the zone gets
+//! its settings checked and in wire form ([`ZoneSettings`]), the server its limits.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::snapshot::{expand_target, Zone, ZoneSettings};
+use crate::wire::name::{check_label, name_to_wire, Charset};
+use crate::wire::MAX_LABEL;
+
+/// More workers than this is a typo, not a machine.
+const MAX_THREADS: usize = 1024;
+/// Largest TTL (RFC 2181 §8).
+const MAX_TTL: u32 = 0x7FFF_FFFF;
+/// Longest character-string in a TXT record (RFC 1035 §3.3).
+const MAX_CHARACTER_STRING: usize = 255;
+/// Longest service name: `{service}-` and at least one byte of app ID fit in a label.
+const MAX_SERVICE: usize = MAX_LABEL - 2;
+/// `--version-string none` hides the version.
+const HIDDEN_VERSION: &str = "none";
+
+/// What version.bind / version.server and `--version` report by default.
+pub const VERSION_STRING: &str = concat!("cnamed ", env!("CARGO_PKG_VERSION"));
+
+/// A setting that cannot be served, with the flag that set it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub flag: &'static str,
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.flag, self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        flag,
+        reason: reason.into(),
+    }
+}
 
 /// Everything the command line can set. `Default` gives the documented defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,6 +118,121 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Checks the server's limits: worker threads, TCP connections, the RRL rate.
+    pub fn check_limits(&self) -> Result<(), ConfigError> {
+        if !(1..=MAX_THREADS).contains(&self.threads) {
+            return Err(invalid("--threads", format!("must be 1 to {MAX_THREADS}")));
+        }
+        if self.tcp_max_connections == 0 {
+            return Err(invalid("--tcp-max-connections", "needs at least 1"));
+        }
+        if self.rrl_rate == Some(0) {
+            return Err(invalid("--rrl-rate", "needs at least 1"));
+        }
+        Ok(())
+    }
+
+    /// Checks everything the zone is made of and gives it in the form the zone is built from.
+    pub fn zone_settings(&self) -> Result<ZoneSettings, ConfigError> {
+        let apex = name_to_wire(&self.zone).map_err(|e| invalid("--zone", e))?;
+        if apex.len() == 1 {
+            return Err(invalid("--zone", "the root zone cannot be served"));
+        }
+        if self.services.is_empty() {
+            return Err(invalid("--services", "at least one service is needed"));
+        }
+        let mut services: Vec<Box<[u8]>> = Vec::new();
+        for service in &self.services {
+            check_label(service, Charset::Alphanumeric, MAX_SERVICE)
+                .map_err(|why| invalid("--services", format!("{service:?} {why}")))?;
+            let lower = service.to_ascii_lowercase().into_bytes().into_boxed_slice();
+            if services.contains(&lower) {
+                return Err(invalid(
+                    "--services",
+                    format!("{service:?} is listed twice"),
+                ));
+            }
+            services.push(lower);
+        }
+
+        if !self.target.contains("{cluster}") {
+            return Err(invalid(
+                "--target",
+                "the template needs a {cluster} placeholder",
+            ));
+        }
+        let sample = expand_target(&self.target, "ws", "c");
+        name_to_wire(&sample).map_err(|e| invalid("--target", e))?;
+
+        for (flag, ttl) in [("--ttl", self.ttl), ("--negative-ttl", self.negative_ttl)] {
+            if ttl > MAX_TTL {
+                return Err(invalid(
+                    flag,
+                    format!("{ttl} is over the maximum {MAX_TTL}"),
+                ));
+            }
+        }
+
+        if self.ns.is_empty() {
+            return Err(invalid("--ns", "at least one name server is needed"));
+        }
+        if u16::try_from(self.ns.len()).is_err() {
+            return Err(invalid("--ns", "too many name servers"));
+        }
+        let ns = self
+            .ns
+            .iter()
+            .map(|ns| {
+                Ok((
+                    ns.clone(),
+                    name_to_wire(ns).map_err(|e| invalid("--ns", e))?,
+                ))
+            })
+            .collect::<Result<_, ConfigError>>()?;
+        let hostmaster_text = self.hostmaster();
+        let hostmaster = name_to_wire(&hostmaster_text).map_err(|e| invalid("--hostmaster", e))?;
+
+        let identity = self.identity().into_bytes();
+        if identity.len() > MAX_CHARACTER_STRING {
+            return Err(invalid(
+                "--identity",
+                format!("longer than {MAX_CHARACTER_STRING} bytes"),
+            ));
+        }
+        let version = match self.version_string.as_deref() {
+            Some(HIDDEN_VERSION) => None,
+            Some(text) => Some(text.as_bytes().to_vec()),
+            None => Some(VERSION_STRING.as_bytes().to_vec()),
+        };
+        if version
+            .as_ref()
+            .is_some_and(|v| v.len() > MAX_CHARACTER_STRING)
+        {
+            return Err(invalid(
+                "--version-string",
+                format!("longer than {MAX_CHARACTER_STRING} bytes"),
+            ));
+        }
+
+        Ok(ZoneSettings {
+            apex,
+            apex_text: self.zone.trim_end_matches('.').to_owned(),
+            services,
+            target_template: self.target.clone(),
+            cname_ttl: self.ttl,
+            negative_ttl: self.negative_ttl,
+            ns,
+            hostmaster: (hostmaster_text, hostmaster),
+            identity,
+            version,
+        })
+    }
+
+    /// The zone these settings describe: [`Self::zone_settings`], encoded.
+    pub fn zone(&self) -> Result<Zone, ConfigError> {
+        self.zone_settings().map(Zone::new)
+    }
+
     /// The SOA RNAME to use.
     pub fn hostmaster(&self) -> String {
         self.hostmaster
@@ -90,5 +247,79 @@ impl Config {
                 .map(|name| name.trim().to_owned())
                 .unwrap_or_else(|_| "cnamed".into())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = Config::default();
+        assert_eq!(config.check_limits(), Ok(()));
+        let zone = config.zone().unwrap();
+        assert_eq!(zone.apex, b"\x04apps\x07example\x03com\x00");
+        assert_eq!(zone.services.len(), 3);
+        assert_eq!(zone.longest_service, 6);
+        assert_eq!(zone.ns_count, 1);
+        assert_eq!(zone.negative_soa_ttl(), 60);
+    }
+
+    #[test]
+    fn bad_settings_name_their_flag() {
+        type Change = Box<dyn Fn(&mut Config)>;
+        let cases: Vec<(&str, Change)> = vec![
+            ("--zone", Box::new(|c| c.zone = "a..b".into())),
+            ("--zone", Box::new(|c| c.zone = ".".into())),
+            ("--services", Box::new(|c| c.services = vec!["w-s".into()])),
+            ("--services", Box::new(|c| c.services = vec![])),
+            (
+                "--services",
+                Box::new(|c| c.services = vec!["ws".into(), "WS".into()]),
+            ),
+            (
+                "--target",
+                Box::new(|c| c.target = "{service}.example.com".into()),
+            ),
+            (
+                "--target",
+                Box::new(|c| c.target = "{cluster}..example.com".into()),
+            ),
+            ("--ttl", Box::new(|c| c.ttl = u32::MAX)),
+            ("--ns", Box::new(|c| c.ns = vec![])),
+            (
+                "--hostmaster",
+                Box::new(|c| c.hostmaster = Some("a b".into())),
+            ),
+            (
+                "--identity",
+                Box::new(|c| c.identity = Some("x".repeat(256))),
+            ),
+        ];
+        for (flag, change) in cases {
+            let mut config = Config::default();
+            change(&mut config);
+            assert_eq!(config.zone().unwrap_err().flag, flag, "{config:?}");
+        }
+    }
+
+    #[test]
+    fn limits_name_their_flag() {
+        type Change = Box<dyn Fn(&mut Config)>;
+        let cases: Vec<(&str, Change)> = vec![
+            ("--threads", Box::new(|c| c.threads = 0)),
+            ("--threads", Box::new(|c| c.threads = 100_000)),
+            (
+                "--tcp-max-connections",
+                Box::new(|c| c.tcp_max_connections = 0),
+            ),
+            ("--rrl-rate", Box::new(|c| c.rrl_rate = Some(0))),
+        ];
+        for (flag, change) in cases {
+            let mut config = Config::default();
+            change(&mut config);
+            assert_eq!(config.check_limits().unwrap_err().flag, flag, "{config:?}");
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use cnamed::cli::{self, Command, Invocation};
-use cnamed::config::Config;
+use cnamed::config::{Config, VERSION_STRING};
 use cnamed::cookie::Secrets;
 use cnamed::server::systemd::Notifier;
 use cnamed::server::{http, ReloadError, Reloaded, Running, Server, TcpLimits};
@@ -27,12 +27,12 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Invocation::Version => {
-            println!("{}", cnamed::snapshot::version_string());
+            println!("{VERSION_STRING}");
             return ExitCode::SUCCESS;
         }
         Invocation::Run(command, config) => (command, config),
     };
-    let zone = match Zone::new(&config) {
+    let zone = match config.zone() {
         Ok(zone) => zone,
         Err(error) => return fail(USAGE_ERROR, &error.to_string()),
     };

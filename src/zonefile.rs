@@ -46,11 +46,10 @@ pub fn write(snapshot: &Snapshot, out: &mut impl Write) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::snapshot::Zone;
 
     #[test]
     fn master_file() {
-        let zone = Zone::new(&Config::default()).unwrap();
+        let zone = Config::default().zone().unwrap();
         let snapshot =
             Snapshot::from_json(br#"{"serial": 5, "apps": {"9": "b", "10": "A"}}"#, &zone).unwrap();
         let mut out = Vec::new();

@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use cnamed::config::Config;
-use cnamed::snapshot::Zone;
 
 #[path = "../fuzz/oracles/query.rs"]
 mod oracle;
@@ -43,7 +42,7 @@ fn query_corpus_and_regressions() {
 
 #[test]
 fn dump_corpus_and_regressions() {
-    let zone = Zone::new(&Config::default()).unwrap();
+    let zone = Config::default().zone().unwrap();
     let mut seen = 0;
     for folder in ["seeds/dump", "corpus/dump", "regressions/dump"] {
         for (name, json) in inputs(folder) {

@@ -14,7 +14,7 @@ use cnamed::answer::{respond, respond_to, Context, Transport};
 use cnamed::config::Config;
 use cnamed::cookie::Secrets;
 use cnamed::server::{Server, TcpLimits};
-use cnamed::snapshot::{Snapshot, Zone};
+use cnamed::snapshot::Snapshot;
 use cnamed::sys::CountingAllocator;
 
 #[global_allocator]
@@ -123,7 +123,7 @@ fn query_path_allocates_nothing() {
         ..Config::default()
     };
     let secrets = Secrets::new([7; 16], None);
-    let zone = Zone::new(&config).unwrap();
+    let zone = config.zone().unwrap();
     let snapshot = Snapshot::load(&config.dump, &zone).unwrap();
     let queries = mixed_queries();
 

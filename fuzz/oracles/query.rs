@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use cnamed::answer::{respond, respond_to, Context, Transport};
 use cnamed::config::Config;
 use cnamed::cookie::{self, Secrets};
-use cnamed::snapshot::{Snapshot, Zone};
+use cnamed::snapshot::Snapshot;
 use hickory_proto::op::Message;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
@@ -18,10 +18,11 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 pub(crate) fn sample_snapshot() -> &'static Snapshot {
     static SNAPSHOT: OnceLock<Snapshot> = OnceLock::new();
     SNAPSHOT.get_or_init(|| {
-        let zone = Zone::new(&Config {
+        let zone = Config {
             identity: Some("fuzz".into()),
             ..Config::default()
-        })
+        }
+        .zone()
         .unwrap();
         Snapshot::from_json(include_bytes!("../../data/apps.json"), &zone).unwrap()
     })

@@ -470,7 +470,6 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
-    use crate::snapshot::Zone;
 
     fn query_frame(id: u16) -> Vec<u8> {
         let mut message = id.to_be_bytes().to_vec();
@@ -510,7 +509,7 @@ mod tests {
     /// round-robin queue, not for the first client's backlog.
     #[test]
     fn busy_connections_take_turns() {
-        let zone = Zone::new(&Config::default()).unwrap();
+        let zone = Config::default().zone().unwrap();
         let snapshot = Snapshot::from_json(include_bytes!("../../data/apps.json"), &zone).unwrap();
         let cookies = Secrets::new([1; 16], None);
         let counters = WorkerCounters::default();

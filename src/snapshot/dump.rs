@@ -279,7 +279,7 @@ mod tests {
     use crate::config::Config;
 
     fn error_of(json: &str) -> String {
-        let zone = Zone::new(&Config::default()).unwrap();
+        let zone = Config::default().zone().unwrap();
         match parse(json.as_bytes(), &zone) {
             Ok(_) => panic!("accepted {json}"),
             Err(error) => error.to_string(),
@@ -343,7 +343,7 @@ mod tests {
 
     #[test]
     fn longest_app_fits_every_service() {
-        let zone = Zone::new(&Config::default()).unwrap();
+        let zone = Config::default().zone().unwrap();
         let json = format!(r#"{{"apps": {{"{}": "a"}}}}"#, "a".repeat(56));
         let parsed = parse(json.as_bytes(), &zone).unwrap();
         assert_eq!(parsed.named_apps.len(), 1);
@@ -351,7 +351,7 @@ mod tests {
 
     #[test]
     fn unknown_fields_and_escapes() {
-        let zone = Zone::new(&Config::default()).unwrap();
+        let zone = Config::default().zone().unwrap();
         let json = br#"{"generated": {"by": "x"}, "apps": {"\u0061pp": "e\u0075"}, "serial": 3}"#;
         let parsed = parse(json, &zone).unwrap();
         assert_eq!(parsed.serial, Some(3));

@@ -13,8 +13,7 @@ use std::path::{Path, PathBuf};
 
 use fxhash::FxHashMap;
 
-pub use zone::{expand_target, version_string, ConfigError, Zone, APEX_TTL, SOA_EXPIRE};
-pub use zone::{SOA_REFRESH, SOA_RETRY};
+pub use zone::{expand_target, Zone, ZoneSettings, APEX_TTL, SOA_EXPIRE, SOA_REFRESH, SOA_RETRY};
 
 use crate::wire::name::fold_label;
 use crate::wire::record::push_record_tail;
@@ -218,7 +217,7 @@ mod tests {
     use crate::config::Config;
 
     fn zone() -> Zone {
-        Zone::new(&Config::default()).unwrap()
+        Config::default().zone().unwrap()
     }
 
     #[test]
