@@ -12,25 +12,19 @@ use cnamed::config::Config;
 use cnamed::cookie::Secrets;
 use cnamed::rrl::RateLimiter;
 use cnamed::snapshot::Snapshot;
+use cnamed::testing::QueryBuilder;
 use cnamed::wire::parse_query;
 
-fn query(name: &str, qtype: u16, opt: Option<&[u8]>) -> Vec<u8> {
-    // ID 0x1234, RD, QDCOUNT 1, then ARCOUNT.
-    let mut packet = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0];
-    packet.extend_from_slice(&u16::from(opt.is_some()).to_be_bytes());
-    for label in name.split('.') {
-        packet.push(label.len() as u8);
-        packet.extend_from_slice(label.as_bytes());
+/// ID 0x1234, RD; with `options`, an OPT for 1232 bytes with DO set carrying them.
+fn query(name: &str, qtype: u16, options: Option<&[(u16, &[u8])]>) -> Vec<u8> {
+    let mut query = QueryBuilder::new(name, qtype);
+    if let Some(options) = options {
+        query = query.edns(1232).edns_flags(0x8000);
+        for (code, data) in options {
+            query = query.option(*code, data);
+        }
     }
-    packet.push(0);
-    packet.extend_from_slice(&qtype.to_be_bytes());
-    packet.extend_from_slice(&1u16.to_be_bytes());
-    if let Some(options) = opt {
-        packet.extend_from_slice(&[0, 0, 41, 0x04, 0xD0, 0, 0, 0x80, 0]);
-        packet.extend_from_slice(&(options.len() as u16).to_be_bytes());
-        packet.extend_from_slice(options);
-    }
-    packet
+    query.build()
 }
 
 /// A snapshot of `apps` numeric apps over 8 clusters.
@@ -60,7 +54,7 @@ fn bench_respond(c: &mut Criterion) {
         ("apex_soa", query("apps.example.com", 6, None)),
         (
             "edns_nsid_hit",
-            query("ws-150000.apps.example.com", 1, Some(&[0, 3, 0, 0])),
+            query("ws-150000.apps.example.com", 1, Some(&[(3, &[])])),
         ),
     ];
     let mut group = c.benchmark_group("respond");
@@ -125,9 +119,8 @@ fn bench_edge(c: &mut Criterion) {
         cookies: Some(&secrets),
         ..Context::new(Transport::Udp)
     };
-    let client_cookie = [0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8];
-    let mut valid_cookie = vec![0, 10, 0, 24];
-    valid_cookie.extend_from_slice(&secrets.answer(&client_cookie[4..], client, now));
+    let client_cookie = [1, 2, 3, 4, 5, 6, 7, 8];
+    let valid_cookie = secrets.answer(&client_cookie, client, now);
     let cases = [
         (
             "edns_no_cookie",
@@ -135,11 +128,19 @@ fn bench_edge(c: &mut Criterion) {
         ),
         (
             "client_cookie",
-            query("ws-150000.apps.example.com", 1, Some(&client_cookie)),
+            query(
+                "ws-150000.apps.example.com",
+                1,
+                Some(&[(10, &client_cookie)]),
+            ),
         ),
         (
             "valid_server_cookie",
-            query("ws-150000.apps.example.com", 1, Some(&valid_cookie)),
+            query(
+                "ws-150000.apps.example.com",
+                1,
+                Some(&[(10, &valid_cookie)]),
+            ),
         ),
     ];
     let mut group = c.benchmark_group("edge");

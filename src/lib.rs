@@ -16,5 +16,7 @@ pub mod rrl;
 pub mod server;
 pub mod snapshot;
 pub mod sys;
+#[doc(hidden)]
+pub mod testing;
 pub mod wire;
 pub mod zonefile;

@@ -15,37 +15,29 @@ use cnamed::config::Config;
 use cnamed::cookie::Secrets;
 use cnamed::server::{Server, TcpLimits};
 use cnamed::snapshot::Snapshot;
-use cnamed::sys::CountingAllocator;
+use cnamed::testing::{raw_message, tcp_frame, CountingAllocator, QueryBuilder};
 
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator::new();
 
-fn question(name: &str, qtype: u16, qclass: u16) -> Vec<u8> {
-    let mut packet = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
-    for label in name.split('.').filter(|l| !l.is_empty()) {
-        packet.push(label.len() as u8);
-        packet.extend_from_slice(label.as_bytes());
-    }
-    packet.push(0);
-    packet.extend_from_slice(&qtype.to_be_bytes());
-    packet.extend_from_slice(&qclass.to_be_bytes());
-    packet
+fn question(name: &str, qtype: u16, qclass: u16) -> QueryBuilder {
+    QueryBuilder::new(name, qtype).class(qclass)
 }
 
-fn with_opt(mut packet: Vec<u8>, version: u8, options: &[u8]) -> Vec<u8> {
-    packet[11] = 1;
-    packet.extend_from_slice(&[0, 0, 41, 0x10, 0, 0, version, 0x80, 0]);
-    packet.extend_from_slice(&(options.len() as u16).to_be_bytes());
-    packet.extend_from_slice(options);
-    packet
+/// An OPT for 4096 bytes with DO set, this version and these options.
+fn with_opt(query: QueryBuilder, version: u8, options: &[(u16, &[u8])]) -> Vec<u8> {
+    let mut query = query.edns(4096).edns_version(version).edns_flags(0x8000);
+    for (code, data) in options {
+        query = query.option(*code, data);
+    }
+    query.build()
 }
 
 /// Good, NXDOMAIN, apex, refused, CHAOS, malformed, EDNS with NSID, cookies good and bad,
 /// BADVERS, NOTIMP.
 fn mixed_queries() -> Vec<Vec<u8>> {
-    let mut response = question("ws-123456.apps.example.com", 1, 1);
-    response[2] |= 0x80;
-    vec![
+    let response = question("ws-123456.apps.example.com", 1, 1).flags(0x8100);
+    let plain = [
         question("ws-123456.apps.example.com", 1, 1),
         question("WS-My-App.Apps.Example.Com", 28, 1),
         question("api-999.apps.example.com", 1, 1),
@@ -58,35 +50,33 @@ fn mixed_queries() -> Vec<Vec<u8>> {
         question("id.server", 16, 3),
         question("version.bind", 16, 3),
         question("ws-123456.apps.example.com", 250, 1),
-        with_opt(
-            question("ws-123456.apps.example.com", 1, 1),
-            0,
-            &[0, 3, 0, 0],
-        ),
+    ];
+    let mut queries: Vec<Vec<u8>> = plain.iter().map(QueryBuilder::build).collect();
+    queries.extend([
+        with_opt(question("ws-123456.apps.example.com", 1, 1), 0, &[(3, &[])]),
         with_opt(
             question("sockjs-345678.apps.example.com", 1, 1),
             0,
-            &[0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8],
+            &[(10, &[1, 2, 3, 4, 5, 6, 7, 8])],
         ),
         with_opt(
             question("ws-123456.apps.example.com", 1, 1),
             0,
-            &[[0, 10, 0, 24].as_slice(), &[9; 24]].concat(),
+            &[(10, &[9; 24])],
         ),
         with_opt(
             question("ws-123456.apps.example.com", 1, 1),
             0,
-            &[0, 10, 0, 5, 1, 2, 3, 4, 5],
+            &[(10, &[1, 2, 3, 4, 5])],
         ),
         with_opt(question("ws-123456.apps.example.com", 1, 1), 1, &[]),
-        vec![0x12, 0x34, 0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 0],
-        vec![
-            0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0xC0, 0x0C, 0, 1, 0, 1,
-        ],
-        vec![0x12, 0x34, 0x78, 0x00, 0, 0, 0, 0, 0, 0, 0, 0],
-        response,
+        raw_message(0x1234, 0x0100, [0, 0, 0, 0], &[]),
+        raw_message(0x1234, 0x0100, [1, 0, 0, 0], &[0xC0, 0x0C, 0, 1, 0, 1]),
+        raw_message(0x1234, 0x7800, [0, 0, 0, 0], &[]),
+        response.build(),
         vec![1, 2, 3],
-    ]
+    ]);
+    queries
 }
 
 fn unix_now() -> u32 {
@@ -101,10 +91,6 @@ fn unix_now() -> u32 {
 fn same_reply(got: &[u8], expected: &[u8]) -> bool {
     got.len() == expected.len()
         && (got == expected || got[..got.len() - 12] == expected[..expected.len() - 12])
-}
-
-fn frame(query: &[u8]) -> Vec<u8> {
-    [&(query.len() as u16).to_be_bytes()[..], query].concat()
 }
 
 fn main() {
@@ -180,7 +166,7 @@ fn query_path_allocates_nothing() {
             assert!(same_reply(&buf[..len], reply), "{query:?}");
         }
         expected.push(reply);
-        tcp.write_all(&frame(query)).unwrap();
+        tcp.write_all(&tcp_frame(query)).unwrap();
     }
     let tcp_replies = expected.iter().filter(|r| r.is_some()).count();
     for _ in 0..tcp_replies {
@@ -190,7 +176,7 @@ fn query_path_allocates_nothing() {
             .unwrap();
     }
 
-    let framed: Vec<Vec<u8>> = queries.iter().map(|query| frame(query)).collect();
+    let framed: Vec<Vec<u8>> = queries.iter().map(|query| tcp_frame(query)).collect();
     let rounds = 500;
     let mut wrong = 0;
     let served = ALLOCATOR.count(|| {

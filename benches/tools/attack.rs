@@ -16,6 +16,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use cnamed::testing::QueryBuilder;
+
 /// How often every connection is looked at.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -34,15 +36,9 @@ struct Attacker {
 }
 
 fn query_frame(id: u16) -> Vec<u8> {
-    let mut message = vec![(id >> 8) as u8, id as u8, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
-    for label in ["ws-123456", "apps", "example", "com"] {
-        message.push(label.len() as u8);
-        message.extend_from_slice(label.as_bytes());
-    }
-    message.extend_from_slice(&[0, 0, 1, 0, 1]);
-    let mut frame = (message.len() as u16).to_be_bytes().to_vec();
-    frame.extend_from_slice(&message);
-    frame
+    QueryBuilder::new("ws-123456.apps.example.com", 1)
+        .id(id)
+        .frame()
 }
 
 fn connect(server: SocketAddr, mode: Mode) -> std::io::Result<Attacker> {

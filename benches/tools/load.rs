@@ -16,7 +16,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use cnamed::sys::{send_connected, wait_readable, UdpBatch, BATCH};
+use cnamed::sys::{UdpBatch, BATCH};
+use cnamed::testing::{send_connected, wait_readable, QueryBuilder};
 
 /// Largest query we build: a 255-byte name, header and question fixed parts.
 const MAX_QUERY: usize = 512;
@@ -103,18 +104,7 @@ fn load_queries(path: &PathBuf) -> Result<Vec<Vec<u8>>, String> {
         };
         let rtype =
             rtype_code(rtype).ok_or(format!("line {}: unknown type {rtype}", number + 1))?;
-        let mut packet = vec![0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
-        for label in name
-            .trim_end_matches('.')
-            .split('.')
-            .filter(|l| !l.is_empty())
-        {
-            packet.push(label.len() as u8);
-            packet.extend_from_slice(label.as_bytes());
-        }
-        packet.push(0);
-        packet.extend_from_slice(&rtype.to_be_bytes());
-        packet.extend_from_slice(&1u16.to_be_bytes());
+        let packet = QueryBuilder::new(name, rtype).id(0).flags(0).build();
         if packet.len() > MAX_QUERY {
             return Err(format!("line {}: name too long", number + 1));
         }

@@ -10,7 +10,8 @@ use std::process::ExitCode;
 
 use std::time::Duration;
 
-use cnamed::sys::{wait_readable, UdpBatch};
+use cnamed::sys::UdpBatch;
+use cnamed::testing::wait_readable;
 use socket2::{Domain, Protocol, Socket, Type};
 
 fn serve(addr: SocketAddr) -> std::io::Result<()> {

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -28,6 +28,7 @@ use crate::config::Config;
 use crate::cookie::{SecretError, Secrets};
 use crate::metrics::{self, ServerStats, WorkerCounters};
 use crate::snapshot::{LoadError, Snapshot, Zone};
+use crate::sys;
 
 /// Pending connections the kernel queues per listener.
 const LISTEN_BACKLOG: i32 = 1024;
@@ -72,13 +73,6 @@ impl fmt::Display for ReloadError {
 }
 
 impl std::error::Error for ReloadError {}
-
-/// Unix time in milliseconds.
-fn unix_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
-}
 
 /// Limits of the TCP side, per worker.
 #[derive(Clone, Copy, Debug)]
@@ -166,7 +160,7 @@ impl Server {
         let stats = ServerStats::default();
         stats.apps.set(snapshot.app_count() as u64);
         stats.serial.set(u64::from(snapshot.serial));
-        stats.start_time_ms.set(unix_millis());
+        stats.start_time_ms.set(sys::unix_millis());
         Ok(Self {
             workers,
             local_addrs,
@@ -278,7 +272,7 @@ impl Running {
     /// finish on the old snapshot.
     pub fn reload(&self) -> Result<Reloaded, ReloadError> {
         let stats = &self.metrics.stats;
-        stats.last_reload_attempt_ms.set(unix_millis());
+        stats.last_reload_attempt_ms.set(sys::unix_millis());
         let result = self.load_and_swap();
         match &result {
             Ok(done) => {

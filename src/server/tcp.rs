@@ -470,14 +470,12 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
+    use crate::testing::QueryBuilder;
 
     fn query_frame(id: u16) -> Vec<u8> {
-        let mut message = id.to_be_bytes().to_vec();
-        message.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
-        message.extend_from_slice(b"\x09ws-123456\x04apps\x07example\x03com\x00\x00\x01\x00\x01");
-        let mut frame = (message.len() as u16).to_be_bytes().to_vec();
-        frame.extend_from_slice(&message);
-        frame
+        QueryBuilder::new("ws-123456.apps.example.com", 1)
+            .id(id)
+            .frame()
     }
 
     /// Answers waiting on a client socket, read without blocking.

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, UdpSocket};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -17,7 +17,7 @@ use crate::cookie::{self, Secrets};
 use crate::metrics::{Limited, WorkerCounters};
 use crate::rrl::{RateLimiter, Verdict};
 use crate::snapshot::Snapshot;
-use crate::sys::{UdpBatch, BATCH};
+use crate::sys::{unix_seconds, UdpBatch, BATCH};
 
 const WAKER: Token = Token(0);
 /// UDP sockets take tokens from here, then listeners, then connections from `CONN_BASE`.
@@ -279,11 +279,4 @@ fn serving<'a>(
         counters,
         now: unix_seconds(),
     }
-}
-
-/// Unix time in seconds, the clock of DNS cookie timestamps.
-fn unix_seconds() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs() as u32)
 }

@@ -15,6 +15,7 @@ use fxhash::FxHashMap;
 
 pub use zone::{expand_target, Zone, ZoneSettings, APEX_TTL, SOA_EXPIRE, SOA_REFRESH, SOA_RETRY};
 
+use crate::sys::unix_seconds;
 use crate::wire::name::fold_label;
 use crate::wire::record::push_record_tail;
 use crate::wire::{Class, Rtype, MAX_LABEL};
@@ -203,12 +204,6 @@ impl Snapshot {
         apps.sort_unstable();
         apps
     }
-}
-
-fn unix_seconds() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs() as u32)
 }
 
 #[cfg(test)]

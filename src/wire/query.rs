@@ -283,17 +283,12 @@ fn options_fit(mut rdata: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::raw_message;
 
     const QNAME: &[u8] = b"\x09ws-123456\x04apps\x07example\x03com\x00";
 
     fn query(qdcount: u16, arcount: u16, body: &[&[u8]]) -> Vec<u8> {
-        let mut packet = vec![0xAB, 0xCD, 0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 0];
-        packet[4..6].copy_from_slice(&qdcount.to_be_bytes());
-        packet[10..12].copy_from_slice(&arcount.to_be_bytes());
-        for part in body {
-            packet.extend_from_slice(part);
-        }
-        packet
+        raw_message(0xABCD, flags::RD, [qdcount, 0, 0, arcount], &body.concat())
     }
 
     const QTAIL_A_IN: &[u8] = &[0, 1, 0, 1];

@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
+#[allow(unused_imports)] // As dead_code above: each test binary uses some of these.
+pub use cnamed::testing::{raw_message as raw_query, tcp_frame as frame};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
@@ -203,12 +205,6 @@ pub fn udp_exchange(server: SocketAddr, packet: &[u8], expect_reply: bool) -> Op
     }
 }
 
-pub fn frame(packet: &[u8]) -> Vec<u8> {
-    let mut framed = (packet.len() as u16).to_be_bytes().to_vec();
-    framed.extend_from_slice(packet);
-    framed
-}
-
 pub fn read_frame(stream: &mut TcpStream) -> Option<Vec<u8>> {
     let mut prefix = [0u8; 2];
     stream.read_exact(&mut prefix).ok()?;
@@ -286,18 +282,6 @@ pub fn raw_question(packet: &[u8]) -> &[u8] {
         at += 1 + packet[at] as usize;
     }
     &packet[12..at + 5]
-}
-
-/// A hand-made query: header fields, then `body` as is.
-pub fn raw_query(id: u16, flags: u16, counts: [u16; 4], body: &[u8]) -> Vec<u8> {
-    let mut packet = Vec::new();
-    packet.extend_from_slice(&id.to_be_bytes());
-    packet.extend_from_slice(&flags.to_be_bytes());
-    for count in counts {
-        packet.extend_from_slice(&count.to_be_bytes());
-    }
-    packet.extend_from_slice(body);
-    packet
 }
 
 /// The metrics endpoint's address, from the start log of a server run with `--metrics`.

@@ -1,0 +1,47 @@
+//! Signals, taken synchronously on one thread: blocked everywhere, waited for with sigwait.
+
+use std::io;
+use std::mem::MaybeUninit;
+
+/// The signals the server handles.
+pub use libc::{SIGHUP, SIGINT, SIGTERM};
+
+fn signal_set(signals: &[libc::c_int]) -> libc::sigset_t {
+    // SAFETY: sigemptyset initialises the set it is given; sigaddset takes valid signal
+    // numbers, and our callers pass libc constants.
+    unsafe {
+        let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+        libc::sigemptyset(set.as_mut_ptr());
+        let mut set = set.assume_init();
+        for &signal in signals {
+            libc::sigaddset(&mut set, signal);
+        }
+        set
+    }
+}
+
+/// Blocks `signals` in the calling thread and in every thread it spawns afterwards, so that
+/// only [`wait_for_signal`] receives them, on one thread, outside any handler.
+pub fn block_signals(signals: &[libc::c_int]) -> io::Result<()> {
+    let set = signal_set(signals);
+    // SAFETY: `set` is initialised; a null old-set pointer is allowed.
+    let result = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(result))
+    }
+}
+
+/// Waits for one of `signals` (which must be blocked) and returns it.
+pub fn wait_for_signal(signals: &[libc::c_int]) -> io::Result<libc::c_int> {
+    let set = signal_set(signals);
+    let mut signal = 0;
+    // SAFETY: `set` is initialised and `signal` is a valid place to write.
+    let result = unsafe { libc::sigwait(&set, &mut signal) };
+    if result == 0 {
+        Ok(signal)
+    } else {
+        Err(io::Error::from_raw_os_error(result))
+    }
+}
