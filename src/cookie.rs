@@ -161,6 +161,11 @@ pub enum Check {
     Valid,
 }
 
+impl Check {
+    /// Metric label values, in declaration order.
+    pub const NAMES: [&'static str; 4] = ["malformed", "client_only", "bad_server_cookie", "valid"];
+}
+
 /// Whether a cookie stamped at `stamp` is usable at `now`, in serial number arithmetic
 /// (RFC 1982) so that the wrap of the 32-bit timestamp in 2106 changes nothing.
 fn fresh(stamp: u32, now: u32) -> bool {

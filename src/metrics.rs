@@ -9,7 +9,8 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::answer::{Summary, Transport};
+use crate::answer::{DropReason, Summary, Transport};
+use crate::cookie;
 use crate::wire::{FormErrCause, Rcode, Rtype};
 
 /// A count with one writer.
@@ -80,9 +81,6 @@ fn rcode_index(rcode: Rcode) -> usize {
     }
 }
 
-/// Cookie verdicts by name, in the declaration order of `crate::cookie::Check`.
-const COOKIES: [&str; 4] = ["malformed", "client_only", "bad_server_cookie", "valid"];
-
 /// Why a TCP connection was closed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloseReason {
@@ -99,8 +97,8 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    /// Names in declaration order.
-    const NAMES: [&'static str; 5] = ["peer", "idle_timeout", "io_timeout", "cap", "shutdown"];
+    /// Metric label values, in declaration order.
+    pub const NAMES: [&'static str; 5] = ["peer", "idle_timeout", "io_timeout", "cap", "shutdown"];
 }
 
 /// What RRL did to a response.
@@ -110,21 +108,23 @@ pub enum Limited {
     Slipped,
 }
 
+impl Limited {
+    /// Metric label values, in declaration order.
+    pub const NAMES: [&'static str; 2] = ["dropped", "slipped"];
+}
+
 /// One worker's counters. Aligned so that two workers never write the same cache line.
 #[derive(Debug, Default)]
 #[repr(align(128))]
 pub struct WorkerCounters {
-    /// By transport: UDP, TCP.
-    queries: [Counter; 2],
+    queries: [Counter; Transport::NAMES.len()],
     qtypes: [Counter; QTYPES.len()],
     rcodes: [Counter; RCODES.len()],
-    /// Short, response.
-    dropped: [Counter; 2],
+    dropped: [Counter; DropReason::NAMES.len()],
     formerr: [Counter; FormErrCause::NAMES.len()],
     truncated: Counter,
-    cookies: [Counter; COOKIES.len()],
-    /// Dropped, slipped.
-    rate_limited: [Counter; 2],
+    cookies: [Counter; cookie::Check::NAMES.len()],
+    rate_limited: [Counter; Limited::NAMES.len()],
     tcp_accepted: Counter,
     tcp_open: Counter,
     tcp_closed: [Counter; CloseReason::NAMES.len()],
@@ -240,7 +240,7 @@ pub fn render(workers: &[&WorkerCounters], stats: &ServerStats, out: &mut String
             name: "cnamed_queries_total",
             help: "Messages received, by transport.",
             label: "transport",
-            values: &["udp", "tcp"],
+            values: &Transport::NAMES,
             pick: |w| &w.queries,
         },
         Labelled {
@@ -261,7 +261,7 @@ pub fn render(workers: &[&WorkerCounters], stats: &ServerStats, out: &mut String
             name: "cnamed_dropped_total",
             help: "Messages dropped unanswered: shorter than a header, or a response (QR=1).",
             label: "reason",
-            values: &["short", "response"],
+            values: &DropReason::NAMES,
             pick: |w| &w.dropped,
         },
         Labelled {
@@ -275,14 +275,14 @@ pub fn render(workers: &[&WorkerCounters], stats: &ServerStats, out: &mut String
             name: "cnamed_cookies_total",
             help: "Queries with a COOKIE option, by verdict.",
             label: "verdict",
-            values: &COOKIES,
+            values: &cookie::Check::NAMES,
             pick: |w| &w.cookies,
         },
         Labelled {
             name: "cnamed_rrl_limited_total",
             help: "UDP responses over the rate limit: dropped, or slipped (sent truncated).",
             label: "action",
-            values: &["dropped", "slipped"],
+            values: &Limited::NAMES,
             pick: |w| &w.rate_limited,
         },
         Labelled {
@@ -415,8 +415,12 @@ mod tests {
         }
         use crate::cookie::Check;
         for (check, name) in [(Check::Malformed, "malformed"), (Check::Valid, "valid")] {
-            assert_eq!(COOKIES[check as usize], name);
+            assert_eq!(Check::NAMES[check as usize], name);
         }
         assert_eq!(CloseReason::NAMES[CloseReason::Cap as usize], "cap");
+        assert_eq!(Transport::NAMES[Transport::Tcp as usize], "tcp");
+        assert_eq!(DropReason::NAMES[DropReason::Response as usize], "response");
+        assert_eq!(FormErrCause::NAMES[FormErrCause::Opt as usize], "opt");
+        assert_eq!(Limited::NAMES[Limited::Slipped as usize], "slipped");
     }
 }

@@ -48,10 +48,12 @@ pub(crate) fn check(packet: &[u8], snapshot: &Snapshot) {
                 client: Some(client),
                 now: 1_800_000_000,
                 cookies: Some(&secrets),
-                truncate,
                 ..Context::new(transport)
             };
-            let summary = respond_to(packet, snapshot, &context, &mut out);
+            let mut summary = respond_to(packet, snapshot, &context, &mut out);
+            if truncate {
+                summary.truncate(&mut out);
+            }
             let message = check_reply(packet, &out, summary.len, limit, udp || truncate);
             let Some(message) = message else { continue };
             let reply_cookie = message.extensions().as_ref().and_then(|edns| {

@@ -43,7 +43,6 @@ impl Serving<'_> {
             client,
             now: self.now,
             cookies: Some(self.cookies),
-            truncate: false,
         }
     }
 }

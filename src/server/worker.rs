@@ -241,7 +241,7 @@ impl UdpAnswer<'_> {
     /// query with a valid server cookie is not limited (its source address is proven).
     fn answer(&mut self, query: &[u8], sender: Option<IpAddr>, out: &mut [u8]) -> Option<usize> {
         let serving = &self.serving;
-        let mut context = serving.context(Transport::Udp, sender);
+        let context = serving.context(Transport::Udp, sender);
         let mut summary = respond_to(query, serving.snapshot, &context, out);
         if let (Some(limiter), Some(_), Some(client)) =
             (self.rate_limiter.as_deref_mut(), summary.len, sender)
@@ -255,10 +255,7 @@ impl UdpAnswer<'_> {
                     }
                     Verdict::Slip => {
                         serving.counters.rate_limited(Limited::Slipped);
-                        // Answered again, truncated: slips are rare, and this keeps the
-                        // OPT (and its cookie) right without editing the first answer.
-                        context.truncate = true;
-                        summary = respond_to(query, serving.snapshot, &context, out);
+                        summary.truncate(out);
                     }
                 }
             }
