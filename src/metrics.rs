@@ -8,6 +8,7 @@
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::answer::{DropReason, Summary, Transport};
 use crate::cookie;
@@ -183,6 +184,23 @@ pub struct ServerStats {
     /// Unix time of the last reload attempt, in milliseconds; 0 before the first.
     pub last_reload_attempt_ms: Counter,
     pub start_time_ms: Counter,
+}
+
+/// Everything the metrics endpoint reads: cheap to clone, safe to read from any thread.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    pub(crate) workers: Vec<Arc<WorkerCounters>>,
+    pub(crate) stats: Arc<ServerStats>,
+}
+
+impl Metrics {
+    /// The Prometheus text exposition of every counter, workers summed.
+    pub fn render(&self) -> String {
+        let workers: Vec<&WorkerCounters> = self.workers.iter().map(|w| &**w).collect();
+        let mut out = String::with_capacity(8192);
+        render(&workers, &self.stats, &mut out);
+        out
+    }
 }
 
 /// One metric family: its name, type and help line, then one sample per label value.

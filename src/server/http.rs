@@ -7,7 +7,7 @@ use std::net::{TcpListener, TcpStream};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::Metrics;
+use crate::metrics::Metrics;
 
 /// A request head larger than this is refused.
 const MAX_REQUEST: usize = 8192;

@@ -1,0 +1,118 @@
+//! A server whose workers run: reload and shutdown, and what the metrics endpoint reads.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::shared::Shared;
+use crate::cookie::{SecretError, Secrets};
+use crate::metrics::Metrics;
+use crate::snapshot::{LoadError, Snapshot, Zone};
+use crate::sys::unix_millis;
+
+/// Why a reload kept the old state.
+#[derive(Debug)]
+pub enum ReloadError {
+    Dump(LoadError),
+    CookieSecret(SecretError),
+}
+
+impl fmt::Display for ReloadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Dump(error) => error.fmt(f),
+            Self::CookieSecret(error) => write!(f, "cookie secret {error}"),
+        }
+    }
+}
+
+impl std::error::Error for ReloadError {}
+
+/// What a successful reload loaded.
+#[derive(Clone, Copy, Debug)]
+pub struct Reloaded {
+    pub apps: usize,
+    pub serial: u32,
+    pub elapsed: Duration,
+}
+
+/// Serving workers.
+pub struct Running {
+    pub(super) shared: Arc<Shared>,
+    pub(super) wakers: Vec<Arc<mio::Waker>>,
+    pub(super) threads: Vec<JoinHandle<io::Result<()>>>,
+    pub(super) zone: Zone,
+    pub(super) dump: PathBuf,
+    pub(super) cookie_secret_file: Option<PathBuf>,
+    pub(super) metrics: Metrics,
+}
+
+impl Running {
+    /// Loads the dump, and the cookie secret file if there is one, again and, only if both
+    /// are valid, swaps them in. Workers pick them up on their next batch; queries in flight
+    /// finish on the old snapshot.
+    pub fn reload(&self) -> Result<Reloaded, ReloadError> {
+        let stats = &self.metrics.stats;
+        stats.last_reload_attempt_ms.set(unix_millis());
+        let result = self.load_and_swap();
+        match &result {
+            Ok(done) => {
+                stats.reloads_ok.add(1);
+                stats.apps.set(done.apps as u64);
+                stats.serial.set(u64::from(done.serial));
+                stats.load_micros.set(done.elapsed.as_micros() as u64);
+            }
+            Err(_) => stats.reloads_failed.add(1),
+        }
+        result
+    }
+
+    fn load_and_swap(&self) -> Result<Reloaded, ReloadError> {
+        let started = Instant::now();
+        let secrets = match &self.cookie_secret_file {
+            Some(path) => Some(Secrets::load(path).map_err(ReloadError::CookieSecret)?),
+            None => None,
+        };
+        let snapshot = Snapshot::load(&self.dump, &self.zone).map_err(ReloadError::Dump)?;
+        let report = Reloaded {
+            apps: snapshot.app_count(),
+            serial: snapshot.serial,
+            elapsed: started.elapsed(),
+        };
+        if let Some(secrets) = secrets {
+            self.shared.cookies.store(Arc::new(secrets));
+        }
+        // The old snapshot is dropped here, on this thread, unless a worker still holds it.
+        drop(self.shared.snapshot.swap(Arc::new(snapshot)));
+        Ok(report)
+    }
+
+    /// What the metrics endpoint serves.
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.clone()
+    }
+
+    /// The snapshot being served.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.shared.snapshot.load_full()
+    }
+
+    /// Stops the workers and waits for them: each stops accepting and reading UDP at once,
+    /// and finishes the TCP answers already asked for within `DRAIN_TIMEOUT`.
+    pub fn shutdown(self) -> io::Result<()> {
+        self.shared.shutdown.store(true, Ordering::Release);
+        for waker in &self.wakers {
+            waker.wake()?;
+        }
+        for thread in self.threads {
+            thread
+                .join()
+                .map_err(|_| io::Error::other("a worker thread panicked"))??;
+        }
+        Ok(())
+    }
+}

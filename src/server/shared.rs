@@ -1,0 +1,79 @@
+//! What every worker reads, and what answering needs, borrowed for one event or batch.
+
+use std::net::IpAddr;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use crate::answer::{Context, Transport};
+use crate::cookie::Secrets;
+use crate::metrics::WorkerCounters;
+use crate::snapshot::Snapshot;
+use crate::sys::unix_seconds;
+
+/// How long a stopping worker keeps finishing TCP answers already asked for.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// State every worker reads: swapped by reloads, set by shutdown.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) snapshot: ArcSwap<Snapshot>,
+    pub(crate) cookies: ArcSwap<Secrets>,
+    pub(crate) shutdown: AtomicBool,
+}
+
+/// Limits of the TCP side, per worker.
+#[derive(Clone, Copy, Debug)]
+pub struct TcpLimits {
+    /// A connection with no traffic for this long is closed.
+    pub idle_timeout: Duration,
+    /// A connection with a message half received or an answer unsent, and no message
+    /// completed either way for this long, is closed (Slowloris, clients that never read).
+    pub io_timeout: Duration,
+    /// At this many connections, accepting one closes the least recently active.
+    pub max_connections: usize,
+}
+
+/// Response rate limiting settings (see [`crate::rrl`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RrlSettings {
+    /// Responses per second per /24 or /56, for the whole server.
+    pub rate: u32,
+    pub slip: u32,
+}
+
+/// What answering needs, borrowed for one event (TCP) or one batch (UDP).
+pub(crate) struct Serving<'a> {
+    pub(crate) snapshot: &'a Snapshot,
+    pub(crate) cookies: &'a Secrets,
+    pub(crate) counters: &'a WorkerCounters,
+    /// Unix seconds, for cookies.
+    pub(crate) now: u32,
+}
+
+impl<'a> Serving<'a> {
+    /// Serving with the clock read now.
+    pub(crate) fn new(
+        snapshot: &'a Snapshot,
+        cookies: &'a Secrets,
+        counters: &'a WorkerCounters,
+    ) -> Self {
+        Self {
+            snapshot,
+            cookies,
+            counters,
+            now: unix_seconds(),
+        }
+    }
+
+    /// The answer context for a query from `client` over `transport`.
+    pub(crate) fn context(&self, transport: Transport, client: Option<IpAddr>) -> Context<'_> {
+        Context {
+            transport,
+            client,
+            now: self.now,
+            cookies: Some(self.cookies),
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Binding: one UDP socket and one TCP listener per listen address for every worker, all
+//! with SO_REUSEPORT, so the kernel spreads queries and connections across workers.
+
+use std::io;
+use std::net::SocketAddr;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// Pending connections the kernel queues per listener.
+const LISTEN_BACKLOG: i32 = 1024;
+/// Tries at finding one port free for both UDP and TCP when asked for port 0.
+const PORT_ATTEMPTS: usize = 32;
+/// Socket buffer we ask for, to ride out bursts; the kernel may cap it (net.core.rmem_max).
+const UDP_BUFFER: usize = 4 << 20;
+
+/// One worker's UDP socket and TCP listener for one address.
+type SocketPair = (std::net::UdpSocket, std::net::TcpListener);
+
+/// One worker's bound, not yet running sockets, one of each per listen address.
+pub(crate) struct WorkerSockets {
+    pub(crate) udp: Vec<std::net::UdpSocket>,
+    pub(crate) tcp: Vec<std::net::TcpListener>,
+}
+
+/// Binds every socket of `threads` workers on every address of `listen`, so that address
+/// errors surface before serving. Returns the workers' sockets and the addresses bound, in
+/// the order of `listen`: an address with port 0 gets one free port, shared by UDP, TCP and
+/// all workers.
+pub(crate) fn bind_workers(
+    listen: &[SocketAddr],
+    threads: usize,
+) -> io::Result<(Vec<WorkerSockets>, Vec<SocketAddr>)> {
+    let mut workers: Vec<WorkerSockets> = (0..threads)
+        .map(|_| WorkerSockets {
+            udp: Vec::new(),
+            tcp: Vec::new(),
+        })
+        .collect();
+    let mut local_addrs = Vec::new();
+    for &requested in listen {
+        let mut attempts = 0;
+        let (addr, sockets) = loop {
+            match bind_all(requested, threads) {
+                // Port 0: the free UDP port the kernel picked may be taken for TCP (by any
+                // client's ephemeral port); pick another.
+                Err(error)
+                    if requested.port() == 0
+                        && error.kind() == io::ErrorKind::AddrInUse
+                        && attempts < PORT_ATTEMPTS =>
+                {
+                    attempts += 1;
+                }
+                result => break result?,
+            }
+        };
+        for (worker, (udp, tcp)) in workers.iter_mut().zip(sockets) {
+            worker.udp.push(udp);
+            worker.tcp.push(tcp);
+        }
+        local_addrs.push(addr);
+    }
+    Ok((workers, local_addrs))
+}
+
+/// Binds a UDP socket and a TCP listener for each of `threads` workers on `requested`. The
+/// first bind resolves port 0; every later socket uses the same port.
+fn bind_all(requested: SocketAddr, threads: usize) -> io::Result<(SocketAddr, Vec<SocketPair>)> {
+    let mut addr = requested;
+    let mut sockets = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        let udp = udp_socket(addr)?;
+        addr = udp.local_addr()?;
+        sockets.push((udp, tcp_listener(addr)?));
+    }
+    Ok((addr, sockets))
+}
+
+fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    prepare(&socket, addr)?;
+    // Soft: a smaller buffer still works.
+    let _ = socket.set_recv_buffer_size(UDP_BUFFER);
+    let _ = socket.set_send_buffer_size(UDP_BUFFER);
+    socket
+        .bind(&addr.into())
+        .map_err(|e| bind_error(e, "udp", addr))?;
+    Ok(socket.into())
+}
+
+fn tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    prepare(&socket, addr)?;
+    socket.set_reuse_address(true)?;
+    socket
+        .bind(&addr.into())
+        .map_err(|e| bind_error(e, "tcp", addr))?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
+
+fn prepare(socket: &Socket, addr: SocketAddr) -> io::Result<()> {
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    Ok(())
+}
+
+fn bind_error(error: io::Error, transport: &str, addr: SocketAddr) -> io::Error {
+    io::Error::new(
+        error.kind(),
+        format!("cannot bind {transport} {addr}: {error}"),
+    )
+}

@@ -1,0 +1,155 @@
+//! The UDP half of a worker, where a packet's walk starts: a batch of datagrams is read with
+//! recvmmsg, each is answered by [`respond_to`], rate limited, counted, and the answers leave
+//! with one sendmmsg.
+
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::AsFd;
+use std::time::Instant;
+
+use mio::net::UdpSocket;
+use mio::{Interest, Registry, Token};
+
+use super::shared::{Serving, Shared};
+use crate::answer::{respond_to, Transport};
+use crate::cookie;
+use crate::metrics::{Limited, WorkerCounters};
+use crate::rrl::{RateLimiter, Verdict};
+use crate::sys::{UdpBatch, BATCH};
+
+/// Batches read from one UDP socket before other sockets get a turn.
+const BATCHES_PER_TURN: usize = 16;
+
+/// A worker's UDP sockets, its batch buffers and its rate limiter.
+pub(super) struct UdpSide {
+    sockets: Vec<UdpSocket>,
+    /// Sockets that may still hold datagrams after their turn ended.
+    pending: Vec<bool>,
+    batch: UdpBatch,
+    rate_limiter: Option<RateLimiter>,
+    /// The rate limiter's clock starts here.
+    started: Instant,
+}
+
+impl UdpSide {
+    pub(super) fn new(
+        sockets: Vec<std::net::UdpSocket>,
+        rate_limiter: Option<RateLimiter>,
+    ) -> Self {
+        Self {
+            pending: vec![false; sockets.len()],
+            sockets: sockets.into_iter().map(UdpSocket::from_std).collect(),
+            batch: UdpBatch::new(),
+            rate_limiter,
+            started: Instant::now(),
+        }
+    }
+
+    /// Registers socket `i` under token `first + i`.
+    pub(super) fn register(&mut self, registry: &Registry, first: usize) -> io::Result<()> {
+        for (i, socket) in self.sockets.iter_mut().enumerate() {
+            registry.register(socket, Token(first + i), Interest::READABLE)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.sockets.len()
+    }
+
+    /// Socket `i` became readable.
+    pub(super) fn mark_pending(&mut self, i: usize) {
+        if let Some(pending) = self.pending.get_mut(i) {
+            *pending = true;
+        }
+    }
+
+    pub(super) fn has_pending(&self) -> bool {
+        self.pending.contains(&true)
+    }
+
+    /// Shutdown: closes every socket.
+    pub(super) fn close(&mut self) {
+        self.sockets.clear();
+        self.pending.clear();
+    }
+
+    /// Gives each socket with datagrams waiting its turn.
+    pub(super) fn serve_pending(&mut self, shared: &Shared, counters: &WorkerCounters) {
+        for i in 0..self.sockets.len() {
+            if self.pending[i] {
+                self.pending[i] = self.serve(i, shared, counters);
+            }
+        }
+    }
+
+    /// Answers datagrams on socket `i` for one turn. Returns whether it may hold more.
+    fn serve(&mut self, i: usize, shared: &Shared, counters: &WorkerCounters) -> bool {
+        let socket = self.sockets[i].as_fd();
+        for _ in 0..BATCHES_PER_TURN {
+            let received = match self.batch.recv(socket) {
+                Ok(0) => return false,
+                Ok(received) => received,
+                // WouldBlock: drained. Other errors (e.g. ICMP-induced ECONNREFUSED) concern
+                // one peer; the socket stays usable, and under edge-triggered polling we must
+                // keep reading until it is drained (WouldBlock or a short batch).
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(_) => continue,
+            };
+            let (snapshot, cookies) = (shared.snapshot.load(), shared.cookies.load());
+            let mut answer = UdpAnswer {
+                serving: Serving::new(&snapshot, &cookies, counters),
+                rate_limiter: self.rate_limiter.as_mut(),
+                now_ms: self.started.elapsed().as_millis() as u64,
+            };
+            self.batch
+                .answer_each(|query, sender, out| answer.answer(query, sender, out));
+            drop((snapshot, cookies));
+            self.batch.send(socket);
+            // A short batch means the queue ran dry during the call. Every datagram that
+            // arrives later raises a new edge, so there is no need to spend a system call
+            // on seeing EAGAIN.
+            if received < BATCH {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Everything one UDP batch is answered with.
+struct UdpAnswer<'a> {
+    serving: Serving<'a>,
+    rate_limiter: Option<&'a mut RateLimiter>,
+    /// The rate limiter's clock.
+    now_ms: u64,
+}
+
+impl UdpAnswer<'_> {
+    /// Answers one datagram, then lets the rate limiter drop or truncate the response; a
+    /// query with a valid server cookie is not limited (its source address is proven).
+    fn answer(&mut self, query: &[u8], sender: Option<IpAddr>, out: &mut [u8]) -> Option<usize> {
+        let serving = &self.serving;
+        let context = serving.context(Transport::Udp, sender);
+        let mut summary = respond_to(query, serving.snapshot, &context, out);
+        if let (Some(limiter), Some(_), Some(client)) =
+            (self.rate_limiter.as_deref_mut(), summary.len, sender)
+        {
+            if summary.cookie != Some(cookie::Check::Valid) {
+                match limiter.check(client, self.now_ms) {
+                    Verdict::Send => {}
+                    Verdict::Drop => {
+                        serving.counters.rate_limited(Limited::Dropped);
+                        summary.len = None;
+                    }
+                    Verdict::Slip => {
+                        serving.counters.rate_limited(Limited::Slipped);
+                        summary.truncate(out);
+                    }
+                }
+            }
+        }
+        serving.counters.record(Transport::Udp, &summary);
+        summary.len
+    }
+}
