@@ -1,8 +1,9 @@
 //! (query bytes, snapshot) -> response bytes. Pure: no I/O, no allocation, no panics.
 //!
 //! A reader can follow one query top to bottom: [`respond_to`] parses it, answers cookies
-//! (RFC 7873) and EDNS versions (RFC 6891), asks [`decide`](decide::decide) for the outcome
-//! of the question, and has [`Reply`](reply::Reply) write it under the transport's size limit.
+//! (RFC 7873) and EDNS versions (RFC 6891), asks `decide` (decide.rs, the rules) for the
+//! outcome of the question, and has `Reply` (reply.rs) write it under the transport's size
+//! limit.
 
 mod decide;
 mod reply;

@@ -1,12 +1,12 @@
 //! Sockets, worker threads, signals and reload.
 //!
-//! Every worker owns one UDP socket and one TCP listener per listen address ([`socket`]),
-//! all bound with SO_REUSEPORT so the kernel spreads queries and connections across workers,
-//! and runs its own mio event loop ([`worker`]: its UDP half in [`udp`], its connections in
-//! [`tcp`]). Workers share nothing but [`shared::Shared`]: the current snapshot and cookie
-//! secrets behind arc-swap and a shutdown flag; each counts into its own
-//! [`WorkerCounters`]. Signals are taken on the main thread ([`signals`]), which reloads
-//! through [`Running::reload`] and stops through [`Running::shutdown`].
+//! Every worker owns one UDP socket and one TCP listener per listen address (socket.rs), all
+//! bound with SO_REUSEPORT so the kernel spreads queries and connections across workers, and
+//! runs its own mio event loop (worker.rs: its UDP half in udp.rs, where a packet's walk
+//! starts, its connections in tcp/). Workers share nothing but `Shared` (shared.rs): the
+//! current snapshot and cookie secrets behind arc-swap and a shutdown flag; each counts into
+//! its own [`WorkerCounters`]. Signals are taken on the main thread (signals.rs), which
+//! reloads through [`Running::reload`] and stops through [`Running::shutdown`].
 
 pub mod http;
 mod running;
