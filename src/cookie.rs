@@ -16,16 +16,32 @@ pub const CLIENT_COOKIE: usize = 8;
 pub const SERVER_COOKIE: usize = 16;
 /// Bytes of a COOKIE option carrying both.
 pub const FULL_COOKIE: usize = CLIENT_COOKIE + SERVER_COOKIE;
-/// Longest server cookie RFC 7873 §4.2 allows.
+/// Shortest and longest server cookie RFC 7873 §4.2 allows.
+const MIN_SERVER_COOKIE: usize = 8;
 const MAX_SERVER_COOKIE: usize = 32;
 const VERSION: u8 = 1;
+/// Bytes of a secret (RFC 9018 §4.4: a 128-bit SipHash key).
+const SECRET: usize = 16;
+
+/// The server cookie's layout (RFC 9018 §4): a header of version, three reserved bytes and a
+/// timestamp, then the hash.
+mod field {
+    use core::ops::Range;
+    pub(super) const HEADER: usize = 8;
+    pub(super) const VERSION: usize = 0;
+    pub(super) const TIMESTAMP: Range<usize> = 4..HEADER;
+    /// The hash input: client cookie, header, then the client's address.
+    pub(super) const INPUT_ADDRESS: usize = super::CLIENT_COOKIE + HEADER;
+}
+/// Longest hash input: with an IPv6 address.
+const MAX_HASH_INPUT: usize = field::INPUT_ADDRESS + 16;
 /// RFC 9018 §4.3: a cookie older than an hour, or more than five minutes ahead, is stale.
 const MAX_AGE: u32 = 3600;
 const MAX_AHEAD: u32 = 300;
 
 /// A 128-bit server secret.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Secret([u8; 16]);
+pub struct Secret([u8; SECRET]);
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -54,7 +70,7 @@ impl fmt::Display for SecretError {
 impl std::error::Error for SecretError {}
 
 impl Secrets {
-    pub fn new(current: [u8; 16], other: Option<[u8; 16]>) -> Self {
+    pub fn new(current: [u8; SECRET], other: Option<[u8; SECRET]>) -> Self {
         Self {
             current: Secret(current),
             other: other.map(Secret),
@@ -97,7 +113,7 @@ impl Secrets {
     /// A secret of this process alone, for a server that is not part of a fleet.
     pub fn random() -> std::io::Result<Self> {
         use std::io::Read;
-        let mut secret = [0; 16];
+        let mut secret = [0; SECRET];
         std::fs::File::open("/dev/urandom")?.read_exact(&mut secret)?;
         Ok(Self::new(secret, None))
     }
@@ -111,16 +127,20 @@ impl Secrets {
         match server_cookie.len() {
             0 => return Check::ClientOnly,
             // RFC 7873 §5.2.2: a server cookie is 8 to 32 bytes.
-            8..=MAX_SERVER_COOKIE => {}
+            MIN_SERVER_COOKIE..=MAX_SERVER_COOKIE => {}
             _ => return Check::Malformed,
         }
-        let header: [u8; 8] = server_cookie[..8].try_into().unwrap_or_default();
+        let header: [u8; field::HEADER] = server_cookie[..field::HEADER]
+            .try_into()
+            .unwrap_or_default();
         let valid = server_cookie.len() == SERVER_COOKIE
-            && header[0] == VERSION
-            && fresh(read_u32(&header[4..]), now)
+            && header[field::VERSION] == VERSION
+            && fresh(read_u32(&header[field::TIMESTAMP]), now)
             && std::iter::once(&self.current)
                 .chain(&self.other)
-                .any(|secret| hash(secret, client_cookie, header, client) == server_cookie[8..]);
+                .any(|secret| {
+                    hash(secret, client_cookie, header, client) == server_cookie[field::HEADER..]
+                });
         if valid {
             Check::Valid
         } else {
@@ -132,17 +152,17 @@ impl Secrets {
     pub fn answer(&self, client_cookie: &[u8], client: IpAddr, now: u32) -> [u8; FULL_COOKIE] {
         let mut cookie = [0; FULL_COOKIE];
         cookie[..CLIENT_COOKIE].copy_from_slice(&client_cookie[..CLIENT_COOKIE]);
-        let mut header = [0; 8];
-        header[0] = VERSION;
-        header[4..].copy_from_slice(&now.to_be_bytes());
-        cookie[CLIENT_COOKIE..CLIENT_COOKIE + 8].copy_from_slice(&header);
+        let mut header = [0; field::HEADER];
+        header[field::VERSION] = VERSION;
+        header[field::TIMESTAMP].copy_from_slice(&now.to_be_bytes());
+        cookie[CLIENT_COOKIE..CLIENT_COOKIE + field::HEADER].copy_from_slice(&header);
         let hash = hash(
             &self.current,
             &client_cookie[..CLIENT_COOKIE],
             header,
             client,
         );
-        cookie[CLIENT_COOKIE + 8..].copy_from_slice(&hash);
+        cookie[CLIENT_COOKIE + field::HEADER..].copy_from_slice(&hash);
         cookie
     }
 }
@@ -173,18 +193,24 @@ fn fresh(stamp: u32, now: u32) -> bool {
     age <= MAX_AGE || stamp.wrapping_sub(now) <= MAX_AHEAD
 }
 
-fn hash(secret: &Secret, client_cookie: &[u8], header: [u8; 8], client: IpAddr) -> [u8; 8] {
-    let mut input = [0u8; CLIENT_COOKIE + 8 + 16];
+fn hash(
+    secret: &Secret,
+    client_cookie: &[u8],
+    header: [u8; field::HEADER],
+    client: IpAddr,
+) -> [u8; 8] {
+    let mut input = [0u8; MAX_HASH_INPUT];
     input[..CLIENT_COOKIE].copy_from_slice(client_cookie);
-    input[CLIENT_COOKIE..CLIENT_COOKIE + 8].copy_from_slice(&header);
+    input[CLIENT_COOKIE..field::INPUT_ADDRESS].copy_from_slice(&header);
+    let address = &mut input[field::INPUT_ADDRESS..];
     let len = match client {
         IpAddr::V4(ip) => {
-            input[16..20].copy_from_slice(&ip.octets());
-            20
+            address[..4].copy_from_slice(&ip.octets());
+            field::INPUT_ADDRESS + 4
         }
         IpAddr::V6(ip) => {
-            input[16..32].copy_from_slice(&ip.octets());
-            32
+            address.copy_from_slice(&ip.octets());
+            MAX_HASH_INPUT
         }
     };
     siphash24(&secret.0, &input[..len]).to_le_bytes()
@@ -194,12 +220,12 @@ fn read_u32(bytes: &[u8]) -> u32 {
     u32::from_be_bytes(bytes.try_into().unwrap_or_default())
 }
 
-fn parse_hex(text: &str) -> Option<[u8; 16]> {
+fn parse_hex(text: &str) -> Option<[u8; SECRET]> {
     let digits = text.as_bytes();
-    if digits.len() != 32 {
+    if digits.len() != 2 * SECRET {
         return None;
     }
-    let mut out = [0; 16];
+    let mut out = [0; SECRET];
     for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
         let pair = std::str::from_utf8(pair).ok()?;
         *byte = u8::from_str_radix(pair, 16).ok()?;
