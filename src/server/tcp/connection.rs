@@ -21,11 +21,11 @@ pub(super) struct Connection {
     pub(super) stream: TcpStream,
     peer: IpAddr,
     /// Received bytes, `inbox[read_at..received]` not yet answered.
-    pub(super) inbox: Box<[u8]>,
+    inbox: Box<[u8]>,
     read_at: usize,
     received: usize,
     /// Responses, `outbox[sent..queued]` not yet written.
-    pub(super) outbox: Box<[u8]>,
+    outbox: Box<[u8]>,
     sent: usize,
     queued: usize,
     pub(super) last_active: Instant,
@@ -34,7 +34,7 @@ pub(super) struct Connection {
     pub(super) stalled_since: Option<Instant>,
     peer_done: bool,
     /// Shutdown: answer the queries already read, send every answer, then linger.
-    pub(super) draining: bool,
+    draining: bool,
     /// Our side is shut down (FIN sent after the last answer); what the client still sends
     /// is read and discarded until it closes, so that the close is not a reset, which would
     /// destroy answers the client has not read yet.
@@ -67,6 +67,19 @@ impl Connection {
             peer_done: false,
             draining: false,
             lingering: false,
+        }
+    }
+
+    /// Shutdown: answer the queries already read, send every answer, then linger.
+    pub(super) fn start_draining(&mut self) {
+        self.draining = true;
+    }
+
+    /// The buffers, for the next connection.
+    pub(super) fn into_buffers(self) -> Buffers {
+        Buffers {
+            inbox: self.inbox,
+            outbox: self.outbox,
         }
     }
 
@@ -220,8 +233,8 @@ impl Connection {
 /// one as they are: lengths say what is valid, so they need no zeroing, and a flood of
 /// short connections costs neither an allocation nor a 192 KiB memset each.
 pub(super) struct Buffers {
-    pub(super) inbox: Box<[u8]>,
-    pub(super) outbox: Box<[u8]>,
+    inbox: Box<[u8]>,
+    outbox: Box<[u8]>,
 }
 
 impl Buffers {

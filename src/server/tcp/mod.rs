@@ -166,7 +166,7 @@ impl Connections {
     pub(super) fn drain(&mut self, serving: &Serving<'_>) {
         for index in 0..self.slots.len() {
             if let Some(connection) = &mut self.slots[index] {
-                connection.draining = true;
+                connection.start_draining();
                 self.drive(Token(self.base + index), serving);
             }
         }
@@ -212,10 +212,7 @@ impl Connections {
     /// buffers, as many as there can be connections.
     fn keep_buffers(&mut self, connection: Connection) {
         if self.spare.len() < self.limits.max_connections {
-            self.spare.push(Buffers {
-                inbox: connection.inbox,
-                outbox: connection.outbox,
-            });
+            self.spare.push(connection.into_buffers());
         }
     }
 }
