@@ -181,17 +181,19 @@ impl<'b, 's> Reply<'b, 's> {
         }
         let response_flags =
             flags::QR | (self.query_flags & flags::RD) | self.extra_flags | rcode.header_bits();
-        let header = [
-            self.id,
-            response_flags,
-            u16::from(has_question),
-            self.counts[0],
-            self.counts[1],
-            additional,
+        let mut header = [0; HEADER_LEN];
+        let fields = [
+            (field::ID, self.id),
+            (field::FLAGS, response_flags),
+            (field::QDCOUNT, u16::from(has_question)),
+            (field::ANCOUNT, self.counts[0]),
+            (field::NSCOUNT, self.counts[1]),
+            (field::ARCOUNT, additional),
         ];
-        for (i, value) in header.into_iter().enumerate() {
-            self.writer.patch_u16(2 * i, value);
+        for (range, value) in fields {
+            header[range].copy_from_slice(&value.to_be_bytes());
         }
+        self.writer.patch(0, &header);
         Finished {
             len: self.writer.len(),
             truncated: self.extra_flags & flags::TC != 0,

@@ -5,7 +5,7 @@
 //! expects), then the question and the records after it (FORMERR).
 
 use super::name::{LabelKind, MAX_NAME};
-use super::record::{field as rr, OPTION_HEADER, QUESTION_FIXED, RR_FIXED};
+use super::record::{field as rr, fixed_at, read_be16, OPTION_HEADER, QUESTION_FIXED, RR_FIXED};
 use super::{field, flags, read_u16, Class, Opcode, Rtype, HEADER_LEN};
 
 /// The one question of a query, borrowed from the datagram.
@@ -185,9 +185,9 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, Reject<'_>> {
             let owner_start = at;
             at = skip_name(packet, at).ok_or(malformed)?;
             let owner = &packet[owner_start..at];
-            let fixed = packet.get(at..at + RR_FIXED).ok_or(malformed)?;
-            let rtype = Rtype(read_u16(fixed, rr::TYPE.start).unwrap_or(0));
-            let rdlen = read_u16(fixed, rr::RDLENGTH.start).unwrap_or(0) as usize;
+            let fixed: &[u8; RR_FIXED] = fixed_at(packet, at).ok_or(malformed)?;
+            let rtype = Rtype(read_be16(fixed, rr::TYPE));
+            let rdlen = read_be16(fixed, rr::RDLENGTH) as usize;
             let rdata = packet
                 .get(at + RR_FIXED..at + RR_FIXED + rdlen)
                 .ok_or(malformed)?;
@@ -199,10 +199,10 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, Reject<'_>> {
                     return Err(form_err(question, None, FormErrCause::Opt));
                 }
                 opt = Some(Opt {
-                    udp_payload: read_u16(fixed, rr::OPT_UDP_PAYLOAD.start).unwrap_or(0),
+                    udp_payload: read_be16(fixed, rr::OPT_UDP_PAYLOAD),
                     extended_rcode: fixed[rr::OPT_EXTENDED_RCODE],
                     version: fixed[rr::OPT_VERSION],
-                    flags: read_u16(fixed, rr::OPT_FLAGS.start).unwrap_or(0),
+                    flags: read_be16(fixed, rr::OPT_FLAGS),
                     options: rdata,
                 });
             }
@@ -239,12 +239,12 @@ fn parse_question(packet: &[u8], start: usize) -> Option<Question<'_>> {
         }
     }
     let name_end = at;
-    let fixed = packet.get(name_end..name_end + QUESTION_FIXED)?;
+    let fixed: &[u8; QUESTION_FIXED] = fixed_at(packet, name_end)?;
     Some(Question {
         raw: &packet[start..name_end + QUESTION_FIXED],
         name: &packet[start..name_end],
-        qtype: Rtype(read_u16(fixed, rr::QTYPE.start).unwrap_or(0)),
-        qclass: Class(read_u16(fixed, rr::QCLASS.start).unwrap_or(0)),
+        qtype: Rtype(read_be16(fixed, rr::QTYPE)),
+        qclass: Class(read_be16(fixed, rr::QCLASS)),
     })
 }
 

@@ -31,6 +31,19 @@ pub(crate) mod field {
     pub(crate) const QCLASS: Range<usize> = 2..4;
 }
 
+/// The `N` bytes of fixed fields at `at`, if the packet holds them.
+#[inline(always)]
+pub(crate) fn fixed_at<const N: usize>(packet: &[u8], at: usize) -> Option<&[u8; N]> {
+    packet.get(at..at.checked_add(N)?)?.try_into().ok()
+}
+
+/// The big-endian u16 at `range` of a block of fixed fields: with a constant range, no
+/// bounds check survives compilation.
+#[inline(always)]
+pub(crate) fn read_be16<const N: usize>(fixed: &[u8; N], range: core::ops::Range<usize>) -> u16 {
+    u16::from_be_bytes([fixed[range.start], fixed[range.start + 1]])
+}
+
 /// Appends a record owned by the question name (a pointer to it) with RDATA from `rdata`.
 pub fn push_record(out: &mut Vec<u8>, rtype: Rtype, class: Class, ttl: u32, rdata: &[&[u8]]) {
     out.extend_from_slice(&PTR_QNAME.to_be_bytes());

@@ -61,10 +61,11 @@ impl<'b> Writer<'b> {
         self.len = self.len.min(len);
     }
 
-    /// Overwrites a 16-bit field already written, such as a header count.
-    pub fn patch_u16(&mut self, at: usize, value: u16) {
-        if at + 2 <= self.len {
-            self.buf[at..at + 2].copy_from_slice(&value.to_be_bytes());
+    /// Overwrites bytes already written, such as the header once the counts are known.
+    /// Nothing is written unless all of `bytes` lands on what was written.
+    pub fn patch(&mut self, at: usize, bytes: &[u8]) {
+        if let Some(written) = self.buf[..self.len].get_mut(at..at + bytes.len()) {
+            written.copy_from_slice(bytes);
         }
     }
 
@@ -87,8 +88,10 @@ mod tests {
         assert_eq!(w.as_bytes(), b"abc");
         w.push(&[b"de", b"f"]).unwrap();
         assert_eq!(w.remaining(), 0);
-        w.patch_u16(1, 0x4142);
+        w.patch(1, b"AB");
         assert_eq!(w.as_bytes(), b"aABdef");
+        w.patch(5, b"GH");
+        assert_eq!(w.as_bytes(), b"aABdef", "past what was written: nothing");
         w.rewind(2);
         assert_eq!(w.as_bytes(), b"aA");
     }
