@@ -81,6 +81,29 @@ logged and the old ones keep serving); SIGTERM and SIGINT stop accepting, finish
 answers already asked for (at most 1 s) and exit.
 ";
 
+/// Every option that takes a value; anything else starting with '-' is unknown.
+const VALUE_FLAGS: [&str; 19] = [
+    "--dump",
+    "--zone",
+    "--target",
+    "--services",
+    "--listen",
+    "--threads",
+    "--ttl",
+    "--negative-ttl",
+    "--ns",
+    "--hostmaster",
+    "--identity",
+    "--version-string",
+    "--tcp-idle-timeout",
+    "--tcp-io-timeout",
+    "--tcp-max-connections",
+    "--metrics",
+    "--rrl-rate",
+    "--rrl-slip",
+    "--cookie-secret-file",
+];
+
 fn value<T: FromStr>(flag: &str, text: &str, what: &str) -> Result<T, CliError> {
     text.parse()
         .map_err(|_| CliError(format!("{flag}: {text:?} is not {what}")))
@@ -99,6 +122,8 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
                 "serve" => Command::Serve,
                 "check" => Command::Check,
                 "zonefile" => Command::Zonefile,
+                "help" => return Ok(Invocation::Help),
+                "version" => return Ok(Invocation::Version),
                 other => return Err(CliError(format!("unknown command {other:?}"))),
             };
             if command.replace(chosen).is_some() {
@@ -115,7 +140,8 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
         match flag.as_str() {
             "-h" | "--help" => return Ok(Invocation::Help),
             "-V" | "--version" => return Ok(Invocation::Version),
-            _ => {}
+            known if VALUE_FLAGS.contains(&known) => {}
+            other => return Err(CliError(format!("unknown option {other}"))),
         }
         let text = match inline {
             Some(text) => text,
@@ -221,6 +247,18 @@ mod tests {
         assert_eq!(config.ttl, 30);
         assert_eq!(run(&["zonefile", "-h"]), Ok(Invocation::Help));
         assert_eq!(run(&["-V"]), Ok(Invocation::Version));
+        assert_eq!(run(&["help"]), Ok(Invocation::Help));
+        assert_eq!(run(&["version"]), Ok(Invocation::Version));
+    }
+
+    #[test]
+    fn every_value_flag_is_parsed_and_documented() {
+        for flag in VALUE_FLAGS {
+            if let Err(error) = run(&[flag, "1"]) {
+                assert!(!error.0.contains("unknown option"), "{flag}: {error}");
+            }
+            assert!(USAGE.contains(flag), "{flag} missing from USAGE");
+        }
     }
 
     #[test]
@@ -240,6 +278,8 @@ mod tests {
             (&["--listen", "localhost"], "--listen"),
             (&["--zone"], "--zone needs a value"),
             (&["--frobnicate", "1"], "--frobnicate"),
+            (&["--frob"], "unknown option --frob"),
+            (&["-x"], "unknown option -x"),
             (&["serve", "check"], "second command"),
             (&["bogus"], "unknown command"),
         ];

@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::snapshot::{expand_target, Zone, ZoneSettings};
-use crate::wire::name::{check_label, name_to_wire, Charset};
-use crate::wire::MAX_LABEL;
+use crate::wire::name::{check_label, is_within, name_to_wire, Charset};
+use crate::wire::record::{OPTION_HEADER, OPT_FIXED, QUESTION_FIXED, RR_FIXED};
+use crate::wire::{HEADER_LEN, MAX_LABEL, MAX_NAME, MAX_TCP, PTR_QNAME};
 
 /// More workers than this is a typo, not a machine.
 const MAX_THREADS: usize = 1024;
@@ -19,6 +20,17 @@ const MAX_TTL: u32 = 0x7FFF_FFFF;
 const MAX_CHARACTER_STRING: usize = 255;
 /// Longest service name: `{service}-` and at least one byte of app ID fit in a label.
 const MAX_SERVICE: usize = MAX_LABEL - 2;
+/// Room an apex NS answer over TCP always has for its records, whatever the query: the
+/// message less the header, the largest question and the largest OPT we send (NSID with a
+/// 255-byte identity and a cookie).
+const NS_ANSWER_ROOM: usize = MAX_TCP
+    - HEADER_LEN
+    - (MAX_NAME + QUESTION_FIXED)
+    - (OPT_FIXED
+        + OPTION_HEADER
+        + MAX_CHARACTER_STRING
+        + OPTION_HEADER
+        + crate::cookie::FULL_COOKIE);
 /// `--version-string none` hides the version.
 const HIDDEN_VERSION: &str = "none";
 
@@ -162,7 +174,14 @@ impl Config {
             ));
         }
         let sample = expand_target(&self.target, "ws", "c");
-        name_to_wire(&sample).map_err(|e| invalid("--target", e))?;
+        let sample = name_to_wire(&sample).map_err(|e| invalid("--target", e))?;
+        // A target in the zone would be answered by this zone: CNAME loops and chains.
+        if is_within(&sample, &apex) {
+            return Err(invalid(
+                "--target",
+                format!("{:?} names fall inside --zone {:?}", self.target, self.zone),
+            ));
+        }
 
         for (flag, ttl) in [("--ttl", self.ttl), ("--negative-ttl", self.negative_ttl)] {
             if ttl > MAX_TTL {
@@ -179,16 +198,28 @@ impl Config {
         if u16::try_from(self.ns.len()).is_err() {
             return Err(invalid("--ns", "too many name servers"));
         }
-        let ns = self
+        let ns: Vec<(String, Vec<u8>)> = self
             .ns
             .iter()
-            .map(|ns| {
-                Ok((
-                    ns.clone(),
-                    name_to_wire(ns).map_err(|e| invalid("--ns", e))?,
-                ))
+            .map(|ns| match name_to_wire(ns) {
+                Ok(wire) if wire.len() > 1 => Ok((ns.clone(), wire)),
+                Ok(_) => Err(invalid("--ns", format!("{ns:?} is the root, not a server"))),
+                Err(e) => Err(invalid("--ns", e)),
             })
             .collect::<Result<_, ConfigError>>()?;
+        // Every NS record: a pointer to the question, the fixed fields, the name.
+        let ns_bytes: usize = ns
+            .iter()
+            .map(|(_, wire)| size_of_val(&PTR_QNAME) + RR_FIXED + wire.len())
+            .sum();
+        if ns_bytes > NS_ANSWER_ROOM {
+            return Err(invalid(
+                "--ns",
+                format!(
+                    "the NS set takes {ns_bytes} bytes, over the {NS_ANSWER_ROOM} that always fit in one TCP answer"
+                ),
+            ));
+        }
         let hostmaster_text = self.hostmaster();
         let hostmaster = name_to_wire(&hostmaster_text).map_err(|e| invalid("--hostmaster", e))?;
 
@@ -288,6 +319,22 @@ mod tests {
             ),
             ("--ttl", Box::new(|c| c.ttl = u32::MAX)),
             ("--ns", Box::new(|c| c.ns = vec![])),
+            ("--ns", Box::new(|c| c.ns = vec![".".into()])),
+            ("--ns", Box::new(|c| c.ns = vec!["".into()])),
+            (
+                "--ns",
+                Box::new(|c| {
+                    c.ns = (0..300)
+                        .map(|i| format!("{i}.{}", "n".repeat(200)))
+                        .collect()
+                }),
+            ),
+            // The default target falls inside example.com: ws-mt1.example.com would loop.
+            ("--target", Box::new(|c| c.zone = "example.com".into())),
+            (
+                "--target",
+                Box::new(|c| c.target = "{service}-{cluster}.apps.example.com".into()),
+            ),
             (
                 "--hostmaster",
                 Box::new(|c| c.hostmaster = Some("a b".into())),

@@ -77,13 +77,14 @@ impl Secrets {
         }
     }
 
-    /// Parses a secret file: one or two secrets of 32 hex digits, one per line; blank lines
-    /// and lines starting with '#' are skipped. The first makes cookies, both are accepted.
+    /// Parses a secret file: one or two secrets of 32 hex digits, one per line; '#' starts a
+    /// comment, to the end of its line, and blank lines are skipped. The first makes cookies,
+    /// both are accepted.
     pub fn parse(text: &str) -> Result<Self, SecretError> {
         let mut secrets = Vec::new();
         for (number, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
+            let line = line.split('#').next().unwrap_or_default().trim();
+            if line.is_empty() {
                 continue;
             }
             let secret = parse_hex(line).ok_or_else(|| {
@@ -222,7 +223,8 @@ fn read_u32(bytes: &[u8]) -> u32 {
 
 fn parse_hex(text: &str) -> Option<[u8; SECRET]> {
     let digits = text.as_bytes();
-    if digits.len() != 2 * SECRET {
+    // from_str_radix alone would take a sign: "+0" is not two hex digits.
+    if digits.len() != 2 * SECRET || !digits.iter().all(u8::is_ascii_hexdigit) {
         return None;
     }
     let mut out = [0; SECRET];
@@ -431,12 +433,19 @@ mod tests {
         let two = "445536bcd2513298075a5d379663c962";
         assert!(Secrets::parse(&format!("# fleet\n{one}\n\n")).is_ok());
         assert!(Secrets::parse(&format!("{one}\n{two}\n")).is_ok());
+        assert_eq!(
+            Secrets::parse(&format!("{one}  # new, 2026-11-27\n{two} # old\n")),
+            Secrets::parse(&format!("{one}\n{two}\n")),
+            "a comment may end a line"
+        );
         for (text, error) in [
             ("", "no secret"),
             ("e5e9", "line 1"),
             (&format!("{one}\n{one}x\n") as &str, "line 2"),
             (&format!("{one}\n{two}\n{one}\n"), "more than two"),
             (&"zz".repeat(16), "line 1"),
+            (&"+0".repeat(16), "line 1"),
+            (&"-f".repeat(16), "line 1"),
         ] {
             let got = Secrets::parse(text).unwrap_err().to_string();
             assert!(got.contains(error), "{text:?}: {got}");

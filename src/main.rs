@@ -62,7 +62,11 @@ fn main() -> ExitCode {
         }
         Command::Zonefile => {
             let mut out = BufWriter::new(std::io::stdout().lock());
-            zonefile::write(&snapshot, &mut out).and_then(|()| out.flush())
+            match zonefile::write(&snapshot, &mut out).and_then(|()| out.flush()) {
+                // The reader has what it wanted (`cnamed zonefile | head`): stop quietly.
+                Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                other => other,
+            }
         }
         Command::Serve => {
             eprintln!(

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -196,8 +196,12 @@ fn bad_flags_exit_with_one_line_naming_the_flag() {
         (&["--services", "w-s"], "--services"),
         (&["--target", "{service}.x"], "--target"),
         (&["--ttl", "99999999999"], "--ttl"),
-        (&["--bogus"], "--bogus"),
+        (&["--bogus"], "unknown option --bogus"),
         (&["--dump"], "--dump"),
+        // The default target, {service}-{cluster}.example.com, would be inside the zone.
+        (&["--zone", "example.com"], "--target"),
+        (&["--ns", "."], "--ns"),
+        (&["--ns", ""], "--ns"),
     ];
     for (args, flag) in cases {
         let output = Command::new(binary()).args(*args).output().unwrap();
@@ -324,4 +328,45 @@ fn serves_ipv4_and_ipv6_side_by_side() {
     std::io::Write::write_all(&mut stream, &frame(&packet)).unwrap();
     let reply = decode(&read_frame(&mut stream).unwrap());
     assert_eq!(reply.answer_count(), 1);
+}
+
+#[test]
+fn help_and_version_commands() {
+    let help = Command::new(binary()).arg("help").output().unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Usage:"));
+    let version = Command::new(binary()).arg("version").output().unwrap();
+    assert!(version.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("cnamed {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+/// `cnamed zonefile | head`: the reader goes away early; cnamed stops quietly, as Unix tools do.
+#[test]
+fn zonefile_into_a_closed_pipe_exits_quietly() {
+    use std::io::Read;
+    let apps: Vec<String> = (0..50_000)
+        .map(|i| format!(r#""{i}": "mt{}""#, i % 4))
+        .collect();
+    let dump = temp_dump(
+        "zonefile_pipe",
+        &format!(r#"{{"serial": 1, "apps": {{{}}}}}"#, apps.join(",")),
+    );
+    let mut child = Command::new(binary())
+        .arg("zonefile")
+        .arg("--dump")
+        .arg(&dump)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut head = [0u8; 64];
+    stdout.read_exact(&mut head).unwrap();
+    drop(stdout);
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
 }

@@ -407,3 +407,49 @@ fn slip_truncates_the_written_reply() {
     assert!(!summary.truncated);
     assert_eq!(out[..summary.len.unwrap()], before[..]);
 }
+
+/// The configuration caps the NS set so that an apex NS answer always fits one TCP message,
+/// with the largest OPT we send (NSID with a 255-byte identity and a cookie): the largest set
+/// it accepts is answered whole.
+#[test]
+fn largest_ns_set_fits_over_tcp() {
+    let mut config = Config {
+        identity: Some("i".repeat(255)),
+        ..Config::default()
+    };
+    let name = |i: usize| {
+        format!(
+            "{i:03}.{}.{}.{}",
+            "n".repeat(63),
+            "n".repeat(63),
+            "n".repeat(63)
+        )
+    };
+    let mut count = 1;
+    while {
+        config.ns = (0..count + 1).map(name).collect();
+        config.zone_settings().is_ok()
+    } {
+        count += 1;
+    }
+    config.ns = (0..count).map(name).collect();
+    assert!(count > 200, "{count} NS names of 200 bytes fit");
+    let json = br#"{"serial": 1, "apps": {}}"#;
+    let snapshot = Snapshot::from_json(json, &config.zone().unwrap()).unwrap();
+    let secrets = Secrets::new([9; 16], None);
+    let context = Context {
+        transport: Transport::Tcp,
+        ..cookie_context(&secrets)
+    };
+    let query = QueryBuilder::new("apps.example.com", 2)
+        .option(3, &[])
+        .option(10, &[1; 8])
+        .build();
+    let mut out = vec![0; MAX_TCP];
+    let summary = respond_to(&query, &snapshot, &context, &mut out);
+    let reply = decode(&out[..summary.len.unwrap()]);
+    assert!(!reply.truncated());
+    assert_eq!(reply.answer_count() as usize, count);
+    let options = reply.extensions().as_ref().unwrap().options().as_ref();
+    assert_eq!(options.len(), 2, "NSID and the cookie are both there");
+}

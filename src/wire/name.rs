@@ -147,6 +147,23 @@ pub fn name_to_wire(text: &str) -> Result<Vec<u8>, String> {
     Ok(wire)
 }
 
+/// Whether the wire name `name` is `apex` or below it, both uncompressed and lower case. For
+/// start-up and load-time checks; the query path has its own (`answer::decide::locate`).
+pub fn is_within(name: &[u8], apex: &[u8]) -> bool {
+    let Some(suffix_at) = name.len().checked_sub(apex.len()) else {
+        return false;
+    };
+    if name[suffix_at..] != *apex {
+        return false;
+    }
+    // The suffix must start on a label boundary.
+    let mut at = 0;
+    while at < suffix_at {
+        at += 1 + usize::from(name[at]);
+    }
+    at == suffix_at
+}
+
 /// Writes a wire name (as produced by [`name_to_wire`]) in presentation form with a trailing
 /// dot.
 pub fn wire_to_text(wire: &[u8]) -> String {
@@ -254,6 +271,25 @@ mod tests {
                 check_label(label, *charset, *max).err(),
                 *expected,
                 "{label:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn within() {
+        let apex = name_to_wire("example.com").unwrap();
+        for (name, inside) in [
+            ("example.com", true),
+            ("ws-mt1.example.com", true),
+            ("a.b.example.com", true),
+            ("xexample.com", false),
+            ("example.org", false),
+            ("com", false),
+        ] {
+            assert_eq!(
+                is_within(&name_to_wire(name).unwrap(), &apex),
+                inside,
+                "{name}"
             );
         }
     }
