@@ -229,3 +229,37 @@ fn dig_and_kdig_cookies_and_rollover() {
     present("kdig", &kdig_new);
     assert_eq!(verdicts(metrics), [2.0, 2.0, 6.0], "new cookies valid");
 }
+
+/// RFC 7873 §5.4: a query with no question and a COOKIE option is how a client asks for a
+/// server cookie (`dig +cookie +header-only`): NOERROR with the cookie, not FORMERR. Without a
+/// COOKIE option, QDCOUNT=0 stays FORMERR.
+#[test]
+fn cookie_only_query_gets_a_server_cookie() {
+    let file = secret_file("cookie_only", SECRET_1);
+    let (server, _metrics) = start(&file);
+    let at = format!("@{}", server.addr.ip());
+    let port = server.addr.port().to_string();
+    let out = run("dig", &[&at, "-p", &port, "+cookie", "+header-only"]);
+    assert!(out.contains("status: NOERROR"), "{out}");
+    assert!(cookie_line(&out).ends_with("(good)"), "{out}");
+
+    // The same by hand, decoded by hickory, over UDP and TCP.
+    let cookie_opt = [
+        &[0, 0, 41, 4, 0xD0, 0, 0, 0, 0, 0, 12, 0, 10, 0, 8][..],
+        &CLIENT,
+    ]
+    .concat();
+    let packet = raw_query(9, 0x0100, [0, 0, 0, 1], &cookie_opt);
+    for bytes in [server.udp(&packet), server.tcp(&packet)] {
+        let reply = decode(&bytes);
+        assert_eq!(reply.response_code(), ResponseCode::NoError);
+        assert_eq!(reply.query_count(), 0);
+        assert_eq!(reply.answer_count(), 0);
+        let cookie = reply_cookie(&reply).expect("a server cookie");
+        assert_eq!(cookie.len(), 24);
+        assert_eq!(cookie[..8], CLIENT);
+    }
+    let plain_opt = [0, 0, 41, 4, 0xD0, 0, 0, 0, 0, 0, 0];
+    let reply = decode(&server.udp(&raw_query(9, 0x0100, [0, 0, 0, 1], &plain_opt)));
+    assert_eq!(reply.response_code(), ResponseCode::FormErr);
+}

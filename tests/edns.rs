@@ -260,3 +260,25 @@ fn tcp_carries_what_udp_cannot() {
     assert_eq!(ns_names(&tcp), expected);
     assert!(edns_of(&tcp).option(EdnsCode::NSID).is_some());
 }
+
+/// RFC 6891 §6.1.3: the version is checked first, so options that do not parse in a version
+/// we do not speak still get BADVERS, not FORMERR; a cookie in it is not answered.
+#[test]
+fn badvers_comes_before_the_options() {
+    let server = Cnamed::start(&[]);
+    for options in [&[0u8, 3, 0, 9][..], &[0, 10, 0, 3, 1, 2, 3], &[0, 10]] {
+        let mut packet = plain(HIT, RecordType::A);
+        add_opt(&mut packet, &[0], 1232, 1, 0, options);
+        for bytes in server.both(&packet) {
+            let reply = decode(&bytes);
+            assert_eq!(u16::from(reply.response_code()), 16, "{options:?}");
+            let edns = reply.extensions().as_ref().expect("an OPT back");
+            assert!(edns.options().as_ref().is_empty(), "{options:?}");
+        }
+        // Version 0 with the same options is malformed.
+        let mut packet = plain(HIT, RecordType::A);
+        add_opt(&mut packet, &[0], 1232, 0, 0, options);
+        let reply = decode(&server.udp(&packet));
+        assert_eq!(reply.response_code(), ResponseCode::FormErr, "{options:?}");
+    }
+}

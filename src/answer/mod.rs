@@ -16,7 +16,9 @@ use self::decide::{decide, Answer, Outcome};
 use self::reply::{truncate_finished, Finished, Reply, ReplyParts};
 use crate::cookie::{self, Secrets};
 use crate::snapshot::Snapshot;
-use crate::wire::{flags, parse_query, FormErrCause, OptionCode, Query, Question, Rcode, Reject};
+use crate::wire::{
+    flags, parse_query, FormErrCause, Opt, OptionCode, Query, Question, Rcode, Reject,
+};
 use crate::wire::{Rtype, PTR_QNAME};
 
 pub use crate::wire::DropReason;
@@ -155,6 +157,11 @@ pub fn respond_to(
                 ..Summary::sent(reply.finish(Rcode::NOTIMP), Rcode::NOTIMP)
             }
         }
+        Err(Reject::NoQuestion {
+            id,
+            flags: query_flags,
+            opt,
+        }) => answer_no_question((id, query_flags), opt, snapshot, context, out),
         Err(Reject::FormErr {
             id,
             flags: query_flags,
@@ -188,6 +195,15 @@ fn answer(
         opt: query.opt.as_ref(),
         ..ReplyParts::bare(query.id, query.flags)
     };
+    if query.opt.is_some_and(|opt| opt.version > 0) {
+        // RFC 6891 §6.1.3: BADVERS before anything else in the OPT is read, answered with the
+        // version we do speak (0).
+        let reply = Reply::start(out, parts, snapshot, context.transport);
+        return Summary {
+            qtype: Some(query.question.qtype),
+            ..Summary::sent(reply.finish(Rcode::BADVERS), Rcode::BADVERS)
+        };
+    }
     let cookie_option = match (context.cookies, context.client, &query.opt) {
         (Some(secrets), Some(client), Some(opt)) => opt
             .option(OptionCode::COOKIE)
@@ -211,16 +227,62 @@ fn answer(
         parts.cookie = Some(secrets.answer(option, client, context.now));
     }
     let mut reply = Reply::start(out, parts, snapshot, context.transport);
-    let rcode = if query.opt.is_some_and(|opt| opt.version > 0) {
-        // RFC 6891 §6.1.3: BADVERS, answered with the version we do speak (0).
-        Rcode::BADVERS
-    } else {
-        write_outcome(&mut reply, &query.question, snapshot)
-    };
+    let rcode = write_outcome(&mut reply, &query.question, snapshot);
     Summary {
         qtype: Some(query.question.qtype),
         cookie,
         ..Summary::sent(reply.finish(rcode), rcode)
+    }
+}
+
+/// A query with no question: BADVERS for an EDNS version we do not speak; with cookies
+/// answered and a COOKIE option, the query for a server cookie (RFC 7873 §5.4): NOERROR, no
+/// question, a fresh server cookie; otherwise FORMERR, as for any question count but one.
+fn answer_no_question(
+    (id, query_flags): (u16, u16),
+    opt: Option<Opt<'_>>,
+    snapshot: &Snapshot,
+    context: &Context<'_>,
+    out: &mut [u8],
+) -> Summary {
+    let mut parts = ReplyParts {
+        opt: opt.as_ref(),
+        ..ReplyParts::bare(id, query_flags)
+    };
+    if opt.is_some_and(|opt| opt.version > 0) {
+        let reply = Reply::start(out, parts, snapshot, context.transport);
+        return Summary::sent(reply.finish(Rcode::BADVERS), Rcode::BADVERS);
+    }
+    let cookie_option = match (context.cookies, context.client, &opt) {
+        (Some(secrets), Some(client), Some(opt)) => opt
+            .option(OptionCode::COOKIE)
+            .map(|option| (secrets, client, option)),
+        _ => None,
+    };
+    let Some((secrets, client, option)) = cookie_option else {
+        let reply = Reply::start(out, parts, snapshot, context.transport);
+        return Summary {
+            formerr: Some(FormErrCause::QuestionCount),
+            records: None,
+            ..Summary::sent(reply.finish(Rcode::FORMERR), Rcode::FORMERR)
+        };
+    };
+    let check = secrets.check(option, client, context.now);
+    if check == cookie::Check::Malformed {
+        // RFC 7873 §5.2.2: FORMERR, without a cookie.
+        let reply = Reply::start(out, parts, snapshot, context.transport);
+        return Summary {
+            formerr: Some(FormErrCause::Cookie),
+            cookie: Some(check),
+            records: None,
+            ..Summary::sent(reply.finish(Rcode::FORMERR), Rcode::FORMERR)
+        };
+    }
+    parts.cookie = Some(secrets.answer(option, client, context.now));
+    let reply = Reply::start(out, parts, snapshot, context.transport);
+    Summary {
+        cookie: Some(check),
+        ..Summary::sent(reply.finish(Rcode::NOERROR), Rcode::NOERROR)
     }
 }
 

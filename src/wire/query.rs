@@ -82,6 +82,13 @@ pub enum Reject<'a> {
     /// An opcode other than QUERY: NOTIMP, header only, since the rest of such a message has
     /// a format we cannot know.
     NotImp { id: u16, flags: u16 },
+    /// QDCOUNT=0, the rest well formed: FORMERR, unless the OPT carries a COOKIE option and
+    /// cookies are answered, which makes it the query for a server cookie (RFC 7873 §5.4).
+    NoQuestion {
+        id: u16,
+        flags: u16,
+        opt: Option<Opt<'a>>,
+    },
     /// FORMERR, echoing whatever could be read cleanly.
     FormErr {
         id: u16,
@@ -195,15 +202,23 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, Reject<'_>> {
             if rtype == Rtype::OPT {
                 // RFC 6891 §6.1.1: one OPT at most, only in the additional section, owned by
                 // the root. NOTE: an attacker may send two, or hide one in the answer section.
-                if !is_additional || opt.is_some() || owner != [0] || !options_fit(rdata) {
+                if !is_additional || opt.is_some() || owner != [0] {
                     return Err(form_err(question, None, FormErrCause::Opt));
                 }
+                let version = fixed[rr::OPT_VERSION];
+                // RFC 6891 §6.1.3: a version we do not speak gets BADVERS, whatever its
+                // options say: they are read only when they fit, and otherwise left out.
+                let options = match (options_fit(rdata), version) {
+                    (true, _) => rdata,
+                    (false, 0) => return Err(form_err(question, None, FormErrCause::Opt)),
+                    (false, _) => &[],
+                };
                 opt = Some(Opt {
                     udp_payload: read_be16(fixed, rr::OPT_UDP_PAYLOAD),
                     extended_rcode: fixed[rr::OPT_EXTENDED_RCODE],
-                    version: fixed[rr::OPT_VERSION],
+                    version,
                     flags: read_be16(fixed, rr::OPT_FLAGS),
-                    options: rdata,
+                    options,
                 });
             }
         }
@@ -214,6 +229,11 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, Reject<'_>> {
             id,
             flags: header_flags,
             question,
+            opt,
+        }),
+        None if qdcount == 0 => Err(Reject::NoQuestion {
+            id,
+            flags: header_flags,
             opt,
         }),
         None => Err(form_err(None, opt, FormErrCause::QuestionCount)),
@@ -382,12 +402,10 @@ mod tests {
     fn question_counts() {
         assert_eq!(
             parse_query(&query(0, 0, &[])),
-            Err(Reject::FormErr {
+            Err(Reject::NoQuestion {
                 id: 0xABCD,
                 flags: flags::RD,
-                question: None,
                 opt: None,
-                cause: FormErrCause::QuestionCount,
             })
         );
         let two = query(2, 1, &[QNAME, QTAIL_A_IN, QNAME, QTAIL_A_IN, OPT_1232_DO]);
