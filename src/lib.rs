@@ -19,6 +19,7 @@ pub mod answer;
 pub mod cli;
 pub mod config;
 pub mod cookie;
+pub mod log;
 pub mod metrics;
 pub mod rrl;
 pub mod server;

@@ -2,7 +2,7 @@
 
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cnamed::cli::{self, Command, Invocation};
 use cnamed::config::VERSION_STRING;
@@ -15,7 +15,16 @@ const USAGE_ERROR: u8 = 2;
 /// Exit code for everything else: a bad dump, a socket that cannot be bound.
 const FAILURE: u8 = 1;
 
+/// How long the last log lines get to reach stderr before the process exits.
+const LOG_FLUSH: Duration = Duration::from_secs(1);
+
 fn main() -> ExitCode {
+    let code = run();
+    cnamed::log::flush(LOG_FLUSH);
+    code
+}
+
+fn run() -> ExitCode {
     let invocation = match cli::parse(std::env::args().skip(1)) {
         Ok(invocation) => invocation,
         Err(error) => return fail(USAGE_ERROR, &error.to_string()),
@@ -69,8 +78,8 @@ fn main() -> ExitCode {
             }
         }
         Command::Serve => {
-            eprintln!(
-                "cnamed: loaded {}: {} apps in {:.1} ms",
+            cnamed::log!(
+                "loaded {}: {} apps in {:.1} ms",
                 config.dump.display(),
                 snapshot.app_count(),
                 load_time.as_secs_f64() * 1e3
@@ -85,6 +94,6 @@ fn main() -> ExitCode {
 }
 
 fn fail(code: u8, message: &str) -> ExitCode {
-    eprintln!("cnamed: {message}");
+    cnamed::log!("{message}");
     ExitCode::from(code)
 }

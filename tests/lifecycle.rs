@@ -370,3 +370,210 @@ fn zonefile_into_a_closed_pipe_exits_quietly() {
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&output.stderr), "");
 }
+
+/// A reload stuck on its dump (a FIFO nobody writes, as a hung network file system would be)
+/// must not hold up SIGTERM: the graceful stop starts at once and the stuck reload is
+/// abandoned. Before, the signal loop waited for the reload and the process never stopped.
+#[test]
+fn sigterm_stops_during_a_stuck_reload() {
+    let dump = temp_dump("stuck_reload", r#"{"serial": 1, "apps": {"1": "a"}}"#);
+    let mut server = Cnamed::start_dump(&dump, &[]);
+    std::fs::remove_file(&dump).unwrap();
+    let made = Command::new("mkfifo").arg(&dump).status().unwrap();
+    assert!(made.success(), "mkfifo");
+    server.signal("HUP");
+    // The reload opens the FIFO and waits there; the server still answers.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(serial_of(&server), 1);
+    server.signal("TERM");
+    assert_eq!(
+        server.wait_exit(Duration::from_secs(5)),
+        Some(0),
+        "SIGTERM must stop the server while a reload hangs"
+    );
+    let _ = std::fs::remove_file(&dump);
+}
+
+/// SIGHUPs that arrive while a reload runs coalesce into one more reload, not one each.
+#[test]
+fn sighups_during_a_reload_coalesce() {
+    let dump = temp_dump("coalesce", r#"{"serial": 1, "apps": {"1": "a"}}"#);
+    let mut server = Cnamed::start_dump(&dump, &[]);
+    std::fs::remove_file(&dump).unwrap();
+    let made = Command::new("mkfifo").arg(&dump).status().unwrap();
+    assert!(made.success(), "mkfifo");
+    // The first reload waits on the FIFO; ten more SIGHUPs arrive meanwhile.
+    server.signal("HUP");
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..10 {
+        server.signal("HUP");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Feed the FIFO twice: the first reload, then the one that stands for the ten.
+    for serial in [2, 3] {
+        let json = format!(r#"{{"serial": {serial}, "apps": {{"1": "a"}}}}"#);
+        std::fs::write(&dump, json).unwrap();
+        let line = server.wait_log("reloaded");
+        assert!(line.contains(&format!("serial {serial}")), "{line}");
+    }
+    // A third reload would be waiting to read the FIFO; opening it for writing without
+    // blocking fails (ENXIO) only when no reader is there.
+    std::thread::sleep(Duration::from_millis(500));
+    use std::os::unix::fs::OpenOptionsExt;
+    let writer = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(0o4000) // O_NONBLOCK
+        .open(&dump);
+    assert!(writer.is_err(), "a third reload is waiting on the dump");
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(Duration::from_secs(5)), Some(0));
+    let _ = std::fs::remove_file(&dump);
+}
+
+/// A storm of SIGHUPs, each reload slower than the gap between them, must not starve SIGTERM
+/// (when both are pending, sigwait takes SIGHUP first): the stop comes long before the storm
+/// ends.
+#[test]
+fn sigterm_gets_through_a_sighup_storm() {
+    let apps: Vec<String> = (0..200_000)
+        .map(|i| format!(r#""{i}": "mt{}""#, i % 4))
+        .collect();
+    let dump = temp_dump(
+        "storm",
+        &format!(r#"{{"serial": 1, "apps": {{{}}}}}"#, apps.join(",")),
+    );
+    let mut server = Cnamed::start_dump(&dump, &[]);
+    let pid = server.pid().to_string();
+    let storm_ends = std::time::Instant::now() + Duration::from_secs(15);
+    let storm = std::thread::spawn(move || {
+        while std::time::Instant::now() < storm_ends {
+            let sent = Command::new("kill").args(["-HUP", &pid]).status();
+            if !sent.is_ok_and(|status| status.success()) {
+                return; // the process is gone
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    server.wait_log("reloaded");
+    server.signal("TERM");
+    assert_eq!(
+        server.wait_exit(Duration::from_secs(5)),
+        Some(0),
+        "SIGTERM must not wait for the SIGHUP storm to end"
+    );
+    storm.join().unwrap();
+}
+
+/// Starts cnamed with stderr on a pipe and reads it until the server is serving; returns the
+/// child, the pipe's read end and the UDP address (and the metrics address, if asked for).
+fn start_with_stderr_pipe(
+    extra: &[&str],
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStderr>,
+    std::net::SocketAddr,
+) {
+    use std::io::BufRead;
+    let mut child = Command::new(binary())
+        .args(["--listen", "127.0.0.1:0", "--threads", "1"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "no serving line");
+        if let Some(rest) = line
+            .split(" on ")
+            .nth(1)
+            .filter(|_| line.contains("serving"))
+        {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    (child, stderr, addr)
+}
+
+fn answers(addr: std::net::SocketAddr) -> bool {
+    let packet = encode(&query("ws-123456.apps.example.com.", RecordType::A));
+    udp_exchange(addr, &packet, true).is_some_and(|reply| decode(&reply).answer_count() == 1)
+}
+
+/// Waits for the child's exit, at most `timeout`.
+fn exit_status(
+    child: &mut std::process::Child,
+    timeout: Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    None
+}
+
+/// stderr is a pipe whose reader is gone: logging must not kill the server (eprintln!
+/// panics on EPIPE, and the release build aborts).
+#[test]
+fn a_closed_stderr_does_not_kill_the_server() {
+    let (mut child, stderr, addr) = start_with_stderr_pipe(&[]);
+    drop(stderr);
+    let pid = child.id().to_string();
+    let kill = |signal: &str| {
+        let sent = Command::new("kill").args([signal, &pid]).status().unwrap();
+        assert!(sent.success());
+    };
+    kill("-HUP"); // logs "reloaded" into the broken pipe
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        answers(addr),
+        "still serving after logging into a closed pipe"
+    );
+    kill("-TERM");
+    let status = exit_status(&mut child, Duration::from_secs(5)).expect("stopped");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+/// stderr is a pipe nobody reads: once it is full, log lines are dropped, and the signal
+/// loop goes on reloading and stops on SIGTERM.
+#[test]
+fn a_stalled_stderr_does_not_block_the_signal_loop() {
+    let (mut child, stderr, addr) = start_with_stderr_pipe(&["--metrics", "127.0.0.1:0"]);
+    let mut stderr = stderr;
+    let metrics = {
+        use std::io::BufRead;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(stderr.read_line(&mut line).unwrap() > 0, "no metrics line");
+            if let Some(rest) = line.split("http://").nth(1) {
+                break rest.trim().trim_end_matches("/metrics").parse().unwrap();
+            }
+        }
+    };
+    // From here on nobody reads stderr. Each reload logs about 80 bytes: 2,000 of them are
+    // more than a pipe holds (64 KiB).
+    let pid = child.id().to_string();
+    let reloads = || {
+        parse_metrics(&http_get(metrics, "GET", "/metrics").1)
+            ["cnamed_reloads_total{result=\"ok\"}"]
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while reloads() < 2000.0 && std::time::Instant::now() < deadline {
+        let _ = Command::new("kill").args(["-HUP", &pid]).status();
+    }
+    assert!(reloads() >= 2000.0, "reloads went on: {}", reloads());
+    assert!(answers(addr));
+    let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(sent.success());
+    let status = exit_status(&mut child, Duration::from_secs(5)).expect("stopped");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    drop(stderr);
+}

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
+use self::running::Reloader;
 pub use self::running::{ReloadError, Reloaded, Running};
 use self::shared::Shared;
 pub use self::shared::{RrlSettings, TcpLimits, DRAIN_TIMEOUT};
@@ -132,12 +133,15 @@ impl Server {
             }
         }
         Ok(Running {
-            shared: self.shared,
+            reloader: Arc::new(Reloader {
+                shared: self.shared,
+                zone: self.zone,
+                dump: self.dump,
+                cookie_secret_file: self.cookie_secret_file,
+                stats: Arc::clone(&self.stats),
+            }),
             wakers,
             threads,
-            zone: self.zone,
-            dump: self.dump,
-            cookie_secret_file: self.cookie_secret_file,
             metrics: Metrics {
                 workers: counters,
                 stats: self.stats,
@@ -183,17 +187,13 @@ pub fn serve(
         .collect();
     let running = server.start()?;
     let notifier = Notifier::from_env();
-    eprintln!(
-        "cnamed: serving {} with {apps} apps, {clusters} clusters, serial {serial} on {} (udp, tcp), {} workers",
+    crate::log!("serving {} with {apps} apps, {clusters} clusters, serial {serial} on {} (udp, tcp), {} workers",
         config.zone,
         addrs.join(" "),
         config.threads
     );
     if let Some(listener) = metrics_listener {
-        eprintln!(
-            "cnamed: metrics on http://{}/metrics",
-            listener.local_addr()?
-        );
+        crate::log!("metrics on http://{}/metrics", listener.local_addr()?);
         http::spawn(listener, running.metrics())?;
     }
     notifier.ready(&format!("serving {apps} apps, serial {serial}"));

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::shared::Shared;
 use crate::cookie::{SecretError, Secrets};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ServerStats};
 use crate::snapshot::{LoadError, Snapshot, Zone};
 use crate::sys::unix_millis;
 
@@ -40,23 +40,21 @@ pub struct Reloaded {
     pub elapsed: Duration,
 }
 
-/// Serving workers.
-pub struct Running {
+/// What a reload needs: shared with the thread that runs it, which a stop may abandon.
+pub(super) struct Reloader {
     pub(super) shared: Arc<Shared>,
-    pub(super) wakers: Vec<Arc<mio::Waker>>,
-    pub(super) threads: Vec<JoinHandle<io::Result<()>>>,
     pub(super) zone: Zone,
     pub(super) dump: PathBuf,
     pub(super) cookie_secret_file: Option<PathBuf>,
-    pub(super) metrics: Metrics,
+    pub(super) stats: Arc<ServerStats>,
 }
 
-impl Running {
+impl Reloader {
     /// Loads the dump, and the cookie secret file if there is one, again and, only if both
     /// are valid, swaps them in. Workers pick them up on their next batch; queries in flight
     /// finish on the old snapshot.
-    pub fn reload(&self) -> Result<Reloaded, ReloadError> {
-        let stats = &self.metrics.stats;
+    pub(super) fn reload(&self) -> Result<Reloaded, ReloadError> {
+        let stats = &self.stats;
         stats.last_reload_attempt_ms.set(unix_millis());
         let result = self.load_and_swap();
         match &result {
@@ -90,6 +88,26 @@ impl Running {
         drop(self.shared.snapshot.swap(Arc::new(snapshot)));
         Ok(report)
     }
+}
+
+/// Serving workers.
+pub struct Running {
+    pub(super) reloader: Arc<Reloader>,
+    pub(super) wakers: Vec<Arc<mio::Waker>>,
+    pub(super) threads: Vec<JoinHandle<io::Result<()>>>,
+    pub(super) metrics: Metrics,
+}
+
+impl Running {
+    /// Reloads the dump and the cookie secrets (see `Reloader::reload`), on this thread.
+    pub fn reload(&self) -> Result<Reloaded, ReloadError> {
+        self.reloader.reload()
+    }
+
+    /// What a reload on another thread needs.
+    pub(super) fn reloader(&self) -> Arc<Reloader> {
+        Arc::clone(&self.reloader)
+    }
 
     /// What the metrics endpoint serves.
     pub fn metrics(&self) -> Metrics {
@@ -98,13 +116,14 @@ impl Running {
 
     /// The snapshot being served.
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.shared.snapshot.load_full()
+        self.reloader.shared.snapshot.load_full()
     }
 
     /// Stops the workers and waits for them: each stops accepting and reading UDP at once,
-    /// and finishes the TCP answers already asked for within `DRAIN_TIMEOUT`.
+    /// and finishes the TCP answers already asked for within `DRAIN_TIMEOUT`. A reload still
+    /// running elsewhere does not delay this.
     pub fn shutdown(self) -> io::Result<()> {
-        self.shared.shutdown.store(true, Ordering::Release);
+        self.reloader.shared.shutdown.store(true, Ordering::Release);
         for waker in &self.wakers {
             waker.wake()?;
         }

@@ -1,13 +1,19 @@
 //! The signal loop and the reload policy: SIGHUP reloads, SIGTERM and SIGINT stop. Signals
 //! are blocked in every thread and taken here, on one thread, outside any handler; workers
 //! only see the snapshot swapped and, at the end, the shutdown flag.
+//!
+//! A reload runs on a thread of its own, so the loop keeps taking signals: SIGTERM starts the
+//! graceful stop at once, whatever the reload is doing (a dump on a hung file system or a
+//! FIFO nobody writes is abandoned), and SIGHUPs that arrive during a reload make at most one
+//! more reload, started when it ends.
 
 use std::io;
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::running::{ReloadError, Reloaded, Running};
+use super::running::{ReloadError, Reloaded, Reloader, Running};
 use super::systemd::Notifier;
 use crate::sys;
 
@@ -16,6 +22,8 @@ const SIGNALS: [i32; 3] = [sys::SIGHUP, sys::SIGTERM, sys::SIGINT];
 
 /// How long a reload may wait for idle CPU before it takes its fair share.
 const IDLE_RELOAD_GRACE: Duration = Duration::from_secs(5);
+/// While a reload runs, how often the loop looks whether it has finished.
+const RELOAD_POLL: Duration = Duration::from_millis(20);
 
 /// Blocks the server's signals in this thread and every thread it spawns afterwards: call it
 /// before any worker exists, so that only [`handle_until_stop`] ever sees them.
@@ -23,58 +31,103 @@ pub(super) fn block() -> io::Result<()> {
     sys::block_signals(&SIGNALS)
 }
 
-/// Reloads on every SIGHUP, logging the outcome and telling systemd; returns after stopping
-/// the workers on SIGTERM or SIGINT. `dump` is named in the logs.
+type Outcome = Result<Reloaded, ReloadError>;
+
+/// Reloads on SIGHUP, logging the outcome and telling systemd; returns after stopping the
+/// workers on SIGTERM or SIGINT. `dump` is named in the logs.
 pub(super) fn handle_until_stop(
     running: Running,
     notifier: &Notifier,
     dump: &Path,
 ) -> io::Result<()> {
+    let mut reload: Option<Receiver<Outcome>> = None;
+    // A SIGHUP came while a reload ran: one more when it ends.
+    let mut again = false;
     loop {
-        match sys::wait_for_signal(&SIGNALS)? {
-            sys::SIGHUP => {
+        let signal = match reload {
+            None => Some(sys::wait_for_signal(&SIGNALS)?),
+            Some(_) => sys::wait_for_signal_timeout(&SIGNALS, RELOAD_POLL)?,
+        };
+        match signal {
+            None => {}
+            Some(sys::SIGHUP) if reload.is_some() => again = true,
+            Some(sys::SIGHUP) => {
                 notifier.reloading();
-                let status = match reload_in_idle_time(&running) {
-                    Ok(done) => {
-                        eprintln!(
-                            "cnamed: reloaded {}: {} apps, serial {}, {:.1} ms",
-                            dump.display(),
-                            done.apps,
-                            done.serial,
-                            done.elapsed.as_secs_f64() * 1e3
-                        );
-                        format!("serving {} apps, serial {}", done.apps, done.serial)
-                    }
-                    Err(error) => {
-                        let serving = running.snapshot();
-                        eprintln!(
-                            "cnamed: reload failed, still serving serial {}: {error}",
-                            serving.serial
-                        );
-                        format!(
-                            "reload failed, serving {} apps, serial {}: {error}",
-                            serving.app_count(),
-                            serving.serial
-                        )
-                    }
-                };
-                notifier.ready(&status);
+                reload = Some(start_reload(running.reloader())?);
             }
-            _ => {
+            Some(_) => {
+                if reload.is_some() {
+                    crate::log!("stopping: the reload in progress is abandoned");
+                }
                 notifier.stopping();
                 running.shutdown()?;
-                eprintln!("cnamed: stopped");
+                crate::log!("stopped");
                 return Ok(());
             }
         }
+        let finished = match reload.as_ref().map(Receiver::try_recv) {
+            None | Some(Err(TryRecvError::Empty)) => continue,
+            Some(Ok(outcome)) => Some(outcome),
+            Some(Err(TryRecvError::Disconnected)) => None,
+        };
+        let status = report(finished, &running, dump);
+        if std::mem::take(&mut again) {
+            reload = Some(start_reload(running.reloader())?);
+        } else {
+            reload = None;
+            notifier.ready(&status);
+        }
     }
+}
+
+/// Logs how a reload ended (`None`: its thread died) and returns the status for systemd.
+fn report(outcome: Option<Outcome>, running: &Running, dump: &Path) -> String {
+    match outcome {
+        Some(Ok(done)) => {
+            crate::log!(
+                "reloaded {}: {} apps, serial {}, {:.1} ms",
+                dump.display(),
+                done.apps,
+                done.serial,
+                done.elapsed.as_secs_f64() * 1e3
+            );
+            format!("serving {} apps, serial {}", done.apps, done.serial)
+        }
+        failed => {
+            let error = match failed {
+                Some(Err(error)) => error.to_string(),
+                _ => "the reload thread died".to_owned(),
+            };
+            let serving = running.snapshot();
+            crate::log!(
+                "reload failed, still serving serial {}: {error}",
+                serving.serial
+            );
+            format!(
+                "reload failed, serving {} apps, serial {}: {error}",
+                serving.app_count(),
+                serving.serial
+            )
+        }
+    }
+}
+
+/// Starts a reload on its own thread; its outcome arrives on the receiver.
+fn start_reload(reloader: Arc<Reloader>) -> io::Result<Receiver<Outcome>> {
+    let (outcome, receiver) = mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("cnamed-reload".into())
+        .spawn(move || {
+            let _ = outcome.send(reload_in_idle_time(&reloader));
+        })?;
+    Ok(receiver)
 }
 
 /// Reloads on a thread that first runs only in the workers' idle time (SCHED_IDLE), so that
 /// parsing a dump on a core shared with a worker does not delay queries. A box saturated for
 /// longer than `IDLE_RELOAD_GRACE` has no idle time: the reload then runs at normal priority,
 /// so that new mappings always arrive.
-fn reload_in_idle_time(running: &Running) -> Result<Reloaded, ReloadError> {
+fn reload_in_idle_time(reloader: &Reloader) -> Outcome {
     std::thread::scope(|scope| {
         let (started, thread) = mpsc::channel();
         let (finished, done) = mpsc::channel::<()>();
@@ -82,7 +135,7 @@ fn reload_in_idle_time(running: &Running) -> Result<Reloaded, ReloadError> {
             let _ = started.send(sys::current_thread());
             // Soft: without SCHED_IDLE the reload simply runs at normal priority.
             let _ = sys::set_thread_idle(sys::current_thread(), true);
-            let result = running.reload();
+            let result = reloader.reload();
             drop(finished);
             result
         });

@@ -45,3 +45,26 @@ pub fn wait_for_signal(signals: &[libc::c_int]) -> io::Result<libc::c_int> {
         Err(io::Error::from_raw_os_error(result))
     }
 }
+
+/// Waits at most `timeout` for one of `signals` (which must be blocked). `None` when none
+/// came in time.
+pub fn wait_for_signal_timeout(
+    signals: &[libc::c_int],
+    timeout: std::time::Duration,
+) -> io::Result<Option<libc::c_int>> {
+    let set = signal_set(signals);
+    let limit = libc::timespec {
+        tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
+        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+    };
+    // SAFETY: `set` and `limit` are initialised; a null siginfo pointer is allowed.
+    let result = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &limit) };
+    if result >= 0 {
+        return Ok(Some(result));
+    }
+    let error = io::Error::last_os_error();
+    match error.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(None),
+        _ => Err(error),
+    }
+}
