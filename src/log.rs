@@ -10,6 +10,8 @@ use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use crate::sys;
+
 /// Lines waiting for the writer; more are dropped rather than waited for.
 const QUEUE: usize = 256;
 
@@ -26,23 +28,29 @@ fn writer() -> Option<&'static SyncSender<Entry>> {
     WRITER
         .get_or_init(|| {
             let (sender, entries) = mpsc::sync_channel::<Entry>(QUEUE);
-            std::thread::Builder::new()
-                .name("cnamed-log".into())
-                .spawn(move || {
-                    for entry in entries {
-                        match entry {
-                            // A closed or broken stderr loses the line, nothing else.
-                            Entry::Line(line) => {
-                                let _ = std::io::stderr().lock().write_all(line.as_bytes());
-                            }
-                            Entry::Flush(done) => {
-                                let _ = done.send(());
+            // This thread may start before the server blocks its signals (main logs first);
+            // it must never be the one a SIGHUP or SIGTERM is delivered to, where the default
+            // action would end the process.
+            let signals = [sys::SIGHUP, sys::SIGTERM, sys::SIGINT];
+            sys::with_signals_blocked(&signals, || {
+                std::thread::Builder::new()
+                    .name("cnamed-log".into())
+                    .spawn(move || {
+                        for entry in entries {
+                            match entry {
+                                // A closed or broken stderr loses the line, nothing else.
+                                Entry::Line(line) => {
+                                    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+                                }
+                                Entry::Flush(done) => {
+                                    let _ = done.send(());
+                                }
                             }
                         }
-                    }
-                })
-                .ok()
-                .map(|_| sender)
+                    })
+            })
+            .ok()
+            .map(|_| sender)
         })
         .as_ref()
 }

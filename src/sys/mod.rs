@@ -15,7 +15,8 @@ mod udp;
 pub use clock::{monotonic_usec, unix_millis, unix_seconds};
 pub use process::{current_thread, raise_fd_limit, set_thread_idle, ThreadId};
 pub use signal::{
-    block_signals, wait_for_signal, wait_for_signal_timeout, SIGHUP, SIGINT, SIGTERM,
+    block_signals, wait_for_signal, wait_for_signal_timeout, with_signals_blocked, SIGHUP, SIGINT,
+    SIGTERM,
 };
 pub use udp::{UdpBatch, BATCH, RECV_SLOT, SEND_SLOT};
 

@@ -68,3 +68,19 @@ pub fn wait_for_signal_timeout(
         _ => Err(error),
     }
 }
+
+/// Runs `f` with `signals` blocked in the calling thread, then restores its mask: a thread
+/// `f` spawns starts with them blocked, so that none can be delivered to it, not even before
+/// its first instruction.
+pub fn with_signals_blocked<T>(signals: &[libc::c_int], f: impl FnOnce() -> T) -> T {
+    let set = signal_set(signals);
+    let mut old = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: `set` is initialised and `old` is a valid place for the kernel to write.
+    let blocked = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, old.as_mut_ptr()) } == 0;
+    let result = f();
+    if blocked {
+        // SAFETY: `old` was written by the successful call above.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), std::ptr::null_mut()) };
+    }
+    result
+}
