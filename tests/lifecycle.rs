@@ -577,3 +577,38 @@ fn a_stalled_stderr_does_not_block_the_signal_loop() {
     assert_eq!(status.code(), Some(0), "{status:?}");
     drop(stderr);
 }
+
+/// A second cnamed on an address the first serves must not share it (SO_REUSEPORT would let
+/// the kernel split the queries between them): it exits 1 naming the address, before
+/// serving anything, and the first keeps every query.
+#[test]
+fn a_second_instance_on_the_same_address_is_refused() {
+    let first = Cnamed::start(&[]);
+    let taken = first.addr.to_string();
+    let mut second = Command::new(binary())
+        .args(["--listen", &taken, "--dump"])
+        .arg(sample_dump())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Before, the second one bound too and served on, sharing the queries.
+    let status = exit_status(&mut second, Duration::from_secs(5));
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(1),
+        "the second one exits"
+    );
+    let output = second.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&taken), "{stderr}");
+    assert_eq!(
+        stderr.lines().count(),
+        2,
+        "loaded, then the refusal: {stderr}"
+    );
+    for _ in 0..30 {
+        let packet = encode(&query("ws-123456.apps.example.com.", RecordType::A));
+        assert_eq!(decode(&first.udp(&packet)).answer_count(), 1);
+    }
+}

@@ -38,6 +38,9 @@ pub(crate) fn bind_workers(
         .collect();
     let mut local_addrs = Vec::new();
     for &requested in listen {
+        if requested.port() != 0 {
+            refuse_if_served(requested)?;
+        }
         let mut attempts = 0;
         let (addr, sockets) = loop {
             match bind_all(requested, threads) {
@@ -60,6 +63,32 @@ pub(crate) fn bind_workers(
         local_addrs.push(addr);
     }
     Ok((workers, local_addrs))
+}
+
+/// SO_REUSEPORT lets any process of the same user bind the same address, and the kernel then
+/// splits queries between the two: a second cnamed started by mistake would serve half the
+/// queries from other data. A plain bind (no SO_REUSEPORT) fails while any socket holds the
+/// address, so one is tried first, and released, for UDP and for TCP.
+fn refuse_if_served(addr: SocketAddr) -> io::Result<()> {
+    let in_use = |transport: &str, error: io::Error| {
+        io::Error::new(
+            error.kind(),
+            format!("cannot bind {transport} {addr}: {error} (is another cnamed or DNS server running there?)"),
+        )
+    };
+    let udp = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        udp.set_only_v6(true)?;
+    }
+    udp.bind(&addr.into()).map_err(|e| in_use("udp", e))?;
+    let tcp = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        tcp.set_only_v6(true)?;
+    }
+    // As the listeners do: connections of an earlier run in TIME_WAIT are no conflict.
+    tcp.set_reuse_address(true)?;
+    tcp.bind(&addr.into()).map_err(|e| in_use("tcp", e))?;
+    Ok(())
 }
 
 /// Binds a UDP socket and a TCP listener for each of `threads` workers on `requested`. The
