@@ -158,3 +158,71 @@ fn http_errors() {
     assert_eq!(status, 200);
     assert!(body.contains("# TYPE cnamed_queries_total counter"));
 }
+
+/// One raw HTTP exchange: the whole response as text.
+fn raw_http(addr: std::net::SocketAddr, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// RFC 9110 §9.3.2: HEAD announces the Content-Length GET would send; §15.5.6: a 405 has Allow.
+#[test]
+fn head_and_method_not_allowed() {
+    let mut server = Cnamed::start(&["--metrics", "127.0.0.1:0"]);
+    let metrics = metrics_addr(&mut server);
+    let (_, body) = http_get(metrics, "GET", "/metrics");
+    let head = raw_http(metrics, "HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (fields, rest) = head.split_once("\r\n\r\n").unwrap();
+    assert!(fields.starts_with("HTTP/1.1 200"), "{fields}");
+    assert_eq!(rest, "", "no body");
+    let length: usize = fields
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The gauges of the two renderings are the same; only counters of this scrape could move,
+    // and nothing is queried in between.
+    assert_eq!(length, body.len());
+    let post = raw_http(metrics, "POST /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(post.starts_with("HTTP/1.1 405"), "{post}");
+    assert!(post.contains("\r\nAllow: GET, HEAD\r\n"), "{post}");
+}
+
+/// Slow and idle clients cannot hold the endpoint: with 100 of them connected, one sending a
+/// byte now and then, a scrape is still answered (within the client's 2 s read timeout).
+#[test]
+fn slow_clients_do_not_block_a_scrape() {
+    use std::io::Write;
+    let mut server = Cnamed::start(&["--metrics", "127.0.0.1:0"]);
+    let metrics = metrics_addr(&mut server);
+    let mut slow: Vec<std::net::TcpStream> = (0..100)
+        .map(|_| std::net::TcpStream::connect(metrics).unwrap())
+        .collect();
+    for (i, stream) in slow.iter_mut().enumerate() {
+        if i % 2 == 0 {
+            stream.write_all(b"GET /met").unwrap(); // half a request line, then nothing
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    for _ in 0..3 {
+        let (status, body) = http_get(metrics, "GET", "/metrics");
+        assert_eq!(status, 200);
+        assert!(body.contains("cnamed_queries_total"));
+    }
+    // Each client has 2 s for its whole exchange: an idle one is then closed.
+    use std::io::Read;
+    let idle = &mut slow[1];
+    idle.set_read_timeout(Some(std::time::Duration::from_secs(4)))
+        .unwrap();
+    assert_eq!(
+        idle.read(&mut [0; 16]).unwrap(),
+        0,
+        "closed at the deadline"
+    );
+}

@@ -1,78 +1,213 @@
-//! The metrics endpoint: a minimal HTTP/1.1 server for `GET /metrics`, on its own thread,
-//! one connection at a time. Scrapes are rare and small; nothing here touches the workers
-//! beyond reading their counters.
+//! The metrics endpoint: a minimal HTTP/1.1 server for `GET /metrics` (and `HEAD`), on a
+//! thread of its own with its own event loop. Clients are served concurrently, up to
+//! `MAX_CLIENTS` (one more closes the oldest), and each gets `REQUEST_DEADLINE` for its whole
+//! exchange, so that slow or idle clients cannot hold a scrape up. Nothing here touches the
+//! workers beyond reading their counters.
 
 use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
 
 use crate::metrics::Metrics;
 
 /// A request head larger than this is refused.
 const MAX_REQUEST: usize = 8192;
-/// A client gets this long to send its request and read the answer.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections served at once; one more closes the one that has waited longest.
+const MAX_CLIENTS: usize = 128;
+/// A client's whole exchange, request and response, must fit in this.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
+const LISTENER: Token = Token(usize::MAX);
 
 /// Serves `metrics` on `listener` until the process exits.
 pub fn spawn(listener: TcpListener, metrics: Metrics) -> io::Result<JoinHandle<()>> {
+    listener.set_nonblocking(true)?;
+    let mut listener = mio::net::TcpListener::from_std(listener);
+    let poll = Poll::new()?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
     std::thread::Builder::new()
         .name("cnamed-metrics".into())
         .spawn(move || {
-            for stream in listener.incoming() {
-                // A client that fails or times out costs only its own connection.
-                let _ = stream.and_then(|stream| answer(stream, &metrics));
-            }
+            let mut server = HttpServer {
+                poll,
+                listener,
+                clients: Vec::new(),
+                metrics,
+            };
+            // Errors of poll itself are not expected; the endpoint then stops, DNS does not.
+            let _ = server.run();
         })
 }
 
-fn answer(mut stream: TcpStream, metrics: &Metrics) -> io::Result<()> {
-    stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
-    stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
-    let mut request = Vec::with_capacity(1024);
-    let mut chunk = [0; 1024];
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return Ok(());
-        }
-        request.extend_from_slice(&chunk[..n]);
-        if request.len() > MAX_REQUEST {
-            return respond(&mut stream, "431 Request Header Fields Too Large", "", "");
+struct Client {
+    stream: TcpStream,
+    request: Vec<u8>,
+    /// The response once the request is complete, and how much of it is sent.
+    response: Option<(Vec<u8>, usize)>,
+    deadline: Instant,
+}
+
+struct HttpServer {
+    poll: Poll,
+    listener: mio::net::TcpListener,
+    /// Slots indexed by token.
+    clients: Vec<Option<Client>>,
+    metrics: Metrics,
+}
+
+impl HttpServer {
+    fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(64);
+        loop {
+            let now = Instant::now();
+            let next = self.clients.iter().flatten().map(|c| c.deadline).min();
+            let timeout = next.map(|at| at.saturating_duration_since(now));
+            if let Err(error) = self.poll.poll(&mut events, timeout) {
+                if error.kind() != io::ErrorKind::Interrupted {
+                    return Err(error);
+                }
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    Token(index) => self.drive(index),
+                }
+            }
+            let now = Instant::now();
+            for slot in &mut self.clients {
+                if slot.as_ref().is_some_and(|c| c.deadline <= now) {
+                    *slot = None;
+                }
+            }
         }
     }
+
+    fn accept(&mut self) {
+        while let Ok((mut stream, _)) = self.listener.accept() {
+            let open = self.clients.iter().flatten().count();
+            if open >= MAX_CLIENTS {
+                let oldest = self
+                    .clients
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, c)| c.as_ref().map(|c| (c.deadline, i)))
+                    .min();
+                if let Some((_, i)) = oldest {
+                    self.clients[i] = None;
+                }
+            }
+            let index = match self.clients.iter().position(Option::is_none) {
+                Some(index) => index,
+                None => {
+                    self.clients.push(None);
+                    self.clients.len() - 1
+                }
+            };
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            if self
+                .poll
+                .registry()
+                .register(&mut stream, Token(index), interest)
+                .is_err()
+            {
+                continue;
+            }
+            self.clients[index] = Some(Client {
+                stream,
+                request: Vec::new(),
+                response: None,
+                deadline: Instant::now() + REQUEST_DEADLINE,
+            });
+            self.drive(index);
+        }
+    }
+
+    /// Reads, answers and writes until the socket would block; closes a client whose
+    /// exchange is over or failed.
+    fn drive(&mut self, index: usize) {
+        let Some(Some(client)) = self.clients.get_mut(index) else {
+            return;
+        };
+        if client.drive(&self.metrics).is_err() {
+            self.clients[index] = None;
+        }
+    }
+}
+
+impl Client {
+    /// Ok while the exchange goes on; an error closes the connection (done is an error too).
+    fn drive(&mut self, metrics: &Metrics) -> io::Result<()> {
+        let mut chunk = [0; 1024];
+        while self.response.is_none() {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => {
+                    self.request.extend_from_slice(&chunk[..n]);
+                    if self.request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        self.response = Some((response(&self.request, metrics), 0));
+                    } else if self.request.len() > MAX_REQUEST {
+                        let refusal = head("431 Request Header Fields Too Large", "", 0, "");
+                        self.response = Some((refusal.into_bytes(), 0));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let Some((bytes, sent)) = &mut self.response else {
+            return Ok(());
+        };
+        while *sent < bytes.len() {
+            match self.stream.write(&bytes[*sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => *sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // Sent whole: `Connection: close`.
+        Err(io::ErrorKind::ConnectionAborted.into())
+    }
+}
+
+/// The response to a complete request head.
+fn response(request: &[u8], metrics: &Metrics) -> Vec<u8> {
     let line = request.split(|&b| b == b'\r').next().unwrap_or_default();
     let mut words = line.split(|&b| b == b' ');
     let (method, target) = (words.next().unwrap_or_default(), words.next());
     let path = target.map(|t| t.split(|&b| b == b'?').next().unwrap_or_default());
+    let bare = |status: &str, extra: &str| head(status, "text/plain", 0, extra).into_bytes();
     match (method, path) {
         (b"GET" | b"HEAD", Some(b"/metrics")) => {
             let body = metrics.render();
-            let body = if method == b"HEAD" { "" } else { &body };
-            respond(
-                &mut stream,
-                "200 OK",
-                "text/plain; version=0.0.4; charset=utf-8",
-                body,
-            )
+            let content_type = "text/plain; version=0.0.4; charset=utf-8";
+            // RFC 9110 §9.3.2: HEAD gets the header fields GET would, Content-Length too.
+            let mut out = head("200 OK", content_type, body.len(), "").into_bytes();
+            if method == b"GET" {
+                out.extend_from_slice(body.as_bytes());
+            }
+            out
         }
-        (b"GET" | b"HEAD", Some(_)) => respond(&mut stream, "404 Not Found", "", ""),
-        (_, Some(_)) => respond(&mut stream, "405 Method Not Allowed", "", ""),
-        (_, None) => respond(&mut stream, "400 Bad Request", "", ""),
+        (b"GET" | b"HEAD", Some(_)) => bare("404 Not Found", ""),
+        // RFC 9110 §15.5.6: a 405 says which methods are allowed.
+        (_, Some(_)) => bare("405 Method Not Allowed", "Allow: GET, HEAD\r\n"),
+        (_, None) => bare("400 Bad Request", ""),
     }
 }
 
-fn respond(stream: &mut TcpStream, status: &str, content_type: &str, body: &str) -> io::Result<()> {
+fn head(status: &str, content_type: &str, length: usize, extra: &str) -> String {
     let content_type = if content_type.is_empty() {
         "text/plain"
     } else {
         content_type
     };
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body.as_bytes())?;
-    stream.flush()
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\n{extra}Connection: close\r\n\r\n"
+    )
 }
