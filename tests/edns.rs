@@ -282,3 +282,21 @@ fn badvers_comes_before_the_options() {
         assert_eq!(reply.response_code(), ResponseCode::FormErr, "{options:?}");
     }
 }
+
+/// A query may be as long as a DNS message can be (RFC 1035 §4.2.2), EDNS padding (RFC 7830)
+/// and all: a 5,000-byte and a 60,000-byte query over UDP are answered. Before, anything over
+/// 4,096 bytes got no reply and was counted as too short.
+#[test]
+fn large_udp_queries_are_answered() {
+    let server = Cnamed::start(&[]);
+    for padding in [5_000usize, 60_000] {
+        let mut option = vec![0, 12];
+        option.extend_from_slice(&(padding as u16).to_be_bytes());
+        option.resize(4 + padding, 0);
+        let mut packet = plain(HIT, RecordType::A);
+        add_opt(&mut packet, &[0], 1232, 0, 0, &option);
+        let reply = decode(&server.udp(&packet));
+        assert_eq!(reply.response_code(), ResponseCode::NoError, "{padding}");
+        assert_eq!(reply.answer_count(), 1, "{padding}");
+    }
+}

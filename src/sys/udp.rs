@@ -9,8 +9,10 @@ use std::time::Duration;
 
 /// Datagrams moved per system call.
 pub const BATCH: usize = 64;
-/// Largest query kept; longer datagrams are dropped (no client sends one).
-pub const RECV_SLOT: usize = 4096;
+/// Room for one query: the largest DNS message, so every datagram fits whole. The slots are
+/// zeroed lazily by the allocator (calloc), and the kernel writes only as far as a datagram
+/// reaches: the unused part costs address space, not memory.
+pub const RECV_SLOT: usize = crate::wire::MAX_TCP;
 /// Largest UDP response we ever send (our EDNS payload size).
 pub const SEND_SLOT: usize = crate::wire::EDNS_UDP;
 /// How long a send waits for room in a full socket buffer before dropping the rest.
