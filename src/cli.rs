@@ -73,6 +73,7 @@ Options:
   --rrl-slip N               send every Nth limited response truncated, 0 never [default: 2]
   --cookie-secret-file PATH  DNS cookie secrets, 32 hex digits a line: the first makes
                              cookies, a second is also accepted [default: a random secret]
+  --max-dump-size BYTES      refuse a larger dump before reading it [default: 4 GiB]
   -h, --help                 print this help
   -V, --version              print the version
 
@@ -82,7 +83,7 @@ answers already asked for (at most 1 s) and exit.
 ";
 
 /// Every option that takes a value; anything else starting with '-' is unknown.
-const VALUE_FLAGS: [&str; 19] = [
+const VALUE_FLAGS: [&str; 20] = [
     "--dump",
     "--zone",
     "--target",
@@ -102,6 +103,7 @@ const VALUE_FLAGS: [&str; 19] = [
     "--rrl-rate",
     "--rrl-slip",
     "--cookie-secret-file",
+    "--max-dump-size",
 ];
 
 fn value<T: FromStr>(flag: &str, text: &str, what: &str) -> Result<T, CliError> {
@@ -188,6 +190,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
             }
             "--rrl-slip" => config.rrl_slip = value(flag, &text, "a number (0 never slips)")?,
             "--cookie-secret-file" => config.cookie_secret_file = Some(PathBuf::from(text)),
+            "--max-dump-size" => config.max_dump_size = value(flag, &text, "a number of bytes")?,
             other => return Err(CliError(format!("unknown option {other}"))),
         }
     }

@@ -101,6 +101,8 @@ pub struct Config {
     pub rrl_slip: u32,
     /// One or two DNS cookie secrets shared by a fleet; `None` means a random one.
     pub cookie_secret_file: Option<PathBuf>,
+    /// A dump larger than this is refused before it is read.
+    pub max_dump_size: u64,
 }
 
 impl Default for Config {
@@ -125,6 +127,7 @@ impl Default for Config {
             rrl_rate: None,
             rrl_slip: 2,
             cookie_secret_file: None,
+            max_dump_size: 4 << 30,
         }
     }
 }

@@ -53,7 +53,7 @@ fn run() -> ExitCode {
         Err(error) => return fail(USAGE_ERROR, &format!("cookie secret {error}")),
     };
     let started = Instant::now();
-    let snapshot = match Snapshot::load(&config.dump, &zone) {
+    let snapshot = match Snapshot::load(&config.dump, &zone, config.max_dump_size) {
         Ok(snapshot) => snapshot,
         Err(error) => return fail(FAILURE, &error.to_string()),
     };

@@ -612,3 +612,75 @@ fn a_second_instance_on_the_same_address_is_refused() {
         assert_eq!(decode(&first.udp(&packet)).answer_count(), 1);
     }
 }
+
+/// `--max-dump-size`: a larger dump is refused before it is read, at start (exit 1) and on
+/// reload (the old snapshot keeps serving).
+#[test]
+fn dumps_over_the_size_limit_are_refused() {
+    let small = r#"{"serial": 1, "apps": {"1": "a"}}"#;
+    let dump = temp_dump("max_size", small);
+    let output = Command::new(binary())
+        .args(["check", "--max-dump-size", "10", "--dump"])
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("over --max-dump-size 10"), "{stderr}");
+
+    let mut server = Cnamed::start_dump(&dump, &["--max-dump-size", "1000"]);
+    let apps: Vec<String> = (0..200).map(|i| format!(r#""{i}": "b""#)).collect();
+    let big = format!(r#"{{"serial": 2, "apps": {{{}}}}}"#, apps.join(","));
+    assert!(big.len() > 1000);
+    std::fs::write(&dump, big).unwrap();
+    server.signal("HUP");
+    let line = server.wait_log("reload failed");
+    assert!(line.contains("over --max-dump-size 1000"), "{line}");
+    assert_eq!(serial_of(&server), 1);
+}
+
+/// Memory for a load follows what the dump holds, not its size or shape: a valid dump with
+/// 60 million commas in a field nobody reads (the loader used to reserve 16 bytes for each,
+/// 960 MB) reloads under a 700 MB address-space limit instead of killing the server.
+#[test]
+fn a_comma_bomb_does_not_kill_the_server() {
+    use std::io::BufRead;
+    let dump = temp_dump("comma_bomb", r#"{"serial": 1, "apps": {"1": "a"}}"#);
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -v 700000 && exec "$0" "$@""#)
+        .arg(binary())
+        .args(["--listen", "127.0.0.1:0", "--threads", "1", "--dump"])
+        .arg(&dump)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("serving") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the server did not start"
+        );
+    }
+    let bomb = format!(
+        r#"{{"serial": 2, "pad": "{}", "apps": {{"1": "a"}}}}"#,
+        ",".repeat(60_000_000)
+    );
+    std::fs::write(&dump, bomb).unwrap();
+    let sent = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    line.clear();
+    let read = stderr.read_line(&mut line).unwrap();
+    let _ = std::fs::remove_file(&dump);
+    assert!(read > 0 && line.contains("reloaded"), "{line:?}");
+    assert!(line.contains("serial 2"), "{line}");
+    let _ = child.kill();
+    let _ = child.wait();
+}

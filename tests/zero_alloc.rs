@@ -110,7 +110,7 @@ fn query_path_allocates_nothing() {
     };
     let secrets = Secrets::new([7; 16], None);
     let zone = config.zone().unwrap();
-    let snapshot = Snapshot::load(&config.dump, &zone).unwrap();
+    let snapshot = Snapshot::load(&config.dump, &zone, config.max_dump_size).unwrap();
     let queries = mixed_queries();
 
     // The pure answer path.

@@ -49,6 +49,7 @@ pub struct Server {
     zone: Zone,
     dump: PathBuf,
     cookie_secret_file: Option<PathBuf>,
+    max_dump_size: u64,
     tcp_limits: TcpLimits,
     rrl: Option<RrlSettings>,
     stats: Arc<ServerStats>,
@@ -81,6 +82,7 @@ impl Server {
             zone,
             dump: config.dump.clone(),
             cookie_secret_file: config.cookie_secret_file.clone(),
+            max_dump_size: config.max_dump_size,
             tcp_limits,
             rrl: config.rrl_rate.map(|rate| RrlSettings {
                 rate,
@@ -138,6 +140,7 @@ impl Server {
                 zone: self.zone,
                 dump: self.dump,
                 cookie_secret_file: self.cookie_secret_file,
+                max_dump_size: self.max_dump_size,
                 stats: Arc::clone(&self.stats),
             }),
             wakers,

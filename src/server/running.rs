@@ -46,6 +46,7 @@ pub(super) struct Reloader {
     pub(super) zone: Zone,
     pub(super) dump: PathBuf,
     pub(super) cookie_secret_file: Option<PathBuf>,
+    pub(super) max_dump_size: u64,
     pub(super) stats: Arc<ServerStats>,
 }
 
@@ -75,7 +76,8 @@ impl Reloader {
             Some(path) => Some(Secrets::load(path).map_err(ReloadError::CookieSecret)?),
             None => None,
         };
-        let snapshot = Snapshot::load(&self.dump, &self.zone).map_err(ReloadError::Dump)?;
+        let snapshot = Snapshot::load(&self.dump, &self.zone, self.max_dump_size)
+            .map_err(ReloadError::Dump)?;
         let report = Reloaded {
             apps: snapshot.app_count(),
             serial: snapshot.serial,

@@ -10,7 +10,7 @@ use std::fmt;
 use fxhash::FxHashMap;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
-use super::table::NumericTable;
+use super::table::{BuildError, NumericTable};
 use super::zone::{expand_target, Zone};
 use super::AppKey;
 use crate::wire::name::{check_label, fold_label, name_to_wire, Charset, MAX_LABEL};
@@ -27,22 +27,17 @@ pub(super) struct Parsed {
 }
 
 pub(super) fn parse(json: &[u8], zone: &Zone) -> Result<Parsed, serde_json::Error> {
-    // Entries are separated by commas, and valid IDs and clusters hold none: their count bounds
-    // the number of apps. Sizing the map once spares 10M-app dumps two dozen rehashes.
-    let expected_apps = memchr::memchr_iter(b',', json).count() + 1;
+    // Nothing is reserved ahead from the file's size or shape (commas inside an ignored field
+    // would ask for gigabytes): the lists grow with the entries read, to at most twice what
+    // they hold, and a failed allocation fails this load, not the process.
     let mut deserializer = serde_json::Deserializer::from_slice(json);
-    let parsed = DumpSeed {
-        zone,
-        expected_apps,
-    }
-    .deserialize(&mut deserializer)?;
+    let parsed = DumpSeed { zone }.deserialize(&mut deserializer)?;
     deserializer.end()?;
     Ok(parsed)
 }
 
 struct DumpSeed<'z> {
     zone: &'z Zone,
-    expected_apps: usize,
 }
 
 impl<'de> DeserializeSeed<'de> for DumpSeed<'_> {
@@ -67,10 +62,7 @@ impl<'de> Visitor<'de> for DumpSeed<'_> {
             match &*key {
                 "serial" if serial.is_none() => serial = Some(map.next_value::<u32>()?),
                 "apps" if apps.is_none() => {
-                    apps = Some(map.next_value_seed(AppsSeed {
-                        zone: self.zone,
-                        expected_apps: self.expected_apps,
-                    })?)
+                    apps = Some(map.next_value_seed(AppsSeed { zone: self.zone })?)
                 }
                 "serial" | "apps" => {
                     return Err(de::Error::custom(format!("{key:?} appears twice")))
@@ -89,7 +81,6 @@ impl<'de> Visitor<'de> for DumpSeed<'_> {
 
 struct AppsSeed<'z> {
     zone: &'z Zone,
-    expected_apps: usize,
 }
 
 impl<'de> DeserializeSeed<'de> for AppsSeed<'_> {
@@ -115,7 +106,7 @@ impl<'de> Visitor<'de> for AppsSeed<'_> {
             cnames: Vec::new(),
         };
         // Numeric apps are collected in order and built into their table at the end.
-        let mut numeric_apps: Vec<(u64, u32)> = Vec::with_capacity(self.expected_apps);
+        let mut numeric_apps: Vec<(u64, u32)> = Vec::new();
         let mut named_apps: FxHashMap<Box<[u8]>, u32> = FxHashMap::default();
         let max_app = MAX_LABEL - 1 - self.zone.longest_service;
         while let Some(app) = map.next_key_seed(AppIdSeed { max_len: max_app })? {
@@ -124,16 +115,22 @@ impl<'de> Visitor<'de> for AppsSeed<'_> {
                 clusters: &mut clusters,
             })?;
             match app {
-                OwnedAppId::Numeric(id) => numeric_apps.push((id, cluster)),
+                OwnedAppId::Numeric(id) => {
+                    numeric_apps.try_reserve(1).map_err(|_| out_of_memory())?;
+                    numeric_apps.push((id, cluster));
+                }
                 OwnedAppId::Named(id) => {
+                    named_apps.try_reserve(1).map_err(|_| out_of_memory())?;
                     if named_apps.insert(id.clone(), cluster).is_some() {
                         return Err(duplicate(&OwnedAppId::Named(id)));
                     }
                 }
             }
         }
-        let numeric_apps =
-            NumericTable::build(numeric_apps).map_err(|id| duplicate(&OwnedAppId::Numeric(id)))?;
+        let numeric_apps = NumericTable::build(numeric_apps).map_err(|error| match error {
+            BuildError::Duplicate(id) => duplicate(&OwnedAppId::Numeric(id)),
+            BuildError::OutOfMemory => out_of_memory(),
+        })?;
         Ok(Parsed {
             serial: None,
             numeric_apps,
@@ -142,6 +139,10 @@ impl<'de> Visitor<'de> for AppsSeed<'_> {
             cnames: clusters.cnames,
         })
     }
+}
+
+fn out_of_memory<E: de::Error>() -> E {
+    E::custom("out of memory for the apps read so far (the old snapshot keeps serving)")
 }
 
 fn duplicate<E: de::Error>(app: &OwnedAppId) -> E {

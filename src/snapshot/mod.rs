@@ -56,6 +56,10 @@ pub enum LoadError {
         path: PathBuf,
         error: std::io::Error,
     },
+    /// Larger than the operator allows (`--max-dump-size`), found before reading it.
+    TooLarge { path: PathBuf, size: u64, max: u64 },
+    /// Memory for the file itself could not be had: this load fails, the process goes on.
+    OutOfMemory { path: PathBuf, bytes: u64 },
     /// Bad JSON or a bad entry; the message names the entry, line and column.
     Invalid {
         path: Option<PathBuf>,
@@ -67,6 +71,14 @@ impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Read { path, error } => write!(f, "cannot read {}: {error}", path.display()),
+            Self::TooLarge { path, size, max } => write!(
+                f,
+                "{} is {size} bytes, over --max-dump-size {max}",
+                path.display()
+            ),
+            Self::OutOfMemory { path, bytes } => {
+                write!(f, "{}: no memory for its {bytes} bytes", path.display())
+            }
             Self::Invalid {
                 path: Some(path),
                 error,
@@ -77,6 +89,40 @@ impl fmt::Display for LoadError {
 }
 
 impl std::error::Error for LoadError {}
+
+/// The file at `path`, if it holds at most `max_size` bytes and memory for them can be had.
+fn read_at_most(path: &Path, max_size: u64) -> Result<Vec<u8>, LoadError> {
+    use std::io::Read;
+    let read_error = |error| LoadError::Read {
+        path: path.to_owned(),
+        error,
+    };
+    let too_large = |size| LoadError::TooLarge {
+        path: path.to_owned(),
+        size,
+        max: max_size,
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let size = file.metadata().map_err(read_error)?.len();
+    if size > max_size {
+        return Err(too_large(size));
+    }
+    let mut bytes = Vec::new();
+    bytes
+        .try_reserve_exact(size as usize)
+        .map_err(|_| LoadError::OutOfMemory {
+            path: path.to_owned(),
+            bytes: size,
+        })?;
+    let read = file
+        .take(max_size.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if read as u64 > max_size {
+        return Err(too_large(read as u64));
+    }
+    Ok(bytes)
+}
 
 /// One immutable version of the zone.
 #[derive(Debug)]
@@ -97,12 +143,10 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Reads and loads the dump at `path`.
-    pub fn load(path: &Path, zone: &Zone) -> Result<Self, LoadError> {
-        let bytes = std::fs::read(path).map_err(|error| LoadError::Read {
-            path: path.to_owned(),
-            error,
-        })?;
+    /// Reads and loads the dump at `path`, refusing one over `max_size` bytes before reading
+    /// it (a FIFO or a growing file is cut off at the limit instead).
+    pub fn load(path: &Path, zone: &Zone, max_size: u64) -> Result<Self, LoadError> {
+        let bytes = read_at_most(path, max_size)?;
         Self::from_json(&bytes, zone).map_err(|error| match error {
             LoadError::Invalid { error, .. } => LoadError::Invalid {
                 path: Some(path.to_owned()),

@@ -20,6 +20,14 @@ struct Slot {
     cluster: u32,
 }
 
+/// Why a table was not built.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum BuildError {
+    /// This key appears twice.
+    Duplicate(u64),
+    OutOfMemory,
+}
+
 /// An immutable map from numeric app ID to cluster index.
 pub(crate) struct NumericTable {
     slots: Box<[Slot]>,
@@ -41,8 +49,8 @@ fn hash(key: u64) -> u64 {
 }
 
 impl NumericTable {
-    /// Builds the table, or returns a key that appears twice.
-    pub(crate) fn build(mut pairs: Vec<(u64, u32)>) -> Result<Self, u64> {
+    /// Builds the table, unless a key appears twice or memory for it cannot be had.
+    pub(crate) fn build(mut pairs: Vec<(u64, u32)>) -> Result<Self, BuildError> {
         // Load factor at most 0.7: short probes, one cache line per lookup.
         let wanted = (pairs.len() * 10 / 7 + 1)
             .max(MIN_SLOTS)
@@ -50,17 +58,21 @@ impl NumericTable {
         let shift = 64 - wanted.trailing_zeros();
         pairs.sort_unstable_by_key(|&(key, _)| (hash(key), key));
         if let Some(pair) = pairs.windows(2).find(|pair| pair[0].0 == pair[1].0) {
-            return Err(pair[0].0);
+            return Err(BuildError::Duplicate(pair[0].0));
         }
         let mask = wanted - 1;
-        let mut slots = vec![
+        let mut slots = Vec::new();
+        slots
+            .try_reserve_exact(wanted)
+            .map_err(|_| BuildError::OutOfMemory)?;
+        slots.resize(
+            wanted,
             Slot {
                 key: EMPTY,
-                cluster: 0
-            };
-            wanted
-        ]
-        .into_boxed_slice();
+                cluster: 0,
+            },
+        );
+        let mut slots = slots.into_boxed_slice();
         for &(key, cluster) in &pairs {
             let mut index = (hash(key) >> shift) as usize;
             while slots[index].key != EMPTY {
@@ -148,7 +160,7 @@ mod tests {
     fn duplicates_are_reported() {
         assert_eq!(
             NumericTable::build(vec![(5, 0), (6, 1), (5, 2)]).err(),
-            Some(5)
+            Some(BuildError::Duplicate(5))
         );
     }
 }
