@@ -10,7 +10,7 @@ use hickory_proto::serialize::binary::{BinDecodable, BinEncodable};
 use cnamed::answer::{respond, respond_to, Context, Transport};
 use cnamed::config::Config;
 use cnamed::cookie::Secrets;
-use cnamed::rrl::RateLimiter;
+use cnamed::rrl::{RateLimiter, ResponseClass};
 use cnamed::snapshot::Snapshot;
 use cnamed::testing::QueryBuilder;
 use cnamed::wire::parse_query;
@@ -153,7 +153,7 @@ fn bench_edge(c: &mut Criterion) {
             b.iter(|| respond_to(black_box(packet), &snapshot, &context, black_box(&mut out)))
         });
     }
-    let mut limiter = RateLimiter::new(u32::MAX, 2, 1);
+    let mut limiter = RateLimiter::new(u32::MAX, 2, 1, [0x42; 16]);
     let mut now_ms = 0u64;
     let mut source = 0u32;
     group.bench_function("rrl_check", |b| {
@@ -164,6 +164,7 @@ fn bench_edge(c: &mut Criterion) {
             now_ms += 1;
             limiter.check(
                 black_box(std::net::IpAddr::from(source.to_be_bytes())),
+                ResponseClass::Answer,
                 now_ms,
             )
         })

@@ -5,7 +5,8 @@
 //! - [`wire`]: bytes <-> borrowed views of a DNS message, and the record encoder;
 //! - [`sys`]: the only `unsafe` code: batched UDP, signals, scheduling, clocks (it reads
 //!   `wire` for the largest UDP response);
-//! - [`cookie`] (RFC 7873/9018) and [`rrl`] (response rate limiting): pure, import nothing;
+//! - [`cookie`] (RFC 7873/9018) and [`rrl`] (response rate limiting): pure but for the
+//!   randomness of a fresh secret, keyed by SipHash (`siphash`);
 //! - [`snapshot`]: dump -> immutable lookup with answers pre-encoded (`wire`, `sys` clock);
 //! - [`answer`]: query -> response, pure (`wire`, `snapshot`, `cookie`);
 //! - [`metrics`]: per-worker counters and their exposition, counting what `answer` reports;
@@ -23,6 +24,7 @@ pub mod log;
 pub mod metrics;
 pub mod rrl;
 pub mod server;
+mod siphash;
 pub mod snapshot;
 pub mod sys;
 #[doc(hidden)]

@@ -95,7 +95,7 @@ pub fn flush(timeout: Duration) {
     let _ = written.recv_timeout(deadline.saturating_duration_since(Instant::now()));
 }
 
-/// `log!("reloaded {}", path)`: one line on stderr, through [`line`].
+/// `log!("reloaded {}", path)`: one line on stderr, through [`line()`](fn@line).
 #[macro_export]
 macro_rules! log {
     ($($arg:tt)*) => {

@@ -121,3 +121,72 @@ fn valid_server_cookie_bypasses_the_limit() {
     let elsewhere = burst(server.addr, "127.0.2.1", 30, Some(&cookie));
     assert!(elsewhere.full <= 5, "{elsewhere:?}");
 }
+
+/// A victim network and 1,000 others (each its own 127.x.y.0/24 on loopback) query at once,
+/// every network 30 times over about a second, the victim also flooding NXDOMAIN. No network
+/// gets more than its rate and burst (within 1.5x), whichever share a bucket; the victim's
+/// NXDOMAIN flood does not use up its real answers.
+#[test]
+fn a_thousand_networks_at_once() {
+    const RATE: f64 = 10.0;
+    const ROUNDS: usize = 30;
+    cnamed::sys::raise_fd_limit().unwrap();
+    let server = Cnamed::start(&["--threads", "1", "--rrl-rate", "10", "--rrl-slip", "0"]);
+    let hit = encode(&query("ws-123456.apps.example.com.", RecordType::A));
+    let miss = encode(&query("ws-999.apps.example.com.", RecordType::A));
+    let victim = UdpSocket::bind("127.1.0.1:0").unwrap();
+    let victim_nx = UdpSocket::bind("127.1.0.2:0").unwrap();
+    let others: Vec<UdpSocket> = (0..1000u32)
+        .map(|n| UdpSocket::bind((format!("127.{}.{}.1", 2 + n / 250, n % 250), 0)).unwrap())
+        .collect();
+    let started = std::time::Instant::now();
+    for _ in 0..ROUNDS {
+        victim.send_to(&hit, server.addr).unwrap();
+        for _ in 0..10 {
+            victim_nx.send_to(&miss, server.addr).unwrap();
+        }
+        for socket in &others {
+            socket.send_to(&hit, server.addr).unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(30));
+    }
+    std::thread::sleep(SILENCE);
+    let seconds = started.elapsed().as_secs_f64();
+    let allowance = RATE + RATE * seconds;
+    let answered = |socket: &UdpSocket| {
+        socket.set_nonblocking(true).unwrap();
+        let mut buf = [0; 2048];
+        let mut count = 0;
+        while socket.recv_from(&mut buf).is_ok() {
+            count += 1;
+        }
+        count as f64
+    };
+    let counts: Vec<f64> = others.iter().map(answered).collect();
+    let most = counts.iter().cloned().fold(0.0, f64::max);
+    assert!(
+        most <= 1.5 * allowance,
+        "a network got {most}, over 1.5 x {allowance}"
+    );
+    let near = counts
+        .iter()
+        .filter(|&&n| n >= 0.5 * allowance.min(ROUNDS as f64))
+        .count();
+    assert!(
+        near > 900,
+        "most networks get about their rate: {near} of 1000"
+    );
+    let real = answered(&victim);
+    let nx = answered(&victim_nx);
+    assert!(nx <= 1.5 * allowance, "NXDOMAIN flood: {nx}");
+    assert!(
+        nx >= 0.5 * allowance,
+        "NXDOMAIN limited, not silenced: {nx}"
+    );
+    // 30 real queries, against an allowance of its own: all of them, or nearly.
+    let wanted = (ROUNDS as f64).min(allowance);
+    assert!(
+        real >= 0.8 * wanted,
+        "real answers {real} of {wanted}: the NXDOMAIN flood took them"
+    );
+}

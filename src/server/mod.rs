@@ -84,10 +84,18 @@ impl Server {
             cookie_secret_file: config.cookie_secret_file.clone(),
             max_dump_size: config.max_dump_size,
             tcp_limits,
-            rrl: config.rrl_rate.map(|rate| RrlSettings {
-                rate,
-                slip: config.rrl_slip,
-            }),
+            rrl: match config.rrl_rate {
+                Some(rate) => {
+                    let mut hash_key = [0; 16];
+                    sys::random_bytes(&mut hash_key)?;
+                    Some(RrlSettings {
+                        rate,
+                        slip: config.rrl_slip,
+                        hash_key,
+                    })
+                }
+                None => None,
+            },
             stats: Arc::new(stats),
         })
     }
@@ -118,7 +126,7 @@ impl Server {
                 worker_counters,
                 self.tcp_limits,
                 self.rrl
-                    .map(|rrl| RateLimiter::new(rrl.rate, rrl.slip, workers)),
+                    .map(|rrl| RateLimiter::new(rrl.rate, rrl.slip, workers, rrl.hash_key)),
             )?;
             wakers.push(worker.waker());
             let ready = ready.clone();

@@ -38,9 +38,11 @@ pub struct TcpLimits {
 /// Response rate limiting settings (see [`crate::rrl`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RrlSettings {
-    /// Responses per second per /24 or /56, for the whole server.
+    /// Responses per second per /24 or /56 and response class, for the whole server.
     pub rate: u32,
     pub slip: u32,
+    /// Picks the buckets, the same for every worker; random per process.
+    pub hash_key: [u8; 16],
 }
 
 /// What answering needs, borrowed for one event (TCP) or one batch (UDP).

@@ -14,7 +14,7 @@ use super::shared::{Serving, Shared};
 use crate::answer::{respond_to, Transport};
 use crate::cookie;
 use crate::metrics::{Limited, WorkerCounters};
-use crate::rrl::{RateLimiter, Verdict};
+use crate::rrl::{RateLimiter, ResponseClass, Verdict};
 use crate::sys::{UdpBatch, BATCH};
 
 /// Batches read from one UDP socket before other sockets get a turn.
@@ -136,7 +136,7 @@ impl UdpAnswer<'_> {
             (self.rate_limiter.as_deref_mut(), summary.len, sender)
         {
             if summary.cookie != Some(cookie::Check::Valid) {
-                match limiter.check(client, self.now_ms) {
+                match limiter.check(client, ResponseClass::of(summary.rcode), self.now_ms) {
                     Verdict::Send => {}
                     Verdict::Drop => {
                         serving.counters.rate_limited(Limited::Dropped);

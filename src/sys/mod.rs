@@ -9,11 +9,13 @@ compile_error!("cnamed runs on Linux only (recvmmsg, sendmmsg, SO_REUSEPORT, SCH
 mod clock;
 mod counting_alloc;
 mod process;
+mod random;
 mod signal;
 mod udp;
 
 pub use clock::{monotonic_usec, unix_millis, unix_seconds};
 pub use process::{current_thread, raise_fd_limit, set_thread_idle, ThreadId};
+pub use random::random_bytes;
 pub use signal::{
     block_signals, wait_for_signal, wait_for_signal_timeout, with_signals_blocked, SIGHUP, SIGINT,
     SIGTERM,
