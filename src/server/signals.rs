@@ -134,7 +134,9 @@ fn reload_in_idle_time(reloader: &Reloader) -> Outcome {
         let loader = scope.spawn(move || {
             let _ = started.send(sys::current_thread());
             // Soft: without SCHED_IDLE the reload simply runs at normal priority.
-            let _ = sys::set_thread_idle(sys::current_thread(), true);
+            if let Err(error) = sys::set_thread_idle(sys::current_thread(), true) {
+                crate::log!("reload at normal priority: SCHED_IDLE refused: {error}");
+            }
             let result = reloader.reload();
             drop(finished);
             result
@@ -142,7 +144,13 @@ fn reload_in_idle_time(reloader: &Reloader) -> Outcome {
         // Disconnected means finished; a timeout means no idle time came in the grace period.
         if done.recv_timeout(IDLE_RELOAD_GRACE) == Err(mpsc::RecvTimeoutError::Timeout) {
             if let Ok(thread) = thread.recv() {
-                let _ = sys::set_thread_idle(thread, false);
+                if let Err(error) = sys::set_thread_idle(thread, false) {
+                    // Leaving SCHED_IDLE needs CAP_SYS_NICE (or RLIMIT_NICE).
+                    crate::log!(
+                        "reload still in idle time only after {} s: normal priority refused: {error}",
+                        IDLE_RELOAD_GRACE.as_secs()
+                    );
+                }
             }
         }
         loader
