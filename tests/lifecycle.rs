@@ -371,16 +371,23 @@ fn zonefile_into_a_closed_pipe_exits_quietly() {
     assert_eq!(String::from_utf8_lossy(&output.stderr), "");
 }
 
+/// A server started from a dump that is then replaced by a FIFO: a reload reads it only when
+/// the test writes to it.
+fn serving_with_fifo_dump(test: &str) -> (Cnamed, std::path::PathBuf) {
+    let dump = temp_dump(test, r#"{"serial": 1, "apps": {"1": "a"}}"#);
+    let server = Cnamed::start_dump(&dump, &[]);
+    std::fs::remove_file(&dump).unwrap();
+    let made = Command::new("mkfifo").arg(&dump).status().unwrap();
+    assert!(made.success(), "mkfifo");
+    (server, dump)
+}
+
 /// A reload stuck on its dump (a FIFO nobody writes, as a hung network file system would be)
 /// must not hold up SIGTERM: the graceful stop starts at once and the stuck reload is
 /// abandoned. Before, the signal loop waited for the reload and the process never stopped.
 #[test]
 fn sigterm_stops_during_a_stuck_reload() {
-    let dump = temp_dump("stuck_reload", r#"{"serial": 1, "apps": {"1": "a"}}"#);
-    let mut server = Cnamed::start_dump(&dump, &[]);
-    std::fs::remove_file(&dump).unwrap();
-    let made = Command::new("mkfifo").arg(&dump).status().unwrap();
-    assert!(made.success(), "mkfifo");
+    let (mut server, dump) = serving_with_fifo_dump("stuck_reload");
     server.signal("HUP");
     // The reload opens the FIFO and waits there; the server still answers.
     std::thread::sleep(Duration::from_millis(200));
@@ -397,11 +404,7 @@ fn sigterm_stops_during_a_stuck_reload() {
 /// SIGHUPs that arrive while a reload runs coalesce into one more reload, not one each.
 #[test]
 fn sighups_during_a_reload_coalesce() {
-    let dump = temp_dump("coalesce", r#"{"serial": 1, "apps": {"1": "a"}}"#);
-    let mut server = Cnamed::start_dump(&dump, &[]);
-    std::fs::remove_file(&dump).unwrap();
-    let made = Command::new("mkfifo").arg(&dump).status().unwrap();
-    assert!(made.success(), "mkfifo");
+    let (mut server, dump) = serving_with_fifo_dump("coalesce");
     // The first reload waits on the FIFO; ten more SIGHUPs arrive meanwhile.
     server.signal("HUP");
     std::thread::sleep(Duration::from_millis(200));
