@@ -50,27 +50,29 @@ pub(super) struct Reloader {
     pub(super) stats: Arc<ServerStats>,
 }
 
+/// A dump, and the cookie secrets if there is a file, loaded and checked but not serving.
+pub(super) struct Loaded {
+    snapshot: Snapshot,
+    secrets: Option<Secrets>,
+    elapsed: Duration,
+}
+
 impl Reloader {
     /// Loads the dump, and the cookie secret file if there is one, again and, only if both
     /// are valid, swaps them in. Workers pick them up on their next batch; queries in flight
     /// finish on the old snapshot.
     pub(super) fn reload(&self) -> Result<Reloaded, ReloadError> {
-        let stats = &self.stats;
-        stats.last_reload_attempt_ms.set(unix_millis());
-        let result = self.load_and_swap();
-        match &result {
-            Ok(done) => {
-                stats.reloads_ok.add(1);
-                stats.apps.set(done.apps as u64);
-                stats.serial.set(u64::from(done.serial));
-                stats.load_micros.set(done.elapsed.as_micros() as u64);
-            }
-            Err(_) => stats.reloads_failed.add(1),
-        }
-        result
+        self.attempted();
+        self.install(self.load())
     }
 
-    fn load_and_swap(&self) -> Result<Reloaded, ReloadError> {
+    /// Notes the time of a reload attempt, for the metrics.
+    pub(super) fn attempted(&self) {
+        self.stats.last_reload_attempt_ms.set(unix_millis());
+    }
+
+    /// Loads and checks the dump and the cookie secrets; touches nothing being served.
+    pub(super) fn load(&self) -> Result<Loaded, ReloadError> {
         let started = Instant::now();
         let secrets = match &self.cookie_secret_file {
             Some(path) => Some(Secrets::load(path).map_err(ReloadError::CookieSecret)?),
@@ -78,17 +80,41 @@ impl Reloader {
         };
         let snapshot = Snapshot::load(&self.dump, &self.zone, self.max_dump_size)
             .map_err(ReloadError::Dump)?;
-        let report = Reloaded {
-            apps: snapshot.app_count(),
-            serial: snapshot.serial,
+        Ok(Loaded {
+            snapshot,
+            secrets,
             elapsed: started.elapsed(),
+        })
+    }
+
+    /// Puts a load in service, or counts its failure.
+    pub(super) fn install(
+        &self,
+        loaded: Result<Loaded, ReloadError>,
+    ) -> Result<Reloaded, ReloadError> {
+        let stats = &self.stats;
+        let loaded = match loaded {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                stats.reloads_failed.add(1);
+                return Err(error);
+            }
         };
-        if let Some(secrets) = secrets {
+        let done = Reloaded {
+            apps: loaded.snapshot.app_count(),
+            serial: loaded.snapshot.serial,
+            elapsed: loaded.elapsed,
+        };
+        if let Some(secrets) = loaded.secrets {
             self.shared.cookies.store(Arc::new(secrets));
         }
         // The old snapshot is dropped here, on this thread, unless a worker still holds it.
-        drop(self.shared.snapshot.swap(Arc::new(snapshot)));
-        Ok(report)
+        drop(self.shared.snapshot.swap(Arc::new(loaded.snapshot)));
+        stats.reloads_ok.add(1);
+        stats.apps.set(done.apps as u64);
+        stats.serial.set(u64::from(done.serial));
+        stats.load_micros.set(done.elapsed.as_micros() as u64);
+        Ok(done)
     }
 }
 

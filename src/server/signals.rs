@@ -9,6 +9,7 @@
 
 use std::io;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,38 +124,75 @@ fn start_reload(reloader: Arc<Reloader>) -> io::Result<Receiver<Outcome>> {
     Ok(receiver)
 }
 
-/// Reloads on a thread that first runs only in the workers' idle time (SCHED_IDLE), so that
+/// Loads waiting for idle time that a reload has already given up on (see below): while one
+/// is, the next reload skips the idle phase, so that they cannot pile up on a saturated box.
+static IDLE_LOADERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Reloads, first in the workers' idle time only (a loader thread at SCHED_IDLE), so that
 /// parsing a dump on a core shared with a worker does not delay queries. A box saturated for
-/// longer than `IDLE_RELOAD_GRACE` has no idle time: the reload then runs at normal priority,
-/// so that new mappings always arrive.
-fn reload_in_idle_time(reloader: &Reloader) -> Outcome {
-    std::thread::scope(|scope| {
-        let (started, thread) = mpsc::channel();
-        let (finished, done) = mpsc::channel::<()>();
-        let loader = scope.spawn(move || {
+/// longer than `IDLE_RELOAD_GRACE` has no idle time: the loader is then raised to normal
+/// priority, or, where that is refused (leaving SCHED_IDLE needs CAP_SYS_NICE, which the
+/// shipped unit does not give), a second loader starts at normal priority and the first of
+/// the two to finish is installed. New mappings always arrive, privileged or not.
+fn reload_in_idle_time(reloader: &Arc<Reloader>) -> Outcome {
+    reloader.attempted();
+    let (loaded, first) = mpsc::channel();
+    if IDLE_LOADERS.load(Ordering::Relaxed) > 0 {
+        return reloader.install(reloader.load());
+    }
+    let (started, thread) = mpsc::channel();
+    let idle_loader = {
+        let (reloader, loaded) = (Arc::clone(reloader), loaded.clone());
+        move || {
+            IDLE_LOADERS.fetch_add(1, Ordering::Relaxed);
             let _ = started.send(sys::current_thread());
-            // Soft: without SCHED_IDLE the reload simply runs at normal priority.
             if let Err(error) = sys::set_thread_idle(sys::current_thread(), true) {
                 crate::log!("reload at normal priority: SCHED_IDLE refused: {error}");
             }
-            let result = reloader.reload();
-            drop(finished);
-            result
-        });
-        // Disconnected means finished; a timeout means no idle time came in the grace period.
-        if done.recv_timeout(IDLE_RELOAD_GRACE) == Err(mpsc::RecvTimeoutError::Timeout) {
-            if let Ok(thread) = thread.recv() {
-                if let Err(error) = sys::set_thread_idle(thread, false) {
-                    // Leaving SCHED_IDLE needs CAP_SYS_NICE (or RLIMIT_NICE).
-                    crate::log!(
-                        "reload still in idle time only after {} s: normal priority refused: {error}",
-                        IDLE_RELOAD_GRACE.as_secs()
-                    );
-                }
-            }
+            // A receiver gone means another loader won: this load is dropped here.
+            let _ = loaded.send(reloader.load());
+            IDLE_LOADERS.fetch_sub(1, Ordering::Relaxed);
         }
-        loader
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    })
+    };
+    if std::thread::Builder::new()
+        .name("cnamed-load-idle".into())
+        .spawn(idle_loader)
+        .is_err()
+    {
+        return reloader.install(reloader.load());
+    }
+    match first.recv_timeout(IDLE_RELOAD_GRACE) {
+        Ok(result) => return reloader.install(result),
+        Err(mpsc::RecvTimeoutError::Disconnected) => return reloader.install(reloader.load()),
+        Err(mpsc::RecvTimeoutError::Timeout) => {}
+    }
+    let raised = thread
+        .recv()
+        .map_err(|_| io::Error::other("the loader is gone"))
+        .and_then(|thread| sys::set_thread_idle(thread, false));
+    if let Err(error) = raised {
+        crate::log!(
+            "reload: no idle time for {} s and normal priority refused ({error}): loading again at normal priority",
+            IDLE_RELOAD_GRACE.as_secs()
+        );
+        let normal_loader = {
+            let reloader = Arc::clone(reloader);
+            move || {
+                let _ = loaded.send(reloader.load());
+            }
+        };
+        if std::thread::Builder::new()
+            .name("cnamed-load".into())
+            .spawn(normal_loader)
+            .is_err()
+        {
+            return reloader.install(reloader.load());
+        }
+    } else {
+        drop(loaded);
+    }
+    match first.recv() {
+        Ok(result) => reloader.install(result),
+        Err(_) => reloader.install(reloader.load()),
+    }
 }
