@@ -125,7 +125,8 @@ fn start_reload(reloader: Arc<Reloader>) -> io::Result<Receiver<Outcome>> {
 }
 
 /// Loads waiting for idle time that a reload has already given up on (see below): while one
-/// is, the next reload skips the idle phase, so that they cannot pile up on a saturated box.
+/// is, the next reload waits out the grace and loads at normal priority without starting
+/// another, so that they cannot pile up on a saturated box.
 static IDLE_LOADERS: AtomicUsize = AtomicUsize::new(0);
 
 /// Reloads, first in the workers' idle time only (a loader thread at SCHED_IDLE), so that
@@ -138,6 +139,9 @@ fn reload_in_idle_time(reloader: &Arc<Reloader>) -> Outcome {
     reloader.attempted();
     let (loaded, first) = mpsc::channel();
     if IDLE_LOADERS.load(Ordering::Relaxed) > 0 {
+        // The box has had no idle time since: give it the same grace, then load at normal
+        // priority, so that saturated reloads come at most one per grace period.
+        std::thread::sleep(IDLE_RELOAD_GRACE);
         return reloader.install(reloader.load());
     }
     let (started, thread) = mpsc::channel();
