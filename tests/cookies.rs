@@ -263,3 +263,24 @@ fn cookie_only_query_gets_a_server_cookie() {
     let reply = decode(&server.udp(&raw_query(9, 0x0100, [0, 0, 0, 1], &plain_opt)));
     assert_eq!(reply.response_code(), ResponseCode::FormErr);
 }
+
+/// The secret file as the README describes it: `#` starts a comment, after a secret too; a
+/// secret is 32 hex digits, signs and all other characters refused at start (exit 2).
+#[test]
+fn secret_file_comments_and_signs() {
+    let file = secret_file(
+        "comments",
+        &format!("# fleet secrets\n{SECRET_1}  # new\n{SECRET_2} # old\n"),
+    );
+    let (server, metrics) = start(&file);
+    exchange(&server, &CLIENT);
+    drop((server, metrics));
+    let signed = secret_file("signed", &"+0".repeat(16));
+    let output = Command::new(binary())
+        .arg("--cookie-secret-file")
+        .arg(&signed)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("line 1"));
+}

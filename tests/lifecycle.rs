@@ -203,7 +203,16 @@ fn bad_flags_exit_with_one_line_naming_the_flag() {
         (&["--ns", "."], "--ns"),
         (&["--ns", ""], "--ns"),
     ];
-    for (args, flag) in cases {
+    // More NS names than one TCP answer holds (300 of about 220 bytes).
+    let names: Vec<String> = (0..300)
+        .map(|i| format!("{i}.{}", "n".repeat(200)))
+        .collect();
+    let many_ns: Vec<&str> = names
+        .iter()
+        .flat_map(|name| ["--ns", name.as_str()])
+        .collect();
+    let cases = [cases, &[(&many_ns[..], "--ns")]].concat();
+    for (args, flag) in &cases {
         let output = Command::new(binary()).args(*args).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&output.stderr);
