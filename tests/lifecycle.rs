@@ -352,17 +352,19 @@ fn help_and_version_commands() {
     );
 }
 
+/// A dump of `apps` numeric apps over four clusters, with `serial`.
+fn numeric_dump(apps: u32, serial: u32) -> String {
+    let apps: Vec<String> = (0..apps)
+        .map(|i| format!(r#""{i}": "mt{}""#, i % 4))
+        .collect();
+    format!(r#"{{"serial": {serial}, "apps": {{{}}}}}"#, apps.join(","))
+}
+
 /// `cnamed zonefile | head`: the reader goes away early; cnamed stops quietly, as Unix tools do.
 #[test]
 fn zonefile_into_a_closed_pipe_exits_quietly() {
     use std::io::Read;
-    let apps: Vec<String> = (0..50_000)
-        .map(|i| format!(r#""{i}": "mt{}""#, i % 4))
-        .collect();
-    let dump = temp_dump(
-        "zonefile_pipe",
-        &format!(r#"{{"serial": 1, "apps": {{{}}}}}"#, apps.join(",")),
-    );
+    let dump = temp_dump("zonefile_pipe", &numeric_dump(50_000, 1));
     let mut child = Command::new(binary())
         .arg("zonefile")
         .arg("--dump")
@@ -447,13 +449,7 @@ fn sighups_during_a_reload_coalesce() {
 /// ends.
 #[test]
 fn sigterm_gets_through_a_sighup_storm() {
-    let apps: Vec<String> = (0..200_000)
-        .map(|i| format!(r#""{i}": "mt{}""#, i % 4))
-        .collect();
-    let dump = temp_dump(
-        "storm",
-        &format!(r#"{{"serial": 1, "apps": {{{}}}}}"#, apps.join(",")),
-    );
+    let dump = temp_dump("storm", &numeric_dump(200_000, 1));
     let mut server = Cnamed::start_dump(&dump, &[]);
     let pid = server.pid().to_string();
     let storm_ends = std::time::Instant::now() + Duration::from_secs(15);
@@ -641,8 +637,7 @@ fn dumps_over_the_size_limit_are_refused() {
     assert!(stderr.contains("over --max-dump-size 10"), "{stderr}");
 
     let mut server = Cnamed::start_dump(&dump, &["--max-dump-size", "1000"]);
-    let apps: Vec<String> = (0..200).map(|i| format!(r#""{i}": "b""#)).collect();
-    let big = format!(r#"{{"serial": 2, "apps": {{{}}}}}"#, apps.join(","));
+    let big = numeric_dump(200, 2);
     assert!(big.len() > 1000);
     std::fs::write(&dump, big).unwrap();
     server.signal("HUP");
@@ -709,13 +704,7 @@ fn an_unprivileged_reload_arrives_on_a_saturated_core() {
         eprintln!("not root: cannot start the server as nobody; nothing checked");
         return;
     }
-    let apps: Vec<String> = (0..100_000)
-        .map(|i| format!(r#""{i}": "mt{}""#, i % 4))
-        .collect();
-    let dump = temp_dump(
-        "unprivileged",
-        &format!(r#"{{"serial": 1, "apps": {{{}}}}}"#, apps.join(",")),
-    );
+    let dump = temp_dump("unprivileged", &numeric_dump(100_000, 1));
     let mut server = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .args(["taskset", "-c", "0"])
@@ -758,8 +747,7 @@ fn an_unprivileged_reload_arrives_on_a_saturated_core() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    let json = format!(r#"{{"serial": 2, "apps": {{{}}}}}"#, apps.join(","));
-    std::fs::write(&dump, json).unwrap();
+    std::fs::write(&dump, numeric_dump(100_000, 2)).unwrap();
     let sent = Command::new("kill")
         .args(["-HUP", &server.id().to_string()])
         .status()
