@@ -704,11 +704,21 @@ fn an_unprivileged_reload_arrives_on_a_saturated_core() {
         eprintln!("not root: cannot start the server as nobody; nothing checked");
         return;
     }
-    let dump = temp_dump("unprivileged", &numeric_dump(100_000, 1));
+    // nobody must reach the binary and the dump, wherever the checkout is: both go to a
+    // folder of this test's own under /tmp.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("cnamed-unprivileged-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let program = dir.join("cnamed");
+    std::fs::copy(binary(), &program).unwrap();
+    let dump = dir.join("apps.json");
+    std::fs::write(&dump, numeric_dump(100_000, 1)).unwrap();
+    std::fs::set_permissions(&dump, std::fs::Permissions::from_mode(0o644)).unwrap();
     let mut server = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .args(["taskset", "-c", "0"])
-        .arg(binary())
+        .arg(&program)
         .args(["--listen", "127.0.0.1:0", "--threads", "1", "--dump"])
         .arg(&dump)
         .stdin(Stdio::null())
@@ -760,6 +770,7 @@ fn an_unprivileged_reload_arrives_on_a_saturated_core() {
     let _ = server.kill();
     let _ = server.wait();
     assert!(refused.is_some(), "the refused scheduling call is logged");
+    let _ = std::fs::remove_dir_all(&dir);
     let line = reloaded.expect("the reload arrived while the core was busy");
     assert!(line.contains("serial 2"), "{line}");
 }
