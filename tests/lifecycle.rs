@@ -481,8 +481,29 @@ fn start_with_stderr_pipe(
     std::io::BufReader<std::process::ChildStderr>,
     std::net::SocketAddr,
 ) {
+    start_wrapped(&[], extra)
+}
+
+/// The same, with cnamed started through `wrapper` (a command that ends by running the
+/// program and arguments after it), or directly when it is empty.
+fn start_wrapped(
+    wrapper: &[&str],
+    extra: &[&str],
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStderr>,
+    std::net::SocketAddr,
+) {
     use std::io::BufRead;
-    let mut child = Command::new(binary())
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(binary());
+            command
+        }
+        None => Command::new(binary()),
+    };
+    let mut child = command
         .args(["--listen", "127.0.0.1:0", "--threads", "1"])
         .args(extra)
         .stdin(Stdio::null())
@@ -653,26 +674,10 @@ fn dumps_over_the_size_limit_are_refused() {
 fn a_comma_bomb_does_not_kill_the_server() {
     use std::io::BufRead;
     let dump = temp_dump("comma_bomb", r#"{"serial": 1, "apps": {"1": "a"}}"#);
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(r#"ulimit -v 700000 && exec "$0" "$@""#)
-        .arg(binary())
-        .args(["--listen", "127.0.0.1:0", "--threads", "1", "--dump"])
-        .arg(&dump)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let dump_arg = dump.to_str().unwrap();
+    let wrapper = ["sh", "-c", r#"ulimit -v 700000 && exec "$0" "$@""#];
+    let (mut child, mut stderr, _) = start_wrapped(&wrapper, &["--dump", dump_arg]);
     let mut line = String::new();
-    while !line.contains("serving") {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "the server did not start"
-        );
-    }
     let bomb = format!(
         r#"{{"serial": 2, "pad": "{}", "apps": {{"1": "a"}}}}"#,
         ",".repeat(60_000_000)
