@@ -204,12 +204,7 @@ fn answer(
             ..Summary::sent(reply.finish(Rcode::BADVERS), Rcode::BADVERS)
         };
     }
-    let cookie_option = match (context.cookies, context.client, &query.opt) {
-        (Some(secrets), Some(client), Some(opt)) => opt
-            .option(OptionCode::COOKIE)
-            .map(|option| (secrets, client, option)),
-        _ => None,
-    };
+    let cookie_option = cookie_option(context, query.opt.as_ref());
     let cookie =
         cookie_option.map(|(secrets, client, option)| secrets.check(option, client, context.now));
     if cookie == Some(cookie::Check::Malformed) {
@@ -235,6 +230,21 @@ fn answer(
     }
 }
 
+/// The COOKIE option to answer, with what answering it takes: only when cookies are on, the
+/// client's address is known and the query carries one.
+#[inline(always)]
+fn cookie_option<'c, 'q>(
+    context: &Context<'c>,
+    opt: Option<&Opt<'q>>,
+) -> Option<(&'c Secrets, IpAddr, &'q [u8])> {
+    match (context.cookies, context.client, opt) {
+        (Some(secrets), Some(client), Some(opt)) => opt
+            .option(OptionCode::COOKIE)
+            .map(|option| (secrets, client, option)),
+        _ => None,
+    }
+}
+
 /// A query with no question: BADVERS for an EDNS version we do not speak; with cookies
 /// answered and a COOKIE option, the query for a server cookie (RFC 7873 §5.4): NOERROR, no
 /// question, a fresh server cookie; otherwise FORMERR, as for any question count but one.
@@ -253,13 +263,7 @@ fn answer_no_question(
         let reply = Reply::start(out, parts, snapshot, context.transport);
         return Summary::sent(reply.finish(Rcode::BADVERS), Rcode::BADVERS);
     }
-    let cookie_option = match (context.cookies, context.client, &opt) {
-        (Some(secrets), Some(client), Some(opt)) => opt
-            .option(OptionCode::COOKIE)
-            .map(|option| (secrets, client, option)),
-        _ => None,
-    };
-    let Some((secrets, client, option)) = cookie_option else {
+    let Some((secrets, client, option)) = cookie_option(context, opt.as_ref()) else {
         let reply = Reply::start(out, parts, snapshot, context.transport);
         return Summary {
             formerr: Some(FormErrCause::QuestionCount),
