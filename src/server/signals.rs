@@ -133,27 +133,28 @@ static IDLE_LOADERS: AtomicUsize = AtomicUsize::new(0);
 /// parsing a dump on a core shared with a worker does not delay queries. A box saturated for
 /// longer than `IDLE_RELOAD_GRACE` has no idle time: the loader is then raised to normal
 /// priority, or, where that is refused (leaving SCHED_IDLE needs CAP_SYS_NICE, which the
-/// shipped unit does not give), a second loader starts at normal priority and the first of
-/// the two to finish is installed. New mappings always arrive, privileged or not.
+/// shipped unit does not give), this thread, at normal priority, loads again and installs its
+/// load; the idle loader's, if it ever comes, is dropped. New mappings always arrive,
+/// privileged or not.
 fn reload_in_idle_time(reloader: &Arc<Reloader>) -> Outcome {
     reloader.attempted();
-    let (loaded, first) = mpsc::channel();
     if IDLE_LOADERS.load(Ordering::Relaxed) > 0 {
         // The box has had no idle time since: give it the same grace, then load at normal
         // priority, so that saturated reloads come at most one per grace period.
         std::thread::sleep(IDLE_RELOAD_GRACE);
         return reloader.install(reloader.load());
     }
+    let (loaded, first) = mpsc::channel();
     let (started, thread) = mpsc::channel();
     let idle_loader = {
-        let (reloader, loaded) = (Arc::clone(reloader), loaded.clone());
+        let reloader = Arc::clone(reloader);
         move || {
             IDLE_LOADERS.fetch_add(1, Ordering::Relaxed);
             let _ = started.send(sys::current_thread());
             if let Err(error) = sys::set_thread_idle(sys::current_thread(), true) {
                 crate::log!("reload at normal priority: SCHED_IDLE refused: {error}");
             }
-            // A receiver gone means another loader won: this load is dropped here.
+            // A receiver gone means the reload went on without this load: it is dropped.
             let _ = loaded.send(reloader.load());
             IDLE_LOADERS.fetch_sub(1, Ordering::Relaxed);
         }
@@ -165,6 +166,7 @@ fn reload_in_idle_time(reloader: &Arc<Reloader>) -> Outcome {
     {
         return reloader.install(reloader.load());
     }
+    // Disconnected: the loader died without a result.
     match first.recv_timeout(IDLE_RELOAD_GRACE) {
         Ok(result) => return reloader.install(result),
         Err(mpsc::RecvTimeoutError::Disconnected) => return reloader.install(reloader.load()),
@@ -179,21 +181,8 @@ fn reload_in_idle_time(reloader: &Arc<Reloader>) -> Outcome {
             "reload: no idle time for {} s and normal priority refused ({error}): loading again at normal priority",
             IDLE_RELOAD_GRACE.as_secs()
         );
-        let normal_loader = {
-            let reloader = Arc::clone(reloader);
-            move || {
-                let _ = loaded.send(reloader.load());
-            }
-        };
-        if std::thread::Builder::new()
-            .name("cnamed-load".into())
-            .spawn(normal_loader)
-            .is_err()
-        {
-            return reloader.install(reloader.load());
-        }
-    } else {
-        drop(loaded);
+        // This thread runs at normal priority: the load happens here.
+        return reloader.install(reloader.load());
     }
     match first.recv() {
         Ok(result) => reloader.install(result),
