@@ -59,7 +59,7 @@ load() {
 field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<" $1"; }
 
 if [ "$scale" = yes ]; then
-echo '{"apps": {}}' > "$work/apps-empty.json"
+echo '{"serial": 1, "apps": {}}' > "$work/apps-empty.json"
 serve "$work/apps-empty.json"; empty_rss=$(rss_kib); kill "$pid"; wait "$pid" 2>/dev/null || true
 
 for apps in 100000 "$big"; do

@@ -74,6 +74,11 @@ Options:
   --cookie-secret-file PATH  DNS cookie secrets, 32 hex digits a line: the first makes
                              cookies, a second is also accepted [default: a random secret]
   --max-dump-size BYTES      refuse a larger dump before reading it [default: 4 GiB]
+  --max-shrink PERCENT       refuse a reload that removes more of the live apps [default: 10]
+  --clusters LIST            comma-separated clusters apps may map to; a dump naming
+                             another is refused [default: any]
+  --control PATH             serve the control socket there, for `cnamed reload` and
+                             `cnamed status` [default: off]
   -h, --help                 print this help
   -V, --version              print the version
 
@@ -83,7 +88,7 @@ answers already asked for (at most 1 s) and exit.
 ";
 
 /// Every option that takes a value; anything else starting with '-' is unknown.
-const VALUE_FLAGS: [&str; 20] = [
+const VALUE_FLAGS: [&str; 23] = [
     "--dump",
     "--zone",
     "--target",
@@ -104,6 +109,9 @@ const VALUE_FLAGS: [&str; 20] = [
     "--rrl-slip",
     "--cookie-secret-file",
     "--max-dump-size",
+    "--max-shrink",
+    "--clusters",
+    "--control",
 ];
 
 fn value<T: FromStr>(flag: &str, text: &str, what: &str) -> Result<T, CliError> {
@@ -191,6 +199,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
             "--rrl-slip" => config.rrl_slip = value(flag, &text, "a number (0 never slips)")?,
             "--cookie-secret-file" => config.cookie_secret_file = Some(PathBuf::from(text)),
             "--max-dump-size" => config.max_dump_size = value(flag, &text, "a number of bytes")?,
+            "--max-shrink" => config.max_shrink = value(flag, &text, "a percentage, 0 to 100")?,
+            "--clusters" => config.clusters = Some(text.split(',').map(str::to_owned).collect()),
+            "--control" => config.control = Some(PathBuf::from(text)),
             other => return Err(CliError(format!("unknown option {other}"))),
         }
     }

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::snapshot::guard::{Rules, DEFAULT_MAX_SHRINK};
 use crate::snapshot::{expand_target, Zone, ZoneSettings};
 use crate::wire::name::{check_label, is_within, name_to_wire, Charset};
 use crate::wire::record::{OPTION_HEADER, OPT_FIXED, QUESTION_FIXED, RR_FIXED};
@@ -103,6 +104,12 @@ pub struct Config {
     pub cookie_secret_file: Option<PathBuf>,
     /// A dump larger than this is refused before it is read.
     pub max_dump_size: u64,
+    /// A reload may remove at most this percentage of the live apps (0 to 100).
+    pub max_shrink: u8,
+    /// Cluster names apps may map to; `None` allows any.
+    pub clusters: Option<Vec<String>>,
+    /// The control socket (`cnamed reload`, `cnamed status`); `None` serves none.
+    pub control: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -128,6 +135,9 @@ impl Default for Config {
             rrl_slip: 2,
             cookie_secret_file: None,
             max_dump_size: 4 << 30,
+            max_shrink: DEFAULT_MAX_SHRINK,
+            clusters: None,
+            control: None,
         }
     }
 }
@@ -144,7 +154,40 @@ impl Config {
         if self.rrl_rate == Some(0) {
             return Err(invalid("--rrl-rate", "needs at least 1"));
         }
-        Ok(())
+        self.guard_rules().map(drop)
+    }
+
+    /// The guard rails of reloads, clusters checked and folded to lower case.
+    pub fn guard_rules(&self) -> Result<Rules, ConfigError> {
+        if self.max_shrink > 100 {
+            return Err(invalid("--max-shrink", "is a percentage, 0 to 100"));
+        }
+        let clusters = match &self.clusters {
+            None => None,
+            Some(list) if list.is_empty() => {
+                return Err(invalid("--clusters", "at least one cluster is needed"))
+            }
+            Some(list) => {
+                let mut clusters: Vec<String> = Vec::new();
+                for cluster in list {
+                    check_label(cluster, Charset::Hostname, MAX_LABEL)
+                        .map_err(|why| invalid("--clusters", format!("{cluster:?} {why}")))?;
+                    let lower = cluster.to_ascii_lowercase();
+                    if clusters.contains(&lower) {
+                        return Err(invalid(
+                            "--clusters",
+                            format!("{cluster:?} is listed twice"),
+                        ));
+                    }
+                    clusters.push(lower);
+                }
+                Some(clusters)
+            }
+        };
+        Ok(Rules {
+            max_shrink_percent: self.max_shrink,
+            clusters,
+        })
     }
 
     /// Checks everything the zone is made of and gives it in the form the zone is built from.
@@ -365,6 +408,16 @@ mod tests {
                 Box::new(|c| c.tcp_max_connections = 0),
             ),
             ("--rrl-rate", Box::new(|c| c.rrl_rate = Some(0))),
+            ("--max-shrink", Box::new(|c| c.max_shrink = 101)),
+            (
+                "--clusters",
+                Box::new(|c| c.clusters = Some(vec!["mt1".into(), "MT1".into()])),
+            ),
+            (
+                "--clusters",
+                Box::new(|c| c.clusters = Some(vec!["m t".into()])),
+            ),
+            ("--clusters", Box::new(|c| c.clusters = Some(vec![]))),
         ];
         for (flag, change) in cases {
             let mut config = Config::default();

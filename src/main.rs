@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use cnamed::cli::{self, Command, Invocation};
 use cnamed::config::VERSION_STRING;
 use cnamed::cookie::{SecretError, Secrets};
-use cnamed::snapshot::Snapshot;
+use cnamed::snapshot::{guard, Snapshot};
 use cnamed::{server, zonefile};
 
 /// Exit code for a bad command line or configuration.
@@ -57,6 +57,14 @@ fn run() -> ExitCode {
         Ok(snapshot) => snapshot,
         Err(error) => return fail(FAILURE, &error.to_string()),
     };
+    // The first snapshot has none before it: only the rules on its own content apply.
+    let rules = match config.guard_rules() {
+        Ok(rules) => rules,
+        Err(error) => return fail(USAGE_ERROR, &error.to_string()),
+    };
+    if let Err(refusal) = guard::check_clusters(&snapshot, &rules) {
+        return fail(FAILURE, &format!("{}: {refusal}", config.dump.display()));
+    }
     let load_time = started.elapsed();
     let outcome = match command {
         Command::Check => {

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use crate::answer::{DropReason, Summary, Transport};
 use crate::cookie;
+use crate::snapshot::guard::Refusal;
 use crate::wire::{FormErrCause, Rcode, Rtype};
 
 /// A count with one writer.
@@ -175,14 +176,22 @@ impl WorkerCounters {
 /// Process-wide figures, written off the query path (by the reloading thread).
 #[derive(Debug, Default)]
 pub struct ServerStats {
+    /// Reloads that put a new snapshot in service.
     pub reloads_ok: Counter,
-    pub reloads_failed: Counter,
+    /// Reloads of the same serial and content: nothing to swap.
+    pub reloads_unchanged: Counter,
+    /// Reloads that kept the old snapshot, by reason (`Refusal::NAMES`).
+    pub reloads_refused: [Counter; Refusal::NAMES.len()],
     pub apps: Counter,
     pub serial: Counter,
     /// Microseconds the snapshot being served took to load.
     pub load_micros: Counter,
     /// Unix time of the last reload attempt, in milliseconds; 0 before the first.
     pub last_reload_attempt_ms: Counter,
+    /// Unix time of the last reload that put a new snapshot in service, in milliseconds.
+    pub last_reload_ok_ms: Counter,
+    /// Modification time of the dump being served, Unix milliseconds.
+    pub dump_modified_ms: Counter,
     pub start_time_ms: Counter,
 }
 
@@ -337,22 +346,31 @@ pub fn render(workers: &[&WorkerCounters], stats: &ServerStats, out: &mut String
         "TCP connections accepted.",
         sum(|w| &w.tcp_accepted),
     );
+    let refused: u64 = stats.reloads_refused.iter().map(Counter::get).sum();
     let reloads = [
-        (
-            "{result=\"ok\"}".to_owned(),
-            stats.reloads_ok.get().to_string(),
-        ),
-        (
-            "{result=\"failed\"}".to_owned(),
-            stats.reloads_failed.get().to_string(),
-        ),
-    ];
+        ("ok", stats.reloads_ok.get()),
+        ("unchanged", stats.reloads_unchanged.get()),
+        ("refused", refused),
+    ]
+    .map(|(result, n)| (format!("{{result=\"{result}\"}}"), n.to_string()));
     family(
         out,
         "cnamed_reloads_total",
         counter,
-        "Reloads of the dump (SIGHUP), by result; a failed one keeps the old snapshot.",
+        "Reloads of the dump, by result: a new snapshot, the same serial and content, or refused (the old snapshot keeps serving).",
         &reloads,
+    );
+    let reasons: Vec<(String, String)> = Refusal::NAMES
+        .iter()
+        .zip(&stats.reloads_refused)
+        .map(|(reason, n)| (format!("{{reason=\"{reason}\"}}"), n.get().to_string()))
+        .collect();
+    family(
+        out,
+        "cnamed_reloads_refused_total",
+        counter,
+        "Reloads refused, by reason: a guard rail (serial, empty, shrink, cluster) or a dump or cookie secret that did not load (invalid).",
+        &reasons,
     );
     let snapshot = [
         (
@@ -374,6 +392,16 @@ pub fn render(workers: &[&WorkerCounters], stats: &ServerStats, out: &mut String
             "cnamed_last_reload_attempt_timestamp_seconds",
             "Unix time of the last reload attempt, 0 if none.",
             stats.last_reload_attempt_ms.get() as f64 / 1e3,
+        ),
+        (
+            "cnamed_last_reload_success_timestamp_seconds",
+            "Unix time of the last reload that put a new snapshot in service, 0 if none.",
+            stats.last_reload_ok_ms.get() as f64 / 1e3,
+        ),
+        (
+            "cnamed_dump_modified_timestamp_seconds",
+            "Modification time of the dump file being served, Unix seconds.",
+            stats.dump_modified_ms.get() as f64 / 1e3,
         ),
         (
             "cnamed_start_time_seconds",

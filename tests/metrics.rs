@@ -22,6 +22,8 @@ fn counters_follow_queries_and_reloads() {
     assert_eq!(start["cnamed_snapshot_apps"], 6.0);
     assert_eq!(start["cnamed_snapshot_serial"], 2_026_112_601.0);
     assert_eq!(start["cnamed_last_reload_attempt_timestamp_seconds"], 0.0);
+    assert_eq!(start["cnamed_last_reload_success_timestamp_seconds"], 0.0);
+    assert!(start["cnamed_dump_modified_timestamp_seconds"] > 1.7e9);
     assert!(start["cnamed_snapshot_load_seconds"] > 0.0);
     assert!(start["cnamed_start_time_seconds"] > 1.7e9);
     let build = format!(
@@ -88,24 +90,51 @@ fn counters_follow_queries_and_reloads() {
         assert_eq!(m[&name], value as f64, "{name}");
     }
 
-    // A good reload, then a bad one: the old snapshot keeps serving.
+    // A good reload, then refused ones, each counted by its reason: the old snapshot keeps
+    // serving.
     let before = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs_f64();
-    let one_app = r#"{"serial": 7, "apps": {"1": "mt1"}}"#;
-    std::fs::write(&dump, one_app).unwrap();
+    let grown = r#"{"serial": 2026112602, "apps": {"123456": "mt1", "234567": "mt1",
+        "345678": "eu", "456789": "us2", "my-app": "eu", "demo-42": "ap1", "1": "mt1"}}"#;
+    std::fs::write(&dump, grown).unwrap();
     server.signal("HUP");
     server.wait_log("reloaded");
-    std::fs::write(&dump, "{").unwrap();
-    server.signal("HUP");
-    server.wait_log("reload failed");
+    for (bad, reason) in [
+        ("{", "invalid"),
+        (r#"{"serial": 2026112603, "apps": {"1": "mt1"}}"#, "shrink"),
+        (r#"{"serial": 2026112603, "apps": {}}"#, "empty"),
+        (r#"{"serial": 5, "apps": {"1": "mt1"}}"#, "serial"),
+    ] {
+        std::fs::write(&dump, bad).unwrap();
+        server.signal("HUP");
+        let line = server.wait_log("reload failed");
+        assert!(line.contains("still serving serial 2026112602"), "{line}");
+        let m = parse_metrics(&http_get(metrics, "GET", "/metrics").1);
+        assert_eq!(
+            m[&key("cnamed_reloads_refused_total", "reason", reason)],
+            1.0,
+            "{bad}"
+        );
+    }
     let m = parse_metrics(&http_get(metrics, "GET", "/metrics").1);
     assert_eq!(m[&key("cnamed_reloads_total", "result", "ok")], 1.0);
-    assert_eq!(m[&key("cnamed_reloads_total", "result", "failed")], 1.0);
-    assert_eq!(m["cnamed_snapshot_apps"], 1.0);
-    assert_eq!(m["cnamed_snapshot_serial"], 7.0);
+    assert_eq!(m[&key("cnamed_reloads_total", "result", "refused")], 4.0);
+    assert_eq!(
+        m[&key("cnamed_reloads_refused_total", "reason", "cluster")],
+        0.0
+    );
+    assert_eq!(m["cnamed_snapshot_apps"], 7.0);
+    assert_eq!(m["cnamed_snapshot_serial"], 2_026_112_602.0);
     assert!(m["cnamed_last_reload_attempt_timestamp_seconds"] >= before.floor());
+    let succeeded = m["cnamed_last_reload_success_timestamp_seconds"];
+    assert!(
+        succeeded >= before.floor()
+            && succeeded <= m["cnamed_last_reload_attempt_timestamp_seconds"]
+    );
+    // The dump served was written after `before` (file times may trail the clock a little).
+    assert!(m["cnamed_dump_modified_timestamp_seconds"] >= before.floor() - 1.0);
 }
 
 #[test]

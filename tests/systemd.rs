@@ -29,7 +29,7 @@ fn ready_reloading_ready_stopping() {
 
     assert_eq!(next(&systemd), "READY=1\nSTATUS=serving 2 apps, serial 11");
 
-    std::fs::write(&dump, r#"{"serial": 12, "apps": {"1": "a"}}"#).unwrap();
+    std::fs::write(&dump, r#"{"serial": 12, "apps": {"1": "a", "2": "a"}}"#).unwrap();
     server.signal("HUP");
     let reloading = next(&systemd);
     let mut lines = reloading.lines();
@@ -40,14 +40,14 @@ fn ready_reloading_ready_stopping() {
         .and_then(|v| v.parse().ok())
         .expect("MONOTONIC_USEC=<number>");
     assert!(usec > 0);
-    assert_eq!(next(&systemd), "READY=1\nSTATUS=serving 1 apps, serial 12");
+    assert_eq!(next(&systemd), "READY=1\nSTATUS=serving 2 apps, serial 12");
 
     std::fs::write(&dump, r#"{"serial": 13, "apps": {"1": "a b"}}"#).unwrap();
     server.signal("HUP");
     assert!(next(&systemd).starts_with("RELOADING=1\n"));
     let after_failure = next(&systemd);
     assert!(
-        after_failure.starts_with("READY=1\nSTATUS=reload failed, serving 1 apps, serial 12: "),
+        after_failure.starts_with("READY=1\nSTATUS=reload failed, serving 2 apps, serial 12: "),
         "{after_failure}"
     );
     assert_eq!(after_failure.lines().count(), 2, "STATUS is one line");

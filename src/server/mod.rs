@@ -38,6 +38,7 @@ use crate::cookie::Secrets;
 pub use crate::metrics::Metrics;
 use crate::metrics::{ServerStats, WorkerCounters};
 use crate::rrl::RateLimiter;
+use crate::snapshot::guard::Rules;
 use crate::snapshot::{Snapshot, Zone};
 use crate::sys;
 
@@ -50,6 +51,7 @@ pub struct Server {
     dump: PathBuf,
     cookie_secret_file: Option<PathBuf>,
     max_dump_size: u64,
+    rules: Rules,
     tcp_limits: TcpLimits,
     rrl: Option<RrlSettings>,
     stats: Arc<ServerStats>,
@@ -70,6 +72,7 @@ impl Server {
         let stats = ServerStats::default();
         stats.apps.set(snapshot.app_count() as u64);
         stats.serial.set(u64::from(snapshot.serial));
+        stats.dump_modified_ms.set(snapshot.dump_modified_ms);
         stats.start_time_ms.set(sys::unix_millis());
         Ok(Self {
             workers,
@@ -83,6 +86,9 @@ impl Server {
             dump: config.dump.clone(),
             cookie_secret_file: config.cookie_secret_file.clone(),
             max_dump_size: config.max_dump_size,
+            rules: config
+                .guard_rules()
+                .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?,
             tcp_limits,
             rrl: match config.rrl_rate {
                 Some(rate) => {
@@ -149,6 +155,7 @@ impl Server {
                 dump: self.dump,
                 cookie_secret_file: self.cookie_secret_file,
                 max_dump_size: self.max_dump_size,
+                rules: self.rules,
                 stats: Arc::clone(&self.stats),
             }),
             wakers,

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::shared::Shared;
 use crate::cookie::{SecretError, Secrets};
 use crate::metrics::{Metrics, ServerStats};
+use crate::snapshot::guard::{check_successor, Difference, Refusal, Rules};
 use crate::snapshot::{LoadError, Snapshot, Zone};
 use crate::sys::unix_millis;
 
@@ -19,6 +20,18 @@ use crate::sys::unix_millis;
 pub enum ReloadError {
     Dump(LoadError),
     CookieSecret(SecretError),
+    /// The dump loaded, but the guard rails refuse it.
+    Refused(Refusal),
+}
+
+impl ReloadError {
+    /// The metric label index of this failure (see [`Refusal::NAMES`]).
+    pub fn reason_index(&self) -> usize {
+        match self {
+            Self::Refused(refusal) => refusal.index(),
+            Self::Dump(_) | Self::CookieSecret(_) => Refusal::INVALID,
+        }
+    }
 }
 
 impl fmt::Display for ReloadError {
@@ -26,6 +39,10 @@ impl fmt::Display for ReloadError {
         match self {
             Self::Dump(error) => error.fmt(f),
             Self::CookieSecret(error) => write!(f, "cookie secret {error}"),
+            Self::Refused(refusal) if refusal.forcible() => {
+                write!(f, "refused: {refusal} (cnamed reload --force overrides)")
+            }
+            Self::Refused(refusal) => write!(f, "refused: {refusal}"),
         }
     }
 }
@@ -37,7 +54,42 @@ impl std::error::Error for ReloadError {}
 pub struct Reloaded {
     pub apps: usize,
     pub serial: u32,
+    /// The serial served before.
+    pub previous_serial: u32,
+    /// Apps added, removed and moved; empty with the same serial: nothing changed.
+    pub difference: Difference,
     pub elapsed: Duration,
+}
+
+impl Reloaded {
+    /// The same serial and content as before: the old snapshot keeps serving.
+    pub fn unchanged(&self) -> bool {
+        self.serial == self.previous_serial && self.difference.is_empty()
+    }
+}
+
+impl fmt::Display for Reloaded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let millis = self.elapsed.as_secs_f64() * 1e3;
+        if self.unchanged() {
+            write!(
+                f,
+                "unchanged: serial {}, {} apps, {millis:.1} ms",
+                self.serial, self.apps
+            )
+        } else {
+            write!(
+                f,
+                "serial {} (was {}), {} apps: {} added, {} removed, {} moved, {millis:.1} ms",
+                self.serial,
+                self.previous_serial,
+                self.apps,
+                self.difference.added,
+                self.difference.removed,
+                self.difference.moved
+            )
+        }
+    }
 }
 
 /// What a reload needs: shared with the thread that runs it, which a stop may abandon.
@@ -47,6 +99,7 @@ pub(super) struct Reloader {
     pub(super) dump: PathBuf,
     pub(super) cookie_secret_file: Option<PathBuf>,
     pub(super) max_dump_size: u64,
+    pub(super) rules: Rules,
     pub(super) stats: Arc<ServerStats>,
 }
 
@@ -61,9 +114,9 @@ impl Reloader {
     /// Loads the dump, and the cookie secret file if there is one, again and, only if both
     /// are valid, swaps them in. Workers pick them up on their next batch; queries in flight
     /// finish on the old snapshot.
-    pub(super) fn reload(&self) -> Result<Reloaded, ReloadError> {
+    pub(super) fn reload(&self, force: bool) -> Result<Reloaded, ReloadError> {
         self.attempted();
-        self.install(self.load())
+        self.install(self.load(), force)
     }
 
     /// Notes the time of a reload attempt, for the metrics.
@@ -87,30 +140,47 @@ impl Reloader {
         })
     }
 
-    /// Puts a load in service, or counts its failure.
+    /// Puts a load in service if the guard rails let it (all but the cluster rule give way
+    /// to `force`), or counts why not. Only one reload installs at a time.
     pub(super) fn install(
         &self,
         loaded: Result<Loaded, ReloadError>,
+        force: bool,
     ) -> Result<Reloaded, ReloadError> {
         let stats = &self.stats;
-        let loaded = match loaded {
-            Ok(loaded) => loaded,
+        let checked = loaded.and_then(|loaded| {
+            let live = self.shared.snapshot.load();
+            match check_successor(&live, &loaded.snapshot, &self.rules, force) {
+                Ok(difference) => Ok((loaded, live.serial, difference)),
+                Err(refusal) => Err(ReloadError::Refused(refusal)),
+            }
+        });
+        let (loaded, previous_serial, difference) = match checked {
+            Ok(checked) => checked,
             Err(error) => {
-                stats.reloads_failed.add(1);
+                stats.reloads_refused[error.reason_index()].add(1);
                 return Err(error);
             }
         };
         let done = Reloaded {
             apps: loaded.snapshot.app_count(),
             serial: loaded.snapshot.serial,
+            previous_serial,
+            difference,
             elapsed: loaded.elapsed,
         };
         if let Some(secrets) = loaded.secrets {
             self.shared.cookies.store(Arc::new(secrets));
         }
+        if done.unchanged() {
+            stats.reloads_unchanged.add(1);
+            return Ok(done);
+        }
+        stats.dump_modified_ms.set(loaded.snapshot.dump_modified_ms);
         // The old snapshot is dropped here, on this thread, unless a worker still holds it.
         drop(self.shared.snapshot.swap(Arc::new(loaded.snapshot)));
         stats.reloads_ok.add(1);
+        stats.last_reload_ok_ms.set(unix_millis());
         stats.apps.set(done.apps as u64);
         stats.serial.set(u64::from(done.serial));
         stats.load_micros.set(done.elapsed.as_micros() as u64);
@@ -127,9 +197,10 @@ pub struct Running {
 }
 
 impl Running {
-    /// Reloads the dump and the cookie secrets (see `Reloader::reload`), on this thread.
-    pub fn reload(&self) -> Result<Reloaded, ReloadError> {
-        self.reloader.reload()
+    /// Reloads the dump and the cookie secrets (see `Reloader::reload`), on this thread;
+    /// `force` overrides the guard rails that give way to it.
+    pub fn reload(&self, force: bool) -> Result<Reloaded, ReloadError> {
+        self.reloader.reload(force)
     }
 
     /// What a reload on another thread needs.

@@ -54,7 +54,7 @@ pub(super) fn handle_until_stop(
             Some(sys::SIGHUP) if reload.is_some() => again = true,
             Some(sys::SIGHUP) => {
                 notifier.reloading();
-                reload = Some(start_reload(running.reloader())?);
+                reload = Some(start_reload(running.reloader(), false)?);
             }
             Some(_) => {
                 if reload.is_some() {
@@ -73,7 +73,7 @@ pub(super) fn handle_until_stop(
         };
         let status = report(finished, &running, dump);
         if std::mem::take(&mut again) {
-            reload = Some(start_reload(running.reloader())?);
+            reload = Some(start_reload(running.reloader(), false)?);
         } else {
             reload = None;
             notifier.ready(&status);
@@ -85,13 +85,7 @@ pub(super) fn handle_until_stop(
 fn report(outcome: Option<Outcome>, running: &Running, dump: &Path) -> String {
     match outcome {
         Some(Ok(done)) => {
-            crate::log!(
-                "reloaded {}: {} apps, serial {}, {:.1} ms",
-                dump.display(),
-                done.apps,
-                done.serial,
-                done.elapsed.as_secs_f64() * 1e3
-            );
+            crate::log!("reloaded {}: {done}", dump.display());
             format!("serving {} apps, serial {}", done.apps, done.serial)
         }
         failed => {
@@ -114,12 +108,12 @@ fn report(outcome: Option<Outcome>, running: &Running, dump: &Path) -> String {
 }
 
 /// Starts a reload on its own thread; its outcome arrives on the receiver.
-fn start_reload(reloader: Arc<Reloader>) -> io::Result<Receiver<Outcome>> {
+fn start_reload(reloader: Arc<Reloader>, force: bool) -> io::Result<Receiver<Outcome>> {
     let (outcome, receiver) = mpsc::sync_channel(1);
     std::thread::Builder::new()
         .name("cnamed-reload".into())
         .spawn(move || {
-            let _ = outcome.send(reload_in_idle_time(&reloader));
+            let _ = outcome.send(reload_in_idle_time(&reloader, force));
         })?;
     Ok(receiver)
 }
@@ -136,13 +130,13 @@ static IDLE_LOADERS: AtomicUsize = AtomicUsize::new(0);
 /// shipped unit does not give), this thread, at normal priority, loads again and installs its
 /// load; the idle loader's, if it ever comes, is dropped. New mappings always arrive,
 /// privileged or not.
-fn reload_in_idle_time(reloader: &Arc<Reloader>) -> Outcome {
+fn reload_in_idle_time(reloader: &Arc<Reloader>, force: bool) -> Outcome {
     reloader.attempted();
     if IDLE_LOADERS.load(Ordering::Relaxed) > 0 {
         // The box has had no idle time since: give it the same grace, then load at normal
         // priority, so that saturated reloads come at most one per grace period.
         std::thread::sleep(IDLE_RELOAD_GRACE);
-        return reloader.install(reloader.load());
+        return reloader.install(reloader.load(), force);
     }
     let (loaded, first) = mpsc::channel();
     let (started, thread) = mpsc::channel();
@@ -164,12 +158,14 @@ fn reload_in_idle_time(reloader: &Arc<Reloader>) -> Outcome {
         .spawn(idle_loader)
         .is_err()
     {
-        return reloader.install(reloader.load());
+        return reloader.install(reloader.load(), force);
     }
     // Disconnected: the loader died without a result.
     match first.recv_timeout(IDLE_RELOAD_GRACE) {
-        Ok(result) => return reloader.install(result),
-        Err(mpsc::RecvTimeoutError::Disconnected) => return reloader.install(reloader.load()),
+        Ok(result) => return reloader.install(result, force),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            return reloader.install(reloader.load(), force)
+        }
         Err(mpsc::RecvTimeoutError::Timeout) => {}
     }
     let raised = thread
@@ -182,10 +178,10 @@ fn reload_in_idle_time(reloader: &Arc<Reloader>) -> Outcome {
             IDLE_RELOAD_GRACE.as_secs()
         );
         // This thread runs at normal priority: the load happens here.
-        return reloader.install(reloader.load());
+        return reloader.install(reloader.load(), force);
     }
     match first.recv() {
-        Ok(result) => reloader.install(result),
-        Err(_) => reloader.install(reloader.load()),
+        Ok(result) => reloader.install(result, force),
+        Err(_) => reloader.install(reloader.load(), force),
     }
 }

@@ -19,7 +19,7 @@ use crate::wire::{Class, Rtype};
 
 /// What a dump holds, ready for the snapshot.
 pub(super) struct Parsed {
-    pub(super) serial: Option<u32>,
+    pub(super) serial: u32,
     pub(super) numeric_apps: NumericTable,
     pub(super) named_apps: FxHashMap<Box<[u8]>, u32>,
     pub(super) clusters: Vec<Box<str>>,
@@ -74,7 +74,13 @@ impl<'de> Visitor<'de> for DumpSeed<'_> {
             }
         }
         let mut parsed: Parsed = apps.ok_or_else(|| de::Error::missing_field("apps"))?;
-        parsed.serial = serial;
+        // Every box of a fleet must serve the same SOA serial, and reloads are checked
+        // against it (RFC 1982): the exporter sets it, never the load time.
+        parsed.serial = serial.ok_or_else(|| {
+            de::Error::custom(
+                "the dump has no \"serial\" (a 32-bit SOA serial, e.g. the export time in Unix seconds)",
+            )
+        })?;
         Ok(parsed)
     }
 }
@@ -132,7 +138,7 @@ impl<'de> Visitor<'de> for AppsSeed<'_> {
             BuildError::OutOfMemory => out_of_memory(),
         })?;
         Ok(Parsed {
-            serial: None,
+            serial: 0,
             numeric_apps,
             named_apps,
             clusters: clusters.names,
@@ -292,48 +298,58 @@ mod tests {
         let long_app = "a".repeat(57);
         let long_cluster = "c".repeat(60);
         let cases = [
-            (r#"{"apps": {"1": "a""#.to_owned(), "EOF"),
+            (r#"{"serial": 1, "apps": {"1": "a""#.to_owned(), "EOF"),
             (r#"{"serial": 1}"#.to_owned(), "missing field `apps`"),
+            (r#"{"apps": {"1": "a"}}"#.to_owned(), r#"no "serial""#),
             (
-                r#"{"apps": {"1 2": "a"}}"#.to_owned(),
+                r#"{"serial": 1, "apps": {"1 2": "a"}}"#.to_owned(),
                 r#"app "1 2" contains ' '"#,
             ),
-            (r#"{"apps": {"": "a"}}"#.to_owned(), r#"app "" is empty"#),
             (
-                r#"{"apps": {"-1": "a"}}"#.to_owned(),
+                r#"{"serial": 1, "apps": {"": "a"}}"#.to_owned(),
+                r#"app "" is empty"#,
+            ),
+            (
+                r#"{"serial": 1, "apps": {"-1": "a"}}"#.to_owned(),
                 "starts or ends with '-'",
             ),
-            (r#"{"apps": {"é": "a"}}"#.to_owned(), "contains 'é'"),
             (
-                format!(r#"{{"apps": {{"{long_app}": "a"}}}}"#),
+                r#"{"serial": 1, "apps": {"é": "a"}}"#.to_owned(),
+                "contains 'é'",
+            ),
+            (
+                format!(r#"{{"serial": 1, "apps": {{"{long_app}": "a"}}}}"#),
                 "longer than 56 bytes",
             ),
             (
-                r#"{"apps": {"1": "a_b"}}"#.to_owned(),
+                r#"{"serial": 1, "apps": {"1": "a_b"}}"#.to_owned(),
                 r#"app "1": cluster "a_b" contains '_'"#,
             ),
             (
-                r#"{"apps": {"1": 5}}"#.to_owned(),
+                r#"{"serial": 1, "apps": {"1": 5}}"#.to_owned(),
                 "invalid type: integer `5`",
             ),
             (
-                format!(r#"{{"apps": {{"1": "{long_cluster}"}}}}"#),
+                format!(r#"{{"serial": 1, "apps": {{"1": "{long_cluster}"}}}}"#),
                 "gives a bad target",
             ),
             (
-                r#"{"apps": {"Ab": "a", "aB": "b"}}"#.to_owned(),
+                r#"{"serial": 1, "apps": {"Ab": "a", "aB": "b"}}"#.to_owned(),
                 r#"app "ab" appears twice"#,
             ),
             (
-                r#"{"apps": {"7": "a", "7": "a"}}"#.to_owned(),
+                r#"{"serial": 1, "apps": {"7": "a", "7": "a"}}"#.to_owned(),
                 r#"app "7" appears twice"#,
             ),
             (
-                r#"{"apps": {}, "apps": {}}"#.to_owned(),
+                r#"{"serial": 1, "apps": {}, "apps": {}}"#.to_owned(),
                 r#""apps" appears twice"#,
             ),
             (r#"{"serial": -1, "apps": {}}"#.to_owned(), "invalid value"),
-            (r#"{"apps": {}} x"#.to_owned(), "trailing characters"),
+            (
+                r#"{"serial": 1, "apps": {}} x"#.to_owned(),
+                "trailing characters",
+            ),
             (r#"[]"#.to_owned(), "invalid type: sequence"),
         ];
         for (json, expected) in cases {
@@ -345,7 +361,7 @@ mod tests {
     #[test]
     fn longest_app_fits_every_service() {
         let zone = Config::default().zone().unwrap();
-        let json = format!(r#"{{"apps": {{"{}": "a"}}}}"#, "a".repeat(56));
+        let json = format!(r#"{{"serial": 1, "apps": {{"{}": "a"}}}}"#, "a".repeat(56));
         let parsed = parse(json.as_bytes(), &zone).unwrap();
         assert_eq!(parsed.named_apps.len(), 1);
     }
@@ -355,7 +371,7 @@ mod tests {
         let zone = Config::default().zone().unwrap();
         let json = br#"{"generated": {"by": "x"}, "apps": {"\u0061pp": "e\u0075"}, "serial": 3}"#;
         let parsed = parse(json, &zone).unwrap();
-        assert_eq!(parsed.serial, Some(3));
+        assert_eq!(parsed.serial, 3);
         assert_eq!(parsed.named_apps.get(&b"app"[..]), Some(&0));
         assert_eq!(&*parsed.clusters[0], "eu");
     }

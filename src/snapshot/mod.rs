@@ -5,6 +5,7 @@
 //! bad dump never touches the one being served.
 
 mod dump;
+pub mod guard;
 mod table;
 mod zone;
 
@@ -15,7 +16,6 @@ use fxhash::FxHashMap;
 
 pub use zone::{expand_target, Zone, ZoneSettings, APEX_TTL, SOA_EXPIRE, SOA_REFRESH, SOA_RETRY};
 
-use crate::sys::unix_seconds;
 use crate::wire::name::fold_label;
 use crate::wire::record::push_record_tail;
 use crate::wire::{Class, Rtype, MAX_LABEL};
@@ -90,8 +90,12 @@ impl fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
-/// The file at `path`, if it holds at most `max_size` bytes and memory for them can be had.
-fn read_at_most(path: &Path, max_size: u64) -> Result<Vec<u8>, LoadError> {
+/// The file at `path`, if it holds at most `max_size` bytes and memory for them can be had,
+/// and its modification time.
+fn read_at_most(
+    path: &Path,
+    max_size: u64,
+) -> Result<(Vec<u8>, Option<std::time::SystemTime>), LoadError> {
     use std::io::Read;
     let read_error = |error| LoadError::Read {
         path: path.to_owned(),
@@ -103,7 +107,8 @@ fn read_at_most(path: &Path, max_size: u64) -> Result<Vec<u8>, LoadError> {
         max: max_size,
     };
     let file = std::fs::File::open(path).map_err(read_error)?;
-    let size = file.metadata().map_err(read_error)?.len();
+    let metadata = file.metadata().map_err(read_error)?;
+    let size = metadata.len();
     if size > max_size {
         return Err(too_large(size));
     }
@@ -121,15 +126,17 @@ fn read_at_most(path: &Path, max_size: u64) -> Result<Vec<u8>, LoadError> {
     if read as u64 > max_size {
         return Err(too_large(read as u64));
     }
-    Ok(bytes)
+    Ok((bytes, metadata.modified().ok()))
 }
 
 /// One immutable version of the zone.
 #[derive(Debug)]
 pub struct Snapshot {
     pub zone: Zone,
-    /// SOA SERIAL: the dump's, else its load time in Unix seconds.
+    /// SOA SERIAL, from the dump.
     pub serial: u32,
+    /// When the dump file was last modified, Unix milliseconds; 0 when not from a file.
+    pub dump_modified_ms: u64,
     /// The SOA record without its owner, TTL `APEX_TTL`, for answers.
     soa_answer: Vec<u8>,
     /// The same with the negative-answer TTL, for the authority section (RFC 2308 §3).
@@ -146,21 +153,25 @@ impl Snapshot {
     /// Reads and loads the dump at `path`, refusing one over `max_size` bytes before reading
     /// it (a FIFO or a growing file is cut off at the limit instead).
     pub fn load(path: &Path, zone: &Zone, max_size: u64) -> Result<Self, LoadError> {
-        let bytes = read_at_most(path, max_size)?;
-        Self::from_json(&bytes, zone).map_err(|error| match error {
+        let (bytes, modified) = read_at_most(path, max_size)?;
+        let mut snapshot = Self::from_json(&bytes, zone).map_err(|error| match error {
             LoadError::Invalid { error, .. } => LoadError::Invalid {
                 path: Some(path.to_owned()),
                 error,
             },
             other => other,
-        })
+        })?;
+        snapshot.dump_modified_ms = modified
+            .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |since| since.as_millis() as u64);
+        Ok(snapshot)
     }
 
     /// Loads a dump held in memory.
     pub fn from_json(json: &[u8], zone: &Zone) -> Result<Self, LoadError> {
         let parsed =
             dump::parse(json, zone).map_err(|error| LoadError::Invalid { path: None, error })?;
-        let serial = parsed.serial.unwrap_or_else(unix_seconds);
+        let serial = parsed.serial;
         let mut soa_rdata = zone.soa_names.clone();
         for value in [
             serial,
@@ -179,6 +190,7 @@ impl Snapshot {
         Ok(Self {
             zone: zone.clone(),
             serial,
+            dump_modified_ms: 0,
             soa_answer: soa(APEX_TTL),
             soa_negative: soa(zone.negative_soa_ttl()),
             numeric_apps: parsed.numeric_apps,
@@ -321,9 +333,8 @@ mod tests {
     }
 
     #[test]
-    fn serial_defaults_to_load_time() {
-        let before = unix_seconds();
-        let snapshot = Snapshot::from_json(br#"{"apps": {"1": "a"}}"#, &zone()).unwrap();
-        assert!(snapshot.serial >= before && snapshot.serial <= unix_seconds());
+    fn serial_is_required() {
+        let error = Snapshot::from_json(br#"{"apps": {"1": "a"}}"#, &zone()).unwrap_err();
+        assert!(error.to_string().contains("no \"serial\""), "{error}");
     }
 }
