@@ -87,6 +87,7 @@ fn run() -> ExitCode {
         }
         Command::Serve => {
             cnamed::log!(
+                Info,
                 "loaded {}: {} apps in {:.1} ms",
                 config.dump.display(),
                 snapshot.app_count(),
@@ -102,6 +103,6 @@ fn run() -> ExitCode {
 }
 
 fn fail(code: u8, message: &str) -> ExitCode {
-    cnamed::log!("{message}");
+    cnamed::log!(Error, "{message}");
     ExitCode::from(code)
 }

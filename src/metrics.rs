@@ -128,6 +128,8 @@ pub struct WorkerCounters {
     cookies: [Counter; cookie::Check::NAMES.len()],
     rate_limited: [Counter; Limited::NAMES.len()],
     tcp_accepted: Counter,
+    tcp_accept_errors: Counter,
+    udp_send_errors: Counter,
     tcp_open: Counter,
     tcp_closed: [Counter; CloseReason::NAMES.len()],
 }
@@ -165,6 +167,16 @@ impl WorkerCounters {
     pub fn tcp_accepted(&self, open: usize) {
         self.tcp_accepted.add(1);
         self.tcp_open.set(open as u64);
+    }
+
+    /// A TCP connection could not be accepted (EMFILE and the like).
+    pub fn tcp_accept_failed(&self) {
+        self.tcp_accept_errors.add(1);
+    }
+
+    /// `n` UDP replies were dropped by the kernel or a full socket buffer.
+    pub fn udp_send_failed(&self, n: usize) {
+        self.udp_send_errors.add(n as u64);
     }
 
     pub fn tcp_closed(&self, reason: CloseReason, open: usize) {
@@ -347,6 +359,20 @@ pub fn render(workers: &[&WorkerCounters], stats: &ServerStats, out: &mut String
         sum(|w| &w.tcp_accepted),
     );
     let refused: u64 = stats.reloads_refused.iter().map(Counter::get).sum();
+    single(
+        out,
+        "cnamed_tcp_accept_errors_total",
+        counter,
+        "TCP connections that could not be accepted (open-file limit and the like).",
+        sum(|w| &w.tcp_accept_errors),
+    );
+    single(
+        out,
+        "cnamed_udp_send_errors_total",
+        counter,
+        "UDP replies dropped: refused by the kernel, or the socket buffer stayed full.",
+        sum(|w| &w.udp_send_errors),
+    );
     let reloads = [
         ("ok", stats.reloads_ok.get()),
         ("unchanged", stats.reloads_unchanged.get()),

@@ -21,6 +21,9 @@ const MAX_CLIENTS: usize = 128;
 /// A client's whole exchange, request and response, must fit in this.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
 const LISTENER: Token = Token(usize::MAX);
+/// After an accept fails (EMFILE), how long until it is tried again: the listener is
+/// edge-triggered, so connections already queued raise no new event.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// Serves `metrics` on `listener` until the process exits.
 pub fn spawn(listener: TcpListener, metrics: Metrics) -> io::Result<JoinHandle<()>> {
@@ -36,6 +39,7 @@ pub fn spawn(listener: TcpListener, metrics: Metrics) -> io::Result<JoinHandle<(
                 poll,
                 listener,
                 clients: Vec::new(),
+                retry_accept: None,
                 metrics,
             };
             // Errors of poll itself are not expected; the endpoint then stops, DNS does not.
@@ -56,6 +60,8 @@ struct HttpServer {
     listener: mio::net::TcpListener,
     /// Slots indexed by token.
     clients: Vec<Option<Client>>,
+    /// When to accept again after a failed accept.
+    retry_accept: Option<Instant>,
     metrics: Metrics,
 }
 
@@ -64,7 +70,8 @@ impl HttpServer {
         let mut events = Events::with_capacity(64);
         loop {
             let now = Instant::now();
-            let next = self.clients.iter().flatten().map(|c| c.deadline).min();
+            let next = self.clients.iter().flatten().map(|c| c.deadline);
+            let next = next.chain(self.retry_accept).min();
             let timeout = next.map(|at| at.saturating_duration_since(now));
             if let Err(error) = self.poll.poll(&mut events, timeout) {
                 if error.kind() != io::ErrorKind::Interrupted {
@@ -78,6 +85,9 @@ impl HttpServer {
                 }
             }
             let now = Instant::now();
+            if self.retry_accept.is_some_and(|at| at <= now) {
+                self.accept();
+            }
             for slot in &mut self.clients {
                 if slot.as_ref().is_some_and(|c| c.deadline <= now) {
                     *slot = None;
@@ -87,7 +97,16 @@ impl HttpServer {
     }
 
     fn accept(&mut self) {
-        while let Ok((mut stream, _)) = self.listener.accept() {
+        self.retry_accept = None;
+        loop {
+            let mut stream = match self.listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    self.retry_accept = Some(Instant::now() + ACCEPT_RETRY);
+                    return;
+                }
+            };
             let open = self.clients.iter().flatten().count();
             if open >= MAX_CLIENTS {
                 let oldest = self

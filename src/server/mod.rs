@@ -168,6 +168,26 @@ impl Server {
     }
 }
 
+/// Descriptors a worker needs besides its TCP connections: its sockets, listeners, epoll and
+/// waker, with room to spare.
+const FDS_PER_WORKER: u64 = 16;
+
+/// Warns at start when the open-file limit cannot hold every worker's TCP connections: past
+/// it, accepts fail (counted by `cnamed_tcp_accept_errors_total`).
+fn check_fd_limit(limit: io::Result<u64>, config: &Config) {
+    let workers = config.threads.max(1) as u64;
+    let needed = workers * (config.tcp_max_connections as u64 + FDS_PER_WORKER);
+    match limit {
+        Ok(limit) if limit >= needed => {}
+        Ok(limit) => crate::log!(
+            Warning,
+            "open-file limit {limit} is below the {needed} that {workers} workers with --tcp-max-connections {} need: TCP accepts will fail past it (raise LimitNOFILE)",
+            config.tcp_max_connections
+        ),
+        Err(error) => crate::log!(Warning, "cannot read or raise the open-file limit: {error}"),
+    }
+}
+
 /// `cnamed serve`: binds, starts the workers and the metrics endpoint, tells systemd, then
 /// reloads on SIGHUP until SIGTERM or SIGINT stops it.
 pub fn serve(
@@ -189,7 +209,7 @@ pub fn serve(
         max_connections: config.tcp_max_connections,
     };
     // Soft: without it, fewer TCP connections fit, and accept failures say so.
-    let _ = sys::raise_fd_limit();
+    check_fd_limit(sys::raise_fd_limit(), config);
     let server = Server::bind(config, zone, snapshot, secrets, limits)?;
     server.set_load_time(load_time);
     let metrics_listener = match config.metrics {
@@ -205,13 +225,13 @@ pub fn serve(
         .collect();
     let running = server.start()?;
     let notifier = Notifier::from_env();
-    crate::log!("serving {} with {apps} apps, {clusters} clusters, serial {serial} on {} (udp, tcp), {} workers",
+    crate::log!(Info, "serving {} with {apps} apps, {clusters} clusters, serial {serial} on {} (udp, tcp), {} workers",
         config.zone,
         addrs.join(" "),
         config.threads
     );
     if let Some(listener) = metrics_listener {
-        crate::log!("metrics on http://{}/metrics", listener.local_addr()?);
+        crate::log!(Info, "metrics on http://{}/metrics", listener.local_addr()?);
         http::spawn(listener, running.metrics())?;
     }
     notifier.ready(&format!("serving {apps} apps, serial {serial}"));

@@ -58,11 +58,11 @@ pub(super) fn handle_until_stop(
             }
             Some(_) => {
                 if reload.is_some() {
-                    crate::log!("stopping: the reload in progress is abandoned");
+                    crate::log!(Warning, "stopping: the reload in progress is abandoned");
                 }
                 notifier.stopping();
                 running.shutdown()?;
-                crate::log!("stopped");
+                crate::log!(Info, "stopped");
                 return Ok(());
             }
         }
@@ -85,7 +85,7 @@ pub(super) fn handle_until_stop(
 fn report(outcome: Option<Outcome>, running: &Running, dump: &Path) -> String {
     match outcome {
         Some(Ok(done)) => {
-            crate::log!("reloaded {}: {done}", dump.display());
+            crate::log!(Info, "reloaded {}: {done}", dump.display());
             format!("serving {} apps, serial {}", done.apps, done.serial)
         }
         failed => {
@@ -95,6 +95,7 @@ fn report(outcome: Option<Outcome>, running: &Running, dump: &Path) -> String {
             };
             let serving = running.snapshot();
             crate::log!(
+                Error,
                 "reload failed, still serving serial {}: {error}",
                 serving.serial
             );
@@ -146,7 +147,10 @@ fn reload_in_idle_time(reloader: &Arc<Reloader>, force: bool) -> Outcome {
             IDLE_LOADERS.fetch_add(1, Ordering::Relaxed);
             let _ = started.send(sys::current_thread());
             if let Err(error) = sys::set_thread_idle(sys::current_thread(), true) {
-                crate::log!("reload at normal priority: SCHED_IDLE refused: {error}");
+                crate::log!(
+                    Warning,
+                    "reload at normal priority: SCHED_IDLE refused: {error}"
+                );
             }
             // A receiver gone means the reload went on without this load: it is dropped.
             let _ = loaded.send(reloader.load());
@@ -174,6 +178,7 @@ fn reload_in_idle_time(reloader: &Arc<Reloader>, force: bool) -> Outcome {
         .and_then(|thread| sys::set_thread_idle(thread, false));
     if let Err(error) = raised {
         crate::log!(
+            Warning,
             "reload: no idle time for {} s and normal priority refused ({error}): loading again at normal priority",
             IDLE_RELOAD_GRACE.as_secs()
         );

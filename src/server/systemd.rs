@@ -35,7 +35,7 @@ impl Notifier {
                 target: Some((socket, target)),
             },
             Err(error) => {
-                crate::log!("NOTIFY_SOCKET ignored: {error}");
+                crate::log!(Warning, "NOTIFY_SOCKET ignored: {error}");
                 Self { target: None }
             }
         }
@@ -52,7 +52,7 @@ impl Notifier {
             Target::Abstract(name) => abstract_send(socket, name, message.as_bytes()),
         };
         if let Err(error) = sent {
-            crate::log!("cannot notify the service manager: {error}");
+            crate::log!(Warning, "cannot notify the service manager: {error}");
         }
     }
 

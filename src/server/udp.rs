@@ -5,6 +5,7 @@
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::AsFd;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use mio::net::UdpSocket;
@@ -19,6 +20,8 @@ use crate::sys::{UdpBatch, BATCH};
 
 /// Batches read from one UDP socket before other sockets get a turn.
 const BATCHES_PER_TURN: usize = 16;
+/// Set once a send error has been logged: one line per process, the metric counts the rest.
+static SEND_ERROR_LOGGED: AtomicBool = AtomicBool::new(false);
 
 /// A worker's UDP sockets, its batch buffers and its rate limiter.
 pub(super) struct UdpSide {
@@ -105,7 +108,15 @@ impl UdpSide {
             self.batch
                 .answer_each(|query, sender, out| answer.answer(query, sender, out));
             drop((snapshot, cookies));
-            self.batch.send(socket);
+            let sent = self.batch.send(socket);
+            if let Some(error) = sent.error {
+                counters.udp_send_failed(sent.failed);
+                crate::log::once(
+                    &SEND_ERROR_LOGGED,
+                    crate::log::Level::Warning,
+                    format_args!("UDP replies dropped: {error} (logged once; cnamed_udp_send_errors_total counts them)"),
+                );
+            }
             // A short batch means the queue ran dry during the call. Every datagram that
             // arrives later raises a new edge, so there is no need to spend a system call
             // on seeing EAGAIN.

@@ -1,7 +1,7 @@
 //! One worker: a mio event loop over its UDP sockets, TCP listeners and connections.
 
 use std::io;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,12 +24,16 @@ const CONN_BASE: usize = 1 << 20;
 /// How often idle TCP connections are looked for.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 const EVENT_CAPACITY: usize = 256;
+/// Set once an accept error has been logged: one line per process, the metric counts the rest.
+static ACCEPT_ERROR_LOGGED: AtomicBool = AtomicBool::new(false);
 
 pub(super) struct Worker {
     poll: Poll,
     waker: Arc<Waker>,
     udp: UdpSide,
     listeners: Vec<TcpListener>,
+    /// Listeners whose last accept failed with something other than WouldBlock.
+    accept_stalled: Vec<bool>,
     connections: Connections,
     shared: Arc<Shared>,
     counters: Arc<WorkerCounters>,
@@ -58,6 +62,7 @@ impl Worker {
             poll,
             waker,
             udp,
+            accept_stalled: vec![false; listeners.len()],
             listeners,
             connections: Connections::new(CONN_BASE, limits),
             shared,
@@ -125,6 +130,13 @@ impl Worker {
             if now >= next_sweep {
                 self.connections.close_idle(now, &self.counters);
                 next_sweep = now + SWEEP_EVERY;
+                // Listeners are edge-triggered: one whose accept failed (EMFILE) gets no new
+                // event for the connections already queued, so it is retried here.
+                for i in 0..self.accept_stalled.len() {
+                    if self.accept_stalled[i] {
+                        self.accept(i);
+                    }
+                }
             }
         }
     }
@@ -134,6 +146,7 @@ impl Worker {
     fn stop_listening(&mut self) {
         self.udp.close();
         self.listeners.clear();
+        self.accept_stalled.clear();
         let (snapshot, cookies) = self.load_shared();
         let serving = Serving::new(&snapshot, &cookies, &self.counters);
         self.connections.drain(&serving);
@@ -160,10 +173,22 @@ impl Worker {
                     self.connections
                         .add(self.poll.registry(), stream, peer.ip(), &serving);
                 }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
-                // ECONNABORTED, EMFILE and friends: this connection is lost, the listener
-                // is fine. Stop for this turn so that EMFILE cannot spin.
-                Err(_) => return,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    self.accept_stalled[i] = false;
+                    return;
+                }
+                // ECONNABORTED, EMFILE and friends: the listener is fine. Stop for this turn
+                // so that EMFILE cannot spin; the next sweep tries again.
+                Err(error) => {
+                    self.accept_stalled[i] = true;
+                    self.counters.tcp_accept_failed();
+                    crate::log::once(
+                        &ACCEPT_ERROR_LOGGED,
+                        crate::log::Level::Warning,
+                        format_args!("cannot accept TCP connections: {error} (logged once; cnamed_tcp_accept_errors_total counts them)"),
+                    );
+                    return;
+                }
             }
         }
     }

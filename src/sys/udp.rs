@@ -24,6 +24,16 @@ pub const SEND_SLOT: usize = crate::wire::EDNS_UDP;
 /// How long a send waits for room in a full socket buffer before dropping the rest.
 const SEND_WAIT: Duration = Duration::from_millis(50);
 
+/// What became of a batch's replies.
+#[derive(Debug, Default)]
+pub struct Sent {
+    pub sent: usize,
+    /// Replies dropped: refused by the kernel, or the socket buffer stayed full.
+    pub failed: usize,
+    /// The last error, if any (WouldBlock: the buffer stayed full).
+    pub error: Option<io::Error>,
+}
+
 /// Buffers for one batch of queries and their responses, owned by a worker and reused: the
 /// query path allocates nothing.
 pub struct UdpBatch {
@@ -130,8 +140,7 @@ impl UdpBatch {
 
     /// Sends every queued reply. Replies that the kernel refuses, or that find the socket
     /// buffer full for longer than `SEND_WAIT`, are dropped, as a full network would.
-    /// Returns how many were sent.
-    pub fn send(&mut self, socket: BorrowedFd<'_>) -> usize {
+    pub fn send(&mut self, socket: BorrowedFd<'_>) -> Sent {
         let mut iovecs: [MaybeUninit<libc::iovec>; BATCH] =
             [const { MaybeUninit::uninit() }; BATCH];
         let mut headers: [MaybeUninit<libc::mmsghdr>; BATCH] =
@@ -153,7 +162,7 @@ impl UdpBatch {
             count += 1;
         }
         let mut done = 0;
-        let mut sent = 0;
+        let mut outcome = Sent::default();
         while done < count {
             let result = retry_eintr(|| {
                 // SAFETY: entries done..count were initialised above and point into buffers
@@ -170,18 +179,24 @@ impl UdpBatch {
             match result {
                 Ok(n) => {
                     done += n.max(1);
-                    sent += n;
+                    outcome.sent += n;
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     if !wait_writable(socket, SEND_WAIT) {
+                        outcome.failed += count - done;
+                        outcome.error = Some(error);
                         break;
                     }
                 }
                 // This datagram cannot go (e.g. an address the kernel rejects): skip it.
-                Err(_) => done += 1,
+                Err(error) => {
+                    done += 1;
+                    outcome.failed += 1;
+                    outcome.error = Some(error);
+                }
             }
         }
-        sent
+        outcome
     }
 }
 

@@ -46,6 +46,8 @@ pub struct Cnamed {
     pub addr: SocketAddr,
     pub addrs: Vec<SocketAddr>,
     log: Receiver<String>,
+    /// Every line `wait_log` has read, matching or not.
+    seen: Vec<String>,
 }
 
 impl Cnamed {
@@ -60,7 +62,26 @@ impl Cnamed {
 
     /// Starts with extra environment variables.
     pub fn start_with(dump: &Path, extra: &[&str], env: &[(&str, &Path)]) -> Self {
-        let mut child = Command::new(binary())
+        Self::start_under(&[], dump, extra, env)
+    }
+
+    /// Starts through `wrapper` (a command that ends by running the program and arguments
+    /// after it, e.g. `sh -c 'ulimit -n 64 && exec "$0" "$@"'`), or directly when empty.
+    pub fn start_under(
+        wrapper: &[&str],
+        dump: &Path,
+        extra: &[&str],
+        env: &[(&str, &Path)],
+    ) -> Self {
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(binary());
+                command
+            }
+            None => Command::new(binary()),
+        };
+        let mut child = command
             .args([
                 "--listen",
                 "127.0.0.1:0",
@@ -93,6 +114,7 @@ impl Cnamed {
             addr: "127.0.0.1:0".parse().unwrap(),
             addrs: Vec::new(),
             log,
+            seen: Vec::new(),
         };
         let ready = server.wait_log("serving");
         let addrs = ready
@@ -111,11 +133,25 @@ impl Cnamed {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.log.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
                 Err(_) => panic!("no log line with {needle:?}"),
             }
         }
+    }
+
+    /// The lines `wait_log` has read so far (those before "serving" included) that contain
+    /// `needle`.
+    pub fn seen_log(&self, needle: &str) -> Vec<&str> {
+        self.seen
+            .iter()
+            .filter(|line| line.contains(needle))
+            .map(String::as_str)
+            .collect()
     }
 
     /// The log lines that arrived since the last wait, consumed.
