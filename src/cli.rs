@@ -8,6 +8,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::control::{Request, DEFAULT_SOCKET};
 
 /// What to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,10 +21,20 @@ pub enum Command {
     Zonefile,
 }
 
+/// A command word: one run here, or a request for the running server.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Word {
+    Run(Command),
+    Reload,
+    Status,
+}
+
 /// A parsed command line.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Invocation {
     Run(Command, Box<Config>),
+    /// `reload` or `status`: a request for the server at the socket.
+    Control(Request, PathBuf),
     Help,
     Version,
 }
@@ -47,6 +58,10 @@ Usage:
   cnamed [serve] [OPTIONS]    answer queries over UDP and TCP (the default)
   cnamed check [OPTIONS]      load and validate the dump, print app and cluster counts
   cnamed zonefile [OPTIONS]   print the zone as an RFC 1035 master file
+  cnamed reload [--force]     ask the running server to reload the dump; waits for the
+                              outcome: exit 0 when the new mapping is live (or unchanged),
+                              1 when refused or failed, 2 when the server cannot be reached
+  cnamed status [--json]      print what the running server serves
 
 Options:
   --dump PATH                JSON dump of app -> cluster [default: data/apps.json]
@@ -77,14 +92,18 @@ Options:
   --max-shrink PERCENT       refuse a reload that removes more of the live apps [default: 10]
   --clusters LIST            comma-separated clusters apps may map to; a dump naming
                              another is refused [default: any]
-  --control PATH             serve the control socket there, for `cnamed reload` and
-                             `cnamed status` [default: off]
+  --control PATH             the control socket: `serve` listens there (mode 0660),
+                             `reload` and `status` connect there [default: off for serve,
+                             /run/cnamed/control for reload and status]
+  --force                    reload: override the guard rails (serial rollback, empty,
+                             shrink), for this reload only
+  --json                     status: one JSON object
   -h, --help                 print this help
   -V, --version              print the version
 
-Signals: SIGHUP reloads the dump and the cookie secret file (if either is bad, the error is
-logged and the old ones keep serving); SIGTERM and SIGINT stop accepting, finish the TCP
-answers already asked for (at most 1 s) and exit.
+Signals: SIGHUP reloads the dump and the cookie secret file (if either is bad, or the guard
+rails refuse the dump, the error is logged and the old ones keep serving); SIGTERM and SIGINT
+stop accepting, finish the TCP answers already asked for (at most 1 s) and exit.
 ";
 
 /// Every option that takes a value; anything else starting with '-' is unknown.
@@ -125,13 +144,16 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
     let mut command = None;
     let mut listen = Vec::new();
     let mut ns = Vec::new();
+    let (mut force, mut json) = (false, false);
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         if !arg.starts_with('-') {
             let chosen = match arg.as_str() {
-                "serve" => Command::Serve,
-                "check" => Command::Check,
-                "zonefile" => Command::Zonefile,
+                "serve" => Word::Run(Command::Serve),
+                "check" => Word::Run(Command::Check),
+                "zonefile" => Word::Run(Command::Zonefile),
+                "reload" => Word::Reload,
+                "status" => Word::Status,
                 "help" => return Ok(Invocation::Help),
                 "version" => return Ok(Invocation::Version),
                 other => return Err(CliError(format!("unknown command {other:?}"))),
@@ -150,6 +172,14 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
         match flag.as_str() {
             "-h" | "--help" => return Ok(Invocation::Help),
             "-V" | "--version" => return Ok(Invocation::Version),
+            "--force" if inline.is_none() => {
+                force = true;
+                continue;
+            }
+            "--json" if inline.is_none() => {
+                json = true;
+                continue;
+            }
             known if VALUE_FLAGS.contains(&known) => {}
             other => return Err(CliError(format!("unknown option {other}"))),
         }
@@ -211,14 +241,30 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
     if !ns.is_empty() {
         config.ns = ns;
     }
+    let command = command.unwrap_or(Word::Run(Command::Serve));
+    if force && command != Word::Reload {
+        return Err(CliError("--force goes with reload".into()));
+    }
+    if json && command != Word::Status {
+        return Err(CliError("--json goes with status".into()));
+    }
     // The zone is checked by the caller, which builds it; limits are only read later.
     config
         .check_limits()
         .map_err(|error| CliError(error.to_string()))?;
-    Ok(Invocation::Run(
-        command.unwrap_or(Command::Serve),
-        Box::new(config),
-    ))
+    // The server's other flags are accepted and unused, so that one set of options (a unit's
+    // EnvironmentFile) serves `serve` and `reload` alike.
+    let socket = || {
+        config
+            .control
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SOCKET.into())
+    };
+    Ok(match command {
+        Word::Reload => Invocation::Control(Request::Reload { force }, socket()),
+        Word::Status => Invocation::Control(Request::Status { json }, socket()),
+        Word::Run(command) => Invocation::Run(command, Box::new(config)),
+    })
 }
 
 #[cfg(test)]
@@ -263,6 +309,20 @@ mod tests {
         assert_eq!(run(&["-V"]), Ok(Invocation::Version));
         assert_eq!(run(&["help"]), Ok(Invocation::Help));
         assert_eq!(run(&["version"]), Ok(Invocation::Version));
+        assert_eq!(
+            run(&["reload", "--force", "--zone", "x.example"]),
+            Ok(Invocation::Control(
+                Request::Reload { force: true },
+                DEFAULT_SOCKET.into()
+            ))
+        );
+        assert_eq!(
+            run(&["status", "--json", "--control=/tmp/c"]),
+            Ok(Invocation::Control(
+                Request::Status { json: true },
+                "/tmp/c".into()
+            ))
+        );
     }
 
     #[test]
@@ -296,6 +356,9 @@ mod tests {
             (&["-x"], "unknown option -x"),
             (&["serve", "check"], "second command"),
             (&["bogus"], "unknown command"),
+            (&["--force"], "--force goes with reload"),
+            (&["reload", "--json"], "--json goes with status"),
+            (&["reload", "--force=1"], "unknown option --force"),
         ];
         for (args, expected) in cases {
             let error = run(args).unwrap_err().to_string();

@@ -19,6 +19,7 @@
 pub mod answer;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod cookie;
 pub mod log;
 pub mod metrics;

@@ -82,10 +82,9 @@ fn writer() -> Option<&'static SyncSender<Entry>> {
         .get_or_init(|| {
             let (sender, entries) = mpsc::sync_channel::<Entry>(QUEUE);
             // This thread may start before the server blocks its signals (main logs first);
-            // it must never be the one a SIGHUP or SIGTERM is delivered to, where the default
+            // it must never be the one a server signal is delivered to, where the default
             // action would end the process.
-            let signals = [sys::SIGHUP, sys::SIGTERM, sys::SIGINT];
-            sys::with_signals_blocked(&signals, || {
+            sys::with_signals_blocked(&sys::SERVER_SIGNALS, || {
                 std::thread::Builder::new()
                     .name("cnamed-log".into())
                     .spawn(move || {

@@ -1,19 +1,24 @@
 //! The `cnamed` binary: parse arguments, run the command, map the outcome to an exit code.
 
 use std::io::{BufWriter, Write};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use cnamed::cli::{self, Command, Invocation};
 use cnamed::config::VERSION_STRING;
+use cnamed::control::{self, Request};
 use cnamed::cookie::{SecretError, Secrets};
 use cnamed::snapshot::{guard, Snapshot};
 use cnamed::{server, zonefile};
 
 /// Exit code for a bad command line or configuration.
 const USAGE_ERROR: u8 = 2;
-/// Exit code for everything else: a bad dump, a socket that cannot be bound.
+/// Exit code for everything else: a bad dump, a socket that cannot be bound, a reload
+/// refused.
 const FAILURE: u8 = 1;
+/// Exit code of `reload` and `status` when the server cannot be reached.
+const UNREACHABLE: u8 = 2;
 
 /// How long the last log lines get to reach stderr before the process exits.
 const LOG_FLUSH: Duration = Duration::from_secs(1);
@@ -39,6 +44,7 @@ fn run() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Invocation::Run(command, config) => (command, config),
+        Invocation::Control(request, socket) => return ask(request, &socket),
     };
     let zone = match config.zone() {
         Ok(zone) => zone,
@@ -100,6 +106,35 @@ fn run() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(FAILURE, &error.to_string()),
     }
+}
+
+/// `cnamed reload` and `cnamed status`: prints the server's answer; exits 0 when done (for a
+/// reload: the new mapping is live, or nothing changed), 1 when refused or failed, 2 when
+/// the server cannot be reached or gave no answer.
+fn ask(request: Request, socket: &Path) -> ExitCode {
+    let answer = match control::ask(socket, request) {
+        Ok(answer) => answer,
+        Err(error) => {
+            eprintln_quiet(&format!("cnamed: {}: {error}", socket.display()));
+            return ExitCode::from(UNREACHABLE);
+        }
+    };
+    let ok = match request {
+        Request::Reload { .. } => control::reload_succeeded(&answer),
+        Request::Status { .. } => !answer.starts_with("error:"),
+    };
+    if ok {
+        let _ = std::io::stdout().write_all(answer.as_bytes());
+        ExitCode::SUCCESS
+    } else {
+        eprintln_quiet(answer.trim_end());
+        ExitCode::from(FAILURE)
+    }
+}
+
+/// One line on stderr, for the short-lived client commands; a closed stderr loses it.
+fn eprintln_quiet(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 fn fail(code: u8, message: &str) -> ExitCode {

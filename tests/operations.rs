@@ -92,3 +92,335 @@ fn open_file_limit_is_warned_logged_once_and_counted() {
     server.wait_log("stopped");
     assert_eq!(server.seen_log("cannot accept").len(), 1, "logged once");
 }
+
+/// A control socket path of this test's own.
+fn control_path(test: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("control");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{test}-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+/// Runs `cnamed ARGS --control SOCKET`: (exit code, stdout, stderr).
+fn ctl(socket: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let output = std::process::Command::new(binary())
+        .args(args)
+        .arg("--control")
+        .arg(socket)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// `{"serial": S, "apps": {"0": "c0", ...}}` with `apps` numeric apps on `clusters`
+/// clusters, app i on cluster i % clusters; `shift` moves every app one cluster on.
+fn dump_json(serial: u32, apps: std::ops::Range<u32>, shift: u32) -> String {
+    let entries: Vec<String> = apps
+        .map(|i| format!(r#""{i}": "c{}""#, (i + shift) % 4))
+        .collect();
+    format!(
+        r#"{{"serial": {serial}, "apps": {{{}}}}}"#,
+        entries.join(",")
+    )
+}
+
+/// The CNAME target of `ws-{app}`, over UDP, decoded by hickory; `None` for NXDOMAIN.
+fn target(server: &Cnamed, app: u32) -> Option<String> {
+    use hickory_proto::rr::RecordType;
+    let reply = decode(&server.udp(&encode(&query(
+        &format!("ws-{app}.apps.example.com."),
+        RecordType::CNAME,
+    ))));
+    reply
+        .answers()
+        .first()
+        .map(|record| record.data().unwrap().to_string())
+}
+
+/// Every name of apps 0..200 and 1000 (never present) as served now.
+fn answers(server: &Cnamed) -> Vec<Option<String>> {
+    (0..200)
+        .chain([1000])
+        .map(|app| target(server, app))
+        .collect()
+}
+
+fn soa_serial(server: &Cnamed) -> u32 {
+    use hickory_proto::rr::{RData, RecordType};
+    let reply = decode(&server.udp(&encode(&query("apps.example.com.", RecordType::SOA))));
+    match reply.answers()[0].data() {
+        Some(RData::SOA(soa)) => soa.serial(),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Each guard rail refuses its reload: `cnamed reload` exits 1 and says why, every answer
+/// stays as it was (checked over DNS), and the old serial is still served. `--force`
+/// overrides the serial, empty and shrink rails; a reload of the same serial and content is
+/// a success that changes nothing.
+#[test]
+fn guard_rails_refuse_over_the_control_socket() {
+    let socket = control_path("guard");
+    let dump = temp_dump("guard", &dump_json(100, 0..200, 0));
+    let socket_arg = socket.to_str().unwrap();
+    let mut server = Cnamed::start_dump(&dump, &["--control", socket_arg]);
+    let before = answers(&server);
+    assert_eq!(before[7].as_deref(), Some("ws-c3.example.com."));
+    assert_eq!(before[200], None);
+
+    let (code, out, _) = ctl(&socket, &["reload"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("unchanged: serial 100, 200 apps"), "{out}");
+
+    let refusals = [
+        (
+            dump_json(99, 0..200, 1),
+            "serial 99 is not newer than the live serial 100",
+        ),
+        (dump_json(100, 0..200, 1), "serial 100 is not newer"),
+        (
+            r#"{"serial": 101, "apps": {}}"#.to_owned(),
+            "the dump has no apps",
+        ),
+        (
+            dump_json(101, 0..179, 1),
+            "removes 21 of the 200 live apps (10.5%), over --max-shrink 10%",
+        ),
+        (r#"{"apps": {"1": "c1"}}"#.to_owned(), r#"no "serial""#),
+        ("{\"serial\": 101, \"apps\": {\"1\": ".to_owned(), "EOF"),
+    ];
+    for (json, why) in &refusals {
+        std::fs::write(&dump, json).unwrap();
+        let (code, out, err) = ctl(&socket, &["reload"]);
+        assert_eq!(code, 1, "{why}: {out}{err}");
+        assert!(err.contains(why), "{why}: {err}");
+        assert!(err.contains("still serving serial 100"), "{err}");
+        assert_eq!(answers(&server), before, "{why}: answers changed");
+        assert_eq!(soa_serial(&server), 100);
+    }
+    // 10% may go.
+    std::fs::write(&dump, dump_json(101, 0..180, 1)).unwrap();
+    let (code, out, _) = ctl(&socket, &["reload"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("reloaded: serial 101 (was 100), 180 apps: 0 added, 20 removed, 180 moved"),
+        "{out}"
+    );
+    assert_eq!(target(&server, 7).as_deref(), Some("ws-c0.example.com."));
+    assert_eq!(target(&server, 190), None);
+
+    // Forced: a rollback to a shrunk zone.
+    std::fs::write(&dump, dump_json(5, 0..10, 0)).unwrap();
+    assert_eq!(ctl(&socket, &["reload"]).0, 1);
+    let (code, out, _) = ctl(&socket, &["reload", "--force"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("reloaded: serial 5 (was 101), 10 apps"),
+        "{out}"
+    );
+    assert_eq!(soa_serial(&server), 5);
+    assert_eq!(target(&server, 7).as_deref(), Some("ws-c3.example.com."));
+    assert_eq!(target(&server, 10), None);
+
+    // SIGHUP goes through the same rails.
+    std::fs::write(&dump, r#"{"serial": 6, "apps": {}}"#).unwrap();
+    server.signal("HUP");
+    let line = server.wait_log("still serving serial 5");
+    assert!(line.contains("the dump has no apps"), "{line}");
+    let (code, status, _) = ctl(&socket, &["status"]);
+    assert_eq!(code, 0);
+    assert!(
+        status.contains("last_reload_result: refused: the dump has no apps"),
+        "{status}"
+    );
+    assert_eq!(soa_serial(&server), 5);
+}
+
+/// `--clusters` holds from the first load on, and no `--force` overrides it.
+#[test]
+fn clusters_outside_the_list_are_refused_at_start_and_reload() {
+    let dump = temp_dump("clusters", &dump_json(1, 0..8, 0));
+    let check = std::process::Command::new(binary())
+        .args(["check", "--clusters", "c0,c1,c2", "--dump"])
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        err.contains(r#"app "3" maps to cluster "c3", which --clusters does not list"#),
+        "{err}"
+    );
+
+    let socket = control_path("clusters");
+    let socket_arg = socket.to_str().unwrap();
+    let mut server = Cnamed::start_dump(
+        &dump,
+        &["--clusters", "C0,c1,c2,c3", "--control", socket_arg],
+    );
+    std::fs::write(&dump, dump_json(2, 0..8, 0).replace("\"c3\"", "\"c33\"")).unwrap();
+    for args in [&["reload"][..], &["reload", "--force"]] {
+        let (code, _, err) = ctl(&socket, args);
+        assert_eq!(code, 1, "{args:?}");
+        assert!(
+            err.contains(r#"cluster "c33", which --clusters does not list"#),
+            "{err}"
+        );
+    }
+    assert_eq!(target(&server, 3).as_deref(), Some("ws-c3.example.com."));
+    assert_eq!(soa_serial(&server), 1);
+    server.signal("TERM");
+    server.wait_log("stopped");
+}
+
+/// The status, in text and JSON (decoded by serde_json), says what is served and how the last
+/// reload went; unreachable servers exit 2.
+#[test]
+fn status_reports_what_is_served() {
+    let socket = control_path("status");
+    let dump = temp_dump("status", &dump_json(42, 0..10, 0));
+    let socket_arg = socket.to_str().unwrap();
+    let mut server = Cnamed::start_dump(
+        &dump,
+        &["--control", socket_arg, "--metrics", "127.0.0.1:0"],
+    );
+    let (code, text, _) = ctl(&socket, &["status"]);
+    assert_eq!(code, 0);
+    for line in [
+        "serial: 42\n",
+        "apps: 10\n",
+        "clusters: 4\n",
+        "zone: apps.example.com\n",
+        "workers: 2\n",
+        "last_reload: never\n",
+        "last_reload_result: none\n",
+    ] {
+        assert!(text.contains(line), "{line:?} in {text}");
+    }
+    assert!(
+        text.contains(&format!("listen: {}\n", server.addr)),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("dump: {}\n", dump.display())),
+        "{text}"
+    );
+
+    std::fs::write(&dump, dump_json(43, 0..11, 0)).unwrap();
+    assert_eq!(ctl(&socket, &["reload"]).0, 0);
+    let (code, json, _) = ctl(&socket, &["status", "--json"]);
+    assert_eq!(code, 0);
+    let status: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(status["serial"], 43);
+    assert_eq!(status["apps"], 11);
+    assert_eq!(status["workers"], 2);
+    assert_eq!(status["listen"][0], server.addr.to_string());
+    assert!(status["last_reload_result"]
+        .as_str()
+        .unwrap()
+        .starts_with("reloaded: serial 43 (was 42), 11 apps: 1 added"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    for key in ["loaded", "last_reload", "dump_modified"] {
+        let at = status[key].as_f64().unwrap();
+        assert!(at > now - 60.0 && at <= now + 1.0, "{key}: {at}");
+    }
+    assert!(status["uptime_seconds"].as_f64().unwrap() < 60.0);
+    assert!(status["metrics"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://127.0.0.1:"));
+    assert_eq!(
+        status["version"],
+        format!("cnamed {}", env!("CARGO_PKG_VERSION"))
+    );
+
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(Duration::from_secs(5)), Some(0));
+    assert!(!socket.exists(), "the socket is removed at exit");
+    let (code, _, err) = ctl(&socket, &["status"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot reach the server"), "{err}");
+    assert_eq!(ctl(&socket, &["reload"]).0, 2);
+}
+
+/// The socket is 0660; a stale socket file is replaced, a live one is not taken over; a
+/// client that says nothing or sends garbage holds up no one, and is closed.
+#[test]
+fn control_socket_permissions_and_hostile_clients() {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    use std::os::unix::net::{UnixListener, UnixStream};
+    let socket = control_path("hostile");
+    // A stale socket file, as a killed server leaves it.
+    drop(UnixListener::bind(&socket).unwrap());
+    let socket_arg = socket.to_str().unwrap();
+    let _server = Cnamed::start(&["--control", socket_arg]);
+    let meta = std::fs::metadata(&socket).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+
+    let second = std::process::Command::new(binary())
+        .args(["--listen", "127.0.0.1:0", "--control", socket_arg])
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("another server is answering on it"), "{err}");
+
+    let mut silent = UnixStream::connect(&socket).unwrap();
+    let mut garbage = UnixStream::connect(&socket).unwrap();
+    garbage.write_all(b"\x00\xffrm -rf /\n").unwrap();
+    let mut answer = String::new();
+    garbage.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("error: unknown request"), "{answer}");
+    let mut endless = UnixStream::connect(&socket).unwrap();
+    endless.write_all(&[b'x'; 200]).unwrap();
+    let mut answer = String::new();
+    endless.read_to_string(&mut answer).unwrap();
+    assert_eq!(answer, "error: request line too long\n");
+    // Meanwhile, with the silent client still connected:
+    let (code, text, _) = ctl(&socket, &["status"]);
+    assert_eq!(code, 0);
+    assert!(text.contains("serial: 2026112601"), "{text}");
+    // The silent client is closed after its deadline.
+    silent
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut rest = Vec::new();
+    assert_eq!(silent.read_to_end(&mut rest).unwrap(), 0);
+}
+
+/// A reload request waiting when the server stops gets an answer, not a hang: exit 1.
+#[test]
+fn a_waiting_reload_is_answered_at_stop() {
+    let socket = control_path("stop");
+    let dump = temp_dump("stop", r#"{"serial": 1, "apps": {"1": "a"}}"#);
+    let socket_arg = socket.to_str().unwrap();
+    let mut server = Cnamed::start_dump(&dump, &["--control", socket_arg]);
+    // The dump becomes a FIFO nobody writes: the reload waits on it.
+    std::fs::remove_file(&dump).unwrap();
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&dump)
+        .status()
+        .unwrap()
+        .success());
+    let client = {
+        let socket = socket.clone();
+        std::thread::spawn(move || ctl(&socket, &["reload"]))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    server.signal("TERM");
+    let (code, _, err) = client.join().unwrap();
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("failed: the server is stopping"), "{err}");
+    assert_eq!(server.wait_exit(Duration::from_secs(5)), Some(0));
+    let _ = std::fs::remove_file(&dump);
+}

@@ -8,6 +8,7 @@
 //! its own [`WorkerCounters`]. Signals are taken on the main thread (signals.rs), which
 //! reloads through [`Running::reload`] and stops through [`Running::shutdown`].
 
+mod control;
 pub mod http;
 mod running;
 mod shared;
@@ -27,6 +28,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
+use self::control::{ReloadQueue, StatusBoard};
 use self::running::Reloader;
 pub use self::running::{ReloadError, Reloaded, Running};
 use self::shared::Shared;
@@ -218,11 +220,17 @@ pub fn serve(
         })?),
         None => None,
     };
-    let addrs: Vec<String> = server
-        .local_addrs()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let metrics_addr = match &metrics_listener {
+        Some(listener) => Some(listener.local_addr()?),
+        None => None,
+    };
+    // Removed at exit, when this is dropped.
+    let control_socket = match &config.control {
+        Some(path) => Some(control::bind(path)?),
+        None => None,
+    };
+    let local_addrs = server.local_addrs().to_vec();
+    let addrs: Vec<String> = local_addrs.iter().map(ToString::to_string).collect();
     let running = server.start()?;
     let notifier = Notifier::from_env();
     crate::log!(Info, "serving {} with {apps} apps, {clusters} clusters, serial {serial} on {} (udp, tcp), {} workers",
@@ -234,6 +242,32 @@ pub fn serve(
         crate::log!(Info, "metrics on http://{}/metrics", listener.local_addr()?);
         http::spawn(listener, running.metrics())?;
     }
+    let queue = Arc::new(ReloadQueue::default());
+    let board = Arc::new(StatusBoard::new(
+        Arc::clone(&running.reloader.shared),
+        Arc::clone(&running.metrics.stats),
+        config.zone.clone(),
+        config.dump.clone(),
+        local_addrs,
+        config.threads,
+        metrics_addr,
+    ));
+    let control_file = match control_socket {
+        Some((listener, file)) => {
+            control::spawn(listener, Arc::clone(&queue), Arc::clone(&board))?;
+            crate::log!(Info, "control socket {}", file.path().display());
+            Some(file)
+        }
+        None => None,
+    };
     notifier.ready(&format!("serving {apps} apps, serial {serial}"));
-    signals::handle_until_stop(running, &notifier, &config.dump)
+    let control = signals::Control {
+        notifier: &notifier,
+        dump: &config.dump,
+        queue,
+        board,
+    };
+    let stopped = signals::handle_until_stop(running, control);
+    drop(control_file);
+    stopped
 }

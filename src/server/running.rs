@@ -22,6 +22,8 @@ pub enum ReloadError {
     CookieSecret(SecretError),
     /// The dump loaded, but the guard rails refuse it.
     Refused(Refusal),
+    /// The thread running the reload ended without a result.
+    Died,
 }
 
 impl ReloadError {
@@ -29,7 +31,7 @@ impl ReloadError {
     pub fn reason_index(&self) -> usize {
         match self {
             Self::Refused(refusal) => refusal.index(),
-            Self::Dump(_) | Self::CookieSecret(_) => Refusal::INVALID,
+            Self::Dump(_) | Self::CookieSecret(_) | Self::Died => Refusal::INVALID,
         }
     }
 }
@@ -43,6 +45,7 @@ impl fmt::Display for ReloadError {
                 write!(f, "refused: {refusal} (cnamed reload --force overrides)")
             }
             Self::Refused(refusal) => write!(f, "refused: {refusal}"),
+            Self::Died => f.write_str("the reload thread died"),
         }
     }
 }

@@ -1,11 +1,13 @@
-//! The signal loop and the reload policy: SIGHUP reloads, SIGTERM and SIGINT stop. Signals
-//! are blocked in every thread and taken here, on one thread, outside any handler; workers
-//! only see the snapshot swapped and, at the end, the shutdown flag.
+//! The signal loop and the reload policy: SIGHUP and control-socket requests reload, SIGTERM
+//! and SIGINT stop. Signals are blocked in every thread and taken here, on one thread,
+//! outside any handler; workers only see the snapshot swapped and, at the end, the shutdown
+//! flag.
 //!
 //! A reload runs on a thread of its own, so the loop keeps taking signals: SIGTERM starts the
 //! graceful stop at once, whatever the reload is doing (a dump on a hung file system or a
-//! FIFO nobody writes is abandoned), and SIGHUPs that arrive during a reload make at most one
-//! more reload, started when it ends.
+//! FIFO nobody writes is abandoned), and SIGHUPs and requests that arrive during a reload
+//! make at most one more reload, started when it ends: each request is answered by the first
+//! reload that started after it came (forced if any request in it asked for force).
 
 use std::io;
 use std::path::Path;
@@ -14,12 +16,10 @@ use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::control::{ReloadQueue, ReloadRequest, StatusBoard};
 use super::running::{ReloadError, Reloaded, Reloader, Running};
 use super::systemd::Notifier;
 use crate::sys;
-
-/// The signals the server takes.
-const SIGNALS: [i32; 3] = [sys::SIGHUP, sys::SIGTERM, sys::SIGINT];
 
 /// How long a reload may wait for idle CPU before it takes its fair share.
 const IDLE_RELOAD_GRACE: Duration = Duration::from_secs(5);
@@ -29,69 +29,126 @@ const RELOAD_POLL: Duration = Duration::from_millis(20);
 /// Blocks the server's signals in this thread and every thread it spawns afterwards: call it
 /// before any worker exists, so that only [`handle_until_stop`] ever sees them.
 pub(super) fn block() -> io::Result<()> {
-    sys::block_signals(&SIGNALS)
+    sys::block_signals(&sys::SERVER_SIGNALS)
 }
 
 type Outcome = Result<Reloaded, ReloadError>;
 
-/// Reloads on SIGHUP, logging the outcome and telling systemd; returns after stopping the
-/// workers on SIGTERM or SIGINT. `dump` is named in the logs.
-pub(super) fn handle_until_stop(
-    running: Running,
-    notifier: &Notifier,
-    dump: &Path,
-) -> io::Result<()> {
-    let mut reload: Option<Receiver<Outcome>> = None;
-    // A SIGHUP came while a reload ran: one more when it ends.
-    let mut again = false;
+/// Who a reload is for: a SIGHUP, control clients waiting for its answer, or both.
+#[derive(Default)]
+struct Askers {
+    signalled: bool,
+    requests: Vec<ReloadRequest>,
+}
+
+impl Askers {
+    fn any(&self) -> bool {
+        self.signalled || !self.requests.is_empty()
+    }
+
+    fn force(&self) -> bool {
+        self.requests.iter().any(ReloadRequest::force)
+    }
+
+    fn answer(self, line: &str) {
+        for request in self.requests {
+            request.answer(line);
+        }
+    }
+}
+
+/// What the loop works with besides the workers.
+pub(super) struct Control<'a> {
+    pub(super) notifier: &'a Notifier,
+    pub(super) dump: &'a Path,
+    pub(super) queue: Arc<ReloadQueue>,
+    pub(super) board: Arc<StatusBoard>,
+}
+
+/// Reloads on SIGHUP and on control requests, logging the outcome, answering the requests
+/// and telling systemd; returns after stopping the workers on SIGTERM or SIGINT.
+pub(super) fn handle_until_stop(running: Running, control: Control<'_>) -> io::Result<()> {
+    let Control {
+        notifier,
+        dump,
+        queue,
+        board,
+    } = control;
+    // The reload running and who it is for; who the next one is for.
+    let mut reload: Option<(Receiver<Outcome>, Askers)> = None;
+    let mut next = Askers::default();
     loop {
         let signal = match reload {
-            None => Some(sys::wait_for_signal(&SIGNALS)?),
-            Some(_) => sys::wait_for_signal_timeout(&SIGNALS, RELOAD_POLL)?,
+            None => Some(sys::wait_for_signal(&sys::SERVER_SIGNALS)?),
+            Some(_) => sys::wait_for_signal_timeout(&sys::SERVER_SIGNALS, RELOAD_POLL)?,
         };
         match signal {
             None => {}
-            Some(sys::SIGHUP) if reload.is_some() => again = true,
-            Some(sys::SIGHUP) => {
-                notifier.reloading();
-                reload = Some(start_reload(running.reloader(), false)?);
-            }
+            Some(sys::SIGHUP) => next.signalled = true,
+            Some(sys::SIGUSR1) => next.requests.extend(queue.take()),
             Some(_) => {
                 if reload.is_some() {
                     crate::log!(Warning, "stopping: the reload in progress is abandoned");
                 }
                 notifier.stopping();
+                let waiting = reload
+                    .map(|(_, askers)| askers.requests)
+                    .unwrap_or_default();
+                for request in waiting.into_iter().chain(next.requests).chain(queue.take()) {
+                    request.answer("failed: the server is stopping");
+                }
                 running.shutdown()?;
                 crate::log!(Info, "stopped");
                 return Ok(());
             }
         }
-        let finished = match reload.as_ref().map(Receiver::try_recv) {
-            None | Some(Err(TryRecvError::Empty)) => continue,
-            Some(Ok(outcome)) => Some(outcome),
-            Some(Err(TryRecvError::Disconnected)) => None,
-        };
-        let status = report(finished, &running, dump);
-        if std::mem::take(&mut again) {
-            reload = Some(start_reload(running.reloader(), false)?);
-        } else {
-            reload = None;
-            notifier.ready(&status);
+        // A reload just ended with another to follow: systemd still sees one reload.
+        let mut chained = false;
+        if let Some((receiver, _)) = &reload {
+            let finished = match receiver.try_recv() {
+                Err(TryRecvError::Empty) => continue,
+                Ok(outcome) => Some(outcome),
+                Err(TryRecvError::Disconnected) => None,
+            };
+            let (status, line) = report(finished, &running, dump);
+            board.record_reload(&line);
+            if let Some((_, askers)) = reload.take() {
+                askers.answer(&line);
+            }
+            chained = next.any();
+            if !chained {
+                notifier.ready(&status);
+            }
+        }
+        if reload.is_none() && next.any() {
+            let askers = std::mem::take(&mut next);
+            if !chained {
+                notifier.reloading();
+            }
+            let receiver = start_reload(running.reloader(), askers.force())?;
+            reload = Some((receiver, askers));
         }
     }
 }
 
-/// Logs how a reload ended (`None`: its thread died) and returns the status for systemd.
-fn report(outcome: Option<Outcome>, running: &Running, dump: &Path) -> String {
+/// Logs how a reload ended (`None`: its thread died); returns the status for systemd and the
+/// answer line for control clients.
+fn report(outcome: Option<Outcome>, running: &Running, dump: &Path) -> (String, String) {
     match outcome {
         Some(Ok(done)) => {
             crate::log!(Info, "reloaded {}: {done}", dump.display());
-            format!("serving {} apps, serial {}", done.apps, done.serial)
+            let status = format!("serving {} apps, serial {}", done.apps, done.serial);
+            let line = if done.unchanged() {
+                done.to_string()
+            } else {
+                format!("reloaded: {done}")
+            };
+            (status, line)
         }
         failed => {
             let error = match failed {
-                Some(Err(error)) => error.to_string(),
-                _ => "the reload thread died".to_owned(),
+                Some(Err(error)) => error,
+                _ => ReloadError::Died,
             };
             let serving = running.snapshot();
             crate::log!(
@@ -99,11 +156,18 @@ fn report(outcome: Option<Outcome>, running: &Running, dump: &Path) -> String {
                 "reload failed, still serving serial {}: {error}",
                 serving.serial
             );
-            format!(
+            let status = format!(
                 "reload failed, serving {} apps, serial {}: {error}",
                 serving.app_count(),
                 serving.serial
-            )
+            );
+            let line = match error {
+                ReloadError::Refused(_) => {
+                    format!("{error}; still serving serial {}", serving.serial)
+                }
+                _ => format!("failed: {error}; still serving serial {}", serving.serial),
+            };
+            (status, line)
         }
     }
 }

@@ -17,8 +17,8 @@ pub use clock::{monotonic_usec, unix_millis, unix_seconds};
 pub use process::{current_thread, raise_fd_limit, set_thread_idle, ThreadId};
 pub use random::random_bytes;
 pub use signal::{
-    block_signals, wait_for_signal, wait_for_signal_timeout, with_signals_blocked, SIGHUP, SIGINT,
-    SIGTERM,
+    block_signals, signal_self, wait_for_signal, wait_for_signal_timeout, with_signals_blocked,
+    SERVER_SIGNALS, SIGHUP, SIGINT, SIGTERM, SIGUSR1,
 };
 pub use udp::{UdpBatch, BATCH, RECV_SLOT, SEND_SLOT};
 

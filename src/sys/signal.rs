@@ -4,7 +4,23 @@ use std::io;
 use std::mem::MaybeUninit;
 
 /// The signals the server handles.
-pub use libc::{SIGHUP, SIGINT, SIGTERM};
+pub use libc::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+
+/// Every signal the server takes on its signal thread: SIGHUP reloads, SIGTERM and SIGINT
+/// stop, SIGUSR1 says the control socket has queued a request. Blocked in every other thread,
+/// where their default action would end the process.
+pub const SERVER_SIGNALS: [libc::c_int; 4] = [SIGHUP, SIGTERM, SIGINT, SIGUSR1];
+
+/// Sends `signal` to this process: the thread waiting for it (see [`wait_for_signal`])
+/// takes it.
+pub fn signal_self(signal: libc::c_int) -> io::Result<()> {
+    // SAFETY: kill with our own pid and a libc signal constant has no memory effects.
+    if unsafe { libc::kill(libc::getpid(), signal) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
 
 fn signal_set(signals: &[libc::c_int]) -> libc::sigset_t {
     // SAFETY: sigemptyset initialises the set it is given; sigaddset takes valid signal

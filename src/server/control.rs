@@ -1,0 +1,551 @@
+//! The control socket (`--control PATH`): the server side of [`crate::control`], on a thread
+//! of its own with its own event loop, like the metrics endpoint.
+//!
+//! A status is answered here, from the [`StatusBoard`]. A reload request is queued for the
+//! signal loop, which owns the reload policy, and woken with SIGUSR1; the loop answers each
+//! request when the reload it joined is over, through a channel and this loop's waker.
+//! Clients are served concurrently: one that says nothing is closed after
+//! `REQUEST_DEADLINE`, one that sends garbage gets an error line, and neither holds up
+//! anyone else.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mio::net::{UnixListener, UnixStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use super::shared::Shared;
+use crate::config::VERSION_STRING;
+use crate::control::{Request, MAX_REQUEST};
+use crate::metrics::ServerStats;
+use crate::sys;
+
+/// Clients served at once; one more closes the oldest that has not finished its request.
+const MAX_CLIENTS: usize = 32;
+/// A client must send its request, and take its answer, within this.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
+/// The socket's mode: the service's user and group (a deploy job in the group) may connect.
+const SOCKET_MODE: u32 = 0o660;
+const LISTENER: Token = Token(0);
+const WAKER: Token = Token(1);
+const FIRST_CLIENT: usize = 2;
+/// Reads of one client per event, at most.
+const MAX_READS: usize = 16;
+
+/// A reload asked for over the control socket, waiting for its answer.
+pub(super) struct ReloadRequest {
+    force: bool,
+    client: usize,
+    answers: Sender<(usize, String)>,
+    waker: Arc<Waker>,
+}
+
+impl ReloadRequest {
+    pub(super) fn force(&self) -> bool {
+        self.force
+    }
+
+    /// Sends the client its answer line. A client gone meanwhile loses nothing.
+    pub(super) fn answer(self, line: &str) {
+        let _ = self.answers.send((self.client, line.to_owned()));
+        let _ = self.waker.wake();
+    }
+}
+
+/// Reload requests queued for the signal loop.
+#[derive(Default)]
+pub(super) struct ReloadQueue(Mutex<Vec<ReloadRequest>>);
+
+impl ReloadQueue {
+    /// Every request queued so far.
+    pub(super) fn take(&self) -> Vec<ReloadRequest> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn push(&self, request: ReloadRequest) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(request);
+    }
+}
+
+/// What `cnamed status` reports: fixed facts, the live snapshot and counters, and the last
+/// reload's outcome, which the signal loop records.
+pub(super) struct StatusBoard {
+    pub(super) shared: Arc<Shared>,
+    pub(super) stats: Arc<ServerStats>,
+    pub(super) zone: String,
+    pub(super) dump: PathBuf,
+    pub(super) listen: Vec<SocketAddr>,
+    pub(super) workers: usize,
+    pub(super) metrics: Option<SocketAddr>,
+    /// Unix milliseconds and the answer line of the last reload.
+    last_reload: Mutex<Option<(u64, String)>>,
+}
+
+impl StatusBoard {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        stats: Arc<ServerStats>,
+        zone: String,
+        dump: PathBuf,
+        listen: Vec<SocketAddr>,
+        workers: usize,
+        metrics: Option<SocketAddr>,
+    ) -> Self {
+        Self {
+            shared,
+            stats,
+            zone,
+            dump,
+            listen,
+            workers,
+            metrics,
+            last_reload: Mutex::new(None),
+        }
+    }
+
+    /// Records how the last reload ended (its answer line).
+    pub(super) fn record_reload(&self, line: &str) {
+        *self.last_reload.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((sys::unix_millis(), line.to_owned()));
+    }
+
+    fn facts(&self) -> Vec<(&'static str, Fact)> {
+        let snapshot = self.shared.snapshot.load();
+        let stats = &self.stats;
+        let now = sys::unix_millis();
+        let started = stats.start_time_ms.get();
+        let last = self
+            .last_reload
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let listen: Vec<String> = self.listen.iter().map(ToString::to_string).collect();
+        vec![
+            ("version", Fact::Text(VERSION_STRING.to_owned())),
+            ("zone", Fact::Text(self.zone.clone())),
+            ("serial", Fact::Number(u64::from(snapshot.serial))),
+            ("apps", Fact::Number(snapshot.app_count() as u64)),
+            ("clusters", Fact::Number(snapshot.cluster_count() as u64)),
+            ("dump", Fact::Text(self.dump.display().to_string())),
+            ("dump_modified", Fact::Time(snapshot.dump_modified_ms)),
+            ("loaded", Fact::Time(loaded_at(stats, started))),
+            (
+                "load_seconds",
+                Fact::Seconds(stats.load_micros.get() as f64 / 1e6),
+            ),
+            (
+                "last_reload",
+                Fact::Time(last.as_ref().map_or(0, |(at, _)| *at)),
+            ),
+            (
+                "last_reload_result",
+                Fact::Text(last.map_or_else(|| "none".to_owned(), |(_, line)| line)),
+            ),
+            (
+                "uptime_seconds",
+                Fact::Seconds(now.saturating_sub(started) as f64 / 1e3),
+            ),
+            ("workers", Fact::Number(self.workers as u64)),
+            ("listen", Fact::List(listen)),
+            (
+                "metrics",
+                self.metrics.map_or(Fact::Off, |addr| {
+                    Fact::Text(format!("http://{addr}/metrics"))
+                }),
+            ),
+        ]
+    }
+
+    /// `key: value` lines for people.
+    fn text(&self) -> String {
+        let mut out = String::new();
+        for (key, fact) in self.facts() {
+            let value = match fact {
+                Fact::Text(text) => text,
+                Fact::Number(n) => n.to_string(),
+                Fact::Seconds(s) => format!("{s:.3}"),
+                Fact::Time(0) => "never".to_owned(),
+                Fact::Time(ms) => rfc3339(ms / 1000),
+                Fact::List(items) => items.join(" "),
+                Fact::Off => "off".to_owned(),
+            };
+            let _ = writeln!(out, "{key}: {value}");
+        }
+        out
+    }
+
+    /// One JSON object; times as Unix seconds (0: never).
+    fn json(&self) -> String {
+        let object: serde_json::Map<String, serde_json::Value> = self
+            .facts()
+            .into_iter()
+            .map(|(key, fact)| {
+                let value = match fact {
+                    Fact::Text(text) => serde_json::Value::from(text),
+                    Fact::Number(n) => serde_json::Value::from(n),
+                    Fact::Seconds(s) => serde_json::Value::from(s),
+                    Fact::Time(ms) => serde_json::Value::from(ms as f64 / 1e3),
+                    Fact::List(items) => serde_json::Value::from(items),
+                    Fact::Off => serde_json::Value::Null,
+                };
+                (key.to_owned(), value)
+            })
+            .collect();
+        let mut out = serde_json::Value::Object(object).to_string();
+        out.push('\n');
+        out
+    }
+}
+
+/// When the snapshot being served was loaded: the last successful reload, else the start.
+fn loaded_at(stats: &ServerStats, started: u64) -> u64 {
+    match stats.last_reload_ok_ms.get() {
+        0 => started,
+        at => at,
+    }
+}
+
+enum Fact {
+    Text(String),
+    Number(u64),
+    Seconds(f64),
+    /// Unix milliseconds, 0 for never.
+    Time(u64),
+    List(Vec<String>),
+    /// A feature turned off.
+    Off,
+}
+
+/// `2026-11-28T02:22:45Z` from Unix seconds (proleptic Gregorian, UTC).
+fn rfc3339(unix: u64) -> String {
+    let (days, rest) = (unix / 86_400, unix % 86_400);
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01 (non-negative here).
+    let z = days as i64 + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
+/// The socket file, removed when this is dropped (at exit).
+pub(super) struct SocketFile(PathBuf);
+
+impl SocketFile {
+    pub(super) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Binds the control socket at `path` with mode 0660. A socket file left by a server that
+/// is gone is replaced; one that a running server answers on is not.
+pub(super) fn bind(path: &Path) -> io::Result<(UnixListener, SocketFile)> {
+    let with_path = |error: io::Error| {
+        io::Error::new(
+            error.kind(),
+            format!("control socket {}: {error}", path.display()),
+        )
+    };
+    let listener = match UnixListener::bind(path) {
+        Ok(listener) => listener,
+        Err(error) if error.kind() == io::ErrorKind::AddrInUse => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(with_path(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    "another server is answering on it",
+                )));
+            }
+            std::fs::remove_file(path).map_err(with_path)?;
+            UnixListener::bind(path).map_err(with_path)?
+        }
+        Err(error) => return Err(with_path(error)),
+    };
+    let file = SocketFile(path.to_owned());
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE))
+        .map_err(with_path)?;
+    Ok((listener, file))
+}
+
+/// Serves the control socket until the process exits. Reload requests go to `queue`, and the
+/// signal thread is woken for them.
+pub(super) fn spawn(
+    mut listener: UnixListener,
+    queue: Arc<ReloadQueue>,
+    board: Arc<StatusBoard>,
+) -> io::Result<()> {
+    let poll = Poll::new()?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    let (answers, answered) = mpsc::channel();
+    let mut server = ControlServer {
+        poll,
+        listener,
+        waker,
+        answers,
+        answered,
+        clients: HashMap::new(),
+        next_id: FIRST_CLIENT,
+        queue,
+        board,
+    };
+    std::thread::Builder::new()
+        .name("cnamed-control".into())
+        .spawn(move || {
+            // Errors of poll itself are not expected; the channel then stops, DNS does not.
+            if let Err(error) = server.run() {
+                crate::log!(Error, "control socket stopped: {error}");
+            }
+        })?;
+    Ok(())
+}
+
+enum Phase {
+    /// Reading the request line.
+    Reading(Vec<u8>),
+    /// A reload is running for it.
+    Waiting,
+    /// Sending the answer: bytes and how many are sent.
+    Writing(Vec<u8>, usize),
+}
+
+struct Client {
+    stream: UnixStream,
+    phase: Phase,
+    /// When the client is closed, unless it is waiting for a reload.
+    deadline: Instant,
+    accepted: Instant,
+}
+
+struct ControlServer {
+    poll: Poll,
+    listener: UnixListener,
+    waker: Arc<Waker>,
+    answers: Sender<(usize, String)>,
+    answered: Receiver<(usize, String)>,
+    /// By token: ids are never reused, so a late answer cannot reach another client.
+    clients: HashMap<usize, Client>,
+    next_id: usize,
+    queue: Arc<ReloadQueue>,
+    board: Arc<StatusBoard>,
+}
+
+impl ControlServer {
+    fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(64);
+        loop {
+            let next = self
+                .clients
+                .values()
+                .filter(|c| !matches!(c.phase, Phase::Waiting))
+                .map(|c| c.deadline)
+                .min();
+            let timeout = next.map(|at| at.saturating_duration_since(Instant::now()));
+            if let Err(error) = self.poll.poll(&mut events, timeout) {
+                if error.kind() != io::ErrorKind::Interrupted {
+                    return Err(error);
+                }
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    WAKER => self.deliver(),
+                    Token(id) => self.drive(id),
+                }
+            }
+            let now = Instant::now();
+            self.clients
+                .retain(|_, c| matches!(c.phase, Phase::Waiting) || c.deadline > now);
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            let mut stream = match self.listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                // EMFILE and the like: the client retries; the next one raises an event.
+                Err(_) => return,
+            };
+            if self.clients.len() >= MAX_CLIENTS {
+                let oldest = self
+                    .clients
+                    .iter()
+                    .filter(|(_, c)| matches!(c.phase, Phase::Reading(_)))
+                    .min_by_key(|(_, c)| c.accepted)
+                    .map(|(&id, _)| id);
+                match oldest {
+                    Some(id) => drop(self.clients.remove(&id)),
+                    // Every slot waits for a reload: this one is turned away.
+                    None => continue,
+                }
+            }
+            let id = self.next_id;
+            self.next_id += 1;
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            if self
+                .poll
+                .registry()
+                .register(&mut stream, Token(id), interest)
+                .is_err()
+            {
+                continue;
+            }
+            let now = Instant::now();
+            self.clients.insert(
+                id,
+                Client {
+                    stream,
+                    phase: Phase::Reading(Vec::new()),
+                    deadline: now + REQUEST_DEADLINE,
+                    accepted: now,
+                },
+            );
+            self.drive(id);
+        }
+    }
+
+    /// Hands the signal loop's answers to their clients.
+    fn deliver(&mut self) {
+        while let Ok((id, line)) = self.answered.try_recv() {
+            if let Some(client) = self.clients.get_mut(&id) {
+                client.phase = Phase::Writing(format!("{line}\n").into_bytes(), 0);
+                client.deadline = Instant::now() + REQUEST_DEADLINE;
+                self.drive(id);
+            }
+        }
+    }
+
+    /// Moves a client on as far as its socket allows; closes it when it is done or failed.
+    fn drive(&mut self, id: usize) {
+        let Some(client) = self.clients.get_mut(&id) else {
+            return;
+        };
+        let Ok(request) = client.read_request() else {
+            self.clients.remove(&id);
+            return;
+        };
+        if let Some(request) = request {
+            let answer = match request {
+                Ok(Request::Reload { force }) => {
+                    client.phase = Phase::Waiting;
+                    self.queue.push(ReloadRequest {
+                        force,
+                        client: id,
+                        answers: self.answers.clone(),
+                        waker: Arc::clone(&self.waker),
+                    });
+                    match sys::signal_self(sys::SIGUSR1) {
+                        Ok(()) => None,
+                        Err(error) => Some(format!("failed: cannot signal the reload: {error}")),
+                    }
+                }
+                Ok(Request::Status { json: false }) => Some(self.board.text()),
+                Ok(Request::Status { json: true }) => Some(self.board.json()),
+                Err(why) => Some(format!("error: {why}\n")),
+            };
+            if let Some(mut answer) = answer {
+                if !answer.ends_with('\n') {
+                    answer.push('\n');
+                }
+                client.phase = Phase::Writing(answer.into_bytes(), 0);
+            }
+        }
+        if client.write_answer().is_err() {
+            self.clients.remove(&id);
+        }
+    }
+}
+
+impl Client {
+    /// Reads until a whole request line is in: `Some` once it is (or once it cannot be one),
+    /// `None` while more is to come. An error closes the connection.
+    fn read_request(&mut self) -> io::Result<Option<Result<Request, String>>> {
+        let Phase::Reading(buffer) = &mut self.phase else {
+            return Ok(None);
+        };
+        let mut chunk = [0; MAX_REQUEST];
+        // Everything the client has sent is read, the excess of an overlong line discarded:
+        // closing a Unix socket with unread data resets it, and the client would lose the
+        // answer. A client that never stops sending is cut off after a few reads.
+        for _ in 0..MAX_READS {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => {
+                    let room = (MAX_REQUEST + 1).saturating_sub(buffer.len());
+                    buffer.extend_from_slice(&chunk[..n.min(room)]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(end) = buffer.iter().position(|&b| b == b'\n') {
+            let known = Request::parse(&buffer[..end]);
+            return Ok(Some(known.ok_or_else(|| {
+                "unknown request (reload, reload force, status, status json)".to_owned()
+            })));
+        }
+        if buffer.len() > MAX_REQUEST {
+            return Ok(Some(Err("request line too long".to_owned())));
+        }
+        Ok(None)
+    }
+
+    /// Writes what is left of the answer. Done is an error too: the connection closes.
+    fn write_answer(&mut self) -> io::Result<()> {
+        let Phase::Writing(bytes, sent) = &mut self.phase else {
+            return Ok(());
+        };
+        while *sent < bytes.len() {
+            match self.stream.write(&bytes[*sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => *sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::ErrorKind::ConnectionAborted.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_times() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_832_565), "2026-11-28T02:22:45Z");
+        assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
+    }
+}
