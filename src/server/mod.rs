@@ -14,6 +14,7 @@ mod running;
 mod shared;
 mod signals;
 mod socket;
+mod status;
 pub mod systemd;
 mod tcp;
 mod udp;
@@ -28,12 +29,13 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use self::control::{ReloadQueue, StatusBoard};
+use self::control::ReloadQueue;
 use self::running::Reloader;
 pub use self::running::{ReloadError, Reloaded, Running};
 use self::shared::Shared;
 pub use self::shared::{RrlSettings, TcpLimits, DRAIN_TIMEOUT};
 use self::socket::{bind_workers, WorkerSockets};
+use self::status::StatusBoard;
 use self::systemd::Notifier;
 use crate::config::Config;
 use crate::cookie::Secrets;

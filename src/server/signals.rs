@@ -16,8 +16,9 @@ use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::control::{ReloadQueue, ReloadRequest, StatusBoard};
+use super::control::{ReloadQueue, ReloadRequest};
 use super::running::{ReloadError, Reloaded, Reloader, Running};
+use super::status::StatusBoard;
 use super::systemd::Notifier;
 use crate::sys;
 
