@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use cnamed::cli::{self, Command, Invocation};
-use cnamed::config::VERSION_STRING;
+use cnamed::config::{Config, VERSION_STRING};
 use cnamed::control::{self, Request};
 use cnamed::cookie::{SecretError, Secrets};
-use cnamed::snapshot::{guard, Snapshot};
+use cnamed::snapshot::{guard, Snapshot, Zone};
 use cnamed::{server, zonefile};
 
 /// Exit code for a bad command line or configuration.
@@ -58,22 +58,14 @@ fn run() -> ExitCode {
         Ok(secrets) => secrets,
         Err(error) => return fail(USAGE_ERROR, &format!("cookie secret {error}")),
     };
-    let started = Instant::now();
-    let snapshot = match Snapshot::load(&config.dump, &zone, config.max_dump_size) {
-        Ok(snapshot) => snapshot,
-        Err(error) => return fail(FAILURE, &error.to_string()),
-    };
-    // The first snapshot has none before it: only the rules on its own content apply.
-    let rules = match config.guard_rules() {
-        Ok(rules) => rules,
-        Err(error) => return fail(USAGE_ERROR, &error.to_string()),
-    };
-    if let Err(refusal) = guard::check_clusters(&snapshot, &rules) {
-        return fail(FAILURE, &format!("{}: {refusal}", config.dump.display()));
-    }
-    let load_time = started.elapsed();
     let outcome = match command {
-        Command::Check => {
+        Command::Serve => {
+            // The server loads the dump itself, once its health endpoint can say it is
+            // starting.
+            let load = || load_first(&config, &zone);
+            server::serve(&config, zone.clone(), secrets, load)
+        }
+        Command::Check => load_first(&config, &zone).map(|(snapshot, _)| {
             println!(
                 "{}: ok, {} apps, {} clusters, serial {}",
                 config.dump.display(),
@@ -81,31 +73,33 @@ fn run() -> ExitCode {
                 snapshot.cluster_count(),
                 snapshot.serial
             );
-            Ok(())
-        }
-        Command::Zonefile => {
+        }),
+        Command::Zonefile => load_first(&config, &zone).and_then(|(snapshot, _)| {
             let mut out = BufWriter::new(std::io::stdout().lock());
             match zonefile::write(&snapshot, &mut out).and_then(|()| out.flush()) {
                 // The reader has what it wanted (`cnamed zonefile | head`): stop quietly.
                 Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
                 other => other,
             }
-        }
-        Command::Serve => {
-            cnamed::log!(
-                Info,
-                "loaded {}: {} apps in {:.1} ms",
-                config.dump.display(),
-                snapshot.app_count(),
-                load_time.as_secs_f64() * 1e3
-            );
-            server::serve(&config, zone, snapshot, secrets, load_time)
-        }
+        }),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(FAILURE, &error.to_string()),
     }
+}
+
+/// Loads the dump for the first time, with the rules that hold for every snapshot (the
+/// clusters); returns the snapshot and how long it took, or why not.
+fn load_first(config: &Config, zone: &Zone) -> std::io::Result<(Snapshot, Duration)> {
+    let started = Instant::now();
+    let snapshot =
+        Snapshot::load(&config.dump, zone, config.max_dump_size).map_err(std::io::Error::other)?;
+    let rules = config.guard_rules().map_err(std::io::Error::other)?;
+    guard::check_clusters(&snapshot, &rules).map_err(|refusal| {
+        std::io::Error::other(format!("{}: {refusal}", config.dump.display()))
+    })?;
+    Ok((snapshot, started.elapsed()))
 }
 
 /// `cnamed reload` and `cnamed status`: prints the server's answer; exits 0 when done (for a

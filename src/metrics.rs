@@ -205,6 +205,8 @@ pub struct ServerStats {
     /// Modification time of the dump being served, Unix milliseconds.
     pub dump_modified_ms: Counter,
     pub start_time_ms: Counter,
+    /// Worker threads in their event loop (each adds itself, and removes itself on exit).
+    pub workers_running: AtomicU64,
 }
 
 /// Everything the metrics endpoint reads: cheap to clone, safe to read from any thread.
@@ -215,6 +217,11 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Whether every worker started is still in its event loop.
+    pub fn all_workers_running(&self) -> bool {
+        self.stats.workers_running.load(Ordering::Relaxed) == self.workers.len() as u64
+    }
+
     /// The Prometheus text exposition of every counter, workers summed.
     pub fn render(&self) -> String {
         let workers: Vec<&WorkerCounters> = self.workers.iter().map(|w| &**w).collect();
@@ -438,6 +445,13 @@ pub fn render(workers: &[&WorkerCounters], stats: &ServerStats, out: &mut String
     for (name, help, value) in snapshot {
         single(out, name, gauge, help, value);
     }
+    single(
+        out,
+        "cnamed_workers_running",
+        gauge,
+        "Worker threads serving; fewer than started means one has died.",
+        stats.workers_running.load(Ordering::Relaxed),
+    );
     let version = [(
         format!("{{version=\"{}\"}}", env!("CARGO_PKG_VERSION")),
         "1".to_owned(),

@@ -424,3 +424,118 @@ fn a_waiting_reload_is_answered_at_stop() {
     assert_eq!(server.wait_exit(Duration::from_secs(5)), Some(0));
     let _ = std::fs::remove_file(&dump);
 }
+
+/// `/health` and `/ready` on the metrics listener, through a server's life: both 503 while
+/// the first dump loads (a FIFO the test writes late), both 200 while serving and during a
+/// reload, `/ready` 503 once stopping while the workers drain a TCP connection.
+#[test]
+fn probes_follow_the_server_through_its_life() {
+    use std::process::{Command, Stdio};
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("probes");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dump = dir.join(format!("apps-{}.json", std::process::id()));
+    let _ = std::fs::remove_file(&dump);
+    assert!(Command::new("mkfifo")
+        .arg(&dump)
+        .status()
+        .unwrap()
+        .success());
+    // The server logs its addresses only once serving: both are picked here.
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    let (metrics, dns) = (free_port(), free_port());
+    let mut child = Command::new(binary())
+        .args(["--threads", "2", "--listen"])
+        .arg(dns.to_string())
+        .arg("--metrics")
+        .arg(metrics.to_string())
+        .arg("--dump")
+        .arg(&dump)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let probe = |path: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match std::net::TcpStream::connect(metrics) {
+                Ok(_) => return http_get(metrics, "GET", path).0,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(error) => panic!("{error}"),
+            }
+        }
+    };
+    // Loading: the FIFO has no writer yet.
+    assert_eq!(probe("/health"), 503);
+    assert_eq!(probe("/ready"), 503);
+    assert_eq!(probe("/metrics"), 503);
+    assert!(head(metrics, "/ready").starts_with("HTTP/1.1 503 "));
+    std::fs::write(&dump, r#"{"serial": 1, "apps": {"1": "a"}}"#).unwrap();
+    let serving = |path: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while probe(path) != 200 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        probe(path)
+    };
+    assert_eq!(serving("/ready"), 200);
+    assert_eq!(probe("/health"), 200);
+    let head_response = head(metrics, "/health");
+    assert!(
+        head_response.starts_with("HTTP/1.1 200 OK\r\n"),
+        "{head_response}"
+    );
+    assert!(
+        head_response.contains("Content-Length: 3\r\n"),
+        "{head_response}"
+    );
+    assert!(
+        head_response.ends_with("\r\n\r\n"),
+        "no body: {head_response}"
+    );
+    let m = parse_metrics(&http_get(metrics, "GET", "/metrics").1);
+    assert_eq!(m["cnamed_workers_running"], 2.0);
+
+    // A reload waiting on the FIFO: still ready, the old snapshot serves.
+    let pid = child.id().to_string();
+    let kill = |signal: &str| {
+        assert!(Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap()
+            .success());
+    };
+    kill("-HUP");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(probe("/ready"), 200);
+    assert_eq!(probe("/health"), 200);
+    std::fs::write(&dump, r#"{"serial": 2, "apps": {"1": "b"}}"#).unwrap();
+
+    // Stopping: a TCP connection with a query half sent keeps a worker draining.
+    let mut held = std::net::TcpStream::connect(dns).unwrap();
+    std::io::Write::write_all(&mut held, &[0]).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    kill("-TERM");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(probe("/ready"), 503, "not ready while stopping");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let _ = std::fs::remove_file(&dump);
+}
+
+/// The whole response to `HEAD path`.
+fn head(addr: std::net::SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}

@@ -1,11 +1,14 @@
-//! The metrics endpoint: a minimal HTTP/1.1 server for `GET /metrics` (and `HEAD`), on a
-//! thread of its own with its own event loop. Clients are served concurrently, up to
+//! The metrics endpoint: a minimal HTTP/1.1 server for `GET /metrics`, and the probes
+//! `/health` and `/ready` (and `HEAD` of each), on a thread of its own with its own event
+//! loop. It starts before the dump is loaded, so that the probes can say "starting". Clients are served concurrently, up to
 //! `MAX_CLIENTS` (one more closes the oldest), and each gets `REQUEST_DEADLINE` for its whole
 //! exchange, so that slow or idle clients cannot hold a scrape up. Nothing here touches the
 //! workers beyond reading their counters.
 
 use std::io::{self, Read, Write};
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -25,8 +28,44 @@ const LISTENER: Token = Token(usize::MAX);
 /// edge-triggered, so connections already queued raise no new event.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
-/// Serves `metrics` on `listener` until the process exits.
-pub fn spawn(listener: TcpListener, metrics: Metrics) -> io::Result<JoinHandle<()>> {
+const STARTING: u8 = 0;
+const SERVING: u8 = 1;
+const STOPPING: u8 = 2;
+
+/// What the probes report, set by the server as it starts and stops.
+#[derive(Debug, Default)]
+pub struct Health {
+    phase: AtomicU8,
+    /// The workers' counters, once they run.
+    metrics: OnceLock<Metrics>,
+}
+
+impl Health {
+    /// The workers run with a snapshot: ready.
+    pub fn serving(&self, metrics: Metrics) {
+        let _ = self.metrics.set(metrics);
+        self.phase.store(SERVING, Ordering::Release);
+    }
+
+    /// Shutting down: not ready any more (workers drain their TCP answers meanwhile).
+    pub fn stopping(&self) {
+        self.phase.store(STOPPING, Ordering::Release);
+    }
+
+    /// `/health`: the workers run (all of them).
+    fn healthy(&self) -> bool {
+        self.phase.load(Ordering::Acquire) != STARTING
+            && self.metrics.get().is_some_and(Metrics::all_workers_running)
+    }
+
+    /// `/ready`: healthy, serving a snapshot and not stopping.
+    fn ready(&self) -> bool {
+        self.phase.load(Ordering::Acquire) == SERVING && self.healthy()
+    }
+}
+
+/// Serves the metrics and the probes on `listener` until the process exits.
+pub fn spawn(listener: TcpListener, health: Arc<Health>) -> io::Result<JoinHandle<()>> {
     listener.set_nonblocking(true)?;
     let mut listener = mio::net::TcpListener::from_std(listener);
     let poll = Poll::new()?;
@@ -40,7 +79,7 @@ pub fn spawn(listener: TcpListener, metrics: Metrics) -> io::Result<JoinHandle<(
                 listener,
                 clients: Vec::new(),
                 retry_accept: None,
-                metrics,
+                health,
             };
             // Errors of poll itself are not expected; the endpoint then stops, DNS does not.
             let _ = server.run();
@@ -62,7 +101,7 @@ struct HttpServer {
     clients: Vec<Option<Client>>,
     /// When to accept again after a failed accept.
     retry_accept: Option<Instant>,
-    metrics: Metrics,
+    health: Arc<Health>,
 }
 
 impl HttpServer {
@@ -151,7 +190,7 @@ impl HttpServer {
         let Some(Some(client)) = self.clients.get_mut(index) else {
             return;
         };
-        if client.drive(&self.metrics).is_err() {
+        if client.drive(&self.health).is_err() {
             self.clients[index] = None;
         }
     }
@@ -159,7 +198,7 @@ impl HttpServer {
 
 impl Client {
     /// Ok while the exchange goes on; an error closes the connection (done is an error too).
-    fn drive(&mut self, metrics: &Metrics) -> io::Result<()> {
+    fn drive(&mut self, health: &Health) -> io::Result<()> {
         let mut chunk = [0; 1024];
         while self.response.is_none() {
             match self.stream.read(&mut chunk) {
@@ -167,7 +206,7 @@ impl Client {
                 Ok(n) => {
                     self.request.extend_from_slice(&chunk[..n]);
                     if self.request.windows(4).any(|w| w == b"\r\n\r\n") {
-                        self.response = Some((response(&self.request, metrics), 0));
+                        self.response = Some((response(&self.request, health), 0));
                     } else if self.request.len() > MAX_REQUEST {
                         let refusal = head("431 Request Header Fields Too Large", "", 0, "");
                         self.response = Some((refusal.into_bytes(), 0));
@@ -196,23 +235,35 @@ impl Client {
 }
 
 /// The response to a complete request head.
-fn response(request: &[u8], metrics: &Metrics) -> Vec<u8> {
+fn response(request: &[u8], health: &Health) -> Vec<u8> {
     let line = request.split(|&b| b == b'\r').next().unwrap_or_default();
     let mut words = line.split(|&b| b == b' ');
     let (method, target) = (words.next().unwrap_or_default(), words.next());
     let path = target.map(|t| t.split(|&b| b == b'?').next().unwrap_or_default());
     let bare = |status: &str, extra: &str| head(status, "text/plain", 0, extra).into_bytes();
-    match (method, path) {
-        (b"GET" | b"HEAD", Some(b"/metrics")) => {
-            let body = metrics.render();
-            let content_type = "text/plain; version=0.0.4; charset=utf-8";
-            // RFC 9110 §9.3.2: HEAD gets the header fields GET would, Content-Length too.
-            let mut out = head("200 OK", content_type, body.len(), "").into_bytes();
-            if method == b"GET" {
-                out.extend_from_slice(body.as_bytes());
-            }
-            out
+    // RFC 9110 §9.3.2: HEAD gets the header fields GET would, Content-Length too.
+    let with_body = |status: &str, content_type: &str, body: &str| {
+        let mut out = head(status, content_type, body.len(), "").into_bytes();
+        if method == b"GET" {
+            out.extend_from_slice(body.as_bytes());
         }
+        out
+    };
+    let probe = |up: bool| match up {
+        true => with_body("200 OK", "text/plain", "ok\n"),
+        false => with_body("503 Service Unavailable", "text/plain", "unavailable\n"),
+    };
+    match (method, path) {
+        (b"GET" | b"HEAD", Some(b"/metrics")) => match health.metrics.get() {
+            Some(metrics) => with_body(
+                "200 OK",
+                "text/plain; version=0.0.4; charset=utf-8",
+                &metrics.render(),
+            ),
+            None => probe(false),
+        },
+        (b"GET" | b"HEAD", Some(b"/health")) => probe(health.healthy()),
+        (b"GET" | b"HEAD", Some(b"/ready")) => probe(health.ready()),
         (b"GET" | b"HEAD", Some(_)) => bare("404 Not Found", ""),
         // RFC 9110 §15.5.6: a 405 says which methods are allowed.
         (_, Some(_)) => bare("405 Method Not Allowed", "Allow: GET, HEAD\r\n"),

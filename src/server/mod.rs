@@ -23,13 +23,14 @@ mod worker;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
 use self::control::ReloadQueue;
+use self::http::Health;
 use self::running::Reloader;
 pub use self::running::{ReloadError, Reloaded, Running};
 use self::shared::Shared;
@@ -140,9 +141,13 @@ impl Server {
             )?;
             wakers.push(worker.waker());
             let ready = ready.clone();
+            let stats = Arc::clone(&self.stats);
             let thread = std::thread::Builder::new()
                 .name(format!("cnamed-worker-{index}"))
-                .spawn(move || worker.run(ready))?;
+                .spawn(move || {
+                    let _running = WorkerRunning::new(stats);
+                    worker.run(ready)
+                })?;
             threads.push(thread);
         }
         drop(ready);
@@ -172,6 +177,22 @@ impl Server {
     }
 }
 
+/// Counts a worker thread in `workers_running` for as long as it lives, however it ends.
+struct WorkerRunning(Arc<ServerStats>);
+
+impl WorkerRunning {
+    fn new(stats: Arc<ServerStats>) -> Self {
+        stats.workers_running.fetch_add(1, Ordering::Relaxed);
+        Self(stats)
+    }
+}
+
+impl Drop for WorkerRunning {
+    fn drop(&mut self) {
+        self.0.workers_running.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Descriptors a worker needs besides its TCP connections: its sockets, listeners, epoll and
 /// waker, with room to spare.
 const FDS_PER_WORKER: u64 = 16;
@@ -192,16 +213,36 @@ fn check_fd_limit(limit: io::Result<u64>, config: &Config) {
     }
 }
 
-/// `cnamed serve`: binds, starts the workers and the metrics endpoint, tells systemd, then
-/// reloads on SIGHUP until SIGTERM or SIGINT stops it.
+/// `cnamed serve`: starts the metrics endpoint (its probes say "starting"), loads the first
+/// snapshot with `load`, binds, starts the workers, tells systemd, then reloads on SIGHUP and
+/// control requests until SIGTERM or SIGINT stops it.
 pub fn serve(
     config: &Config,
     zone: Zone,
-    snapshot: Snapshot,
     secrets: Secrets,
-    load_time: Duration,
+    load: impl FnOnce() -> io::Result<(Snapshot, Duration)>,
 ) -> io::Result<()> {
     signals::block()?;
+    let health = Arc::new(Health::default());
+    let metrics_addr = match config.metrics {
+        Some(addr) => {
+            let listener = std::net::TcpListener::bind(addr).map_err(|error| {
+                io::Error::new(error.kind(), format!("cannot bind metrics {addr}: {error}"))
+            })?;
+            let bound = listener.local_addr()?;
+            http::spawn(listener, Arc::clone(&health))?;
+            Some(bound)
+        }
+        None => None,
+    };
+    let (snapshot, load_time) = load()?;
+    crate::log!(
+        Info,
+        "loaded {}: {} apps in {:.1} ms",
+        config.dump.display(),
+        snapshot.app_count(),
+        load_time.as_secs_f64() * 1e3
+    );
     let (apps, clusters, serial) = (
         snapshot.app_count(),
         snapshot.cluster_count(),
@@ -216,16 +257,6 @@ pub fn serve(
     check_fd_limit(sys::raise_fd_limit(), config);
     let server = Server::bind(config, zone, snapshot, secrets, limits)?;
     server.set_load_time(load_time);
-    let metrics_listener = match config.metrics {
-        Some(addr) => Some(std::net::TcpListener::bind(addr).map_err(|error| {
-            io::Error::new(error.kind(), format!("cannot bind metrics {addr}: {error}"))
-        })?),
-        None => None,
-    };
-    let metrics_addr = match &metrics_listener {
-        Some(listener) => Some(listener.local_addr()?),
-        None => None,
-    };
     // Removed at exit, when this is dropped.
     let control_socket = match &config.control {
         Some(path) => Some(control::bind(path)?),
@@ -240,9 +271,9 @@ pub fn serve(
         addrs.join(" "),
         config.threads
     );
-    if let Some(listener) = metrics_listener {
-        crate::log!(Info, "metrics on http://{}/metrics", listener.local_addr()?);
-        http::spawn(listener, running.metrics())?;
+    health.serving(running.metrics());
+    if let Some(addr) = metrics_addr {
+        crate::log!(Info, "metrics on http://{addr}/metrics");
     }
     let queue = Arc::new(ReloadQueue::default());
     let board = Arc::new(StatusBoard::new(
@@ -264,6 +295,7 @@ pub fn serve(
     };
     notifier.ready(&format!("serving {apps} apps, serial {serial}"));
     let control = signals::Control {
+        health: &health,
         notifier: &notifier,
         dump: &config.dump,
         queue,

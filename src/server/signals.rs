@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::control::{ReloadQueue, ReloadRequest};
+use super::http::Health;
 use super::running::{ReloadError, Reloaded, Reloader, Running};
 use super::status::StatusBoard;
 use super::systemd::Notifier;
@@ -60,6 +61,7 @@ impl Askers {
 
 /// What the loop works with besides the workers.
 pub(super) struct Control<'a> {
+    pub(super) health: &'a Health,
     pub(super) notifier: &'a Notifier,
     pub(super) dump: &'a Path,
     pub(super) queue: Arc<ReloadQueue>,
@@ -70,6 +72,7 @@ pub(super) struct Control<'a> {
 /// and telling systemd; returns after stopping the workers on SIGTERM or SIGINT.
 pub(super) fn handle_until_stop(running: Running, control: Control<'_>) -> io::Result<()> {
     let Control {
+        health,
         notifier,
         dump,
         queue,
@@ -92,6 +95,7 @@ pub(super) fn handle_until_stop(running: Running, control: Control<'_>) -> io::R
                     crate::log!(Warning, "stopping: the reload in progress is abandoned");
                 }
                 notifier.stopping();
+                health.stopping();
                 let waiting = reload
                     .map(|(_, askers)| askers.requests)
                     .unwrap_or_default();

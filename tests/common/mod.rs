@@ -322,7 +322,12 @@ pub fn raw_question(packet: &[u8]) -> &[u8] {
 
 /// The metrics endpoint's address, from the start log of a server run with `--metrics`.
 pub fn metrics_addr(server: &mut Cnamed) -> SocketAddr {
-    let line = server.wait_log("metrics on http://");
+    // Logged before the start line, or (before the probes started first) after it.
+    let seen = server
+        .seen_log("metrics on http://")
+        .first()
+        .map(|l| l.to_string());
+    let line = seen.unwrap_or_else(|| server.wait_log("metrics on http://"));
     let rest = line.split("http://").nth(1).unwrap();
     rest.trim_end_matches("/metrics").parse().unwrap()
 }
