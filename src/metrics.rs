@@ -290,7 +290,7 @@ pub fn render(workers: &[&WorkerCounters], stats: &ServerStats, out: &mut String
             pick: |w| &w.queries,
         },
         Labelled {
-            name: "cnamed_queries_by_qtype_total",
+            name: "cnamed_questions_total",
             help: "Queries with a readable question, by QTYPE.",
             label: "qtype",
             values: &QTYPES,
@@ -436,11 +436,6 @@ pub fn render(workers: &[&WorkerCounters], stats: &ServerStats, out: &mut String
             "Modification time of the dump file being served, Unix seconds.",
             stats.dump_modified_ms.get() as f64 / 1e3,
         ),
-        (
-            "cnamed_start_time_seconds",
-            "Unix time the server started.",
-            stats.start_time_ms.get() as f64 / 1e3,
-        ),
     ];
     for (name, help, value) in snapshot {
         single(out, name, gauge, help, value);
@@ -452,6 +447,43 @@ pub fn render(workers: &[&WorkerCounters], stats: &ServerStats, out: &mut String
         "Worker threads serving; fewer than started means one has died.",
         stats.workers_running.load(Ordering::Relaxed),
     );
+    // The standard process family (Prometheus client libraries' names and units).
+    let usage = crate::sys::process_usage();
+    let process = [
+        (
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            gauge,
+            usage.resident_bytes as f64,
+        ),
+        (
+            "process_cpu_seconds_total",
+            "Total user and system CPU time spent in seconds.",
+            counter,
+            usage.cpu_seconds,
+        ),
+        (
+            "process_open_fds",
+            "Number of open file descriptors.",
+            gauge,
+            usage.open_fds as f64,
+        ),
+        (
+            "process_max_fds",
+            "Maximum number of open file descriptors.",
+            gauge,
+            usage.max_fds as f64,
+        ),
+        (
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+            gauge,
+            stats.start_time_ms.get() as f64 / 1e3,
+        ),
+    ];
+    for (name, help, kind, value) in process {
+        single(out, name, kind, help, value);
+    }
     let version = [(
         format!("{{version=\"{}\"}}", env!("CARGO_PKG_VERSION")),
         "1".to_owned(),
@@ -468,6 +500,56 @@ pub fn render(workers: &[&WorkerCounters], stats: &ServerStats, out: &mut String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every family follows the Prometheus naming conventions: a `cnamed_` or `process_`
+    /// prefix, snake case, `_total` on counters and only there, base units (seconds, bytes),
+    /// and no label name repeated inside the metric name.
+    #[test]
+    fn names_follow_the_conventions() {
+        let mut out = String::new();
+        render(
+            &[&WorkerCounters::default()],
+            &ServerStats::default(),
+            &mut out,
+        );
+        let mut families = 0;
+        for line in out.lines() {
+            let Some(rest) = line.strip_prefix("# TYPE ") else {
+                continue;
+            };
+            families += 1;
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(
+                name.starts_with("cnamed_") || name.starts_with("process_"),
+                "{name}"
+            );
+            assert!(
+                name.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{name}"
+            );
+            assert_eq!(
+                kind == "counter",
+                name.ends_with("_total"),
+                "{name}: {kind}"
+            );
+            for unit in ["_ms", "_millis", "_micros", "_kb", "_mb", "_minutes"] {
+                assert!(!name.contains(unit), "{name}: not a base unit");
+            }
+            let sample = out
+                .lines()
+                .find(|l| l.starts_with(name) && !l.starts_with('#'))
+                .unwrap();
+            if let Some(labels) = sample.split_once('{').map(|(_, l)| l) {
+                let label = labels.split('=').next().unwrap();
+                assert!(
+                    !name.contains(&format!("_{label}")),
+                    "{name} names its label {label}"
+                );
+            }
+        }
+        assert!(families > 25, "{families}");
+    }
 
     #[test]
     fn label_tables_match_their_indexes() {

@@ -25,7 +25,14 @@ fn counters_follow_queries_and_reloads() {
     assert_eq!(start["cnamed_last_reload_success_timestamp_seconds"], 0.0);
     assert!(start["cnamed_dump_modified_timestamp_seconds"] > 1.7e9);
     assert!(start["cnamed_snapshot_load_seconds"] > 0.0);
-    assert!(start["cnamed_start_time_seconds"] > 1.7e9);
+    assert!(start["process_start_time_seconds"] > 1.7e9);
+    assert!(start["process_resident_memory_bytes"] > 1e6);
+    assert!(start["process_cpu_seconds_total"] >= 0.0);
+    assert!(
+        start["process_open_fds"] >= 8.0,
+        "sockets, epoll, the listener"
+    );
+    assert!(start["process_max_fds"] >= start["process_open_fds"]);
     let build = format!(
         "cnamed_build_info{{version=\"{}\"}}",
         env!("CARGO_PKG_VERSION")
@@ -69,11 +76,11 @@ fn counters_follow_queries_and_reloads() {
     let expect = [
         (key("cnamed_queries_total", "transport", "udp"), udp_sent),
         (key("cnamed_queries_total", "transport", "tcp"), 1),
-        (key("cnamed_queries_by_qtype_total", "qtype", "A"), 5),
-        (key("cnamed_queries_by_qtype_total", "qtype", "AAAA"), 2),
-        (key("cnamed_queries_by_qtype_total", "qtype", "MX"), 1),
-        (key("cnamed_queries_by_qtype_total", "qtype", "SOA"), 1),
-        (key("cnamed_queries_by_qtype_total", "qtype", "other"), 1),
+        (key("cnamed_questions_total", "qtype", "A"), 5),
+        (key("cnamed_questions_total", "qtype", "AAAA"), 2),
+        (key("cnamed_questions_total", "qtype", "MX"), 1),
+        (key("cnamed_questions_total", "qtype", "SOA"), 1),
+        (key("cnamed_questions_total", "qtype", "other"), 1),
         (key("cnamed_responses_total", "rcode", "NOERROR"), 5 + 1 + 1),
         (key("cnamed_responses_total", "rcode", "NXDOMAIN"), 2),
         (key("cnamed_responses_total", "rcode", "REFUSED"), 1),

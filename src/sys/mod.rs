@@ -14,7 +14,9 @@ mod signal;
 mod udp;
 
 pub use clock::{monotonic_usec, unix_millis, unix_seconds};
-pub use process::{current_thread, raise_fd_limit, set_thread_idle, ThreadId};
+pub use process::{
+    current_thread, process_usage, raise_fd_limit, set_thread_idle, ProcessUsage, ThreadId,
+};
 pub use random::random_bytes;
 pub use signal::{
     block_signals, signal_self, wait_for_signal, wait_for_signal_timeout, with_signals_blocked,

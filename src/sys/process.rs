@@ -51,3 +51,68 @@ pub fn set_thread_idle(thread: ThreadId, idle: bool) -> io::Result<()> {
         Err(io::Error::last_os_error())
     }
 }
+
+/// The process's resource use, for the standard `process_*` metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ProcessUsage {
+    pub resident_bytes: u64,
+    pub cpu_seconds: f64,
+    pub open_fds: u64,
+    pub max_fds: u64,
+}
+
+/// Reads the process's resource use from /proc; a figure that cannot be read is 0.
+pub fn process_usage() -> ProcessUsage {
+    // SAFETY: sysconf only reads a configuration value.
+    let (ticks, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_CLK_TCK),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The command name may hold spaces and parentheses: fields are counted after its end.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields 14 and 15 of stat(5), utime and stime, are the 12th and 13th after the name.
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let cpu_ticks = field(11) + field(12);
+    let resident_pages = field(21);
+    let max_fds = std::fs::read_to_string("/proc/self/limits")
+        .unwrap_or_default()
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .and_then(|line| line.split_whitespace().nth(3)?.parse().ok())
+        .unwrap_or(0);
+    ProcessUsage {
+        resident_bytes: resident_pages * page.max(0) as u64,
+        cpu_seconds: cpu_ticks as f64 / ticks.max(1) as f64,
+        open_fds: std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count() as u64),
+        max_fds,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_is_read() {
+        // Burn a little CPU so that at least one tick is counted.
+        let started = std::time::Instant::now();
+        let mut x = 0u64;
+        while started.elapsed() < std::time::Duration::from_millis(50) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        let usage = process_usage();
+        assert!(usage.resident_bytes > 1 << 20, "{usage:?}");
+        assert!(usage.cpu_seconds > 0.0, "{usage:?}");
+        assert!(usage.open_fds >= 3, "{usage:?}");
+        assert!(usage.max_fds >= usage.open_fds, "{usage:?}");
+    }
+}
