@@ -319,11 +319,10 @@ impl Config {
 
     /// The server identity to report: the configured one, else the kernel's host name.
     pub fn identity(&self) -> String {
-        self.identity.clone().unwrap_or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|name| name.trim().to_owned())
-                .unwrap_or_else(|_| "cnamed".into())
-        })
+        self.identity
+            .clone()
+            .or_else(crate::sys::host_name)
+            .unwrap_or_else(|| "cnamed".into())
     }
 }
 

@@ -15,7 +15,8 @@ mod udp;
 
 pub use clock::{monotonic_usec, unix_millis, unix_seconds};
 pub use process::{
-    current_thread, process_usage, raise_fd_limit, set_thread_idle, ProcessUsage, ThreadId,
+    current_thread, host_name, process_usage, raise_fd_limit, set_thread_idle, ProcessUsage,
+    ThreadId,
 };
 pub use random::random_bytes;
 pub use signal::{

@@ -28,6 +28,18 @@ pub fn raise_fd_limit() -> io::Result<u64> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ThreadId(libc::pid_t);
 
+/// The host name (gethostname(2): no /proc access needed, so `ProcSubset=pid` units work).
+pub fn host_name() -> Option<String> {
+    let mut buffer = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; the kernel writes at most that many bytes.
+    let result = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
+    if result != 0 {
+        return None;
+    }
+    let len = buffer.iter().position(|&b| b == 0)?;
+    String::from_utf8(buffer[..len].to_vec()).ok()
+}
+
 /// The calling thread's kernel ID.
 pub fn current_thread() -> ThreadId {
     // SAFETY: gettid has no preconditions.
