@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# From PostgreSQL to cnamed, for real: the README's "Feeding cnamed" recipe, end to end.
+#
+#   tests/postgres.sh [--big N]     (run as root; .ci/run runs it)
+#
+# Starts a private PostgreSQL cluster in a temp directory as an unprivileged user (nobody),
+# reachable only over a Unix socket in that directory; loads 100k apps into a table with the
+# README's constraints; exports with the README's exact commands (psql, temp file, cnamed
+# check, rename); serves it with cnamed; moves 1,000 apps and adds 1,000 in the database,
+# exports again, runs `cnamed reload` and checks every changed name over DNS with dig; then
+# writes half an export over the dump (a crash mid-write without the rename) and checks the
+# reload is refused and nothing changed; then exports N apps (default 10M) and reports the
+# export and reload times. Removes everything at the end.
+set -euo pipefail
+
+big=10000000
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --big) big=$2; shift 2 ;;
+        *) echo "usage: $0 [--big N]" >&2; exit 2 ;;
+    esac
+done
+
+cd "$(dirname "$0")/.."
+root=$PWD
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v dig >/dev/null; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql bind9-dnsutils
+fi
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+cargo build --release --locked --bin cnamed 2>&1 | tail -1 >&2
+cnamed=$root/target/release/cnamed
+
+work=$(mktemp -d /tmp/cnamed-postgres.XXXXXX)
+chmod 755 "$work"
+mkdir "$work/pg" "$work/sock" "$work/cnamed"
+chown nobody "$work/pg" "$work/sock"
+cnamed_pid=
+cleanup() {
+    [ -n "$cnamed_pid" ] && kill "$cnamed_pid" 2>/dev/null
+    runuser -u nobody -- "$pg_bin/pg_ctl" -D "$work/pg/data" -m immediate stop >/dev/null 2>&1 || true
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+step() { echo "== $*" >&2; }
+
+step "a private PostgreSQL cluster as nobody, Unix socket only"
+runuser -u nobody -- "$pg_bin/initdb" -D "$work/pg/data" -U postgres -A trust --no-sync >/dev/null
+runuser -u nobody -- "$pg_bin/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w start \
+    -o "-c listen_addresses='' -k $work/sock -c fsync=off -c synchronous_commit=off" >/dev/null
+sql() { runuser -u nobody -- psql -X -q -v ON_ERROR_STOP=1 -h "$work/sock" -U postgres -d cnamed "$@"; }
+runuser -u nobody -- psql -X -q -h "$work/sock" -U postgres -c "CREATE DATABASE cnamed" postgres
+
+# The README's schema: the constraints that keep every export a valid dump.
+sql <<'SQL'
+CREATE TABLE apps (
+    app_id  text PRIMARY KEY
+            CHECK (app_id ~ '^[A-Za-z0-9]([A-Za-z0-9-]{0,54}[A-Za-z0-9])?$'),
+    cluster text NOT NULL
+            CHECK (cluster ~ '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$')
+);
+-- cnamed compares app IDs without case: two IDs equal but for case would make a bad dump.
+CREATE UNIQUE INDEX apps_app_id_lower ON apps (lower(app_id));
+-- The dump's serial: one per export, always increasing.
+CREATE SEQUENCE cnamed_serial START 2026112800;
+SQL
+step "100k apps"
+sql -c "INSERT INTO apps SELECT CASE WHEN i % 10 = 0 THEN 'app-' || i ELSE i::text END,
+        'mt' || (i % 4) FROM generate_series(1, 100000) i"
+# The constraints refuse what would break an export.
+for bad in "('App-10', 'mt1')" "('-x', 'mt1')" "('ok', 'MT 1')"; do
+    if sql -c "INSERT INTO apps VALUES $bad" 2>/dev/null; then fail "the table accepted $bad"; fi
+done
+
+# The README's export, word for word (paths aside): psql writes a temp file in the dump's
+# directory, cnamed check validates it with the fleet's flags, a rename publishes it.
+opts=(--zone apps.example.com --target '{service}-{cluster}.example.com' --clusters mt0,mt1,mt2,mt3,eu1)
+dump=$work/cnamed/apps.json
+export_dump() {
+    local tmp
+    tmp=$(mktemp "$work/cnamed/.apps.json.XXXXXX")
+    local t0
+    t0=$(date +%s.%N)
+    sql -t -A -c "
+        SELECT json_build_object(
+            'serial', nextval('cnamed_serial'),
+            'apps', coalesce(json_object_agg(app_id, cluster), '{}'::json))
+        FROM apps" > "$tmp" || { rm -f "$tmp"; return 1; }
+    psql_s=$(echo "$(date +%s.%N) - $t0" | bc)
+    "$cnamed" check "${opts[@]}" --dump "$tmp" >/dev/null || { rm -f "$tmp"; return 1; }
+    chmod 640 "$tmp"
+    mv "$tmp" "$dump"
+}
+export_dump
+
+step "serve it"
+"$cnamed" serve "${opts[@]}" --dump "$dump" --listen 127.0.0.1:0 --threads 2 \
+    --control "$work/control" 2>"$work/cnamed.log" &
+cnamed_pid=$!
+for _ in $(seq 1 100); do grep -q serving "$work/cnamed.log" && break; sleep 0.1; done
+port=$(sed -n 's/.* on 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$work/cnamed.log" | head -1)
+[ -n "$port" ] || fail "cnamed did not start: $(cat "$work/cnamed.log")"
+
+# answers FILE: asks dig for every "app" in FILE (app cluster per line) and checks each
+# ws-{app} answers ws-{cluster}.example.com (or NXDOMAIN for cluster "-").
+answers() {
+    awk '{print "ws-" $1 ".apps.example.com. CNAME"}' "$1" > "$work/queries"
+    dig @127.0.0.1 -p "$port" +noall +answer +tries=3 -f "$work/queries" \
+        | awk '{print tolower($1), tolower($5)}' | sort > "$work/got"
+    awk '$2 != "-" {print tolower("ws-" $1 ".apps.example.com."), "ws-" $2 ".example.com."}' "$1" \
+        | sort > "$work/want"
+    diff -q "$work/want" "$work/got" >/dev/null \
+        || fail "answers differ from the database: $(diff "$work/want" "$work/got" | head -5)"
+}
+sql -t -A -F ' ' -c "SELECT app_id, cluster FROM apps ORDER BY random() LIMIT 1000" > "$work/sample"
+answers "$work/sample"
+serial_before=$(dig @127.0.0.1 -p "$port" +short apps.example.com SOA | awk '{print $3}')
+
+step "move 1,000 apps, add 1,000, export, cnamed reload"
+sql -t -A -F ' ' -c "
+    WITH moved AS (
+        UPDATE apps SET cluster = 'eu1'
+        WHERE app_id IN (SELECT app_id FROM apps ORDER BY app_id LIMIT 1000)
+        RETURNING app_id, cluster)
+    SELECT * FROM moved" > "$work/changed"
+sql -t -A -F ' ' -c "
+    INSERT INTO apps SELECT 'new-' || i, 'mt' || (i % 4) FROM generate_series(1, 1000) i
+    RETURNING app_id, cluster" >> "$work/changed"
+[ "$(wc -l < "$work/changed")" -eq 2000 ] || fail "expected 2000 changed rows"
+export_dump
+line=$("$cnamed" reload --control "$work/control") || fail "reload: $line"
+echo "$line" >&2
+case "$line" in
+    "reloaded: "*"101000 apps: 1000 added, 0 removed, 1000 moved"*) ;;
+    *) fail "unexpected reload line: $line" ;;
+esac
+answers "$work/changed"
+serial_after=$(dig @127.0.0.1 -p "$port" +short apps.example.com SOA | awk '{print $3}')
+[ "$serial_after" -gt "$serial_before" ] || fail "serial $serial_before -> $serial_after"
+
+step "half an export written over the dump: refused, nothing changes"
+sql -c "UPDATE apps SET cluster = 'mt0' WHERE app_id LIKE 'new-%'"
+tmp=$work/full.json
+sql -t -A -c "SELECT json_build_object('serial', nextval('cnamed_serial'),
+    'apps', json_object_agg(app_id, cluster)) FROM apps" > "$tmp"
+head -c $(( $(stat -c %s "$tmp") / 2 )) "$tmp" > "$dump"
+code=0
+line=$("$cnamed" reload --control "$work/control" 2>&1) || code=$?
+echo "$line" >&2
+[ "$code" -eq 1 ] || fail "cnamed reload exited $code on a half dump: $line"
+answers "$work/changed"
+[ "$(dig @127.0.0.1 -p "$port" +short apps.example.com SOA | awk '{print $3}')" = "$serial_after" ] \
+    || fail "the serial changed"
+grep -q 'still serving' <<<"$line" || fail "no reason given: $line"
+
+step "$big apps: export and reload times"
+sql -c "TRUNCATE apps"
+sql -c "INSERT INTO apps SELECT CASE WHEN i % 10 = 0 THEN 'app-' || i ELSE i::text END,
+        'mt' || (i % 4) FROM generate_series(1, $big) i"
+sql -c "VACUUM ANALYZE apps"
+start=$(date +%s.%N)
+export_dump
+export_s=$(echo "$(date +%s.%N) - $start" | bc)
+size_mb=$(( $(stat -c %s "$dump") / 1000000 ))
+start=$(date +%s.%N)
+# The 100k apps of the last snapshot are a small part of the new one: no shrink involved.
+line=$("$cnamed" reload --control "$work/control") || fail "reload: $line"
+reload_s=$(echo "$(date +%s.%N) - $start" | bc)
+echo "$line" >&2
+printf '%s apps: export %.1f s (psql %.1f s, then cnamed check and rename), dump %s MB, cnamed reload %.1f s\n' \
+    "$big" "$export_s" "$psql_s" "$size_mb" "$reload_s"
+echo "postgres.sh: ok" >&2
