@@ -335,6 +335,20 @@ mod tests {
         }
     }
 
+    /// The man page documents every flag and command (roff escapes each '-').
+    #[test]
+    fn man_page_documents_every_flag() {
+        let man = include_str!("../data/man/cnamed.8");
+        let flags = VALUE_FLAGS.iter().chain(&["--force", "--json", "--help", "--version"]);
+        for flag in flags {
+            let escaped = flag.replace('-', "\\-");
+            assert!(man.contains(&escaped), "{flag} missing from cnamed.8");
+        }
+        for command in ["serve", "check", "zonefile", "reload", "status"] {
+            assert!(man.contains(&format!(".B {command}")), "{command}");
+        }
+    }
+
     #[test]
     fn errors_name_the_flag() {
         let cases: &[(&[&str], &str)] = &[
