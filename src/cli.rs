@@ -339,7 +339,9 @@ mod tests {
     #[test]
     fn man_page_documents_every_flag() {
         let man = include_str!("../data/man/cnamed.8");
-        let flags = VALUE_FLAGS.iter().chain(&["--force", "--json", "--help", "--version"]);
+        let flags = VALUE_FLAGS
+            .iter()
+            .chain(&["--force", "--json", "--help", "--version"]);
         for flag in flags {
             let escaped = flag.replace('-', "\\-");
             assert!(man.contains(&escaped), "{flag} missing from cnamed.8");

@@ -54,7 +54,10 @@ pub fn set_thread_idle(thread: ThreadId, idle: bool) -> io::Result<()> {
     } else {
         libc::SCHED_OTHER
     };
-    let param = libc::sched_param { sched_priority: 0 };
+    // Zeroed: priority 0, and zero for the fields only some C libraries have (musl's
+    // SCHED_SPORADIC ones).
+    // SAFETY: sched_param is plain integers and timespecs, for which all zeroes is valid.
+    let param: libc::sched_param = unsafe { std::mem::zeroed() };
     // SAFETY: `thread` names a thread of ours; priority 0 is valid for both policies.
     let result = unsafe { libc::sched_setscheduler(thread.0, policy, &param) };
     if result == 0 {

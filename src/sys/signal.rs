@@ -70,7 +70,7 @@ pub fn wait_for_signal_timeout(
 ) -> io::Result<Option<libc::c_int>> {
     let set = signal_set(signals);
     let limit = libc::timespec {
-        tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
+        tv_sec: timeout.as_secs().min(i32::MAX as u64) as _,
         tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
     };
     // SAFETY: `set` and `limit` are initialised; a null siginfo pointer is allowed.

@@ -95,7 +95,7 @@ impl UdpBatch {
                     socket.as_raw_fd(),
                     headers.as_mut_ptr().cast(),
                     BATCH as libc::c_uint,
-                    libc::MSG_DONTWAIT,
+                    libc::MSG_DONTWAIT as _, // c_int in glibc, c_uint in musl
                     std::ptr::null_mut(),
                 )
             }
@@ -172,7 +172,7 @@ impl UdpBatch {
                         socket.as_raw_fd(),
                         headers.as_mut_ptr().add(done).cast(),
                         (count - done) as libc::c_uint,
-                        libc::MSG_DONTWAIT,
+                        libc::MSG_DONTWAIT as _, // c_int in glibc, c_uint in musl
                     )
                 }
             });
@@ -245,7 +245,7 @@ pub fn send_connected(socket: BorrowedFd<'_>, datagrams: &[&[u8]]) -> io::Result
                 socket.as_raw_fd(),
                 headers.as_mut_ptr().cast(),
                 count as libc::c_uint,
-                libc::MSG_DONTWAIT,
+                libc::MSG_DONTWAIT as _, // c_int in glibc, c_uint in musl
             )
         }
     })
