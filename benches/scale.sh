@@ -90,10 +90,19 @@ fi
 echo
 echo "## Reload under load: 1000000 apps, SIGHUP every second for 30 s"
 data 1000000
-serve "$work/apps-1000000.json"
+# Each reload gets a new serial (the same serial and content would be an unchanged reload,
+# with nothing to swap).
+reload_dump=$work/apps-1000000-reload.json
+cp "$work/apps-1000000.json" "$reload_dump"
+serve "$reload_dump"
 quiet=$(load "$work/queries-1000000.txt" 30)
 (
-    for _ in $(seq 1 30); do sleep 1; kill -HUP "$pid"; done
+    for serial in $(seq 1 30); do
+        sleep 1
+        sed "1s/\"serial\": [0-9]*/\"serial\": $((2026112601 + serial))/" "$reload_dump" > "$reload_dump.tmp"
+        mv "$reload_dump.tmp" "$reload_dump"
+        kill -HUP "$pid"
+    done
 ) &
 reloader=$!
 busy=$(load "$work/queries-1000000.txt" 30)

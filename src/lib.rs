@@ -13,8 +13,8 @@
 //! - [`config`]: every check of the operator's settings, which become the zone (`snapshot`);
 //! - [`server`]: sockets, workers, signals, reload, using all of the above.
 //!
-//! At the top: [`cli`] (argv -> `Config`) and [`zonefile`] (a snapshot as a master file),
-//! used by `main.rs`; `testing` (hidden) holds what tests, benches and tools share.
+//! At the top: [`cli`] (argv -> `Config`), [`control`] (the control socket's protocol and
+//! client) and [`zonefile`] (a snapshot as a master file), used by `main.rs`; `testing` (hidden) holds what tests, benches and tools share.
 
 pub mod answer;
 pub mod cli;
