@@ -81,6 +81,7 @@ for path in ready health; do
     file=$work/probe-$path.txt
     sort -k2 -n "$file" | awk -v path="/$path" '
         { t[NR] = $2 * 1000; if ($1 == 200) ok++; else other++ }
-        END { printf "| %s | %d | %d | %d | %.1f | %.1f | %.1f |\n", path, NR, ok, other,
-              t[int(NR * 0.5) + 1], t[int(NR * 0.99) + 1 > NR ? NR : int(NR * 0.99) + 1], t[NR] }'
+        END { p99 = int(NR * 0.99) + 1; if (p99 > NR) p99 = NR
+              printf "| %s | %d | %d | %d | %.1f | %.1f | %.1f |\n", path, NR, ok, other,
+              t[int(NR * 0.5) + 1], t[p99], t[NR] }'
 done

@@ -7,24 +7,8 @@ use std::time::Duration;
 
 use common::*;
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::RecordType;
 use hickory_proto::serialize::txt::Parser;
-
-fn target_of(server: &Cnamed, qname: &str) -> Option<String> {
-    let reply = decode(&server.udp(&encode(&query(qname, RecordType::A))));
-    match reply.answers().first().and_then(|r| r.data()) {
-        Some(RData::CNAME(target)) => Some(target.0.to_ascii()),
-        _ => None,
-    }
-}
-
-fn serial_of(server: &Cnamed) -> u32 {
-    let reply = decode(&server.tcp(&encode(&query("apps.example.com.", RecordType::SOA))));
-    match reply.answers()[0].data() {
-        Some(RData::SOA(soa)) => soa.serial(),
-        other => panic!("{other:?}"),
-    }
-}
 
 #[test]
 fn sighup_swaps_in_a_good_dump_and_keeps_serving_after_a_bad_one() {
@@ -496,15 +480,7 @@ fn start_wrapped(
     std::net::SocketAddr,
 ) {
     use std::io::BufRead;
-    let mut command = match wrapper.split_first() {
-        Some((program, args)) => {
-            let mut command = Command::new(program);
-            command.args(args).arg(binary());
-            command
-        }
-        None => Command::new(binary()),
-    };
-    let mut child = command
+    let mut child = command_under(wrapper)
         .args(["--listen", "127.0.0.1:0", "--threads", "1"])
         .args(extra)
         .stdin(Stdio::null())

@@ -129,17 +129,9 @@ fn dump_json(serial: u32, apps: std::ops::Range<u32>, shift: u32) -> String {
     )
 }
 
-/// The CNAME target of `ws-{app}`, over UDP, decoded by hickory; `None` for NXDOMAIN.
+/// The CNAME target of `ws-{app}`, decoded by hickory; `None` for NXDOMAIN.
 fn target(server: &Cnamed, app: u32) -> Option<String> {
-    use hickory_proto::rr::RecordType;
-    let reply = decode(&server.udp(&encode(&query(
-        &format!("ws-{app}.apps.example.com."),
-        RecordType::CNAME,
-    ))));
-    reply
-        .answers()
-        .first()
-        .map(|record| record.data().unwrap().to_string())
+    target_of(server, &format!("ws-{app}.apps.example.com."))
 }
 
 /// Every name of apps 0..200 and 1000 (never present) as served now.
@@ -148,15 +140,6 @@ fn answers(server: &Cnamed) -> Vec<Option<String>> {
         .chain([1000])
         .map(|app| target(server, app))
         .collect()
-}
-
-fn soa_serial(server: &Cnamed) -> u32 {
-    use hickory_proto::rr::{RData, RecordType};
-    let reply = decode(&server.udp(&encode(&query("apps.example.com.", RecordType::SOA))));
-    match reply.answers()[0].data() {
-        Some(RData::SOA(soa)) => soa.serial(),
-        other => panic!("{other:?}"),
-    }
 }
 
 /// Each guard rail refuses its reload: `cnamed reload` exits 1 and says why, every answer
@@ -201,7 +184,7 @@ fn guard_rails_refuse_over_the_control_socket() {
         assert!(err.contains(why), "{why}: {err}");
         assert!(err.contains("still serving serial 100"), "{err}");
         assert_eq!(answers(&server), before, "{why}: answers changed");
-        assert_eq!(soa_serial(&server), 100);
+        assert_eq!(serial_of(&server), 100);
     }
     // 10% may go.
     std::fs::write(&dump, dump_json(101, 0..180, 1)).unwrap();
@@ -223,7 +206,7 @@ fn guard_rails_refuse_over_the_control_socket() {
         out.starts_with("reloaded: serial 5 (was 101), 10 apps"),
         "{out}"
     );
-    assert_eq!(soa_serial(&server), 5);
+    assert_eq!(serial_of(&server), 5);
     assert_eq!(target(&server, 7).as_deref(), Some("ws-c3.example.com."));
     assert_eq!(target(&server, 10), None);
 
@@ -238,7 +221,7 @@ fn guard_rails_refuse_over_the_control_socket() {
         status.contains("last_reload_result: refused: the dump has no apps"),
         "{status}"
     );
-    assert_eq!(soa_serial(&server), 5);
+    assert_eq!(serial_of(&server), 5);
 }
 
 /// `--clusters` holds from the first load on, and no `--force` overrides it.
@@ -273,7 +256,7 @@ fn clusters_outside_the_list_are_refused_at_start_and_reload() {
         );
     }
     assert_eq!(target(&server, 3).as_deref(), Some("ws-c3.example.com."));
-    assert_eq!(soa_serial(&server), 1);
+    assert_eq!(serial_of(&server), 1);
     server.signal("TERM");
     server.wait_log("stopped");
 }

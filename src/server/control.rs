@@ -9,7 +9,7 @@
 //! anyone else.
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -349,14 +349,8 @@ impl Client {
         let Phase::Writing(bytes, sent) = &mut self.phase else {
             return Ok(());
         };
-        while *sent < bytes.len() {
-            match self.stream.write(&bytes[*sent..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => *sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+        if !super::write_pending(&mut self.stream, bytes, sent)? {
+            return Ok(());
         }
         Err(io::ErrorKind::ConnectionAborted.into())
     }

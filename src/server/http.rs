@@ -5,7 +5,7 @@
 //! exchange, so that slow or idle clients cannot hold a scrape up. Nothing here touches the
 //! workers beyond reading their counters.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -220,14 +220,8 @@ impl Client {
         let Some((bytes, sent)) = &mut self.response else {
             return Ok(());
         };
-        while *sent < bytes.len() {
-            match self.stream.write(&bytes[*sent..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => *sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+        if !super::write_pending(&mut self.stream, bytes, sent)? {
+            return Ok(());
         }
         // Sent whole: `Connection: close`.
         Err(io::ErrorKind::ConnectionAborted.into())

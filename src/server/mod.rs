@@ -177,6 +177,21 @@ impl Server {
     }
 }
 
+/// Writes `bytes[*sent..]` to a non-blocking stream until all is sent (`Ok(true)`) or it
+/// would block (`Ok(false)`), for the metrics and control endpoints' answers.
+fn write_pending(stream: &mut impl io::Write, bytes: &[u8], sent: &mut usize) -> io::Result<bool> {
+    while *sent < bytes.len() {
+        match stream.write(&bytes[*sent..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => *sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
 /// Counts a worker thread in `workers_running` for as long as it lives, however it ends.
 struct WorkerRunning(Arc<ServerStats>);
 

@@ -30,6 +30,19 @@ pub fn sample_dump() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/apps.json")
 }
 
+/// A command that runs cnamed through `wrapper` (a command that ends by running the program
+/// and arguments after it), or directly when `wrapper` is empty.
+pub fn command_under(wrapper: &[&str]) -> Command {
+    match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(binary());
+            command
+        }
+        None => Command::new(binary()),
+    }
+}
+
 /// Writes `json` to a fresh file for one test.
 pub fn temp_dump(test: &str, json: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dumps");
@@ -73,15 +86,7 @@ impl Cnamed {
         extra: &[&str],
         env: &[(&str, &Path)],
     ) -> Self {
-        let mut command = match wrapper.split_first() {
-            Some((program, args)) => {
-                let mut command = Command::new(program);
-                command.args(args).arg(binary());
-                command
-            }
-            None => Command::new(binary()),
-        };
-        let mut child = command
+        let mut child = command_under(wrapper)
             .args([
                 "--listen",
                 "127.0.0.1:0",
@@ -452,4 +457,22 @@ pub fn connect_small_window(addr: SocketAddr) -> TcpStream {
     let stream: TcpStream = socket.into();
     stream.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
     stream
+}
+
+/// The CNAME target `qname` (type A, over UDP) is answered with; `None` without one.
+pub fn target_of(server: &Cnamed, qname: &str) -> Option<String> {
+    let reply = decode(&server.udp(&encode(&query(qname, RecordType::A))));
+    match reply.answers().first().and_then(|r| r.data()) {
+        Some(hickory_proto::rr::RData::CNAME(target)) => Some(target.0.to_ascii()),
+        _ => None,
+    }
+}
+
+/// The apex SOA serial served, over TCP.
+pub fn serial_of(server: &Cnamed) -> u32 {
+    let reply = decode(&server.tcp(&encode(&query("apps.example.com.", RecordType::SOA))));
+    match reply.answers()[0].data() {
+        Some(hickory_proto::rr::RData::SOA(soa)) => soa.serial(),
+        other => panic!("{other:?}"),
+    }
 }
