@@ -38,14 +38,15 @@ pub(crate) fn bind_workers(
         .collect();
     let mut local_addrs = Vec::new();
     for &requested in listen {
-        if requested.port() != 0 {
-            refuse_if_served(requested)?;
-        }
         let mut attempts = 0;
         let (addr, sockets) = loop {
-            match bind_all(requested, threads) {
+            let bound = match requested.port() {
+                0 => free_port(requested).and_then(|addr| bind_all(addr, threads)),
+                _ => refuse_if_served(requested).and_then(|()| bind_all(requested, threads)),
+            };
+            match bound {
                 // Port 0: the free UDP port the kernel picked may be taken for TCP (by any
-                // client's ephemeral port); pick another.
+                // client's ephemeral port), or by another server since; pick another.
                 Err(error)
                     if requested.port() == 0
                         && error.kind() == io::ErrorKind::AddrInUse
@@ -91,15 +92,34 @@ fn refuse_if_served(addr: SocketAddr) -> io::Result<()> {
     Ok(())
 }
 
-/// Binds a UDP socket and a TCP listener for each of `threads` workers on `requested`. The
-/// first bind resolves port 0; every later socket uses the same port.
-fn bind_all(requested: SocketAddr, threads: usize) -> io::Result<(SocketAddr, Vec<SocketPair>)> {
-    let mut addr = requested;
+/// `requested` with a port free for UDP and TCP. The kernel picks it for a plain socket: one
+/// with SO_REUSEPORT could be given a port another server of the same user already serves
+/// (reuse-port sockets of one user do not conflict), and the two would split its queries.
+fn free_port(requested: SocketAddr) -> io::Result<SocketAddr> {
+    let probe = Socket::new(
+        Domain::for_address(requested),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
+    if requested.is_ipv6() {
+        probe.set_only_v6(true)?;
+    }
+    probe.bind(&requested.into())?;
+    let addr = probe
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("not an IP socket"))?;
+    drop(probe);
+    refuse_if_served(addr)?;
+    Ok(addr)
+}
+
+/// Binds a UDP socket and a TCP listener for each of `threads` workers on `requested`, whose
+/// port is known free.
+fn bind_all(addr: SocketAddr, threads: usize) -> io::Result<(SocketAddr, Vec<SocketPair>)> {
     let mut sockets = Vec::with_capacity(threads);
     for _ in 0..threads {
-        let udp = udp_socket(addr)?;
-        addr = udp.local_addr()?;
-        sockets.push((udp, tcp_listener(addr)?));
+        sockets.push((udp_socket(addr)?, tcp_listener(addr)?));
     }
     Ok((addr, sockets))
 }
