@@ -31,4 +31,5 @@ pub mod sys;
 #[doc(hidden)]
 pub mod testing;
 pub mod wire;
+pub mod xfr;
 pub mod zonefile;

@@ -243,6 +243,27 @@ impl Snapshot {
         &self.soa_negative
     }
 
+    /// Every app with its cluster index, in no particular order, without allocating: for
+    /// streaming the zone (AXFR).
+    pub fn app_entries(&self) -> impl Iterator<Item = (AppKey<'_>, u32)> + '_ {
+        let numeric = self
+            .numeric_apps
+            .iter()
+            .map(|(id, cluster)| (AppKey::Numeric(id), cluster));
+        let named = self
+            .named_apps
+            .iter()
+            .map(|(id, &cluster)| (AppKey::Named(id), cluster));
+        numeric.chain(named)
+    }
+
+    /// The CNAME record (without owner) of `service` (an index into the zone's services) on
+    /// cluster `cluster`.
+    pub fn cname_record(&self, cluster: u32, service: usize) -> Option<&[u8]> {
+        let index = cluster as usize * self.zone.services.len() + service;
+        self.cnames.get(index).map(|record| &record[..])
+    }
+
     /// Every app with its cluster, sorted by app ID as text. For the zone file; allocates.
     pub fn apps(&self) -> Vec<(String, &str)> {
         let numeric = self

@@ -96,6 +96,22 @@ impl Zone {
         }
     }
 
+    /// The `i`th apex NS record without its owner (TYPE to RDATA), for transfers.
+    pub fn ns_record(&self, i: usize) -> Option<&[u8]> {
+        let mut at = 0;
+        for index in 0.. {
+            // Owner pointer (2), TYPE, CLASS, TTL (8), RDLENGTH (2), RDATA.
+            let fixed = self.ns_records.get(at + 2..at + 12)?;
+            let rdlength = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+            let end = at + 12 + rdlength;
+            if index == i {
+                return self.ns_records.get(at + 2..end);
+            }
+            at = end;
+        }
+        None
+    }
+
     /// TTL of the SOA in negative answers: min(SOA TTL, SOA MINIMUM) (RFC 2308 §5).
     pub fn negative_soa_ttl(&self) -> u32 {
         APEX_TTL.min(self.negative_ttl)

@@ -1,0 +1,3 @@
+//! Zone transfers out: AXFR (RFC 5936) streamed from the snapshot being served.
+
+pub mod axfr;
