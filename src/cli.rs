@@ -95,6 +95,8 @@ Options:
   --control PATH             the control socket: `serve` listens there (mode 0660),
                              `reload` and `status` connect there [default: off for serve,
                              /run/cnamed/control for reload and status]
+  --xfr-allow PREFIX         who may transfer the zone (AXFR over TCP), repeatable:
+                             192.0.2.0/24, ::1/128, or an address [default: nobody]
   --force                    reload: override the guard rails (serial rollback, empty,
                              shrink), for this reload only
   --json                     status: one JSON object
@@ -107,7 +109,7 @@ stop accepting, finish the TCP answers already asked for (at most 1 s) and exit.
 ";
 
 /// Every option that takes a value; anything else starting with '-' is unknown.
-const VALUE_FLAGS: [&str; 23] = [
+const VALUE_FLAGS: [&str; 24] = [
     "--dump",
     "--zone",
     "--target",
@@ -131,6 +133,7 @@ const VALUE_FLAGS: [&str; 23] = [
     "--max-shrink",
     "--clusters",
     "--control",
+    "--xfr-allow",
 ];
 
 fn value<T: FromStr>(flag: &str, text: &str, what: &str) -> Result<T, CliError> {
@@ -232,6 +235,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
             "--max-shrink" => config.max_shrink = value(flag, &text, "a percentage, 0 to 100")?,
             "--clusters" => config.clusters = Some(text.split(',').map(str::to_owned).collect()),
             "--control" => config.control = Some(PathBuf::from(text)),
+            "--xfr-allow" => config.xfr_allow.push(
+                text.parse()
+                    .map_err(|why| CliError(format!("{flag}: {why}")))?,
+            ),
             other => return Err(CliError(format!("unknown option {other}"))),
         }
     }

@@ -12,6 +12,7 @@ use crate::snapshot::{expand_target, Zone, ZoneSettings};
 use crate::wire::name::{check_label, is_within, name_to_wire, Charset};
 use crate::wire::record::{OPTION_HEADER, OPT_FIXED, QUESTION_FIXED, RR_FIXED};
 use crate::wire::{HEADER_LEN, MAX_LABEL, MAX_NAME, MAX_TCP, PTR_QNAME};
+use crate::xfr::Prefix;
 
 /// More workers than this is a typo, not a machine.
 const MAX_THREADS: usize = 1024;
@@ -110,6 +111,8 @@ pub struct Config {
     pub clusters: Option<Vec<String>>,
     /// The control socket (`cnamed reload`, `cnamed status`); `None` serves none.
     pub control: Option<PathBuf>,
+    /// Who may transfer the zone (AXFR over TCP); empty: nobody.
+    pub xfr_allow: Vec<Prefix>,
 }
 
 impl Default for Config {
@@ -138,6 +141,7 @@ impl Default for Config {
             max_shrink: DEFAULT_MAX_SHRINK,
             clusters: None,
             control: None,
+            xfr_allow: Vec::new(),
         }
     }
 }

@@ -96,11 +96,20 @@ pub enum CloseReason {
     Cap,
     /// Closed by shutdown.
     Shutdown,
+    /// Handed to a zone transfer thread.
+    Transfer,
 }
 
 impl CloseReason {
     /// Metric label values, in declaration order.
-    pub const NAMES: [&'static str; 5] = ["peer", "idle_timeout", "io_timeout", "cap", "shutdown"];
+    pub const NAMES: [&'static str; 6] = [
+        "peer",
+        "idle_timeout",
+        "io_timeout",
+        "cap",
+        "shutdown",
+        "transfer",
+    ];
 }
 
 /// What RRL did to a response.

@@ -17,6 +17,7 @@ mod socket;
 mod status;
 pub mod systemd;
 mod tcp;
+mod transfer;
 mod udp;
 mod worker;
 
@@ -46,6 +47,7 @@ use crate::rrl::RateLimiter;
 use crate::snapshot::guard::Rules;
 use crate::snapshot::{Snapshot, Zone};
 use crate::sys;
+use crate::xfr::{Gate, MAX_TRANSFERS};
 
 /// Sockets bound for every worker, ready to run.
 pub struct Server {
@@ -86,6 +88,8 @@ impl Server {
                 snapshot: ArcSwap::from_pointee(snapshot),
                 cookies: ArcSwap::from_pointee(cookies),
                 shutdown: AtomicBool::new(false),
+                xfr: (!config.xfr_allow.is_empty())
+                    .then(|| Gate::new(config.xfr_allow.clone(), MAX_TRANSFERS)),
             }),
             zone,
             dump: config.dump.clone(),

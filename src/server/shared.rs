@@ -11,6 +11,7 @@ use crate::cookie::Secrets;
 use crate::metrics::WorkerCounters;
 use crate::snapshot::Snapshot;
 use crate::sys::unix_seconds;
+use crate::xfr::Gate;
 
 /// How long a stopping worker keeps finishing TCP answers already asked for.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
@@ -21,6 +22,8 @@ pub(crate) struct Shared {
     pub(crate) snapshot: ArcSwap<Snapshot>,
     pub(crate) cookies: ArcSwap<Secrets>,
     pub(crate) shutdown: AtomicBool,
+    /// Zone transfers, when `--xfr-allow` lets anyone transfer.
+    pub(crate) xfr: Option<Gate>,
 }
 
 /// Limits of the TCP side, per worker.
@@ -52,6 +55,8 @@ pub(crate) struct Serving<'a> {
     pub(crate) counters: &'a WorkerCounters,
     /// Unix seconds, for cookies.
     pub(crate) now: u32,
+    /// Zone transfers (TCP only).
+    pub(crate) xfr: Option<&'a Gate>,
 }
 
 impl<'a> Serving<'a> {
@@ -66,7 +71,13 @@ impl<'a> Serving<'a> {
             cookies,
             counters,
             now: unix_seconds(),
+            xfr: None,
         }
+    }
+
+    /// The same, with zone transfers (`None`: refused as ever).
+    pub(crate) fn with_xfr(self, xfr: Option<&'a Gate>) -> Self {
+        Self { xfr, ..self }
     }
 
     /// The answer context for a query from `client` over `transport`.

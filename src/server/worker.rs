@@ -11,6 +11,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use super::shared::{Serving, Shared, TcpLimits, DRAIN_TIMEOUT};
 use super::socket::WorkerSockets;
 use super::tcp::Connections;
+use super::transfer;
 use super::udp::UdpSide;
 use crate::cookie::Secrets;
 use crate::metrics::WorkerCounters;
@@ -104,7 +105,8 @@ impl Worker {
             self.connections.new_turn();
             if self.connections.has_busy() {
                 let (snapshot, cookies) = self.load_shared();
-                let serving = Serving::new(&snapshot, &cookies, &self.counters);
+                let serving = Serving::new(&snapshot, &cookies, &self.counters)
+                    .with_xfr(self.shared.xfr.as_ref());
                 self.connections.drive_busy(&serving);
             }
             for event in events.iter() {
@@ -114,10 +116,16 @@ impl Worker {
                     token if token < CONN_BASE => self.accept(token - first_listener),
                     token => {
                         let (snapshot, cookies) = self.load_shared();
-                        let serving = Serving::new(&snapshot, &cookies, &self.counters);
+                        let serving = Serving::new(&snapshot, &cookies, &self.counters)
+                            .with_xfr(self.shared.xfr.as_ref());
                         self.connections.drive(Token(token), &serving);
                     }
                 }
+            }
+            for (mut stream, request) in self.connections.take_handoffs() {
+                // The transfer thread owns the socket from here; this worker's loop forgets it.
+                let _ = self.poll.registry().deregister(&mut stream);
+                transfer::start(stream, request, self.shared.snapshot.load_full());
             }
             self.udp.serve_pending(&self.shared, &self.counters);
             let now = Instant::now();
@@ -148,7 +156,8 @@ impl Worker {
         self.listeners.clear();
         self.accept_stalled.clear();
         let (snapshot, cookies) = self.load_shared();
-        let serving = Serving::new(&snapshot, &cookies, &self.counters);
+        let serving =
+            Serving::new(&snapshot, &cookies, &self.counters).with_xfr(self.shared.xfr.as_ref());
         self.connections.drain(&serving);
     }
 
@@ -169,7 +178,8 @@ impl Worker {
             match listener.accept() {
                 Ok((stream, peer)) => {
                     let (snapshot, cookies) = self.load_shared();
-                    let serving = Serving::new(&snapshot, &cookies, &self.counters);
+                    let serving = Serving::new(&snapshot, &cookies, &self.counters)
+                        .with_xfr(self.shared.xfr.as_ref());
                     self.connections
                         .add(self.poll.registry(), stream, peer.ip(), &serving);
                 }

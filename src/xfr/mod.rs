@@ -1,3 +1,240 @@
-//! Zone transfers out: AXFR (RFC 5936) streamed from the snapshot being served.
+//! Zone transfers out: who may transfer (`--xfr-allow`), how many at once, and the AXFR
+//! stream itself (RFC 5936), made from the snapshot being served.
+//!
+//! A TCP connection whose query is an allowed AXFR for the apex is handed, once its earlier
+//! answers are sent, to a thread of its own (see `server::transfer`): transfers never take
+//! a worker's time, and a transfer keeps the snapshot it started with.
 
 pub mod axfr;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::wire::{parse_query, Class, Rtype, MAX_NAME};
+
+/// Transfers served at once; one more is refused (REFUSED, as for a client not allowed).
+pub const MAX_TRANSFERS: usize = 4;
+/// QNAME, QTYPE and QCLASS at their longest.
+const MAX_QUESTION: usize = MAX_NAME + 4;
+
+/// An address prefix of `--xfr-allow`: `192.0.2.0/24`, `::1/128`, or an address alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Prefix {
+    addr: IpAddr,
+    len: u8,
+}
+
+impl Prefix {
+    /// Whether `ip` is inside this prefix (an IPv4 address never matches an IPv6 prefix).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                u32::from(net) & mask_v4(self.len) == u32::from(ip) & mask_v4(self.len)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                u128::from(net) & mask_v6(self.len) == u128::from(ip) & mask_v6(self.len)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for Prefix {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (addr, len) = match text.split_once('/') {
+            Some((addr, len)) => (addr, Some(len)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{text:?} is not an address or ADDR/LEN prefix"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let len = match len {
+            None => max,
+            Some(len) => match len.parse::<u8>() {
+                Ok(len) if len <= max => len,
+                _ => return Err(format!("{text:?}: the prefix length must be 0 to {max}")),
+            },
+        };
+        // Host bits set (192.0.2.1/24) usually mean a typo in the length: refuse it.
+        let host_bits = match addr {
+            IpAddr::V4(v4) => u32::from(v4) & !mask_v4(len) != 0,
+            IpAddr::V6(v6) => u128::from(v6) & !mask_v6(len) != 0,
+        };
+        if host_bits {
+            return Err(format!("{text:?} has host bits set after /{len}"));
+        }
+        Ok(Self { addr, len })
+    }
+}
+
+/// The network bits of an IPv4 prefix of `len` bits.
+fn mask_v4(len: u8) -> u32 {
+    u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)
+}
+
+/// The network bits of an IPv6 prefix of `len` bits.
+fn mask_v6(len: u8) -> u128 {
+    u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0)
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+/// Who may transfer, and the transfers running.
+#[derive(Debug)]
+pub struct Gate {
+    allow: Vec<Prefix>,
+    active: Arc<AtomicUsize>,
+    max: usize,
+}
+
+impl Gate {
+    pub fn new(allow: Vec<Prefix>, max: usize) -> Self {
+        Self {
+            allow,
+            active: Arc::new(AtomicUsize::new(0)),
+            max,
+        }
+    }
+
+    /// Transfers running now.
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// A transfer for `query` (a whole message) from `peer`, if it is an AXFR of the zone at
+    /// `apex` from an allowed address and a transfer slot is free. Anything else (`None`) is
+    /// answered by the ordinary rules: REFUSED for a transfer.
+    pub fn request(&self, query: &[u8], peer: IpAddr, apex: &[u8]) -> Option<Request> {
+        if !self.allow.iter().any(|prefix| prefix.contains(peer)) {
+            return None;
+        }
+        let parsed = parse_query(query).ok()?;
+        let question = parsed.question;
+        if question.qtype != Rtype::AXFR
+            || question.qclass != Class::IN
+            || !question.name.eq_ignore_ascii_case(apex)
+            || question.raw.len() > MAX_QUESTION
+        {
+            return None;
+        }
+        let permit = self.acquire()?;
+        let mut raw = [0u8; MAX_QUESTION];
+        raw[..question.raw.len()].copy_from_slice(question.raw);
+        Some(Request {
+            id: parsed.id,
+            peer,
+            question: raw,
+            question_len: question.raw.len(),
+            _permit: permit,
+        })
+    }
+
+    fn acquire(&self) -> Option<Permit> {
+        self.active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(Permit(Arc::clone(&self.active)))
+    }
+}
+
+/// A transfer slot, given back when dropped.
+#[derive(Debug)]
+struct Permit(Arc<AtomicUsize>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// An accepted transfer request: what its answers echo, and its slot.
+#[derive(Debug)]
+pub struct Request {
+    pub id: u16,
+    pub peer: IpAddr,
+    question: [u8; MAX_QUESTION],
+    question_len: usize,
+    _permit: Permit,
+}
+
+impl Request {
+    /// QNAME, QTYPE and QCLASS as received.
+    pub fn question(&self) -> &[u8] {
+        &self.question[..self.question_len]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::QueryBuilder;
+
+    #[test]
+    fn prefixes() {
+        let net: Prefix = "192.0.2.0/24".parse().unwrap();
+        assert!(net.contains("192.0.2.200".parse().unwrap()));
+        assert!(!net.contains("192.0.3.1".parse().unwrap()));
+        assert!(!net.contains("::1".parse().unwrap()));
+        let one: Prefix = "::1".parse().unwrap();
+        assert_eq!(one.to_string(), "::1/128");
+        assert!(one.contains("::1".parse().unwrap()));
+        assert!(!one.contains("::2".parse().unwrap()));
+        let all: Prefix = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("203.0.113.9".parse().unwrap()));
+        let v6: Prefix = "2001:db8::/32".parse().unwrap();
+        assert!(v6.contains("2001:db8:ffff::1".parse().unwrap()));
+        for bad in [
+            "192.0.2.1/24",
+            "10.0.0.0/33",
+            "::/129",
+            "host",
+            "1.2.3.4/x",
+            "",
+        ] {
+            assert!(bad.parse::<Prefix>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn requests_are_allowed_axfrs_of_the_apex_within_the_cap() {
+        let gate = Gate::new(vec!["127.0.0.0/8".parse().unwrap()], 2);
+        let apex = b"\x04apps\x07example\x03com\x00";
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        let axfr = QueryBuilder::new("APPS.example.com", 252).id(7).build();
+        let first = gate.request(&axfr, local, apex).expect("allowed");
+        assert_eq!(first.id, 7);
+        assert_eq!(&first.question()[..5], b"\x04APPS");
+        assert_eq!(gate.active(), 1);
+        let outsider: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(gate.request(&axfr, outsider, apex).is_none());
+        for other in [
+            QueryBuilder::new("apps.example.com", 251).build(), // IXFR
+            QueryBuilder::new("apps.example.com", 6).build(),
+            QueryBuilder::new("ws-1.apps.example.com", 252).build(),
+            QueryBuilder::new("apps.example.com", 252).class(3).build(),
+        ] {
+            assert!(gate.request(&other, local, apex).is_none());
+        }
+        let second = gate.request(&axfr, local, apex).expect("a second slot");
+        assert!(gate.request(&axfr, local, apex).is_none(), "over the cap");
+        drop(first);
+        assert!(
+            gate.request(&axfr, local, apex).is_some(),
+            "a slot came back"
+        );
+        drop(second);
+        assert_eq!(gate.active(), 0);
+    }
+}

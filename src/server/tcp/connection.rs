@@ -11,6 +11,7 @@ use crate::answer::{respond_to, Transport};
 use crate::metrics::CloseReason;
 use crate::server::shared::Serving;
 use crate::wire::MAX_TCP;
+use crate::xfr::Request;
 
 /// Bytes of the length prefix (RFC 1035 §4.2.2).
 const PREFIX: usize = 2;
@@ -39,6 +40,9 @@ pub(super) struct Connection {
     /// is read and discarded until it closes, so that the close is not a reset, which would
     /// destroy answers the client has not read yet.
     lingering: bool,
+    /// An accepted zone transfer: answered by a transfer thread once the answers before it
+    /// are sent; no later query is read here.
+    transfer: Option<Request>,
 }
 
 /// What to do with a connection after driving it.
@@ -49,6 +53,8 @@ pub(super) enum State {
     /// The turn's budget ran out with work left: drive again next turn.
     Busy,
     Close(CloseReason),
+    /// Its answers are sent and a transfer was asked for: hand it to a transfer thread.
+    HandOff,
 }
 
 impl Connection {
@@ -67,12 +73,23 @@ impl Connection {
             peer_done: false,
             draining: false,
             lingering: false,
+            transfer: None,
         }
     }
 
     /// Shutdown: answer the queries already read, send every answer, then linger.
     pub(super) fn start_draining(&mut self) {
         self.draining = true;
+    }
+
+    /// For a hand-off: the stream, the transfer asked for, and the buffers for the next
+    /// connection.
+    pub(super) fn into_transfer(self) -> (TcpStream, Option<Request>, Buffers) {
+        let buffers = Buffers {
+            inbox: self.inbox,
+            outbox: self.outbox,
+        };
+        (self.stream, self.transfer, buffers)
     }
 
     /// The buffers, for the next connection.
@@ -97,6 +114,16 @@ impl Connection {
             let Ok(wrote) = self.flush() else {
                 return State::Close(CloseReason::Peer);
             };
+            if self.transfer.is_some() {
+                if self.sent == self.queued {
+                    return State::HandOff;
+                }
+                // Earlier answers still going out: wait until the peer reads them.
+                return match wrote {
+                    true => continue,
+                    false => State::Open,
+                };
+            }
             let Ok(read) = self.fill() else {
                 return State::Close(CloseReason::Peer);
             };
@@ -145,7 +172,7 @@ impl Connection {
     fn answer_frames(&mut self, serving: &Serving<'_>, budget: &mut usize) -> bool {
         let context = serving.context(Transport::Tcp, Some(self.peer));
         let mut answered = false;
-        while *budget > 0 && self.has_frame() {
+        while *budget > 0 && self.transfer.is_none() && self.has_frame() {
             if self.outbox.len() - self.queued < MAX_FRAME {
                 self.outbox.copy_within(self.sent..self.queued, 0);
                 self.queued -= self.sent;
@@ -160,6 +187,14 @@ impl Connection {
                 self.inbox[self.read_at + 1],
             ]));
             let query = &self.inbox[start..start + len];
+            if let Some(gate) = serving.xfr {
+                if let Some(request) = gate.request(query, self.peer, &serving.snapshot.zone.apex) {
+                    self.transfer = Some(request);
+                    self.read_at = start + len;
+                    *budget -= 1;
+                    return true;
+                }
+            }
             let out = &mut self.outbox[self.queued + PREFIX..self.queued + MAX_FRAME];
             let summary = respond_to(query, serving.snapshot, &context, out);
             serving.counters.record(Transport::Tcp, &summary);

@@ -23,6 +23,7 @@ use mio::{Interest, Registry, Token};
 use self::connection::{Buffers, Connection, State, MAX_FRAME};
 use crate::metrics::{CloseReason, WorkerCounters};
 use crate::server::shared::{Serving, TcpLimits};
+use crate::xfr::Request;
 
 /// TCP queries a worker answers per turn of its loop: as many as one UDP socket's turn.
 const TURN_BUDGET: usize = 1024;
@@ -46,6 +47,8 @@ pub(super) struct Connections {
     queued: Vec<bool>,
     /// Buffers of closed connections, for the next ones.
     spare: Vec<Buffers>,
+    /// Connections that asked for a zone transfer, for the worker to hand on.
+    handoffs: Vec<(TcpStream, Request)>,
 }
 
 impl Connections {
@@ -60,6 +63,7 @@ impl Connections {
             busy: VecDeque::new(),
             queued: Vec::new(),
             spare: Vec::new(),
+            handoffs: Vec::new(),
         }
     }
 
@@ -159,6 +163,28 @@ impl Connections {
                 }
             }
             State::Close(reason) => self.close(index, reason, serving.counters),
+            State::HandOff => self.hand_off(index, serving.counters),
+        }
+    }
+
+    /// Connections handed off since the last call: the worker deregisters them and starts
+    /// their transfers.
+    pub(super) fn take_handoffs(&mut self) -> std::vec::Drain<'_, (TcpStream, Request)> {
+        self.handoffs.drain(..)
+    }
+
+    fn hand_off(&mut self, index: usize, counters: &WorkerCounters) {
+        if let Some(connection) = self.slots[index].take() {
+            self.free.push(index);
+            self.open -= 1;
+            counters.tcp_closed(CloseReason::Transfer, self.open);
+            let (stream, request, buffers) = connection.into_transfer();
+            if self.spare.len() < self.limits.max_connections {
+                self.spare.push(buffers);
+            }
+            if let Some(request) = request {
+                self.handoffs.push((stream, request));
+            }
         }
     }
 

@@ -1,0 +1,236 @@
+//! Zone transfers out (AXFR over TCP, RFC 5936), checked with hickory-proto and dig.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::*;
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{Record, RecordType};
+use hickory_proto::serialize::binary::BinDecodable;
+use hickory_proto::serialize::txt::Parser;
+
+/// `{"serial": S, "apps": {...}}` with `apps` apps, every fifth a string ID.
+fn dump(serial: u32, apps: u32, cluster_shift: u32) -> String {
+    let entries: Vec<String> = (0..apps)
+        .map(|i| match i % 5 {
+            0 => format!(r#""app-{i}": "c{}""#, (i + cluster_shift) % 4),
+            _ => format!(r#""{i}": "c{}""#, (i + cluster_shift) % 4),
+        })
+        .collect();
+    format!(
+        r#"{{"serial": {serial}, "apps": {{{}}}}}"#,
+        entries.join(",")
+    )
+}
+
+fn axfr_query(id: u16) -> Vec<u8> {
+    let mut query = Message::new();
+    query.set_id(id);
+    query.add_query(hickory_proto::op::Query::query(
+        "apps.example.com.".parse().unwrap(),
+        RecordType::AXFR,
+    ));
+    encode(&query)
+}
+
+/// Sends an AXFR on `stream` and reads messages until the closing SOA (or the first message,
+/// if it is an error); returns the messages.
+fn read_axfr(stream: &mut TcpStream) -> Vec<Message> {
+    let mut messages = Vec::new();
+    let mut soas = 0;
+    while let Some(frame) = read_frame(stream) {
+        let message = Message::from_bytes(&frame).expect("hickory decodes every message");
+        let error = message.response_code() != ResponseCode::NoError;
+        soas += message
+            .answers()
+            .iter()
+            .filter(|r| r.record_type() == RecordType::SOA)
+            .count();
+        messages.push(message);
+        if error || soas >= 2 {
+            break;
+        }
+    }
+    messages
+}
+
+fn records(messages: &[Message]) -> Vec<Record> {
+    messages.iter().flat_map(|m| m.answers().to_vec()).collect()
+}
+
+fn key(record: &Record) -> (String, RecordType, String) {
+    (
+        record.name().to_lowercase().to_ascii(),
+        record.record_type(),
+        record
+            .data()
+            .map(|d| d.to_string().to_lowercase())
+            .unwrap_or_default(),
+    )
+}
+
+fn connect(server: &Cnamed) -> TcpStream {
+    let stream = server.tcp_connect();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
+
+/// An allowed client gets every record of `cnamed zonefile`, SOA first and last, in
+/// messages hickory decodes; dig agrees on the count. Not allowed: REFUSED.
+#[test]
+fn axfr_carries_the_zone_file() {
+    let dump_path = temp_dump("axfr", &dump(9, 20_000, 0));
+    let server = Cnamed::start_dump(&dump_path, &["--xfr-allow", "127.0.0.0/8"]);
+    let mut stream = connect(&server);
+    stream.write_all(&frame(&axfr_query(4242))).unwrap();
+    let messages = read_axfr(&mut stream);
+    assert!(messages.len() > 1, "{} messages", messages.len());
+    for message in &messages {
+        assert_eq!(message.id(), 4242);
+        assert!(message.authoritative());
+        assert_eq!(message.response_code(), ResponseCode::NoError);
+    }
+    let all = records(&messages);
+    assert_eq!(all.len(), 1 + 1 + 20_000 * 3 + 1);
+    assert_eq!(all[0].record_type(), RecordType::SOA);
+    assert_eq!(all.last().unwrap().record_type(), RecordType::SOA);
+
+    let zonefile = std::process::Command::new(binary())
+        .arg("zonefile")
+        .arg("--dump")
+        .arg(&dump_path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(zonefile.stdout).unwrap();
+    let (_, zone) = Parser::new(text.as_str(), None, None).parse().unwrap();
+    let expected: BTreeSet<_> = zone
+        .values()
+        .flat_map(|set| set.records_without_rrsigs())
+        .map(key)
+        .collect();
+    let transferred: BTreeSet<_> = all.iter().map(key).collect();
+    assert!(expected == transferred, "AXFR and zonefile differ");
+
+    let dig = std::process::Command::new("dig")
+        .args(["@127.0.0.1", "-p", &server.addr.port().to_string()])
+        .args(["apps.example.com", "AXFR"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&dig.stdout);
+    assert!(out.contains("XFR size: 60003 records"), "{out}");
+
+    let outsiders = Cnamed::start_dump(&dump_path, &["--xfr-allow", "10.0.0.0/8"]);
+    let mut stream = connect(&outsiders);
+    stream.write_all(&frame(&axfr_query(1))).unwrap();
+    let refused = read_axfr(&mut stream);
+    assert_eq!(refused[0].response_code(), ResponseCode::Refused);
+}
+
+/// Queries before the AXFR on the same connection are answered first, in order.
+#[test]
+fn pipelined_queries_are_answered_before_the_transfer() {
+    let server = Cnamed::start(&["--xfr-allow", "127.0.0.1"]);
+    let mut stream = connect(&server);
+    let soa = encode(&query("apps.example.com.", RecordType::SOA));
+    let mut both = frame(&soa);
+    both.extend_from_slice(&frame(&axfr_query(77)));
+    stream.write_all(&both).unwrap();
+    let first = decode(&read_frame(&mut stream).unwrap());
+    assert_eq!(first.answers()[0].record_type(), RecordType::SOA);
+    assert_eq!(first.answers().len(), 1);
+    let transfer = read_axfr(&mut stream);
+    assert_eq!(transfer[0].id(), 77);
+    assert_eq!(records(&transfer).len(), 1 + 1 + 6 * 3 + 1);
+}
+
+/// A transfer keeps the snapshot it started with while a reload swaps in another; the next
+/// transfer has the new one.
+#[test]
+fn a_transfer_keeps_its_snapshot_through_a_reload() {
+    let dump_path = temp_dump("axfr-reload", &dump(100, 100_000, 0));
+    let socket = std::env::temp_dir().join(format!("cnamed-axfr-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&socket);
+    let server = Cnamed::start_dump(
+        &dump_path,
+        &[
+            "--xfr-allow",
+            "127.0.0.0/8",
+            "--control",
+            socket.to_str().unwrap(),
+        ],
+    );
+    let mut stream = connect(&server);
+    stream.write_all(&frame(&axfr_query(5))).unwrap();
+    let first = Message::from_bytes(&read_frame(&mut stream).unwrap()).unwrap();
+    // Every app moves one cluster on, with a new serial.
+    std::fs::write(&dump_path, dump(101, 100_000, 1)).unwrap();
+    let reload = std::process::Command::new(binary())
+        .args(["reload", "--control", socket.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(reload.status.code(), Some(0), "{reload:?}");
+    let mut messages = vec![first];
+    messages.extend(read_axfr(&mut stream));
+    let old = records(&messages);
+    assert_eq!(old.len(), 1 + 1 + 300_000 + 1);
+    let serials: Vec<String> = old
+        .iter()
+        .filter(|r| r.record_type() == RecordType::SOA)
+        .map(|r| r.data().unwrap().to_string())
+        .collect();
+    assert!(
+        serials.iter().all(|soa| soa.contains(" 100 ")),
+        "{serials:?}"
+    );
+    let app_7 = |records: &[Record]| {
+        records
+            .iter()
+            .find(|r| r.name().to_ascii() == "ws-7.apps.example.com.")
+            .map(|r| r.data().unwrap().to_string())
+    };
+    assert_eq!(app_7(&old).as_deref(), Some("ws-c3.example.com."));
+
+    let mut stream = connect(&server);
+    stream.write_all(&frame(&axfr_query(6))).unwrap();
+    let new = records(&read_axfr(&mut stream));
+    assert_eq!(app_7(&new).as_deref(), Some("ws-c0.example.com."));
+    let _ = std::fs::remove_file(&socket);
+}
+
+/// At most four transfers at once: a fifth is REFUSED while four clients hold theirs (not
+/// reading), and served once one of them goes.
+#[test]
+fn concurrent_transfers_are_capped() {
+    let dump_path = temp_dump("axfr-cap", &dump(1, 300_000, 0));
+    let server = Cnamed::start_dump(&dump_path, &["--xfr-allow", "127.0.0.0/8"]);
+    let mut holders: Vec<TcpStream> = (0..4)
+        .map(|i| {
+            let mut stream = connect(&server);
+            stream.write_all(&frame(&axfr_query(i))).unwrap();
+            stream
+        })
+        .collect();
+    // Each transfer thread now blocks on a full socket: about 10 MB each, unread.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut fifth = connect(&server);
+    fifth.write_all(&frame(&axfr_query(5))).unwrap();
+    let refused = read_axfr(&mut fifth);
+    assert_eq!(refused[0].response_code(), ResponseCode::Refused);
+
+    let mut reader = holders.pop().unwrap();
+    let done = read_axfr(&mut reader);
+    assert_eq!(records(&done).len(), 1 + 1 + 900_000 + 1);
+    drop(reader);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut sixth = connect(&server);
+    sixth.write_all(&frame(&axfr_query(6))).unwrap();
+    let served = read_axfr(&mut sixth);
+    assert_eq!(served[0].response_code(), ResponseCode::NoError);
+    drop(holders);
+}
