@@ -431,18 +431,20 @@ fn probes_follow_the_server_through_its_life() {
             .unwrap()
     };
     let (metrics, dns) = (free_port(), free_port());
-    let mut child = Command::new(binary())
-        .args(["--threads", "2", "--listen"])
-        .arg(dns.to_string())
-        .arg("--metrics")
-        .arg(metrics.to_string())
-        .arg("--dump")
-        .arg(&dump)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        Command::new(binary())
+            .args(["--threads", "2", "--listen"])
+            .arg(dns.to_string())
+            .arg("--metrics")
+            .arg(metrics.to_string())
+            .arg("--dump")
+            .arg(&dump)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let probe = |path: &str| {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
@@ -487,7 +489,7 @@ fn probes_follow_the_server_through_its_life() {
     assert_eq!(m["cnamed_workers_running"], 2.0);
 
     // A reload waiting on the FIFO: still ready, the old snapshot serves.
-    let pid = child.id().to_string();
+    let pid = child.0.id().to_string();
     let kill = |signal: &str| {
         assert!(Command::new("kill")
             .args([signal, &pid])
@@ -508,7 +510,7 @@ fn probes_follow_the_server_through_its_life() {
     kill("-TERM");
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(probe("/ready"), 503, "not ready while stopping");
-    let status = child.wait().unwrap();
+    let status = child.0.wait().unwrap();
     assert_eq!(status.code(), Some(0));
     let _ = std::fs::remove_file(&dump);
 }
@@ -521,4 +523,14 @@ fn head(addr: std::net::SocketAddr, path: &str) -> String {
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     response
+}
+
+/// A child process killed if the test panics before it stops it.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
