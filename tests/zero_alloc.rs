@@ -93,6 +93,19 @@ fn same_reply(got: &[u8], expected: &[u8]) -> bool {
         && (got == expected || got[..got.len() - 12] == expected[..expected.len() - 12])
 }
 
+/// A TCP connection from 127.0.0.2, the address allowed to transfer.
+fn transfer_client(server: std::net::SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let local: std::net::SocketAddr = "127.0.0.2:0".parse().unwrap();
+    socket.bind(&local.into()).unwrap();
+    socket.connect(&server.into()).unwrap();
+    let stream: TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
+}
+
 fn main() {
     query_path_allocates_nothing();
     println!("zero_alloc: 1 passed, 0 failed");
@@ -106,11 +119,21 @@ fn query_path_allocates_nothing() {
         dump: concat!(env!("CARGO_MANIFEST_DIR"), "/data/apps.json").into(),
         // High enough never to limit this test's queries, so that replies can be compared.
         rrl_rate: Some(1_000_000),
+        // Transfers on, for a client this test's queries never come from (127.0.0.1 still
+        // gets REFUSED for AXFR, as the pure answer path says).
+        xfr_allow: vec!["127.0.0.2".parse().unwrap()],
         ..Config::default()
     };
     let secrets = Secrets::new([7; 16], None);
     let zone = config.zone().unwrap();
-    let snapshot = Snapshot::load(&config.dump, &zone, config.max_dump_size).unwrap();
+    // The sample apps, and 200,000 more so that a transfer of the zone (about 20 MB) outlasts
+    // what socket buffers hold and is still running while queries are counted.
+    let sample = std::fs::read_to_string(&config.dump).unwrap();
+    let more: String = (0..200_000)
+        .map(|i| format!(r#""{}": "mt1","#, 7_000_000 + i))
+        .collect();
+    let json = sample.replacen(r#""apps": {"#, &format!(r#""apps": {{{more}"#), 1);
+    let snapshot = Snapshot::from_json(json.as_bytes(), &zone).unwrap();
     let queries = mixed_queries();
 
     // The pure answer path.
@@ -176,6 +199,18 @@ fn query_path_allocates_nothing() {
             .unwrap();
     }
 
+    // A transfer starts, and stalls: its client reads one message and stops.
+    let mut transfer = transfer_client(addr);
+    transfer
+        .write_all(&tcp_frame(&question("apps.example.com", 252, 1).build()))
+        .unwrap();
+    let mut prefix = [0u8; 2];
+    transfer.read_exact(&mut prefix).unwrap();
+    transfer
+        .read_exact(&mut buf[..u16::from_be_bytes(prefix) as usize])
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
     let framed: Vec<Vec<u8>> = queries.iter().map(|query| tcp_frame(query)).collect();
     let rounds = 500;
     let mut wrong = 0;
@@ -195,6 +230,15 @@ fn query_path_allocates_nothing() {
             }
         }
     });
+    // The transfer was running all along: the rest of it is still there to read.
+    transfer.read_exact(&mut prefix).unwrap();
+    let next = u16::from_be_bytes(prefix) as usize;
+    transfer.read_exact(&mut buf[..next]).unwrap();
+    assert!(
+        next > 60_000,
+        "a full message of the transfer: {next} bytes"
+    );
+    drop(transfer);
     running.shutdown().unwrap();
     assert_eq!(wrong, 0, "replies differ from the pure answer path");
     assert_eq!(
