@@ -14,6 +14,7 @@ use crate::answer::{DropReason, Summary, Transport};
 use crate::cookie;
 use crate::snapshot::guard::Refusal;
 use crate::wire::{FormErrCause, Rcode, Rtype};
+use crate::xfr::XfrStats;
 
 /// A count with one writer.
 #[derive(Debug, Default)]
@@ -223,6 +224,8 @@ pub struct ServerStats {
 pub struct Metrics {
     pub(crate) workers: Vec<Arc<WorkerCounters>>,
     pub(crate) stats: Arc<ServerStats>,
+    /// Zone transfer counts; zeros when transfers are off.
+    pub(crate) xfr: Arc<XfrStats>,
 }
 
 impl Metrics {
@@ -236,8 +239,41 @@ impl Metrics {
         let workers: Vec<&WorkerCounters> = self.workers.iter().map(|w| &**w).collect();
         let mut out = String::with_capacity(8192);
         render(&workers, &self.stats, &mut out);
+        render_xfr(&self.xfr, &mut out);
         out
     }
+}
+
+/// The zone transfer families.
+fn render_xfr(xfr: &XfrStats, out: &mut String) {
+    let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed).to_string();
+    let results = [
+        ("completed", &xfr.completed),
+        ("failed", &xfr.failed),
+        ("refused_busy", &xfr.refused_busy),
+    ]
+    .map(|(result, n)| (format!("{{type=\"AXFR\",result=\"{result}\"}}"), get(n)));
+    family(
+        out,
+        "cnamed_xfr_transfers_total",
+        "counter",
+        "Zone transfers by type and result: completed, failed (the client went away or stopped reading), refused because the maximum were running.",
+        &results,
+    );
+    single(
+        out,
+        "cnamed_xfr_records_total",
+        "counter",
+        "Records sent by completed zone transfers.",
+        get(&xfr.records),
+    );
+    single(
+        out,
+        "cnamed_xfr_bytes_total",
+        "counter",
+        "Bytes sent by completed zone transfers, length prefixes included.",
+        get(&xfr.bytes),
+    );
 }
 
 /// One metric family: its name, type and help line, then one sample per label value.

@@ -208,7 +208,11 @@ fn a_transfer_keeps_its_snapshot_through_a_reload() {
 #[test]
 fn concurrent_transfers_are_capped() {
     let dump_path = temp_dump("axfr-cap", &dump(1, 300_000, 0));
-    let server = Cnamed::start_dump(&dump_path, &["--xfr-allow", "127.0.0.0/8"]);
+    let mut server = Cnamed::start_dump(
+        &dump_path,
+        &["--xfr-allow", "127.0.0.0/8", "--metrics", "127.0.0.1:0"],
+    );
+    let metrics = metrics_addr(&mut server);
     let mut holders: Vec<TcpStream> = (0..4)
         .map(|i| {
             let mut stream = connect(&server);
@@ -232,5 +236,16 @@ fn concurrent_transfers_are_capped() {
     sixth.write_all(&frame(&axfr_query(6))).unwrap();
     let served = read_axfr(&mut sixth);
     assert_eq!(served[0].response_code(), ResponseCode::NoError);
+    drop(sixth);
     drop(holders);
+    // Counted: two completed (the one read, the sixth), one refused, three failed (never
+    // read, then closed), and the records and bytes of the completed ones.
+    let transfers =
+        |result: &str| format!("cnamed_xfr_transfers_total{{type=\"AXFR\",result=\"{result}\"}}");
+    let m = wait_metric_for(metrics, &transfers("failed"), 3.0, Duration::from_secs(15));
+    assert_eq!(m[&transfers("completed")], 2.0);
+    assert_eq!(m[&transfers("refused_busy")], 1.0);
+    assert_eq!(m[&transfers("failed")], 3.0);
+    assert_eq!(m["cnamed_xfr_records_total"], 2.0 * 900_003.0);
+    assert!(m["cnamed_xfr_bytes_total"] > 2.0 * 30e6);
 }

@@ -161,6 +161,12 @@ impl Server {
                 break;
             }
         }
+        let xfr_stats = self
+            .shared
+            .xfr
+            .as_ref()
+            .map(Gate::stats)
+            .unwrap_or_default();
         Ok(Running {
             reloader: Arc::new(Reloader {
                 shared: self.shared,
@@ -176,6 +182,7 @@ impl Server {
             metrics: Metrics {
                 workers: counters,
                 stats: self.stats,
+                xfr: xfr_stats,
             },
         })
     }

@@ -4,6 +4,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,7 +27,19 @@ pub(super) fn start(stream: mio::net::TcpStream, request: Request, snapshot: Arc
         .spawn(move || {
             let started = Instant::now();
             let peer = request.peer;
-            match send_axfr(stream, &request, &snapshot) {
+            let outcome = send_axfr(stream, &request, &snapshot);
+            let stats = &request.stats;
+            match &outcome {
+                Ok((records, bytes)) => {
+                    stats.completed.fetch_add(1, Ordering::Relaxed);
+                    stats.records.fetch_add(*records, Ordering::Relaxed);
+                    stats.bytes.fetch_add(*bytes, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    stats.failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            match outcome {
                 Ok((records, bytes)) => crate::log!(
                     Info,
                     "AXFR to {peer}: serial {}, {records} records, {bytes} bytes, {:.1} ms",

@@ -10,7 +10,7 @@ pub mod axfr;
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::wire::{parse_query, Class, Rtype, MAX_NAME};
@@ -89,12 +89,26 @@ impl fmt::Display for Prefix {
     }
 }
 
+/// Counts of transfers, written by the transfer threads and the workers, read by the
+/// metrics.
+#[derive(Debug, Default)]
+pub struct XfrStats {
+    pub completed: AtomicU64,
+    /// Ended early: the client went away or stopped reading.
+    pub failed: AtomicU64,
+    /// Allowed, but refused because `MAX_TRANSFERS` were running.
+    pub refused_busy: AtomicU64,
+    pub records: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
 /// Who may transfer, and the transfers running.
 #[derive(Debug)]
 pub struct Gate {
     allow: Vec<Prefix>,
     active: Arc<AtomicUsize>,
     max: usize,
+    stats: Arc<XfrStats>,
 }
 
 impl Gate {
@@ -103,7 +117,13 @@ impl Gate {
             allow,
             active: Arc::new(AtomicUsize::new(0)),
             max,
+            stats: Arc::default(),
         }
+    }
+
+    /// The transfer counters.
+    pub fn stats(&self) -> Arc<XfrStats> {
+        Arc::clone(&self.stats)
     }
 
     /// Transfers running now.
@@ -127,12 +147,16 @@ impl Gate {
         {
             return None;
         }
-        let permit = self.acquire()?;
+        let Some(permit) = self.acquire() else {
+            self.stats.refused_busy.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
         let mut raw = [0u8; MAX_QUESTION];
         raw[..question.raw.len()].copy_from_slice(question.raw);
         Some(Request {
             id: parsed.id,
             peer,
+            stats: Arc::clone(&self.stats),
             question: raw,
             question_len: question.raw.len(),
             _permit: permit,
@@ -164,6 +188,8 @@ impl Drop for Permit {
 pub struct Request {
     pub id: u16,
     pub peer: IpAddr,
+    /// Where the transfer counts its outcome.
+    pub stats: Arc<XfrStats>,
     question: [u8; MAX_QUESTION],
     question_len: usize,
     _permit: Permit,
