@@ -37,16 +37,63 @@ pub struct Axfr<'s, I> {
     stage: Stage,
     /// Records written so far, for the metrics.
     records: u64,
+    /// For each CNAME record (as the snapshot indexes them), where its target can point
+    /// into the apex: see [`shared_suffix`].
+    suffixes: Vec<Option<Suffix>>,
+}
+
+/// A CNAME target that ends with a suffix of the apex (`ws-mt1.example.com.` under
+/// `apps.example.com.`): its first `keep` bytes are written, the rest is a pointer to the
+/// apex name `skip` bytes in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Suffix {
+    keep: usize,
+    skip: usize,
+}
+
+/// Bytes before a CNAME record's RDATA: TYPE, CLASS, TTL, RDLENGTH.
+const CNAME_FIXED: usize = 10;
+
+/// Where `target` (a name in wire form) shares its longest suffix, of at least one label,
+/// with `apex` (both lower case).
+fn shared_suffix(target: &[u8], apex: &[u8]) -> Option<Suffix> {
+    let boundaries = |name: &[u8]| {
+        let mut at = 0;
+        let mut starts = Vec::new();
+        while let Some(&len) = name.get(at) {
+            if len == 0 {
+                break;
+            }
+            starts.push(at);
+            at += 1 + len as usize;
+        }
+        starts
+    };
+    let apex_starts = boundaries(apex);
+    boundaries(target).into_iter().find_map(|keep| {
+        apex_starts
+            .iter()
+            .find(|&&skip| apex[skip..] == target[keep..])
+            .map(|&skip| Suffix { keep, skip })
+    })
 }
 
 /// An AXFR over every app of `snapshot`.
 pub fn axfr(snapshot: &Snapshot) -> Axfr<'_, impl Iterator<Item = (AppKey<'_>, u32)> + '_> {
+    let services = snapshot.zone.services.len();
+    let suffixes = (0..snapshot.cluster_count() * services)
+        .map(|i| {
+            let record = snapshot.cname_record((i / services) as u32, i % services)?;
+            shared_suffix(record.get(CNAME_FIXED..)?, &snapshot.zone.apex)
+        })
+        .collect();
     Axfr {
         snapshot,
         apps: snapshot.app_entries(),
         current: None,
         stage: Stage::Soa,
         records: 0,
+        suffixes,
     }
 }
 
@@ -104,7 +151,9 @@ impl<'s, I: Iterator<Item = (AppKey<'s>, u32)>> Axfr<'s, I> {
                     };
                     let mut label = [0u8; MAX_OWNER_LABEL];
                     let label = owner_label(&zone.services[service], app, &mut label);
-                    message.owned_record(label, record)
+                    let services = zone.services.len();
+                    let suffix = self.suffixes[cluster as usize * services + service];
+                    message.cname(label, record, suffix)
                 }
                 Stage::Done => break,
             };
@@ -198,6 +247,39 @@ impl Message<'_, '_> {
             self.out[self.len..self.len + part.len()].copy_from_slice(part);
             self.len += part.len();
         }
+        true
+    }
+
+    /// A CNAME record (TYPE to RDATA) owned by `label`, its target compressed against the
+    /// apex when it shares a suffix with it and the apex is in this message.
+    fn cname(&mut self, label: &[u8], record: &[u8], suffix: Option<Suffix>) -> bool {
+        if self.apex_at.is_none() {
+            // Written whole here; later records of the message point at this one's apex.
+            return self.owned_record(label, record);
+        }
+        let (Some(suffix), Some(apex_at)) = (suffix, self.apex_at) else {
+            return self.owned_record(label, record);
+        };
+        let target_at = apex_at + suffix.skip;
+        if target_at > MAX_POINTER || self.count == u16::MAX {
+            return self.owned_record(label, record);
+        }
+        let (fixed, target) = record.split_at(CNAME_FIXED);
+        let rdlength = (suffix.keep + 2) as u16;
+        let pointer = (0xC000 | target_at as u16).to_be_bytes();
+        let owner_pointer = (0xC000 | apex_at as u16).to_be_bytes();
+        let parts = [
+            label,
+            &owner_pointer[..],
+            &fixed[..CNAME_FIXED - 2],
+            &rdlength.to_be_bytes(),
+            &target[..suffix.keep],
+            &pointer[..],
+        ];
+        if !self.push(&parts) {
+            return false;
+        }
+        self.count += 1;
         true
     }
 
@@ -346,6 +428,24 @@ mod tests {
         use RecordType::{NS, SOA};
         assert_eq!(types, [SOA, NS, NS, SOA]);
         assert_eq!(transfer.next_message(1, &question(), &mut buf), None);
+    }
+
+    #[test]
+    fn target_suffixes() {
+        let apex = b"\x04apps\x07example\x03com\x00";
+        assert_eq!(
+            shared_suffix(b"\x06ws-mt1\x07example\x03com\x00", apex),
+            Some(Suffix { keep: 7, skip: 5 })
+        );
+        assert_eq!(
+            shared_suffix(b"\x02ws\x04apps\x07example\x03com\x00", apex),
+            Some(Suffix { keep: 3, skip: 0 })
+        );
+        assert_eq!(shared_suffix(b"\x02ws\x03net\x00", apex), None);
+        assert_eq!(
+            shared_suffix(b"\x02ws\x03com\x00", apex),
+            Some(Suffix { keep: 3, skip: 13 })
+        );
     }
 
     #[test]
