@@ -97,6 +97,8 @@ Options:
                              /run/cnamed/control for reload and status]
   --xfr-allow PREFIX         who may transfer the zone (AXFR over TCP), repeatable:
                              192.0.2.0/24, ::1/128, or an address [default: nobody]
+  --tsig-key-file PATH       TSIG keys (tsig-keygen / keymgr -t format): a transfer must
+                             then be signed with one of them [default: none]
   --force                    reload: override the guard rails (serial rollback, empty,
                              shrink), for this reload only
   --json                     status: one JSON object
@@ -109,7 +111,7 @@ stop accepting, finish the TCP answers already asked for (at most 1 s) and exit.
 ";
 
 /// Every option that takes a value; anything else starting with '-' is unknown.
-const VALUE_FLAGS: [&str; 24] = [
+const VALUE_FLAGS: [&str; 25] = [
     "--dump",
     "--zone",
     "--target",
@@ -134,6 +136,7 @@ const VALUE_FLAGS: [&str; 24] = [
     "--clusters",
     "--control",
     "--xfr-allow",
+    "--tsig-key-file",
 ];
 
 fn value<T: FromStr>(flag: &str, text: &str, what: &str) -> Result<T, CliError> {
@@ -235,6 +238,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
             "--max-shrink" => config.max_shrink = value(flag, &text, "a percentage, 0 to 100")?,
             "--clusters" => config.clusters = Some(text.split(',').map(str::to_owned).collect()),
             "--control" => config.control = Some(PathBuf::from(text)),
+            "--tsig-key-file" => config.tsig_key_file = Some(PathBuf::from(text)),
             "--xfr-allow" => config.xfr_allow.push(
                 text.parse()
                     .map_err(|why| CliError(format!("{flag}: {why}")))?,

@@ -113,6 +113,8 @@ pub struct Config {
     pub control: Option<PathBuf>,
     /// Who may transfer the zone (AXFR over TCP); empty: nobody.
     pub xfr_allow: Vec<Prefix>,
+    /// TSIG keys a transfer must be signed with; `None`: the address list alone decides.
+    pub tsig_key_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -142,6 +144,7 @@ impl Default for Config {
             clusters: None,
             control: None,
             xfr_allow: Vec::new(),
+            tsig_key_file: None,
         }
     }
 }

@@ -249,3 +249,64 @@ fn concurrent_transfers_are_capped() {
     assert_eq!(m["cnamed_xfr_records_total"], 2.0 * 900_003.0);
     assert!(m["cnamed_xfr_bytes_total"] > 2.0 * 30e6);
 }
+
+/// With `--tsig-key-file`, a transfer must be signed (RFC 8945): dig and kdig, whose TSIG
+/// code is not ours, transfer with the key and check every message's signature; a wrong
+/// secret gets BADSIG, an unknown key BADKEY (both NOTAUTH), an unsigned request REFUSED.
+#[test]
+fn tsig_signed_transfers() {
+    let secret = "PNe84o+cKkIJkh9PXBBYvCPEPBJ6vOIysbX44qdczrQ=";
+    let keys = temp_dump(
+        "tsig-keys",
+        &format!(
+            "key \"xfr-key\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{secret}\";\n}};\n\
+             key \"big\" {{ algorithm hmac-sha512; secret \"{secret}\"; }};\n"
+        ),
+    );
+    let dump_path = temp_dump("tsig-dump", &dump(3, 20_000, 0));
+    let server = Cnamed::start_dump(
+        &dump_path,
+        &[
+            "--xfr-allow",
+            "127.0.0.0/8",
+            "--tsig-key-file",
+            keys.to_str().unwrap(),
+        ],
+    );
+    let port = server.addr.port().to_string();
+    let run = |program: &str, key: &str| {
+        let output = std::process::Command::new(program)
+            .args([
+                "@127.0.0.1",
+                "-p",
+                &port,
+                "-y",
+                key,
+                "apps.example.com",
+                "AXFR",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr)
+    };
+    let good = format!("hmac-sha256:xfr-key:{secret}");
+    let out = run("dig", &good);
+    assert!(out.contains("XFR size: 60003 records"), "{out}");
+    assert!(!out.to_lowercase().contains("tsig verify failure"), "{out}");
+    let out = run("kdig", &good);
+    assert!(out.contains("60003 records"), "{out}");
+    let out = run("kdig", &format!("hmac-sha512:big:{secret}"));
+    assert!(out.contains("60003 records"), "{out}");
+
+    let wrong = "hmac-sha256:xfr-key:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let out = run("kdig", wrong);
+    assert!(out.contains("BADSIG"), "{out}");
+    let out = run("kdig", &format!("hmac-sha256:nobody:{secret}"));
+    assert!(out.contains("BADKEY"), "{out}");
+
+    let mut stream = connect(&server);
+    stream.write_all(&frame(&axfr_query(1))).unwrap();
+    let unsigned = read_axfr(&mut stream);
+    assert_eq!(unsigned[0].response_code(), ResponseCode::Refused);
+}

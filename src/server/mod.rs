@@ -75,6 +75,13 @@ impl Server {
         cookies: Secrets,
         tcp_limits: TcpLimits,
     ) -> io::Result<Self> {
+        let tsig_keys = match &config.tsig_key_file {
+            Some(path) => Some(
+                crate::xfr::keys::load(path)
+                    .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?,
+            ),
+            None => None,
+        };
         let (workers, local_addrs) = bind_workers(&config.listen, config.threads.max(1))?;
         let stats = ServerStats::default();
         stats.apps.set(snapshot.app_count() as u64);
@@ -88,8 +95,14 @@ impl Server {
                 snapshot: ArcSwap::from_pointee(snapshot),
                 cookies: ArcSwap::from_pointee(cookies),
                 shutdown: AtomicBool::new(false),
-                xfr: (!config.xfr_allow.is_empty())
-                    .then(|| Gate::new(config.xfr_allow.clone(), MAX_TRANSFERS)),
+                xfr: match config.xfr_allow.is_empty() {
+                    true => None,
+                    false => Some(Gate::new(
+                        config.xfr_allow.clone(),
+                        MAX_TRANSFERS,
+                        tsig_keys,
+                    )),
+                },
             }),
             zone,
             dump: config.dump.clone(),

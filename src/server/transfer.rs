@@ -9,8 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::snapshot::Snapshot;
+use crate::sys::unix_seconds;
+use crate::wire::tsig::{sign, Chain, Signing, BADTIME};
+use crate::wire::{flags, HEADER_LEN, MAX_TCP};
 use crate::xfr::axfr::{axfr, MAX_MESSAGE};
-use crate::xfr::Request;
+use crate::xfr::{Auth, Request};
 
 /// A client that takes no data for this long loses its transfer.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -58,8 +61,14 @@ pub(super) fn start(stream: mio::net::TcpStream, request: Request, snapshot: Arc
     }
 }
 
-/// Writes every message of the transfer, each with its length prefix; returns the records
-/// and bytes sent.
+/// How long a TSIG signature of ours stays valid either side of its time (RFC 8945 §10).
+const FUDGE: u16 = 300;
+/// RCODE of a TSIG failure.
+const NOTAUTH: u16 = 9;
+
+/// Writes every message of the transfer, each with its length prefix and, when the request
+/// was signed, its TSIG (every message, chained to the one before); returns the records and
+/// bytes sent. A request whose TSIG failed gets one NOTAUTH message instead.
 fn send_axfr(
     mut stream: TcpStream,
     request: &Request,
@@ -68,24 +77,106 @@ fn send_axfr(
     stream.set_nonblocking(false)?;
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
     stream.set_nodelay(true)?;
+    // A message fills at most MAX_MESSAGE bytes; its TSIG goes in the room after them.
+    let mut frame = vec![0u8; 2 + MAX_TCP];
+    if let Auth::Failed { error, .. } = &request.auth {
+        let len = tsig_error(request, &mut frame[2..])
+            .ok_or_else(|| io::Error::other("no room for the TSIG error"))?;
+        frame[..2].copy_from_slice(&(len as u16).to_be_bytes());
+        stream.write_all(&frame[..2 + len])?;
+        linger(&stream)?;
+        return Err(io::Error::other(format!(
+            "TSIG error {error}, answered NOTAUTH"
+        )));
+    }
     let mut transfer = axfr(snapshot);
-    let mut frame = vec![0u8; 2 + MAX_MESSAGE];
     let mut bytes = 0u64;
-    while let Some(len) = transfer.next_message(request.id, request.question(), &mut frame[2..]) {
+    let mut chain = match &request.auth {
+        Auth::Valid { mac, .. } => Chain::Request(*mac),
+        _ => Chain::Unsigned,
+    };
+    while let Some(mut len) = transfer.next_message(
+        request.id,
+        request.question(),
+        &mut frame[2..2 + MAX_MESSAGE],
+    ) {
+        if let Auth::Valid { key, key_name, .. } = &request.auth {
+            let signing = Signing {
+                key: Some(key),
+                key_name,
+                algorithm: key.algorithm.wire_name(),
+                chain,
+                time: u64::from(unix_seconds()),
+                fudge: FUDGE,
+                error: 0,
+                other: &[],
+            };
+            let (signed, mac) = sign(&mut frame[2..], len, &signing)
+                .ok_or_else(|| io::Error::other("no room for the TSIG record"))?;
+            len = signed;
+            chain = Chain::Prior(mac);
+        }
         frame[..2].copy_from_slice(&(len as u16).to_be_bytes());
         stream.write_all(&frame[..2 + len])?;
         bytes += 2 + len as u64;
     }
-    // Our side is done; read (and drop) until the client closes, for at most LINGER.
+    linger(&stream)?;
+    Ok((transfer.records(), bytes))
+}
+
+/// The NOTAUTH answer to a request whose TSIG failed (RFC 8945 §5.2): the question, and a
+/// TSIG with the error, unsigned for BADKEY and BADSIG, signed for BADTIME (with our time
+/// in Other Data).
+fn tsig_error(request: &Request, out: &mut [u8]) -> Option<usize> {
+    let Auth::Failed {
+        error,
+        key,
+        key_name,
+        algorithm,
+        mac,
+        time_signed,
+    } = &request.auth
+    else {
+        return None;
+    };
+    let question = request.question();
+    let len = HEADER_LEN + question.len();
+    let header = out.get_mut(..len)?;
+    header[..2].copy_from_slice(&request.id.to_be_bytes());
+    header[2..4].copy_from_slice(&(flags::QR | NOTAUTH).to_be_bytes());
+    header[4..12].copy_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+    header[HEADER_LEN..].copy_from_slice(question);
+    let now = u64::from(unix_seconds());
+    let our_time = now.to_be_bytes();
+    let (chain, time, other) = match (*error, key) {
+        (BADTIME, Some(_)) => (Chain::Request(*mac), *time_signed, &our_time[2..]),
+        _ => (Chain::Unsigned, now, &[][..]),
+    };
+    let signing = Signing {
+        key: key.as_ref(),
+        key_name,
+        algorithm,
+        chain,
+        time,
+        fudge: FUDGE,
+        error: *error,
+        other,
+    };
+    sign(out, len, &signing).map(|(len, _)| len)
+}
+
+/// Our side is done; reads (and drops) until the client closes, for at most `LINGER`, so
+/// that our close is not a reset.
+fn linger(stream: &TcpStream) -> io::Result<()> {
     stream.shutdown(Shutdown::Write)?;
     stream.set_read_timeout(Some(LINGER))?;
     let mut sink = [0u8; 512];
     let deadline = Instant::now() + LINGER;
     while Instant::now() < deadline {
-        match stream.read(&mut sink) {
+        match (&*stream).read(&mut sink) {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
     }
-    Ok((transfer.records(), bytes))
+    Ok(())
 }

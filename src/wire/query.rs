@@ -270,7 +270,7 @@ fn parse_question(packet: &[u8], start: usize) -> Option<Question<'_>> {
 
 /// Steps over a possibly compressed name without following pointers; returns the offset after
 /// it. Used for records we only need to skip.
-fn skip_name(packet: &[u8], start: usize) -> Option<usize> {
+pub(crate) fn skip_name(packet: &[u8], start: usize) -> Option<usize> {
     let mut at = start;
     loop {
         match LabelKind::classify(*packet.get(at)?) {

@@ -6,6 +6,7 @@
 //! a worker's time, and a transfer keeps the snapshot it started with.
 
 pub mod axfr;
+pub mod keys;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -13,6 +14,8 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crate::sys::unix_seconds;
+use crate::wire::tsig::{self, Key, Signature, Verdict};
 use crate::wire::{parse_query, Class, Rtype, MAX_NAME};
 
 /// Transfers served at once; one more is refused (REFUSED, as for a client not allowed).
@@ -102,19 +105,45 @@ pub struct XfrStats {
     pub bytes: AtomicU64,
 }
 
+/// How a transfer request was authenticated (RFC 8945).
+#[derive(Debug)]
+pub enum Auth {
+    /// No keys configured: the address list alone decides.
+    Unsigned,
+    /// Signed with `key`, checked: every response message is signed.
+    Valid {
+        key: Key,
+        /// The key's name as the request spelled it.
+        key_name: Vec<u8>,
+        mac: Signature,
+    },
+    /// A TSIG error to answer with NOTAUTH: BADKEY or BADSIG unsigned, BADTIME signed.
+    Failed {
+        error: u16,
+        key: Option<Key>,
+        key_name: Vec<u8>,
+        algorithm: Vec<u8>,
+        mac: Signature,
+        time_signed: u64,
+    },
+}
+
 /// Who may transfer, and the transfers running.
 #[derive(Debug)]
 pub struct Gate {
     allow: Vec<Prefix>,
+    /// With keys, a transfer also needs a valid TSIG from one of them.
+    keys: Option<Vec<Key>>,
     active: Arc<AtomicUsize>,
     max: usize,
     stats: Arc<XfrStats>,
 }
 
 impl Gate {
-    pub fn new(allow: Vec<Prefix>, max: usize) -> Self {
+    pub fn new(allow: Vec<Prefix>, max: usize, keys: Option<Vec<Key>>) -> Self {
         Self {
             allow,
+            keys,
             active: Arc::new(AtomicUsize::new(0)),
             max,
             stats: Arc::default(),
@@ -147,6 +176,35 @@ impl Gate {
         {
             return None;
         }
+        let auth = match &self.keys {
+            None => Auth::Unsigned,
+            Some(keys) => match tsig::find(query) {
+                Ok(Some(signed)) => {
+                    match tsig::verify(query, &signed, keys, u64::from(unix_seconds())) {
+                        Verdict::Valid { key, mac, .. } => Auth::Valid {
+                            key: key.clone(),
+                            key_name: signed.key_name.to_vec(),
+                            mac,
+                        },
+                        Verdict::Error {
+                            error,
+                            key,
+                            mac,
+                            time_signed,
+                        } => Auth::Failed {
+                            error,
+                            key: key.cloned(),
+                            key_name: signed.key_name.to_vec(),
+                            algorithm: signed.algorithm.to_vec(),
+                            mac,
+                            time_signed,
+                        },
+                    }
+                }
+                // Unsigned (or unreadable): not a transfer here; the ordinary rules refuse it.
+                _ => return None,
+            },
+        };
         let Some(permit) = self.acquire() else {
             self.stats.refused_busy.fetch_add(1, Ordering::Relaxed);
             return None;
@@ -157,6 +215,7 @@ impl Gate {
             id: parsed.id,
             peer,
             stats: Arc::clone(&self.stats),
+            auth,
             question: raw,
             question_len: question.raw.len(),
             _permit: permit,
@@ -190,6 +249,7 @@ pub struct Request {
     pub peer: IpAddr,
     /// Where the transfer counts its outcome.
     pub stats: Arc<XfrStats>,
+    pub auth: Auth,
     question: [u8; MAX_QUESTION],
     question_len: usize,
     _permit: Permit,
@@ -235,7 +295,7 @@ mod tests {
 
     #[test]
     fn requests_are_allowed_axfrs_of_the_apex_within_the_cap() {
-        let gate = Gate::new(vec!["127.0.0.0/8".parse().unwrap()], 2);
+        let gate = Gate::new(vec!["127.0.0.0/8".parse().unwrap()], 2, None);
         let apex = b"\x04apps\x07example\x03com\x00";
         let local: IpAddr = "127.0.0.1".parse().unwrap();
         let axfr = QueryBuilder::new("APPS.example.com", 252).id(7).build();
