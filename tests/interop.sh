@@ -5,7 +5,8 @@
 #
 #   tests/interop.sh [--apps N]     (run as root; .ci/run runs it)
 #
-# Starts cnamed with N apps (default 100k) and --xfr-allow 127.0.0.1, then knotd, nsd and
+# Starts cnamed with N apps (default 100k), --xfr-allow 127.0.0.1 and a TSIG key (every
+# transfer signed; tsig-keygen makes the key), then knotd, nsd and
 # named on free loopback ports with configurations in a temp directory (nothing listens
 # elsewhere, nothing is sent elsewhere: BIND has recursion off and its query, transfer and
 # notify sources pinned to 127.0.0.1). For each secondary: its serial matches, its own AXFR
@@ -52,16 +53,19 @@ u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", p)); 
 }
 zone=apps.example.com
 
-step "cnamed with $apps apps"
+step "cnamed with $apps apps, transfers signed with a TSIG key from tsig-keygen"
+tsig-keygen -a hmac-sha256 xfr-key > "$work/xfr-key.conf"
+secret=$(sed -n 's/.*secret "\(.*\)";/\1/p' "$work/xfr-key.conf")
 "$bin/cnamed-gen" dump --apps "$apps" --clusters 8 > "$work/apps.json"
 "$bin/cnamed" serve --dump "$work/apps.json" --zone "$zone" --listen 127.0.0.1:0 --threads 2 \
-    --xfr-allow 127.0.0.1 2>"$work/cnamed.log" &
+    --xfr-allow 127.0.0.1 --tsig-key-file "$work/xfr-key.conf" 2>"$work/cnamed.log" &
 pids+=($!)
 for _ in $(seq 1 100); do grep -q serving "$work/cnamed.log" && break; sleep 0.1; done
 primary=$(sed -n 's/.* on 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$work/cnamed.log" | head -1)
 [ -n "$primary" ] || fail "cnamed did not start"
 serial=$(dig @127.0.0.1 -p "$primary" +short "$zone" SOA | awk '{print $3}')
-records=$(dig @127.0.0.1 -p "$primary" "$zone" AXFR | sed -n 's/.*XFR size: \([0-9]*\) records.*/\1/p')
+records=$(dig @127.0.0.1 -p "$primary" -y "hmac-sha256:xfr-key:$secret" "$zone" AXFR \
+    | sed -n 's/.*XFR size: \([0-9]*\) records.*/\1/p')
 [ "$records" -eq $((apps * 3 + 3)) ] || fail "cnamed's AXFR has $records records"
 
 step "Knot as a secondary"
@@ -76,9 +80,14 @@ database:
 log:
   - target: stderr
     any: info
+key:
+  - id: xfr-key
+    algorithm: hmac-sha256
+    secret: $secret
 remote:
   - id: cnamed
     address: 127.0.0.1@$primary
+    key: xfr-key
 acl:
   - id: local
     address: 127.0.0.1
@@ -115,17 +124,29 @@ server:
     verbosity: 1
 remote-control:
     control-enable: no
+key:
+    name: xfr-key
+    algorithm: hmac-sha256
+    secret: "$secret"
 zone:
     name: $zone
     zonefile: "$zone.zone"
-    request-xfr: AXFR 127.0.0.1@$primary NOKEY
+    request-xfr: AXFR 127.0.0.1@$primary xfr-key
     allow-notify: 127.0.0.1 NOKEY
     provide-xfr: 127.0.0.1 NOKEY
 CONF
 nsd -d -c "$work/nsd/nsd.conf" 2>"$work/nsd.log" &
 pids+=($!)
 
-step "BIND 9 as a secondary"
+step "BIND 9 as a secondary (of a second cnamed, without TSIG: see below)"
+# BIND signs its SOA refresh query too, and cnamed signs only transfer responses so far: BIND
+# refuses the unsigned SOA answer ("expected a TSIG or SIG(0)"). Until queries are signed as
+# well, BIND follows a cnamed that allows transfers by address alone.
+"$bin/cnamed" serve --dump "$work/apps.json" --zone "$zone" --listen 127.0.0.1:0 --threads 1 \
+    --xfr-allow 127.0.0.1 2>"$work/cnamed-nokey.log" &
+pids+=($!)
+for _ in $(seq 1 100); do grep -q serving "$work/cnamed-nokey.log" && break; sleep 0.1; done
+primary_nokey=$(sed -n 's/.* on 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$work/cnamed-nokey.log" | head -1)
 bind_port=$(free_port)
 mkdir -p "$work/bind"
 cat > "$work/bind/named.conf" <<CONF
@@ -144,7 +165,7 @@ options {
 controls { };
 zone "$zone" {
     type secondary;
-    primaries { 127.0.0.1 port $primary; };
+    primaries { 127.0.0.1 port $primary_nokey; };
     file "$work/bind/$zone.db";
     request-ixfr no;
 };
