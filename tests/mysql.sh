@@ -82,7 +82,7 @@ port=$(sed -n 's/.* on 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$work/cnamed.log" | hea
 sql --batch --skip-column-names service -e "SELECT app_id, cluster FROM apps ORDER BY RAND() LIMIT 500" \
     > "$work/sample"
 awk '{print "ws-" $1 ".apps.example.com. CNAME"}' "$work/sample" > "$work/queries"
-dig @127.0.0.1 -p "$port" +noall +answer -f "$work/queries" | awk '{print tolower($1), $5}' \
+dig @127.0.0.1 -p "$port" +tcp +noall +answer -f "$work/queries" | awk '{print tolower($1), $5}' \
     | sort > "$work/got"
 awk '{print tolower("ws-" $1 ".apps.example.com."), "ws-" $2 ".example.com."}' "$work/sample" \
     | sort > "$work/want"
