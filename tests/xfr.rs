@@ -310,3 +310,62 @@ fn tsig_signed_transfers() {
     let unsigned = read_axfr(&mut stream);
     assert_eq!(unsigned[0].response_code(), ResponseCode::Refused);
 }
+
+/// A request signed with the right key but 1,000 s off the clock: NOTAUTH, TSIG error
+/// BADTIME, the answer signed and carrying the server's time (RFC 8945 §5.2.3). The request is
+/// made by our signer (dig and kdig cannot set the time); the RCODE is read by hickory.
+#[test]
+fn tsig_badtime_is_answered_signed_with_our_time() {
+    use cnamed::wire::tsig::{self, Algorithm, Chain, Key, Signing};
+    let secret = "PNe84o+cKkIJkh9PXBBYvCPEPBJ6vOIysbX44qdczrQ=";
+    let keys = temp_dump(
+        "tsig-badtime",
+        &format!("key \"xfr-key\" {{ algorithm hmac-sha256; secret \"{secret}\"; }};"),
+    );
+    let server = Cnamed::start(&[
+        "--xfr-allow",
+        "127.0.0.0/8",
+        "--tsig-key-file",
+        keys.to_str().unwrap(),
+    ]);
+    let key = Key {
+        name: b"\x07xfr-key\x00".to_vec(),
+        algorithm: Algorithm::HmacSha256,
+        secret: cnamed::xfr::keys::parse(&std::fs::read_to_string(&keys).unwrap())
+            .unwrap()
+            .remove(0)
+            .secret,
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut query = axfr_query(31);
+    let len = query.len();
+    query.resize(len + 200, 0);
+    let signing = Signing {
+        key: Some(&key),
+        key_name: &key.name,
+        algorithm: key.algorithm.wire_name(),
+        chain: Chain::Query,
+        time: now - 1000,
+        fudge: 300,
+        error: 0,
+        other: &[],
+    };
+    let (end, _) = tsig::sign(&mut query, len, &signing).unwrap();
+    query.truncate(end);
+    let mut stream = connect(&server);
+    stream.write_all(&frame(&query)).unwrap();
+    let reply = read_frame(&mut stream).expect("an answer");
+    assert_eq!(
+        Message::from_bytes(&reply).unwrap().response_code().low(),
+        9
+    );
+    let tsig = tsig::find(&reply).unwrap().expect("a TSIG record");
+    assert_eq!(tsig.error, tsig::BADTIME);
+    assert_eq!(tsig.time_signed, now - 1000, "the request's time");
+    assert_eq!(tsig.mac.len(), 32, "signed");
+    let ours = tsig.other.iter().fold(0u64, |t, &b| t << 8 | u64::from(b));
+    assert!(ours.abs_diff(now) < 10, "our time in Other Data: {ours}");
+}
