@@ -356,11 +356,9 @@ pub enum Chain {
     Unsigned,
 }
 
-/// Appends a TSIG record to the message `out[..len]` (ARCOUNT incremented) and returns the
-/// new length and the MAC made (empty when unsigned), for the next message. `key_name` and
-/// `algorithm` are written as the request spelled them; `key` signs after `chain` (not for
-/// `Chain::Unsigned`); `other` is the Other Data (the server's time, for BADTIME). `None` if
-/// it does not fit in `out`.
+/// How to sign a message: `key_name` and `algorithm` are written as the request spelled them;
+/// `key` signs after `chain` (nothing signs for `Chain::Unsigned`); `other` is the Other Data
+/// (the server's time, for BADTIME).
 pub struct Signing<'a> {
     pub key: Option<&'a Key>,
     pub key_name: &'a [u8],
@@ -372,6 +370,9 @@ pub struct Signing<'a> {
     pub other: &'a [u8],
 }
 
+/// Appends a TSIG record to the message `out[..len]` (ARCOUNT incremented) and returns the
+/// new length and the MAC made (empty when unsigned), for the next message; `None` if it does
+/// not fit in `out`.
 pub fn sign(out: &mut [u8], len: usize, signing: &Signing<'_>) -> Option<(usize, Signature)> {
     let Signing {
         key,
