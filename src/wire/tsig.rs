@@ -99,12 +99,14 @@ impl Hmac {
             mac: [0; MAX_MAC],
             len: 0,
         };
-        let bytes = match self {
-            Self::Sha256(mac) => mac.finalize().into_bytes().to_vec(),
-            Self::Sha512(mac) => mac.finalize().into_bytes().to_vec(),
+        let mut keep = |bytes: &[u8]| {
+            signature.mac[..bytes.len()].copy_from_slice(bytes);
+            signature.len = bytes.len();
         };
-        signature.mac[..bytes.len()].copy_from_slice(&bytes);
-        signature.len = bytes.len();
+        match self {
+            Self::Sha256(mac) => keep(&mac.finalize().into_bytes()),
+            Self::Sha512(mac) => keep(&mac.finalize().into_bytes()),
+        }
         signature
     }
 
