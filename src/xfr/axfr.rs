@@ -253,44 +253,36 @@ impl Message<'_, '_> {
     /// A CNAME record (TYPE to RDATA) owned by `label`, its target compressed against the
     /// apex when it shares a suffix with it and the apex is in this message.
     fn cname(&mut self, label: &[u8], record: &[u8], suffix: Option<Suffix>) -> bool {
-        if self.apex_at.is_none() {
-            // Written whole here; later records of the message point at this one's apex.
-            return self.owned_record(label, record);
-        }
-        let (Some(suffix), Some(apex_at)) = (suffix, self.apex_at) else {
-            return self.owned_record(label, record);
+        // Without the apex in this message yet, the record is written whole; later records
+        // point at its apex.
+        let target_at = self.apex_at.zip(suffix).map(|(at, s)| at + s.skip);
+        let (Some(suffix), Some(target_at)) = (suffix, target_at) else {
+            return self.owned_record(label, &[record]);
         };
-        let target_at = apex_at + suffix.skip;
-        if target_at > MAX_POINTER || self.count == u16::MAX {
-            return self.owned_record(label, record);
+        if target_at > MAX_POINTER {
+            return self.owned_record(label, &[record]);
         }
         let (fixed, target) = record.split_at(CNAME_FIXED);
         let rdlength = (suffix.keep + 2) as u16;
         let pointer = (0xC000 | target_at as u16).to_be_bytes();
-        let owner_pointer = (0xC000 | apex_at as u16).to_be_bytes();
-        let parts = [
-            label,
-            &owner_pointer[..],
+        let rdata: [&[u8]; 4] = [
             &fixed[..CNAME_FIXED - 2],
             &rdlength.to_be_bytes(),
             &target[..suffix.keep],
-            &pointer[..],
+            &pointer,
         ];
-        if !self.push(&parts) {
-            return false;
-        }
-        self.count += 1;
-        true
+        self.owned_record(label, &rdata)
     }
 
     /// A record owned by the apex.
     fn apex_record(&mut self, record: &[u8]) -> bool {
-        self.owned_record(&[], record)
+        self.owned_record(&[], &[record])
     }
 
-    /// A record (TYPE to RDATA) owned by `label` under the apex, or by the apex itself when
-    /// `label` is empty: the apex is written whole the first time, then pointed to.
-    fn owned_record(&mut self, label: &[u8], record: &[u8]) -> bool {
+    /// A record (TYPE to RDATA, in up to four parts) owned by `label` under the apex, or by
+    /// the apex itself when `label` is empty: the apex is written whole the first time, then
+    /// pointed to.
+    fn owned_record(&mut self, label: &[u8], record: &[&[u8]]) -> bool {
         if self.count == u16::MAX {
             return false;
         }
@@ -303,8 +295,12 @@ impl Message<'_, '_> {
             }
             None => apex,
         };
+        let mut parts: [&[u8]; 6] = [label, name, &[], &[], &[], &[]];
+        for (slot, part) in parts[2..].iter_mut().zip(record) {
+            *slot = part;
+        }
         let apex_offset = self.len + label.len();
-        if !self.push(&[label, name, record]) {
+        if !self.push(&parts) {
             return false;
         }
         if self.apex_at.is_none() && apex_offset <= MAX_POINTER {
