@@ -119,10 +119,10 @@ impl Connection {
                     return State::HandOff;
                 }
                 // Earlier answers still going out: wait until the peer reads them.
-                return match wrote {
-                    true => continue,
-                    false => State::Open,
-                };
+                if wrote {
+                    continue;
+                }
+                return State::Open;
             }
             let Ok(read) = self.fill() else {
                 return State::Close(CloseReason::Peer);
