@@ -242,7 +242,14 @@ fn concurrent_transfers_are_capped() {
     // read, then closed), and the records and bytes of the completed ones.
     let transfers =
         |result: &str| format!("cnamed_xfr_transfers_total{{type=\"AXFR\",result=\"{result}\"}}");
-    let m = wait_metric_for(metrics, &transfers("failed"), 3.0, Duration::from_secs(15));
+    // Each is counted when its thread ends, in no particular order: wait for both counts.
+    wait_metric_for(metrics, &transfers("failed"), 3.0, Duration::from_secs(15));
+    let m = wait_metric_for(
+        metrics,
+        &transfers("completed"),
+        2.0,
+        Duration::from_secs(15),
+    );
     assert_eq!(m[&transfers("completed")], 2.0);
     assert_eq!(m[&transfers("refused_busy")], 1.0);
     assert_eq!(m[&transfers("failed")], 3.0);
