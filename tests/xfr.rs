@@ -376,3 +376,88 @@ fn tsig_badtime_is_answered_signed_with_our_time() {
     let ours = tsig.other.iter().fold(0u64, |t, &b| t << 8 | u64::from(b));
     assert!(ours.abs_diff(now) < 10, "our time in Other Data: {ours}");
 }
+
+/// Ordinary queries signed with TSIG (secondaries sign their SOA refresh) get signed answers
+/// over UDP and TCP, checked by dig and kdig; a wrong secret gets NOTAUTH with BADSIG, and a
+/// server without a key file answers BADKEY rather than an unsigned answer. Keys follow
+/// reloads.
+#[test]
+fn signed_queries_get_signed_answers() {
+    let secret = "PNe84o+cKkIJkh9PXBBYvCPEPBJ6vOIysbX44qdczrQ=";
+    let keys = temp_dump(
+        "tsig-queries",
+        &format!("key \"edge\" {{ algorithm hmac-sha256; secret \"{secret}\"; }};"),
+    );
+    let mut signed = Cnamed::start(&["--tsig-key-file", keys.to_str().unwrap()]);
+    let keyless = Cnamed::start(&[]);
+    let ask = |program: &str, server: &Cnamed, key: &str, transport: &str, name: &str| {
+        let port = server.addr.port().to_string();
+        let output = std::process::Command::new(program)
+            .args(["@127.0.0.1", "-p", &port, "-y", key, transport, name, "A"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr)
+    };
+    let good = format!("hmac-sha256:edge:{secret}");
+    for transport in ["+notcp", "+tcp"] {
+        let out = ask("dig", &signed, &good, transport, "apps.example.com");
+        assert!(out.contains("status: NOERROR"), "{out}");
+        assert!(out.contains("TSIG PSEUDOSECTION"), "{out}");
+        assert!(!out.contains("verify"), "dig checked the signature: {out}");
+        let out = ask(
+            "kdig",
+            &signed,
+            &good,
+            transport,
+            "ws-123456.apps.example.com",
+        );
+        assert!(out.contains("status: NOERROR"), "{out}");
+        assert!(out.contains("ws-mt1.example.com"), "{out}");
+        assert!(out.contains("TSIG PSEUDOSECTION"), "{out}");
+        assert!(!out.to_lowercase().contains("warning"), "{out}");
+    }
+    let wrong = "hmac-sha256:edge:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let out = ask("kdig", &signed, wrong, "+notcp", "apps.example.com");
+    // kdig shows the TSIG error as the status (the header says NOTAUTH).
+    assert!(
+        out.contains("status: BADSIG") && out.contains("ANSWER: 0"),
+        "{out}"
+    );
+    let out = ask("kdig", &keyless, &good, "+tcp", "apps.example.com");
+    assert!(
+        out.contains("status: BADKEY") && out.contains("ANSWER: 0"),
+        "{out}"
+    );
+    // The unsigned path is untouched.
+    let out = std::process::Command::new("dig")
+        .args(["@127.0.0.1", "-p", &signed.addr.port().to_string()])
+        .args(["apps.example.com", "SOA"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("status: NOERROR"));
+
+    // Keys are read again on reload: a rolled key works at once, the retired one is
+    // unknown; a broken key file fails the reload and the keys in use stay.
+    let rolled = "hmac-sha256:edge2:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    std::fs::write(
+        &keys,
+        "key \"edge2\" { algorithm hmac-sha256; secret \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"; };",
+    )
+    .unwrap();
+    signed.signal("HUP");
+    signed.wait_log("reloaded");
+    let out = ask("kdig", &signed, rolled, "+notcp", "apps.example.com");
+    assert!(
+        out.contains("status: NOERROR") && out.contains("TSIG"),
+        "{out}"
+    );
+    let out = ask("kdig", &signed, &good, "+notcp", "apps.example.com");
+    assert!(out.contains("status: BADKEY"), "{out}");
+    std::fs::write(&keys, "key \"edge3\" { algorithm md5; };").unwrap();
+    signed.signal("HUP");
+    let line = signed.wait_log("reload failed");
+    assert!(line.contains("TSIG key"), "{line}");
+    let out = ask("kdig", &signed, rolled, "+notcp", "apps.example.com");
+    assert!(out.contains("status: NOERROR"), "{out}");
+}

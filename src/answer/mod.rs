@@ -7,6 +7,7 @@
 
 mod decide;
 mod reply;
+pub mod signed;
 #[cfg(test)]
 mod tests;
 
@@ -73,6 +74,9 @@ pub struct Summary {
     pub formerr: Option<FormErrCause>,
     /// The verdict on the query's COOKIE option, when cookies are answered and it had one.
     pub cookie: Option<cookie::Check>,
+    /// The query carried a TSIG record: the response written is unsigned, and the caller
+    /// holding the keys signs it or answers the TSIG error instead (RFC 8945 §5.3).
+    pub signed: bool,
     /// Where the answer and authority records lie in the response; `None` for responses
     /// that [`Summary::truncate`] leaves as they are.
     records: Option<(u16, u16)>,
@@ -88,6 +92,7 @@ impl Summary {
             truncated: false,
             formerr: None,
             cookie: None,
+            signed: false,
             records: None,
         }
     }
@@ -103,6 +108,7 @@ impl Summary {
             truncated: finished.truncated,
             formerr: None,
             cookie: None,
+            signed: false,
             records: Some(finished.records),
         }
     }
@@ -226,6 +232,7 @@ fn answer(
     Summary {
         qtype: Some(query.question.qtype),
         cookie,
+        signed: query.signed,
         ..Summary::sent(reply.finish(rcode), rcode)
     }
 }

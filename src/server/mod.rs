@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 
 use self::control::ReloadQueue;
 use self::http::Health;
@@ -57,6 +57,7 @@ pub struct Server {
     zone: Zone,
     dump: PathBuf,
     cookie_secret_file: Option<PathBuf>,
+    tsig_key_file: Option<PathBuf>,
     max_dump_size: u64,
     rules: Rules,
     tcp_limits: TcpLimits,
@@ -94,19 +95,17 @@ impl Server {
             shared: Arc::new(Shared {
                 snapshot: ArcSwap::from_pointee(snapshot),
                 cookies: ArcSwap::from_pointee(cookies),
+                tsig_keys: ArcSwapOption::new(tsig_keys.map(Arc::new)),
                 shutdown: AtomicBool::new(false),
                 xfr: match config.xfr_allow.is_empty() {
                     true => None,
-                    false => Some(Gate::new(
-                        config.xfr_allow.clone(),
-                        MAX_TRANSFERS,
-                        tsig_keys,
-                    )),
+                    false => Some(Gate::new(config.xfr_allow.clone(), MAX_TRANSFERS)),
                 },
             }),
             zone,
             dump: config.dump.clone(),
             cookie_secret_file: config.cookie_secret_file.clone(),
+            tsig_key_file: config.tsig_key_file.clone(),
             max_dump_size: config.max_dump_size,
             rules: config
                 .guard_rules()
@@ -186,6 +185,7 @@ impl Server {
                 zone: self.zone,
                 dump: self.dump,
                 cookie_secret_file: self.cookie_secret_file,
+                tsig_key_file: self.tsig_key_file,
                 max_dump_size: self.max_dump_size,
                 rules: self.rules,
                 stats: Arc::clone(&self.stats),

@@ -14,12 +14,15 @@ use crate::metrics::{Metrics, ServerStats};
 use crate::snapshot::guard::{check_successor, Difference, Refusal, Rules};
 use crate::snapshot::{LoadError, Snapshot, Zone};
 use crate::sys::unix_millis;
+use crate::wire::tsig::Key;
+use crate::xfr::keys::{self, KeyFileError};
 
 /// Why a reload kept the old state.
 #[derive(Debug)]
 pub enum ReloadError {
     Dump(LoadError),
     CookieSecret(SecretError),
+    TsigKeys(KeyFileError),
     /// The dump loaded, but the guard rails refuse it.
     Refused(Refusal),
     /// The thread running the reload ended without a result.
@@ -31,7 +34,9 @@ impl ReloadError {
     pub fn reason_index(&self) -> usize {
         match self {
             Self::Refused(refusal) => refusal.index(),
-            Self::Dump(_) | Self::CookieSecret(_) | Self::Died => Refusal::INVALID,
+            Self::Dump(_) | Self::CookieSecret(_) | Self::TsigKeys(_) | Self::Died => {
+                Refusal::INVALID
+            }
         }
     }
 }
@@ -41,6 +46,7 @@ impl fmt::Display for ReloadError {
         match self {
             Self::Dump(error) => error.fmt(f),
             Self::CookieSecret(error) => write!(f, "cookie secret {error}"),
+            Self::TsigKeys(error) => write!(f, "TSIG key {error}"),
             Self::Refused(refusal) if refusal.forcible() => {
                 write!(f, "refused: {refusal} (cnamed reload --force overrides)")
             }
@@ -101,21 +107,24 @@ pub(super) struct Reloader {
     pub(super) zone: Zone,
     pub(super) dump: PathBuf,
     pub(super) cookie_secret_file: Option<PathBuf>,
+    pub(super) tsig_key_file: Option<PathBuf>,
     pub(super) max_dump_size: u64,
     pub(super) rules: Rules,
     pub(super) stats: Arc<ServerStats>,
 }
 
-/// A dump, and the cookie secrets if there is a file, loaded and checked but not serving.
+/// A dump, and the cookie secrets and TSIG keys if there are files, loaded and checked but
+/// not serving.
 pub(super) struct Loaded {
     snapshot: Snapshot,
     secrets: Option<Secrets>,
+    keys: Option<Vec<Key>>,
     elapsed: Duration,
 }
 
 impl Reloader {
-    /// Loads the dump, and the cookie secret file if there is one, again and, only if both
-    /// are valid, swaps them in. Workers pick them up on their next batch; queries in flight
+    /// Loads the dump, and the cookie secret and TSIG key files if there are, again and, only
+    /// if all are valid, swaps them in. Workers pick them up on their next batch; queries in flight
     /// finish on the old snapshot.
     pub(super) fn reload(&self, force: bool) -> Result<Reloaded, ReloadError> {
         self.attempted();
@@ -134,11 +143,16 @@ impl Reloader {
             Some(path) => Some(Secrets::load(path).map_err(ReloadError::CookieSecret)?),
             None => None,
         };
+        let keys = match &self.tsig_key_file {
+            Some(path) => Some(keys::load(path).map_err(ReloadError::TsigKeys)?),
+            None => None,
+        };
         let snapshot = Snapshot::load(&self.dump, &self.zone, self.max_dump_size)
             .map_err(ReloadError::Dump)?;
         Ok(Loaded {
             snapshot,
             secrets,
+            keys,
             elapsed: started.elapsed(),
         })
     }
@@ -174,6 +188,9 @@ impl Reloader {
         };
         if let Some(secrets) = loaded.secrets {
             self.shared.cookies.store(Arc::new(secrets));
+        }
+        if let Some(keys) = loaded.keys {
+            self.shared.tsig_keys.store(Some(Arc::new(keys)));
         }
         if done.unchanged() {
             stats.reloads_unchanged.add(1);

@@ -4,13 +4,15 @@ use std::net::IpAddr;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 
+use crate::answer::signed::sign_response;
 use crate::answer::{Context, Transport};
 use crate::cookie::Secrets;
 use crate::metrics::WorkerCounters;
 use crate::snapshot::Snapshot;
 use crate::sys::unix_seconds;
+use crate::wire::tsig::Key;
 use crate::xfr::Gate;
 
 /// How long a stopping worker keeps finishing TCP answers already asked for.
@@ -21,6 +23,8 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 pub(crate) struct Shared {
     pub(crate) snapshot: ArcSwap<Snapshot>,
     pub(crate) cookies: ArcSwap<Secrets>,
+    /// The keys of `--tsig-key-file`, swapped by reloads; `None` without the flag.
+    pub(crate) tsig_keys: ArcSwapOption<Vec<Key>>,
     pub(crate) shutdown: AtomicBool,
     /// Zone transfers, when `--xfr-allow` lets anyone transfer.
     pub(crate) xfr: Option<Gate>,
@@ -57,6 +61,8 @@ pub(crate) struct Serving<'a> {
     pub(crate) now: u32,
     /// Zone transfers (TCP only).
     pub(crate) xfr: Option<&'a Gate>,
+    /// TSIG keys, read only for the rare signed query.
+    pub(crate) tsig_keys: Option<&'a ArcSwapOption<Vec<Key>>>,
 }
 
 impl<'a> Serving<'a> {
@@ -72,12 +78,25 @@ impl<'a> Serving<'a> {
             counters,
             now: unix_seconds(),
             xfr: None,
+            tsig_keys: None,
         }
     }
 
-    /// The same, with zone transfers (`None`: refused as ever).
-    pub(crate) fn with_xfr(self, xfr: Option<&'a Gate>) -> Self {
-        Self { xfr, ..self }
+    /// The same, with the zone transfers and TSIG keys of `shared`.
+    pub(crate) fn with_shared(self, shared: &'a Shared) -> Self {
+        Self {
+            xfr: shared.xfr.as_ref(),
+            tsig_keys: Some(&shared.tsig_keys),
+            ..self
+        }
+    }
+
+    /// Signs the response `out[..len]` to the TSIG-signed `query`, or answers its TSIG error
+    /// (see [`sign_response`]): the slow path of the rare signed query, which loads the keys.
+    pub(crate) fn sign(&self, query: &[u8], out: &mut [u8], len: usize) -> Option<usize> {
+        let keys = self.tsig_keys.and_then(ArcSwapOption::load_full);
+        let keys = keys.as_deref().map_or(&[][..], Vec::as_slice);
+        sign_response(query, out, len, keys, u64::from(unix_seconds()))
     }
 
     /// The answer context for a query from `client` over `transport`.

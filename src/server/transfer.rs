@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use crate::snapshot::Snapshot;
 use crate::sys::unix_seconds;
-use crate::wire::tsig::{sign, Chain, Signing, BADTIME};
-use crate::wire::{flags, HEADER_LEN, MAX_TCP};
+use crate::wire::tsig::{sign, sign_failure, Chain, Failure, Signing, FUDGE};
+use crate::wire::{flags, Rcode, HEADER_LEN, MAX_TCP};
 use crate::xfr::axfr::{axfr, MAX_MESSAGE};
 use crate::xfr::{Auth, Request};
 
@@ -60,11 +60,6 @@ pub(super) fn start(stream: mio::net::TcpStream, request: Request, snapshot: Arc
         crate::log!(Warning, "AXFR refused: no thread for it: {error}");
     }
 }
-
-/// How long a TSIG signature of ours stays valid either side of its time (RFC 8945 §10).
-const FUDGE: u16 = 300;
-/// RCODE of a TSIG failure.
-const NOTAUTH: u16 = 9;
 
 /// Writes every message of the transfer, each with its length prefix and, when the request
 /// was signed, its TSIG (every message, chained to the one before); returns the records and
@@ -125,8 +120,7 @@ fn send_axfr(
 }
 
 /// The NOTAUTH answer to a request whose TSIG failed (RFC 8945 §5.2): the question, and a
-/// TSIG with the error, unsigned for BADKEY and BADSIG, signed for BADTIME (with our time
-/// in Other Data).
+/// TSIG with the error, unsigned for BADKEY and BADSIG, signed for BADTIME.
 fn tsig_error(request: &Request, out: &mut [u8]) -> Option<usize> {
     let Auth::Failed {
         error,
@@ -143,26 +137,18 @@ fn tsig_error(request: &Request, out: &mut [u8]) -> Option<usize> {
     let len = HEADER_LEN + question.len();
     let header = out.get_mut(..len)?;
     header[..2].copy_from_slice(&request.id.to_be_bytes());
-    header[2..4].copy_from_slice(&(flags::QR | NOTAUTH).to_be_bytes());
+    header[2..4].copy_from_slice(&(flags::QR | Rcode::NOTAUTH.header_bits()).to_be_bytes());
     header[4..12].copy_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
     header[HEADER_LEN..].copy_from_slice(question);
-    let now = u64::from(unix_seconds());
-    let our_time = now.to_be_bytes();
-    let (chain, time, other) = match (*error, key) {
-        (BADTIME, Some(_)) => (Chain::Request(*mac), *time_signed, &our_time[2..]),
-        _ => (Chain::Unsigned, now, &[][..]),
-    };
-    let signing = Signing {
+    let failure = Failure {
+        error: *error,
         key: key.as_ref(),
         key_name,
         algorithm,
-        chain,
-        time,
-        fudge: FUDGE,
-        error: *error,
-        other,
+        mac: *mac,
+        time_signed: *time_signed,
     };
-    sign(out, len, &signing).map(|(len, _)| len)
+    sign_failure(out, len, &failure, u64::from(unix_seconds()))
 }
 
 /// Our side is done; reads (and drops) until the client closes, for at most `LINGER`, so

@@ -101,7 +101,7 @@ impl UdpSide {
             };
             let (snapshot, cookies) = (shared.snapshot.load(), shared.cookies.load());
             let mut answer = UdpAnswer {
-                serving: Serving::new(&snapshot, &cookies, counters),
+                serving: Serving::new(&snapshot, &cookies, counters).with_shared(shared),
                 rate_limiter: self.rate_limiter.as_mut(),
                 now_ms: self.started.elapsed().as_millis() as u64,
             };
@@ -159,6 +159,9 @@ impl UdpAnswer<'_> {
                     }
                 }
             }
+        }
+        if let (true, Some(len)) = (summary.signed, summary.len) {
+            summary.len = serving.sign(query, out, len);
         }
         serving.counters.record(Transport::Udp, &summary);
         summary.len

@@ -105,8 +105,8 @@ impl Worker {
             self.connections.new_turn();
             if self.connections.has_busy() {
                 let (snapshot, cookies) = self.load_shared();
-                let serving = Serving::new(&snapshot, &cookies, &self.counters)
-                    .with_xfr(self.shared.xfr.as_ref());
+                let serving =
+                    Serving::new(&snapshot, &cookies, &self.counters).with_shared(&self.shared);
                 self.connections.drive_busy(&serving);
             }
             for event in events.iter() {
@@ -117,7 +117,7 @@ impl Worker {
                     token => {
                         let (snapshot, cookies) = self.load_shared();
                         let serving = Serving::new(&snapshot, &cookies, &self.counters)
-                            .with_xfr(self.shared.xfr.as_ref());
+                            .with_shared(&self.shared);
                         self.connections.drive(Token(token), &serving);
                     }
                 }
@@ -156,8 +156,7 @@ impl Worker {
         self.listeners.clear();
         self.accept_stalled.clear();
         let (snapshot, cookies) = self.load_shared();
-        let serving =
-            Serving::new(&snapshot, &cookies, &self.counters).with_xfr(self.shared.xfr.as_ref());
+        let serving = Serving::new(&snapshot, &cookies, &self.counters).with_shared(&self.shared);
         self.connections.drain(&serving);
     }
 
@@ -178,8 +177,8 @@ impl Worker {
             match listener.accept() {
                 Ok((stream, peer)) => {
                     let (snapshot, cookies) = self.load_shared();
-                    let serving = Serving::new(&snapshot, &cookies, &self.counters)
-                        .with_xfr(self.shared.xfr.as_ref());
+                    let serving =
+                        Serving::new(&snapshot, &cookies, &self.counters).with_shared(&self.shared);
                     self.connections
                         .add(self.poll.registry(), stream, peer.ip(), &serving);
                 }

@@ -65,6 +65,8 @@ impl Rcode {
     pub const NXDOMAIN: Self = Self(3);
     pub const NOTIMP: Self = Self(4);
     pub const REFUSED: Self = Self(5);
+    /// Not authorized: a TSIG error (RFC 8945 §5.2).
+    pub const NOTAUTH: Self = Self(9);
     pub const BADVERS: Self = Self(16);
 
     /// The 4 bits that go in the header.

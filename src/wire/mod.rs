@@ -16,6 +16,7 @@ mod writer;
 
 pub use iana::{Class, Opcode, OptionCode, Rcode, Rtype};
 pub use name::{MAX_LABEL, MAX_NAME};
+pub(crate) use query::skip_name;
 pub use query::{parse_query, DropReason, FormErrCause, Opt, Query, Question, Reject};
 pub use record::{OPTION_HEADER, OPT_FIXED};
 pub use writer::{Truncated, Writer};

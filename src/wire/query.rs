@@ -72,6 +72,9 @@ pub struct Query<'a> {
     pub flags: u16,
     pub question: Question<'a>,
     pub opt: Option<Opt<'a>>,
+    /// Whether a TSIG record follows (RFC 8945): the answer must then be signed or refused
+    /// by whoever holds the keys; the parser reads no further into it.
+    pub signed: bool,
 }
 
 /// Why a datagram is not a query we answer normally; each maps to exactly one outcome.
@@ -186,6 +189,7 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, Reject<'_>> {
         (word(field::ARCOUNT), true),
     ];
     let mut opt = None;
+    let mut signed = false;
     for (count, is_additional) in sections {
         for _ in 0..count {
             let malformed = form_err(question, None, FormErrCause::Records);
@@ -199,6 +203,7 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, Reject<'_>> {
                 .get(at + RR_FIXED..at + RR_FIXED + rdlen)
                 .ok_or(malformed)?;
             at += RR_FIXED + rdlen;
+            signed |= rtype == Rtype::TSIG;
             if rtype == Rtype::OPT {
                 // RFC 6891 §6.1.1: one OPT at most, only in the additional section, owned by
                 // the root. NOTE: an attacker may send two, or hide one in the answer section.
@@ -230,6 +235,7 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, Reject<'_>> {
             flags: header_flags,
             question,
             opt,
+            signed,
         }),
         None if qdcount == 0 => Err(Reject::NoQuestion {
             id,

@@ -440,6 +440,46 @@ pub fn sign(out: &mut [u8], len: usize, signing: &Signing<'_>) -> Option<(usize,
     Some((end, signature.unwrap_or(none)))
 }
 
+/// How long a signature of ours stays valid either side of its time (RFC 8945 §10).
+pub const FUDGE: u16 = 300;
+
+/// A request's TSIG that failed, as the NOTAUTH answer repeats it (RFC 8945 §5.2).
+#[derive(Clone, Copy, Debug)]
+pub struct Failure<'a> {
+    pub error: u16,
+    /// The key, for BADTIME only: that answer is signed.
+    pub key: Option<&'a Key>,
+    pub key_name: &'a [u8],
+    pub algorithm: &'a [u8],
+    pub mac: Signature,
+    pub time_signed: u64,
+}
+
+/// Appends the TSIG of a NOTAUTH answer to `out[..len]`: unsigned with the error for BADKEY
+/// and BADSIG; signed for BADTIME, with the request's time and ours in Other Data.
+pub fn sign_failure(out: &mut [u8], len: usize, failure: &Failure<'_>, now: u64) -> Option<usize> {
+    let our_time = now.to_be_bytes();
+    let (chain, time, other) = match (failure.error, failure.key) {
+        (BADTIME, Some(_)) => (
+            Chain::Request(failure.mac),
+            failure.time_signed,
+            &our_time[2..],
+        ),
+        _ => (Chain::Unsigned, now, &[][..]),
+    };
+    let signing = Signing {
+        key: failure.key,
+        key_name: failure.key_name,
+        algorithm: failure.algorithm,
+        chain,
+        time,
+        fudge: FUDGE,
+        error: failure.error,
+        other,
+    };
+    sign(out, len, &signing).map(|(len, _)| len)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,8 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use arc_swap::ArcSwapOption;
+
 use crate::sys::unix_seconds;
 use crate::wire::tsig::{self, Key, Signature, Verdict};
 use crate::wire::{flags, Class, Rtype, HEADER_LEN, MAX_NAME};
@@ -132,18 +134,15 @@ pub enum Auth {
 #[derive(Debug)]
 pub struct Gate {
     allow: Vec<Prefix>,
-    /// With keys, a transfer also needs a valid TSIG from one of them.
-    keys: Option<Vec<Key>>,
     active: Arc<AtomicUsize>,
     max: usize,
     stats: Arc<XfrStats>,
 }
 
 impl Gate {
-    pub fn new(allow: Vec<Prefix>, max: usize, keys: Option<Vec<Key>>) -> Self {
+    pub fn new(allow: Vec<Prefix>, max: usize) -> Self {
         Self {
             allow,
-            keys,
             active: Arc::new(AtomicUsize::new(0)),
             max,
             stats: Arc::default(),
@@ -161,14 +160,22 @@ impl Gate {
     }
 
     /// A transfer for `query` (a whole message) from `peer`, if it is an AXFR of the zone at
-    /// `apex` from an allowed address and a transfer slot is free. Anything else (`None`) is
+    /// `apex` from an allowed address and a transfer slot is free. With `keys` (those of
+    /// `--tsig-key-file`), the request must also be signed. Anything else (`None`) is
     /// answered by the ordinary rules: REFUSED for a transfer.
-    pub fn request(&self, query: &[u8], peer: IpAddr, apex: &[u8]) -> Option<Request> {
+    pub fn request(
+        &self,
+        query: &[u8],
+        peer: IpAddr,
+        apex: &[u8],
+        keys: Option<&ArcSwapOption<Vec<Key>>>,
+    ) -> Option<Request> {
         if !self.allow.iter().any(|prefix| prefix.contains(peer)) {
             return None;
         }
         let (id, question) = axfr_question(query, apex)?;
-        let auth = match &self.keys {
+        let keys = keys.and_then(ArcSwapOption::load_full);
+        let auth = match keys.as_deref() {
             None => Auth::Unsigned,
             Some(keys) => match tsig::find(query) {
                 Ok(Some(signed)) => {
@@ -316,29 +323,34 @@ mod tests {
 
     #[test]
     fn requests_are_allowed_axfrs_of_the_apex_within_the_cap() {
-        let gate = Gate::new(vec!["127.0.0.0/8".parse().unwrap()], 2, None);
+        let gate = Gate::new(vec!["127.0.0.0/8".parse().unwrap()], 2);
         let apex = b"\x04apps\x07example\x03com\x00";
         let local: IpAddr = "127.0.0.1".parse().unwrap();
         let axfr = QueryBuilder::new("APPS.example.com", 252).id(7).build();
-        let first = gate.request(&axfr, local, apex).expect("allowed");
+        let first = gate.request(&axfr, local, apex, None).expect("allowed");
         assert_eq!(first.id, 7);
         assert_eq!(&first.question()[..5], b"\x04APPS");
         assert_eq!(gate.active(), 1);
         let outsider: IpAddr = "192.0.2.1".parse().unwrap();
-        assert!(gate.request(&axfr, outsider, apex).is_none());
+        assert!(gate.request(&axfr, outsider, apex, None).is_none());
         for other in [
             QueryBuilder::new("apps.example.com", 251).build(), // IXFR
             QueryBuilder::new("apps.example.com", 6).build(),
             QueryBuilder::new("ws-1.apps.example.com", 252).build(),
             QueryBuilder::new("apps.example.com", 252).class(3).build(),
         ] {
-            assert!(gate.request(&other, local, apex).is_none());
+            assert!(gate.request(&other, local, apex, None).is_none());
         }
-        let second = gate.request(&axfr, local, apex).expect("a second slot");
-        assert!(gate.request(&axfr, local, apex).is_none(), "over the cap");
+        let second = gate
+            .request(&axfr, local, apex, None)
+            .expect("a second slot");
+        assert!(
+            gate.request(&axfr, local, apex, None).is_none(),
+            "over the cap"
+        );
         drop(first);
         assert!(
-            gate.request(&axfr, local, apex).is_some(),
+            gate.request(&axfr, local, apex, None).is_some(),
             "a slot came back"
         );
         drop(second);

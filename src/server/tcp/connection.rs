@@ -188,7 +188,8 @@ impl Connection {
             ]));
             let query = &self.inbox[start..start + len];
             if let Some(gate) = serving.xfr {
-                if let Some(request) = gate.request(query, self.peer, &serving.snapshot.zone.apex) {
+                let apex = &serving.snapshot.zone.apex;
+                if let Some(request) = gate.request(query, self.peer, apex, serving.tsig_keys) {
                     self.transfer = Some(request);
                     self.read_at = start + len;
                     *budget -= 1;
@@ -196,7 +197,10 @@ impl Connection {
                 }
             }
             let out = &mut self.outbox[self.queued + PREFIX..self.queued + MAX_FRAME];
-            let summary = respond_to(query, serving.snapshot, &context, out);
+            let mut summary = respond_to(query, serving.snapshot, &context, out);
+            if let (true, Some(len)) = (summary.signed, summary.len) {
+                summary.len = serving.sign(query, out, len);
+            }
             serving.counters.record(Transport::Tcp, &summary);
             if let Some(response_len) = summary.len {
                 self.outbox[self.queued..self.queued + PREFIX]
