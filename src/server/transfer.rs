@@ -12,7 +12,8 @@ use crate::snapshot::Snapshot;
 use crate::sys::unix_seconds;
 use crate::wire::tsig::{sign, sign_failure, Chain, Failure, Signing, FUDGE};
 use crate::wire::{flags, Rcode, HEADER_LEN, MAX_TCP};
-use crate::xfr::axfr::{axfr, MAX_MESSAGE};
+use crate::xfr::axfr::axfr;
+use crate::xfr::message::{Stream, MAX_MESSAGE};
 use crate::xfr::{Auth, Request};
 
 /// A client that takes no data for this long loses its transfer.

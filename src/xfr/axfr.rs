@@ -7,16 +7,8 @@
 //! first must), and names are compressed: the apex is written once per message, and every
 //! owner is its `{service}-{app}` label and a pointer to it.
 
+use super::message::{owner_label, target_suffixes, Message, Stream, Suffix, MAX_OWNER_LABEL};
 use crate::snapshot::{AppKey, Snapshot};
-use crate::wire::{flags, HEADER_LEN, MAX_LABEL};
-
-/// Largest message built. Below the 65,535 of TCP so that a TSIG record always fits after
-/// the records (RFC 8945 signs every message of a transfer).
-pub const MAX_MESSAGE: usize = 65_535 - 512;
-/// Offsets a compression pointer can reach (14 bits).
-const MAX_POINTER: usize = 0x3FFF;
-/// `{service}-{app}` at its longest: one label.
-const MAX_OWNER_LABEL: usize = 1 + MAX_LABEL;
 
 /// Where a transfer is in the zone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,55 +30,16 @@ pub struct Axfr<'s, I> {
     /// Records written so far, for the metrics.
     records: u64,
     /// For each CNAME record (as the snapshot indexes them), where its target can point
-    /// into the apex: see [`shared_suffix`].
+    /// into the apex.
     suffixes: Vec<Option<Suffix>>,
-}
-
-/// A CNAME target that ends with a suffix of the apex (`ws-mt1.example.com.` under
-/// `apps.example.com.`): its first `keep` bytes are written, the rest is a pointer to the
-/// apex name `skip` bytes in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Suffix {
-    keep: usize,
-    skip: usize,
-}
-
-/// Bytes before a CNAME record's RDATA: TYPE, CLASS, TTL, RDLENGTH.
-const CNAME_FIXED: usize = 10;
-
-/// Where `target` (a name in wire form) shares its longest suffix, of at least one label,
-/// with `apex` (both lower case).
-fn shared_suffix(target: &[u8], apex: &[u8]) -> Option<Suffix> {
-    let boundaries = |name: &[u8]| {
-        let mut at = 0;
-        let mut starts = Vec::new();
-        while let Some(&len) = name.get(at) {
-            if len == 0 {
-                break;
-            }
-            starts.push(at);
-            at += 1 + len as usize;
-        }
-        starts
-    };
-    let apex_starts = boundaries(apex);
-    boundaries(target).into_iter().find_map(|keep| {
-        apex_starts
-            .iter()
-            .find(|&&skip| apex[skip..] == target[keep..])
-            .map(|&skip| Suffix { keep, skip })
-    })
 }
 
 /// An AXFR over every app of `snapshot`.
 pub fn axfr(snapshot: &Snapshot) -> Axfr<'_, impl Iterator<Item = (AppKey<'_>, u32)> + '_> {
     let services = snapshot.zone.services.len();
-    let suffixes = (0..snapshot.cluster_count() * services)
-        .map(|i| {
-            let record = snapshot.cname_record((i / services) as u32, i % services)?;
-            shared_suffix(record.get(CNAME_FIXED..)?, &snapshot.zone.apex)
-        })
-        .collect();
+    let records = (0..snapshot.cluster_count() * services)
+        .map(|i| snapshot.cname_record((i / services) as u32, i % services));
+    let suffixes = target_suffixes(records, &snapshot.zone.apex);
     Axfr {
         snapshot,
         apps: snapshot.app_entries(),
@@ -97,35 +50,16 @@ pub fn axfr(snapshot: &Snapshot) -> Axfr<'_, impl Iterator<Item = (AppKey<'_>, u
     }
 }
 
-impl<'s, I: Iterator<Item = (AppKey<'s>, u32)>> Axfr<'s, I> {
-    /// Records written so far.
-    pub fn records(&self) -> u64 {
+impl<'s, I: Iterator<Item = (AppKey<'s>, u32)>> Stream for Axfr<'s, I> {
+    fn records(&self) -> u64 {
         self.records
     }
 
-    /// Writes the next message into `out` (at least `MAX_MESSAGE` bytes): the header with
-    /// `id` and the flags of an authoritative answer, the `question` (QNAME, QTYPE, QCLASS as
-    /// received), then as many records as fit. `None` once the closing SOA has been sent.
-    pub fn next_message(&mut self, id: u16, question: &[u8], out: &mut [u8]) -> Option<usize> {
+    fn next_message(&mut self, id: u16, question: &[u8], out: &mut [u8]) -> Option<usize> {
         if self.stage == Stage::Done {
             return None;
         }
-        let limit = out.len().min(MAX_MESSAGE);
-        let mut message = Message {
-            out: &mut out[..limit],
-            len: HEADER_LEN,
-            count: 0,
-            apex: &self.snapshot.zone.apex,
-            apex_at: None,
-        };
-        message.out[..2].copy_from_slice(&id.to_be_bytes());
-        let flags = flags::QR | flags::AA;
-        message.out[2..4].copy_from_slice(&flags.to_be_bytes());
-        message.out[4..6].copy_from_slice(&1u16.to_be_bytes());
-        message.out[6..12].fill(0);
-        if !message.push(&[question]) {
-            return None;
-        }
+        let mut message = Message::start(out, id, question, &self.snapshot.zone.apex)?;
         let zone = &self.snapshot.zone;
         loop {
             let written = match self.stage {
@@ -180,134 +114,12 @@ impl<'s, I: Iterator<Item = (AppKey<'s>, u32)>> Axfr<'s, I> {
                 break;
             }
         }
-        if message.count == 0 {
+        let finished = message.finish();
+        if finished.is_none() {
             // Not even one record fits: cannot happen with MAX_MESSAGE, but never loop.
             self.stage = Stage::Done;
-            return None;
         }
-        let count = message.count;
-        message.out[6..8].copy_from_slice(&count.to_be_bytes());
-        Some(message.len)
-    }
-}
-
-/// `{service}-{app}` as a length-prefixed label, in `buf`.
-fn owner_label<'b>(
-    service: &[u8],
-    app: AppKey<'_>,
-    buf: &'b mut [u8; MAX_OWNER_LABEL],
-) -> &'b [u8] {
-    let mut len = 1;
-    let mut put = |bytes: &[u8]| {
-        let end = (len + bytes.len()).min(buf.len());
-        buf[len..end].copy_from_slice(&bytes[..end - len]);
-        len = end;
-    };
-    put(service);
-    put(b"-");
-    match app {
-        AppKey::Named(id) => put(id),
-        AppKey::Numeric(mut n) => {
-            let mut digits = [0u8; 20];
-            let mut at = digits.len();
-            loop {
-                at -= 1;
-                digits[at] = b'0' + (n % 10) as u8;
-                n /= 10;
-                if n == 0 {
-                    break;
-                }
-            }
-            put(&digits[at..]);
-        }
-    }
-    buf[0] = (len - 1) as u8;
-    &buf[..len]
-}
-
-/// A message being filled.
-struct Message<'o, 'z> {
-    out: &'o mut [u8],
-    len: usize,
-    count: u16,
-    /// The zone's apex in wire form.
-    apex: &'z [u8],
-    /// Where the apex name was written in this message, for pointers.
-    apex_at: Option<usize>,
-}
-
-impl Message<'_, '_> {
-    /// Appends `parts` if they fit whole.
-    fn push(&mut self, parts: &[&[u8]]) -> bool {
-        let total: usize = parts.iter().map(|p| p.len()).sum();
-        if self.len + total > self.out.len() {
-            return false;
-        }
-        for part in parts {
-            self.out[self.len..self.len + part.len()].copy_from_slice(part);
-            self.len += part.len();
-        }
-        true
-    }
-
-    /// A CNAME record (TYPE to RDATA) owned by `label`, its target compressed against the
-    /// apex when it shares a suffix with it and the apex is in this message.
-    fn cname(&mut self, label: &[u8], record: &[u8], suffix: Option<Suffix>) -> bool {
-        // Without the apex in this message yet, the record is written whole; later records
-        // point at its apex.
-        let target_at = self.apex_at.zip(suffix).map(|(at, s)| at + s.skip);
-        let (Some(suffix), Some(target_at)) = (suffix, target_at) else {
-            return self.owned_record(label, &[record]);
-        };
-        if target_at > MAX_POINTER {
-            return self.owned_record(label, &[record]);
-        }
-        let (fixed, target) = record.split_at(CNAME_FIXED);
-        let rdlength = (suffix.keep + 2) as u16;
-        let pointer = (0xC000 | target_at as u16).to_be_bytes();
-        let rdata: [&[u8]; 4] = [
-            &fixed[..CNAME_FIXED - 2],
-            &rdlength.to_be_bytes(),
-            &target[..suffix.keep],
-            &pointer,
-        ];
-        self.owned_record(label, &rdata)
-    }
-
-    /// A record owned by the apex.
-    fn apex_record(&mut self, record: &[u8]) -> bool {
-        self.owned_record(&[], &[record])
-    }
-
-    /// A record (TYPE to RDATA, in up to four parts) owned by `label` under the apex, or by
-    /// the apex itself when `label` is empty: the apex is written whole the first time, then
-    /// pointed to.
-    fn owned_record(&mut self, label: &[u8], record: &[&[u8]]) -> bool {
-        if self.count == u16::MAX {
-            return false;
-        }
-        let pointer;
-        let apex = self.apex;
-        let name: &[u8] = match self.apex_at {
-            Some(at) => {
-                pointer = (0xC000 | at as u16).to_be_bytes();
-                &pointer
-            }
-            None => apex,
-        };
-        let mut parts: [&[u8]; 6] = [label, name, &[], &[], &[], &[]];
-        for (slot, part) in parts[2..].iter_mut().zip(record) {
-            *slot = part;
-        }
-        let apex_offset = self.len + label.len();
-        if !self.push(&parts) {
-            return false;
-        }
-        if self.apex_at.is_none() && apex_offset <= MAX_POINTER {
-            self.apex_at = Some(apex_offset);
-        }
-        self.count += 1;
-        true
+        finished
     }
 }
 
@@ -322,6 +134,7 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
+    use crate::xfr::message::MAX_MESSAGE;
 
     fn snapshot(apps: usize) -> Snapshot {
         let config = Config {
@@ -424,44 +237,5 @@ mod tests {
         use RecordType::{NS, SOA};
         assert_eq!(types, [SOA, NS, NS, SOA]);
         assert_eq!(transfer.next_message(1, &question(), &mut buf), None);
-    }
-
-    #[test]
-    fn target_suffixes() {
-        let apex = b"\x04apps\x07example\x03com\x00";
-        assert_eq!(
-            shared_suffix(b"\x06ws-mt1\x07example\x03com\x00", apex),
-            Some(Suffix { keep: 7, skip: 5 })
-        );
-        assert_eq!(
-            shared_suffix(b"\x02ws\x04apps\x07example\x03com\x00", apex),
-            Some(Suffix { keep: 3, skip: 0 })
-        );
-        assert_eq!(shared_suffix(b"\x02ws\x03net\x00", apex), None);
-        assert_eq!(
-            shared_suffix(b"\x02ws\x03com\x00", apex),
-            Some(Suffix { keep: 3, skip: 13 })
-        );
-    }
-
-    #[test]
-    fn owner_labels() {
-        let mut buf = [0u8; MAX_OWNER_LABEL];
-        assert_eq!(
-            owner_label(b"ws", AppKey::Numeric(0), &mut buf),
-            b"\x04ws-0"
-        );
-        assert_eq!(
-            owner_label(
-                b"api",
-                AppKey::Numeric(18_446_744_073_709_551_615),
-                &mut buf
-            ),
-            b"\x18api-18446744073709551615"
-        );
-        assert_eq!(
-            owner_label(b"ws", AppKey::Named(b"my-app"), &mut buf),
-            b"\x09ws-my-app"
-        );
     }
 }

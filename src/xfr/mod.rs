@@ -7,6 +7,7 @@
 
 pub mod axfr;
 pub mod keys;
+pub mod message;
 
 use std::fmt;
 use std::net::IpAddr;
