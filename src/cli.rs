@@ -99,6 +99,7 @@ Options:
                              192.0.2.0/24, ::1/128, or an address [default: nobody]
   --tsig-key-file PATH       TSIG keys (tsig-keygen / keymgr -t format): a transfer must
                              then be signed with one of them [default: none]
+  --ixfr-history N           reloads whose differences are kept for IXFR [default: 32]
   --force                    reload: override the guard rails (serial rollback, empty,
                              shrink), for this reload only
   --json                     status: one JSON object
@@ -111,7 +112,7 @@ stop accepting, finish the TCP answers already asked for (at most 1 s) and exit.
 ";
 
 /// Every option that takes a value; anything else starting with '-' is unknown.
-const VALUE_FLAGS: [&str; 25] = [
+const VALUE_FLAGS: [&str; 26] = [
     "--dump",
     "--zone",
     "--target",
@@ -137,6 +138,7 @@ const VALUE_FLAGS: [&str; 25] = [
     "--control",
     "--xfr-allow",
     "--tsig-key-file",
+    "--ixfr-history",
 ];
 
 fn value<T: FromStr>(flag: &str, text: &str, what: &str) -> Result<T, CliError> {
@@ -239,6 +241,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
             "--clusters" => config.clusters = Some(text.split(',').map(str::to_owned).collect()),
             "--control" => config.control = Some(PathBuf::from(text)),
             "--tsig-key-file" => config.tsig_key_file = Some(PathBuf::from(text)),
+            "--ixfr-history" => config.ixfr_history = value(flag, &text, "a number of reloads")?,
             "--xfr-allow" => config.xfr_allow.push(
                 text.parse()
                     .map_err(|why| CliError(format!("{flag}: {why}")))?,

@@ -115,6 +115,8 @@ pub struct Config {
     pub xfr_allow: Vec<Prefix>,
     /// TSIG keys a transfer must be signed with; `None`: the address list alone decides.
     pub tsig_key_file: Option<PathBuf>,
+    /// Reloads whose differences are kept for IXFR.
+    pub ixfr_history: usize,
 }
 
 impl Default for Config {
@@ -145,6 +147,7 @@ impl Default for Config {
             control: None,
             xfr_allow: Vec::new(),
             tsig_key_file: None,
+            ixfr_history: 32,
         }
     }
 }

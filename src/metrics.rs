@@ -14,7 +14,7 @@ use crate::answer::{DropReason, Summary, Transport};
 use crate::cookie;
 use crate::snapshot::guard::Refusal;
 use crate::wire::{FormErrCause, Rcode, Rtype};
-use crate::xfr::XfrStats;
+use crate::xfr::{IxfrStyle, Kind, XfrStats};
 
 /// A count with one writer.
 #[derive(Debug, Default)]
@@ -247,32 +247,69 @@ impl Metrics {
 /// The zone transfer families.
 fn render_xfr(xfr: &XfrStats, out: &mut String) {
     let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed).to_string();
-    let results = [
+    let by_type = |counters: &[AtomicU64; 2]| -> Vec<(String, String)> {
+        Kind::NAMES
+            .iter()
+            .zip(counters)
+            .map(|(kind, n)| (format!("{{type=\"{kind}\"}}"), get(n)))
+            .collect()
+    };
+    let mut results = Vec::new();
+    for (result, counters) in [
         ("completed", &xfr.completed),
         ("failed", &xfr.failed),
         ("refused_busy", &xfr.refused_busy),
-    ]
-    .map(|(result, n)| (format!("{{type=\"AXFR\",result=\"{result}\"}}"), get(n)));
+    ] {
+        for (kind, n) in Kind::NAMES.iter().zip(counters) {
+            results.push((format!("{{type=\"{kind}\",result=\"{result}\"}}"), get(n)));
+        }
+    }
     family(
         out,
         "cnamed_xfr_transfers_total",
         "counter",
-        "Zone transfers by type and result: completed, failed (the client went away or stopped reading), refused because the maximum were running.",
+        "Zone transfers by type and result: completed, failed (the client went away or stopped reading, or its TSIG failed), refused because the maximum were running.",
         &results,
     );
-    single(
+    let styles: Vec<_> = IxfrStyle::NAMES
+        .iter()
+        .zip(&xfr.ixfr_styles)
+        .map(|(style, n)| (format!("{{style=\"{style}\"}}"), get(n)))
+        .collect();
+    family(
+        out,
+        "cnamed_ixfr_answers_total",
+        "counter",
+        "IXFR requests by how they were answered: the differences, the SOA alone (up to date), or the whole zone (serial not in the history).",
+        &styles,
+    );
+    family(
         out,
         "cnamed_xfr_records_total",
         "counter",
         "Records sent by completed zone transfers.",
-        get(&xfr.records),
+        &by_type(&xfr.records),
     );
-    single(
+    family(
         out,
         "cnamed_xfr_bytes_total",
         "counter",
         "Bytes sent by completed zone transfers, length prefixes included.",
-        get(&xfr.bytes),
+        &by_type(&xfr.bytes),
+    );
+    single(
+        out,
+        "cnamed_ixfr_history_deltas",
+        "gauge",
+        "Reloads whose differences are kept for IXFR.",
+        get(&xfr.history_deltas),
+    );
+    single(
+        out,
+        "cnamed_ixfr_history_bytes",
+        "gauge",
+        "Heap bytes of the differences kept for IXFR.",
+        get(&xfr.history_bytes),
     );
 }
 

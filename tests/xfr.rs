@@ -1,4 +1,5 @@
-//! Zone transfers out (AXFR over TCP, RFC 5936), checked with hickory-proto and dig.
+//! Zone transfers out (AXFR, RFC 5936; IXFR, RFC 1995; TSIG, RFC 8945), checked with
+//! hickory-proto, dig and kdig.
 
 mod common;
 
@@ -253,8 +254,11 @@ fn concurrent_transfers_are_capped() {
     assert_eq!(m[&transfers("completed")], 2.0);
     assert_eq!(m[&transfers("refused_busy")], 1.0);
     assert_eq!(m[&transfers("failed")], 3.0);
-    assert_eq!(m["cnamed_xfr_records_total"], 2.0 * 900_003.0);
-    assert!(m["cnamed_xfr_bytes_total"] > 2.0 * 30e6);
+    assert_eq!(
+        m["cnamed_xfr_records_total{type=\"AXFR\"}"],
+        2.0 * 900_003.0
+    );
+    assert!(m["cnamed_xfr_bytes_total{type=\"AXFR\"}"] > 2.0 * 30e6);
 }
 
 /// With `--tsig-key-file`, a transfer must be signed (RFC 8945): dig and kdig, whose TSIG
@@ -460,4 +464,148 @@ fn signed_queries_get_signed_answers() {
     assert!(line.contains("TSIG key"), "{line}");
     let out = ask("kdig", &signed, rolled, "+notcp", "apps.example.com");
     assert!(out.contains("status: NOERROR"), "{out}");
+}
+
+/// An IXFR request from `serial`: the question, and the client's SOA in authority.
+fn ixfr_query(id: u16, serial: u32) -> Vec<u8> {
+    use hickory_proto::rr::rdata::SOA;
+    use hickory_proto::rr::RData;
+    let mut query = Message::new();
+    query.set_id(id);
+    let apex: hickory_proto::rr::Name = "apps.example.com.".parse().unwrap();
+    query.add_query(hickory_proto::op::Query::query(
+        apex.clone(),
+        RecordType::IXFR,
+    ));
+    let soa = SOA::new(
+        "ns1.example.com.".parse().unwrap(),
+        "hostmaster.apps.example.com.".parse().unwrap(),
+        serial,
+        3600,
+        600,
+        604800,
+        60,
+    );
+    query.add_name_server(Record::from_rdata(apex, 0, RData::SOA(soa)));
+    encode(&query)
+}
+
+/// Every message of one transfer on a new connection, until the server closes it.
+fn transfer(server: &Cnamed, query: &[u8]) -> Vec<Message> {
+    let mut stream = connect(server);
+    stream.write_all(&frame(query)).unwrap();
+    let mut messages = Vec::new();
+    while let Some(frame) = read_frame(&mut stream) {
+        messages.push(Message::from_bytes(&frame).expect("hickory decodes every message"));
+    }
+    messages
+}
+
+fn soa_serial(record: &Record) -> Option<u32> {
+    match record.data() {
+        Some(hickory_proto::rr::RData::SOA(soa)) => Some(soa.serial()),
+        _ => None,
+    }
+}
+
+/// After reloads that move, add and remove apps, an IXFR from a serial in the history gets
+/// the differences in order (RFC 1995): applied to the old zone's AXFR they give the new
+/// zone's AXFR exactly. A current (or newer) client gets the SOA alone; one older than the
+/// history gets the whole zone; the metrics say which.
+#[test]
+fn ixfr_sends_the_differences() {
+    let json = |serial: u32, apps: std::ops::Range<u32>, moved: u32| {
+        let entries: Vec<String> = apps
+            .map(|i| {
+                let cluster = (i + u32::from(i % 100 < moved)) % 4;
+                match i % 5 {
+                    0 => format!(r#""app-{i}": "c{cluster}""#),
+                    _ => format!(r#""{i}": "c{cluster}""#),
+                }
+            })
+            .collect();
+        format!(
+            r#"{{"serial": {serial}, "apps": {{{}}}}}"#,
+            entries.join(",")
+        )
+    };
+    let dump_path = temp_dump("ixfr", &json(1, 0..5000, 0));
+    let mut server = Cnamed::start_dump(
+        &dump_path,
+        &[
+            "--xfr-allow",
+            "127.0.0.0/8",
+            "--metrics",
+            "127.0.0.1:0",
+            "--ixfr-history",
+            "2",
+        ],
+    );
+    let metrics = metrics_addr(&mut server);
+    let zone = |messages: &[Message]| -> BTreeSet<_> {
+        records(messages)
+            .iter()
+            .filter(|r| r.record_type() != RecordType::SOA)
+            .map(key)
+            .collect()
+    };
+    let zone1 = zone(&transfer(&server, &axfr_query(1)));
+    // Serial 2: 1% moved, 1% added, 1% removed; serial 3: another 1% moved.
+    std::fs::write(&dump_path, json(2, 50..5050, 1)).unwrap();
+    server.signal("HUP");
+    let line = server.wait_log("reloaded");
+    assert!(
+        line.contains("50 added, 50 removed, 49 moved") && line.contains("for IXFR"),
+        "{line}"
+    );
+    let zone2 = zone(&transfer(&server, &axfr_query(2)));
+    std::fs::write(&dump_path, json(3, 50..5050, 2)).unwrap();
+    server.signal("HUP");
+    server.wait_log("reloaded");
+    let zone3 = zone(&transfer(&server, &axfr_query(2)));
+
+    let messages = transfer(&server, &ixfr_query(3, 1));
+    let all = records(&messages);
+    let soas: Vec<u32> = all.iter().filter_map(soa_serial).collect();
+    assert_eq!(soas, [3, 1, 2, 2, 3, 3], "current, then each difference");
+    assert!(messages.iter().all(|m| m.id() == 3 && m.authoritative()));
+    assert_eq!(messages[0].queries()[0].query_type(), RecordType::IXFR);
+    let mut applied = zone1.clone();
+    let mut deleting = false;
+    for record in &all[1..all.len() - 1] {
+        if soa_serial(record).is_some() {
+            deleting = !deleting;
+        } else if deleting {
+            assert!(
+                applied.remove(&key(record)),
+                "{record} deleted but not there"
+            );
+        } else {
+            assert!(applied.insert(key(record)), "{record} added but there");
+        }
+    }
+    assert_eq!(applied, zone3);
+    // Nothing but the changes: each record deleted or added once per difference.
+    let changes = |a: &BTreeSet<_>, b: &BTreeSet<_>| a.symmetric_difference(b).count();
+    assert_eq!(
+        all.len(),
+        6 + changes(&zone1, &zone2) + changes(&zone2, &zone3)
+    );
+    assert!(changes(&zone1, &zone2) > 0 && changes(&zone2, &zone3) > 0);
+
+    for current in [3, 99] {
+        let up_to_date = records(&transfer(&server, &ixfr_query(4, current)));
+        assert_eq!(up_to_date.len(), 1);
+        assert_eq!(soa_serial(&up_to_date[0]), Some(3));
+    }
+    let full = transfer(&server, &ixfr_query(5, 0));
+    assert_eq!(zone(&full), zone3, "not in the history: the whole zone");
+    assert_eq!(full[0].queries()[0].query_type(), RecordType::IXFR);
+
+    let style = |s: &str| format!("cnamed_ixfr_answers_total{{style=\"{s}\"}}");
+    let m = wait_metric_for(metrics, &style("full"), 1.0, Duration::from_secs(10));
+    assert_eq!(m[&style("incremental")], 1.0);
+    assert_eq!(m[&style("up_to_date")], 2.0);
+    assert_eq!(m["cnamed_ixfr_history_deltas"], 2.0);
+    assert!(m["cnamed_xfr_bytes_total{type=\"IXFR\"}"] > 0.0);
 }

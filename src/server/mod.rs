@@ -99,7 +99,11 @@ impl Server {
                 shutdown: AtomicBool::new(false),
                 xfr: match config.xfr_allow.is_empty() {
                     true => None,
-                    false => Some(Gate::new(config.xfr_allow.clone(), MAX_TRANSFERS)),
+                    false => Some(Gate::new(
+                        config.xfr_allow.clone(),
+                        MAX_TRANSFERS,
+                        config.ixfr_history,
+                    )),
                 },
             }),
             zone,

@@ -68,6 +68,8 @@ pub struct Reloaded {
     /// Apps added, removed and moved; empty with the same serial: nothing changed.
     pub difference: Difference,
     pub elapsed: Duration,
+    /// Time spent recording the difference for IXFR, when transfers are on.
+    pub difference_time: Option<Duration>,
 }
 
 impl Reloaded {
@@ -96,7 +98,11 @@ impl fmt::Display for Reloaded {
                 self.difference.added,
                 self.difference.removed,
                 self.difference.moved
-            )
+            )?;
+            match self.difference_time {
+                Some(time) => write!(f, " (+{:.1} ms for IXFR)", time.as_secs_f64() * 1e3),
+                None => Ok(()),
+            }
         }
     }
 }
@@ -179,12 +185,13 @@ impl Reloader {
                 return Err(error);
             }
         };
-        let done = Reloaded {
+        let mut done = Reloaded {
             apps: loaded.snapshot.app_count(),
             serial: loaded.snapshot.serial,
             previous_serial,
             difference,
             elapsed: loaded.elapsed,
+            difference_time: None,
         };
         if let Some(secrets) = loaded.secrets {
             self.shared.cookies.store(Arc::new(secrets));
@@ -197,6 +204,12 @@ impl Reloader {
             return Ok(done);
         }
         stats.dump_modified_ms.set(loaded.snapshot.dump_modified_ms);
+        if let Some(gate) = &self.shared.xfr {
+            // Before the swap: a transfer that sees the new serial finds its delta.
+            let started = Instant::now();
+            gate.record_reload(&self.shared.snapshot.load(), &loaded.snapshot);
+            done.difference_time = Some(started.elapsed());
+        }
         // The old snapshot is dropped here, on this thread, unless a worker still holds it.
         drop(self.shared.snapshot.swap(Arc::new(loaded.snapshot)));
         stats.reloads_ok.add(1);

@@ -1,6 +1,6 @@
 //! A zone transfer on a thread of its own: the connection a worker handed over, answered
-//! with the AXFR of the snapshot served when it was asked for (a reload meanwhile changes
-//! nothing in it), then closed gracefully.
+//! with the AXFR or IXFR of the snapshot served when it was asked for (a reload meanwhile
+//! changes nothing in it), then closed gracefully.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -13,8 +13,11 @@ use crate::sys::unix_seconds;
 use crate::wire::tsig::{sign, sign_failure, Chain, Failure, Signing, FUDGE};
 use crate::wire::{flags, Rcode, HEADER_LEN, MAX_TCP};
 use crate::xfr::axfr::axfr;
+use crate::xfr::ixfr::ixfr;
 use crate::xfr::message::{Stream, MAX_MESSAGE};
-use crate::xfr::{Auth, Request};
+use crate::xfr::{Auth, IxfrStyle, Kind, Request};
+
+use super::shared::Shared;
 
 /// A client that takes no data for this long loses its transfer.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -23,52 +26,82 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const LINGER: Duration = Duration::from_secs(2);
 
 /// Starts the transfer for `request` on a new thread. The request holds a transfer slot,
-/// given back when the thread ends; if no thread can be had, the connection is closed.
-pub(super) fn start(stream: mio::net::TcpStream, request: Request, snapshot: Arc<Snapshot>) {
+/// given back when the thread ends; if no thread can be had, the connection is closed. An
+/// IXFR is answered from `shared`'s history: the differences since the client's serial, the
+/// SOA alone when it is current, the whole zone when its serial is not in the history.
+pub(super) fn start(
+    stream: mio::net::TcpStream,
+    request: Request,
+    snapshot: Arc<Snapshot>,
+    shared: Arc<Shared>,
+) {
     let stream = TcpStream::from(stream);
     let spawned = std::thread::Builder::new()
-        .name("cnamed-axfr".into())
+        .name("cnamed-xfr".into())
         .spawn(move || {
             let started = Instant::now();
             let peer = request.peer;
-            let outcome = send_axfr(stream, &request, &snapshot);
+            let kind = request.kind;
+            let (deltas, style) = match (kind, shared.xfr.as_ref()) {
+                (Kind::Ixfr { serial }, Some(gate)) => match gate.ixfr_path(serial, &snapshot) {
+                    Some(deltas) if deltas.is_empty() => (deltas, Some(IxfrStyle::UpToDate)),
+                    Some(deltas) => (deltas, Some(IxfrStyle::Incremental)),
+                    None => (Vec::new(), Some(IxfrStyle::Full)),
+                },
+                _ => (Vec::new(), None),
+            };
+            let outcome = match style {
+                None | Some(IxfrStyle::Full) => send(stream, &request, axfr(&snapshot)),
+                Some(_) => send(stream, &request, ixfr(&snapshot, &deltas)),
+            };
             let stats = &request.stats;
+            let index = kind.index();
             match &outcome {
                 Ok((records, bytes)) => {
-                    stats.completed.fetch_add(1, Ordering::Relaxed);
-                    stats.records.fetch_add(*records, Ordering::Relaxed);
-                    stats.bytes.fetch_add(*bytes, Ordering::Relaxed);
+                    stats.completed[index].fetch_add(1, Ordering::Relaxed);
+                    stats.records[index].fetch_add(*records, Ordering::Relaxed);
+                    stats.bytes[index].fetch_add(*bytes, Ordering::Relaxed);
+                    if let Some(style) = style {
+                        stats.ixfr_styles[style as usize].fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 Err(_) => {
-                    stats.failed.fetch_add(1, Ordering::Relaxed);
+                    stats.failed[index].fetch_add(1, Ordering::Relaxed);
                 }
             }
+            let what = match (kind, style) {
+                (Kind::Ixfr { serial }, Some(style)) => format!(
+                    "IXFR from {serial} ({})",
+                    IxfrStyle::NAMES[style as usize].replace('_', " ")
+                ),
+                _ => "AXFR".to_owned(),
+            };
             match outcome {
                 Ok((records, bytes)) => crate::log!(
                     Info,
-                    "AXFR to {peer}: serial {}, {records} records, {bytes} bytes, {:.1} ms",
+                    "{what} to {peer}: serial {}, {records} records, {bytes} bytes, {:.1} ms",
                     snapshot.serial,
                     started.elapsed().as_secs_f64() * 1e3
                 ),
                 Err(error) => crate::log!(
                     Warning,
-                    "AXFR to {peer} (serial {}) failed: {error}",
+                    "{what} to {peer} (serial {}) failed: {error}",
                     snapshot.serial
                 ),
             }
         });
     if let Err(error) = spawned {
-        crate::log!(Warning, "AXFR refused: no thread for it: {error}");
+        crate::log!(Warning, "zone transfer refused: no thread for it: {error}");
     }
 }
 
 /// Writes every message of the transfer, each with its length prefix and, when the request
 /// was signed, its TSIG (every message, chained to the one before); returns the records and
 /// bytes sent. A request whose TSIG failed gets one NOTAUTH message instead.
-fn send_axfr(
+fn send(
     mut stream: TcpStream,
     request: &Request,
-    snapshot: &Snapshot,
+    mut transfer: impl Stream,
 ) -> io::Result<(u64, u64)> {
     stream.set_nonblocking(false)?;
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
@@ -85,7 +118,6 @@ fn send_axfr(
             "TSIG error {error}, answered NOTAUTH"
         )));
     }
-    let mut transfer = axfr(snapshot);
     let mut bytes = 0u64;
     let mut chain = match &request.auth {
         Auth::Valid { mac, .. } => Chain::Request(*mac),

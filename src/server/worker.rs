@@ -125,7 +125,8 @@ impl Worker {
             for (mut stream, request) in self.connections.take_handoffs() {
                 // The transfer thread owns the socket from here; this worker's loop forgets it.
                 let _ = self.poll.registry().deregister(&mut stream);
-                transfer::start(stream, request, self.shared.snapshot.load_full());
+                let snapshot = self.shared.snapshot.load_full();
+                transfer::start(stream, request, snapshot, Arc::clone(&self.shared));
             }
             self.udp.serve_pending(&self.shared, &self.counters);
             let now = Instant::now();

@@ -257,6 +257,19 @@ impl Snapshot {
         numeric.chain(named)
     }
 
+    /// The cluster index of an app (a named ID in lower case), for comparing snapshots.
+    pub fn cluster_of(&self, app: AppKey<'_>) -> Option<u32> {
+        match app {
+            AppKey::Numeric(id) => self.numeric_apps.get(id),
+            AppKey::Named(id) => self.named_apps.get(id).copied(),
+        }
+    }
+
+    /// The name of cluster `index`, lower case.
+    pub fn cluster_name(&self, index: u32) -> Option<&str> {
+        self.clusters.get(index as usize).map(|name| &**name)
+    }
+
     /// The CNAME record (without owner) of `service` (an index into the zone's services) on
     /// cluster `cluster`.
     pub fn cname_record(&self, cluster: u32, service: usize) -> Option<&[u8]> {

@@ -6,6 +6,8 @@
 //! a worker's time, and a transfer keeps the snapshot it started with.
 
 pub mod axfr;
+pub mod history;
+pub mod ixfr;
 pub mod keys;
 pub mod message;
 
@@ -13,13 +15,17 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwapOption;
 
+use self::history::{Delta, History};
+use crate::snapshot::guard::serial_is_newer;
+use crate::snapshot::Snapshot;
+
 use crate::sys::unix_seconds;
 use crate::wire::tsig::{self, Key, Signature, Verdict};
-use crate::wire::{flags, Class, Rtype, HEADER_LEN, MAX_NAME};
+use crate::wire::{flags, skip_name, Class, Rtype, HEADER_LEN, MAX_NAME};
 
 /// Transfers served at once; one more is refused (REFUSED, as for a client not allowed).
 pub const MAX_TRANSFERS: usize = 4;
@@ -95,17 +101,60 @@ impl fmt::Display for Prefix {
     }
 }
 
-/// Counts of transfers, written by the transfer threads and the workers, read by the
-/// metrics.
+/// What a transfer request asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Axfr,
+    /// IXFR from the client's `serial` (RFC 1995).
+    Ixfr {
+        serial: u32,
+    },
+}
+
+impl Kind {
+    /// Metric label values, in the order of [`Kind::index`].
+    pub const NAMES: [&'static str; 2] = ["AXFR", "IXFR"];
+
+    pub fn index(self) -> usize {
+        match self {
+            Self::Axfr => 0,
+            Self::Ixfr { .. } => 1,
+        }
+    }
+}
+
+/// How an IXFR was answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IxfrStyle {
+    /// The differences since the client's serial.
+    Incremental,
+    /// The client is current: the SOA alone.
+    UpToDate,
+    /// The client's serial is not in the history: the whole zone, as AXFR.
+    Full,
+}
+
+impl IxfrStyle {
+    /// Metric label values, in declaration order.
+    pub const NAMES: [&'static str; 3] = ["incremental", "up_to_date", "full"];
+}
+
+/// Counts of transfers by [`Kind`], written by the transfer threads and the workers, read
+/// by the metrics.
 #[derive(Debug, Default)]
 pub struct XfrStats {
-    pub completed: AtomicU64,
-    /// Ended early: the client went away or stopped reading.
-    pub failed: AtomicU64,
+    pub completed: [AtomicU64; 2],
+    /// Ended early: the client went away or stopped reading, or its TSIG failed.
+    pub failed: [AtomicU64; 2],
     /// Allowed, but refused because `MAX_TRANSFERS` were running.
-    pub refused_busy: AtomicU64,
-    pub records: AtomicU64,
-    pub bytes: AtomicU64,
+    pub refused_busy: [AtomicU64; 2],
+    pub records: [AtomicU64; 2],
+    pub bytes: [AtomicU64; 2],
+    /// IXFR answers by [`IxfrStyle`].
+    pub ixfr_styles: [AtomicU64; 3],
+    /// Deltas kept for IXFR, and their heap bytes.
+    pub history_deltas: AtomicU64,
+    pub history_bytes: AtomicU64,
 }
 
 /// How a transfer request was authenticated (RFC 8945).
@@ -138,16 +187,47 @@ pub struct Gate {
     active: Arc<AtomicUsize>,
     max: usize,
     stats: Arc<XfrStats>,
+    /// What the last reloads changed, for IXFR.
+    history: Mutex<History>,
 }
 
 impl Gate {
-    pub fn new(allow: Vec<Prefix>, max: usize) -> Self {
+    /// Transfers for `allow`, at most `max` at once, with `history` deltas kept for IXFR.
+    pub fn new(allow: Vec<Prefix>, max: usize, history: usize) -> Self {
         Self {
             allow,
             active: Arc::new(AtomicUsize::new(0)),
             max,
             stats: Arc::default(),
+            history: Mutex::new(History::new(history)),
         }
+    }
+
+    /// Records the change a reload makes from `old` to `new`, before `new` is served (a
+    /// transfer that sees `new` then finds its delta). Costs a pass over both snapshots.
+    pub fn record_reload(&self, old: &Snapshot, new: &Snapshot) {
+        let mut history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        if !history.enabled() {
+            return;
+        }
+        history.push(Delta::between(old, new));
+        let (deltas, bytes) = history.size();
+        self.stats
+            .history_deltas
+            .store(deltas as u64, Ordering::Relaxed);
+        self.stats
+            .history_bytes
+            .store(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// How to answer an IXFR from `serial` with `snapshot`: the deltas to send (none: the
+    /// client is current), or `None` for the whole zone.
+    pub fn ixfr_path(&self, serial: u32, snapshot: &Snapshot) -> Option<Vec<Arc<Delta>>> {
+        if serial == snapshot.serial || serial_is_newer(serial, snapshot.serial) {
+            return Some(Vec::new());
+        }
+        let history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        history.path(serial, snapshot.serial)
     }
 
     /// The transfer counters.
@@ -174,7 +254,7 @@ impl Gate {
         if !self.allow.iter().any(|prefix| prefix.contains(peer)) {
             return None;
         }
-        let (id, question) = axfr_question(query, apex)?;
+        let (id, question, kind) = transfer_question(query, apex)?;
         let keys = keys.and_then(ArcSwapOption::load_full);
         let auth = match keys.as_deref() {
             None => Auth::Unsigned,
@@ -206,13 +286,14 @@ impl Gate {
             },
         };
         let Some(permit) = self.acquire() else {
-            self.stats.refused_busy.fetch_add(1, Ordering::Relaxed);
+            self.stats.refused_busy[kind.index()].fetch_add(1, Ordering::Relaxed);
             return None;
         };
         let mut raw = [0u8; MAX_QUESTION];
         raw[..question.len()].copy_from_slice(question);
         Some(Request {
             id,
+            kind,
             peer,
             stats: Arc::clone(&self.stats),
             auth,
@@ -232,10 +313,11 @@ impl Gate {
     }
 }
 
-/// The ID and the question (QNAME, QTYPE, QCLASS as received) of `query` if it is a
-/// standard query with one question, AXFR IN for `apex`. Read here rather than with
+/// The ID, the question (QNAME, QTYPE, QCLASS as received) and the kind of `query` if it is
+/// a standard query with one question, AXFR or IXFR IN for `apex`; an IXFR must carry the
+/// client's SOA in its authority section (RFC 1995 §3). Read here rather than with
 /// `wire::parse_query`: a second caller would change how the compiler inlines the query path.
-fn axfr_question<'q>(query: &'q [u8], apex: &[u8]) -> Option<(u16, &'q [u8])> {
+fn transfer_question<'q>(query: &'q [u8], apex: &[u8]) -> Option<(u16, &'q [u8], Kind)> {
     let header = query.get(..HEADER_LEN)?;
     let flags = u16::from_be_bytes([header[2], header[3]]);
     let opcode = (flags >> flags::OPCODE_SHIFT) & flags::OPCODE_MASK;
@@ -252,13 +334,44 @@ fn axfr_question<'q>(query: &'q [u8], apex: &[u8]) -> Option<(u16, &'q [u8])> {
         u16::from_be_bytes([fixed[0], fixed[1]]),
         u16::from_be_bytes([fixed[2], fixed[3]]),
     );
-    if Rtype(qtype) != Rtype::AXFR || Class(qclass) != Class::IN {
+    if Class(qclass) != Class::IN {
         return None;
     }
+    let kind = match Rtype(qtype) {
+        Rtype::AXFR => Kind::Axfr,
+        Rtype::IXFR => Kind::Ixfr {
+            serial: client_serial(query, end)?,
+        },
+        _ => return None,
+    };
     Some((
         u16::from_be_bytes([header[0], header[1]]),
         &query[HEADER_LEN..end],
+        kind,
     ))
+}
+
+/// The SERIAL of the SOA record at `at`, the first after the question of an IXFR request:
+/// the fifth field from the end of its RDATA, so the names before need no reading.
+fn client_serial(query: &[u8], at: usize) -> Option<u32> {
+    // No answers, and the SOA first in the authority section.
+    if query.get(6..8)? != [0, 0] || query.get(8..10)? == [0, 0] {
+        return None;
+    }
+    let owner_end = skip_name(query, at)?;
+    let fixed = query.get(owner_end..owner_end + 10)?;
+    if Rtype(u16::from_be_bytes([fixed[0], fixed[1]])) != Rtype::SOA {
+        return None;
+    }
+    let rdlength = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+    let end = owner_end + 10 + rdlength;
+    if rdlength < 22 || end > query.len() {
+        return None;
+    }
+    let serial = query.get(end - 20..end - 16)?;
+    Some(u32::from_be_bytes([
+        serial[0], serial[1], serial[2], serial[3],
+    ]))
 }
 
 /// A transfer slot, given back when dropped.
@@ -275,6 +388,7 @@ impl Drop for Permit {
 #[derive(Debug)]
 pub struct Request {
     pub id: u16,
+    pub kind: Kind,
     pub peer: IpAddr,
     /// Where the transfer counts its outcome.
     pub stats: Arc<XfrStats>,
@@ -324,7 +438,7 @@ mod tests {
 
     #[test]
     fn requests_are_allowed_axfrs_of_the_apex_within_the_cap() {
-        let gate = Gate::new(vec!["127.0.0.0/8".parse().unwrap()], 2);
+        let gate = Gate::new(vec!["127.0.0.0/8".parse().unwrap()], 2, 0);
         let apex = b"\x04apps\x07example\x03com\x00";
         let local: IpAddr = "127.0.0.1".parse().unwrap();
         let axfr = QueryBuilder::new("APPS.example.com", 252).id(7).build();
@@ -335,7 +449,7 @@ mod tests {
         let outsider: IpAddr = "192.0.2.1".parse().unwrap();
         assert!(gate.request(&axfr, outsider, apex, None).is_none());
         for other in [
-            QueryBuilder::new("apps.example.com", 251).build(), // IXFR
+            QueryBuilder::new("apps.example.com", 251).build(), // IXFR without an SOA
             QueryBuilder::new("apps.example.com", 6).build(),
             QueryBuilder::new("ws-1.apps.example.com", 252).build(),
             QueryBuilder::new("apps.example.com", 252).class(3).build(),

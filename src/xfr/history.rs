@@ -1,0 +1,307 @@
+//! What each reload changed, kept for IXFR (RFC 1995): for the last `--ixfr-history` serials,
+//! the apps whose CNAMEs went or came, and the CNAME records of their clusters then and now.
+//! A moved app is in both lists. Nothing refers to a snapshot, so an old one is freed as soon
+//! as nothing serves it.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use super::message::{target_suffixes, Suffix};
+use crate::snapshot::guard::serial_is_newer;
+use crate::snapshot::{AppKey, Snapshot};
+
+/// An app ID held by a delta.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OwnedKey {
+    Numeric(u64),
+    Named(Box<[u8]>),
+}
+
+impl OwnedKey {
+    fn new(key: AppKey<'_>) -> Self {
+        match key {
+            AppKey::Numeric(id) => Self::Numeric(id),
+            AppKey::Named(id) => Self::Named(id.into()),
+        }
+    }
+
+    pub fn key(&self) -> AppKey<'_> {
+        match self {
+            Self::Numeric(id) => AppKey::Numeric(*id),
+            Self::Named(id) => AppKey::Named(id),
+        }
+    }
+}
+
+/// The CNAME records of one side of a delta: per cluster and service, as the snapshot had
+/// them, with where their targets point into the apex.
+#[derive(Debug)]
+pub struct Side {
+    /// Apps and their cluster, indexing `cnames` by `cluster * services + service`.
+    pub apps: Vec<(OwnedKey, u32)>,
+    pub cnames: Vec<Option<Box<[u8]>>>,
+    pub(super) suffixes: Vec<Option<Suffix>>,
+}
+
+impl Side {
+    fn of(snapshot: &Snapshot) -> Self {
+        let services = snapshot.zone.services.len();
+        let records = || {
+            (0..snapshot.cluster_count() * services)
+                .map(|i| snapshot.cname_record((i / services) as u32, i % services))
+        };
+        Self {
+            apps: Vec::new(),
+            cnames: records().map(|record| record.map(Box::from)).collect(),
+            suffixes: target_suffixes(records(), &snapshot.zone.apex),
+        }
+    }
+
+    /// The CNAME record of `service` on `cluster`.
+    pub fn cname(&self, cluster: u32, service: usize, services: usize) -> Option<&[u8]> {
+        self.cnames
+            .get(cluster as usize * services + service)?
+            .as_deref()
+    }
+}
+
+/// One reload's change of the zone, from serial `from` to `to`.
+#[derive(Debug)]
+pub struct Delta {
+    pub from: u32,
+    pub to: u32,
+    pub removed: Side,
+    pub added: Side,
+}
+
+impl Delta {
+    /// The difference from `old` to `new`: one lookup in `old` per app of `new`, and one in
+    /// `new` per app of `old`.
+    pub fn between(old: &Snapshot, new: &Snapshot) -> Self {
+        let (mut removed, mut added) = (Side::of(old), Side::of(new));
+        // Cluster indexes differ between snapshots: map new ones to old ones once.
+        let to_old: Vec<Option<u32>> = (0..new.cluster_count() as u32)
+            .map(|i| {
+                let name = new.cluster_name(i);
+                (0..old.cluster_count() as u32).find(|&j| old.cluster_name(j) == name)
+            })
+            .collect();
+        for (app, cluster) in new.app_entries() {
+            match old.cluster_of(app) {
+                None => added.apps.push((OwnedKey::new(app), cluster)),
+                Some(before) if to_old[cluster as usize] != Some(before) => {
+                    removed.apps.push((OwnedKey::new(app), before));
+                    added.apps.push((OwnedKey::new(app), cluster));
+                }
+                Some(_) => {}
+            }
+        }
+        for (app, cluster) in old.app_entries() {
+            if new.cluster_of(app).is_none() {
+                removed.apps.push((OwnedKey::new(app), cluster));
+            }
+        }
+        Self {
+            from: old.serial,
+            to: new.serial,
+            removed,
+            added,
+        }
+    }
+
+    /// Heap bytes held, roughly: what `--ixfr-history` costs.
+    pub fn heap_bytes(&self) -> usize {
+        [&self.removed, &self.added]
+            .iter()
+            .map(|side| {
+                let names: usize = side
+                    .apps
+                    .iter()
+                    .map(|(key, _)| match key {
+                        OwnedKey::Named(id) => id.len(),
+                        OwnedKey::Numeric(_) => 0,
+                    })
+                    .sum();
+                let records: usize = side.cnames.iter().flatten().map(|r| r.len()).sum();
+                side.apps.capacity() * size_of::<(OwnedKey, u32)>() + names + records
+            })
+            .sum()
+    }
+}
+
+/// The deltas of the last reloads, oldest first, each one's `to` the next one's `from`.
+#[derive(Debug)]
+pub struct History {
+    deltas: VecDeque<Arc<Delta>>,
+    limit: usize,
+}
+
+impl History {
+    /// A history of at most `limit` deltas (0: none kept, IXFR always answered in full).
+    pub fn new(limit: usize) -> Self {
+        Self {
+            deltas: VecDeque::new(),
+            limit,
+        }
+    }
+
+    /// Whether deltas are kept at all.
+    pub fn enabled(&self) -> bool {
+        self.limit > 0
+    }
+
+    /// Adds the newest delta, forgetting the oldest beyond the limit. A delta that does not
+    /// continue the chain (a forced reload to an older serial) starts it again.
+    pub fn push(&mut self, delta: Delta) {
+        if self.limit == 0 {
+            return;
+        }
+        let continues = self.deltas.back().map_or(true, |last| last.to == delta.from);
+        if !continues || !serial_is_newer(delta.to, delta.from) {
+            self.deltas.clear();
+            if !serial_is_newer(delta.to, delta.from) {
+                return;
+            }
+        }
+        // A serial seen again inside the history would make the path ambiguous.
+        while self
+            .deltas
+            .iter()
+            .any(|d| d.from == delta.to || d.to == delta.to)
+        {
+            self.deltas.pop_front();
+        }
+        self.deltas.push_back(Arc::new(delta));
+        while self.deltas.len() > self.limit {
+            self.deltas.pop_front();
+        }
+    }
+
+    /// Forgets every delta: the zone changed in a way no difference describes.
+    pub fn clear(&mut self) {
+        self.deltas.clear();
+    }
+
+    /// The deltas from `serial` to `current`, in order; `None` when `serial` is not in the
+    /// history (too old, or never served), and empty when it is `current`.
+    pub fn path(&self, serial: u32, current: u32) -> Option<Vec<Arc<Delta>>> {
+        if serial == current {
+            return Some(Vec::new());
+        }
+        let start = self.deltas.iter().position(|d| d.from == serial)?;
+        let mut path = Vec::new();
+        for delta in self.deltas.iter().skip(start) {
+            path.push(Arc::clone(delta));
+            if delta.to == current {
+                return Some(path);
+            }
+        }
+        None
+    }
+
+    /// Deltas kept, and their heap bytes.
+    pub fn size(&self) -> (usize, usize) {
+        let bytes = self.deltas.iter().map(|d| d.heap_bytes()).sum();
+        (self.deltas.len(), bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn snapshot(serial: u32, apps: &[(&str, &str)]) -> Snapshot {
+        let entries: Vec<String> = apps
+            .iter()
+            .map(|(app, cluster)| format!("{app:?}: {cluster:?}"))
+            .collect();
+        let json = format!(
+            r#"{{"serial": {serial}, "apps": {{{}}}}}"#,
+            entries.join(",")
+        );
+        Snapshot::from_json(json.as_bytes(), &Config::default().zone().unwrap()).unwrap()
+    }
+
+    fn apps(side: &Side) -> Vec<(String, String)> {
+        let mut apps: Vec<_> = side
+            .apps
+            .iter()
+            .map(|(key, cluster)| {
+                let id = match key.key() {
+                    AppKey::Numeric(id) => id.to_string(),
+                    AppKey::Named(id) => String::from_utf8_lossy(id).into_owned(),
+                };
+                let services = Config::default().zone().unwrap().services.len();
+                let target = side.cname(*cluster, 0, services).unwrap();
+                (id, String::from_utf8_lossy(&target[10..]).into_owned())
+            })
+            .collect();
+        apps.sort();
+        apps
+    }
+
+    #[test]
+    fn a_delta_holds_exactly_what_changed() {
+        let old = snapshot(1, &[("1", "eu"), ("2", "eu"), ("3", "us"), ("app-x", "us")]);
+        // 1 stays, 2 moves, 3 goes, app-x moves, 4 and app-y come; "mt9" is a new cluster
+        // that reorders the indexes.
+        let new = snapshot(
+            2,
+            &[
+                ("1", "eu"),
+                ("2", "mt9"),
+                ("app-x", "eu"),
+                ("4", "us"),
+                ("app-y", "mt9"),
+            ],
+        );
+        let delta = Delta::between(&old, &new);
+        assert_eq!((delta.from, delta.to), (1, 2));
+        let name = |id: &str, cluster: &str| {
+            let label = format!("ws-{cluster}");
+            let target = format!("{}{label}\x07example\x03com\x00", label.len() as u8 as char);
+            (id.to_string(), target)
+        };
+        assert_eq!(
+            apps(&delta.removed),
+            [name("2", "eu"), name("3", "us"), name("app-x", "us")]
+        );
+        assert_eq!(
+            apps(&delta.added),
+            [
+                name("2", "mt9"),
+                name("4", "us"),
+                name("app-x", "eu"),
+                name("app-y", "mt9")
+            ]
+        );
+        assert!(delta.heap_bytes() > 0);
+    }
+
+    #[test]
+    fn paths_through_the_history() {
+        let s = |serial| snapshot(serial, &[("1", "eu")]);
+        let mut history = History::new(3);
+        for serial in 1..=5u32 {
+            history.push(Delta::between(&s(serial), &s(serial + 1)));
+        }
+        // Kept: 3->4, 4->5, 5->6.
+        assert_eq!(history.size().0, 3);
+        let serials = |path: Vec<Arc<Delta>>| path.iter().map(|d| d.to).collect::<Vec<_>>();
+        assert_eq!(history.path(6, 6).map(serials), Some(vec![]));
+        assert_eq!(history.path(3, 6).map(serials), Some(vec![4, 5, 6]));
+        assert_eq!(history.path(4, 5).map(serials), Some(vec![5]));
+        assert!(history.path(2, 6).is_none(), "too old");
+        assert!(history.path(7, 6).is_none(), "never served");
+        // A forced reload back to serial 4 starts again.
+        history.push(Delta::between(&s(6), &s(4)));
+        assert_eq!(history.size().0, 0);
+        assert!(history.path(3, 4).is_none());
+        history.push(Delta::between(&s(4), &s(5)));
+        assert_eq!(history.path(4, 5).map(serials), Some(vec![5]));
+        let mut off = History::new(0);
+        off.push(Delta::between(&s(1), &s(2)));
+        assert!(off.path(1, 2).is_none());
+    }
+}
