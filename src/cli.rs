@@ -100,6 +100,8 @@ Options:
   --tsig-key-file PATH       TSIG keys (tsig-keygen / keymgr -t format): a transfer must
                              then be signed with one of them [default: none]
   --ixfr-history N           reloads whose differences are kept for IXFR [default: 32]
+  --notify ADDR:PORT         secondary sent a NOTIFY after each new serial, repeatable
+                             (signed with the first TSIG key, if any) [default: none]
   --force                    reload: override the guard rails (serial rollback, empty,
                              shrink), for this reload only
   --json                     status: one JSON object
@@ -112,7 +114,7 @@ stop accepting, finish the TCP answers already asked for (at most 1 s) and exit.
 ";
 
 /// Every option that takes a value; anything else starting with '-' is unknown.
-const VALUE_FLAGS: [&str; 26] = [
+const VALUE_FLAGS: [&str; 27] = [
     "--dump",
     "--zone",
     "--target",
@@ -139,6 +141,7 @@ const VALUE_FLAGS: [&str; 26] = [
     "--xfr-allow",
     "--tsig-key-file",
     "--ixfr-history",
+    "--notify",
 ];
 
 fn value<T: FromStr>(flag: &str, text: &str, what: &str) -> Result<T, CliError> {
@@ -241,6 +244,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
             "--clusters" => config.clusters = Some(text.split(',').map(str::to_owned).collect()),
             "--control" => config.control = Some(PathBuf::from(text)),
             "--tsig-key-file" => config.tsig_key_file = Some(PathBuf::from(text)),
+            "--notify" => config.notify.push(value(flag, &text, "an ADDR:PORT")?),
             "--ixfr-history" => config.ixfr_history = value(flag, &text, "a number of reloads")?,
             "--xfr-allow" => config.xfr_allow.push(
                 text.parse()

@@ -117,6 +117,8 @@ pub struct Config {
     pub tsig_key_file: Option<PathBuf>,
     /// Reloads whose differences are kept for IXFR.
     pub ixfr_history: usize,
+    /// Secondaries told of each new serial (NOTIFY).
+    pub notify: Vec<SocketAddr>,
 }
 
 impl Default for Config {
@@ -148,6 +150,7 @@ impl Default for Config {
             xfr_allow: Vec::new(),
             tsig_key_file: None,
             ixfr_history: 32,
+            notify: Vec::new(),
         }
     }
 }

@@ -297,6 +297,19 @@ fn render_xfr(xfr: &XfrStats, out: &mut String) {
         "Bytes sent by completed zone transfers, length prefixes included.",
         &by_type(&xfr.bytes),
     );
+    let notifies = [
+        ("sent", &xfr.notifies_sent),
+        ("acknowledged", &xfr.notifies_acked),
+        ("failed", &xfr.notifies_failed),
+    ]
+    .map(|(result, n)| (format!("{{result=\"{result}\"}}"), get(n)));
+    family(
+        out,
+        "cnamed_notifies_total",
+        "counter",
+        "NOTIFY messages sent to --notify targets (retries included), acknowledged, and failed (not acknowledged after the last try, or refused).",
+        &notifies,
+    );
     single(
         out,
         "cnamed_ixfr_history_deltas",

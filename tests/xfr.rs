@@ -609,3 +609,77 @@ fn ixfr_sends_the_differences() {
     assert_eq!(m["cnamed_ixfr_history_deltas"], 2.0);
     assert!(m["cnamed_xfr_bytes_total{type=\"IXFR\"}"] > 0.0);
 }
+
+/// NOTIFY (RFC 1996): sent at start and after each new serial to every `--notify` target,
+/// with the SOA; sent again with the same ID until acknowledged; signed when there are keys.
+#[test]
+fn notify_until_acknowledged() {
+    use hickory_proto::op::{MessageType, OpCode};
+    use hickory_proto::serialize::binary::BinEncodable;
+    let secondary = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    secondary
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let target = secondary.local_addr().unwrap().to_string();
+    let keys = temp_dump(
+        "notify-keys",
+        "key \"edge\" { algorithm hmac-sha256; secret \"PNe84o+cKkIJkh9PXBBYvCPEPBJ6vOIysbX44qdczrQ=\"; };",
+    );
+    let keyring = cnamed::xfr::keys::load(&keys).unwrap();
+    let dump_path = temp_dump("notify", &dump(5, 100, 0));
+    let mut server = Cnamed::start_dump(
+        &dump_path,
+        &[
+            "--notify",
+            &target,
+            "--tsig-key-file",
+            keys.to_str().unwrap(),
+            "--metrics",
+            "127.0.0.1:0",
+        ],
+    );
+    let metrics = metrics_addr(&mut server);
+    let receive = || {
+        let mut buf = [0u8; 1024];
+        let (len, from) = secondary.recv_from(&mut buf).expect("a NOTIFY");
+        let message = Message::from_bytes(&buf[..len]).expect("hickory decodes it");
+        assert_eq!(message.op_code(), OpCode::Notify);
+        assert_eq!(message.queries()[0].query_type(), RecordType::SOA);
+        let signed = cnamed::wire::tsig::find(&buf[..len])
+            .unwrap()
+            .expect("signed");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let verdict = cnamed::wire::tsig::verify(&buf[..len], &signed, &keyring, now);
+        assert!(
+            matches!(verdict, cnamed::wire::tsig::Verdict::Valid { .. }),
+            "{verdict:?}"
+        );
+        (message, from)
+    };
+    let (first, _) = receive();
+    assert_eq!(soa_serial(&first.answers()[0]), Some(5));
+    // Not answered: the same NOTIFY comes again after about a second; this one is answered.
+    let started = std::time::Instant::now();
+    let (again, from) = receive();
+    assert_eq!(again.id(), first.id());
+    assert!(started.elapsed() > Duration::from_millis(500));
+    let mut ack = again.clone();
+    ack.set_message_type(MessageType::Response);
+    secondary.send_to(&ack.to_bytes().unwrap(), from).unwrap();
+    let acked = "cnamed_notifies_total{result=\"acknowledged\"}";
+    let m = wait_metric_for(metrics, acked, 1.0, Duration::from_secs(5));
+    assert_eq!(m["cnamed_notifies_total{result=\"sent\"}"], 2.0);
+
+    std::fs::write(&dump_path, dump(6, 100, 1)).unwrap();
+    server.signal("HUP");
+    let (next, from) = receive();
+    assert_eq!(soa_serial(&next.answers()[0]), Some(6));
+    assert_ne!(next.id(), first.id());
+    let mut ack = next.clone();
+    ack.set_message_type(MessageType::Response);
+    secondary.send_to(&ack.to_bytes().unwrap(), from).unwrap();
+    wait_metric_for(metrics, acked, 2.0, Duration::from_secs(5));
+}

@@ -10,6 +10,7 @@
 
 mod control;
 pub mod http;
+mod notify;
 mod running;
 mod shared;
 mod signals;
@@ -58,6 +59,8 @@ pub struct Server {
     dump: PathBuf,
     cookie_secret_file: Option<PathBuf>,
     tsig_key_file: Option<PathBuf>,
+    /// `--notify` targets.
+    notify: Vec<SocketAddr>,
     max_dump_size: u64,
     rules: Rules,
     tcp_limits: TcpLimits,
@@ -110,6 +113,7 @@ impl Server {
             dump: config.dump.clone(),
             cookie_secret_file: config.cookie_secret_file.clone(),
             tsig_key_file: config.tsig_key_file.clone(),
+            notify: config.notify.clone(),
             max_dump_size: config.max_dump_size,
             rules: config
                 .guard_rules()
@@ -183,6 +187,19 @@ impl Server {
             .as_ref()
             .map(Gate::stats)
             .unwrap_or_default();
+        let notify = match self.notify.is_empty() {
+            true => None,
+            false => {
+                let serials = notify::spawn(
+                    self.notify,
+                    Arc::clone(&self.shared),
+                    Arc::clone(&xfr_stats),
+                )?;
+                // The secondaries learn the serial of a (re)started primary at once.
+                let _ = serials.send(self.shared.snapshot.load().serial);
+                Some(serials)
+            }
+        };
         Ok(Running {
             reloader: Arc::new(Reloader {
                 shared: self.shared,
@@ -190,6 +207,7 @@ impl Server {
                 dump: self.dump,
                 cookie_secret_file: self.cookie_secret_file,
                 tsig_key_file: self.tsig_key_file,
+                notify,
                 max_dump_size: self.max_dump_size,
                 rules: self.rules,
                 stats: Arc::clone(&self.stats),

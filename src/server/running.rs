@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -114,6 +114,8 @@ pub(super) struct Reloader {
     pub(super) dump: PathBuf,
     pub(super) cookie_secret_file: Option<PathBuf>,
     pub(super) tsig_key_file: Option<PathBuf>,
+    /// Each new serial goes to the NOTIFY thread, when there are `--notify` targets.
+    pub(super) notify: Option<mpsc::Sender<u32>>,
     pub(super) max_dump_size: u64,
     pub(super) rules: Rules,
     pub(super) stats: Arc<ServerStats>,
@@ -216,6 +218,9 @@ impl Reloader {
         stats.last_reload_ok_ms.set(unix_millis());
         stats.apps.set(done.apps as u64);
         stats.serial.set(u64::from(done.serial));
+        if let Some(notify) = &self.notify {
+            let _ = notify.send(done.serial);
+        }
         stats.load_micros.set(done.elapsed.as_micros() as u64);
         Ok(done)
     }

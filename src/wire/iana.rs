@@ -51,6 +51,8 @@ pub struct Opcode(pub u8);
 
 impl Opcode {
     pub const QUERY: Self = Self(0);
+    /// RFC 1996.
+    pub const NOTIFY: Self = Self(4);
 }
 
 /// A response code, up to 12 bits: the low 4 bits live in the header, the high 8 in the OPT

@@ -156,7 +156,10 @@ impl History {
         if self.limit == 0 {
             return;
         }
-        let continues = self.deltas.back().map_or(true, |last| last.to == delta.from);
+        let continues = self
+            .deltas
+            .back()
+            .map_or(true, |last| last.to == delta.from);
         if !continues || !serial_is_newer(delta.to, delta.from) {
             self.deltas.clear();
             if !serial_is_newer(delta.to, delta.from) {

@@ -10,6 +10,7 @@ pub mod history;
 pub mod ixfr;
 pub mod keys;
 pub mod message;
+pub mod notify;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -155,6 +156,10 @@ pub struct XfrStats {
     /// Deltas kept for IXFR, and their heap bytes.
     pub history_deltas: AtomicU64,
     pub history_bytes: AtomicU64,
+    /// NOTIFY messages sent (retries too), acknowledged, and rounds given up or refused.
+    pub notifies_sent: AtomicU64,
+    pub notifies_acked: AtomicU64,
+    pub notifies_failed: AtomicU64,
 }
 
 /// How a transfer request was authenticated (RFC 8945).

@@ -1,0 +1,75 @@
+//! NOTIFY (RFC 1996) messages: what a primary sends its secondaries after a new serial, and
+//! how their acknowledgements are recognised.
+
+use crate::wire::{flags, read_u16, Class, Opcode, Rcode, Rtype, HEADER_LEN};
+
+/// The NOTIFY for the zone at `apex` (wire form): header with `id`, opcode NOTIFY and AA,
+/// the question `apex SOA IN`, and the SOA (`soa`, TYPE to RDATA, owner a pointer to the
+/// question) in the answer section as a hint (RFC 1996 §3.7). Returns the length, `None` if
+/// `out` is too small.
+pub fn message(id: u16, apex: &[u8], soa: &[u8], out: &mut [u8]) -> Option<usize> {
+    let flags = (u16::from(Opcode::NOTIFY.0) << flags::OPCODE_SHIFT) | flags::AA;
+    let mut header = [0u8; HEADER_LEN];
+    header[..2].copy_from_slice(&id.to_be_bytes());
+    header[2..4].copy_from_slice(&flags.to_be_bytes());
+    header[4..6].copy_from_slice(&1u16.to_be_bytes());
+    header[6..8].copy_from_slice(&1u16.to_be_bytes());
+    let pointer = (0xC000u16 | HEADER_LEN as u16).to_be_bytes();
+    let parts: [&[u8]; 6] = [
+        &header,
+        apex,
+        &Rtype::SOA.0.to_be_bytes(),
+        &Class::IN.0.to_be_bytes(),
+        &pointer,
+        soa,
+    ];
+    let mut len = 0;
+    for part in parts {
+        out.get_mut(len..len + part.len())?.copy_from_slice(part);
+        len += part.len();
+    }
+    Some(len)
+}
+
+/// The RCODE of `response` if it answers the NOTIFY with `id`: QR set, opcode NOTIFY.
+pub fn acknowledgement(response: &[u8], id: u16) -> Option<Rcode> {
+    let flags = read_u16(response, 2)?;
+    let opcode = (flags >> flags::OPCODE_SHIFT) & flags::OPCODE_MASK;
+    let matches = read_u16(response, 0)? == id
+        && flags & flags::QR != 0
+        && opcode == u16::from(Opcode::NOTIFY.0);
+    matches.then_some(Rcode(flags & flags::RCODE_MASK))
+}
+
+#[cfg(test)]
+mod tests {
+    use hickory_proto::op::{Message, OpCode};
+    use hickory_proto::rr::RecordType;
+    use hickory_proto::serialize::binary::{BinDecodable, BinEncodable};
+
+    use super::*;
+    use crate::config::Config;
+    use crate::snapshot::Snapshot;
+
+    #[test]
+    fn notify_and_its_acknowledgement() {
+        let zone = Config::default().zone().unwrap();
+        let snapshot = Snapshot::from_json(include_bytes!("../../data/apps.json"), &zone).unwrap();
+        let mut out = [0u8; 512];
+        let len = message(0x1234, &zone.apex, snapshot.soa_answer(), &mut out).unwrap();
+        let notify = Message::from_bytes(&out[..len]).expect("hickory decodes it");
+        assert_eq!(notify.op_code(), OpCode::Notify);
+        assert!(notify.authoritative());
+        assert_eq!(notify.queries()[0].name().to_ascii(), "apps.example.com.");
+        assert_eq!(notify.queries()[0].query_type(), RecordType::SOA);
+        let soa = notify.answers()[0].data().unwrap().as_soa().unwrap();
+        assert_eq!(soa.serial(), snapshot.serial);
+
+        let mut reply = notify.clone();
+        reply.set_message_type(hickory_proto::op::MessageType::Response);
+        let bytes = reply.to_bytes().unwrap();
+        assert_eq!(acknowledgement(&bytes, 0x1234), Some(Rcode::NOERROR));
+        assert_eq!(acknowledgement(&bytes, 0x1235), None, "another ID");
+        assert_eq!(acknowledgement(&out[..len], 0x1234), None, "not a response");
+    }
+}
