@@ -683,3 +683,61 @@ fn notify_until_acknowledged() {
     secondary.send_to(&ack.to_bytes().unwrap(), from).unwrap();
     wait_metric_for(metrics, acked, 2.0, Duration::from_secs(5));
 }
+
+/// IXFR over UDP (RFC 1995 §2): the differences when they fit one 512-byte datagram, else
+/// the current SOA alone (the client then asks over TCP); REFUSED outside `--xfr-allow`.
+#[test]
+fn ixfr_over_udp() {
+    let json = |serial: u32, moved: &[u32]| {
+        let entries: Vec<String> = (0..200)
+            .map(|i| format!(r#""{i}": "c{}""#, u32::from(moved.contains(&i))))
+            .collect();
+        format!(
+            r#"{{"serial": {serial}, "apps": {{{}}}}}"#,
+            entries.join(",")
+        )
+    };
+    let dump_path = temp_dump("ixfr-udp", &json(1, &[]));
+    let mut server = Cnamed::start_dump(&dump_path, &["--xfr-allow", "127.0.0.1/32"]);
+    std::fs::write(&dump_path, json(2, &[7])).unwrap();
+    server.signal("HUP");
+    server.wait_log("reloaded");
+    std::fs::write(&dump_path, json(3, &[7, 8, 9, 10, 11, 12, 13])).unwrap();
+    server.signal("HUP");
+    server.wait_log("reloaded");
+
+    // Serial 2 -> 3 moved six apps: too large for 512 bytes, so the SOA alone.
+    let reply = Message::from_bytes(&server.udp(&ixfr_query(1, 2))).unwrap();
+    let serials: Vec<_> = reply.answers().iter().filter_map(soa_serial).collect();
+    assert_eq!(serials, [3]);
+    assert_eq!(reply.answers().len(), 1);
+    // From 1 the sequence is longer still; from 3, current: the SOA alone.
+    for from in [1, 3] {
+        let reply = Message::from_bytes(&server.udp(&ixfr_query(2, from))).unwrap();
+        assert_eq!(reply.answers().len(), 1);
+    }
+    // A one-app change fits: reload to 4 with app 13 back, then ask from 3.
+    std::fs::write(&dump_path, json(4, &[7, 8, 9, 10, 11, 12])).unwrap();
+    server.signal("HUP");
+    server.wait_log("serial 4");
+    let bytes = server.udp(&ixfr_query(3, 3));
+    assert!(bytes.len() <= 512, "{}", bytes.len());
+    let reply = Message::from_bytes(&bytes).unwrap();
+    assert_eq!(reply.response_code(), ResponseCode::NoError);
+    assert!(reply.authoritative());
+    let serials: Vec<_> = reply.answers().iter().filter_map(soa_serial).collect();
+    assert_eq!(serials, [4, 3, 4, 4]);
+    let cnames = reply.answers().len() - 4;
+    assert_eq!(cnames, 6, "three CNAMEs of app 13 out, three in");
+
+    // Not allowed: REFUSED, as any transfer.
+    let outsider = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    outsider
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    outsider.send_to(&ixfr_query(4, 3), server.addr).unwrap();
+    let mut buf = [0u8; 512];
+    let len = outsider.recv(&mut buf).unwrap();
+    let reply = Message::from_bytes(&buf[..len]).unwrap();
+    assert_eq!(reply.response_code(), ResponseCode::Refused);
+}

@@ -99,6 +99,20 @@ impl<'a> Serving<'a> {
         sign_response(query, out, len, keys, u64::from(unix_seconds()))
     }
 
+    /// The answer to an IXFR over UDP from an allowed client (see `transfer`), or `None`
+    /// for the ordinary rules (REFUSED).
+    pub(crate) fn ixfr_over_udp(
+        &self,
+        query: &[u8],
+        client: Option<IpAddr>,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let gate = self.xfr?;
+        let request =
+            gate.request_over_udp(query, client?, &self.snapshot.zone.apex, self.tsig_keys)?;
+        super::transfer::answer_over_udp(&request, self.snapshot, gate, out)
+    }
+
     /// The answer context for a query from `client` over `transport`.
     pub(crate) fn context(&self, transport: Transport, client: Option<IpAddr>) -> Context<'_> {
         Context {

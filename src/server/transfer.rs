@@ -15,7 +15,7 @@ use crate::wire::{flags, Rcode, HEADER_LEN, MAX_TCP};
 use crate::xfr::axfr::axfr;
 use crate::xfr::ixfr::ixfr;
 use crate::xfr::message::{Stream, MAX_MESSAGE};
-use crate::xfr::{Auth, IxfrStyle, Kind, Request};
+use crate::xfr::{Auth, Gate, IxfrStyle, Kind, Request};
 
 use super::shared::Shared;
 
@@ -150,6 +150,62 @@ fn send(
     }
     linger(&stream)?;
     Ok((transfer.records(), bytes))
+}
+
+/// An IXFR over UDP (RFC 1995 §2), answered in `out` on the worker: the differences if they
+/// fit one datagram of 512 bytes (TSIG included), else the current SOA alone, which sends
+/// the client to TCP; the SOA alone too when it is current or older than the history.
+pub(super) fn answer_over_udp(
+    request: &Request,
+    snapshot: &Snapshot,
+    gate: &Gate,
+    out: &mut [u8],
+) -> Option<usize> {
+    /// Kept free for a TSIG record, when the request was signed.
+    const TSIG_ROOM: usize = 160;
+    let tsig_room = match &request.auth {
+        Auth::Failed { .. } => return tsig_error(request, out),
+        Auth::Valid { .. } => TSIG_ROOM,
+        Auth::Unsigned => 0,
+    };
+    let Kind::Ixfr { serial } = request.kind else {
+        return None;
+    };
+    let room = out.len().min(512).saturating_sub(tsig_room);
+    let deltas = gate.ixfr_path(serial, snapshot).unwrap_or_default();
+    let mut len = None;
+    if !deltas.is_empty() {
+        let mut stream = ixfr(snapshot, &deltas);
+        let first = stream.next_message(request.id, request.question(), &mut out[..room]);
+        if stream
+            .next_message(request.id, request.question(), &mut [0u8; 512][..room])
+            .is_none()
+        {
+            len = first;
+        }
+    }
+    let len = match len {
+        Some(len) => len,
+        None => {
+            ixfr(snapshot, &[]).next_message(request.id, request.question(), &mut out[..room])?
+        }
+    };
+    match &request.auth {
+        Auth::Valid { key, key_name, mac } => {
+            let signing = Signing {
+                key: Some(key),
+                key_name,
+                algorithm: key.algorithm.wire_name(),
+                chain: Chain::Request(*mac),
+                time: u64::from(unix_seconds()),
+                fudge: FUDGE,
+                error: 0,
+                other: &[],
+            };
+            sign(out, len, &signing).map(|(len, _)| len)
+        }
+        _ => Some(len),
+    }
 }
 
 /// The NOTAUTH answer to a request whose TSIG failed (RFC 8945 §5.2): the question, and a

@@ -17,6 +17,7 @@ use crate::cookie;
 use crate::metrics::{Limited, WorkerCounters};
 use crate::rrl::{RateLimiter, ResponseClass, Verdict};
 use crate::sys::{UdpBatch, BATCH};
+use crate::wire::{Rcode, Rtype};
 
 /// Batches read from one UDP socket before other sockets get a turn.
 const BATCHES_PER_TURN: usize = 16;
@@ -158,6 +159,13 @@ impl UdpAnswer<'_> {
                         summary.truncate(out);
                     }
                 }
+            }
+        }
+        if summary.qtype == Some(Rtype::IXFR) {
+            if let Some(answered) = serving.ixfr_over_udp(query, sender, out) {
+                summary.len = Some(answered);
+                summary.signed = false;
+                summary.rcode = Rcode::NOERROR;
             }
         }
         if let (true, Some(len)) = (summary.signed, summary.len) {

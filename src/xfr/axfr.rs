@@ -63,7 +63,7 @@ impl<'s, I: Iterator<Item = (AppKey<'s>, u32)>> Stream for Axfr<'s, I> {
         let zone = &self.snapshot.zone;
         loop {
             let written = match self.stage {
-                Stage::Soa | Stage::FinalSoa => message.apex_record(self.snapshot.soa_answer()),
+                Stage::Soa | Stage::FinalSoa => message.soa(self.snapshot.soa_answer()),
                 Stage::Ns(i) => match zone.ns_record(i) {
                     Some(record) => message.apex_record(record),
                     None => {

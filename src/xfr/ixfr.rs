@@ -100,7 +100,7 @@ impl Ixfr<'_> {
         };
         if let Some(serial) = serial {
             let len = soa_at(self.snapshot, serial, &mut soa)?;
-            return Some(message.apex_record(&soa[..len]));
+            return Some(message.soa(&soa[..len]));
         }
         let (side, app, service): (&Side, usize, usize) = match stage {
             Stage::Removed(d, app, service) => (&self.deltas[d].removed, app, service),

@@ -60,6 +60,21 @@ pub(super) fn target_suffixes<'r>(
         .collect()
 }
 
+/// The length of the uncompressed name at the start of `bytes`.
+fn name_len(bytes: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    loop {
+        let len = usize::from(*bytes.get(at)?);
+        if len & 0xC0 != 0 {
+            return None;
+        }
+        at += 1 + len;
+        if len == 0 {
+            return Some(at);
+        }
+    }
+}
+
 /// A zone transfer's messages, made one at a time.
 pub trait Stream {
     /// Writes the next message into `out` (at least `MAX_MESSAGE` bytes): header with `id`,
@@ -192,7 +207,54 @@ impl<'o, 'z> Message<'o, 'z> {
         self.owned_record(&[], &[record])
     }
 
-    /// A record (TYPE to RDATA, in up to four parts) owned by `label` under the apex, or by
+    /// The apex SOA record (TYPE to RDATA), MNAME and RNAME pointing into the apex where
+    /// they end with a part of it (`ns1.example.com.`, `hostmaster.apps.example.com.`).
+    pub(super) fn soa(&mut self, record: &[u8]) -> bool {
+        // The owner is the apex: written here now, or pointed to.
+        let apex_at = self.apex_at.unwrap_or(self.len);
+        let names = record.get(CNAME_FIXED..).and_then(|rdata| {
+            let mname = name_len(rdata)?;
+            let rname = name_len(&rdata[mname..])?;
+            Some((
+                &rdata[..mname],
+                &rdata[mname..mname + rname],
+                &rdata[mname + rname..],
+            ))
+        });
+        let Some((mname, rname, tail)) = names else {
+            return self.apex_record(record);
+        };
+        let compress = |name: &'_ [u8]| -> (usize, Option<[u8; 2]>) {
+            match shared_suffix(name, self.apex) {
+                Some(suffix) if apex_at + suffix.skip <= MAX_POINTER => (
+                    suffix.keep,
+                    Some((0xC000 | (apex_at + suffix.skip) as u16).to_be_bytes()),
+                ),
+                _ => (name.len(), None),
+            }
+        };
+        let (m_keep, m_pointer) = compress(mname);
+        let (r_keep, r_pointer) = compress(rname);
+        let (m_pointer, r_pointer) = (m_pointer.unwrap_or_default(), r_pointer.unwrap_or_default());
+        let m_pointer = &m_pointer[..if m_keep < mname.len() { 2 } else { 0 }];
+        let r_pointer = &r_pointer[..if r_keep < rname.len() { 2 } else { 0 }];
+        let rdlength = m_keep + m_pointer.len() + r_keep + r_pointer.len() + tail.len();
+        let rdlength = (rdlength as u16).to_be_bytes();
+        self.owned_record(
+            &[],
+            &[
+                &record[..CNAME_FIXED - 2],
+                &rdlength,
+                &mname[..m_keep],
+                m_pointer,
+                &rname[..r_keep],
+                r_pointer,
+                tail,
+            ],
+        )
+    }
+
+    /// A record (TYPE to RDATA, in up to seven parts) owned by `label` under the apex, or by
     /// the apex itself when `label` is empty: the apex is written whole the first time, then
     /// pointed to.
     fn owned_record(&mut self, label: &[u8], record: &[&[u8]]) -> bool {
@@ -208,7 +270,7 @@ impl<'o, 'z> Message<'o, 'z> {
             }
             None => apex,
         };
-        let mut parts: [&[u8]; 6] = [label, name, &[], &[], &[], &[]];
+        let mut parts: [&[u8]; 9] = [label, name, &[], &[], &[], &[], &[], &[], &[]];
         for (slot, part) in parts[2..].iter_mut().zip(record) {
             *slot = part;
         }

@@ -245,9 +245,9 @@ impl Gate {
         self.active.load(Ordering::Relaxed)
     }
 
-    /// A transfer for `query` (a whole message) from `peer`, if it is an AXFR of the zone at
-    /// `apex` from an allowed address and a transfer slot is free. With `keys` (those of
-    /// `--tsig-key-file`), the request must also be signed. Anything else (`None`) is
+    /// A transfer for `query` (a whole message) from `peer`, if it is an AXFR or IXFR of the
+    /// zone at `apex` from an allowed address and a transfer slot is free. With `keys` (those
+    /// of `--tsig-key-file`), the request must also be signed. Anything else (`None`) is
     /// answered by the ordinary rules: REFUSED for a transfer.
     pub fn request(
         &self,
@@ -255,6 +255,29 @@ impl Gate {
         peer: IpAddr,
         apex: &[u8],
         keys: Option<&ArcSwapOption<Vec<Key>>>,
+    ) -> Option<Request> {
+        self.admit(query, peer, apex, keys, true)
+    }
+
+    /// The same for an IXFR over UDP, answered in one datagram on the worker: no slot.
+    pub fn request_over_udp(
+        &self,
+        query: &[u8],
+        peer: IpAddr,
+        apex: &[u8],
+        keys: Option<&ArcSwapOption<Vec<Key>>>,
+    ) -> Option<Request> {
+        self.admit(query, peer, apex, keys, false)
+            .filter(|request| matches!(request.kind, Kind::Ixfr { .. }))
+    }
+
+    fn admit(
+        &self,
+        query: &[u8],
+        peer: IpAddr,
+        apex: &[u8],
+        keys: Option<&ArcSwapOption<Vec<Key>>>,
+        slot: bool,
     ) -> Option<Request> {
         if !self.allow.iter().any(|prefix| prefix.contains(peer)) {
             return None;
@@ -290,9 +313,15 @@ impl Gate {
                 _ => return None,
             },
         };
-        let Some(permit) = self.acquire() else {
-            self.stats.refused_busy[kind.index()].fetch_add(1, Ordering::Relaxed);
-            return None;
+        let permit = match slot {
+            true => match self.acquire() {
+                Some(permit) => Some(permit),
+                None => {
+                    self.stats.refused_busy[kind.index()].fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+            },
+            false => None,
         };
         let mut raw = [0u8; MAX_QUESTION];
         raw[..question.len()].copy_from_slice(question);
@@ -400,7 +429,8 @@ pub struct Request {
     pub auth: Auth,
     question: [u8; MAX_QUESTION],
     question_len: usize,
-    _permit: Permit,
+    /// The transfer slot held (none over UDP).
+    _permit: Option<Permit>,
 }
 
 impl Request {
