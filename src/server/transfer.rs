@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::snapshot::Snapshot;
-use crate::sys::unix_seconds;
+use crate::sys::{current_thread, set_thread_idle, unix_seconds};
 use crate::wire::tsig::{sign, sign_failure, Chain, Failure, Signing, FUDGE};
 use crate::wire::{flags, Rcode, HEADER_LEN, MAX_TCP};
 use crate::xfr::axfr::axfr;
@@ -39,6 +39,8 @@ pub(super) fn start(
     let spawned = std::thread::Builder::new()
         .name("cnamed-xfr".into())
         .spawn(move || {
+            // Queries first: a transfer gets the CPU the workers leave (SCHED_IDLE).
+            let _ = set_thread_idle(current_thread(), true);
             let started = Instant::now();
             let peer = request.peer;
             let kind = request.kind;
