@@ -164,6 +164,51 @@ pub fn is_within(name: &[u8], apex: &[u8]) -> bool {
     at == suffix_at
 }
 
+/// Reads the possibly compressed name at `start` of `message` into `out`, lower case and
+/// uncompressed; returns its length in `out` and the offset just after it in the message.
+/// Pointers must point backwards (so they cannot loop), the name must fit `MAX_NAME`
+/// bytes; anything else is `None`. For reading responses (zone transfers in), never queries.
+pub fn read_name(message: &[u8], start: usize, out: &mut [u8; MAX_NAME]) -> Option<(usize, usize)> {
+    let mut at = start;
+    let mut len = 0;
+    // Where the name ends in the message: after its first pointer, or its root label.
+    let mut end = None;
+    loop {
+        let byte = *message.get(at)?;
+        match LabelKind::classify(byte) {
+            LabelKind::Normal(0) => {
+                *out.get_mut(len)? = 0;
+                len += 1;
+                return Some((len, end.unwrap_or(at + 1)));
+            }
+            LabelKind::Normal(label) => {
+                let label = usize::from(label);
+                let bytes = message.get(at..at + 1 + label)?;
+                // Room for this label and the root label after it.
+                if len + bytes.len() + 1 > MAX_NAME {
+                    return None;
+                }
+                out[len] = bytes[0];
+                for (to, from) in out[len + 1..len + 1 + label].iter_mut().zip(&bytes[1..]) {
+                    *to = from.to_ascii_lowercase();
+                }
+                len += bytes.len();
+                at += bytes.len();
+            }
+            LabelKind::Pointer => {
+                let target =
+                    usize::from(byte & !POINTER_BITS) << 8 | usize::from(*message.get(at + 1)?);
+                if target >= at {
+                    return None;
+                }
+                end.get_or_insert(at + 2);
+                at = target;
+            }
+            LabelKind::Reserved => return None,
+        }
+    }
+}
+
 /// Writes a wire name (as produced by [`name_to_wire`]) in presentation form with a trailing
 /// dot.
 pub fn wire_to_text(wire: &[u8]) -> String {
@@ -187,6 +232,34 @@ pub fn wire_to_text(wire: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compressed_names_are_read() {
+        let mut out = [0u8; MAX_NAME];
+        // "example.com" at 0, "WWW" + pointer to 0 at 13, a pointer to 13 at 19.
+        let message = b"\x07example\x03com\x00\x03WWW\xc0\x00\xc0\x0d";
+        assert_eq!(read_name(message, 0, &mut out), Some((13, 13)));
+        assert_eq!(read_name(message, 13, &mut out), Some((17, 19)));
+        assert_eq!(&out[..17], b"\x03www\x07example\x03com\x00");
+        assert_eq!(read_name(message, 19, &mut out), Some((17, 21)));
+        // A pointer to itself or forwards, a reserved label type, a cut name.
+        for bad in [
+            &b"\xc0\x00"[..],
+            b"\x01a\xc0\x05\x00\x00",
+            b"\x41a\x00",
+            b"\x05ab",
+        ] {
+            assert_eq!(read_name(bad, 0, &mut out), None, "{bad:?}");
+        }
+        // Too long once decompressed: 5 labels of 63 bytes.
+        let mut long = Vec::new();
+        for _ in 0..5 {
+            long.push(63);
+            long.extend_from_slice(&[b'a'; 63]);
+        }
+        long.push(0);
+        assert_eq!(read_name(&long, 0, &mut out), None);
+    }
 
     #[test]
     fn wire_round_trip() {

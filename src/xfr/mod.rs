@@ -7,6 +7,7 @@
 
 pub mod axfr;
 pub mod history;
+pub mod inbound;
 pub mod ixfr;
 pub mod keys;
 pub mod message;
