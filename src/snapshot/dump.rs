@@ -105,56 +105,95 @@ impl<'de> Visitor<'de> for AppsSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parsed, A::Error> {
-        let mut clusters = Clusters {
-            zone: self.zone,
-            index: FxHashMap::default(),
-            names: Vec::new(),
-            cnames: Vec::new(),
-        };
-        // Numeric apps are collected in order and built into their table at the end.
-        let mut numeric_apps: Vec<(u64, u32)> = Vec::new();
-        let mut named_apps: FxHashMap<Box<[u8]>, u32> = FxHashMap::default();
-        let max_app = MAX_LABEL - 1 - self.zone.longest_service;
-        while let Some(app) = map.next_key_seed(AppIdSeed { max_len: max_app })? {
+        let mut builder = AppsBuilder::new(self.zone);
+        let max_len = builder.max_app;
+        while let Some(app) = map.next_key_seed(AppIdSeed { max_len })? {
             let cluster = map.next_value_seed(ClusterSeed {
                 app: &app,
-                clusters: &mut clusters,
+                clusters: &mut builder.clusters,
             })?;
-            match app {
-                OwnedAppId::Numeric(id) => {
-                    numeric_apps.try_reserve(1).map_err(|_| out_of_memory())?;
-                    numeric_apps.push((id, cluster));
-                }
-                OwnedAppId::Named(id) => {
-                    named_apps.try_reserve(1).map_err(|_| out_of_memory())?;
-                    if named_apps.insert(id.clone(), cluster).is_some() {
-                        return Err(duplicate(&OwnedAppId::Named(id)));
-                    }
+            builder.insert(app, cluster).map_err(de::Error::custom)?;
+        }
+        builder.finish().map_err(de::Error::custom)
+    }
+}
+
+/// The lookup maps being built, app by app: from a dump, or from a zone transfer.
+pub(super) struct AppsBuilder<'z> {
+    clusters: Clusters<'z>,
+    /// Numeric apps are collected in order and built into their table at the end.
+    numeric_apps: Vec<(u64, u32)>,
+    named_apps: FxHashMap<Box<[u8]>, u32>,
+    /// Longest app ID: `{service}-{app}` must fit one label for every service.
+    max_app: usize,
+}
+
+impl<'z> AppsBuilder<'z> {
+    pub(super) fn new(zone: &'z Zone) -> Self {
+        Self {
+            clusters: Clusters {
+                zone,
+                index: FxHashMap::default(),
+                names: Vec::new(),
+                cnames: Vec::new(),
+            },
+            numeric_apps: Vec::new(),
+            named_apps: FxHashMap::default(),
+            max_app: MAX_LABEL - 1 - zone.longest_service,
+        }
+    }
+
+    /// Adds `app` on `cluster`, both checked as a dump's are; the error names the app.
+    pub(super) fn add(&mut self, app: &str, cluster: &str) -> Result<(), String> {
+        let app = app_id(app, self.max_app)?;
+        let cluster = self
+            .clusters
+            .intern(cluster)
+            .map_err(|why| format!("app {app}: cluster {cluster:?} {why}"))?;
+        self.insert(app, cluster)
+    }
+
+    fn insert(&mut self, app: OwnedAppId, cluster: u32) -> Result<(), String> {
+        match app {
+            OwnedAppId::Numeric(id) => {
+                self.numeric_apps
+                    .try_reserve(1)
+                    .map_err(|_| OUT_OF_MEMORY.to_owned())?;
+                self.numeric_apps.push((id, cluster));
+            }
+            OwnedAppId::Named(id) => {
+                self.named_apps
+                    .try_reserve(1)
+                    .map_err(|_| OUT_OF_MEMORY.to_owned())?;
+                if self.named_apps.insert(id.clone(), cluster).is_some() {
+                    return Err(duplicate(&OwnedAppId::Named(id)));
                 }
             }
         }
-        let numeric_apps = NumericTable::build(numeric_apps).map_err(|error| match error {
+        Ok(())
+    }
+
+    /// The maps; the serial is set by the caller.
+    pub(super) fn finish(self) -> Result<Parsed, String> {
+        let numeric_apps = NumericTable::build(self.numeric_apps).map_err(|error| match error {
             BuildError::Duplicate(id) => duplicate(&OwnedAppId::Numeric(id)),
-            BuildError::OutOfMemory => out_of_memory(),
+            BuildError::OutOfMemory => OUT_OF_MEMORY.to_owned(),
         })?;
         Ok(Parsed {
             serial: 0,
             numeric_apps,
-            named_apps,
-            clusters: clusters.names,
-            cnames: clusters.cnames,
+            named_apps: self.named_apps,
+            clusters: self.clusters.names,
+            cnames: self.clusters.cnames,
         })
     }
 }
 
-fn out_of_memory<E: de::Error>() -> E {
-    E::custom("out of memory for the apps read so far (the old snapshot keeps serving)")
-}
+const OUT_OF_MEMORY: &str =
+    "out of memory for the apps read so far (the old snapshot keeps serving)";
 
-fn duplicate<E: de::Error>(app: &OwnedAppId) -> E {
-    E::custom(format!(
-        "app {app} appears twice (app IDs are compared without case)"
-    ))
+fn duplicate(app: &OwnedAppId) -> String {
+    format!("app {app} appears twice (app IDs are compared without case)")
 }
 
 /// A validated app ID: a number (no allocation, the common case) or lower-case bytes.
@@ -196,19 +235,24 @@ impl Visitor<'_> for AppIdSeed {
     }
 
     fn visit_str<E: de::Error>(self, id: &str) -> Result<OwnedAppId, E> {
-        check_label(id, Charset::Hostname, self.max_len).map_err(|why| {
-            E::custom(format!(
-                "app {id:?} {why} (it must fit '{{service}}-{{app}}' in one {MAX_LABEL}-byte label)"
-            ))
-        })?;
-        // Digits have no case, so the original spelling classifies like the folded one.
-        Ok(match AppKey::new(id.as_bytes()) {
-            AppKey::Numeric(number) => OwnedAppId::Numeric(number),
-            AppKey::Named(_) => {
-                OwnedAppId::Named(id.to_ascii_lowercase().into_bytes().into_boxed_slice())
-            }
-        })
+        app_id(id, self.max_len).map_err(E::custom)
     }
+}
+
+/// An app ID checked and folded to lower case.
+fn app_id(id: &str, max_len: usize) -> Result<OwnedAppId, String> {
+    check_label(id, Charset::Hostname, max_len).map_err(|why| {
+        format!(
+            "app {id:?} {why} (it must fit '{{service}}-{{app}}' in one {MAX_LABEL}-byte label)"
+        )
+    })?;
+    // Digits have no case, so the original spelling classifies like the folded one.
+    Ok(match AppKey::new(id.as_bytes()) {
+        AppKey::Numeric(number) => OwnedAppId::Numeric(number),
+        AppKey::Named(_) => {
+            OwnedAppId::Named(id.to_ascii_lowercase().into_bytes().into_boxed_slice())
+        }
+    })
 }
 
 /// Clusters seen so far, each with its CNAME records pre-encoded once.

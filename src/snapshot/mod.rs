@@ -171,6 +171,26 @@ impl Snapshot {
     pub fn from_json(json: &[u8], zone: &Zone) -> Result<Self, LoadError> {
         let parsed =
             dump::parse(json, zone).map_err(|error| LoadError::Invalid { path: None, error })?;
+        Ok(Self::from_parsed(parsed, zone))
+    }
+
+    /// A snapshot of `apps` (ID, cluster) at `serial`, each checked as a dump's entries are;
+    /// the error names the first that is not. For a zone transferred in.
+    pub fn from_apps<'a>(
+        serial: u32,
+        apps: impl IntoIterator<Item = (&'a str, &'a str)>,
+        zone: &Zone,
+    ) -> Result<Self, String> {
+        let mut builder = dump::AppsBuilder::new(zone);
+        for (app, cluster) in apps {
+            builder.add(app, cluster)?;
+        }
+        let mut parsed = builder.finish()?;
+        parsed.serial = serial;
+        Ok(Self::from_parsed(parsed, zone))
+    }
+
+    fn from_parsed(parsed: dump::Parsed, zone: &Zone) -> Self {
         let serial = parsed.serial;
         let mut soa_rdata = zone.soa_names.clone();
         for value in [
@@ -187,7 +207,7 @@ impl Snapshot {
             push_record_tail(&mut record, Rtype::SOA, Class::IN, ttl, &[&soa_rdata]);
             record
         };
-        Ok(Self {
+        Self {
             zone: zone.clone(),
             serial,
             dump_modified_ms: 0,
@@ -197,7 +217,7 @@ impl Snapshot {
             named_apps: parsed.named_apps,
             clusters: parsed.clusters,
             cnames: parsed.cnames,
-        })
+        }
     }
 
     /// Number of apps.
@@ -303,6 +323,31 @@ mod tests {
 
     fn zone() -> Zone {
         Config::default().zone().unwrap()
+    }
+
+    #[test]
+    fn snapshots_from_apps_check_what_dumps_check() {
+        let zone = zone();
+        let snapshot = Snapshot::from_apps(9, [("12", "eu"), ("My-App", "US")], &zone).unwrap();
+        assert_eq!(snapshot.serial, 9);
+        assert_eq!(
+            snapshot.apps(),
+            [("12".to_owned(), "eu"), ("my-app".to_owned(), "us")]
+        );
+        for (apps, error) in [
+            (
+                &[("12", "eu"), ("12", "us")][..],
+                r#"app "12" appears twice"#,
+            ),
+            (&[("a_b", "eu")][..], r#"app "a_b" contains '_'"#),
+            (
+                &[("7", "e u")][..],
+                r#"app "7": cluster "e u" contains ' '"#,
+            ),
+        ] {
+            let got = Snapshot::from_apps(1, apps.iter().copied(), &zone).unwrap_err();
+            assert!(got.contains(error), "{got}");
+        }
     }
 
     #[test]

@@ -230,6 +230,16 @@ mod tests {
         assert!(done);
         let got = reader.finish().unwrap();
         assert_eq!(got.serial, 42);
+        // Built into a snapshot, it answers as the original does.
+        let rebuilt = Snapshot::from_apps(
+            got.serial,
+            got.apps.iter().map(|(a, c)| (&**a, &**c)),
+            &zone,
+        )
+        .unwrap();
+        assert_eq!(rebuilt.apps(), snapshot.apps());
+        assert_eq!(rebuilt.soa_answer(), snapshot.soa_answer());
+        assert_eq!(rebuilt.cname(b"ws-App-7"), snapshot.cname(b"ws-app-7"));
         let mut apps: Vec<(String, String)> = got
             .apps
             .iter()
