@@ -741,3 +741,50 @@ fn ixfr_over_udp() {
     let reply = Message::from_bytes(&buf[..len]).unwrap();
     assert_eq!(reply.response_code(), ResponseCode::Refused);
 }
+
+/// The AXFR client (cnamed as a secondary, issue 13) takes the zone from a cnamed primary,
+/// TSIG checked on every message, and gets the dump's mapping; a wrong key, an unsigned
+/// request to a keyed primary and a refusing primary are errors that say so.
+#[test]
+fn axfr_client_takes_the_zone() {
+    use cnamed::xfr::client::fetch_axfr;
+    let secret = "PNe84o+cKkIJkh9PXBBYvCPEPBJ6vOIysbX44qdczrQ=";
+    let keys = temp_dump(
+        "client-keys",
+        &format!("key \"edge\" {{ algorithm hmac-sha256; secret \"{secret}\"; }};"),
+    );
+    let dump_path = temp_dump("client", &dump(17, 30_000, 0));
+    let server = Cnamed::start_dump(
+        &dump_path,
+        &[
+            "--xfr-allow",
+            "127.0.0.1",
+            "--tsig-key-file",
+            keys.to_str().unwrap(),
+        ],
+    );
+    let zone = cnamed::config::Config::default().zone().unwrap();
+    let key = cnamed::xfr::keys::load(&keys).unwrap().remove(0);
+    let timeout = Duration::from_secs(10);
+    let got = fetch_axfr(server.addr, &zone, Some(&key), timeout).unwrap();
+    assert_eq!(got.serial, 17);
+    let local =
+        cnamed::snapshot::Snapshot::from_json(dump(17, 30_000, 0).as_bytes(), &zone).unwrap();
+    let transferred = cnamed::snapshot::Snapshot::from_apps(
+        got.serial,
+        got.apps.iter().map(|(a, c)| (&**a, &**c)),
+        &zone,
+    )
+    .unwrap();
+    assert_eq!(transferred.apps(), local.apps());
+
+    let mut wrong = key.clone();
+    wrong.secret = vec![0; 32];
+    let error = fetch_axfr(server.addr, &zone, Some(&wrong), timeout).unwrap_err();
+    assert!(error.contains("BADSIG"), "{error}");
+    let error = fetch_axfr(server.addr, &zone, None, timeout).unwrap_err();
+    assert!(error.contains("RCODE 5"), "{error}");
+    let open = Cnamed::start_dump(&dump_path, &[]);
+    let error = fetch_axfr(open.addr, &zone, None, timeout).unwrap_err();
+    assert!(error.contains("RCODE 5"), "{error}");
+}

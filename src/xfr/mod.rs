@@ -6,6 +6,7 @@
 //! a worker's time, and a transfer keeps the snapshot it started with.
 
 pub mod axfr;
+pub mod client;
 pub mod history;
 pub mod inbound;
 pub mod ixfr;

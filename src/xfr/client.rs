@@ -1,0 +1,120 @@
+//! The client side of AXFR (issue 13, cnamed as a secondary, in progress): asks a primary for
+//! the zone over TCP, signed with TSIG when a key is given, checks every response's signature
+//! and the zone's shape (`inbound`), and returns the app → cluster mapping.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use super::inbound::{AxfrReader, Transferred};
+use crate::snapshot::Zone;
+use crate::sys::{random_bytes, unix_seconds};
+use crate::wire::tsig::{self, sign, Chain, ChainError, Key, ResponseChain, Signing, FUDGE};
+use crate::wire::{Class, Rtype, HEADER_LEN, MAX_TCP};
+
+/// Fetches the zone at `zone`'s apex from `primary` by AXFR; each read or write may take
+/// `timeout`. The error says what went wrong: connection, RCODE, TSIG, or the first record
+/// not of cnamed's shape.
+pub fn fetch_axfr(
+    primary: SocketAddr,
+    zone: &Zone,
+    key: Option<&Key>,
+    timeout: Duration,
+) -> Result<Transferred, String> {
+    let mut id = [0u8; 2];
+    random_bytes(&mut id).map_err(|error| format!("no random ID: {error}"))?;
+    let id = u16::from_be_bytes(id);
+    let mut query = vec![0u8; 2 + 512];
+    let body = &mut query[2..];
+    body[..2].copy_from_slice(&id.to_be_bytes());
+    body[4..6].copy_from_slice(&1u16.to_be_bytes());
+    let mut len = HEADER_LEN;
+    for part in [
+        &zone.apex[..],
+        &Rtype::AXFR.0.to_be_bytes(),
+        &Class::IN.0.to_be_bytes(),
+    ] {
+        body[len..len + part.len()].copy_from_slice(part);
+        len += part.len();
+    }
+    let mut chain = None;
+    if let Some(key) = key {
+        let signing = Signing {
+            key: Some(key),
+            key_name: &key.name,
+            algorithm: key.algorithm.wire_name(),
+            chain: Chain::Query,
+            time: u64::from(unix_seconds()),
+            fudge: FUDGE,
+            error: 0,
+            other: &[],
+        };
+        let (signed, mac) = sign(body, len, &signing).ok_or("no room for the TSIG")?;
+        len = signed;
+        chain = Some(ResponseChain::new(key, mac));
+    }
+    query[..2].copy_from_slice(&(len as u16).to_be_bytes());
+    query.truncate(2 + len);
+
+    let io = |what: &str, error: std::io::Error| format!("{primary}: {what}: {error}");
+    let mut stream = TcpStream::connect_timeout(&primary, timeout).map_err(|e| io("connect", e))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| io("socket", e))?;
+    stream
+        .set_write_timeout(Some(timeout))
+        .map_err(|e| io("socket", e))?;
+    stream.write_all(&query).map_err(|e| io("send", e))?;
+    let mut reader = AxfrReader::new(zone)?;
+    let mut message = vec![0u8; MAX_TCP];
+    loop {
+        let mut prefix = [0u8; 2];
+        stream.read_exact(&mut prefix).map_err(|e| io("read", e))?;
+        let len = usize::from(u16::from_be_bytes(prefix));
+        let message = &mut message[..len];
+        stream.read_exact(message).map_err(|e| io("read", e))?;
+        if message.get(..2) != Some(&id.to_be_bytes()[..]) {
+            return Err(format!("{primary}: a message with another ID"));
+        }
+        let rcode = message.get(3).map_or(0, |flags| flags & 0x0F);
+        if rcode != 0 {
+            let tsig_error = tsig::find(message).ok().flatten().map(|tsig| tsig.error);
+            return Err(match tsig_error {
+                Some(error) if error != 0 => {
+                    format!("{primary}: TSIG: {}", describe(ChainError::Error(error)))
+                }
+                _ => format!("{primary}: the primary answered with RCODE {rcode}"),
+            });
+        }
+        let signed = match &mut chain {
+            Some(chain) => chain
+                .verify(message, u64::from(unix_seconds()))
+                .map_err(|error| format!("{primary}: TSIG: {}", describe(error)))?,
+            None => true,
+        };
+        if reader
+            .read_message(message)
+            .map_err(|why| format!("{primary}: {why}"))?
+        {
+            if !signed {
+                return Err(format!("{primary}: TSIG: the last message is not signed"));
+            }
+            break;
+        }
+    }
+    reader.finish().map_err(|why| format!("{primary}: {why}"))
+}
+
+fn describe(error: ChainError) -> String {
+    match error {
+        ChainError::Unsigned => "a message is not signed".into(),
+        ChainError::Malformed => "an unreadable TSIG record".into(),
+        ChainError::WrongKey => "signed with another key".into(),
+        ChainError::BadMac => "a wrong MAC".into(),
+        ChainError::BadTime => "signed out of the time window".into(),
+        ChainError::Error(16) => "the primary answered BADSIG".into(),
+        ChainError::Error(17) => "the primary answered BADKEY".into(),
+        ChainError::Error(18) => "the primary answered BADTIME".into(),
+        ChainError::Error(code) => format!("the primary answered TSIG error {code}"),
+    }
+}
