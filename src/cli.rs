@@ -19,6 +19,8 @@ pub enum Command {
     Check,
     /// Print the zone as an RFC 1035 master file.
     Zonefile,
+    /// Transfer the zone from a primary, print it as a dump.
+    Fetch,
 }
 
 /// A command word: one run here, or a request for the running server.
@@ -58,6 +60,9 @@ Usage:
   cnamed [serve] [OPTIONS]    answer queries over UDP and TCP (the default)
   cnamed check [OPTIONS]      load and validate the dump, print app and cluster counts
   cnamed zonefile [OPTIONS]   print the zone as an RFC 1035 master file
+  cnamed fetch --primary ADDR:PORT [OPTIONS]
+                              transfer the zone (AXFR) from a primary, check its shape,
+                              print it as a dump
   cnamed reload [--force]     ask the running server to reload the dump; waits for the
                               outcome: exit 0 when the new mapping is live (or unchanged),
                               1 when refused or failed, 2 when the server cannot be reached
@@ -102,6 +107,8 @@ Options:
   --ixfr-history N           reloads whose differences are kept for IXFR [default: 32]
   --notify ADDR:PORT         secondary sent a NOTIFY after each new serial, repeatable
                              (signed with the first TSIG key, if any) [default: none]
+  --primary ADDR:PORT        fetch: the primary to transfer from, repeatable, tried in
+                             order (signed with the first TSIG key, if any)
   --force                    reload: override the guard rails (serial rollback, empty,
                              shrink), for this reload only
   --json                     status: one JSON object
@@ -114,7 +121,7 @@ stop accepting, finish the TCP answers already asked for (at most 1 s) and exit.
 ";
 
 /// Every option that takes a value; anything else starting with '-' is unknown.
-const VALUE_FLAGS: [&str; 27] = [
+const VALUE_FLAGS: [&str; 28] = [
     "--dump",
     "--zone",
     "--target",
@@ -142,6 +149,7 @@ const VALUE_FLAGS: [&str; 27] = [
     "--tsig-key-file",
     "--ixfr-history",
     "--notify",
+    "--primary",
 ];
 
 fn value<T: FromStr>(flag: &str, text: &str, what: &str) -> Result<T, CliError> {
@@ -163,6 +171,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
                 "serve" => Word::Run(Command::Serve),
                 "check" => Word::Run(Command::Check),
                 "zonefile" => Word::Run(Command::Zonefile),
+                "fetch" => Word::Run(Command::Fetch),
                 "reload" => Word::Reload,
                 "status" => Word::Status,
                 "help" => return Ok(Invocation::Help),
@@ -245,6 +254,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
             "--control" => config.control = Some(PathBuf::from(text)),
             "--tsig-key-file" => config.tsig_key_file = Some(PathBuf::from(text)),
             "--notify" => config.notify.push(value(flag, &text, "an ADDR:PORT")?),
+            "--primary" => config.primary.push(value(flag, &text, "an ADDR:PORT")?),
             "--ixfr-history" => config.ixfr_history = value(flag, &text, "a number of reloads")?,
             "--xfr-allow" => config.xfr_allow.push(
                 text.parse()
@@ -364,7 +374,7 @@ mod tests {
             let escaped = flag.replace('-', "\\-");
             assert!(man.contains(&escaped), "{flag} missing from cnamed.8");
         }
-        for command in ["serve", "check", "zonefile", "reload", "status"] {
+        for command in ["serve", "check", "zonefile", "fetch", "reload", "status"] {
             assert!(man.contains(&format!(".B {command}")), "{command}");
         }
     }

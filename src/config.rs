@@ -119,6 +119,8 @@ pub struct Config {
     pub ixfr_history: usize,
     /// Secondaries told of each new serial (NOTIFY).
     pub notify: Vec<SocketAddr>,
+    /// Primaries to transfer the zone from (`fetch`), in order.
+    pub primary: Vec<SocketAddr>,
 }
 
 impl Default for Config {
@@ -151,6 +153,7 @@ impl Default for Config {
             tsig_key_file: None,
             ixfr_history: 32,
             notify: Vec::new(),
+            primary: Vec::new(),
         }
     }
 }

@@ -23,6 +23,9 @@ const UNREACHABLE: u8 = 2;
 /// How long the last log lines get to reach stderr before the process exits.
 const LOG_FLUSH: Duration = Duration::from_secs(1);
 
+/// How long `fetch` waits on a primary for each read or write.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
+
 fn main() -> ExitCode {
     let code = run();
     cnamed::log::flush(LOG_FLUSH);
@@ -82,11 +85,40 @@ fn run() -> ExitCode {
                 other => other,
             }
         }),
+        Command::Fetch => fetch(&config, &zone),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(FAILURE, &error.to_string()),
     }
+}
+
+/// `cnamed fetch`: the zone from the first primary that gives it, printed as a dump.
+fn fetch(config: &Config, zone: &Zone) -> std::io::Result<()> {
+    if config.primary.is_empty() {
+        return Err(std::io::Error::other("fetch needs --primary ADDR:PORT"));
+    }
+    let keys = match &config.tsig_key_file {
+        Some(path) => cnamed::xfr::keys::load(path).map_err(std::io::Error::other)?,
+        None => Vec::new(),
+    };
+    let mut errors = Vec::new();
+    for &primary in &config.primary {
+        match cnamed::xfr::client::fetch_axfr(primary, zone, keys.first(), FETCH_TIMEOUT) {
+            Ok(zone) => {
+                let mut out = BufWriter::new(std::io::stdout().lock());
+                return cnamed::xfr::client::write_dump(&zone, &mut out).and_then(|()| out.flush());
+            }
+            Err(error) => {
+                cnamed::log!(Warning, "{error}");
+                errors.push(error);
+            }
+        }
+    }
+    Err(std::io::Error::other(format!(
+        "no primary gave the zone: {}",
+        errors.join("; ")
+    )))
 }
 
 /// Loads the dump for the first time, with the rules that hold for every snapshot (the

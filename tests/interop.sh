@@ -15,6 +15,8 @@
 #   2. after a reload that moves 1% of the apps, adds 1% and removes 1%, it serves the new
 #      serial within 5 s, by IXFR (cnamed's log and metrics), and the changed names and the
 #      sample answer as cnamed does;
+#   3. `cnamed fetch` (the AXFR client) takes the zone back from it, checking its TSIG
+#      signatures, and gets the dump's mapping;
 # then a wrong key gets NOTAUTH (BADSIG) and an address outside --xfr-allow REFUSED, and cnamed
 # keeps serving. Removes everything at the end.
 set -euo pipefail
@@ -110,6 +112,10 @@ acl:
   - id: local
     address: 127.0.0.1
     action: transfer
+  - id: local-signed
+    address: 127.0.0.1
+    key: xfr-key
+    action: transfer
   - id: notify-from-cnamed
     address: 127.0.0.1
     key: xfr-key
@@ -120,7 +126,7 @@ template:
 zone:
   - domain: $zone
     master: cnamed
-    acl: [local, notify-from-cnamed]
+    acl: [local, local-signed, notify-from-cnamed]
     zonefile-sync: -1
     zonefile-load: none
     journal-content: changes
@@ -155,6 +161,7 @@ zone:
     request-xfr: 127.0.0.1@$primary xfr-key
     allow-notify: 127.0.0.1 xfr-key
     provide-xfr: 127.0.0.1 NOKEY
+    provide-xfr: 127.0.0.1 xfr-key
 CONF
 nsd -d -c "$work/nsd/nsd.conf" 2>"$work/nsd.log" &
 pids+=($!)
@@ -293,6 +300,21 @@ check nsd "$nsd_port"
 check bind "$bind_port"
 curl -s "http://$metrics/metrics" | grep -E '^cnamed_(xfr_bytes|xfr_transfers|ixfr_answers|notifies)_total' \
     | grep -v ' 0$' | sed 's/^/  /' >&2
+
+step "cnamed fetch takes the zone back from each secondary, their TSIG signatures checked"
+for name in knot nsd bind; do
+    "$bin/cnamed" fetch --zone "$zone" --primary "127.0.0.1:${ports[$name]}" \
+        --tsig-key-file "$work/xfr-key.conf" > "$work/fetched-$name.json" 2>"$work/fetch-$name.log" \
+        || fail "fetch from $name: $(cat "$work/fetch-$name.log")"
+    python3 - "$work/apps.json" "$work/fetched-$name.json" <<'PY' || fail "fetch from $name: the mapping differs"
+import json, sys
+want, got = (json.load(open(p)) for p in sys.argv[1:3])
+lower = {k.lower(): v.lower() for k, v in want["apps"].items()}
+assert got["serial"] == want["serial"], (got["serial"], want["serial"])
+assert got["apps"] == lower, len(set(got["apps"].items()) ^ set(lower.items()))
+PY
+    echo "$name: fetched by cnamed (TSIG checked), $(grep -c '": "' "$work/fetched-$name.json") apps, the dump's mapping" >&2
+done
 
 step "a wrong key and an address outside --xfr-allow get nothing"
 out=$(kdig @127.0.0.1 -p "$primary" -y "hmac-sha256:xfr-key:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" "$zone" AXFR 2>&1 || true)

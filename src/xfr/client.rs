@@ -118,3 +118,16 @@ fn describe(error: ChainError) -> String {
         ChainError::Error(code) => format!("the primary answered TSIG error {code}"),
     }
 }
+
+/// Writes `zone` as a dump (`{"serial": N, "apps": {...}}`), apps sorted, one a line.
+pub fn write_dump(zone: &Transferred, out: &mut impl Write) -> std::io::Result<()> {
+    let mut apps: Vec<_> = zone.apps.iter().collect();
+    apps.sort_unstable();
+    write!(out, "{{\"serial\": {}, \"apps\": {{", zone.serial)?;
+    for (i, (app, cluster)) in apps.into_iter().enumerate() {
+        let separator = if i == 0 { "\n" } else { ",\n" };
+        // App IDs and clusters are host-name labels: nothing to escape in JSON.
+        write!(out, "{separator}\"{app}\": \"{cluster}\"")?;
+    }
+    writeln!(out, "\n}}}}")
+}
