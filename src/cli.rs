@@ -107,8 +107,10 @@ Options:
   --ixfr-history N           reloads whose differences are kept for IXFR [default: 32]
   --notify ADDR:PORT         secondary sent a NOTIFY after each new serial, repeatable
                              (signed with the first TSIG key, if any) [default: none]
-  --primary ADDR:PORT        fetch: the primary to transfer from, repeatable, tried in
-                             order (signed with the first TSIG key, if any)
+  --primary ADDR:PORT        a primary to transfer the zone from (AXFR), repeatable, tried
+                             in order, signed with the first TSIG key if any; serve: at
+                             start and on reload instead of reading the dump, which is
+                             then written (and served when no primary answers at start)
   --force                    reload: override the guard rails (serial rollback, empty,
                              shrink), for this reload only
   --json                     status: one JSON object

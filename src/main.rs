@@ -65,10 +65,10 @@ fn run() -> ExitCode {
         Command::Serve => {
             // The server loads the dump itself, once its health endpoint can say it is
             // starting.
-            let load = || load_first(&config, &zone);
+            let load = || load_first(&config, &zone, true);
             server::serve(&config, zone.clone(), secrets, load)
         }
-        Command::Check => load_first(&config, &zone).map(|(snapshot, _)| {
+        Command::Check => load_first(&config, &zone, false).map(|(snapshot, _)| {
             println!(
                 "{}: ok, {} apps, {} clusters, serial {}",
                 config.dump.display(),
@@ -77,7 +77,7 @@ fn run() -> ExitCode {
                 snapshot.serial
             );
         }),
-        Command::Zonefile => load_first(&config, &zone).and_then(|(snapshot, _)| {
+        Command::Zonefile => load_first(&config, &zone, false).and_then(|(snapshot, _)| {
             let mut out = BufWriter::new(std::io::stdout().lock());
             match zonefile::write(&snapshot, &mut out).and_then(|()| out.flush()) {
                 // The reader has what it wanted (`cnamed zonefile | head`): stop quietly.
@@ -90,6 +90,34 @@ fn run() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(FAILURE, &error.to_string()),
+    }
+}
+
+/// With `--primary` (serve only): the zone transferred from the first primary that gives it,
+/// saved as the dump for a restart without primaries; `None` (logged) falls back to the dump.
+fn transfer_first(config: &Config, zone: &Zone) -> Option<Snapshot> {
+    if config.primary.is_empty() {
+        return None;
+    }
+    let keys = match &config.tsig_key_file {
+        Some(path) => cnamed::xfr::keys::load(path).ok()?,
+        None => Vec::new(),
+    };
+    match cnamed::xfr::client::transfer_zone(&config.primary, zone, keys.first()) {
+        Ok(snapshot) => {
+            if let Err(error) = cnamed::xfr::client::save_dump(&snapshot, &config.dump) {
+                cnamed::log!(Warning, "cannot write {}: {error}", config.dump.display());
+            }
+            Some(snapshot)
+        }
+        Err(error) => {
+            cnamed::log!(
+                Error,
+                "no primary gave the zone ({error}); loading {} instead",
+                config.dump.display()
+            );
+            None
+        }
     }
 }
 
@@ -121,12 +149,23 @@ fn fetch(config: &Config, zone: &Zone) -> std::io::Result<()> {
     )))
 }
 
-/// Loads the dump for the first time, with the rules that hold for every snapshot (the
-/// clusters); returns the snapshot and how long it took, or why not.
-fn load_first(config: &Config, zone: &Zone) -> std::io::Result<(Snapshot, Duration)> {
+/// Loads the dump (or, for `serve` with `--primary`, transfers the zone) for the first time,
+/// with the rules that hold for every snapshot (the clusters); returns the snapshot and how
+/// long it took, or why not.
+fn load_first(
+    config: &Config,
+    zone: &Zone,
+    from_primaries: bool,
+) -> std::io::Result<(Snapshot, Duration)> {
     let started = Instant::now();
-    let snapshot =
-        Snapshot::load(&config.dump, zone, config.max_dump_size).map_err(std::io::Error::other)?;
+    let transferred = from_primaries
+        .then(|| transfer_first(config, zone))
+        .flatten();
+    let snapshot = match transferred {
+        Some(snapshot) => snapshot,
+        None => Snapshot::load(&config.dump, zone, config.max_dump_size)
+            .map_err(std::io::Error::other)?,
+    };
     let rules = config.guard_rules().map_err(std::io::Error::other)?;
     guard::check_clusters(&snapshot, &rules).map_err(|refusal| {
         std::io::Error::other(format!("{}: {refusal}", config.dump.display()))

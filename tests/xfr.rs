@@ -788,3 +788,56 @@ fn axfr_client_takes_the_zone() {
     let error = fetch_axfr(open.addr, &zone, None, timeout).unwrap_err();
     assert!(error.contains("RCODE 5"), "{error}");
 }
+
+/// `serve --primary` (the start of issue 13): a secondary cnamed takes the zone from a cnamed
+/// primary at start and on SIGHUP (AXFR, TSIG checked), writes it to its --dump, and serves
+/// that dump when restarted with the primary gone.
+#[test]
+fn a_secondary_follows_its_primary_on_start_and_reload() {
+    let secret = "PNe84o+cKkIJkh9PXBBYvCPEPBJ6vOIysbX44qdczrQ=";
+    let keys = temp_dump(
+        "secondary-keys",
+        &format!("key \"edge\" {{ algorithm hmac-sha256; secret \"{secret}\"; }};"),
+    );
+    let keys = keys.to_str().unwrap();
+    let primary_dump = temp_dump("primary", &dump(1, 2000, 0));
+    let mut primary = Cnamed::start_dump(
+        &primary_dump,
+        &["--xfr-allow", "127.0.0.1", "--tsig-key-file", keys],
+    );
+    let secondary_dump = temp_dump("secondary", "not a dump yet");
+    let primary_addr = primary.addr.to_string();
+    let args = ["--primary", primary_addr.as_str(), "--tsig-key-file", keys];
+    let mut secondary = Cnamed::start_dump(&secondary_dump, &args);
+    let cluster_of = |server: &Cnamed, app: u32| {
+        let reply = decode(&server.udp(&encode(&query(
+            &format!("ws-{app}.apps.example.com."),
+            RecordType::A,
+        ))));
+        reply.answers()[0].data().unwrap().to_string()
+    };
+    assert_eq!(cluster_of(&secondary, 7), "ws-c3.example.com.");
+    let saved = std::fs::read_to_string(&secondary_dump).unwrap();
+    assert!(
+        saved.starts_with(r#"{"serial": 1, "apps": {"#),
+        "{saved:.60}"
+    );
+
+    std::fs::write(&primary_dump, dump(2, 2000, 1)).unwrap();
+    primary.signal("HUP");
+    primary.wait_log("reloaded");
+    secondary.signal("HUP");
+    let line = secondary.wait_log("reloaded");
+    assert!(line.contains("serial 2 (was 1)"), "{line}");
+    assert_eq!(cluster_of(&secondary, 7), "ws-c0.example.com.");
+
+    drop(primary);
+    drop(secondary);
+    let restarted = Cnamed::start_dump(&secondary_dump, &args);
+    let lines = restarted.seen_log("no primary gave the zone");
+    assert!(
+        lines.len() == 1 && lines[0].contains("loading"),
+        "{lines:?}"
+    );
+    assert_eq!(cluster_of(&restarted, 7), "ws-c0.example.com.");
+}

@@ -61,6 +61,8 @@ pub struct Server {
     tsig_key_file: Option<PathBuf>,
     /// `--notify` targets.
     notify: Vec<SocketAddr>,
+    /// `--primary`: where reloads take the zone from.
+    primaries: Vec<SocketAddr>,
     max_dump_size: u64,
     rules: Rules,
     tcp_limits: TcpLimits,
@@ -114,6 +116,7 @@ impl Server {
             cookie_secret_file: config.cookie_secret_file.clone(),
             tsig_key_file: config.tsig_key_file.clone(),
             notify: config.notify.clone(),
+            primaries: config.primary.clone(),
             max_dump_size: config.max_dump_size,
             rules: config
                 .guard_rules()
@@ -208,6 +211,7 @@ impl Server {
                 cookie_secret_file: self.cookie_secret_file,
                 tsig_key_file: self.tsig_key_file,
                 notify,
+                primaries: self.primaries,
                 max_dump_size: self.max_dump_size,
                 rules: self.rules,
                 stats: Arc::clone(&self.stats),

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
@@ -15,6 +16,7 @@ use crate::snapshot::guard::{check_successor, Difference, Refusal, Rules};
 use crate::snapshot::{LoadError, Snapshot, Zone};
 use crate::sys::unix_millis;
 use crate::wire::tsig::Key;
+use crate::xfr::client::{save_dump, transfer_zone};
 use crate::xfr::keys::{self, KeyFileError};
 
 /// Why a reload kept the old state.
@@ -23,6 +25,8 @@ pub enum ReloadError {
     Dump(LoadError),
     CookieSecret(SecretError),
     TsigKeys(KeyFileError),
+    /// No `--primary` gave the zone.
+    Transfer(String),
     /// The dump loaded, but the guard rails refuse it.
     Refused(Refusal),
     /// The thread running the reload ended without a result.
@@ -34,9 +38,11 @@ impl ReloadError {
     pub fn reason_index(&self) -> usize {
         match self {
             Self::Refused(refusal) => refusal.index(),
-            Self::Dump(_) | Self::CookieSecret(_) | Self::TsigKeys(_) | Self::Died => {
-                Refusal::INVALID
-            }
+            Self::Dump(_)
+            | Self::CookieSecret(_)
+            | Self::TsigKeys(_)
+            | Self::Transfer(_)
+            | Self::Died => Refusal::INVALID,
         }
     }
 }
@@ -47,6 +53,7 @@ impl fmt::Display for ReloadError {
             Self::Dump(error) => error.fmt(f),
             Self::CookieSecret(error) => write!(f, "cookie secret {error}"),
             Self::TsigKeys(error) => write!(f, "TSIG key {error}"),
+            Self::Transfer(error) => write!(f, "zone transfer: {error}"),
             Self::Refused(refusal) if refusal.forcible() => {
                 write!(f, "refused: {refusal} (cnamed reload --force overrides)")
             }
@@ -116,6 +123,9 @@ pub(super) struct Reloader {
     pub(super) tsig_key_file: Option<PathBuf>,
     /// Each new serial goes to the NOTIFY thread, when there are `--notify` targets.
     pub(super) notify: Option<mpsc::Sender<u32>>,
+    /// With primaries, a reload transfers the zone from them (AXFR) instead of reading the
+    /// dump, and writes the dump after installing it.
+    pub(super) primaries: Vec<SocketAddr>,
     pub(super) max_dump_size: u64,
     pub(super) rules: Rules,
     pub(super) stats: Arc<ServerStats>,
@@ -155,8 +165,24 @@ impl Reloader {
             Some(path) => Some(keys::load(path).map_err(ReloadError::TsigKeys)?),
             None => None,
         };
-        let snapshot = Snapshot::load(&self.dump, &self.zone, self.max_dump_size)
-            .map_err(ReloadError::Dump)?;
+        let snapshot = match self.primaries.is_empty() {
+            true => Snapshot::load(&self.dump, &self.zone, self.max_dump_size)
+                .map_err(ReloadError::Dump)?,
+            false => {
+                let key = keys
+                    .as_ref()
+                    .and_then(|keys| keys.first().cloned())
+                    .or_else(|| {
+                        self.shared
+                            .tsig_keys
+                            .load()
+                            .as_deref()
+                            .and_then(|k| k.first().cloned())
+                    });
+                transfer_zone(&self.primaries, &self.zone, key.as_ref())
+                    .map_err(ReloadError::Transfer)?
+            }
+        };
         Ok(Loaded {
             snapshot,
             secrets,
@@ -222,6 +248,12 @@ impl Reloader {
             let _ = notify.send(done.serial);
         }
         stats.load_micros.set(done.elapsed.as_micros() as u64);
+        if !self.primaries.is_empty() {
+            // What a restart serves when no primary answers.
+            if let Err(error) = save_dump(&self.shared.snapshot.load(), &self.dump) {
+                crate::log!(Warning, "cannot write {}: {error}", self.dump.display());
+            }
+        }
         Ok(done)
     }
 }

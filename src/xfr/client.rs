@@ -2,15 +2,19 @@
 //! the zone over TCP, signed with TSIG when a key is given, checks every response's signature
 //! and the zone's shape (`inbound`), and returns the app → cluster mapping.
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::inbound::{AxfrReader, Transferred};
-use crate::snapshot::Zone;
+use crate::snapshot::{Snapshot, Zone};
 use crate::sys::{random_bytes, unix_seconds};
 use crate::wire::tsig::{self, sign, Chain, ChainError, Key, ResponseChain, Signing, FUDGE};
 use crate::wire::{Class, Rtype, HEADER_LEN, MAX_TCP};
+
+/// How long a transfer waits on a primary for each read or write.
+pub const TRANSFER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Fetches the zone at `zone`'s apex from `primary` by AXFR; each read or write may take
 /// `timeout`. The error says what went wrong: connection, RCODE, TSIG, or the first record
@@ -56,23 +60,26 @@ pub fn fetch_axfr(
     query[..2].copy_from_slice(&(len as u16).to_be_bytes());
     query.truncate(2 + len);
 
-    let io = |what: &str, error: std::io::Error| format!("{primary}: {what}: {error}");
-    let mut stream = TcpStream::connect_timeout(&primary, timeout).map_err(|e| io("connect", e))?;
+    let failed = |what: &str, error: io::Error| format!("{primary}: {what}: {error}");
+    let mut stream =
+        TcpStream::connect_timeout(&primary, timeout).map_err(|e| failed("connect", e))?;
     stream
         .set_read_timeout(Some(timeout))
-        .map_err(|e| io("socket", e))?;
+        .map_err(|e| failed("socket", e))?;
     stream
         .set_write_timeout(Some(timeout))
-        .map_err(|e| io("socket", e))?;
-    stream.write_all(&query).map_err(|e| io("send", e))?;
+        .map_err(|e| failed("socket", e))?;
+    stream.write_all(&query).map_err(|e| failed("send", e))?;
     let mut reader = AxfrReader::new(zone)?;
     let mut message = vec![0u8; MAX_TCP];
     loop {
         let mut prefix = [0u8; 2];
-        stream.read_exact(&mut prefix).map_err(|e| io("read", e))?;
+        stream
+            .read_exact(&mut prefix)
+            .map_err(|e| failed("read", e))?;
         let len = usize::from(u16::from_be_bytes(prefix));
         let message = &mut message[..len];
-        stream.read_exact(message).map_err(|e| io("read", e))?;
+        stream.read_exact(message).map_err(|e| failed("read", e))?;
         if message.get(..2) != Some(&id.to_be_bytes()[..]) {
             return Err(format!("{primary}: a message with another ID"));
         }
@@ -119,8 +126,49 @@ fn describe(error: ChainError) -> String {
     }
 }
 
+/// The zone from the first of `primaries` that gives it by AXFR, signed with `key`.
+pub fn transfer_zone(
+    primaries: &[SocketAddr],
+    zone: &Zone,
+    key: Option<&Key>,
+) -> Result<Snapshot, String> {
+    let mut errors = Vec::new();
+    for &primary in primaries {
+        match fetch_axfr(primary, zone, key, TRANSFER_TIMEOUT) {
+            Ok(transferred) => {
+                let apps = transferred.apps.iter().map(|(a, c)| (&**a, &**c));
+                return Snapshot::from_apps(transferred.serial, apps, zone)
+                    .map_err(|why| format!("{primary}: {why}"));
+            }
+            Err(error) => errors.push(error),
+        }
+    }
+    Err(errors.join("; "))
+}
+
+/// Writes `snapshot` to `path` as a dump, atomically (a temporary file beside it, renamed).
+pub fn save_dump(snapshot: &Snapshot, path: &Path) -> io::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".cnamed-tmp");
+    let temporary = PathBuf::from(temporary);
+    let file = std::fs::File::create(&temporary)?;
+    let mut out = io::BufWriter::new(file);
+    let apps = snapshot.apps();
+    let transferred = Transferred {
+        serial: snapshot.serial,
+        apps: apps
+            .into_iter()
+            .map(|(app, cluster)| (app.into(), cluster.into()))
+            .collect(),
+    };
+    write_dump(&transferred, &mut out)?;
+    out.flush()?;
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    std::fs::rename(&temporary, path)
+}
+
 /// Writes `zone` as a dump (`{"serial": N, "apps": {...}}`), apps sorted, one a line.
-pub fn write_dump(zone: &Transferred, out: &mut impl Write) -> std::io::Result<()> {
+pub fn write_dump(zone: &Transferred, out: &mut impl Write) -> io::Result<()> {
     let mut apps: Vec<_> = zone.apps.iter().collect();
     apps.sort_unstable();
     write!(out, "{{\"serial\": {}, \"apps\": {{", zone.serial)?;
