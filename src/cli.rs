@@ -109,8 +109,9 @@ Options:
                              (signed with the first TSIG key, if any) [default: none]
   --primary ADDR:PORT        a primary to transfer the zone from (AXFR), repeatable, tried
                              in order, signed with the first TSIG key if any; serve: at
-                             start and on reload instead of reading the dump, which is
-                             then written (and served when no primary answers at start)
+                             start, on reload and on its NOTIFY instead of reading the
+                             dump, which is then written (and served when no primary
+                             answers at start)
   --force                    reload: override the guard rails (serial rollback, empty,
                              shrink), for this reload only
   --json                     status: one JSON object

@@ -790,8 +790,8 @@ fn axfr_client_takes_the_zone() {
 }
 
 /// `serve --primary` (the start of issue 13): a secondary cnamed takes the zone from a cnamed
-/// primary at start and on SIGHUP (AXFR, TSIG checked), writes it to its --dump, and serves
-/// that dump when restarted with the primary gone.
+/// primary at start and after a signed NOTIFY from it (AXFR, TSIG checked), writes it to its
+/// --dump, and serves that dump when restarted with the primary gone.
 #[test]
 fn a_secondary_follows_its_primary_on_start_and_reload() {
     let secret = "PNe84o+cKkIJkh9PXBBYvCPEPBJ6vOIysbX44qdczrQ=";
@@ -826,9 +826,55 @@ fn a_secondary_follows_its_primary_on_start_and_reload() {
     std::fs::write(&primary_dump, dump(2, 2000, 1)).unwrap();
     primary.signal("HUP");
     primary.wait_log("reloaded");
-    secondary.signal("HUP");
+    // A NOTIFY from the primary's address (this test, on 127.0.0.1): unsigned while keys are
+    // configured, REFUSED and nothing happens; signed, acknowledged and the zone reloaded.
+    use hickory_proto::op::{MessageType, OpCode};
+    let mut notify = Message::new();
+    notify
+        .set_id(77)
+        .set_op_code(OpCode::Notify)
+        .set_authoritative(true);
+    notify.add_query(hickory_proto::op::Query::query(
+        "apps.example.com.".parse().unwrap(),
+        RecordType::SOA,
+    ));
+    let unsigned = encode(&notify);
+    let reply = decode(&secondary.udp(&unsigned));
+    assert_eq!(reply.response_code(), ResponseCode::Refused);
+    let key = cnamed::xfr::keys::parse(&std::fs::read_to_string(keys).unwrap())
+        .unwrap()
+        .remove(0);
+    let mut signed = unsigned.clone();
+    let len = signed.len();
+    signed.resize(len + 200, 0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let signing = cnamed::wire::tsig::Signing {
+        key: Some(&key),
+        key_name: &key.name,
+        algorithm: key.algorithm.wire_name(),
+        chain: cnamed::wire::tsig::Chain::Query,
+        time: now,
+        fudge: 300,
+        error: 0,
+        other: &[],
+    };
+    let (end, _) = cnamed::wire::tsig::sign(&mut signed, len, &signing).unwrap();
+    signed.truncate(end);
+    let bytes = secondary.udp(&signed);
+    let reply = decode(&bytes);
+    assert_eq!(reply.message_type(), MessageType::Response);
+    assert_eq!(reply.op_code(), OpCode::Notify);
+    assert_eq!(reply.response_code(), ResponseCode::NoError);
+    assert!(
+        cnamed::wire::tsig::find(&bytes).unwrap().is_some(),
+        "signed"
+    );
     let line = secondary.wait_log("reloaded");
     assert!(line.contains("serial 2 (was 1)"), "{line}");
+    assert_eq!(secondary.seen_log("NOTIFY from 127.0.0.1").len(), 1);
     assert_eq!(cluster_of(&secondary, 7), "ws-c0.example.com.");
 
     drop(primary);

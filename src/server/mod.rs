@@ -101,6 +101,7 @@ impl Server {
                 snapshot: ArcSwap::from_pointee(snapshot),
                 cookies: ArcSwap::from_pointee(cookies),
                 tsig_keys: ArcSwapOption::new(tsig_keys.map(Arc::new)),
+                primaries: config.primary.iter().map(SocketAddr::ip).collect(),
                 shutdown: AtomicBool::new(false),
                 xfr: match config.xfr_allow.is_empty() {
                     true => None,

@@ -12,7 +12,9 @@ use crate::cookie::Secrets;
 use crate::metrics::WorkerCounters;
 use crate::snapshot::Snapshot;
 use crate::sys::unix_seconds;
-use crate::wire::tsig::Key;
+use crate::wire::tsig::{self, Key};
+use crate::wire::Rcode;
+use crate::xfr::notify::notify_answer;
 use crate::xfr::Gate;
 
 /// How long a stopping worker keeps finishing TCP answers already asked for.
@@ -28,6 +30,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown: AtomicBool,
     /// Zone transfers, when `--xfr-allow` lets anyone transfer.
     pub(crate) xfr: Option<Gate>,
+    /// The addresses of `--primary`: a NOTIFY from one of them starts a reload.
+    pub(crate) primaries: Vec<IpAddr>,
 }
 
 /// Limits of the TCP side, per worker.
@@ -63,6 +67,8 @@ pub(crate) struct Serving<'a> {
     pub(crate) xfr: Option<&'a Gate>,
     /// TSIG keys, read only for the rare signed query.
     pub(crate) tsig_keys: Option<&'a ArcSwapOption<Vec<Key>>>,
+    /// Who may NOTIFY us (`--primary`).
+    pub(crate) primaries: &'a [IpAddr],
 }
 
 impl<'a> Serving<'a> {
@@ -79,6 +85,7 @@ impl<'a> Serving<'a> {
             now: unix_seconds(),
             xfr: None,
             tsig_keys: None,
+            primaries: &[],
         }
     }
 
@@ -87,6 +94,7 @@ impl<'a> Serving<'a> {
         Self {
             xfr: shared.xfr.as_ref(),
             tsig_keys: Some(&shared.tsig_keys),
+            primaries: &shared.primaries,
             ..self
         }
     }
@@ -111,6 +119,44 @@ impl<'a> Serving<'a> {
         let request =
             gate.request_over_udp(query, client?, &self.snapshot.zone.apex, self.tsig_keys)?;
         super::transfer::answer_over_udp(&request, self.snapshot, gate, out)
+    }
+
+    /// The answer to a NOTIFY (RFC 1996) for our zone from one of our primaries, which also
+    /// starts a reload (the signal loop takes it as a SIGHUP, coalesced with others); signed
+    /// when it was, and with keys it must be (else REFUSED, or the TSIG error, and no reload).
+    /// `None` for anything else (NOTIMP, as before).
+    pub(crate) fn notify(
+        &self,
+        query: &[u8],
+        client: Option<IpAddr>,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        if !self.primaries.contains(&client?) {
+            return None;
+        }
+        let len = notify_answer(query, &self.snapshot.zone.apex, out)?;
+        let keys = self.tsig_keys.and_then(ArcSwapOption::load_full);
+        let signed = matches!(tsig::find(query), Ok(Some(_)));
+        let (len, accepted) = match (signed, keys.is_some()) {
+            (true, _) => {
+                let len = self.sign(query, out, len)?;
+                (len, out[3] & 0x0F == 0)
+            }
+            (false, true) => {
+                out[3] |= Rcode::REFUSED.header_bits() as u8;
+                (len, false)
+            }
+            (false, false) => (len, true),
+        };
+        if accepted {
+            crate::log!(
+                Info,
+                "NOTIFY from {}: reloading from the primaries",
+                client?
+            );
+            let _ = crate::sys::signal_self(crate::sys::SIGHUP);
+        }
+        Some(len)
     }
 
     /// The answer context for a query from `client` over `transport`.

@@ -161,6 +161,12 @@ impl UdpAnswer<'_> {
                 }
             }
         }
+        if summary.rcode == Rcode::NOTIMP {
+            if let Some(answered) = serving.notify(query, sender, out) {
+                summary.len = Some(answered);
+                summary.rcode = Rcode::NOERROR;
+            }
+        }
         if summary.qtype == Some(Rtype::IXFR) {
             if let Some(answered) = serving.ixfr_over_udp(query, sender, out) {
                 summary.len = Some(answered);

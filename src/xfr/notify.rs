@@ -31,6 +31,33 @@ pub fn message(id: u16, apex: &[u8], soa: &[u8], out: &mut [u8]) -> Option<usize
     Some(len)
 }
 
+/// The acknowledgement of the NOTIFY `query` for the zone at `apex` (wire form): its header
+/// with QR and AA, NOERROR, and its question, in `out`; `None` if `query` is not a NOTIFY
+/// with the question `apex SOA IN`.
+pub fn notify_answer(query: &[u8], apex: &[u8], out: &mut [u8]) -> Option<usize> {
+    let header_flags = read_u16(query, 2)?;
+    let opcode = (header_flags >> flags::OPCODE_SHIFT) & flags::OPCODE_MASK;
+    if header_flags & flags::QR != 0 || opcode != u16::from(Opcode::NOTIFY.0) {
+        return None;
+    }
+    if read_u16(query, 4)? != 1 {
+        return None;
+    }
+    let question_end = HEADER_LEN + apex.len() + 4;
+    let question = query.get(HEADER_LEN..question_end)?;
+    let (name, fixed) = question.split_at(apex.len());
+    if !name.eq_ignore_ascii_case(apex) || fixed != [0, 6, 0, 1] {
+        return None;
+    }
+    let out = out.get_mut(..question_end)?;
+    out[..2].copy_from_slice(&query[..2]);
+    let answer_flags = header_flags & !flags::RCODE_MASK | flags::QR | flags::AA;
+    out[2..4].copy_from_slice(&answer_flags.to_be_bytes());
+    out[4..12].copy_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+    out[HEADER_LEN..].copy_from_slice(question);
+    Some(question_end)
+}
+
 /// The RCODE of `response` if it answers the NOTIFY with `id`: QR set, opcode NOTIFY.
 pub fn acknowledgement(response: &[u8], id: u16) -> Option<Rcode> {
     let flags = read_u16(response, 2)?;
