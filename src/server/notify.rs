@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::shared::Shared;
 use crate::sys::{random_bytes, unix_seconds};
-use crate::wire::tsig::{sign, Chain, Signing, FUDGE};
+use crate::wire::tsig::sign_request;
 use crate::wire::Rcode;
 use crate::xfr::{notify, XfrStats};
 
@@ -125,17 +125,7 @@ fn send(socket: &UdpSocket, pending: &Pending, shared: &Shared) -> io::Result<()
     let keys = shared.tsig_keys.load();
     let len = match keys.as_deref().and_then(|keys| keys.first()) {
         Some(key) => {
-            let signing = Signing {
-                key: Some(key),
-                key_name: &key.name,
-                algorithm: key.algorithm.wire_name(),
-                chain: Chain::Query,
-                time: u64::from(unix_seconds()),
-                fudge: FUDGE,
-                error: 0,
-                other: &[],
-            };
-            sign(&mut out, len, &signing)
+            sign_request(&mut out, len, key, u64::from(unix_seconds()))
                 .ok_or_else(|| io::Error::other("no room for the TSIG"))?
                 .0
         }

@@ -544,6 +544,22 @@ impl<'k> ResponseChain<'k> {
     }
 }
 
+/// Signs the request `out[..len]` with `key` at Unix time `now` (RFC 8945 §5.1): appends
+/// the TSIG record and returns the new length and the MAC, which the answers chain to.
+pub fn sign_request(out: &mut [u8], len: usize, key: &Key, now: u64) -> Option<(usize, Signature)> {
+    let signing = Signing {
+        key: Some(key),
+        key_name: &key.name,
+        algorithm: key.algorithm.wire_name(),
+        chain: Chain::Query,
+        time: now,
+        fudge: FUDGE,
+        error: 0,
+        other: &[],
+    };
+    sign(out, len, &signing)
+}
+
 /// How long a signature of ours stays valid either side of its time (RFC 8945 §10).
 pub const FUDGE: u16 = 300;
 

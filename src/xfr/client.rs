@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::inbound::{AxfrReader, Transferred};
 use crate::snapshot::{Snapshot, Zone};
 use crate::sys::{random_bytes, unix_seconds};
-use crate::wire::tsig::{self, sign, Chain, ChainError, Key, ResponseChain, Signing, FUDGE};
+use crate::wire::tsig::{self, sign_request, ChainError, Key, ResponseChain};
 use crate::wire::{Class, Rtype, HEADER_LEN, MAX_TCP};
 
 /// How long a transfer waits on a primary for each read or write.
@@ -43,17 +43,8 @@ pub fn fetch_axfr(
     }
     let mut chain = None;
     if let Some(key) = key {
-        let signing = Signing {
-            key: Some(key),
-            key_name: &key.name,
-            algorithm: key.algorithm.wire_name(),
-            chain: Chain::Query,
-            time: u64::from(unix_seconds()),
-            fudge: FUDGE,
-            error: 0,
-            other: &[],
-        };
-        let (signed, mac) = sign(body, len, &signing).ok_or("no room for the TSIG")?;
+        let (signed, mac) = sign_request(body, len, key, u64::from(unix_seconds()))
+            .ok_or("no room for the TSIG")?;
         len = signed;
         chain = Some(ResponseChain::new(key, mac));
     }

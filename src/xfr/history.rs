@@ -215,15 +215,8 @@ mod tests {
     use crate::config::Config;
 
     fn snapshot(serial: u32, apps: &[(&str, &str)]) -> Snapshot {
-        let entries: Vec<String> = apps
-            .iter()
-            .map(|(app, cluster)| format!("{app:?}: {cluster:?}"))
-            .collect();
-        let json = format!(
-            r#"{{"serial": {serial}, "apps": {{{}}}}}"#,
-            entries.join(",")
-        );
-        Snapshot::from_json(json.as_bytes(), &Config::default().zone().unwrap()).unwrap()
+        let zone = Config::default().zone().unwrap();
+        Snapshot::from_apps(serial, apps.iter().copied(), &zone).unwrap()
     }
 
     fn apps(side: &Side) -> Vec<(String, String)> {
