@@ -13,7 +13,7 @@ use crate::metrics::WorkerCounters;
 use crate::snapshot::Snapshot;
 use crate::sys::unix_seconds;
 use crate::wire::tsig::{self, Key};
-use crate::wire::Rcode;
+use crate::wire::{flags, Rcode};
 use crate::xfr::notify::notify_answer;
 use crate::xfr::Gate;
 
@@ -140,7 +140,7 @@ impl<'a> Serving<'a> {
         let (len, accepted) = match (signed, keys.is_some()) {
             (true, _) => {
                 let len = self.sign(query, out, len)?;
-                (len, out[3] & 0x0F == 0)
+                (len, u16::from(out[3]) & flags::RCODE_MASK == 0)
             }
             (false, true) => {
                 out[3] |= Rcode::REFUSED.header_bits() as u8;

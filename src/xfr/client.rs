@@ -11,7 +11,7 @@ use super::inbound::{AxfrReader, Transferred};
 use crate::snapshot::{Snapshot, Zone};
 use crate::sys::{random_bytes, unix_seconds};
 use crate::wire::tsig::{self, sign_request, ChainError, Key, ResponseChain};
-use crate::wire::{Class, Rtype, HEADER_LEN, MAX_TCP};
+use crate::wire::{flags, Class, Rtype, HEADER_LEN, MAX_TCP};
 
 /// How long a transfer waits on a primary for each read or write.
 pub const TRANSFER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -74,7 +74,9 @@ pub fn fetch_axfr(
         if message.get(..2) != Some(&id.to_be_bytes()[..]) {
             return Err(format!("{primary}: a message with another ID"));
         }
-        let rcode = message.get(3).map_or(0, |flags| flags & 0x0F);
+        let rcode = message
+            .get(3)
+            .map_or(0, |&low| u16::from(low) & flags::RCODE_MASK);
         if rcode != 0 {
             let tsig_error = tsig::find(message).ok().flatten().map(|tsig| tsig.error);
             return Err(match tsig_error {

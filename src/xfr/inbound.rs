@@ -8,10 +8,8 @@ use fxhash::FxHashMap;
 
 use crate::snapshot::Zone;
 use crate::wire::name::{check_label, read_name, wire_to_text, Charset, MAX_NAME};
+use crate::wire::record::{field, fixed_at, read_be16, RR_FIXED};
 use crate::wire::{flags, read_u16, Rtype, HEADER_LEN};
-
-/// Bytes of a record after its owner: TYPE, CLASS, TTL, RDLENGTH.
-const RR_FIXED: usize = 10;
 
 /// An AXFR being read.
 pub struct AxfrReader<'z> {
@@ -87,11 +85,9 @@ impl<'z> AxfrReader<'z> {
             }
             let (owner_len, after) = read_name(message, at, &mut name).ok_or("a bad owner name")?;
             let owner = &name[..owner_len];
-            let fixed = message
-                .get(after..after + RR_FIXED)
-                .ok_or("a record cut short")?;
-            let rtype = Rtype(u16::from_be_bytes([fixed[0], fixed[1]]));
-            let rdlength = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+            let fixed: &[u8; RR_FIXED] = fixed_at(message, after).ok_or("a record cut short")?;
+            let rtype = Rtype(read_be16(fixed, field::TYPE));
+            let rdlength = usize::from(read_be16(fixed, field::RDLENGTH));
             let rdata_at = after + RR_FIXED;
             if message.len() < rdata_at + rdlength {
                 return Err("a record cut short".into());

@@ -3,7 +3,8 @@
 //! Shared by AXFR and IXFR.
 
 use crate::snapshot::AppKey;
-use crate::wire::{flags, HEADER_LEN, MAX_LABEL};
+use crate::wire::record::{field, RR_FIXED};
+use crate::wire::{flags, skip_name, HEADER_LEN, MAX_LABEL};
 
 /// Largest message built. Below the 65,535 of TCP so that a TSIG record always fits after
 /// the records (RFC 8945 signs every message of a transfer).
@@ -21,9 +22,6 @@ pub(super) struct Suffix {
     keep: usize,
     skip: usize,
 }
-
-/// Bytes before a CNAME record's RDATA: TYPE, CLASS, TTL, RDLENGTH.
-pub(super) const CNAME_FIXED: usize = 10;
 
 /// Where `target` (a name in wire form) shares its longest suffix, of at least one label,
 /// with `apex` (both lower case).
@@ -56,23 +54,8 @@ pub(super) fn target_suffixes<'r>(
     apex: &[u8],
 ) -> Vec<Option<Suffix>> {
     records
-        .map(|record| shared_suffix(record?.get(CNAME_FIXED..)?, apex))
+        .map(|record| shared_suffix(record?.get(RR_FIXED..)?, apex))
         .collect()
-}
-
-/// The length of the uncompressed name at the start of `bytes`.
-fn name_len(bytes: &[u8]) -> Option<usize> {
-    let mut at = 0;
-    loop {
-        let len = usize::from(*bytes.get(at)?);
-        if len & 0xC0 != 0 {
-            return None;
-        }
-        at += 1 + len;
-        if len == 0 {
-            return Some(at);
-        }
-    }
 }
 
 /// A zone transfer's messages, made one at a time.
@@ -190,11 +173,11 @@ impl<'o, 'z> Message<'o, 'z> {
         if target_at > MAX_POINTER {
             return self.owned_record(label, &[record]);
         }
-        let (fixed, target) = record.split_at(CNAME_FIXED);
+        let (fixed, target) = record.split_at(RR_FIXED);
         let rdlength = (suffix.keep + 2) as u16;
         let pointer = (0xC000 | target_at as u16).to_be_bytes();
         let rdata: [&[u8]; 4] = [
-            &fixed[..CNAME_FIXED - 2],
+            &fixed[..field::RDLENGTH.start],
             &rdlength.to_be_bytes(),
             &target[..suffix.keep],
             &pointer,
@@ -212,9 +195,9 @@ impl<'o, 'z> Message<'o, 'z> {
     pub(super) fn soa(&mut self, record: &[u8]) -> bool {
         // The owner is the apex: written here now, or pointed to.
         let apex_at = self.apex_at.unwrap_or(self.len);
-        let names = record.get(CNAME_FIXED..).and_then(|rdata| {
-            let mname = name_len(rdata)?;
-            let rname = name_len(&rdata[mname..])?;
+        let names = record.get(RR_FIXED..).and_then(|rdata| {
+            let mname = skip_name(rdata, 0)?;
+            let rname = skip_name(&rdata[mname..], 0)?;
             Some((
                 &rdata[..mname],
                 &rdata[mname..mname + rname],
@@ -243,7 +226,7 @@ impl<'o, 'z> Message<'o, 'z> {
         self.owned_record(
             &[],
             &[
-                &record[..CNAME_FIXED - 2],
+                &record[..field::RDLENGTH.start],
                 &rdlength,
                 &mname[..m_keep],
                 m_pointer,
