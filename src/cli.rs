@@ -107,11 +107,15 @@ Options:
   --ixfr-history N           reloads whose differences are kept for IXFR [default: 32]
   --notify ADDR:PORT         secondary sent a NOTIFY after each new serial, repeatable
                              (signed with the first TSIG key, if any) [default: none]
-  --primary ADDR:PORT        a primary to transfer the zone from (AXFR), repeatable, tried
-                             in order, signed with the first TSIG key if any; serve: at
-                             start, on reload and on its NOTIFY instead of reading the
-                             dump, which is then written (and served when no primary
-                             answers at start)
+  --primary ADDR:PORT        a primary to transfer the zone from, repeatable, tried in
+                             order, signed with the first TSIG key if any; serve: AXFR at
+                             start, then IXFR on its NOTIFY, on reload and every SOA
+                             REFRESH (RETRY after a failure) instead of reading the dump,
+                             which is then written (and served when no primary answers
+                             at start)
+  --on-expire serve|servfail once no primary confirmed the zone for the SOA EXPIRE time:
+                             keep answering from the last mapping, loudly (logs, status,
+                             metrics, /ready fails), or answer SERVFAIL [default: serve]
   --force                    reload: override the guard rails (serial rollback, empty,
                              shrink), for this reload only
   --json                     status: one JSON object
@@ -124,7 +128,7 @@ stop accepting, finish the TCP answers already asked for (at most 1 s) and exit.
 ";
 
 /// Every option that takes a value; anything else starting with '-' is unknown.
-const VALUE_FLAGS: [&str; 28] = [
+const VALUE_FLAGS: [&str; 29] = [
     "--dump",
     "--zone",
     "--target",
@@ -153,6 +157,7 @@ const VALUE_FLAGS: [&str; 28] = [
     "--ixfr-history",
     "--notify",
     "--primary",
+    "--on-expire",
 ];
 
 fn value<T: FromStr>(flag: &str, text: &str, what: &str) -> Result<T, CliError> {
@@ -258,6 +263,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
             "--tsig-key-file" => config.tsig_key_file = Some(PathBuf::from(text)),
             "--notify" => config.notify.push(value(flag, &text, "an ADDR:PORT")?),
             "--primary" => config.primary.push(value(flag, &text, "an ADDR:PORT")?),
+            "--on-expire" => config.on_expire = value(flag, &text, "serve or servfail")?,
             "--ixfr-history" => config.ixfr_history = value(flag, &text, "a number of reloads")?,
             "--xfr-allow" => config.xfr_allow.push(
                 text.parse()

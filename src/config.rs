@@ -12,6 +12,7 @@ use crate::snapshot::{expand_target, Zone, ZoneSettings};
 use crate::wire::name::{check_label, is_within, name_to_wire, Charset};
 use crate::wire::record::{OPTION_HEADER, OPT_FIXED, QUESTION_FIXED, RR_FIXED};
 use crate::wire::{HEADER_LEN, MAX_LABEL, MAX_NAME, MAX_TCP, PTR_QNAME};
+use crate::xfr::secondary::OnExpire;
 use crate::xfr::Prefix;
 
 /// More workers than this is a typo, not a machine.
@@ -121,6 +122,8 @@ pub struct Config {
     pub notify: Vec<SocketAddr>,
     /// Primaries to transfer the zone from (`fetch`), in order.
     pub primary: Vec<SocketAddr>,
+    /// What a secondary does once its zone expires.
+    pub on_expire: OnExpire,
 }
 
 impl Default for Config {
@@ -154,6 +157,7 @@ impl Default for Config {
             ixfr_history: 32,
             notify: Vec::new(),
             primary: Vec::new(),
+            on_expire: OnExpire::default(),
         }
     }
 }

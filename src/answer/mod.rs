@@ -14,7 +14,7 @@ mod tests;
 use std::net::IpAddr;
 
 use self::decide::{decide, Answer, Outcome};
-use self::reply::{truncate_finished, Finished, Reply, ReplyParts};
+use self::reply::{servfail_finished, truncate_finished, Finished, Reply, ReplyParts};
 use crate::cookie::{self, Secrets};
 use crate::snapshot::Snapshot;
 use crate::wire::{
@@ -124,6 +124,17 @@ impl Summary {
         self.len = Some(truncate_finished(out, len, records));
         self.records = Some((records.0, records.0));
         self.truncated = true;
+    }
+
+    /// Turns the response into SERVFAIL, question and OPT kept: what an expired secondary
+    /// answers under `--on-expire servfail`. Responses that never reached the rules stay.
+    pub fn servfail(&mut self, out: &mut [u8]) {
+        let (Some(len), Some(records)) = (self.len, self.records) else {
+            return;
+        };
+        self.len = Some(servfail_finished(out, len, records));
+        self.records = Some((records.0, records.0));
+        self.rcode = Rcode::SERVFAIL;
     }
 }
 

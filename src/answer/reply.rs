@@ -206,6 +206,19 @@ impl<'b, 's> Reply<'b, 's> {
 /// before [`Reply::finish`] would have written it: the records at `records` go, the OPT moves
 /// up, TC is set and ANCOUNT and NSCOUNT are zero. Returns the new length.
 pub(super) fn truncate_finished(out: &mut [u8], len: usize, records: (u16, u16)) -> usize {
+    set_flags(out, len, records, flags::TC, 0)
+}
+
+/// The finished response with its answer and authority records cut out, RCODE SERVFAIL and
+/// AA cleared; the question and the additional records (OPT, cookie) stay.
+pub(super) fn servfail_finished(out: &mut [u8], len: usize, records: (u16, u16)) -> usize {
+    let clear = flags::AA | flags::RCODE_MASK;
+    set_flags(out, len, records, Rcode::SERVFAIL.header_bits(), clear)
+}
+
+/// Cuts out the records between `records` (answer and authority), clears the `clear` flags
+/// and sets `set`.
+fn set_flags(out: &mut [u8], len: usize, records: (u16, u16), set: u16, clear: u16) -> usize {
     let (start, end) = (usize::from(records.0), usize::from(records.1));
     let Some(reply) = out
         .get_mut(..len)
@@ -215,7 +228,7 @@ pub(super) fn truncate_finished(out: &mut [u8], len: usize, records: (u16, u16))
     };
     reply.copy_within(end.., start);
     let flags_word = u16::from_be_bytes([reply[field::FLAGS.start], reply[field::FLAGS.start + 1]]);
-    reply[field::FLAGS].copy_from_slice(&(flags_word | flags::TC).to_be_bytes());
+    reply[field::FLAGS].copy_from_slice(&(flags_word & !clear | set).to_be_bytes());
     reply[field::ANCOUNT].fill(0);
     reply[field::NSCOUNT].fill(0);
     len - (end - start)

@@ -58,9 +58,19 @@ impl Health {
             && self.metrics.get().is_some_and(Metrics::all_workers_running)
     }
 
-    /// `/ready`: healthy, serving a snapshot and not stopping.
+    /// `/ready`: healthy, serving a snapshot and not stopping, and for a secondary, its
+    /// zone not expired (whatever `--on-expire` answers, an expired edge should not be
+    /// preferred).
     fn ready(&self) -> bool {
-        self.phase.load(Ordering::Acquire) == SERVING && self.healthy()
+        self.phase.load(Ordering::Acquire) == SERVING && self.healthy() && !self.expired()
+    }
+
+    /// A secondary whose zone has expired.
+    fn expired(&self) -> bool {
+        self.metrics
+            .get()
+            .and_then(|metrics| metrics.secondary.as_ref())
+            .is_some_and(|secondary| secondary.expired.load(Ordering::Relaxed))
     }
 }
 
@@ -257,6 +267,11 @@ fn response(request: &[u8], health: &Health) -> Vec<u8> {
             None => probe(false),
         },
         (b"GET" | b"HEAD", Some(b"/health")) => probe(health.healthy()),
+        (b"GET" | b"HEAD", Some(b"/ready")) if health.expired() => with_body(
+            "503 Service Unavailable",
+            "text/plain",
+            "unavailable: the zone has expired (no primary confirmed it)\n",
+        ),
         (b"GET" | b"HEAD", Some(b"/ready")) => probe(health.ready()),
         (b"GET" | b"HEAD", Some(_)) => bare("404 Not Found", ""),
         // RFC 9110 §15.5.6: a 405 says which methods are allowed.

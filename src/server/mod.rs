@@ -9,8 +9,10 @@
 //! reloads through [`Running::reload`] and stops through [`Running::shutdown`].
 
 mod control;
+mod dump_writer;
 pub mod http;
 mod notify;
+mod refresh;
 mod running;
 mod shared;
 mod signals;
@@ -32,6 +34,7 @@ use std::time::Duration;
 use arc_swap::{ArcSwap, ArcSwapOption};
 
 use self::control::ReloadQueue;
+use self::dump_writer::DumpWriter;
 use self::http::Health;
 use self::running::Reloader;
 pub use self::running::{ReloadError, Reloaded, Running};
@@ -48,6 +51,7 @@ use crate::rrl::RateLimiter;
 use crate::snapshot::guard::Rules;
 use crate::snapshot::{Snapshot, Zone};
 use crate::sys;
+use crate::xfr::secondary::SecondaryStats;
 use crate::xfr::{Gate, MAX_TRANSFERS};
 
 /// Sockets bound for every worker, ready to run.
@@ -63,6 +67,8 @@ pub struct Server {
     notify: Vec<SocketAddr>,
     /// `--primary`: where reloads take the zone from.
     primaries: Vec<SocketAddr>,
+    /// A secondary's state, with `--primary`.
+    secondary: Option<Arc<SecondaryStats>>,
     max_dump_size: u64,
     rules: Rules,
     tcp_limits: TcpLimits,
@@ -90,6 +96,14 @@ impl Server {
         };
         let (workers, local_addrs) = bind_workers(&config.listen, config.threads.max(1))?;
         let stats = ServerStats::default();
+        let secondary = match config.primary.is_empty() {
+            true => None,
+            false => Some(Arc::new(SecondaryStats::new(
+                config.primary.clone(),
+                config.on_expire,
+                sys::unix_millis(),
+            ))),
+        };
         stats.apps.set(snapshot.app_count() as u64);
         stats.serial.set(u64::from(snapshot.serial));
         stats.dump_modified_ms.set(snapshot.dump_modified_ms);
@@ -102,6 +116,7 @@ impl Server {
                 cookies: ArcSwap::from_pointee(cookies),
                 tsig_keys: ArcSwapOption::new(tsig_keys.map(Arc::new)),
                 primaries: config.primary.iter().map(SocketAddr::ip).collect(),
+                secondary: secondary.clone(),
                 shutdown: AtomicBool::new(false),
                 xfr: match config.xfr_allow.is_empty() {
                     true => None,
@@ -118,6 +133,7 @@ impl Server {
             tsig_key_file: config.tsig_key_file.clone(),
             notify: config.notify.clone(),
             primaries: config.primary.clone(),
+            secondary,
             max_dump_size: config.max_dump_size,
             rules: config
                 .guard_rules()
@@ -204,6 +220,13 @@ impl Server {
                 Some(serials)
             }
         };
+        let dump_writer = match &self.secondary {
+            Some(secondary) => {
+                refresh::spawn(Arc::clone(&self.shared), Arc::clone(secondary))?;
+                Some(DumpWriter::spawn(self.dump.clone())?)
+            }
+            None => None,
+        };
         Ok(Running {
             reloader: Arc::new(Reloader {
                 shared: self.shared,
@@ -213,6 +236,8 @@ impl Server {
                 tsig_key_file: self.tsig_key_file,
                 notify,
                 primaries: self.primaries,
+                secondary: self.secondary.clone(),
+                dump_writer: std::sync::Mutex::new(dump_writer),
                 max_dump_size: self.max_dump_size,
                 rules: self.rules,
                 stats: Arc::clone(&self.stats),
@@ -223,6 +248,7 @@ impl Server {
                 workers: counters,
                 stats: self.stats,
                 xfr: xfr_stats,
+                secondary: self.secondary,
             },
         })
     }

@@ -5,19 +5,22 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::dump_writer::DumpWriter;
 use super::shared::Shared;
 use crate::cookie::{SecretError, Secrets};
 use crate::metrics::{Metrics, ServerStats};
-use crate::snapshot::guard::{check_successor, Difference, Refusal, Rules};
+use crate::snapshot::guard::{check_difference, compare, Difference, Refusal, Rules};
 use crate::snapshot::{LoadError, Snapshot, Zone};
 use crate::sys::unix_millis;
 use crate::wire::tsig::Key;
-use crate::xfr::client::{save_dump, transfer_zone};
+use crate::xfr::client::{refresh, Refreshed, Via, TRANSFER_TIMEOUT};
+use crate::xfr::inbound::Resolved;
 use crate::xfr::keys::{self, KeyFileError};
+use crate::xfr::secondary::{LastTransfer, Outcome, SecondaryStats, Timers};
 
 /// Why a reload kept the old state.
 #[derive(Debug)]
@@ -123,9 +126,13 @@ pub(super) struct Reloader {
     pub(super) tsig_key_file: Option<PathBuf>,
     /// Each new serial goes to the NOTIFY thread, when there are `--notify` targets.
     pub(super) notify: Option<mpsc::Sender<u32>>,
-    /// With primaries, a reload transfers the zone from them (AXFR) instead of reading the
-    /// dump, and writes the dump after installing it.
+    /// With primaries, a reload transfers the zone from them (IXFR, else AXFR) instead of
+    /// reading the dump, and has the dump written after installing it.
     pub(super) primaries: Vec<SocketAddr>,
+    /// A secondary's state: the last transfer, timers, expiry.
+    pub(super) secondary: Option<Arc<SecondaryStats>>,
+    /// Writes a secondary's dump; taken out when stopping, to write what is pending.
+    pub(super) dump_writer: Mutex<Option<DumpWriter>>,
     pub(super) max_dump_size: u64,
     pub(super) rules: Rules,
     pub(super) stats: Arc<ServerStats>,
@@ -134,10 +141,24 @@ pub(super) struct Reloader {
 /// A dump, and the cookie secrets and TSIG keys if there are files, loaded and checked but
 /// not serving.
 pub(super) struct Loaded {
-    snapshot: Snapshot,
+    /// `None`: the primary had nothing newer than the snapshot served.
+    snapshot: Option<Snapshot>,
+    /// The apps an IXFR changed, when the snapshot came from one: no comparison needed.
+    changes: Option<Resolved>,
+    transfer: Option<TransferInfo>,
     secrets: Option<Secrets>,
     keys: Option<Vec<Key>>,
     elapsed: Duration,
+}
+
+/// Where a secondary's load came from.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct TransferInfo {
+    primary: SocketAddr,
+    via: Via,
+    serial: u32,
+    bytes: u64,
+    timers: Option<Timers>,
 }
 
 impl Reloader {
@@ -165,26 +186,46 @@ impl Reloader {
             Some(path) => Some(keys::load(path).map_err(ReloadError::TsigKeys)?),
             None => None,
         };
-        let snapshot = match self.primaries.is_empty() {
-            true => Snapshot::load(&self.dump, &self.zone, self.max_dump_size)
-                .map_err(ReloadError::Dump)?,
-            false => {
-                let key = keys
-                    .as_ref()
-                    .and_then(|keys| keys.first().cloned())
-                    .or_else(|| {
-                        self.shared
-                            .tsig_keys
-                            .load()
-                            .as_deref()
-                            .and_then(|k| k.first().cloned())
-                    });
-                transfer_zone(&self.primaries, &self.zone, key.as_ref())
-                    .map_err(ReloadError::Transfer)?
-            }
+        if self.primaries.is_empty() {
+            let snapshot = Snapshot::load(&self.dump, &self.zone, self.max_dump_size)
+                .map_err(ReloadError::Dump)?;
+            return Ok(Loaded {
+                snapshot: Some(snapshot),
+                changes: None,
+                transfer: None,
+                secrets,
+                keys,
+                elapsed: started.elapsed(),
+            });
+        }
+        let key = keys
+            .as_ref()
+            .and_then(|keys| keys.first().cloned())
+            .or_else(|| {
+                self.shared
+                    .tsig_keys
+                    .load()
+                    .as_deref()
+                    .and_then(|k| k.first().cloned())
+            });
+        let live = self.shared.snapshot.load_full();
+        let fetched = refresh(&self.primaries, key.as_ref(), &live, true, TRANSFER_TIMEOUT)
+            .map_err(ReloadError::Transfer)?;
+        let transfer = TransferInfo {
+            primary: fetched.primary,
+            via: fetched.via,
+            serial: fetched.serial,
+            bytes: fetched.bytes,
+            timers: fetched.timers,
+        };
+        let (snapshot, changes) = match fetched.refreshed {
+            Refreshed::UpToDate => (None, None),
+            Refreshed::Changed { snapshot, changes } => (Some(*snapshot), changes),
         };
         Ok(Loaded {
             snapshot,
+            changes,
+            transfer: Some(transfer),
             secrets,
             keys,
             elapsed: started.elapsed(),
@@ -198,11 +239,37 @@ impl Reloader {
         loaded: Result<Loaded, ReloadError>,
         force: bool,
     ) -> Result<Reloaded, ReloadError> {
+        let transfer = loaded.as_ref().ok().and_then(|loaded| loaded.transfer);
+        let outcome = self.install_checked(loaded, force);
+        if let Some(secondary) = &self.secondary {
+            record_refresh(secondary, transfer, &outcome);
+        }
+        outcome
+    }
+
+    fn install_checked(
+        &self,
+        loaded: Result<Loaded, ReloadError>,
+        force: bool,
+    ) -> Result<Reloaded, ReloadError> {
         let stats = &self.stats;
-        let checked = loaded.and_then(|loaded| {
-            let live = self.shared.snapshot.load();
-            match check_successor(&live, &loaded.snapshot, &self.rules, force) {
-                Ok(difference) => Ok((loaded, live.serial, difference)),
+        let live = self.shared.snapshot.load_full();
+        let checked = loaded.and_then(|mut loaded| {
+            let Some(snapshot) = &loaded.snapshot else {
+                // Up to date: the live snapshot stays, as after an unchanged reload.
+                return Ok((loaded, live.serial, Difference::default()));
+            };
+            let difference = match &loaded.changes {
+                Some(resolved) => resolved.difference,
+                None => compare(&live, snapshot),
+            };
+            match check_difference(&live, snapshot, difference, &self.rules, force) {
+                Ok(difference) => {
+                    if difference.is_empty() && snapshot.serial == live.serial {
+                        loaded.snapshot = None;
+                    }
+                    Ok((loaded, live.serial, difference))
+                }
                 Err(refusal) => Err(ReloadError::Refused(refusal)),
             }
         });
@@ -214,8 +281,11 @@ impl Reloader {
             }
         };
         let mut done = Reloaded {
-            apps: loaded.snapshot.app_count(),
-            serial: loaded.snapshot.serial,
+            apps: loaded
+                .snapshot
+                .as_ref()
+                .map_or(live.app_count(), Snapshot::app_count),
+            serial: loaded.snapshot.as_ref().map_or(live.serial, |s| s.serial),
             previous_serial,
             difference,
             elapsed: loaded.elapsed,
@@ -227,19 +297,28 @@ impl Reloader {
         if let Some(keys) = loaded.keys {
             self.shared.tsig_keys.store(Some(Arc::new(keys)));
         }
-        if done.unchanged() {
-            stats.reloads_unchanged.add(1);
-            return Ok(done);
-        }
-        stats.dump_modified_ms.set(loaded.snapshot.dump_modified_ms);
+        let snapshot = match loaded.snapshot {
+            Some(snapshot) if !done.unchanged() => snapshot,
+            _ => {
+                stats.reloads_unchanged.add(1);
+                return Ok(done);
+            }
+        };
+        stats.dump_modified_ms.set(snapshot.dump_modified_ms);
         if let Some(gate) = &self.shared.xfr {
             // Before the swap: a transfer that sees the new serial finds its delta.
             let started = Instant::now();
-            gate.record_reload(&self.shared.snapshot.load(), &loaded.snapshot);
+            let changed = loaded
+                .changes
+                .as_ref()
+                .map(|resolved| resolved.changes.iter().map(|(app, _)| &**app));
+            gate.record_reload(&live, &snapshot, changed);
             done.difference_time = Some(started.elapsed());
         }
+        drop(live);
+        let snapshot = Arc::new(snapshot);
         // The old snapshot is dropped here, on this thread, unless a worker still holds it.
-        drop(self.shared.snapshot.swap(Arc::new(loaded.snapshot)));
+        drop(self.shared.snapshot.swap(Arc::clone(&snapshot)));
         stats.reloads_ok.add(1);
         stats.last_reload_ok_ms.set(unix_millis());
         stats.apps.set(done.apps as u64);
@@ -248,14 +327,45 @@ impl Reloader {
             let _ = notify.send(done.serial);
         }
         stats.load_micros.set(done.elapsed.as_micros() as u64);
-        if !self.primaries.is_empty() {
-            // What a restart serves when no primary answers.
-            if let Err(error) = save_dump(&self.shared.snapshot.load(), &self.dump) {
-                crate::log!(Warning, "cannot write {}: {error}", self.dump.display());
-            }
+        // What a restart serves when no primary answers.
+        if let Some(writer) = &*self
+            .dump_writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            writer.write(snapshot);
         }
         Ok(done)
     }
+}
+
+/// Records a secondary's refresh: from whom, how, and how it ended.
+fn record_refresh(
+    secondary: &SecondaryStats,
+    transfer: Option<TransferInfo>,
+    outcome: &Result<Reloaded, ReloadError>,
+) {
+    let (outcome, error) = match outcome {
+        Ok(reloaded) if reloaded.unchanged() => (Outcome::UpToDate, None),
+        Ok(_) => (Outcome::Changed, None),
+        Err(error) => (Outcome::Failed, Some(error.to_string())),
+    };
+    if let Some(error) = &error {
+        crate::log!(Error, "refresh from the primaries failed: {error}");
+    }
+    let last = LastTransfer {
+        primary: transfer.map(|t| t.primary),
+        via: transfer.map(|t| t.via),
+        outcome,
+        error,
+        bytes: transfer.map_or(0, |t| t.bytes),
+        at_ms: unix_millis(),
+    };
+    secondary.record(
+        last,
+        transfer.map(|t| t.serial),
+        transfer.and_then(|t| t.timers),
+    );
 }
 
 /// Serving workers.
@@ -293,6 +403,15 @@ impl Running {
     /// running elsewhere does not delay this.
     pub fn shutdown(self) -> io::Result<()> {
         self.reloader.shared.shutdown.store(true, Ordering::Release);
+        let writer = self
+            .reloader
+            .dump_writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(writer) = writer {
+            writer.finish();
+        }
         for waker in &self.wakers {
             waker.wake()?;
         }

@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -15,6 +16,7 @@ use crate::sys::unix_seconds;
 use crate::wire::tsig::{self, Key};
 use crate::wire::{flags, Rcode};
 use crate::xfr::notify::notify_answer;
+use crate::xfr::secondary::SecondaryStats;
 use crate::xfr::Gate;
 
 /// How long a stopping worker keeps finishing TCP answers already asked for.
@@ -32,6 +34,8 @@ pub(crate) struct Shared {
     pub(crate) xfr: Option<Gate>,
     /// The addresses of `--primary`: a NOTIFY from one of them starts a reload.
     pub(crate) primaries: Vec<IpAddr>,
+    /// A secondary's state (`--primary`): whether its zone has expired.
+    pub(crate) secondary: Option<Arc<SecondaryStats>>,
 }
 
 /// Limits of the TCP side, per worker.
@@ -69,6 +73,8 @@ pub(crate) struct Serving<'a> {
     pub(crate) tsig_keys: Option<&'a ArcSwapOption<Vec<Key>>>,
     /// Who may NOTIFY us (`--primary`).
     pub(crate) primaries: &'a [IpAddr],
+    /// The zone expired under `--on-expire servfail`: every answer becomes SERVFAIL.
+    pub(crate) refusing: bool,
 }
 
 impl<'a> Serving<'a> {
@@ -86,6 +92,7 @@ impl<'a> Serving<'a> {
             xfr: None,
             tsig_keys: None,
             primaries: &[],
+            refusing: false,
         }
     }
 
@@ -95,6 +102,10 @@ impl<'a> Serving<'a> {
             xfr: shared.xfr.as_ref(),
             tsig_keys: Some(&shared.tsig_keys),
             primaries: &shared.primaries,
+            refusing: shared
+                .secondary
+                .as_ref()
+                .is_some_and(|secondary| secondary.refusing()),
             ..self
         }
     }

@@ -4,12 +4,15 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use super::shared::Shared;
 use crate::config::VERSION_STRING;
 use crate::metrics::ServerStats;
 use crate::sys;
+use crate::xfr::client::Via;
+use crate::xfr::secondary::{OnExpire, Outcome, SecondaryStats};
 
 /// What `cnamed status` reports: fixed facts, the live snapshot and counters, and the last
 /// reload's outcome, which the signal loop records.
@@ -64,7 +67,7 @@ impl StatusBoard {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let listen: Vec<String> = self.listen.iter().map(ToString::to_string).collect();
-        vec![
+        let mut facts = vec![
             ("version", Fact::Text(VERSION_STRING.to_owned())),
             ("zone", Fact::Text(self.zone.clone())),
             ("serial", Fact::Number(u64::from(snapshot.serial))),
@@ -97,7 +100,11 @@ impl StatusBoard {
                     Fact::Text(format!("http://{addr}/metrics"))
                 }),
             ),
-        ]
+        ];
+        if let Some(secondary) = &self.shared.secondary {
+            facts.extend(secondary_facts(secondary, now));
+        }
+        facts
     }
 
     /// `key: value` lines for people.
@@ -139,6 +146,64 @@ impl StatusBoard {
         out.push('\n');
         out
     }
+}
+
+/// A secondary's primaries, their serial, the last transfer and the zone's freshness.
+fn secondary_facts(secondary: &SecondaryStats, now: u64) -> Vec<(&'static str, Fact)> {
+    let primaries = secondary
+        .primaries
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let last = secondary.last();
+    let last_ok = secondary.last_ok_ms.load(Ordering::Relaxed);
+    let timers = secondary.timers();
+    let expired = secondary.expired.load(Ordering::Relaxed);
+    let transfer = last.as_ref().map_or_else(
+        || "none".to_owned(),
+        |last| {
+            let how = last.via.map_or("-", |via| Via::NAMES[via as usize]);
+            let from = last
+                .primary
+                .map_or_else(|| "-".to_owned(), |p| p.to_string());
+            let result = Outcome::NAMES[last.outcome as usize];
+            match &last.error {
+                Some(error) => format!("{how} from {from}: {result}: {error}"),
+                None => format!("{how} from {from}: {result}, {} bytes", last.bytes),
+            }
+        },
+    );
+    vec![
+        ("primaries", Fact::List(primaries)),
+        (
+            "primary_serial",
+            Fact::Number(secondary.primary_serial.load(Ordering::Relaxed)),
+        ),
+        ("last_transfer", Fact::Text(transfer)),
+        (
+            "last_transfer_time",
+            Fact::Time(last.map_or(0, |last| last.at_ms)),
+        ),
+        (
+            "seconds_since_refresh",
+            Fact::Seconds(now.saturating_sub(last_ok) as f64 / 1e3),
+        ),
+        (
+            "soa_timers",
+            Fact::Text(format!(
+                "refresh {} s, retry {} s, expire {} s",
+                timers.refresh, timers.retry, timers.expire
+            )),
+        ),
+        (
+            "expired",
+            Fact::Text(match (expired, secondary.on_expire) {
+                (false, _) => "no".to_owned(),
+                (true, OnExpire::Serve) => "YES: serving the last mapping".to_owned(),
+                (true, OnExpire::Servfail) => "YES: answering SERVFAIL".to_owned(),
+            }),
+        ),
+    ]
 }
 
 /// When the snapshot being served was loaded: the last successful reload, else the start.

@@ -144,6 +144,9 @@ impl UdpAnswer<'_> {
         let serving = &self.serving;
         let context = serving.context(Transport::Udp, sender);
         let mut summary = respond_to(query, serving.snapshot, &context, out);
+        if serving.refusing {
+            summary.servfail(out);
+        }
         if let (Some(limiter), Some(_), Some(client)) =
             (self.rate_limiter.as_deref_mut(), summary.len, sender)
         {

@@ -189,6 +189,83 @@ impl<'z> AppsBuilder<'z> {
     }
 }
 
+/// A snapshot's maps, borrowed.
+pub(super) struct Base<'a> {
+    pub(super) numeric_apps: &'a NumericTable,
+    pub(super) named_apps: &'a FxHashMap<Box<[u8]>, u32>,
+    pub(super) clusters: &'a [Box<str>],
+    pub(super) cnames: &'a [Box<[u8]>],
+}
+
+/// The maps of `base` with `changes` applied in order: `(app, Some(cluster))` puts an app on
+/// a cluster (added or moved), `(app, None)` removes one the zone has. Apps and clusters are
+/// checked as a dump's; the error names the first that is not. The maps are copied, not
+/// rebuilt: for a zone transfer's difference (IXFR).
+pub(super) fn apply_changes<'a>(
+    base: Base<'_>,
+    zone: &Zone,
+    changes: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+) -> Result<Parsed, String> {
+    let mut clusters = Clusters {
+        zone,
+        index: (0u32..)
+            .zip(base.clusters)
+            .map(|(index, name)| (name.clone(), index))
+            .collect(),
+        names: base.clusters.to_vec(),
+        cnames: base.cnames.to_vec(),
+    };
+    let max_app = MAX_LABEL - 1 - zone.longest_service;
+    let mut numeric: FxHashMap<u64, Option<u32>> = FxHashMap::default();
+    let mut named = base.named_apps.clone();
+    for (app, cluster) in changes {
+        let id = app_id(app, max_app)?;
+        let cluster = match cluster {
+            Some(name) => Some(
+                clusters
+                    .intern(name)
+                    .map_err(|why| format!("app {id}: cluster {name:?} {why}"))?,
+            ),
+            None => None,
+        };
+        let missing = || format!("app {id} is removed but not in the zone");
+        match (&id, cluster) {
+            (OwnedAppId::Numeric(number), _) => {
+                // A removal is checked against the state so far: earlier changes of the same
+                // app, else the base.
+                if cluster.is_none() {
+                    let present = match numeric.get(number) {
+                        Some(earlier) => earlier.is_some(),
+                        None => base.numeric_apps.get(*number).is_some(),
+                    };
+                    if !present {
+                        return Err(missing());
+                    }
+                }
+                numeric.insert(*number, cluster);
+            }
+            (OwnedAppId::Named(name), Some(cluster)) => {
+                named.insert(name.clone(), cluster);
+            }
+            (OwnedAppId::Named(name), None) => {
+                named.remove(name).ok_or_else(missing)?;
+            }
+        }
+    }
+    let numeric: Vec<_> = numeric.into_iter().collect();
+    let numeric_apps = base
+        .numeric_apps
+        .with_changes(&numeric)
+        .map_err(|_| OUT_OF_MEMORY.to_owned())?;
+    Ok(Parsed {
+        serial: 0,
+        numeric_apps,
+        named_apps: named,
+        clusters: clusters.names,
+        cnames: clusters.cnames,
+    })
+}
+
 const OUT_OF_MEMORY: &str =
     "out of memory for the apps read so far (the old snapshot keeps serving)";
 

@@ -162,8 +162,18 @@ pub fn check_successor(
     rules: &Rules,
     force: bool,
 ) -> Result<Difference, Refusal> {
+    check_difference(live, new, compare(live, new), rules, force)
+}
+
+/// [`check_successor`] with the difference already known (an IXFR lists it).
+pub fn check_difference(
+    live: &Snapshot,
+    new: &Snapshot,
+    difference: Difference,
+    rules: &Rules,
+    force: bool,
+) -> Result<Difference, Refusal> {
     check_clusters(new, rules)?;
-    let difference = compare(live, new);
     if force {
         return Ok(difference);
     }

@@ -190,6 +190,26 @@ impl Snapshot {
         Ok(Self::from_parsed(parsed, zone))
     }
 
+    /// A copy of this snapshot at `serial` with `changes` applied in order: `(app,
+    /// Some(cluster))` puts an app on a cluster (added or moved), `(app, None)` removes one
+    /// the zone has. Checked as a dump's entries are; the error names the first that is not.
+    /// The maps are copied and changed, not built again: for a zone transfer's difference.
+    pub fn with_changes<'a>(
+        &self,
+        serial: u32,
+        changes: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+    ) -> Result<Self, String> {
+        let base = dump::Base {
+            numeric_apps: &self.numeric_apps,
+            named_apps: &self.named_apps,
+            clusters: &self.clusters,
+            cnames: &self.cnames,
+        };
+        let mut parsed = dump::apply_changes(base, &self.zone, changes)?;
+        parsed.serial = serial;
+        Ok(Self::from_parsed(parsed, &self.zone))
+    }
+
     fn from_parsed(parsed: dump::Parsed, zone: &Zone) -> Self {
         let serial = parsed.serial;
         let mut soa_rdata = zone.soa_names.clone();
@@ -346,6 +366,62 @@ mod tests {
             ),
         ] {
             let got = Snapshot::from_apps(1, apps.iter().copied(), &zone).unwrap_err();
+            assert!(got.contains(error), "{got}");
+        }
+    }
+
+    #[test]
+    fn changes_apply_to_a_copy() {
+        let zone = zone();
+        let base =
+            Snapshot::from_apps(1, [("1", "eu"), ("2", "eu"), ("app-x", "us")], &zone).unwrap();
+        let changed = base
+            .with_changes(
+                2,
+                [
+                    ("1", None),
+                    ("2", Some("mt9")),
+                    ("App-X", Some("eu")),
+                    ("3", Some("us")),
+                    ("app-y", Some("EU")),
+                    ("3", None),
+                    ("3", Some("eu")),
+                ],
+            )
+            .unwrap();
+        assert_eq!(changed.serial, 2);
+        let want = Snapshot::from_apps(
+            2,
+            [("2", "mt9"), ("app-x", "eu"), ("3", "eu"), ("app-y", "eu")],
+            &zone,
+        )
+        .unwrap();
+        assert_eq!(changed.apps(), want.apps());
+        assert_eq!(changed.soa_answer(), want.soa_answer());
+        for label in [&b"ws-2"[..], b"api-app-x", b"sockjs-3", b"ws-app-y"] {
+            assert_eq!(changed.cname(label), want.cname(label), "{label:?}");
+        }
+        assert_eq!(changed.cname(b"ws-1"), None);
+        // The base is untouched.
+        assert_eq!(
+            base.apps(),
+            [
+                ("1".to_owned(), "eu"),
+                ("2".to_owned(), "eu"),
+                ("app-x".to_owned(), "us")
+            ]
+        );
+        for (changes, error) in [
+            (
+                &[("4", None)][..],
+                r#"app "4" is removed but not in the zone"#,
+            ),
+            (&[("1", None), ("1", None)][..], r#"app "1" is removed"#),
+            (&[("app-z", None)][..], r#"app "app-z" is removed"#),
+            (&[("a_b", Some("eu"))][..], r#"app "a_b" contains '_'"#),
+            (&[("7", Some("e u"))][..], r#"cluster "e u" contains ' '"#),
+        ] {
+            let got = base.with_changes(2, changes.iter().copied()).unwrap_err();
             assert!(got.contains(error), "{got}");
         }
     }

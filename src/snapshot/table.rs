@@ -87,6 +87,94 @@ impl NumericTable {
         })
     }
 
+    /// A copy of this table with `changes` applied in order: `(key, Some(cluster))` sets a
+    /// key, `(key, None)` removes it. The slots are copied and changed in place, so a few
+    /// changes cost a copy, not a build; a table that would pass its load factor is built
+    /// again, larger.
+    pub(crate) fn with_changes(&self, changes: &[(u64, Option<u32>)]) -> Result<Self, BuildError> {
+        let inserted = changes
+            .iter()
+            .filter(|(_, cluster)| cluster.is_some())
+            .count();
+        if (self.len + inserted) * 10 / 7 + 1 > self.slots.len() {
+            let mut current: fxhash::FxHashMap<u64, u32> = self.iter().collect();
+            for &(key, cluster) in changes {
+                match cluster {
+                    Some(cluster) => current.insert(key, cluster),
+                    None => current.remove(&key),
+                };
+            }
+            return Self::build(current.into_iter().collect());
+        }
+        let mut slots = Vec::new();
+        slots
+            .try_reserve_exact(self.slots.len())
+            .map_err(|_| BuildError::OutOfMemory)?;
+        slots.extend_from_slice(&self.slots);
+        let mut table = Self {
+            slots: slots.into_boxed_slice(),
+            shift: self.shift,
+            len: self.len,
+        };
+        for &(key, cluster) in changes {
+            match cluster {
+                Some(cluster) => table.insert(key, cluster),
+                None => table.remove(key),
+            }
+        }
+        Ok(table)
+    }
+
+    /// Sets `key`; the caller has checked there is room below the load factor.
+    fn insert(&mut self, key: u64, cluster: u32) {
+        let mask = self.slots.len() - 1;
+        let mut index = (hash(key) >> self.shift) as usize;
+        while self.slots[index].key != EMPTY && self.slots[index].key != key {
+            index = (index + 1) & mask;
+        }
+        if self.slots[index].key == EMPTY {
+            self.len += 1;
+        }
+        self.slots[index] = Slot { key, cluster };
+    }
+
+    /// Removes `key` by shifting back the entries of its probe run that may move (no
+    /// tombstones: lookups stay as short as after a build).
+    fn remove(&mut self, key: u64) {
+        let mask = self.slots.len() - 1;
+        let mut hole = (hash(key) >> self.shift) as usize;
+        loop {
+            let found = self.slots[hole].key;
+            match found {
+                EMPTY => return,
+                _ if found == key => break,
+                _ => hole = (hole + 1) & mask,
+            }
+        }
+        self.len -= 1;
+        let mut next = hole;
+        loop {
+            next = (next + 1) & mask;
+            let moving = self.slots[next].key;
+            if moving == EMPTY {
+                break;
+            }
+            let home = (hash(moving) >> self.shift) as usize;
+            // The entry at `next` may fill the hole unless its home lies cyclically in
+            // (hole, next]: then the hole is before its home and a lookup would miss it.
+            let home_after_hole = (home.wrapping_sub(hole) & mask) != 0
+                && (home.wrapping_sub(hole) & mask) <= (next.wrapping_sub(hole) & mask);
+            if !home_after_hole {
+                self.slots[hole] = self.slots[next];
+                hole = next;
+            }
+        }
+        self.slots[hole] = Slot {
+            key: EMPTY,
+            cluster: 0,
+        };
+    }
+
     pub(crate) fn get(&self, key: u64) -> Option<u32> {
         let mask = self.slots.len() - 1;
         let mut index = (hash(key) >> self.shift) as usize;
@@ -153,6 +241,47 @@ mod tests {
         let table = NumericTable::build(pairs).unwrap();
         for &k in &keys {
             assert_eq!(table.get(k), Some(k as u32));
+        }
+    }
+
+    /// Random sets and removals on copies, against a std map, in tables kept small so that
+    /// probe runs are long and wrap around.
+    #[test]
+    fn changes_on_a_copy_match_a_map() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut random = move |below: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % below
+        };
+        let pairs: Vec<(u64, u32)> = (0..40).map(|k| (k * 7, k as u32)).collect();
+        let mut table = NumericTable::build(pairs.clone()).unwrap();
+        let mut model: std::collections::HashMap<u64, u32> = pairs.into_iter().collect();
+        for round in 0..300 {
+            let changes: Vec<(u64, Option<u32>)> = (0..random(12))
+                .map(|_| {
+                    let key = random(400);
+                    (key, (random(3) != 0).then_some(round))
+                })
+                .collect();
+            let next = table.with_changes(&changes).unwrap();
+            for &(key, cluster) in &changes {
+                match cluster {
+                    Some(cluster) => model.insert(key, cluster),
+                    None => model.remove(&key),
+                };
+            }
+            assert_eq!(next.len(), model.len());
+            for key in 0..400 {
+                assert_eq!(next.get(key), model.get(&key).copied(), "key {key}");
+            }
+            let mut all: Vec<_> = next.iter().collect();
+            all.sort_unstable();
+            let mut want: Vec<_> = model.iter().map(|(&k, &c)| (k, c)).collect();
+            want.sort_unstable();
+            assert_eq!(all, want);
+            table = next;
         }
     }
 

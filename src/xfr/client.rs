@@ -1,13 +1,15 @@
-//! The client side of AXFR (issue 13, cnamed as a secondary, in progress): asks a primary for
-//! the zone over TCP, signed with TSIG when a key is given, checks every response's signature
-//! and the zone's shape (`inbound`), and returns the app → cluster mapping.
+//! The client side of zone transfers (cnamed as a secondary): asks a primary for the zone
+//! over TCP, by AXFR or by IXFR from the serial served, signed with TSIG when a key is
+//! given, checks every response's signature and the zone's shape (`inbound`), and returns
+//! what came: the whole mapping, the changes, or word that nothing is newer.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::inbound::{AxfrReader, Transferred};
+use super::inbound::{resolve, Received, Resolved, TransferReader, Transferred};
+use super::secondary::Timers;
 use crate::snapshot::{Snapshot, Zone};
 use crate::sys::{random_bytes, unix_seconds};
 use crate::wire::tsig::{self, sign_request, ChainError, Key, ResponseChain};
@@ -16,42 +18,88 @@ use crate::wire::{flags, Class, Rtype, HEADER_LEN, MAX_TCP};
 /// How long a transfer waits on a primary for each read or write.
 pub const TRANSFER_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Fetches the zone at `zone`'s apex from `primary` by AXFR; each read or write may take
-/// `timeout`. The error says what went wrong: connection, RCODE, TSIG, or the first record
-/// not of cnamed's shape.
-pub fn fetch_axfr(
+/// What to ask a primary for.
+#[derive(Clone, Copy)]
+pub enum Ask<'a> {
+    Axfr,
+    /// The changes since this snapshot's serial (RFC 1995); its SOA goes in the request.
+    Ixfr(&'a Snapshot),
+}
+
+/// A transfer's answer and what it cost on the wire.
+#[derive(Debug)]
+pub struct Fetched {
+    pub received: Received,
+    /// Bytes of the response messages, without the TCP length prefixes.
+    pub bytes: u64,
+    pub messages: u64,
+    /// The primary's SOA REFRESH, RETRY and EXPIRE.
+    pub timers: Option<Timers>,
+}
+
+/// Why a transfer failed, and whether the primary itself said no (then an IXFR may be
+/// asked again as AXFR) or could not be talked to.
+#[derive(Debug)]
+pub struct FetchError {
+    pub message: String,
+    /// The primary answered, with an error RCODE or a zone we could not use.
+    pub answered: bool,
+}
+
+/// Fetches the zone at `zone`'s apex from `primary`; each read or write may take `timeout`.
+/// The error says what went wrong: connection, RCODE, TSIG, or the first record not of
+/// cnamed's shape.
+pub fn fetch(
     primary: SocketAddr,
     zone: &Zone,
     key: Option<&Key>,
     timeout: Duration,
-) -> Result<Transferred, String> {
+    ask: Ask<'_>,
+) -> Result<Fetched, FetchError> {
+    let unreachable = |message: String| FetchError {
+        message,
+        answered: false,
+    };
+    let refused = |message: String| FetchError {
+        message: format!("{primary}: {message}"),
+        answered: true,
+    };
     let mut id = [0u8; 2];
-    random_bytes(&mut id).map_err(|error| format!("no random ID: {error}"))?;
+    random_bytes(&mut id).map_err(|error| unreachable(format!("no random ID: {error}")))?;
     let id = u16::from_be_bytes(id);
     let mut query = vec![0u8; 2 + 512];
     let body = &mut query[2..];
     body[..2].copy_from_slice(&id.to_be_bytes());
     body[4..6].copy_from_slice(&1u16.to_be_bytes());
+    let qtype = match ask {
+        Ask::Axfr => Rtype::AXFR,
+        Ask::Ixfr(_) => Rtype::IXFR,
+    };
     let mut len = HEADER_LEN;
-    for part in [
-        &zone.apex[..],
-        &Rtype::AXFR.0.to_be_bytes(),
-        &Class::IN.0.to_be_bytes(),
-    ] {
+    let mut put = |part: &[u8]| {
         body[len..len + part.len()].copy_from_slice(part);
         len += part.len();
+    };
+    put(&zone.apex);
+    put(&qtype.0.to_be_bytes());
+    put(&Class::IN.0.to_be_bytes());
+    if let Ask::Ixfr(snapshot) = ask {
+        // The authority section holds our SOA (RFC 1995 §3), its owner the question's name.
+        put(&[0xC0, HEADER_LEN as u8]);
+        put(snapshot.soa_answer());
+        body[8..10].copy_from_slice(&1u16.to_be_bytes());
     }
     let mut chain = None;
     if let Some(key) = key {
         let (signed, mac) = sign_request(body, len, key, u64::from(unix_seconds()))
-            .ok_or("no room for the TSIG")?;
+            .ok_or_else(|| unreachable("no room for the TSIG".into()))?;
         len = signed;
         chain = Some(ResponseChain::new(key, mac));
     }
     query[..2].copy_from_slice(&(len as u16).to_be_bytes());
     query.truncate(2 + len);
 
-    let failed = |what: &str, error: io::Error| format!("{primary}: {what}: {error}");
+    let failed = |what: &str, error: io::Error| unreachable(format!("{primary}: {what}: {error}"));
     let mut stream =
         TcpStream::connect_timeout(&primary, timeout).map_err(|e| failed("connect", e))?;
     stream
@@ -61,8 +109,13 @@ pub fn fetch_axfr(
         .set_write_timeout(Some(timeout))
         .map_err(|e| failed("socket", e))?;
     stream.write_all(&query).map_err(|e| failed("send", e))?;
-    let mut reader = AxfrReader::new(zone)?;
+    let mut reader = match ask {
+        Ask::Axfr => TransferReader::axfr(zone),
+        Ask::Ixfr(snapshot) => TransferReader::ixfr(zone, snapshot.serial),
+    }
+    .map_err(unreachable)?;
     let mut message = vec![0u8; MAX_TCP];
+    let (mut bytes, mut messages) = (0u64, 0u64);
     loop {
         let mut prefix = [0u8; 2];
         stream
@@ -71,38 +124,63 @@ pub fn fetch_axfr(
         let len = usize::from(u16::from_be_bytes(prefix));
         let message = &mut message[..len];
         stream.read_exact(message).map_err(|e| failed("read", e))?;
+        bytes += len as u64;
+        messages += 1;
         if message.get(..2) != Some(&id.to_be_bytes()[..]) {
-            return Err(format!("{primary}: a message with another ID"));
+            return Err(unreachable(format!("{primary}: a message with another ID")));
         }
         let rcode = message
             .get(3)
             .map_or(0, |&low| u16::from(low) & flags::RCODE_MASK);
         if rcode != 0 {
             let tsig_error = tsig::find(message).ok().flatten().map(|tsig| tsig.error);
-            return Err(match tsig_error {
+            return Err(refused(match tsig_error {
                 Some(error) if error != 0 => {
-                    format!("{primary}: TSIG: {}", describe(ChainError::Error(error)))
+                    format!("TSIG: {}", describe(ChainError::Error(error)))
                 }
-                _ => format!("{primary}: the primary answered with RCODE {rcode}"),
-            });
+                _ => format!("the primary answered {qtype:?} with RCODE {rcode}"),
+            }));
         }
         let signed = match &mut chain {
             Some(chain) => chain
                 .verify(message, u64::from(unix_seconds()))
-                .map_err(|error| format!("{primary}: TSIG: {}", describe(error)))?,
+                .map_err(|error| unreachable(format!("{primary}: TSIG: {}", describe(error))))?,
             None => true,
         };
-        if reader
-            .read_message(message)
-            .map_err(|why| format!("{primary}: {why}"))?
-        {
+        if reader.read_message(message).map_err(refused)? {
             if !signed {
-                return Err(format!("{primary}: TSIG: the last message is not signed"));
+                return Err(unreachable(format!(
+                    "{primary}: TSIG: the last message is not signed"
+                )));
             }
             break;
         }
     }
-    reader.finish().map_err(|why| format!("{primary}: {why}"))
+    let timers = reader.timers();
+    let received = reader.finish().map_err(refused)?;
+    Ok(Fetched {
+        received,
+        bytes,
+        messages,
+        timers,
+    })
+}
+
+/// Fetches the whole zone from `primary` by AXFR.
+pub fn fetch_axfr(
+    primary: SocketAddr,
+    zone: &Zone,
+    key: Option<&Key>,
+    timeout: Duration,
+) -> Result<Transferred, String> {
+    match fetch(primary, zone, key, timeout, Ask::Axfr) {
+        Ok(Fetched {
+            received: Received::Full(zone),
+            ..
+        }) => Ok(zone),
+        Ok(_) => Err(format!("{primary}: an AXFR answered as IXFR")),
+        Err(error) => Err(error.message),
+    }
 }
 
 fn describe(error: ChainError) -> String {
@@ -137,6 +215,148 @@ pub fn transfer_zone(
         }
     }
     Err(errors.join("; "))
+}
+
+/// How the zone came in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    Axfr,
+    Ixfr,
+}
+
+impl Via {
+    pub const NAMES: [&'static str; 2] = ["AXFR", "IXFR"];
+}
+
+/// What a refresh from the primaries found.
+#[derive(Debug)]
+pub enum Refreshed {
+    /// The primary has nothing newer than the snapshot served.
+    UpToDate,
+    /// A new snapshot: built from a whole zone, or the one served with the changes applied.
+    Changed {
+        snapshot: Box<Snapshot>,
+        /// The apps that changed, when known without comparing the snapshots (IXFR).
+        changes: Option<Resolved>,
+    },
+}
+
+/// A refresh: what it found, from whom, how, and what it cost.
+#[derive(Debug)]
+pub struct Refresh {
+    pub refreshed: Refreshed,
+    pub primary: SocketAddr,
+    pub via: Via,
+    /// The primary's serial.
+    pub serial: u32,
+    pub bytes: u64,
+    pub timers: Option<Timers>,
+}
+
+/// Brings `live` up to date from the first of `primaries` that answers: IXFR from its
+/// serial, applied to a copy of it; AXFR from the same primary when the IXFR is refused,
+/// answered with an error, or does not apply. Without `ixfr`, AXFR only.
+pub fn refresh(
+    primaries: &[SocketAddr],
+    key: Option<&Key>,
+    live: &Snapshot,
+    ixfr: bool,
+    timeout: Duration,
+) -> Result<Refresh, String> {
+    let zone = &live.zone;
+    let mut errors = Vec::new();
+    for &primary in primaries {
+        if ixfr {
+            match incremental(primary, key, live, timeout) {
+                Ok(refresh) => return Ok(refresh),
+                Err(error) if !error.answered => {
+                    errors.push(error.message);
+                    continue;
+                }
+                Err(error) => {
+                    crate::log!(Info, "IXFR: {}; asking AXFR", error.message);
+                }
+            }
+        }
+        match fetch(primary, zone, key, timeout, Ask::Axfr) {
+            Ok(Fetched {
+                received: Received::Full(transferred),
+                bytes,
+                timers,
+                ..
+            }) => {
+                let apps = transferred.apps.iter().map(|(a, c)| (&**a, &**c));
+                let snapshot = Snapshot::from_apps(transferred.serial, apps, zone)
+                    .map_err(|why| format!("{primary}: {why}"))?;
+                // The guard rails compare it with the live one: the same serial and content
+                // is "unchanged".
+                let refreshed = Refreshed::Changed {
+                    snapshot: Box::new(snapshot),
+                    changes: None,
+                };
+                return Ok(Refresh {
+                    refreshed,
+                    primary,
+                    via: Via::Axfr,
+                    serial: transferred.serial,
+                    bytes,
+                    timers,
+                });
+            }
+            Ok(_) => errors.push(format!("{primary}: an AXFR answered as IXFR")),
+            Err(error) => errors.push(error.message),
+        }
+    }
+    Err(errors.join("; "))
+}
+
+/// IXFR from `primary`: nothing newer, the changes applied to a copy of `live`, or a whole
+/// zone when the primary answers AXFR-style.
+fn incremental(
+    primary: SocketAddr,
+    key: Option<&Key>,
+    live: &Snapshot,
+    timeout: Duration,
+) -> Result<Refresh, FetchError> {
+    let zone = &live.zone;
+    let refused = |message: String| FetchError {
+        message: format!("{primary}: {message}"),
+        answered: true,
+    };
+    let fetched = fetch(primary, zone, key, timeout, Ask::Ixfr(live))?;
+    let (refreshed, serial) = match fetched.received {
+        Received::UpToDate(serial) => (Refreshed::UpToDate, serial),
+        Received::Full(transferred) => {
+            let apps = transferred.apps.iter().map(|(a, c)| (&**a, &**c));
+            let snapshot = Snapshot::from_apps(transferred.serial, apps, zone).map_err(refused)?;
+            let changes = None;
+            let snapshot = Box::new(snapshot);
+            (Refreshed::Changed { snapshot, changes }, transferred.serial)
+        }
+        Received::Incremental { serial, changes } => {
+            let resolved = resolve(live, &changes).map_err(refused)?;
+            let snapshot = live
+                .with_changes(
+                    serial,
+                    resolved
+                        .changes
+                        .iter()
+                        .map(|(app, cluster)| (&**app, cluster.as_deref())),
+                )
+                .map_err(refused)?;
+            let changes = Some(resolved);
+            let snapshot = Box::new(snapshot);
+            (Refreshed::Changed { snapshot, changes }, serial)
+        }
+    };
+    Ok(Refresh {
+        refreshed,
+        primary,
+        via: Via::Ixfr,
+        serial,
+        bytes: fetched.bytes,
+        timers: fetched.timers,
+    })
 }
 
 /// Writes `snapshot` to `path` as a dump, atomically (a temporary file beside it, renamed).

@@ -109,6 +109,39 @@ impl Delta {
         }
     }
 
+    /// The difference from `old` to `new` among `apps` (lower-case IDs), the only ones that
+    /// changed: what an applied IXFR knows without walking the zone.
+    pub fn among<'a>(
+        old: &Snapshot,
+        new: &Snapshot,
+        apps: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
+        let (mut removed, mut added) = (Side::of(old), Side::of(new));
+        for app in apps {
+            let key = AppKey::new(app.as_bytes());
+            let (before, after) = (old.cluster_of(key), new.cluster_of(key));
+            let same = match (before, after) {
+                (Some(before), Some(after)) => old.cluster_name(before) == new.cluster_name(after),
+                _ => false,
+            };
+            if same {
+                continue;
+            }
+            if let Some(before) = before {
+                removed.apps.push((OwnedKey::new(key), before));
+            }
+            if let Some(after) = after {
+                added.apps.push((OwnedKey::new(key), after));
+            }
+        }
+        Self {
+            from: old.serial,
+            to: new.serial,
+            removed,
+            added,
+        }
+    }
+
     /// Heap bytes held, roughly: what `--ixfr-history` costs.
     pub fn heap_bytes(&self) -> usize {
         [&self.removed, &self.added]
@@ -273,6 +306,10 @@ mod tests {
             ]
         );
         assert!(delta.heap_bytes() > 0);
+        // Told which apps changed (and one that did not), the same delta.
+        let among = Delta::among(&old, &new, ["1", "2", "3", "app-x", "4", "app-y"]);
+        assert_eq!(apps(&among.removed), apps(&delta.removed));
+        assert_eq!(apps(&among.added), apps(&delta.added));
     }
 
     #[test]

@@ -1,25 +1,65 @@
-//! Zone transfers in (the start of issue 13, cnamed as a secondary): reads the messages of an
-//! AXFR from a primary and checks that the zone has cnamed's shape: the SOA and NS at the
-//! apex, and for every app one CNAME `{service}-{app}.{zone}` per listed service, all to the
-//! `--target` of one cluster. What it yields is the app → cluster mapping a dump holds; the
-//! first record that does not fit is named in the error.
+//! Zone transfers in (cnamed as a secondary): reads the messages of an AXFR or IXFR from a
+//! primary and checks that the zone has cnamed's shape: the SOA and NS at the apex, and for
+//! every app one CNAME `{service}-{app}.{zone}` per listed service, all to the `--target` of
+//! one cluster. An AXFR (or an IXFR answered in full) yields the app -> cluster mapping a
+//! dump holds; an incremental IXFR (RFC 1995) the records deleted and added, which
+//! [`resolve`] turns into per-app changes against the snapshot served. The first record that
+//! does not fit is named in the error.
 
 use fxhash::FxHashMap;
 
-use crate::snapshot::Zone;
+use super::secondary::Timers;
+use crate::snapshot::guard::{serial_is_newer, Difference};
+use crate::snapshot::{AppKey, Snapshot, Zone};
 use crate::wire::name::{check_label, read_name, wire_to_text, Charset, MAX_NAME};
 use crate::wire::record::{field, fixed_at, read_be16, RR_FIXED};
-use crate::wire::{flags, read_u16, Rtype, HEADER_LEN};
+use crate::wire::{flags, read_u16, Rtype, HEADER_LEN, MAX_LABEL};
 
-/// An AXFR being read.
-pub struct AxfrReader<'z> {
+/// Where a transfer is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Before the first SOA.
+    Start,
+    /// After the first SOA: the next record says AXFR-style or incremental.
+    Opened,
+    /// The whole zone, up to the closing SOA.
+    Full,
+    /// An incremental sequence from `from`: its deleted records.
+    Deleting {
+        from: u32,
+    },
+    /// Its added records, ending at serial `to`.
+    Adding {
+        to: u32,
+    },
+    Done,
+}
+
+/// A zone transfer being read.
+pub struct TransferReader<'z> {
     zone: &'z Zone,
     /// Per listed service, the target text before and after the cluster name.
     targets: Vec<(String, String)>,
-    serial: Option<u32>,
-    soas: u32,
-    /// App → (cluster, bit per service seen).
+    /// The serial an IXFR asked from; `None` for an AXFR.
+    ixfr_from: Option<u32>,
+    phase: Phase,
+    /// The serial of the first SOA: the zone's version after the transfer.
+    serial: u32,
+    /// App -> (cluster, bit per service seen), for a full zone.
     apps: FxHashMap<Box<str>, (Box<str>, u64)>,
+    /// Records deleted and added, in order, for an incremental one.
+    changes: Vec<Change>,
+    kind: Kind,
+    /// The first SOA's REFRESH, RETRY and EXPIRE.
+    timers: Option<Timers>,
+}
+
+/// What the records after the first SOA turned out to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Unknown,
+    Full,
+    Incremental,
 }
 
 /// The zone a complete AXFR carried.
@@ -30,10 +70,40 @@ pub struct Transferred {
     pub apps: Vec<(Box<str>, Box<str>)>,
 }
 
-impl<'z> AxfrReader<'z> {
-    /// A reader for `zone`; its `--target` template must name `{cluster}` (else a target
-    /// cannot say which cluster it is).
-    pub fn new(zone: &'z Zone) -> Result<Self, String> {
+/// One CNAME record an IXFR deletes or adds: app and cluster in lower case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub app: Box<str>,
+    /// Index into the zone's services.
+    pub service: usize,
+    pub cluster: Box<str>,
+    pub added: bool,
+}
+
+/// What a transfer gave.
+#[derive(Debug)]
+pub enum Received {
+    /// The primary has nothing newer: its serial.
+    UpToDate(u32),
+    /// The whole zone (AXFR, or IXFR answered AXFR-style).
+    Full(Transferred),
+    /// The records changed from the serial asked for to `serial`.
+    Incremental { serial: u32, changes: Vec<Change> },
+}
+
+impl<'z> TransferReader<'z> {
+    /// A reader for an AXFR of `zone`; its `--target` template must name `{cluster}` (else a
+    /// target cannot say which cluster it is).
+    pub fn axfr(zone: &'z Zone) -> Result<Self, String> {
+        Self::new(zone, None)
+    }
+
+    /// A reader for an IXFR asked from `serial`.
+    pub fn ixfr(zone: &'z Zone, serial: u32) -> Result<Self, String> {
+        Self::new(zone, Some(serial))
+    }
+
+    fn new(zone: &'z Zone, ixfr_from: Option<u32>) -> Result<Self, String> {
         if zone.services.len() > 64 {
             return Err("more than 64 services".into());
         }
@@ -59,13 +129,17 @@ impl<'z> AxfrReader<'z> {
         Ok(Self {
             zone,
             targets,
-            serial: None,
-            soas: 0,
+            ixfr_from,
+            phase: Phase::Start,
+            serial: 0,
             apps: FxHashMap::default(),
+            changes: Vec::new(),
+            kind: Kind::Unknown,
+            timers: None,
         })
     }
 
-    /// Reads one message of the transfer; `Ok(true)` once the closing SOA has been read.
+    /// Reads one message of the transfer; `Ok(true)` once it is complete.
     pub fn read_message(&mut self, message: &[u8]) -> Result<bool, String> {
         let word = |at| read_u16(message, at).ok_or("a message shorter than its header");
         let header_flags = word(2)?;
@@ -80,7 +154,7 @@ impl<'z> AxfrReader<'z> {
             at = read_name(message, at, &mut name).ok_or("a bad question")?.1 + 4;
         }
         for _ in 0..answers {
-            if self.soas == 2 {
+            if self.phase == Phase::Done {
                 return Err("records after the closing SOA".into());
             }
             let (owner_len, after) = read_name(message, at, &mut name).ok_or("a bad owner name")?;
@@ -89,48 +163,110 @@ impl<'z> AxfrReader<'z> {
             let rtype = Rtype(read_be16(fixed, field::TYPE));
             let rdlength = usize::from(read_be16(fixed, field::RDLENGTH));
             let rdata_at = after + RR_FIXED;
-            if message.len() < rdata_at + rdlength {
-                return Err("a record cut short".into());
-            }
-            let owner_text = wire_to_text(owner);
-            let misfit = |why: &str| format!("record {owner_text} type {}: {why}", rtype.0);
-            let at_apex = owner == &self.zone.apex[..];
-            match rtype {
-                Rtype::SOA if at_apex => {
-                    let serial_at = (rdata_at + rdlength)
-                        .checked_sub(20)
-                        .ok_or_else(|| misfit("SOA too short"))?;
-                    let serial = u32::from_be_bytes(
-                        message[serial_at..serial_at + 4]
-                            .try_into()
-                            .map_err(|_| misfit("SOA too short"))?,
-                    );
-                    if *self.serial.get_or_insert(serial) != serial {
-                        return Err(misfit("the closing SOA has another serial"));
-                    }
-                    self.soas += 1;
-                }
-                Rtype::NS if at_apex && self.soas == 1 => {}
-                Rtype::CNAME if self.soas == 1 => {
-                    let mut target = [0u8; MAX_NAME];
-                    let (target_len, _) = read_name(message, rdata_at, &mut target)
-                        .ok_or_else(|| misfit("a bad CNAME target"))?;
-                    self.cname(owner, &target[..target_len])
-                        .map_err(|why| misfit(&why))?;
-                }
-                _ => {
-                    return Err(misfit(
-                        "not of cnamed's shape (SOA and NS at the apex, CNAMEs of apps)",
-                    ))
-                }
-            }
+            let rdata = message
+                .get(rdata_at..rdata_at + rdlength)
+                .ok_or("a record cut short")?;
+            let misfit =
+                |why: &str| format!("record {} type {}: {why}", wire_to_text(owner), rtype.0);
+            self.record(owner, rtype, rdata, message, rdata_at)
+                .map_err(|why| misfit(&why))?;
             at = rdata_at + rdlength;
         }
-        Ok(self.soas == 2)
+        // An IXFR answered with the SOA alone: nothing newer than what was asked from.
+        if let (Phase::Opened, Some(from)) = (self.phase, self.ixfr_from) {
+            if !serial_is_newer(self.serial, from) {
+                self.phase = Phase::Done;
+            }
+        }
+        Ok(self.phase == Phase::Done)
     }
 
-    /// Records the CNAME `owner` → `target` of an app.
-    fn cname(&mut self, owner: &[u8], target: &[u8]) -> Result<(), String> {
+    /// Reads one record; `rdata_at` is where its RDATA starts in `message` (names in it may
+    /// point back into the message).
+    fn record(
+        &mut self,
+        owner: &[u8],
+        rtype: Rtype,
+        rdata: &[u8],
+        message: &[u8],
+        rdata_at: usize,
+    ) -> Result<(), String> {
+        let at_apex = owner == &self.zone.apex[..];
+        let soa_serial = || {
+            let at = rdata.len().checked_sub(20).ok_or("SOA too short")?;
+            Ok::<u32, String>(u32::from_be_bytes(
+                rdata[at..at + 4].try_into().map_err(|_| "SOA too short")?,
+            ))
+        };
+        let shape = "not of cnamed's shape (SOA and NS at the apex, CNAMEs of apps)";
+        match (self.phase, rtype) {
+            (Phase::Start, Rtype::SOA) if at_apex => {
+                self.serial = soa_serial()?;
+                self.timers = Timers::of_soa(rdata);
+                self.phase = Phase::Opened;
+            }
+            (Phase::Opened, Rtype::SOA) if at_apex => {
+                let serial = soa_serial()?;
+                if self.ixfr_from != Some(serial) || serial == self.serial {
+                    return Err("an SOA where the zone's records should start".into());
+                }
+                self.phase = Phase::Deleting { from: serial };
+                self.kind = Kind::Incremental;
+            }
+            (Phase::Opened, _) => {
+                self.phase = Phase::Full;
+                self.kind = Kind::Full;
+                return self.record(owner, rtype, rdata, message, rdata_at);
+            }
+            (Phase::Full, Rtype::SOA) if at_apex => {
+                if soa_serial()? != self.serial {
+                    return Err("the closing SOA has another serial".into());
+                }
+                self.phase = Phase::Done;
+            }
+            (Phase::Deleting { from }, Rtype::SOA) if at_apex => {
+                let to = soa_serial()?;
+                if !serial_is_newer(to, from) {
+                    return Err(format!("a difference from serial {from} back to {to}"));
+                }
+                self.phase = Phase::Adding { to };
+            }
+            (Phase::Adding { to }, Rtype::SOA) if at_apex => {
+                let serial = soa_serial()?;
+                self.phase = if to == self.serial && serial == self.serial {
+                    Phase::Done
+                } else if serial == to {
+                    Phase::Deleting { from: to }
+                } else {
+                    return Err(format!(
+                        "a difference from serial {serial} after one to {to}"
+                    ));
+                };
+            }
+            (Phase::Full | Phase::Deleting { .. } | Phase::Adding { .. }, Rtype::NS) if at_apex => {
+            }
+            (Phase::Full | Phase::Deleting { .. } | Phase::Adding { .. }, Rtype::CNAME) => {
+                let mut target = [0u8; MAX_NAME];
+                let (target_len, _) =
+                    read_name(message, rdata_at, &mut target).ok_or("a bad CNAME target")?;
+                let (app, service, cluster) = self.cname(owner, &target[..target_len])?;
+                match self.phase {
+                    Phase::Full => self.full_zone_cname(app, service, cluster)?,
+                    phase => self.changes.push(Change {
+                        app: app.to_ascii_lowercase().into(),
+                        service,
+                        cluster: cluster.to_ascii_lowercase().into(),
+                        added: matches!(phase, Phase::Adding { .. }),
+                    }),
+                }
+            }
+            _ => return Err(shape.into()),
+        }
+        Ok(())
+    }
+
+    /// Reads the CNAME `owner` -> `target` of an app: its ID, service index and cluster.
+    fn cname(&self, owner: &[u8], target: &[u8]) -> Result<(String, usize, String), String> {
         let label_len = usize::from(owner[0]);
         if owner.get(1 + label_len..) != Some(&self.zone.apex[..]) {
             return Err("not one label under the apex".into());
@@ -141,27 +277,37 @@ impl<'z> AxfrReader<'z> {
             .zone
             .services
             .iter()
-            .position(|s| **s == *service.as_bytes())
+            .position(|s| s.eq_ignore_ascii_case(service.as_bytes()))
             .ok_or_else(|| format!("service {service:?} is not listed"))?;
-        let target = wire_to_text(target);
+        let target = wire_to_text(target).to_ascii_lowercase();
         let target = target.trim_end_matches('.');
         let (before, after) = &self.targets[index];
         let cluster = target
             .strip_prefix(before.as_str())
             .and_then(|rest| rest.strip_suffix(after.as_str()))
             .ok_or_else(|| format!("target {target} is not the --target of a cluster"))?;
-        check_label(cluster, Charset::Hostname, crate::wire::MAX_LABEL)
+        check_label(cluster, Charset::Hostname, MAX_LABEL)
             .map_err(|why| format!("cluster {cluster:?} {why}"))?;
-        check_label(app, Charset::Hostname, crate::wire::MAX_LABEL)
+        check_label(app, Charset::Hostname, MAX_LABEL)
             .map_err(|why| format!("app {app:?} {why}"))?;
-        let bit = 1u64 << index;
-        match self.apps.get_mut(app) {
+        Ok((app.to_owned(), index, cluster.to_owned()))
+    }
+
+    /// Records an app's CNAME for `service` in a full zone.
+    fn full_zone_cname(
+        &mut self,
+        app: String,
+        service: usize,
+        cluster: String,
+    ) -> Result<(), String> {
+        let bit = 1u64 << service;
+        match self.apps.get_mut(&*app) {
             Some((known, seen)) => {
                 if **known != *cluster {
                     return Err(format!("app {app} is on {known} for another service"));
                 }
                 if *seen & bit != 0 {
-                    return Err(format!("app {app} has two {service} records"));
+                    return Err(format!("app {app} has two records for one service"));
                 }
                 *seen |= bit;
             }
@@ -172,11 +318,28 @@ impl<'z> AxfrReader<'z> {
         Ok(())
     }
 
-    /// The zone, once the closing SOA is read and every app has a CNAME per service.
-    pub fn finish(self) -> Result<Transferred, String> {
-        let (Some(serial), 2) = (self.serial, self.soas) else {
+    /// The SOA timers of the primary's zone, once its first SOA is read.
+    pub fn timers(&self) -> Option<Timers> {
+        self.timers
+    }
+
+    /// What the transfer gave, once it is complete; a full zone must have a CNAME per
+    /// service for every app.
+    pub fn finish(self) -> Result<Received, String> {
+        if self.phase != Phase::Done {
             return Err("the transfer ended before its closing SOA".into());
-        };
+        }
+        match self.kind {
+            // The SOA alone: nothing newer than the serial asked from.
+            Kind::Unknown => return Ok(Received::UpToDate(self.serial)),
+            Kind::Incremental => {
+                return Ok(Received::Incremental {
+                    serial: self.serial,
+                    changes: self.changes,
+                })
+            }
+            Kind::Full => {}
+        }
         let all = u64::MAX >> (64 - self.zone.services.len());
         let mut apps = Vec::with_capacity(self.apps.len());
         for (app, (cluster, seen)) in self.apps {
@@ -185,8 +348,89 @@ impl<'z> AxfrReader<'z> {
             }
             apps.push((app, cluster));
         }
-        Ok(Transferred { serial, apps })
+        Ok(Received::Full(Transferred {
+            serial: self.serial,
+            apps,
+        }))
     }
+}
+
+/// An incremental transfer's records turned into per-app changes against `snapshot`.
+#[derive(Debug)]
+pub struct Resolved {
+    /// Apps whose cluster changed: the new one, `None` when the app went.
+    pub changes: Vec<(Box<str>, Option<Box<str>>)>,
+    pub difference: Difference,
+}
+
+/// Applies `changes` record by record to the apps they touch, as `snapshot` has them: a
+/// deleted record must be there, an added one must not clash, and every app must end with a
+/// CNAME per service on one cluster, or none. The error names the first that does not.
+pub fn resolve(snapshot: &Snapshot, changes: &[Change]) -> Result<Resolved, String> {
+    let zone = &snapshot.zone;
+    let services = zone.services.len();
+    // App -> (cluster before, cluster per service now).
+    type State = (Option<Box<str>>, Vec<Option<Box<str>>>);
+    let mut states: FxHashMap<&str, State> = FxHashMap::default();
+    let record = |change: &Change| {
+        format!(
+            "{}-{}.{} -> cluster {}",
+            String::from_utf8_lossy(&zone.services[change.service]),
+            change.app,
+            wire_to_text(&zone.apex),
+            change.cluster
+        )
+    };
+    for change in changes {
+        let (_, now) = states.entry(&change.app).or_insert_with(|| {
+            let before = snapshot
+                .cluster_of(AppKey::new(change.app.as_bytes()))
+                .and_then(|index| snapshot.cluster_name(index))
+                .map(Box::from);
+            (before.clone(), vec![before; services])
+        });
+        let slot = &mut now[change.service];
+        match (change.added, slot.as_deref()) {
+            (false, Some(cluster)) if cluster == &*change.cluster => *slot = None,
+            (false, _) => {
+                return Err(format!(
+                    "the difference deletes {}, which the zone does not have",
+                    record(change)
+                ))
+            }
+            (true, None) => *slot = Some(change.cluster.clone()),
+            (true, Some(cluster)) if cluster == &*change.cluster => {}
+            (true, Some(cluster)) => {
+                return Err(format!(
+                    "the difference adds {} beside the one to {cluster}",
+                    record(change)
+                ))
+            }
+        }
+    }
+    let mut resolved = Resolved {
+        changes: Vec::new(),
+        difference: Difference::default(),
+    };
+    for (app, (before, now)) in states {
+        let after = match &now[..] {
+            [first, rest @ ..] if rest.iter().all(|other| other == first) => first.clone(),
+            _ => {
+                return Err(format!(
+                    "app {app} would have CNAMEs for some services only, or on two clusters"
+                ))
+            }
+        };
+        match (&before, &after) {
+            (None, None) => continue,
+            (Some(old), Some(new)) if old == new => continue,
+            (None, Some(_)) => resolved.difference.added += 1,
+            (Some(_), None) => resolved.difference.removed += 1,
+            (Some(_), Some(_)) => resolved.difference.moved += 1,
+        }
+        resolved.changes.push((app.into(), after));
+    }
+    Ok(resolved)
 }
 
 #[cfg(test)]
@@ -195,7 +439,10 @@ mod tests {
     use crate::config::Config;
     use crate::snapshot::Snapshot;
     use crate::xfr::axfr::axfr;
+    use crate::xfr::history::Delta;
+    use crate::xfr::ixfr::ixfr;
     use crate::xfr::message::{Stream, MAX_MESSAGE};
+    use std::sync::Arc;
 
     fn question() -> Vec<u8> {
         let mut question = b"\x04apps\x07example\x03com\x00".to_vec();
@@ -215,7 +462,7 @@ mod tests {
             .collect();
         let json = format!(r#"{{"serial": 42, "apps": {{{}}}}}"#, entries.join(","));
         let snapshot = Snapshot::from_json(json.as_bytes(), &zone).unwrap();
-        let mut reader = AxfrReader::new(&zone).unwrap();
+        let mut reader = TransferReader::axfr(&zone).unwrap();
         let mut transfer = axfr(&snapshot);
         let mut buf = vec![0u8; MAX_MESSAGE];
         let mut done = false;
@@ -224,7 +471,9 @@ mod tests {
             done = reader.read_message(&buf[..len]).unwrap();
         }
         assert!(done);
-        let got = reader.finish().unwrap();
+        let Received::Full(got) = reader.finish().unwrap() else {
+            panic!("not a full zone")
+        };
         assert_eq!(got.serial, 42);
         // Built into a snapshot, it answers as the original does.
         let rebuilt = Snapshot::from_apps(
@@ -250,6 +499,114 @@ mod tests {
         assert_eq!(apps, want);
     }
 
+    fn read_all(mut stream: impl Stream, mut reader: TransferReader<'_>) -> Received {
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let mut done = false;
+        while let Some(len) = stream.next_message(1, &question(), &mut buf) {
+            assert!(!done, "records after the end");
+            done = reader.read_message(&buf[..len]).unwrap();
+        }
+        assert!(done);
+        reader.finish().unwrap()
+    }
+
+    /// Our own IXFR, read and applied to a copy of the old snapshot, gives the new one; an
+    /// up-to-date answer and an AXFR-style one read as such.
+    #[test]
+    fn ixfr_differences_apply_to_the_old_zone() {
+        let zone = Config::default().zone().unwrap();
+        let snapshot = |serial, apps: &[(&str, &str)]| {
+            Snapshot::from_apps(serial, apps.iter().copied(), &zone).unwrap()
+        };
+        let s1 = snapshot(1, &[("1", "eu"), ("2", "eu"), ("3", "us"), ("app-x", "us")]);
+        let s2 = snapshot(
+            2,
+            &[("1", "eu"), ("2", "mt9"), ("app-x", "eu"), ("4", "us")],
+        );
+        let s3 = snapshot(
+            3,
+            &[("1", "us"), ("2", "mt9"), ("4", "us"), ("app-y", "eu")],
+        );
+        let deltas = [
+            Arc::new(Delta::between(&s1, &s2)),
+            Arc::new(Delta::between(&s2, &s3)),
+        ];
+        let received = read_all(ixfr(&s3, &deltas), TransferReader::ixfr(&zone, 1).unwrap());
+        let Received::Incremental { serial, changes } = received else {
+            panic!("not incremental: {received:?}")
+        };
+        assert_eq!(serial, 3);
+        let resolved = resolve(&s1, &changes).unwrap();
+        // 1 and 3 moved or went; 2 and app-x moved, 4 and app-y came, app-x went.
+        assert_eq!(
+            resolved.difference,
+            Difference {
+                added: 2,
+                removed: 2,
+                moved: 2
+            }
+        );
+        let applied = s1
+            .with_changes(
+                serial,
+                resolved
+                    .changes
+                    .iter()
+                    .map(|(app, cluster)| (&**app, cluster.as_deref())),
+            )
+            .unwrap();
+        assert_eq!(applied.apps(), s3.apps());
+        assert_eq!(applied.serial, 3);
+        // Applied to the wrong zone, the difference is refused, naming the record.
+        let error = resolve(&s2, &changes).unwrap_err();
+        assert!(
+            error.contains("deletes ws-2.apps.example.com. -> cluster eu, which the zone"),
+            "{error}"
+        );
+
+        let current = read_all(ixfr(&s3, &[]), TransferReader::ixfr(&zone, 3).unwrap());
+        assert!(matches!(current, Received::UpToDate(3)), "{current:?}");
+        let newer = read_all(ixfr(&s3, &[]), TransferReader::ixfr(&zone, 9).unwrap());
+        assert!(matches!(newer, Received::UpToDate(3)), "{newer:?}");
+        let full = read_all(axfr(&s3), TransferReader::ixfr(&zone, 1).unwrap());
+        let Received::Full(full) = full else {
+            panic!("not a full zone: {full:?}")
+        };
+        assert_eq!(full.serial, 3);
+        assert_eq!(full.apps.len(), 4);
+    }
+
+    #[test]
+    fn differences_that_break_the_shape_are_refused() {
+        let zone = Config::default().zone().unwrap();
+        let s1 = Snapshot::from_apps(1, [("1", "eu")], &zone).unwrap();
+        let change = |app: &str, service, cluster: &str, added| Change {
+            app: app.into(),
+            service,
+            cluster: cluster.into(),
+            added,
+        };
+        // An app moved for one service only.
+        let error = resolve(
+            &s1,
+            &[change("1", 0, "eu", false), change("1", 0, "us", true)],
+        )
+        .unwrap_err();
+        assert!(
+            error.contains("app 1 would have CNAMEs for some services only"),
+            "{error}"
+        );
+        // A second CNAME beside the one it has.
+        let error = resolve(&s1, &[change("1", 1, "us", true)]).unwrap_err();
+        assert!(error.contains("beside the one to eu"), "{error}");
+        // Deleted and added back: no change at all.
+        let services = zone.services.len();
+        let mut same: Vec<Change> = (0..services).map(|s| change("1", s, "eu", false)).collect();
+        same.extend((0..services).map(|s| change("1", s, "eu", true)));
+        let resolved = resolve(&s1, &same).unwrap();
+        assert!(resolved.changes.is_empty() && resolved.difference.is_empty());
+    }
+
     #[test]
     fn misfits_are_named() {
         let zone = Config::default().zone().unwrap();
@@ -261,14 +618,14 @@ mod tests {
             .unwrap();
         let message = buf[..len].to_vec();
         // The whole transfer is one message: it reads, and stopping before it fails.
-        let mut reader = AxfrReader::new(&zone).unwrap();
+        let mut reader = TransferReader::axfr(&zone).unwrap();
         assert_eq!(reader.read_message(&message), Ok(true));
         assert!(reader.finish().is_ok());
-        assert!(AxfrReader::new(&zone).unwrap().finish().is_err());
+        assert!(TransferReader::axfr(&zone).unwrap().finish().is_err());
         // An error RCODE.
         let mut refused = message.clone();
         refused[3] |= 5;
-        let error = AxfrReader::new(&zone)
+        let error = TransferReader::axfr(&zone)
             .unwrap()
             .read_message(&refused)
             .unwrap_err();
@@ -277,7 +634,7 @@ mod tests {
         let at = message.windows(4).position(|w| w == b"\x04ws-").unwrap();
         let mut unlisted = message.clone();
         unlisted[at + 2] = b'x';
-        let error = AxfrReader::new(&zone)
+        let error = TransferReader::axfr(&zone)
             .unwrap()
             .read_message(&unlisted)
             .unwrap_err();

@@ -13,6 +13,7 @@ pub mod ixfr;
 pub mod keys;
 pub mod message;
 pub mod notify;
+pub mod secondary;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -212,12 +213,20 @@ impl Gate {
 
     /// Records the change a reload makes from `old` to `new`, before `new` is served (a
     /// transfer that sees `new` then finds its delta). Costs a pass over both snapshots.
-    pub fn record_reload(&self, old: &Snapshot, new: &Snapshot) {
+    pub fn record_reload<'a>(
+        &self,
+        old: &Snapshot,
+        new: &Snapshot,
+        changed: Option<impl IntoIterator<Item = &'a str>>,
+    ) {
         let mut history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
         if !history.enabled() {
             return;
         }
-        history.push(Delta::between(old, new));
+        history.push(match changed {
+            Some(apps) => Delta::among(old, new, apps),
+            None => Delta::between(old, new),
+        });
         let (deltas, bytes) = history.size();
         self.stats
             .history_deltas

@@ -10,7 +10,7 @@ use mio::net::TcpStream;
 use crate::answer::{respond_to, Transport};
 use crate::metrics::CloseReason;
 use crate::server::shared::Serving;
-use crate::wire::MAX_TCP;
+use crate::wire::{Rcode, MAX_TCP};
 use crate::xfr::Request;
 
 /// Bytes of the length prefix (RFC 1035 §4.2.2).
@@ -198,6 +198,17 @@ impl Connection {
             }
             let out = &mut self.outbox[self.queued + PREFIX..self.queued + MAX_FRAME];
             let mut summary = respond_to(query, serving.snapshot, &context, out);
+            if serving.refusing {
+                summary.servfail(out);
+            }
+            if summary.rcode == Rcode::NOTIMP {
+                // A NOTIFY from a primary, over TCP (RFC 1996 allows either).
+                if let Some(answered) = serving.notify(query, Some(self.peer), out) {
+                    summary.len = Some(answered);
+                    summary.rcode = Rcode::NOERROR;
+                    summary.signed = false;
+                }
+            }
             if let (true, Some(len)) = (summary.signed, summary.len) {
                 summary.len = serving.sign(query, out, len);
             }
