@@ -79,6 +79,8 @@ Options:
   --threads N                worker threads [default: available CPUs]
   --ttl SECONDS              CNAME TTL [default: 300]
   --negative-ttl SECONDS     SOA minimum and negative-answer TTL [default: 60]
+  --soa-timers R,T,E         SOA REFRESH, RETRY and EXPIRE in seconds, what secondaries
+                             go by [default: 3600,600,604800]
   --ns NAME                  apex NS name, repeatable; the first is the SOA MNAME
                              [default: ns1.example.com]
   --hostmaster NAME          SOA RNAME [default: hostmaster.<zone>]
@@ -128,7 +130,7 @@ stop accepting, finish the TCP answers already asked for (at most 1 s) and exit.
 ";
 
 /// Every option that takes a value; anything else starting with '-' is unknown.
-const VALUE_FLAGS: [&str; 29] = [
+const VALUE_FLAGS: [&str; 30] = [
     "--dump",
     "--zone",
     "--target",
@@ -137,6 +139,7 @@ const VALUE_FLAGS: [&str; 29] = [
     "--threads",
     "--ttl",
     "--negative-ttl",
+    "--soa-timers",
     "--ns",
     "--hostmaster",
     "--identity",
@@ -233,6 +236,16 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
             "--threads" => config.threads = value(flag, &text, "a number of threads")?,
             "--ttl" => config.ttl = value(flag, &text, "a TTL in seconds")?,
             "--negative-ttl" => config.negative_ttl = value(flag, &text, "a TTL in seconds")?,
+            "--soa-timers" => {
+                let what = "REFRESH,RETRY,EXPIRE in seconds";
+                let numbers: Vec<u32> = text
+                    .split(',')
+                    .map(|n| value(flag, n, what))
+                    .collect::<Result<_, _>>()?;
+                config.soa_timers = numbers
+                    .try_into()
+                    .map_err(|_| CliError(format!("{flag}: {text:?} is not {what}")))?;
+            }
             "--ns" => ns.push(text),
             "--hostmaster" => config.hostmaster = Some(text),
             "--identity" => config.identity = Some(text),

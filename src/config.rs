@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::snapshot::guard::{Rules, DEFAULT_MAX_SHRINK};
-use crate::snapshot::{expand_target, Zone, ZoneSettings};
+use crate::snapshot::{expand_target, Zone, ZoneSettings, SOA_EXPIRE, SOA_REFRESH, SOA_RETRY};
 use crate::wire::name::{check_label, is_within, name_to_wire, Charset};
 use crate::wire::record::{OPTION_HEADER, OPT_FIXED, QUESTION_FIXED, RR_FIXED};
 use crate::wire::{HEADER_LEN, MAX_LABEL, MAX_NAME, MAX_TCP, PTR_QNAME};
@@ -81,6 +81,8 @@ pub struct Config {
     pub ttl: u32,
     /// SOA MINIMUM, and so the TTL of negative answers (RFC 2308 §4).
     pub negative_ttl: u32,
+    /// SOA REFRESH, RETRY, EXPIRE in seconds.
+    pub soa_timers: [u32; 3],
     /// Apex NS names; the first is the SOA MNAME.
     pub ns: Vec<String>,
     /// SOA RNAME; `None` means `hostmaster.<zone>`.
@@ -137,6 +139,7 @@ impl Default for Config {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             ttl: 300,
             negative_ttl: 60,
+            soa_timers: [SOA_REFRESH, SOA_RETRY, SOA_EXPIRE],
             ns: vec!["ns1.example.com".into()],
             hostmaster: None,
             identity: None,
@@ -258,6 +261,16 @@ impl Config {
             }
         }
 
+        let [refresh, retry, expire] = self.soa_timers;
+        if refresh == 0 || retry == 0 || expire <= refresh.max(retry) || expire > MAX_TTL {
+            return Err(invalid(
+                "--soa-timers",
+                format!(
+                    "{refresh},{retry},{expire}: each must be over 0 and EXPIRE over REFRESH and RETRY, at most {MAX_TTL}"
+                ),
+            ));
+        }
+
         if self.ns.is_empty() {
             return Err(invalid("--ns", "at least one name server is needed"));
         }
@@ -318,6 +331,7 @@ impl Config {
             target_template: self.target.clone(),
             cname_ttl: self.ttl,
             negative_ttl: self.negative_ttl,
+            soa_timers: self.soa_timers,
             ns,
             hostmaster: (hostmaster_text, hostmaster),
             identity,

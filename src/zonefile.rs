@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use crate::snapshot::{expand_target, Snapshot, APEX_TTL, SOA_EXPIRE, SOA_REFRESH, SOA_RETRY};
+use crate::snapshot::{expand_target, Snapshot, APEX_TTL};
 
 fn absolute(name: &str) -> String {
     format!("{}.", name.trim_end_matches('.'))
@@ -14,10 +14,13 @@ pub fn write(snapshot: &Snapshot, out: &mut impl Write) -> io::Result<()> {
     writeln!(out, "$ORIGIN {}", absolute(&zone.apex_text))?;
     writeln!(
         out,
-        "@ {APEX_TTL} IN SOA {} {} {} {SOA_REFRESH} {SOA_RETRY} {SOA_EXPIRE} {}",
+        "@ {APEX_TTL} IN SOA {} {} {} {} {} {} {}",
         absolute(&zone.ns_text[0]),
         absolute(&zone.hostmaster_text),
         snapshot.serial,
+        zone.soa_timers[0],
+        zone.soa_timers[1],
+        zone.soa_timers[2],
         zone.negative_ttl
     )?;
     for ns in &zone.ns_text {

@@ -887,3 +887,137 @@ fn a_secondary_follows_its_primary_on_start_and_reload() {
     );
     assert_eq!(cluster_of(&restarted, 7), "ws-c0.example.com.");
 }
+
+/// A secondary keeps current without NOTIFY (the primary's SOA REFRESH of 1 s), by IXFR,
+/// takes a NOTIFY over TCP, and once the primary is gone for its EXPIRE, says so (metrics,
+/// status, /ready) and answers SERVFAIL (`--on-expire servfail`) until the primary is back.
+#[test]
+fn a_secondary_refreshes_by_ixfr_and_expires_without_its_primary() {
+    let free_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let fixed = format!("127.0.0.1:{free_port}");
+    // The apps of `dump(1, 1000, 0)`, then 3 removed, 6 moved, 1001 added.
+    let changed = |serial: u32| {
+        let mut entries: Vec<String> = (0..1000u32)
+            .filter(|&i| i != 3)
+            .map(|i| {
+                let cluster = if i == 6 { 9 } else { i % 4 };
+                match i % 5 {
+                    0 => format!(r#""app-{i}": "c{cluster}""#),
+                    _ => format!(r#""{i}": "c{cluster}""#),
+                }
+            })
+            .collect();
+        entries.push(r#""1001": "c2""#.into());
+        format!(
+            r#"{{"serial": {serial}, "apps": {{{}}}}}"#,
+            entries.join(",")
+        )
+    };
+    let primary_dump = temp_dump("refresh-primary", &dump(1, 1000, 0));
+    let primary_args = [
+        "--listen",
+        fixed.as_str(),
+        "--xfr-allow",
+        "127.0.0.1",
+        "--soa-timers",
+        "1,1,4",
+    ];
+    let mut primary = Cnamed::start_dump(&primary_dump, &primary_args);
+    let secondary_dump = temp_dump("refresh-secondary", "not a dump yet");
+    let mut secondary = Cnamed::start_dump(
+        &secondary_dump,
+        &[
+            "--primary",
+            fixed.as_str(),
+            "--on-expire",
+            "servfail",
+            "--metrics",
+            "127.0.0.1:0",
+        ],
+    );
+    let metrics = metrics_addr(&mut secondary);
+    let target =
+        |server: &Cnamed, app: u32| target_of(server, &format!("ws-{app}.apps.example.com."));
+    assert_eq!(target(&secondary, 6).as_deref(), Some("ws-c2.example.com."));
+
+    // No NOTIFY: the SOA timer (REFRESH 1 s, from the primary's SOA) finds serial 2.
+    std::fs::write(&primary_dump, changed(2)).unwrap();
+    primary.signal("HUP");
+    primary.wait_log("reloaded");
+    let line = secondary.wait_log("reloaded");
+    assert!(line.contains("serial 2 (was 1)"), "{line}");
+    assert!(line.contains("1 added, 1 removed, 1 moved"), "{line}");
+    for app in [3, 6, 7, 1001] {
+        assert_eq!(target(&secondary, app), target(&primary, app), "app {app}");
+    }
+    assert_eq!(target(&secondary, 6).as_deref(), Some("ws-c9.example.com."));
+    let ixfr = r#"cnamed_secondary_transfers_total{type="IXFR",result="changed"}"#;
+    let samples = wait_metric(metrics, ixfr, 1.0);
+    assert_eq!(samples[ixfr], 1.0);
+    let axfr = r#"cnamed_secondary_transfers_total{type="AXFR",result="changed"}"#;
+    assert_eq!(samples[axfr], 0.0, "the start's AXFR is not a refresh");
+    assert!(samples[r#"cnamed_secondary_transfer_bytes_total{type="IXFR"}"#] > 0.0);
+    assert_eq!(samples["cnamed_secondary_primary_serial"], 2.0);
+    // Later refreshes find nothing newer.
+    let up_to_date = r#"cnamed_secondary_transfers_total{type="IXFR",result="up_to_date"}"#;
+    wait_metric_for(metrics, up_to_date, 1.0, Duration::from_secs(5));
+
+    // A NOTIFY over TCP from the primary's address is acknowledged.
+    use hickory_proto::op::{MessageType, OpCode};
+    let mut notify = Message::new();
+    notify
+        .set_id(78)
+        .set_op_code(OpCode::Notify)
+        .set_authoritative(true);
+    notify.add_query(hickory_proto::op::Query::query(
+        "apps.example.com.".parse().unwrap(),
+        RecordType::SOA,
+    ));
+    let reply = decode(&secondary.tcp(&encode(&notify)));
+    assert_eq!(reply.message_type(), MessageType::Response);
+    assert_eq!(reply.op_code(), OpCode::Notify);
+    assert_eq!(reply.response_code(), ResponseCode::NoError);
+    secondary.wait_log("NOTIFY from 127.0.0.1");
+
+    // The primary goes: after EXPIRE (4 s) without a refresh, the zone expires.
+    drop(primary);
+    let expired = wait_metric_for(
+        metrics,
+        "cnamed_secondary_expired",
+        1.0,
+        Duration::from_secs(10),
+    );
+    assert_eq!(expired["cnamed_secondary_expired"], 1.0);
+    assert!(expired[r#"cnamed_secondary_transfers_total{type="AXFR",result="failed"}"#] >= 1.0);
+    secondary.wait_log("EXPIRED");
+    let (status, body) = http_get(metrics, "GET", "/ready");
+    assert_eq!((status, body.contains("expired")), (503, true), "{body}");
+    let query_6 = encode(&query("ws-6.apps.example.com.", RecordType::A));
+    for reply in secondary.both(&query_6) {
+        let reply = decode(&reply);
+        assert_eq!(reply.response_code(), ResponseCode::ServFail);
+        assert!(reply.answers().is_empty());
+    }
+
+    // Back, with serial 3: the secondary catches up and answers again.
+    std::fs::write(&primary_dump, changed(3)).unwrap();
+    let _primary = Cnamed::start_dump(&primary_dump, &primary_args);
+    let recovered = wait_metric_for(
+        metrics,
+        "cnamed_secondary_primary_serial",
+        3.0,
+        Duration::from_secs(10),
+    );
+    assert_eq!(recovered["cnamed_secondary_primary_serial"], 3.0);
+    secondary.wait_log("no longer expired");
+    let samples = wait_metric(metrics, "cnamed_secondary_expired", 0.0);
+    assert_eq!(samples["cnamed_secondary_expired"], 0.0);
+    assert_eq!(http_get(metrics, "GET", "/ready").0, 200);
+    let reply = decode(&secondary.udp(&query_6));
+    assert_eq!(reply.response_code(), ResponseCode::NoError);
+    assert_eq!(target(&secondary, 6).as_deref(), Some("ws-c9.example.com."));
+}

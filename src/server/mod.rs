@@ -51,7 +51,7 @@ use crate::rrl::RateLimiter;
 use crate::snapshot::guard::Rules;
 use crate::snapshot::{Snapshot, Zone};
 use crate::sys;
-use crate::xfr::secondary::SecondaryStats;
+use crate::xfr::secondary::{SecondaryStats, Timers};
 use crate::xfr::{Gate, MAX_TRANSFERS};
 
 /// Sockets bound for every worker, ready to run.
@@ -101,6 +101,11 @@ impl Server {
             false => Some(Arc::new(SecondaryStats::new(
                 config.primary.clone(),
                 config.on_expire,
+                Timers {
+                    refresh: config.soa_timers[0],
+                    retry: config.soa_timers[1],
+                    expire: config.soa_timers[2],
+                },
                 sys::unix_millis(),
             ))),
         };

@@ -213,13 +213,8 @@ impl Snapshot {
     fn from_parsed(parsed: dump::Parsed, zone: &Zone) -> Self {
         let serial = parsed.serial;
         let mut soa_rdata = zone.soa_names.clone();
-        for value in [
-            serial,
-            SOA_REFRESH,
-            SOA_RETRY,
-            SOA_EXPIRE,
-            zone.negative_ttl,
-        ] {
+        let [refresh, retry, expire] = zone.soa_timers;
+        for value in [serial, refresh, retry, expire, zone.negative_ttl] {
             soa_rdata.extend_from_slice(&value.to_be_bytes());
         }
         let soa = |ttl| {

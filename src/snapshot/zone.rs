@@ -6,7 +6,7 @@ use crate::wire::{Class, Rtype};
 
 /// TTL of the apex SOA and NS records.
 pub const APEX_TTL: u32 = 3600;
-/// SOA REFRESH, RETRY, EXPIRE: conventional values; nothing here transfers the zone.
+/// SOA REFRESH, RETRY, EXPIRE by default (`--soa-timers`): conventional values.
 pub const SOA_REFRESH: u32 = 3600;
 pub const SOA_RETRY: u32 = 600;
 pub const SOA_EXPIRE: u32 = 604_800;
@@ -24,6 +24,8 @@ pub struct ZoneSettings {
     pub target_template: String,
     pub cname_ttl: u32,
     pub negative_ttl: u32,
+    /// SOA REFRESH, RETRY and EXPIRE, seconds: what secondaries of this zone go by.
+    pub soa_timers: [u32; 3],
     /// Apex NS names as (text, wire form): 1 to 65535 of them; the first is the SOA MNAME.
     pub ns: Vec<(String, Vec<u8>)>,
     /// SOA RNAME as (text, wire form).
@@ -48,6 +50,8 @@ pub struct Zone {
     pub target_template: String,
     pub cname_ttl: u32,
     pub negative_ttl: u32,
+    /// SOA REFRESH, RETRY and EXPIRE.
+    pub soa_timers: [u32; 3],
     /// SOA MNAME and RNAME in wire form, the start of the SOA RDATA.
     pub soa_names: Vec<u8>,
     /// The apex NS records, each complete with an owner pointing at the question name.
@@ -85,6 +89,7 @@ impl Zone {
             target_template: settings.target_template,
             cname_ttl: settings.cname_ttl,
             negative_ttl: settings.negative_ttl,
+            soa_timers: settings.soa_timers,
             soa_names,
             ns_records,
             ns_count: settings.ns.len() as u16,

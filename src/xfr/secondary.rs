@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use super::client::Via;
-use crate::snapshot::{SOA_EXPIRE, SOA_REFRESH, SOA_RETRY};
 
 /// REFRESH, RETRY and EXPIRE of an SOA, in seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,13 +19,6 @@ pub struct Timers {
 }
 
 impl Timers {
-    /// cnamed's own SOA timers: what a secondary uses before its first transfer.
-    pub const DEFAULT: Self = Self {
-        refresh: SOA_REFRESH,
-        retry: SOA_RETRY,
-        expire: SOA_EXPIRE,
-    };
-
     /// The timers of SOA RDATA (they follow the SERIAL, before MINIMUM), if it is long
     /// enough to hold them.
     pub fn of_soa(rdata: &[u8]) -> Option<Self> {
@@ -114,6 +106,9 @@ pub struct SecondaryStats {
     pub last_attempt_ms: AtomicU64,
     /// Whether the last attempt failed: the next comes after RETRY, not REFRESH.
     pub failing: AtomicBool,
+    /// No refresh recorded yet: the first comes at once, to learn the primary's timers
+    /// (the start's AXFR, or a dump loaded when none answered, leaves them unknown).
+    unrefreshed: AtomicBool,
     /// The serial the primary last gave.
     pub primary_serial: AtomicU64,
     timers: [AtomicU32; 3],
@@ -122,8 +117,14 @@ pub struct SecondaryStats {
 }
 
 impl SecondaryStats {
-    pub fn new(primaries: Vec<SocketAddr>, on_expire: OnExpire, now_ms: u64) -> Self {
-        let timers = Timers::DEFAULT;
+    /// A secondary started at `now_ms`, going by `timers` (its own zone's: `--soa-timers`)
+    /// until a primary gives its own.
+    pub fn new(
+        primaries: Vec<SocketAddr>,
+        on_expire: OnExpire,
+        timers: Timers,
+        now_ms: u64,
+    ) -> Self {
         Self {
             primaries,
             on_expire,
@@ -132,6 +133,7 @@ impl SecondaryStats {
             last_ok_ms: AtomicU64::new(now_ms),
             last_attempt_ms: AtomicU64::new(now_ms),
             failing: AtomicBool::new(false),
+            unrefreshed: AtomicBool::new(true),
             primary_serial: AtomicU64::new(0),
             timers: [timers.refresh, timers.retry, timers.expire].map(AtomicU32::new),
             expired: AtomicBool::new(false),
@@ -139,7 +141,7 @@ impl SecondaryStats {
         }
     }
 
-    /// The primary's SOA timers, or cnamed's own before the first transfer.
+    /// The primary's SOA timers, or the zone's own before the first transfer.
     pub fn timers(&self) -> Timers {
         let [refresh, retry, expire] = self.timers.each_ref().map(|t| t.load(Ordering::Relaxed));
         Timers {
@@ -162,6 +164,7 @@ impl SecondaryStats {
                 .fetch_add(1, Ordering::Relaxed);
         }
         self.last_attempt_ms.store(last.at_ms, Ordering::Relaxed);
+        self.unrefreshed.store(false, Ordering::Relaxed);
         let ok = last.outcome != Outcome::Failed;
         self.failing.store(!ok, Ordering::Relaxed);
         if ok {
@@ -197,6 +200,9 @@ impl SecondaryStats {
     /// When the next refresh is due, Unix milliseconds: REFRESH after the last success, or
     /// RETRY after a failed attempt (RFC 1035 §3.3.13).
     pub fn next_refresh_ms(&self) -> u64 {
+        if self.unrefreshed.load(Ordering::Relaxed) {
+            return 0;
+        }
         let timers = self.timers();
         match self.failing.load(Ordering::Relaxed) {
             true => self.last_attempt_ms.load(Ordering::Relaxed) + u64::from(timers.retry) * 1000,
@@ -252,12 +258,29 @@ mod tests {
 
     #[test]
     fn refresh_retry_and_expire_follow_the_primary_timers() {
-        let stats = SecondaryStats::new(Vec::new(), OnExpire::Servfail, 1_000);
-        // Before any transfer: cnamed's own timers.
-        assert_eq!(
-            stats.next_refresh_ms(),
-            1_000 + u64::from(SOA_REFRESH) * 1000
+        let own = Timers {
+            refresh: 100,
+            retry: 5,
+            expire: 1000,
+        };
+        let stats = SecondaryStats::new(Vec::new(), OnExpire::Servfail, own, 1_000);
+        // Before any refresh: one at once.
+        assert_eq!(stats.next_refresh_ms(), 0);
+        // The zone's own timers until a primary answers.
+        let stats = SecondaryStats::new(Vec::new(), OnExpire::Servfail, own, 1_000);
+        stats.record(
+            LastTransfer {
+                primary: None,
+                via: None,
+                outcome: Outcome::Failed,
+                error: Some("down".into()),
+                bytes: 0,
+                at_ms: 1_000,
+            },
+            None,
+            None,
         );
+        assert_eq!(stats.next_refresh_ms(), 6_000, "own RETRY");
         record(&stats, Outcome::UpToDate, 2_000);
         assert_eq!(stats.next_refresh_ms(), 12_000);
         record(&stats, Outcome::Failed, 12_000);
