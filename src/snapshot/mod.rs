@@ -129,6 +129,22 @@ fn read_at_most(
     Ok((bytes, metadata.modified().ok()))
 }
 
+/// The apex SOA record without owner, for answers (TTL `APEX_TTL`) and for the authority
+/// section of negative answers (RFC 2308 §3).
+fn soa_records(zone: &Zone, serial: u32) -> (Vec<u8>, Vec<u8>) {
+    let mut soa_rdata = zone.soa_names.clone();
+    let [refresh, retry, expire] = zone.soa_timers;
+    for value in [serial, refresh, retry, expire, zone.negative_ttl] {
+        soa_rdata.extend_from_slice(&value.to_be_bytes());
+    }
+    let soa = |ttl| {
+        let mut record = Vec::new();
+        push_record_tail(&mut record, Rtype::SOA, Class::IN, ttl, &[&soa_rdata]);
+        record
+    };
+    (soa(APEX_TTL), soa(zone.negative_soa_ttl()))
+}
+
 /// One immutable version of the zone.
 #[derive(Debug)]
 pub struct Snapshot {
@@ -212,27 +228,28 @@ impl Snapshot {
 
     fn from_parsed(parsed: dump::Parsed, zone: &Zone) -> Self {
         let serial = parsed.serial;
-        let mut soa_rdata = zone.soa_names.clone();
-        let [refresh, retry, expire] = zone.soa_timers;
-        for value in [serial, refresh, retry, expire, zone.negative_ttl] {
-            soa_rdata.extend_from_slice(&value.to_be_bytes());
-        }
-        let soa = |ttl| {
-            let mut record = Vec::new();
-            push_record_tail(&mut record, Rtype::SOA, Class::IN, ttl, &[&soa_rdata]);
-            record
-        };
+        let (soa_answer, soa_negative) = soa_records(zone, serial);
         Self {
             zone: zone.clone(),
             serial,
             dump_modified_ms: 0,
-            soa_answer: soa(APEX_TTL),
-            soa_negative: soa(zone.negative_soa_ttl()),
+            soa_answer,
+            soa_negative,
             numeric_apps: parsed.numeric_apps,
             named_apps: parsed.named_apps,
             clusters: parsed.clusters,
             cnames: parsed.cnames,
         }
+    }
+
+    /// The same snapshot with SOA REFRESH, RETRY and EXPIRE `timers`: a secondary serves
+    /// its primary's.
+    pub fn with_soa_timers(mut self, timers: [u32; 3]) -> Self {
+        if self.zone.soa_timers != timers {
+            self.zone.soa_timers = timers;
+            (self.soa_answer, self.soa_negative) = soa_records(&self.zone, self.serial);
+        }
+        self
     }
 
     /// Number of apps.

@@ -205,16 +205,30 @@ pub fn transfer_zone(
 ) -> Result<Snapshot, String> {
     let mut errors = Vec::new();
     for &primary in primaries {
-        match fetch_axfr(primary, zone, key, TRANSFER_TIMEOUT) {
-            Ok(transferred) => {
+        match fetch(primary, zone, key, TRANSFER_TIMEOUT, Ask::Axfr) {
+            Ok(Fetched {
+                received: Received::Full(transferred),
+                timers,
+                ..
+            }) => {
                 let apps = transferred.apps.iter().map(|(a, c)| (&**a, &**c));
                 return Snapshot::from_apps(transferred.serial, apps, zone)
+                    .map(|snapshot| with_timers(snapshot, timers))
                     .map_err(|why| format!("{primary}: {why}"));
             }
-            Err(error) => errors.push(error),
+            Ok(_) => errors.push(format!("{primary}: an AXFR answered as IXFR")),
+            Err(error) => errors.push(error.message),
         }
     }
     Err(errors.join("; "))
+}
+
+/// `snapshot` with the primary's SOA timers, which a secondary serves as they are.
+fn with_timers(snapshot: Snapshot, timers: Option<Timers>) -> Snapshot {
+    match timers {
+        Some(t) => snapshot.with_soa_timers([t.refresh, t.retry, t.expire]),
+        None => snapshot,
+    }
 }
 
 /// How the zone came in.
@@ -288,6 +302,7 @@ pub fn refresh(
                 let apps = transferred.apps.iter().map(|(a, c)| (&**a, &**c));
                 let snapshot = Snapshot::from_apps(transferred.serial, apps, zone)
                     .map_err(|why| format!("{primary}: {why}"))?;
+                let snapshot = with_timers(snapshot, timers);
                 // The guard rails compare it with the live one: the same serial and content
                 // is "unchanged".
                 let refreshed = Refreshed::Changed {
@@ -330,7 +345,7 @@ fn incremental(
             let apps = transferred.apps.iter().map(|(a, c)| (&**a, &**c));
             let snapshot = Snapshot::from_apps(transferred.serial, apps, zone).map_err(refused)?;
             let changes = None;
-            let snapshot = Box::new(snapshot);
+            let snapshot = Box::new(with_timers(snapshot, fetched.timers));
             (Refreshed::Changed { snapshot, changes }, transferred.serial)
         }
         Received::Incremental { serial, changes } => {
@@ -345,7 +360,7 @@ fn incremental(
                 )
                 .map_err(refused)?;
             let changes = Some(resolved);
-            let snapshot = Box::new(snapshot);
+            let snapshot = Box::new(with_timers(snapshot, fetched.timers));
             (Refreshed::Changed { snapshot, changes }, serial)
         }
     };

@@ -52,6 +52,8 @@ pub struct TransferReader<'z> {
     kind: Kind,
     /// The first SOA's REFRESH, RETRY and EXPIRE.
     timers: Option<Timers>,
+    /// The apex NS targets of a full zone, lower case, without the final dot.
+    ns: Vec<String>,
 }
 
 /// What the records after the first SOA turned out to be.
@@ -136,6 +138,7 @@ impl<'z> TransferReader<'z> {
             changes: Vec::new(),
             kind: Kind::Unknown,
             timers: None,
+            ns: Vec::new(),
         })
     }
 
@@ -199,6 +202,9 @@ impl<'z> TransferReader<'z> {
             ))
         };
         let shape = "not of cnamed's shape (SOA and NS at the apex, CNAMEs of apps)";
+        if rtype == Rtype::SOA && at_apex {
+            self.check_soa(message, rdata_at, rdata)?;
+        }
         match (self.phase, rtype) {
             (Phase::Start, Rtype::SOA) if at_apex => {
                 self.serial = soa_serial()?;
@@ -243,7 +249,16 @@ impl<'z> TransferReader<'z> {
                     ));
                 };
             }
-            (Phase::Full | Phase::Deleting { .. } | Phase::Adding { .. }, Rtype::NS) if at_apex => {
+            (Phase::Full, Rtype::NS) if at_apex => {
+                let mut target = [0u8; MAX_NAME];
+                let (len, _) = read_name(message, rdata_at, &mut target).ok_or("a bad NS")?;
+                let text = wire_to_text(&target[..len]).to_ascii_lowercase();
+                self.ns.push(text.trim_end_matches('.').to_owned());
+            }
+            (Phase::Deleting { .. } | Phase::Adding { .. }, Rtype::NS) if at_apex => {
+                return Err(
+                    "the difference changes the apex NS records: restart with the new --ns".into(),
+                )
             }
             (Phase::Full | Phase::Deleting { .. } | Phase::Adding { .. }, Rtype::CNAME) => {
                 let mut target = [0u8; MAX_NAME];
@@ -261,6 +276,36 @@ impl<'z> TransferReader<'z> {
                 }
             }
             _ => return Err(shape.into()),
+        }
+        Ok(())
+    }
+
+    /// Checks that the primary's SOA has this server's MNAME, RNAME and MINIMUM: a
+    /// secondary serves its own apex records, which must be the primary's.
+    fn check_soa(&self, message: &[u8], rdata_at: usize, rdata: &[u8]) -> Result<(), String> {
+        let mut names = Vec::with_capacity(2 * MAX_NAME);
+        let mut name = [0u8; MAX_NAME];
+        let (len, after) = read_name(message, rdata_at, &mut name).ok_or("a bad SOA MNAME")?;
+        names.extend(name[..len].iter().map(u8::to_ascii_lowercase));
+        let (len, _) = read_name(message, after, &mut name).ok_or("a bad SOA RNAME")?;
+        names.extend(name[..len].iter().map(u8::to_ascii_lowercase));
+        if names != self.zone.soa_names {
+            return Err(format!(
+                "the primary's SOA names {} differ from this server's {} (the first --ns, --hostmaster)",
+                soa_names_text(&names),
+                soa_names_text(&self.zone.soa_names)
+            ));
+        }
+        let minimum = rdata
+            .get(rdata.len().saturating_sub(4)..)
+            .and_then(|bytes| <[u8; 4]>::try_from(bytes).ok())
+            .map(u32::from_be_bytes)
+            .ok_or("SOA too short")?;
+        if minimum != self.zone.negative_ttl {
+            return Err(format!(
+                "the primary's SOA MINIMUM {minimum} differs from --negative-ttl {}",
+                self.zone.negative_ttl
+            ));
         }
         Ok(())
     }
@@ -340,6 +385,24 @@ impl<'z> TransferReader<'z> {
             }
             Kind::Full => {}
         }
+        let mut ns = self.ns.clone();
+        ns.sort_unstable();
+        ns.dedup();
+        let mut ours: Vec<String> = self
+            .zone
+            .ns_text
+            .iter()
+            .map(|name| name.trim_end_matches('.').to_ascii_lowercase())
+            .collect();
+        ours.sort_unstable();
+        ours.dedup();
+        if ns != ours {
+            return Err(format!(
+                "the primary's apex NS {} differ from this server's --ns {}",
+                ns.join(" "),
+                ours.join(" ")
+            ));
+        }
         let all = u64::MAX >> (64 - self.zone.services.len());
         let mut apps = Vec::with_capacity(self.apps.len());
         for (app, (cluster, seen)) in self.apps {
@@ -353,6 +416,16 @@ impl<'z> TransferReader<'z> {
             apps,
         }))
     }
+}
+
+/// MNAME and RNAME, wire form one after the other, as text.
+fn soa_names_text(names: &[u8]) -> String {
+    let first = crate::wire::skip_name(names, 0).unwrap_or(names.len());
+    format!(
+        "{} {}",
+        wire_to_text(&names[..first]),
+        wire_to_text(&names[first..])
+    )
 }
 
 /// An incremental transfer's records turned into per-app changes against `snapshot`.
