@@ -159,6 +159,8 @@ pub(super) struct TransferInfo {
     serial: u32,
     bytes: u64,
     timers: Option<Timers>,
+    fetch_time: Duration,
+    build_time: Duration,
 }
 
 impl Reloader {
@@ -217,6 +219,8 @@ impl Reloader {
             serial: fetched.serial,
             bytes: fetched.bytes,
             timers: fetched.timers,
+            fetch_time: fetched.fetch_time,
+            build_time: fetched.build_time,
         };
         let (snapshot, changes) = match fetched.refreshed {
             Refreshed::UpToDate => (None, None),
@@ -350,8 +354,19 @@ fn record_refresh(
         Ok(_) => (Outcome::Changed, None),
         Err(error) => (Outcome::Failed, Some(error.to_string())),
     };
-    if let Some(error) = &error {
-        crate::log!(Error, "refresh from the primaries failed: {error}");
+    match (&error, transfer) {
+        (Some(error), _) => crate::log!(Error, "refresh from the primaries failed: {error}"),
+        (None, Some(t)) if outcome == Outcome::Changed => crate::log!(
+            Info,
+            "{} from {}: serial {}, {} bytes in {:.1} ms, snapshot ready in {:.1} ms",
+            Via::NAMES[t.via as usize],
+            t.primary,
+            t.serial,
+            t.bytes,
+            t.fetch_time.as_secs_f64() * 1e3,
+            t.build_time.as_secs_f64() * 1e3
+        ),
+        _ => {}
     }
     let last = LastTransfer {
         primary: transfer.map(|t| t.primary),

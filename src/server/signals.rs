@@ -199,9 +199,15 @@ static IDLE_LOADERS: AtomicUsize = AtomicUsize::new(0);
 /// priority, or, where that is refused (leaving SCHED_IDLE needs CAP_SYS_NICE, which the
 /// shipped unit does not give), this thread, at normal priority, loads again and installs its
 /// load; the idle loader's, if it ever comes, is dropped. New mappings always arrive,
-/// privileged or not.
+/// privileged or not. A secondary's refreshes skip the idle wait (see below).
 fn reload_in_idle_time(reloader: &Arc<Reloader>, force: bool) -> Outcome {
     reloader.attempted();
+    if !reloader.primaries.is_empty() {
+        // A secondary's refresh is mostly an IXFR of a few changes applied in milliseconds,
+        // and its deadline is the fleet's: waiting for idle time on a saturated edge would
+        // hold a change back for the whole grace period.
+        return reloader.install(reloader.load(), force);
+    }
     if IDLE_LOADERS.load(Ordering::Relaxed) > 0 {
         // The box has had no idle time since: give it the same grace, then load at normal
         // priority, so that saturated reloads come at most one per grace period.

@@ -6,7 +6,7 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::inbound::{resolve, Received, Resolved, TransferReader, Transferred};
 use super::secondary::Timers;
@@ -265,6 +265,10 @@ pub struct Refresh {
     pub serial: u32,
     pub bytes: u64,
     pub timers: Option<Timers>,
+    /// Time on the wire (request to last message) and building the snapshot: applying the
+    /// difference to a copy, or building from the whole zone.
+    pub fetch_time: Duration,
+    pub build_time: Duration,
 }
 
 /// Brings `live` up to date from the first of `primaries` that answers: IXFR from its
@@ -292,6 +296,7 @@ pub fn refresh(
                 }
             }
         }
+        let started = Instant::now();
         match fetch(primary, zone, key, timeout, Ask::Axfr) {
             Ok(Fetched {
                 received: Received::Full(transferred),
@@ -299,10 +304,13 @@ pub fn refresh(
                 timers,
                 ..
             }) => {
+                let fetch_time = started.elapsed();
+                let built = Instant::now();
                 let apps = transferred.apps.iter().map(|(a, c)| (&**a, &**c));
                 let snapshot = Snapshot::from_apps(transferred.serial, apps, zone)
                     .map_err(|why| format!("{primary}: {why}"))?;
                 let snapshot = with_timers(snapshot, timers);
+                let build_time = built.elapsed();
                 // The guard rails compare it with the live one: the same serial and content
                 // is "unchanged".
                 let refreshed = Refreshed::Changed {
@@ -316,6 +324,8 @@ pub fn refresh(
                     serial: transferred.serial,
                     bytes,
                     timers,
+                    fetch_time,
+                    build_time,
                 });
             }
             Ok(_) => errors.push(format!("{primary}: an AXFR answered as IXFR")),
@@ -338,7 +348,10 @@ fn incremental(
         message: format!("{primary}: {message}"),
         answered: true,
     };
+    let started = Instant::now();
     let fetched = fetch(primary, zone, key, timeout, Ask::Ixfr(live))?;
+    let fetch_time = started.elapsed();
+    let built = Instant::now();
     let (refreshed, serial) = match fetched.received {
         Received::UpToDate(serial) => (Refreshed::UpToDate, serial),
         Received::Full(transferred) => {
@@ -371,6 +384,8 @@ fn incremental(
         serial,
         bytes: fetched.bytes,
         timers: fetched.timers,
+        fetch_time,
+        build_time: built.elapsed(),
     })
 }
 
