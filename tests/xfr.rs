@@ -928,6 +928,9 @@ fn a_secondary_refreshes_by_ixfr_and_expires_without_its_primary() {
     ];
     let mut primary = Cnamed::start_dump(&primary_dump, &primary_args);
     let secondary_dump = temp_dump("refresh-secondary", "not a dump yet");
+    let control = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("refresh-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&control);
     let mut secondary = Cnamed::start_dump(
         &secondary_dump,
         &[
@@ -937,8 +940,18 @@ fn a_secondary_refreshes_by_ixfr_and_expires_without_its_primary() {
             "servfail",
             "--metrics",
             "127.0.0.1:0",
+            "--control",
+            control.to_str().unwrap(),
         ],
     );
+    let status = || {
+        let output = std::process::Command::new(binary())
+            .args(["status", "--control", control.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        String::from_utf8(output.stdout).unwrap()
+    };
     let metrics = metrics_addr(&mut secondary);
     let target =
         |server: &Cnamed, app: u32| target_of(server, &format!("ws-{app}.apps.example.com."));
@@ -965,6 +978,16 @@ fn a_secondary_refreshes_by_ixfr_and_expires_without_its_primary() {
     // Later refreshes find nothing newer.
     let up_to_date = r#"cnamed_secondary_transfers_total{type="IXFR",result="up_to_date"}"#;
     wait_metric_for(metrics, up_to_date, 1.0, Duration::from_secs(5));
+    let text = status();
+    for line in [
+        format!("primaries: {fixed}"),
+        "primary_serial: 2".to_owned(),
+        format!("last_transfer: IXFR from {fixed}: up_to_date"),
+        "soa_timers: refresh 1 s, retry 1 s, expire 4 s".to_owned(),
+        "expired: no".to_owned(),
+    ] {
+        assert!(text.contains(&line), "{line:?} not in\n{text}");
+    }
 
     // A NOTIFY over TCP from the primary's address is acknowledged.
     use hickory_proto::op::{MessageType, OpCode};
@@ -994,6 +1017,12 @@ fn a_secondary_refreshes_by_ixfr_and_expires_without_its_primary() {
     assert_eq!(expired["cnamed_secondary_expired"], 1.0);
     assert!(expired[r#"cnamed_secondary_transfers_total{type="AXFR",result="failed"}"#] >= 1.0);
     secondary.wait_log("EXPIRED");
+    let text = status();
+    assert!(text.contains("expired: YES: answering SERVFAIL"), "{text}");
+    assert!(
+        text.contains("last_transfer: failed: zone transfer: "),
+        "{text}"
+    );
     let (status, body) = http_get(metrics, "GET", "/ready");
     assert_eq!((status, body.contains("expired")), (503, true), "{body}");
     let query_6 = encode(&query("ws-6.apps.example.com.", RecordType::A));

@@ -141,7 +141,11 @@ pub(super) fn handle_until_stop(running: Running, control: Control<'_>) -> io::R
 fn report(outcome: Option<Outcome>, running: &Running, dump: &Path) -> (String, String) {
     match outcome {
         Some(Ok(done)) => {
-            crate::log!(Info, "reloaded {}: {done}", dump.display());
+            let source = match running.reloader.primaries.is_empty() {
+                true => dump.display().to_string(),
+                false => "from the primaries".to_owned(),
+            };
+            crate::log!(Info, "reloaded {source}: {done}");
             let status = format!("serving {} apps, serial {}", done.apps, done.serial);
             let line = if done.unchanged() {
                 done.to_string()

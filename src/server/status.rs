@@ -162,14 +162,16 @@ fn secondary_facts(secondary: &SecondaryStats, now: u64) -> Vec<(&'static str, F
     let transfer = last.as_ref().map_or_else(
         || "none".to_owned(),
         |last| {
-            let how = last.via.map_or("-", |via| Via::NAMES[via as usize]);
-            let from = last
-                .primary
-                .map_or_else(|| "-".to_owned(), |p| p.to_string());
             let result = Outcome::NAMES[last.outcome as usize];
+            let source = match (last.via, last.primary) {
+                (Some(via), Some(primary)) => {
+                    format!("{} from {primary}: ", Via::NAMES[via as usize])
+                }
+                _ => String::new(),
+            };
             match &last.error {
-                Some(error) => format!("{how} from {from}: {result}: {error}"),
-                None => format!("{how} from {from}: {result}, {} bytes", last.bytes),
+                Some(error) => format!("{source}{result}: {error}"),
+                None => format!("{source}{result}, {} bytes", last.bytes),
             }
         },
     );
