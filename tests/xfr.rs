@@ -1050,3 +1050,119 @@ fn a_secondary_refreshes_by_ixfr_and_expires_without_its_primary() {
     assert_eq!(reply.response_code(), ResponseCode::NoError);
     assert_eq!(target(&secondary, 6).as_deref(), Some("ws-c9.example.com."));
 }
+
+/// A fake primary on loopback: answers each TCP request by `answer` (the request's QTYPE and
+/// the request) with the framed messages it returns, for `connections` connections.
+fn fake_primary(
+    connections: usize,
+    answer: impl Fn(u16, &[u8]) -> Vec<Vec<u8>> + Send + 'static,
+) -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(connections) {
+            let mut stream = stream.unwrap();
+            let Some(request) = read_frame(&mut stream) else {
+                continue;
+            };
+            let question_end = 12 + raw_question(&request).len();
+            let qtype = u16::from_be_bytes([request[question_end - 4], request[question_end - 3]]);
+            for message in answer(qtype, &request) {
+                let mut framed = (message.len() as u16).to_be_bytes().to_vec();
+                framed.extend_from_slice(&message);
+                let _ = stream.write_all(&framed);
+            }
+        }
+    });
+    addr
+}
+
+/// The messages of `stream` for the request `request` (its ID and question echoed).
+fn messages_for(request: &[u8], mut stream: impl cnamed::xfr::message::Stream) -> Vec<Vec<u8>> {
+    let id = u16::from_be_bytes([request[0], request[1]]);
+    let question = raw_question(request).to_vec();
+    let mut buf = vec![0u8; cnamed::xfr::message::MAX_MESSAGE];
+    let mut messages = Vec::new();
+    while let Some(len) = stream.next_message(id, &question, &mut buf) {
+        messages.push(buf[..len].to_vec());
+    }
+    messages
+}
+
+/// IXFR refused (NOTIMP), or a difference that does not apply to the zone served: the
+/// refresh falls back to AXFR from the same primary and gets the zone.
+#[test]
+fn a_refresh_falls_back_to_axfr() {
+    use cnamed::xfr::client::{refresh, Refreshed, Via};
+    use cnamed::xfr::history::Delta;
+    use std::sync::Arc;
+    let zone = cnamed::config::Config::default().zone().unwrap();
+    let snapshot = |serial, apps: &[(&str, &str)]| {
+        cnamed::snapshot::Snapshot::from_apps(serial, apps.iter().copied(), &zone).unwrap()
+    };
+    let live = snapshot(1, &[("1", "c0"), ("2", "c1")]);
+    let newer = Arc::new(snapshot(3, &[("1", "c1"), ("2", "c1"), ("7", "c2")]));
+    let timeout = Duration::from_secs(5);
+
+    let zone_served = Arc::clone(&newer);
+    let refusing = fake_primary(2, move |qtype, request| match qtype {
+        251 => {
+            let mut reply = request[..12 + raw_question(request).len()].to_vec();
+            reply[2] |= 0x80;
+            reply[3] = 4; // NOTIMP
+            reply[6..12].fill(0);
+            vec![reply]
+        }
+        _ => messages_for(request, cnamed::xfr::axfr::axfr(&zone_served)),
+    });
+    let got = refresh(&[refusing], None, &live, timeout).unwrap();
+    assert_eq!((got.via, got.serial), (Via::Axfr, 3));
+    let Refreshed::Changed {
+        snapshot: built,
+        changes: None,
+    } = got.refreshed
+    else {
+        panic!("not a full zone")
+    };
+    assert_eq!(built.apps(), newer.apps());
+
+    // The primary's difference is from another zone at serial 1: app 2 on c0, which the zone
+    // served does not have.
+    let other = snapshot(1, &[("1", "c0"), ("2", "c0")]);
+    let delta = [Arc::new(Delta::between(&other, &newer))];
+    let zone_served = Arc::clone(&newer);
+    let wrong = fake_primary(2, move |qtype, request| match qtype {
+        251 => messages_for(request, cnamed::xfr::ixfr::ixfr(&zone_served, &delta)),
+        _ => messages_for(request, cnamed::xfr::axfr::axfr(&zone_served)),
+    });
+    let got = refresh(&[wrong], None, &live, timeout).unwrap();
+    assert_eq!((got.via, got.serial), (Via::Axfr, 3));
+    let Refreshed::Changed {
+        snapshot: built, ..
+    } = got.refreshed
+    else {
+        panic!("not a full zone")
+    };
+    assert_eq!(built.apps(), newer.apps());
+
+    // A difference that applies is applied, and says which apps changed.
+    let delta = [Arc::new(Delta::between(&live, &newer))];
+    let zone_served = Arc::clone(&newer);
+    let good = fake_primary(1, move |_, request| {
+        messages_for(request, cnamed::xfr::ixfr::ixfr(&zone_served, &delta))
+    });
+    let got = refresh(&[good], None, &live, timeout).unwrap();
+    assert_eq!((got.via, got.serial), (Via::Ixfr, 3));
+    let Refreshed::Changed {
+        snapshot: built,
+        changes: Some(resolved),
+    } = got.refreshed
+    else {
+        panic!("not applied")
+    };
+    assert_eq!(built.apps(), newer.apps());
+    assert_eq!(
+        (resolved.difference.added, resolved.difference.moved),
+        (1, 1)
+    );
+}

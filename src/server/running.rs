@@ -211,7 +211,7 @@ impl Reloader {
                     .and_then(|k| k.first().cloned())
             });
         let live = self.shared.snapshot.load_full();
-        let fetched = refresh(&self.primaries, key.as_ref(), &live, true, TRANSFER_TIMEOUT)
+        let fetched = refresh(&self.primaries, key.as_ref(), &live, TRANSFER_TIMEOUT)
             .map_err(ReloadError::Transfer)?;
         let transfer = TransferInfo {
             primary: fetched.primary,

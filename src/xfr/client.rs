@@ -273,27 +273,24 @@ pub struct Refresh {
 
 /// Brings `live` up to date from the first of `primaries` that answers: IXFR from its
 /// serial, applied to a copy of it; AXFR from the same primary when the IXFR is refused,
-/// answered with an error, or does not apply. Without `ixfr`, AXFR only.
+/// answered with an error, or does not apply.
 pub fn refresh(
     primaries: &[SocketAddr],
     key: Option<&Key>,
     live: &Snapshot,
-    ixfr: bool,
     timeout: Duration,
 ) -> Result<Refresh, String> {
     let zone = &live.zone;
     let mut errors = Vec::new();
     for &primary in primaries {
-        if ixfr {
-            match incremental(primary, key, live, timeout) {
-                Ok(refresh) => return Ok(refresh),
-                Err(error) if !error.answered => {
-                    errors.push(error.message);
-                    continue;
-                }
-                Err(error) => {
-                    crate::log!(Info, "IXFR: {}; asking AXFR", error.message);
-                }
+        match incremental(primary, key, live, timeout) {
+            Ok(refresh) => return Ok(refresh),
+            Err(error) if !error.answered => {
+                errors.push(error.message);
+                continue;
+            }
+            Err(error) => {
+                crate::log!(Info, "IXFR: {}; asking AXFR", error.message);
             }
         }
         let started = Instant::now();
