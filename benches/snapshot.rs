@@ -1,5 +1,7 @@
 //! Snapshot cost as it grows: lookups of random apps at 100k, 1M and 10M apps (cache misses
-//! are the risk), and loading a 1M-app dump.
+//! are the risk), loading a 1M-app dump, and a secondary's IXFR applied to a copy of a 1M-app
+//! snapshot (1k, 10k and 100k changed apps: the slope is the cost per changed app, the rest
+//! the copy).
 
 use std::fmt::Write;
 use std::hint::black_box;
@@ -82,5 +84,40 @@ fn bench_load(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_lookup, bench_load);
+fn bench_changes(c: &mut Criterion) {
+    let zone = zone();
+    let base = Snapshot::from_json(dump(1_000_000).as_bytes(), &zone).unwrap();
+    let mut group = c.benchmark_group("ixfr_apply_1M");
+    group.sample_size(20);
+    for changed in [1_000u64, 10_000, 100_000] {
+        // A third moved, a third removed, a third added, spread over the table.
+        let step = 1_000_000 / changed;
+        let ids: Vec<String> = (0..changed)
+            .map(|i| match i % 3 {
+                2 => (FIRST_APP + 2_000_000 + i).to_string(),
+                _ => (FIRST_APP + i * step).to_string(),
+            })
+            .collect();
+        let changes: Vec<(&str, Option<&str>)> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), (i % 3 != 1).then_some("mt9")))
+            .collect();
+        group.throughput(Throughput::Elements(changed));
+        group.bench_with_input(
+            BenchmarkId::from_parameter(changed),
+            &changes,
+            |b, changes| {
+                b.iter(|| {
+                    let applied = base.with_changes(2, changes.iter().copied()).unwrap();
+                    assert_eq!(applied.serial, 2);
+                    applied
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_lookup, bench_load, bench_changes);
 criterion_main!(benches);
