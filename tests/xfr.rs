@@ -876,6 +876,15 @@ fn a_secondary_follows_its_primary_on_start_and_reload() {
     assert!(line.contains("serial 2 (was 1)"), "{line}");
     assert_eq!(secondary.seen_log("NOTIFY from 127.0.0.1").len(), 1);
     assert_eq!(cluster_of(&secondary, 7), "ws-c0.example.com.");
+    // The dump is written off the reload path (a crash before that loses only this write).
+    let written = |secondary: &Cnamed| {
+        let lines = secondary.seen_log("(serial 2, 2000 apps)");
+        lines.iter().any(|line| line.contains("wrote"))
+    };
+    if !written(&secondary) {
+        secondary.wait_log("(serial 2, 2000 apps)");
+    }
+    assert!(written(&secondary));
 
     drop(primary);
     drop(secondary);

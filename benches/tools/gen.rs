@@ -1,9 +1,12 @@
 //! Deterministic benchmark data: a dump of N apps, and query files in dnsperf format.
 //!
-//!     cnamed-gen dump --apps N [--clusters C] [--seed S] > apps.json
-//!     cnamed-gen queries --apps N [--count M] [--mix hits|mixed] [--seed S] > queries.txt
+//!     cnamed-gen dump --apps N [--clusters C] [--ids numbers|strings] [--seed S] > apps.json
+//!     cnamed-gen queries --apps N [--count M] [--mix hits|mixed] [--ids numbers|strings]
+//!         [--seed S] > queries.txt
 //!
-//! App IDs are 100000.. 100000+N-1. "mixed" is 90% hits (type A over every service), 5%
+//! App IDs are 100000.. 100000+N-1, or with `--ids strings` the N strings of [`string_id`]:
+//! 8 to 30 bytes, about 17 on average, words, hyphens and digits, a tenth numeric-looking
+//! with leading zeros, as platforms name apps. "mixed" is 90% hits (type A over every service), 5%
 //! unknown apps (NXDOMAIN) and 5% other types (AAAA, TXT, MX and ANY at app names; SOA and NS
 //! at the apex).
 
@@ -37,6 +40,56 @@ struct Options {
     count: u64,
     mixed: bool,
     seed: u64,
+    strings: bool,
+}
+
+const ADJECTIVES: [&str; 16] = [
+    "happy", "blue", "quiet", "rapid", "bold", "calm", "dark", "eager", "fancy", "gentle", "brave",
+    "lucky", "misty", "proud", "silent", "wild",
+];
+const NOUNS: [&str; 16] = [
+    "fox", "river", "cloud", "stone", "pine", "hawk", "moon", "tiger", "lake", "owl", "wave",
+    "field", "comet", "maple", "wolf", "ember",
+];
+
+/// App `i`'s string ID: unique per `i` (its base-36 form is in every shape, and the shapes
+/// differ in digits-only, hyphen count or suffix), the same for dump and queries.
+fn string_id(i: u64) -> String {
+    let mut rng = Rng(i.wrapping_mul(0x2545_F491_4F6C_DD1D));
+    let adjective = ADJECTIVES[rng.below(16) as usize];
+    let noun = NOUNS[rng.below(16) as usize];
+    let base36 = {
+        let mut n = i;
+        let mut digits = Vec::new();
+        loop {
+            digits.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize]);
+            n /= 36;
+            if n == 0 {
+                break;
+            }
+        }
+        digits.reverse();
+        String::from_utf8(digits).unwrap()
+    };
+    match i % 10 {
+        // Numeric-looking, with leading zeros: stays a string ("0012" is not "12").
+        0 => format!("00{i:010}"),
+        1 | 2 => format!("{adjective}{noun}{base36}"),
+        3 => format!(
+            "{adjective}-{}-{noun}-{base36}-prod",
+            ADJECTIVES[rng.below(16) as usize]
+        ),
+        // A trailing digit: equal strings would need equal base-36 lengths, hence equal `i`.
+        _ => format!("{adjective}-{noun}-{base36}{}", rng.below(10)),
+    }
+}
+
+/// App `i`'s ID as text.
+fn app_id(options: &Options, i: u64) -> String {
+    match options.strings {
+        true => string_id(i),
+        false => (FIRST_APP + i).to_string(),
+    }
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -46,6 +99,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         count: 1_000_000,
         mixed: false,
         seed: 1,
+        strings: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -60,6 +114,13 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--clusters" => options.clusters = number()?.max(1),
             "--count" => options.count = number()?,
             "--seed" => options.seed = number()?,
+            "--ids" => {
+                options.strings = match value.as_str() {
+                    "numbers" => false,
+                    "strings" => true,
+                    other => return Err(format!("--ids: {other:?} is not numbers or strings")),
+                }
+            }
             "--mix" => {
                 options.mixed = match value.as_str() {
                     "hits" => false,
@@ -83,7 +144,11 @@ fn dump(options: &Options, out: &mut impl Write) -> io::Result<()> {
     for i in 0..options.apps {
         let separator = if i == 0 { "" } else { "," };
         let cluster = rng.below(options.clusters) + 1;
-        write!(out, "{separator}\n\"{}\": \"mt{cluster}\"", FIRST_APP + i)?;
+        write!(
+            out,
+            "{separator}\n\"{}\": \"mt{cluster}\"",
+            app_id(options, i)
+        )?;
     }
     writeln!(out, "\n}}}}")
 }
@@ -92,14 +157,14 @@ fn queries(options: &Options, out: &mut impl Write) -> io::Result<()> {
     let mut rng = Rng(options.seed ^ 0x0D15_EA5E);
     for _ in 0..options.count {
         let service = SERVICES[rng.below(SERVICES.len() as u64) as usize];
-        let app = FIRST_APP + rng.below(options.apps);
+        let app = app_id(options, rng.below(options.apps));
         let roll = if options.mixed { rng.below(100) } else { 0 };
         match roll {
             0..=89 => writeln!(out, "{service}-{app}.{ZONE} A")?,
             90..=94 => writeln!(
                 out,
                 "{service}-{}.{ZONE} A",
-                FIRST_APP + options.apps + rng.below(1 << 20)
+                app_id(options, options.apps + rng.below(1 << 20))
             )?,
             _ => match rng.below(6) {
                 0 => writeln!(out, "{service}-{app}.{ZONE} AAAA")?,

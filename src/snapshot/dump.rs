@@ -10,6 +10,7 @@ use std::fmt;
 use fxhash::FxHashMap;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
+use super::strings::{self, StringTable, StringsBuilder};
 use super::table::{BuildError, NumericTable};
 use super::zone::{expand_target, Zone};
 use super::AppKey;
@@ -21,7 +22,7 @@ use crate::wire::{Class, Rtype};
 pub(super) struct Parsed {
     pub(super) serial: u32,
     pub(super) numeric_apps: NumericTable,
-    pub(super) named_apps: FxHashMap<Box<[u8]>, u32>,
+    pub(super) named_apps: StringTable,
     pub(super) clusters: Vec<Box<str>>,
     pub(super) cnames: Vec<Box<[u8]>>,
 }
@@ -121,9 +122,10 @@ impl<'de> Visitor<'de> for AppsSeed<'_> {
 /// The lookup maps being built, app by app: from a dump, or from a zone transfer.
 pub(super) struct AppsBuilder<'z> {
     clusters: Clusters<'z>,
-    /// Numeric apps are collected in order and built into their table at the end.
+    /// Apps are collected in order and built into their tables at the end, where
+    /// duplicates are found.
     numeric_apps: Vec<(u64, u32)>,
-    named_apps: FxHashMap<Box<[u8]>, u32>,
+    named_apps: StringsBuilder,
     /// Longest app ID: `{service}-{app}` must fit one label for every service.
     max_app: usize,
 }
@@ -138,7 +140,7 @@ impl<'z> AppsBuilder<'z> {
                 cnames: Vec::new(),
             },
             numeric_apps: Vec::new(),
-            named_apps: FxHashMap::default(),
+            named_apps: StringsBuilder::default(),
             max_app: MAX_LABEL - 1 - zone.longest_service,
         }
     }
@@ -161,14 +163,10 @@ impl<'z> AppsBuilder<'z> {
                     .map_err(|_| OUT_OF_MEMORY.to_owned())?;
                 self.numeric_apps.push((id, cluster));
             }
-            OwnedAppId::Named(id) => {
-                self.named_apps
-                    .try_reserve(1)
-                    .map_err(|_| OUT_OF_MEMORY.to_owned())?;
-                if self.named_apps.insert(id.clone(), cluster).is_some() {
-                    return Err(duplicate(&OwnedAppId::Named(id)));
-                }
-            }
+            OwnedAppId::Named { bytes, len } => self
+                .named_apps
+                .push(&bytes[..usize::from(len)], cluster)
+                .map_err(|error| strings_error(error, self.named_apps.len()))?,
         }
         Ok(())
     }
@@ -179,10 +177,14 @@ impl<'z> AppsBuilder<'z> {
             BuildError::Duplicate(id) => duplicate(&OwnedAppId::Numeric(id)),
             BuildError::OutOfMemory => OUT_OF_MEMORY.to_owned(),
         })?;
+        let named_apps = self
+            .named_apps
+            .build()
+            .map_err(|error| strings_error(error, 0))?;
         Ok(Parsed {
             serial: 0,
             numeric_apps,
-            named_apps: self.named_apps,
+            named_apps,
             clusters: self.clusters.names,
             cnames: self.clusters.cnames,
         })
@@ -192,7 +194,7 @@ impl<'z> AppsBuilder<'z> {
 /// A snapshot's maps, borrowed.
 pub(super) struct Base<'a> {
     pub(super) numeric_apps: &'a NumericTable,
-    pub(super) named_apps: &'a FxHashMap<Box<[u8]>, u32>,
+    pub(super) named_apps: &'a StringTable,
     pub(super) clusters: &'a [Box<str>],
     pub(super) cnames: &'a [Box<[u8]>],
 }
@@ -217,7 +219,9 @@ pub(super) fn apply_changes<'a>(
     };
     let max_app = MAX_LABEL - 1 - zone.longest_service;
     let mut numeric: FxHashMap<u64, Option<u32>> = FxHashMap::default();
-    let mut named = base.named_apps.clone();
+    // The string IDs' changes in order, and the state so far of each one changed.
+    let mut named: Vec<(Box<[u8]>, Option<u32>)> = Vec::new();
+    let mut named_now: FxHashMap<Box<[u8]>, Option<u32>> = FxHashMap::default();
     for (app, cluster) in changes {
         let id = app_id(app, max_app)?;
         let cluster = match cluster {
@@ -244,15 +248,28 @@ pub(super) fn apply_changes<'a>(
                 }
                 numeric.insert(*number, cluster);
             }
-            (OwnedAppId::Named(name), Some(cluster)) => {
-                named.insert(name.clone(), cluster);
-            }
-            (OwnedAppId::Named(name), None) => {
-                named.remove(name).ok_or_else(missing)?;
+            (OwnedAppId::Named { bytes, len }, _) => {
+                let name: Box<[u8]> = bytes[..usize::from(*len)].into();
+                if cluster.is_none() {
+                    let present = match named_now.get(&name) {
+                        Some(earlier) => earlier.is_some(),
+                        None => base.named_apps.get(&name).is_some(),
+                    };
+                    if !present {
+                        return Err(missing());
+                    }
+                }
+                named_now.insert(name.clone(), cluster);
+                named.push((name, cluster));
             }
         }
     }
     let numeric: Vec<_> = numeric.into_iter().collect();
+    let named: Vec<(&[u8], Option<u32>)> = named.iter().map(|(id, c)| (&**id, *c)).collect();
+    let named = base
+        .named_apps
+        .with_changes(&named)
+        .map_err(|error| strings_error(error, 0))?;
     let numeric_apps = base
         .numeric_apps
         .with_changes(&numeric)
@@ -266,6 +283,25 @@ pub(super) fn apply_changes<'a>(
     })
 }
 
+/// A string table's refusal as a dump error.
+fn strings_error(error: strings::BuildError, apps_so_far: usize) -> String {
+    match error {
+        strings::BuildError::Duplicate(id) => {
+            let len = id.len().min(MAX_LABEL);
+            let mut bytes = [0u8; MAX_LABEL];
+            bytes[..len].copy_from_slice(&id[..len]);
+            duplicate(&OwnedAppId::Named {
+                bytes,
+                len: len as u8,
+            })
+        }
+        strings::BuildError::TooLarge => {
+            format!("the string app IDs pass 4 GB after {apps_so_far} apps: too many for one table")
+        }
+        strings::BuildError::OutOfMemory => OUT_OF_MEMORY.to_owned(),
+    }
+}
+
 const OUT_OF_MEMORY: &str =
     "out of memory for the apps read so far (the old snapshot keeps serving)";
 
@@ -276,14 +312,21 @@ fn duplicate(app: &OwnedAppId) -> String {
 /// A validated app ID: a number (no allocation, the common case) or lower-case bytes.
 enum OwnedAppId {
     Numeric(u64),
-    Named(Box<[u8]>),
+    /// Lower case, on the stack: a dump of string IDs allocates nothing per app.
+    Named {
+        bytes: [u8; MAX_LABEL],
+        len: u8,
+    },
 }
 
 impl fmt::Display for OwnedAppId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Numeric(id) => write!(f, "\"{id}\""),
-            Self::Named(id) => write!(f, "{:?}", String::from_utf8_lossy(id)),
+            Self::Named { bytes, len } => {
+                let id = &bytes[..usize::from(*len)];
+                write!(f, "{:?}", String::from_utf8_lossy(id))
+            }
         }
     }
 }
@@ -327,7 +370,14 @@ fn app_id(id: &str, max_len: usize) -> Result<OwnedAppId, String> {
     Ok(match AppKey::new(id.as_bytes()) {
         AppKey::Numeric(number) => OwnedAppId::Numeric(number),
         AppKey::Named(_) => {
-            OwnedAppId::Named(id.to_ascii_lowercase().into_bytes().into_boxed_slice())
+            let mut bytes = [0u8; MAX_LABEL];
+            let folded = fold_label(id.as_bytes(), &mut bytes)
+                .ok_or_else(|| format!("app {id:?} is too long"))?
+                .len();
+            OwnedAppId::Named {
+                bytes,
+                len: folded as u8,
+            }
         }
     })
 }
@@ -493,7 +543,7 @@ mod tests {
         let json = br#"{"generated": {"by": "x"}, "apps": {"\u0061pp": "e\u0075"}, "serial": 3}"#;
         let parsed = parse(json, &zone).unwrap();
         assert_eq!(parsed.serial, 3);
-        assert_eq!(parsed.named_apps.get(&b"app"[..]), Some(&0));
+        assert_eq!(parsed.named_apps.get(b"app"), Some(0));
         assert_eq!(&*parsed.clusters[0], "eu");
     }
 }

@@ -227,9 +227,9 @@ pub fn compare(old: &Snapshot, new: &Snapshot) -> Difference {
     for (id, cluster) in new.numeric_apps.iter() {
         visit(old.numeric_apps.get(id), cluster);
     }
-    for (id, &cluster) in &new.named_apps {
+    for (id, cluster) in new.named_apps.iter() {
         debug_assert!(matches!(AppKey::new(id), AppKey::Named(_)));
-        visit(old.named_apps.get(id).copied(), cluster);
+        visit(old.named_apps.get(id), cluster);
     }
     Difference {
         added: new.app_count() - common,

@@ -6,13 +6,13 @@
 
 mod dump;
 pub mod guard;
+mod probe;
+mod strings;
 mod table;
 mod zone;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-
-use fxhash::FxHashMap;
 
 pub use zone::{expand_target, Zone, ZoneSettings, APEX_TTL, SOA_EXPIRE, SOA_REFRESH, SOA_RETRY};
 
@@ -158,7 +158,7 @@ pub struct Snapshot {
     /// The same with the negative-answer TTL, for the authority section (RFC 2308 §3).
     soa_negative: Vec<u8>,
     numeric_apps: table::NumericTable,
-    named_apps: FxHashMap<Box<[u8]>, u32>,
+    named_apps: strings::StringTable,
     /// Lower-case cluster names; an app's value indexes this.
     clusters: Vec<Box<str>>,
     /// CNAME records without owner, at `cluster * services + service`.
@@ -278,7 +278,7 @@ impl Snapshot {
             AppKey::Numeric(id) => self.numeric_apps.get(id),
             AppKey::Named(id) => {
                 let mut scratch = [0u8; MAX_LABEL];
-                self.named_apps.get(fold_label(id, &mut scratch)?).copied()
+                self.named_apps.get(fold_label(id, &mut scratch)?)
             }
         }?;
         let index = cluster as usize * self.zone.services.len() + service_index;
@@ -305,7 +305,7 @@ impl Snapshot {
         let named = self
             .named_apps
             .iter()
-            .map(|(id, &cluster)| (AppKey::Named(id), cluster));
+            .map(|(id, cluster)| (AppKey::Named(id), cluster));
         numeric.chain(named)
     }
 
@@ -313,7 +313,7 @@ impl Snapshot {
     pub fn cluster_of(&self, app: AppKey<'_>) -> Option<u32> {
         match app {
             AppKey::Numeric(id) => self.numeric_apps.get(id),
-            AppKey::Named(id) => self.named_apps.get(id).copied(),
+            AppKey::Named(id) => self.named_apps.get(id),
         }
     }
 
@@ -338,7 +338,7 @@ impl Snapshot {
         let named = self
             .named_apps
             .iter()
-            .map(|(id, &cluster)| (String::from_utf8_lossy(id).into_owned(), cluster));
+            .map(|(id, cluster)| (String::from_utf8_lossy(id).into_owned(), cluster));
         let mut apps: Vec<_> = numeric
             .chain(named)
             .map(|(id, cluster)| (id, &*self.clusters[cluster as usize]))

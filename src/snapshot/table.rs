@@ -1,16 +1,18 @@
 //! The lookup table for numeric app IDs, the common case: open addressing with linear probing
-//! over 12-byte slots, keyed by Fibonacci hashing (the top bits of `key * 2^64/φ`).
+//! over 12-byte slots (see `probe`), keyed by Fibonacci hashing (`key * 2^64/φ`, whose top
+//! bits pick the home slot).
 //!
 //! It is built once from all pairs, sorted by home slot, so that building writes memory in
 //! order instead of missing the cache on every insert (10M apps: ~270 MB of table), and equal
 //! keys end up adjacent, which finds duplicates for free. A lookup is one multiply and, at the
-//! load factor used (under 0.7), almost always one cache line.
+//! load factor used (at most 0.6), almost always one cache line.
+
+use super::probe::{distance, home, next, slot_count};
 
 /// Marks an empty slot. No app ID is this large: IDs have at most 19 digits.
 const EMPTY: u64 = u64::MAX;
 /// 2^64 / φ, odd: consecutive IDs land far apart.
 const FIBONACCI: u64 = 0x9E37_79B9_7F4A_7C15;
-const MIN_SLOTS: usize = 16;
 
 /// One slot; packed so that 10M apps take 12 bytes a slot rather than 16.
 #[derive(Clone, Copy)]
@@ -31,8 +33,6 @@ pub(crate) enum BuildError {
 /// An immutable map from numeric app ID to cluster index.
 pub(crate) struct NumericTable {
     slots: Box<[Slot]>,
-    /// 64 - log2(slots.len()): the home slot of a key is `hash(key) >> shift`.
-    shift: u32,
     len: usize,
 }
 
@@ -51,16 +51,11 @@ fn hash(key: u64) -> u64 {
 impl NumericTable {
     /// Builds the table, unless a key appears twice or memory for it cannot be had.
     pub(crate) fn build(mut pairs: Vec<(u64, u32)>) -> Result<Self, BuildError> {
-        // Load factor at most 0.7: short probes, one cache line per lookup.
-        let wanted = (pairs.len() * 10 / 7 + 1)
-            .max(MIN_SLOTS)
-            .next_power_of_two();
-        let shift = 64 - wanted.trailing_zeros();
-        pairs.sort_unstable_by_key(|&(key, _)| (hash(key), key));
+        let wanted = slot_count(pairs.len());
+        pairs.sort_unstable_by_key(|&(key, _)| (home(hash(key), wanted), key));
         if let Some(pair) = pairs.windows(2).find(|pair| pair[0].0 == pair[1].0) {
             return Err(BuildError::Duplicate(pair[0].0));
         }
-        let mask = wanted - 1;
         let mut slots = Vec::new();
         slots
             .try_reserve_exact(wanted)
@@ -74,15 +69,14 @@ impl NumericTable {
         );
         let mut slots = slots.into_boxed_slice();
         for &(key, cluster) in &pairs {
-            let mut index = (hash(key) >> shift) as usize;
+            let mut index = home(hash(key), wanted);
             while slots[index].key != EMPTY {
-                index = (index + 1) & mask;
+                index = next(index, wanted);
             }
             slots[index] = Slot { key, cluster };
         }
         Ok(Self {
             slots,
-            shift,
             len: pairs.len(),
         })
     }
@@ -96,7 +90,7 @@ impl NumericTable {
             .iter()
             .filter(|(_, cluster)| cluster.is_some())
             .count();
-        if (self.len + inserted) * 10 / 7 + 1 > self.slots.len() {
+        if slot_count(self.len + inserted) > self.slots.len() {
             let mut current: fxhash::FxHashMap<u64, u32> = self.iter().collect();
             for &(key, cluster) in changes {
                 match cluster {
@@ -113,7 +107,6 @@ impl NumericTable {
         slots.extend_from_slice(&self.slots);
         let mut table = Self {
             slots: slots.into_boxed_slice(),
-            shift: self.shift,
             len: self.len,
         };
         for &(key, cluster) in changes {
@@ -127,10 +120,10 @@ impl NumericTable {
 
     /// Sets `key`; the caller has checked there is room below the load factor.
     fn insert(&mut self, key: u64, cluster: u32) {
-        let mask = self.slots.len() - 1;
-        let mut index = (hash(key) >> self.shift) as usize;
+        let count = self.slots.len();
+        let mut index = home(hash(key), count);
         while self.slots[index].key != EMPTY && self.slots[index].key != key {
-            index = (index + 1) & mask;
+            index = next(index, count);
         }
         if self.slots[index].key == EMPTY {
             self.len += 1;
@@ -141,32 +134,30 @@ impl NumericTable {
     /// Removes `key` by shifting back the entries of its probe run that may move (no
     /// tombstones: lookups stay as short as after a build).
     fn remove(&mut self, key: u64) {
-        let mask = self.slots.len() - 1;
-        let mut hole = (hash(key) >> self.shift) as usize;
+        let count = self.slots.len();
+        let mut hole = home(hash(key), count);
         loop {
             let found = self.slots[hole].key;
             match found {
                 EMPTY => return,
                 _ if found == key => break,
-                _ => hole = (hole + 1) & mask,
+                _ => hole = next(hole, count),
             }
         }
         self.len -= 1;
-        let mut next = hole;
+        let mut index = hole;
         loop {
-            next = (next + 1) & mask;
-            let moving = self.slots[next].key;
+            index = next(index, count);
+            let moving = self.slots[index].key;
             if moving == EMPTY {
                 break;
             }
-            let home = (hash(moving) >> self.shift) as usize;
-            // The entry at `next` may fill the hole unless its home lies cyclically in
-            // (hole, next]: then the hole is before its home and a lookup would miss it.
-            let home_after_hole = (home.wrapping_sub(hole) & mask) != 0
-                && (home.wrapping_sub(hole) & mask) <= (next.wrapping_sub(hole) & mask);
-            if !home_after_hole {
-                self.slots[hole] = self.slots[next];
-                hole = next;
+            // The entry at `index` may fill the hole unless its home lies cyclically in
+            // (hole, index]: then the hole is before its home and a lookup would miss it.
+            let home_ahead = distance(hole, home(hash(moving), count), count);
+            if home_ahead == 0 || home_ahead > distance(hole, index, count) {
+                self.slots[hole] = self.slots[index];
+                hole = index;
             }
         }
         self.slots[hole] = Slot {
@@ -176,9 +167,9 @@ impl NumericTable {
     }
 
     pub(crate) fn get(&self, key: u64) -> Option<u32> {
-        let mask = self.slots.len() - 1;
-        let mut index = (hash(key) >> self.shift) as usize;
-        // Terminates: the load factor keeps at least 30% of the slots empty.
+        let count = self.slots.len();
+        let mut index = home(hash(key), count);
+        // Terminates: the load factor keeps at least 40% of the slots empty.
         loop {
             let slot = self.slots[index];
             if slot.key == key {
@@ -187,7 +178,7 @@ impl NumericTable {
             if slot.key == EMPTY {
                 return None;
             }
-            index = (index + 1) & mask;
+            index = next(index, count);
         }
     }
 
@@ -230,10 +221,10 @@ mod tests {
 
     #[test]
     fn colliding_home_slots_probe_and_wrap() {
-        // Keys whose hashes share their top bits collide in a small table.
-        let table_bits = 64 - MIN_SLOTS.trailing_zeros();
+        // Keys whose home is the last slot of a small table collide there and wrap.
+        let count = slot_count(5);
         let mut keys: Vec<u64> = (0..1_000_000u64)
-            .filter(|&k| hash(k) >> table_bits == (MIN_SLOTS as u64 - 1))
+            .filter(|&k| home(hash(k), count) == count - 1)
             .take(5)
             .collect();
         keys.sort_unstable();
