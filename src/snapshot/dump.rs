@@ -11,7 +11,7 @@ use fxhash::FxHashMap;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
 use super::strings::{self, StringTable, StringsBuilder};
-use super::table::{BuildError, NumericTable};
+use super::table::{BuildError, NumericBuilder, NumericTable};
 use super::zone::{expand_target, Zone};
 use super::AppKey;
 use crate::wire::name::{check_label, fold_label, name_to_wire, Charset, MAX_LABEL};
@@ -27,36 +27,55 @@ pub(super) struct Parsed {
     pub(super) cnames: Vec<Box<[u8]>>,
 }
 
-pub(super) fn parse(json: &[u8], zone: &Zone) -> Result<Parsed, serde_json::Error> {
+/// A dump read and checked entry by entry, its tables not built yet: the caller can free the
+/// file's bytes first, so that a reload never holds them and the new tables at once.
+pub(super) struct Unbuilt<'z> {
+    serial: u32,
+    apps: AppsBuilder<'z>,
+}
+
+impl Unbuilt<'_> {
+    /// Builds the tables; the error names a duplicate app.
+    pub(super) fn build(self) -> Result<Parsed, serde_json::Error> {
+        let mut parsed = self.apps.finish().map_err(de::Error::custom)?;
+        parsed.serial = self.serial;
+        Ok(parsed)
+    }
+}
+
+pub(super) fn parse<'z>(json: &[u8], zone: &'z Zone) -> Result<Unbuilt<'z>, serde_json::Error> {
     // Nothing is reserved ahead from the file's size or shape (commas inside an ignored field
     // would ask for gigabytes): the lists grow with the entries read, to at most twice what
     // they hold, and a failed allocation fails this load, not the process.
     let mut deserializer = serde_json::Deserializer::from_slice(json);
-    let parsed = DumpSeed { zone }.deserialize(&mut deserializer)?;
+    let unbuilt = DumpSeed { zone }.deserialize(&mut deserializer)?;
     deserializer.end()?;
-    Ok(parsed)
+    Ok(unbuilt)
 }
 
 struct DumpSeed<'z> {
     zone: &'z Zone,
 }
 
-impl<'de> DeserializeSeed<'de> for DumpSeed<'_> {
-    type Value = Parsed;
+impl<'de, 'z> DeserializeSeed<'de> for DumpSeed<'z> {
+    type Value = Unbuilt<'z>;
 
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Parsed, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Unbuilt<'z>, D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for DumpSeed<'_> {
-    type Value = Parsed;
+impl<'de, 'z> Visitor<'de> for DumpSeed<'z> {
+    type Value = Unbuilt<'z>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(r#"an object {"serial": N, "apps": {"<app>": "<cluster>", ...}}"#)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parsed, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Unbuilt<'z>, A::Error> {
         let mut serial = None;
         let mut apps = None;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
@@ -74,15 +93,15 @@ impl<'de> Visitor<'de> for DumpSeed<'_> {
                 }
             }
         }
-        let mut parsed: Parsed = apps.ok_or_else(|| de::Error::missing_field("apps"))?;
+        let apps = apps.ok_or_else(|| de::Error::missing_field("apps"))?;
         // Every box of a fleet must serve the same SOA serial, and reloads are checked
         // against it (RFC 1982): the exporter sets it, never the load time.
-        parsed.serial = serial.ok_or_else(|| {
+        let serial = serial.ok_or_else(|| {
             de::Error::custom(
                 "the dump has no \"serial\" (a 32-bit SOA serial, e.g. the export time in Unix seconds)",
             )
         })?;
-        Ok(parsed)
+        Ok(Unbuilt { serial, apps })
     }
 }
 
@@ -90,22 +109,25 @@ struct AppsSeed<'z> {
     zone: &'z Zone,
 }
 
-impl<'de> DeserializeSeed<'de> for AppsSeed<'_> {
-    type Value = Parsed;
+impl<'de, 'z> DeserializeSeed<'de> for AppsSeed<'z> {
+    type Value = AppsBuilder<'z>;
 
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Parsed, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<AppsBuilder<'z>, D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for AppsSeed<'_> {
-    type Value = Parsed;
+impl<'de, 'z> Visitor<'de> for AppsSeed<'z> {
+    type Value = AppsBuilder<'z>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object mapping app IDs to cluster names")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parsed, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AppsBuilder<'z>, A::Error> {
         let mut builder = AppsBuilder::new(self.zone);
         let max_len = builder.max_app;
         while let Some(app) = map.next_key_seed(AppIdSeed { max_len })? {
@@ -115,7 +137,7 @@ impl<'de> Visitor<'de> for AppsSeed<'_> {
             })?;
             builder.insert(app, cluster).map_err(de::Error::custom)?;
         }
-        builder.finish().map_err(de::Error::custom)
+        Ok(builder)
     }
 }
 
@@ -124,7 +146,7 @@ pub(super) struct AppsBuilder<'z> {
     clusters: Clusters<'z>,
     /// Apps are collected in order and built into their tables at the end, where
     /// duplicates are found.
-    numeric_apps: Vec<(u64, u32)>,
+    numeric_apps: NumericBuilder,
     named_apps: StringsBuilder,
     /// Longest app ID: `{service}-{app}` must fit one label for every service.
     max_app: usize,
@@ -139,7 +161,7 @@ impl<'z> AppsBuilder<'z> {
                 names: Vec::new(),
                 cnames: Vec::new(),
             },
-            numeric_apps: Vec::new(),
+            numeric_apps: NumericBuilder::default(),
             named_apps: StringsBuilder::default(),
             max_app: MAX_LABEL - 1 - zone.longest_service,
         }
@@ -157,12 +179,10 @@ impl<'z> AppsBuilder<'z> {
 
     fn insert(&mut self, app: OwnedAppId, cluster: u32) -> Result<(), String> {
         match app {
-            OwnedAppId::Numeric(id) => {
-                self.numeric_apps
-                    .try_reserve(1)
-                    .map_err(|_| OUT_OF_MEMORY.to_owned())?;
-                self.numeric_apps.push((id, cluster));
-            }
+            OwnedAppId::Numeric(id) => self
+                .numeric_apps
+                .push(id, cluster)
+                .map_err(|_| OUT_OF_MEMORY.to_owned())?,
             OwnedAppId::Named { bytes, len } => self
                 .named_apps
                 .push(&bytes[..usize::from(len)], cluster)
@@ -173,7 +193,7 @@ impl<'z> AppsBuilder<'z> {
 
     /// The maps; the serial is set by the caller.
     pub(super) fn finish(self) -> Result<Parsed, String> {
-        let numeric_apps = NumericTable::build(self.numeric_apps).map_err(|error| match error {
+        let numeric_apps = self.numeric_apps.build().map_err(|error| match error {
             BuildError::Duplicate(id) => duplicate(&OwnedAppId::Numeric(id)),
             BuildError::OutOfMemory => OUT_OF_MEMORY.to_owned(),
         })?;
@@ -458,7 +478,7 @@ mod tests {
 
     fn error_of(json: &str) -> String {
         let zone = Config::default().zone().unwrap();
-        match parse(json.as_bytes(), &zone) {
+        match parse(json.as_bytes(), &zone).and_then(Unbuilt::build) {
             Ok(_) => panic!("accepted {json}"),
             Err(error) => error.to_string(),
         }
@@ -533,7 +553,7 @@ mod tests {
     fn longest_app_fits_every_service() {
         let zone = Config::default().zone().unwrap();
         let json = format!(r#"{{"serial": 1, "apps": {{"{}": "a"}}}}"#, "a".repeat(56));
-        let parsed = parse(json.as_bytes(), &zone).unwrap();
+        let parsed = parse(json.as_bytes(), &zone).and_then(Unbuilt::build).unwrap();
         assert_eq!(parsed.named_apps.len(), 1);
     }
 
@@ -541,7 +561,7 @@ mod tests {
     fn unknown_fields_and_escapes() {
         let zone = Config::default().zone().unwrap();
         let json = br#"{"generated": {"by": "x"}, "apps": {"\u0061pp": "e\u0075"}, "serial": 3}"#;
-        let parsed = parse(json, &zone).unwrap();
+        let parsed = parse(json, &zone).and_then(Unbuilt::build).unwrap();
         assert_eq!(parsed.serial, 3);
         assert_eq!(parsed.named_apps.get(b"app"), Some(0));
         assert_eq!(&*parsed.clusters[0], "eu");

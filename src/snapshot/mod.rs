@@ -170,13 +170,16 @@ impl Snapshot {
     /// it (a FIFO or a growing file is cut off at the limit instead).
     pub fn load(path: &Path, zone: &Zone, max_size: u64) -> Result<Self, LoadError> {
         let (bytes, modified) = read_at_most(path, max_size)?;
-        let mut snapshot = Self::from_json(&bytes, zone).map_err(|error| match error {
-            LoadError::Invalid { error, .. } => LoadError::Invalid {
-                path: Some(path.to_owned()),
-                error,
-            },
-            other => other,
-        })?;
+        let invalid = |error| LoadError::Invalid {
+            path: Some(path.to_owned()),
+            error,
+        };
+        let unbuilt = dump::parse(&bytes, zone).map_err(invalid)?;
+        // The file is not needed once read: freed before the tables are built, so a reload
+        // never holds it and the new tables at once.
+        drop(bytes);
+        let parsed = unbuilt.build().map_err(invalid)?;
+        let mut snapshot = Self::from_parsed(parsed, zone);
         snapshot.dump_modified_ms = modified
             .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |since| since.as_millis() as u64);
@@ -185,8 +188,10 @@ impl Snapshot {
 
     /// Loads a dump held in memory.
     pub fn from_json(json: &[u8], zone: &Zone) -> Result<Self, LoadError> {
-        let parsed =
-            dump::parse(json, zone).map_err(|error| LoadError::Invalid { path: None, error })?;
+        let invalid = |error| LoadError::Invalid { path: None, error };
+        let parsed = dump::parse(json, zone)
+            .and_then(dump::Unbuilt::build)
+            .map_err(invalid)?;
         Ok(Self::from_parsed(parsed, zone))
     }
 

@@ -48,37 +48,96 @@ fn hash(key: u64) -> u64 {
     key.wrapping_mul(FIBONACCI)
 }
 
-impl NumericTable {
-    /// Builds the table, unless a key appears twice or memory for it cannot be had.
-    pub(crate) fn build(mut pairs: Vec<(u64, u32)>) -> Result<Self, BuildError> {
-        let wanted = slot_count(pairs.len());
-        pairs.sort_unstable_by_key(|&(key, _)| (home(hash(key), wanted), key));
-        if let Some(pair) = pairs.windows(2).find(|pair| pair[0].0 == pair[1].0) {
-            return Err(BuildError::Duplicate(pair[0].0));
-        }
-        let mut slots = Vec::new();
-        slots
-            .try_reserve_exact(wanted)
+const EMPTY_SLOT: Slot = Slot {
+    key: EMPTY,
+    cluster: 0,
+};
+
+/// Numeric apps being collected, 12 bytes each, in the allocation their table is then built
+/// in: a 100M-app load or reload never holds a list of pairs and the table at once.
+#[derive(Default)]
+pub(crate) struct NumericBuilder {
+    slots: Vec<Slot>,
+}
+
+impl NumericBuilder {
+    pub(crate) fn push(&mut self, key: u64, cluster: u32) -> Result<(), BuildError> {
+        self.slots
+            .try_reserve(1)
             .map_err(|_| BuildError::OutOfMemory)?;
-        slots.resize(
-            wanted,
-            Slot {
-                key: EMPTY,
-                cluster: 0,
-            },
-        );
-        let mut slots = slots.into_boxed_slice();
-        for &(key, cluster) in &pairs {
-            let mut index = home(hash(key), wanted);
-            while slots[index].key != EMPTY {
-                index = next(index, wanted);
-            }
-            slots[index] = Slot { key, cluster };
+        self.slots.push(Slot { key, cluster });
+        Ok(())
+    }
+
+    /// Builds the table in place, unless a key appears twice or memory for it cannot be
+    /// had: the entries are sorted by home slot, the allocation grown to the table's size
+    /// (large blocks grow by remapping, without a copy), and each entry moved, last first,
+    /// to where linear probing puts it. In sorted order an entry's slot is its home, or one
+    /// past the entry before it: so it is never before its own index, and moving from the
+    /// last entry down never overwrites one not yet moved. A bit per entry marks where such
+    /// a run of adjacent entries starts.
+    pub(crate) fn build(self) -> Result<NumericTable, BuildError> {
+        let mut slots = self.slots;
+        let len = slots.len();
+        let count = slot_count(len);
+        let home_of = |slot: &Slot| home(hash(slot.key), count);
+        slots.sort_unstable_by_key(|slot| (home_of(slot), slot.key));
+        if let Some(pair) = slots.windows(2).find(|pair| pair[0].key == pair[1].key) {
+            return Err(BuildError::Duplicate(pair[0].key));
         }
-        Ok(Self {
-            slots,
-            len: pairs.len(),
-        })
+        let mut run_starts = vec![0u64; len.div_ceil(64)];
+        let mut end = 0;
+        for (i, slot) in slots.iter().enumerate() {
+            let home = home_of(slot);
+            if i == 0 || home >= end {
+                run_starts[i / 64] |= 1 << (i % 64);
+                end = home;
+            }
+            end += 1;
+        }
+        // The last run may pass the table's end: those entries wrap, inserted at the end.
+        let wrapped: Vec<Slot> = slots.drain(len - end.saturating_sub(count)..).collect();
+        let placed = slots.len();
+        slots
+            .try_reserve_exact(count - placed)
+            .map_err(|_| BuildError::OutOfMemory)?;
+        slots.resize(count, EMPTY_SLOT);
+        let is_start = |i: usize| run_starts[i / 64] & (1 << (i % 64)) != 0;
+        let mut start = placed;
+        for i in (0..placed).rev() {
+            if i < start {
+                start = i;
+                while !is_start(start) {
+                    start -= 1;
+                }
+            }
+            let target = home_of(&slots[start]) + (i - start);
+            if target != i {
+                slots[target] = slots[i];
+                slots[i] = EMPTY_SLOT;
+            }
+        }
+        let mut table = NumericTable {
+            slots: slots.into_boxed_slice(),
+            len: placed,
+        };
+        for slot in wrapped {
+            table.insert(slot.key, slot.cluster);
+        }
+        Ok(table)
+    }
+}
+
+impl NumericTable {
+    /// Builds the table from (key, cluster) pairs, unless a key appears twice or memory for
+    /// it cannot be had.
+    #[cfg(test)]
+    pub(crate) fn build(pairs: Vec<(u64, u32)>) -> Result<Self, BuildError> {
+        let mut builder = NumericBuilder::default();
+        for (key, cluster) in pairs {
+            builder.push(key, cluster)?;
+        }
+        builder.build()
     }
 
     /// A copy of this table with `changes` applied in order: `(key, Some(cluster))` sets a
@@ -98,7 +157,11 @@ impl NumericTable {
                     None => current.remove(&key),
                 };
             }
-            return Self::build(current.into_iter().collect());
+            let mut builder = NumericBuilder::default();
+            for (key, cluster) in current {
+                builder.push(key, cluster)?;
+            }
+            return builder.build();
         }
         let mut slots = Vec::new();
         slots
