@@ -256,7 +256,10 @@ fn check_counts_and_rejects() {
         "{stdout}"
     );
 
-    let dump = temp_dump("check-dup", r#"{"apps": {"Ab": "a", "aB": "b"}}"#);
+    let dump = temp_dump(
+        "check-dup",
+        r#"{"serial": 1, "apps": {"Ab": "a", "aB": "b"}}"#,
+    );
     let output = Command::new(binary())
         .arg("check")
         .arg("--dump")

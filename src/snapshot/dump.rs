@@ -553,7 +553,9 @@ mod tests {
     fn longest_app_fits_every_service() {
         let zone = Config::default().zone().unwrap();
         let json = format!(r#"{{"serial": 1, "apps": {{"{}": "a"}}}}"#, "a".repeat(56));
-        let parsed = parse(json.as_bytes(), &zone).and_then(Unbuilt::build).unwrap();
+        let parsed = parse(json.as_bytes(), &zone)
+            .and_then(Unbuilt::build)
+            .unwrap();
         assert_eq!(parsed.named_apps.len(), 1);
     }
 
