@@ -43,6 +43,17 @@ impl Unbuilt<'_> {
     }
 }
 
+/// [`parse`] of a dump read as it is parsed.
+pub(super) fn parse_reader<'z>(
+    reader: impl std::io::Read,
+    zone: &'z Zone,
+) -> Result<Unbuilt<'z>, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_reader(reader);
+    let unbuilt = DumpSeed { zone }.deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(unbuilt)
+}
+
 pub(super) fn parse<'z>(json: &[u8], zone: &'z Zone) -> Result<Unbuilt<'z>, serde_json::Error> {
     // Nothing is reserved ahead from the file's size or shape (commas inside an ignored field
     // would ask for gigabytes): the lists grow with the entries read, to at most twice what

@@ -20,6 +20,9 @@ use crate::wire::name::fold_label;
 use crate::wire::record::push_record_tail;
 use crate::wire::{Class, Rtype, MAX_LABEL};
 
+/// The read buffer of a dump being loaded.
+const READ_BUFFER: usize = 1 << 20;
+
 /// Longest decimal app ID stored as a number: every 19-digit number fits in a u64.
 const MAX_NUMERIC_DIGITS: usize = 19;
 
@@ -58,8 +61,6 @@ pub enum LoadError {
     },
     /// Larger than the operator allows (`--max-dump-size`), found before reading it.
     TooLarge { path: PathBuf, size: u64, max: u64 },
-    /// Memory for the file itself could not be had: this load fails, the process goes on.
-    OutOfMemory { path: PathBuf, bytes: u64 },
     /// Bad JSON or a bad entry; the message names the entry, line and column.
     Invalid {
         path: Option<PathBuf>,
@@ -76,9 +77,6 @@ impl fmt::Display for LoadError {
                 "{} is {size} bytes, over --max-dump-size {max}",
                 path.display()
             ),
-            Self::OutOfMemory { path, bytes } => {
-                write!(f, "{}: no memory for its {bytes} bytes", path.display())
-            }
             Self::Invalid {
                 path: Some(path),
                 error,
@@ -90,44 +88,6 @@ impl fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
-/// The file at `path`, if it holds at most `max_size` bytes and memory for them can be had,
-/// and its modification time.
-fn read_at_most(
-    path: &Path,
-    max_size: u64,
-) -> Result<(Vec<u8>, Option<std::time::SystemTime>), LoadError> {
-    use std::io::Read;
-    let read_error = |error| LoadError::Read {
-        path: path.to_owned(),
-        error,
-    };
-    let too_large = |size| LoadError::TooLarge {
-        path: path.to_owned(),
-        size,
-        max: max_size,
-    };
-    let file = std::fs::File::open(path).map_err(read_error)?;
-    let metadata = file.metadata().map_err(read_error)?;
-    let size = metadata.len();
-    if size > max_size {
-        return Err(too_large(size));
-    }
-    let mut bytes = Vec::new();
-    bytes
-        .try_reserve_exact(size as usize)
-        .map_err(|_| LoadError::OutOfMemory {
-            path: path.to_owned(),
-            bytes: size,
-        })?;
-    let read = file
-        .take(max_size.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(read_error)?;
-    if read as u64 > max_size {
-        return Err(too_large(read as u64));
-    }
-    Ok((bytes, metadata.modified().ok()))
-}
 
 /// The apex SOA record without owner, for answers (TTL `APEX_TTL`) and for the authority
 /// section of negative answers (RFC 2308 §3).
@@ -167,20 +127,45 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Reads and loads the dump at `path`, refusing one over `max_size` bytes before reading
-    /// it (a FIFO or a growing file is cut off at the limit instead).
+    /// it (a FIFO or a growing file is cut off at the limit instead). The file is read as it
+    /// is parsed, through a 1 MB buffer, never whole: a reload holds the old snapshot and the
+    /// new one's tables, not the file too (as fast as parsing it from memory: measured).
     pub fn load(path: &Path, zone: &Zone, max_size: u64) -> Result<Self, LoadError> {
-        let (bytes, modified) = read_at_most(path, max_size)?;
-        let invalid = |error| LoadError::Invalid {
-            path: Some(path.to_owned()),
+        use std::io::Read;
+        let read_error = |error| LoadError::Read {
+            path: path.to_owned(),
             error,
         };
-        let unbuilt = dump::parse(&bytes, zone).map_err(invalid)?;
-        // The file is not needed once read: freed before the tables are built, so a reload
-        // never holds it and the new tables at once.
-        drop(bytes);
-        let parsed = unbuilt.build().map_err(invalid)?;
+        let file = std::fs::File::open(path).map_err(read_error)?;
+        let metadata = file.metadata().map_err(read_error)?;
+        let too_large = |size| LoadError::TooLarge {
+            path: path.to_owned(),
+            size,
+            max: max_size,
+        };
+        if metadata.len() > max_size {
+            return Err(too_large(metadata.len()));
+        }
+        let mut limited = file.take(max_size.saturating_add(1));
+        let parsed = dump::parse_reader(
+            std::io::BufReader::with_capacity(READ_BUFFER, &mut limited),
+            zone,
+        )
+        .and_then(dump::Unbuilt::build);
+        if limited.limit() == 0 {
+            return Err(too_large(max_size.saturating_add(1)));
+        }
+        let parsed = parsed.map_err(|error| match error.is_io() {
+            true => read_error(error.into()),
+            false => LoadError::Invalid {
+                path: Some(path.to_owned()),
+                error,
+            },
+        })?;
         let mut snapshot = Self::from_parsed(parsed, zone);
-        snapshot.dump_modified_ms = modified
+        snapshot.dump_modified_ms = metadata
+            .modified()
+            .ok()
             .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |since| since.as_millis() as u64);
         Ok(snapshot)
