@@ -16,6 +16,12 @@ pub(super) fn home(hash: u64, count: usize) -> usize {
     ((u128::from(hash) * count as u128) >> 64) as usize
 }
 
+/// The home slot of a 32-bit `tag` in a table of `count` (< 2^32) slots.
+#[inline]
+pub(super) fn home32(tag: u32, count: usize) -> usize {
+    ((u64::from(tag) * count as u64) >> 32) as usize
+}
+
 /// The slot after `index`, wrapping.
 #[inline]
 pub(super) fn next(index: usize, count: usize) -> usize {

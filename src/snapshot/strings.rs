@@ -8,7 +8,7 @@
 //! writing the slots in order. A lookup compares 32 hash bits per probed slot and reads the
 //! arena once, where the cluster sits next to the bytes it just compared.
 
-use super::probe::{distance, home, next, slot_count};
+use super::probe::{distance, home32, next, slot_count};
 
 /// Marks an empty slot: no entry starts at the arena's last possible offset.
 const EMPTY: u32 = u32::MAX;
@@ -18,7 +18,9 @@ const ENTRY_OVERHEAD: usize = 1 + 4;
 #[derive(Clone, Copy)]
 struct Slot {
     offset: u32,
-    /// The low 32 bits of the key's hash (the home slot comes from the high ones).
+    /// The top 32 bits of the key's hash, which also give its home slot: building sorts by
+    /// them and moving an entry needs no hashing. Entries near each other have other tags
+    /// but for about one in 2^32 / slots.
     tag: u32,
 }
 
@@ -37,22 +39,22 @@ pub(crate) enum BuildError {
     OutOfMemory,
 }
 
-/// The 64-bit hash of an ID: FxHash, then a finalizer so that both halves are well mixed
-/// (the high bits pick the home slot, the low ones are the tag).
-fn hash(id: &[u8]) -> u64 {
+/// The 32-bit tag of an ID: FxHash, a finalizer so that its top bits are well mixed, and
+/// those.
+fn tag(id: &[u8]) -> u32 {
     let mut h = fxhash::hash64(id);
     h ^= h >> 33;
     h = h.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
     h ^= h >> 33;
-    h
+    (h >> 32) as u32
 }
 
-/// Entries being collected, before the table is built.
+/// Entries being collected, before the table is built: each already a slot of the table,
+/// holding the top 32 bits of its hash until the build sorts by them.
 #[derive(Default)]
 pub(crate) struct StringsBuilder {
     arena: Vec<u8>,
-    /// (hash, offset) of every entry.
-    entries: Vec<(u64, u32)>,
+    slots: Vec<Slot>,
 }
 
 impl StringsBuilder {
@@ -67,59 +69,85 @@ impl StringsBuilder {
         self.arena
             .try_reserve(id.len() + ENTRY_OVERHEAD)
             .map_err(|_| BuildError::OutOfMemory)?;
-        self.entries
+        self.slots
             .try_reserve(1)
             .map_err(|_| BuildError::OutOfMemory)?;
         self.arena.push(len);
         self.arena.extend_from_slice(id);
         self.arena.extend_from_slice(&cluster.to_le_bytes());
-        self.entries.push((hash(id), offset));
+        self.slots.push(Slot {
+            offset,
+            tag: tag(id),
+        });
         Ok(())
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.entries.len()
+        self.slots.len()
     }
 
-    /// Builds the table: entries sorted by home slot (equal IDs then sit together, which
-    /// finds duplicates) and written in order.
+    /// Builds the table in the entries' own allocation, as the numeric table is built (see
+    /// `NumericBuilder::build`): sorted by tag (its home order; duplicates sit in the rare
+    /// runs of equal tags), grown to the table's size, each entry moved, last first, to its
+    /// probe position.
     pub(crate) fn build(self) -> Result<StringTable, BuildError> {
-        let Self { arena, mut entries } = self;
-        let count = slot_count(entries.len());
-        entries.sort_unstable_by_key(|&(hash, _)| (home(hash, count), hash));
-        // Equal IDs have equal hashes, so they sit in one run of equal hashes: compare
-        // within each run (nearly always a single entry).
-        let id_at = |offset: u32| entry_id(&arena, offset);
-        for run in entries.chunk_by(|a, b| a.0 == b.0) {
+        let Self {
+            mut arena,
+            mut slots,
+        } = self;
+        let len = slots.len();
+        let count = slot_count(len);
+        slots.sort_unstable_by_key(|slot| slot.tag);
+        for run in slots.chunk_by(|a, b| a.tag == b.tag) {
             for (i, a) in run.iter().enumerate() {
-                if let Some(b) = run[i + 1..].iter().find(|b| id_at(a.1) == id_at(b.1)) {
-                    return Err(BuildError::Duplicate(id_at(b.1).to_vec()));
+                let id = entry_id(&arena, a.offset);
+                if run[i + 1..].iter().any(|b| entry_id(&arena, b.offset) == id) {
+                    return Err(BuildError::Duplicate(id.to_vec()));
                 }
             }
         }
-        let mut slots = Vec::new();
+        let mut run_starts = vec![0u64; len.div_ceil(64)];
+        let mut end = 0;
+        for (i, slot) in slots.iter().enumerate() {
+            let home = home32(slot.tag, count);
+            if i == 0 || home >= end {
+                run_starts[i / 64] |= 1 << (i % 64);
+                end = home;
+            }
+            end += 1;
+        }
+        let wrapped: Vec<Slot> = slots.drain(len - end.saturating_sub(count)..).collect();
+        let placed = slots.len();
         slots
-            .try_reserve_exact(count)
+            .try_reserve_exact(count - placed)
             .map_err(|_| BuildError::OutOfMemory)?;
         slots.resize(count, EMPTY_SLOT);
-        for &(hash, offset) in &entries {
-            let mut index = home(hash, count);
-            while slots[index].offset != EMPTY {
-                index = next(index, count);
+        let is_start = |i: usize| run_starts[i / 64] & (1 << (i % 64)) != 0;
+        let mut start = placed;
+        for i in (0..placed).rev() {
+            if i < start {
+                start = i;
+                while !is_start(start) {
+                    start -= 1;
+                }
             }
-            slots[index] = Slot {
-                offset,
-                tag: hash as u32,
-            };
+            let target = home32(slots[start].tag, count) + (i - start);
+            if target != i {
+                slots[target] = slots[i];
+                slots[i] = EMPTY_SLOT;
+            }
         }
-        let mut arena = arena;
         arena.shrink_to_fit();
-        Ok(StringTable {
+        let mut table = StringTable {
             arena,
             slots: slots.into_boxed_slice(),
-            len: entries.len(),
+            len: placed,
             garbage: 0,
-        })
+        };
+        for slot in wrapped {
+            table.place(slot);
+        }
+        Ok(table)
     }
 }
 
@@ -169,17 +197,16 @@ impl StringTable {
 
     /// The cluster of `id` (lower case).
     pub(crate) fn get(&self, id: &[u8]) -> Option<u32> {
-        self.find(id, hash(id)).map(|index| {
+        self.find(id, tag(id)).map(|index| {
             let offset = self.slots[index].offset;
             entry_cluster(&self.arena, offset)
         })
     }
 
-    /// The slot holding `id`, whose hash is `hash`.
-    fn find(&self, id: &[u8], hash: u64) -> Option<usize> {
+    /// The slot holding `id`, whose tag is `tag`.
+    fn find(&self, id: &[u8], tag: u32) -> Option<usize> {
         let count = self.slots.len();
-        let mut index = home(hash, count);
-        let tag = hash as u32;
+        let mut index = home32(tag, count);
         // Terminates: the load factor keeps at least 40% of the slots empty.
         loop {
             let slot = self.slots[index];
@@ -277,8 +304,8 @@ impl StringTable {
     /// Sets `id` on `cluster`: an existing entry's cluster is rewritten in place, a new one
     /// appended. The caller has checked there is room below the load factor.
     fn set(&mut self, id: &[u8], cluster: u32) -> Result<(), BuildError> {
-        let hash = hash(id);
-        if let Some(index) = self.find(id, hash) {
+        let tag = tag(id);
+        if let Some(index) = self.find(id, tag) {
             let offset = self.slots[index].offset as usize;
             let at = offset + 1 + id.len();
             self.arena[at..at + 4].copy_from_slice(&cluster.to_le_bytes());
@@ -292,22 +319,24 @@ impl StringTable {
             .push(u8::try_from(id.len()).map_err(|_| BuildError::TooLarge)?);
         self.arena.extend_from_slice(id);
         self.arena.extend_from_slice(&cluster.to_le_bytes());
+        self.place(Slot { offset, tag });
+        Ok(())
+    }
+
+    /// Puts a new entry's slot in the first free slot from its home.
+    fn place(&mut self, slot: Slot) {
         let count = self.slots.len();
-        let mut index = home(hash, count);
+        let mut index = home32(slot.tag, count);
         while self.slots[index].offset != EMPTY {
             index = next(index, count);
         }
-        self.slots[index] = Slot {
-            offset,
-            tag: hash as u32,
-        };
+        self.slots[index] = slot;
         self.len += 1;
-        Ok(())
     }
 
     /// Removes `id` by shifting back the entries of its probe run that may move.
     fn remove(&mut self, id: &[u8]) {
-        let Some(mut hole) = self.find(id, hash(id)) else {
+        let Some(mut hole) = self.find(id, tag(id)) else {
             return;
         };
         self.garbage += id.len() + ENTRY_OVERHEAD;
@@ -320,7 +349,7 @@ impl StringTable {
             if moving.offset == EMPTY {
                 break;
             }
-            let moving_home = home(hash(entry_id(&self.arena, moving.offset)), count);
+            let moving_home = home32(moving.tag, count);
             // It may fill the hole unless its home lies cyclically in (hole, index].
             let home_ahead = distance(hole, moving_home, count);
             if home_ahead == 0 || home_ahead > distance(hole, index, count) {
@@ -365,6 +394,23 @@ mod tests {
             let bytes: usize = ids.iter().map(|id| id.len() + ENTRY_OVERHEAD).sum();
             assert!(table.heap_bytes() <= bytes + 16 * 8 + count * 8 * 5 / 3 + 8);
         }
+    }
+
+    #[test]
+    fn runs_past_the_end_wrap() {
+        // IDs whose home is the last slot of a small table: the run wraps to the start.
+        let count = slot_count(5);
+        let ids: Vec<String> = (0..1_000_000)
+            .map(|i| format!("w{i}"))
+            .filter(|id| home32(tag(id.as_bytes()), count) == count - 1)
+            .take(5)
+            .collect();
+        let pairs: Vec<(&str, u32)> = ids.iter().map(|id| (id.as_str(), 3)).collect();
+        let table = table(&pairs).unwrap();
+        for id in &ids {
+            assert_eq!(table.get(id.as_bytes()), Some(3), "{id}");
+        }
+        assert_eq!(table.len(), 5);
     }
 
     #[test]
