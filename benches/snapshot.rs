@@ -1,5 +1,5 @@
 //! Snapshot cost as it grows: lookups of random apps at 100k, 1M and 10M apps (cache misses
-//! are the risk), loading a 1M-app dump, and a secondary's IXFR applied to a copy of a 1M-app
+//! are the risk), string IDs at 100k and 10M, loading a 1M-app dump, and a secondary's IXFR applied to a copy of a 1M-app
 //! snapshot (1k, 10k and 100k changed apps: the slope is the cost per changed app, the rest
 //! the copy).
 
@@ -50,6 +50,67 @@ fn bench_lookup(c: &mut Criterion) {
         let snapshot = Snapshot::from_json(dump(apps).as_bytes(), &zone).unwrap();
         assert_eq!(snapshot.app_count() as u64, apps);
         let labels = labels(apps);
+        assert!(labels.iter().all(|label| snapshot.cname(label).is_some()));
+        let mut next = 0;
+        group.bench_with_input(
+            BenchmarkId::from_parameter(apps),
+            &snapshot,
+            |b, snapshot| {
+                b.iter(|| {
+                    next = (next + 1) % labels.len();
+                    snapshot.cname(black_box(&labels[next])).map(<[u8]>::len)
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+/// A dump of `apps` string IDs as `cnamed-gen --ids strings` writes them (8-30 bytes, about
+/// 17: words, hyphens, digits, a tenth numeric-looking with leading zeros).
+fn string_ids(apps: u64) -> Vec<String> {
+    const WORDS: [&str; 16] = [
+        "happy", "blue", "quiet", "rapid", "bold", "calm", "dark", "eager", "fox", "river",
+        "cloud", "stone", "pine", "hawk", "moon", "tiger",
+    ];
+    (0..apps)
+        .map(|i| {
+            let (a, b) = (WORDS[(i * 7 % 16) as usize], WORDS[(i * 13 % 16) as usize]);
+            match i % 10 {
+                0 => format!("00{i:010}"),
+                1 | 2 => format!("{a}{b}{i:x}"),
+                3 => format!("{a}-{b}-{i:x}-prod"),
+                _ => format!("{a}-{b}-{i:x}{}", i % 10),
+            }
+        })
+        .collect()
+}
+
+fn bench_lookup_strings(c: &mut Criterion) {
+    let zone = zone();
+    let mut group = c.benchmark_group("lookup_strings");
+    group.throughput(Throughput::Elements(1));
+    for apps in [100_000u64, 10_000_000] {
+        let ids = string_ids(apps);
+        let mut json = String::with_capacity(apps as usize * 30);
+        json.push_str(r#"{"serial": 1, "apps": {"#);
+        for (i, id) in ids.iter().enumerate() {
+            let separator = if i == 0 { "" } else { "," };
+            write!(json, r#"{separator}"{id}": "mt{}""#, i % 8).unwrap();
+        }
+        json.push_str("}}");
+        let snapshot = Snapshot::from_json(json.as_bytes(), &zone).unwrap();
+        assert_eq!(snapshot.app_count() as u64, apps);
+        drop(json);
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let labels: Vec<Vec<u8>> = (0..4096)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                format!("ws-{}", ids[(state % apps) as usize]).into_bytes()
+            })
+            .collect();
         assert!(labels.iter().all(|label| snapshot.cname(label).is_some()));
         let mut next = 0;
         group.bench_with_input(
@@ -119,5 +180,11 @@ fn bench_changes(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_lookup, bench_load, bench_changes);
+criterion_group!(
+    benches,
+    bench_lookup,
+    bench_lookup_strings,
+    bench_load,
+    bench_changes
+);
 criterion_main!(benches);
