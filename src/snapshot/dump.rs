@@ -169,6 +169,7 @@ impl<'z> AppsBuilder<'z> {
             clusters: Clusters {
                 zone,
                 index: FxHashMap::default(),
+                verbatim: FxHashMap::default(),
                 names: Vec::new(),
                 cnames: Vec::new(),
             },
@@ -245,6 +246,7 @@ pub(super) fn apply_changes<'a>(
             .zip(base.clusters)
             .map(|(index, name)| (name.clone(), index))
             .collect(),
+        verbatim: FxHashMap::default(),
         names: base.clusters.to_vec(),
         cnames: base.cnames.to_vec(),
     };
@@ -392,6 +394,12 @@ impl Visitor<'_> for AppIdSeed {
 
 /// An app ID checked and folded to lower case.
 fn app_id(id: &str, max_len: usize) -> Result<OwnedAppId, String> {
+    // The common case first: a number, which is a valid label as it stands (one pass).
+    if id.len() <= max_len {
+        if let AppKey::Numeric(number) = AppKey::new(id.as_bytes()) {
+            return Ok(OwnedAppId::Numeric(number));
+        }
+    }
     check_label(id, Charset::Hostname, max_len).map_err(|why| {
         format!(
             "app {id:?} {why} (it must fit '{{service}}-{{app}}' in one {MAX_LABEL}-byte label)"
@@ -413,16 +421,35 @@ fn app_id(id: &str, max_len: usize) -> Result<OwnedAppId, String> {
     })
 }
 
+/// Spellings of cluster names remembered as checked (bounded: a dump that spells one
+/// cluster a million ways must not grow it without end).
+const MAX_VERBATIM: usize = 4096;
+
 /// Clusters seen so far, each with its CNAME records pre-encoded once.
 struct Clusters<'z> {
     zone: &'z Zone,
     index: FxHashMap<Box<str>, u32>,
+    /// Cluster names exactly as written in the dump, already checked: the lookup most apps
+    /// take, without checking and folding the name again.
+    verbatim: FxHashMap<Box<str>, u32>,
     names: Vec<Box<str>>,
     cnames: Vec<Box<[u8]>>,
 }
 
 impl Clusters<'_> {
     fn intern(&mut self, name: &str) -> Result<u32, String> {
+        // A name seen before exactly as written was checked then: most apps' clusters.
+        if let Some(&index) = self.verbatim.get(name) {
+            return Ok(index);
+        }
+        let index = self.intern_new(name)?;
+        if self.verbatim.len() < MAX_VERBATIM {
+            self.verbatim.insert(name.into(), index);
+        }
+        Ok(index)
+    }
+
+    fn intern_new(&mut self, name: &str) -> Result<u32, String> {
         check_label(name, Charset::Hostname, MAX_LABEL).map_err(|why| why.to_string())?;
         // Folded on the stack: this runs once per app, and most clusters are already known.
         let mut scratch = [0u8; MAX_LABEL];

@@ -22,6 +22,35 @@ pub(super) fn home32(tag: u32, count: usize) -> usize {
     ((u64::from(tag) * count as u64) >> 32) as usize
 }
 
+/// Below this many entries a table's entries are sorted on one thread.
+const PARALLEL_SORT_MIN: usize = 1 << 20;
+
+/// Sorts `entries` by `key` on two threads when there are many: split around the median
+/// key in place, each half sorted by its own thread (a build runs with both cores' help at
+/// start; a reload's threads share the loader's SCHED_IDLE priority). One thread when a
+/// second cannot be had.
+pub(super) fn sort_by_key<T: Send, K: Ord>(entries: &mut [T], key: impl Fn(&T) -> K + Sync) {
+    if entries.len() < PARALLEL_SORT_MIN {
+        entries.sort_unstable_by_key(key);
+        return;
+    }
+    let middle = entries.len() / 2;
+    entries.select_nth_unstable_by_key(middle, &key);
+    let (low, high) = entries.split_at_mut(middle);
+    let key = &key;
+    let spawned = std::thread::scope(|scope| {
+        let helper = std::thread::Builder::new()
+            .name("cnamed-sort".into())
+            .spawn_scoped(scope, || low.sort_unstable_by_key(key));
+        high.sort_unstable_by_key(key);
+        helper.is_ok()
+    });
+    if !spawned {
+        crate::log!(Warning, "no second thread to sort with: sorting on one");
+        entries[..middle].sort_unstable_by_key(key);
+    }
+}
+
 /// The slot after `index`, wrapping.
 #[inline]
 pub(super) fn next(index: usize, count: usize) -> usize {
@@ -46,6 +75,21 @@ pub(super) fn distance(from: usize, to: usize, count: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sorting_on_two_threads_sorts() {
+        let mut state = 7u64;
+        let mut values: Vec<(u32, u64)> = (0..PARALLEL_SORT_MIN as u64 + 1000)
+            .map(|i| {
+                state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                ((state >> 40) as u32, i)
+            })
+            .collect();
+        let mut expected = values.clone();
+        expected.sort_unstable_by_key(|&(key, i)| (key, i));
+        sort_by_key(&mut values, |&(key, i)| (key, i));
+        assert_eq!(values, expected);
+    }
 
     #[test]
     fn homes_cover_the_table_in_hash_order() {

@@ -8,7 +8,7 @@
 //! writing the slots in order. A lookup compares 32 hash bits per probed slot and reads the
 //! arena once, where the cluster sits next to the bytes it just compared.
 
-use super::probe::{distance, home32, next, slot_count};
+use super::probe::{distance, home32, next, slot_count, sort_by_key};
 
 /// Marks an empty slot: no entry starts at the arena's last possible offset.
 const EMPTY: u32 = u32::MAX;
@@ -97,7 +97,7 @@ impl StringsBuilder {
         } = self;
         let len = slots.len();
         let count = slot_count(len);
-        slots.sort_unstable_by_key(|slot| slot.tag);
+        sort_by_key(&mut slots, |slot| slot.tag);
         for run in slots.chunk_by(|a, b| a.tag == b.tag) {
             for (i, a) in run.iter().enumerate() {
                 let id = entry_id(&arena, a.offset);

@@ -7,7 +7,7 @@
 //! keys end up adjacent, which finds duplicates for free. A lookup is one multiply and, at the
 //! load factor used (at most 0.6), almost always one cache line.
 
-use super::probe::{distance, home, next, slot_count};
+use super::probe::{distance, home, next, slot_count, sort_by_key};
 
 /// Marks an empty slot. No app ID is this large: IDs have at most 19 digits.
 const EMPTY: u64 = u64::MAX;
@@ -81,7 +81,7 @@ impl NumericBuilder {
         let len = slots.len();
         let count = slot_count(len);
         let home_of = |slot: &Slot| home(hash(slot.key), count);
-        slots.sort_unstable_by_key(|slot| (home_of(slot), slot.key));
+        sort_by_key(&mut slots, |slot| (home_of(slot), slot.key));
         if let Some(pair) = slots.windows(2).find(|pair| pair[0].key == pair[1].key) {
             return Err(BuildError::Duplicate(pair[0].key));
         }
