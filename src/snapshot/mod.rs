@@ -88,7 +88,6 @@ impl fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
-
 /// The apex SOA record without owner, for answers (TTL `APEX_TTL`) and for the authority
 /// section of negative answers (RFC 2308 §3).
 fn soa_records(zone: &Zone, serial: u32) -> (Vec<u8>, Vec<u8>) {

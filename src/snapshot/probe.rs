@@ -81,7 +81,9 @@ mod tests {
         let mut state = 7u64;
         let mut values: Vec<(u32, u64)> = (0..PARALLEL_SORT_MIN as u64 + 1000)
             .map(|i| {
-                state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
                 ((state >> 40) as u32, i)
             })
             .collect();

@@ -101,7 +101,10 @@ impl StringsBuilder {
         for run in slots.chunk_by(|a, b| a.tag == b.tag) {
             for (i, a) in run.iter().enumerate() {
                 let id = entry_id(&arena, a.offset);
-                if run[i + 1..].iter().any(|b| entry_id(&arena, b.offset) == id) {
+                if run[i + 1..]
+                    .iter()
+                    .any(|b| entry_id(&arena, b.offset) == id)
+                {
                     return Err(BuildError::Duplicate(id.to_vec()));
                 }
             }
