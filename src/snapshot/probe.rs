@@ -51,6 +51,53 @@ pub(super) fn sort_by_key<T: Send, K: Ord>(entries: &mut [T], key: impl Fn(&T) -
     }
 }
 
+/// Turns `entries`, sorted by home slot, into a table of `count` slots in their own
+/// allocation: grown to `count` (large blocks grow by remapping, without a copy), each entry
+/// moved, last first, to where linear probing puts it. In sorted order an entry's slot is its
+/// home or one past the entry before it: never before its own index, so moving from the last
+/// entry down never overwrites one not yet moved; a bit per entry marks where each run of
+/// adjacent entries starts. Entries of a last run that passes the table's end are returned,
+/// for the caller to insert (they wrap to the start). `None` when memory cannot be had.
+pub(super) fn spread_in_place<T: Copy>(
+    entries: &mut Vec<T>,
+    count: usize,
+    empty: T,
+    home_of: impl Fn(&T) -> usize,
+) -> Option<Vec<T>> {
+    let len = entries.len();
+    let mut run_starts = vec![0u64; len.div_ceil(64)];
+    let mut end = 0;
+    for (i, entry) in entries.iter().enumerate() {
+        let home = home_of(entry);
+        if i == 0 || home >= end {
+            run_starts[i / 64] |= 1 << (i % 64);
+            end = home;
+        }
+        end += 1;
+    }
+    let wrapped: Vec<T> = entries.drain(len - end.saturating_sub(count)..).collect();
+    let placed = entries.len();
+    entries.try_reserve_exact(count - placed).ok()?;
+    entries.resize(count, empty);
+    let is_start = |i: usize| run_starts[i / 64] & (1 << (i % 64)) != 0;
+    let (mut start, mut start_home) = (placed, 0);
+    for i in (0..placed).rev() {
+        if i < start {
+            start = i;
+            while !is_start(start) {
+                start -= 1;
+            }
+            start_home = home_of(&entries[start]);
+        }
+        let target = start_home + (i - start);
+        if target != i {
+            entries[target] = entries[i];
+            entries[i] = empty;
+        }
+    }
+    Some(wrapped)
+}
+
 /// The slot after `index`, wrapping.
 #[inline]
 pub(super) fn next(index: usize, count: usize) -> usize {

@@ -8,7 +8,7 @@
 //! writing the slots in order. A lookup compares 32 hash bits per probed slot and reads the
 //! arena once, where the cluster sits next to the bytes it just compared.
 
-use super::probe::{distance, home32, next, slot_count, sort_by_key};
+use super::probe::{distance, home32, next, slot_count, sort_by_key, spread_in_place};
 
 /// Marks an empty slot: no entry starts at the arena's last possible offset.
 const EMPTY: u32 = u32::MAX;
@@ -86,10 +86,8 @@ impl StringsBuilder {
         self.slots.len()
     }
 
-    /// Builds the table in the entries' own allocation, as the numeric table is built (see
-    /// `NumericBuilder::build`): sorted by tag (its home order; duplicates sit in the rare
-    /// runs of equal tags), grown to the table's size, each entry moved, last first, to its
-    /// probe position.
+    /// Builds the table in the entries' own allocation (see `probe::spread_in_place`),
+    /// sorted by tag: its home order, where duplicates sit in the rare runs of equal tags.
     pub(crate) fn build(self) -> Result<StringTable, BuildError> {
         let Self {
             mut arena,
@@ -109,37 +107,11 @@ impl StringsBuilder {
                 }
             }
         }
-        let mut run_starts = vec![0u64; len.div_ceil(64)];
-        let mut end = 0;
-        for (i, slot) in slots.iter().enumerate() {
-            let home = home32(slot.tag, count);
-            if i == 0 || home >= end {
-                run_starts[i / 64] |= 1 << (i % 64);
-                end = home;
-            }
-            end += 1;
-        }
-        let wrapped: Vec<Slot> = slots.drain(len - end.saturating_sub(count)..).collect();
-        let placed = slots.len();
-        slots
-            .try_reserve_exact(count - placed)
-            .map_err(|_| BuildError::OutOfMemory)?;
-        slots.resize(count, EMPTY_SLOT);
-        let is_start = |i: usize| run_starts[i / 64] & (1 << (i % 64)) != 0;
-        let mut start = placed;
-        for i in (0..placed).rev() {
-            if i < start {
-                start = i;
-                while !is_start(start) {
-                    start -= 1;
-                }
-            }
-            let target = home32(slots[start].tag, count) + (i - start);
-            if target != i {
-                slots[target] = slots[i];
-                slots[i] = EMPTY_SLOT;
-            }
-        }
+        let wrapped = spread_in_place(&mut slots, count, EMPTY_SLOT, |slot| {
+            home32(slot.tag, count)
+        })
+        .ok_or(BuildError::OutOfMemory)?;
+        let placed = len - wrapped.len();
         arena.shrink_to_fit();
         let mut table = StringTable {
             arena,

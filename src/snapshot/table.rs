@@ -7,7 +7,7 @@
 //! keys end up adjacent, which finds duplicates for free. A lookup is one multiply and, at the
 //! load factor used (at most 0.6), almost always one cache line.
 
-use super::probe::{distance, home, next, slot_count, sort_by_key};
+use super::probe::{distance, home, next, slot_count, sort_by_key, spread_in_place};
 
 /// Marks an empty slot. No app ID is this large: IDs have at most 19 digits.
 const EMPTY: u64 = u64::MAX;
@@ -69,13 +69,8 @@ impl NumericBuilder {
         Ok(())
     }
 
-    /// Builds the table in place, unless a key appears twice or memory for it cannot be
-    /// had: the entries are sorted by home slot, the allocation grown to the table's size
-    /// (large blocks grow by remapping, without a copy), and each entry moved, last first,
-    /// to where linear probing puts it. In sorted order an entry's slot is its home, or one
-    /// past the entry before it: so it is never before its own index, and moving from the
-    /// last entry down never overwrites one not yet moved. A bit per entry marks where such
-    /// a run of adjacent entries starts.
+    /// Builds the table in place (see `probe::spread_in_place`), unless a key appears twice
+    /// or memory for it cannot be had.
     pub(crate) fn build(self) -> Result<NumericTable, BuildError> {
         let mut slots = self.slots;
         let len = slots.len();
@@ -85,38 +80,9 @@ impl NumericBuilder {
         if let Some(pair) = slots.windows(2).find(|pair| pair[0].key == pair[1].key) {
             return Err(BuildError::Duplicate(pair[0].key));
         }
-        let mut run_starts = vec![0u64; len.div_ceil(64)];
-        let mut end = 0;
-        for (i, slot) in slots.iter().enumerate() {
-            let home = home_of(slot);
-            if i == 0 || home >= end {
-                run_starts[i / 64] |= 1 << (i % 64);
-                end = home;
-            }
-            end += 1;
-        }
-        // The last run may pass the table's end: those entries wrap, inserted at the end.
-        let wrapped: Vec<Slot> = slots.drain(len - end.saturating_sub(count)..).collect();
-        let placed = slots.len();
-        slots
-            .try_reserve_exact(count - placed)
-            .map_err(|_| BuildError::OutOfMemory)?;
-        slots.resize(count, EMPTY_SLOT);
-        let is_start = |i: usize| run_starts[i / 64] & (1 << (i % 64)) != 0;
-        let mut start = placed;
-        for i in (0..placed).rev() {
-            if i < start {
-                start = i;
-                while !is_start(start) {
-                    start -= 1;
-                }
-            }
-            let target = home_of(&slots[start]) + (i - start);
-            if target != i {
-                slots[target] = slots[i];
-                slots[i] = EMPTY_SLOT;
-            }
-        }
+        let wrapped = spread_in_place(&mut slots, count, EMPTY_SLOT, home_of)
+            .ok_or(BuildError::OutOfMemory)?;
+        let placed = len - wrapped.len();
         let mut table = NumericTable {
             slots: slots.into_boxed_slice(),
             len: placed,
