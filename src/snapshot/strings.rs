@@ -157,14 +157,6 @@ impl std::fmt::Debug for StringTable {
     }
 }
 
-impl Default for StringTable {
-    fn default() -> Self {
-        StringsBuilder::default()
-            .build()
-            .expect("an empty table builds")
-    }
-}
-
 impl StringTable {
     pub(crate) fn len(&self) -> usize {
         self.len

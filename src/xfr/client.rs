@@ -211,9 +211,7 @@ pub fn transfer_zone(
                 timers,
                 ..
             }) => {
-                let apps = transferred.apps.iter().map(|(a, c)| (&**a, &**c));
-                return Snapshot::from_apps(transferred.serial, apps, zone)
-                    .map(|snapshot| with_timers(snapshot, timers))
+                return built_zone(&transferred, timers, zone)
                     .map_err(|why| format!("{primary}: {why}"));
             }
             Ok(_) => errors.push(format!("{primary}: an AXFR answered as IXFR")),
@@ -223,7 +221,19 @@ pub fn transfer_zone(
     Err(errors.join("; "))
 }
 
-/// `snapshot` with the primary's SOA timers, which a secondary serves as they are.
+/// The snapshot of a whole zone transferred, with the primary's SOA timers, which a
+/// secondary serves as they are.
+fn built_zone(
+    transferred: &Transferred,
+    timers: Option<Timers>,
+    zone: &Zone,
+) -> Result<Snapshot, String> {
+    let apps = transferred.apps.iter().map(|(a, c)| (&**a, &**c));
+    let snapshot = Snapshot::from_apps(transferred.serial, apps, zone)?;
+    Ok(with_timers(snapshot, timers))
+}
+
+/// `snapshot` with the primary's SOA timers.
 fn with_timers(snapshot: Snapshot, timers: Option<Timers>) -> Snapshot {
     match timers {
         Some(t) => snapshot.with_soa_timers([t.refresh, t.retry, t.expire]),
@@ -303,10 +313,8 @@ pub fn refresh(
             }) => {
                 let fetch_time = started.elapsed();
                 let built = Instant::now();
-                let apps = transferred.apps.iter().map(|(a, c)| (&**a, &**c));
-                let snapshot = Snapshot::from_apps(transferred.serial, apps, zone)
+                let snapshot = built_zone(&transferred, timers, zone)
                     .map_err(|why| format!("{primary}: {why}"))?;
-                let snapshot = with_timers(snapshot, timers);
                 let build_time = built.elapsed();
                 // The guard rails compare it with the live one: the same serial and content
                 // is "unchanged".
@@ -352,10 +360,9 @@ fn incremental(
     let (refreshed, serial) = match fetched.received {
         Received::UpToDate(serial) => (Refreshed::UpToDate, serial),
         Received::Full(transferred) => {
-            let apps = transferred.apps.iter().map(|(a, c)| (&**a, &**c));
-            let snapshot = Snapshot::from_apps(transferred.serial, apps, zone).map_err(refused)?;
+            let snapshot = built_zone(&transferred, fetched.timers, zone).map_err(refused)?;
             let changes = None;
-            let snapshot = Box::new(with_timers(snapshot, fetched.timers));
+            let snapshot = Box::new(snapshot);
             (Refreshed::Changed { snapshot, changes }, transferred.serial)
         }
         Received::Incremental { serial, changes } => {
