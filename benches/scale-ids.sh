@@ -4,9 +4,10 @@
 # 100M numeric apps. For each: load time, steady RSS per app (over an empty dump's), queries
 # per second against the 100k baseline in the same run, and a reload to a second dump of the
 # same size under query load: its time and the peak RSS while it ran (VmRSS sampled every
-# 10 ms) against the steady RSS.
+# 10 ms) against the steady RSS; how much of the RSS is transparent huge pages; then random
+# lookups at 100k, 1M and 10M apps (`cargo bench --bench snapshot -- lookup`, criterion).
 #
-#   benches/scale-ids.sh [--strings N] [--numbers N] [--seconds S]
+#   benches/scale-ids.sh [--strings N] [--numbers N] [--seconds S] [--no-lookups]
 #
 # Dumps are generated once into target/load (not timed; the 100M one is 1.9 GB). cnamed loads
 # with both cores, then its threads are pinned to core 0 (one worker), cnamed-load on core 1,
@@ -16,12 +17,14 @@ set -euo pipefail
 strings=10000000
 numbers=100000000
 seconds=10
+lookups=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --strings) strings=$2; shift 2 ;;
         --numbers) numbers=$2; shift 2 ;;
         --seconds) seconds=$2; shift 2 ;;
-        *) echo "usage: $0 [--strings N] [--numbers N] [--seconds S]" >&2; exit 2 ;;
+        --no-lookups) lookups=; shift ;;
+        *) echo "usage: $0 [--strings N] [--numbers N] [--seconds S] [--no-lookups]" >&2; exit 2 ;;
     esac
 done
 cd "$(dirname "$0")/.."
@@ -66,6 +69,7 @@ serve() {
     load_ms=$(sed -n 's/.*loaded.* in \([0-9.]*\) ms$/\1/p' "$work/scale-ids.log" | head -1)
 }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
+huge_kib() { awk '/AnonHugePages/ {print $2}' "/proc/$pid/smaps_rollup"; }
 load() {
     taskset -c 1 "$bin/cnamed-load" --server "127.0.0.1:$port" --queries "$1" --duration "$2" --warmup 1
 }
@@ -80,14 +84,15 @@ data numbers "$numbers"
 
 echo "## Scale by ID kind ($(date -u +%Y-%m-%d), $(nproc) CPUs, cnamed $(git rev-parse --short HEAD))"
 echo
-printf '| apps | dump MiB | load s | RSS MiB | bytes/app | q/s | q/s vs 100k | reload s | peak RSS MiB during reload | peak / steady |\n'
-printf '|---|---|---|---|---|---|---|---|---|---|\n'
+printf '| apps | dump MiB | load s | RSS MiB | of which huge pages | bytes/app | q/s | q/s vs 100k | reload s | peak RSS MiB during reload | peak / steady |\n'
+printf '|---|---|---|---|---|---|---|---|---|---|---|\n'
 baseline=
 for case in "numbers 100000" "strings $strings" "numbers $numbers"; do
     read -r kind apps <<< "$case"
     name=$kind-$apps
     serve "$work/$name-1.json"
     rss=$(rss_kib)
+    huge=$(huge_kib)
     line=$(load "$work/$name.queries" "$seconds")
     qps=$(field "$line" qps)
     [ -n "$baseline" ] || baseline=$qps
@@ -109,11 +114,20 @@ for case in "numbers 100000" "strings $strings" "numbers $numbers"; do
     grep -q "reloaded" "$work/scale-ids.log" || { grep "reload" "$work/scale-ids.log" >&2; exit 1; }
     wait "$loader" || true
     peak=$(sort -n "$work/rss-samples" | tail -1)
-    printf '| %s %s | %d | %.2f | %d | %.1f | %s | %.3f | %.2f | %d | %.2f |\n' "$apps" "$kind" \
+    printf '| %s %s | %d | %.2f | %d | %d | %.1f | %s | %.3f | %.2f | %d | %.2f |\n' "$apps" "$kind" \
         $(( $(stat -c %s "$work/$name-1.json") / 1048576 )) "$(echo "$load_ms / 1000" | bc -l)" \
-        $((rss / 1024)) "$(echo "($rss - $empty_rss) * 1024 / $apps" | bc -l)" "$qps" \
+        $((rss / 1024)) $((huge / 1024)) "$(echo "($rss - $empty_rss) * 1024 / $apps" | bc -l)" "$qps" \
         "$(echo "$qps / $baseline" | bc -l)" "$(echo "$reload_ms / 1000" | bc -l)" $((peak / 1024)) \
         "$(echo "$peak / $rss" | bc -l)"
     grep "reloaded" "$work/scale-ids.log" | sed 's/^/    /' >&2
     kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
 done
+
+# Random lookups, criterion's medians (the bench builds its own snapshots in memory).
+if [ -n "$lookups" ]; then
+    echo
+    echo "| lookup (criterion) | ns |"
+    echo "|---|---|"
+    cargo bench --locked --bench snapshot -- '^lookup' 2>/dev/null \
+        | sed -n 's/^\(lookup[a-z_]*\/[0-9]*\) *time: *\[[^ ]* [^ ]* \([^ ]*\) ns.*/| \1 | \2 |/p'
+fi

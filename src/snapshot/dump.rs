@@ -328,6 +328,10 @@ fn strings_error(error: strings::BuildError, apps_so_far: usize) -> String {
                 len: len as u8,
             })
         }
+        strings::BuildError::TooLong(id) => format!(
+            "app {:?} is longer than a {MAX_LABEL}-byte label",
+            String::from_utf8_lossy(&id)
+        ),
         strings::BuildError::TooLarge => {
             format!("the string app IDs pass 4 GB after {apps_so_far} apps: too many for one table")
         }

@@ -16,9 +16,8 @@ use std::path::{Path, PathBuf};
 
 pub use zone::{expand_target, Zone, ZoneSettings, APEX_TTL, SOA_EXPIRE, SOA_REFRESH, SOA_RETRY};
 
-use crate::wire::name::fold_label;
 use crate::wire::record::push_record_tail;
-use crate::wire::{Class, Rtype, MAX_LABEL};
+use crate::wire::{Class, Rtype};
 
 /// The read buffer of a dump being loaded.
 const READ_BUFFER: usize = 1 << 20;
@@ -265,10 +264,7 @@ impl Snapshot {
         let cluster = match AppKey::new(app) {
             // Digits have no case: the common path folds nothing.
             AppKey::Numeric(id) => self.numeric_apps.get(id),
-            AppKey::Named(id) => {
-                let mut scratch = [0u8; MAX_LABEL];
-                self.named_apps.get(fold_label(id, &mut scratch)?)
-            }
+            AppKey::Named(id) => self.named_apps.get(id),
         }?;
         let index = cluster as usize * self.zone.services.len() + service_index;
         self.cnames.get(index).map(|record| &record[..])

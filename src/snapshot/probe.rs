@@ -77,7 +77,7 @@ pub(super) fn spread_in_place<T: Copy>(
     }
     let wrapped: Vec<T> = entries.drain(len - end.saturating_sub(count)..).collect();
     let placed = entries.len();
-    entries.try_reserve_exact(count - placed).ok()?;
+    reserve(entries, count - placed, true)?;
     entries.resize(count, empty);
     let is_start = |i: usize| run_starts[i / 64] & (1 << (i % 64)) != 0;
     let (mut start, mut start_home) = (placed, 0);
@@ -96,6 +96,22 @@ pub(super) fn spread_in_place<T: Copy>(
         }
     }
     Some(wrapped)
+}
+
+/// Room for `additional` more entries in a table's buffer (amortized growth, or exactly
+/// that much), huge pages advised whenever the allocation changes, before the room is
+/// written (see `sys::advise_huge_pages`). `None` when memory cannot be had.
+pub(super) fn reserve<T>(buffer: &mut Vec<T>, additional: usize, exact: bool) -> Option<()> {
+    let capacity = buffer.capacity();
+    if exact {
+        buffer.try_reserve_exact(additional).ok()?;
+    } else {
+        buffer.try_reserve(additional).ok()?;
+    }
+    if buffer.capacity() != capacity {
+        crate::sys::advise_huge_pages(buffer);
+    }
+    Some(())
 }
 
 /// The slot after `index`, wrapping.

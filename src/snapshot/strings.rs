@@ -7,8 +7,13 @@
 //! slots, and building is appending to the arena, one sort of (home slot, hash) pairs and
 //! writing the slots in order. A lookup compares 32 hash bits per probed slot and reads the
 //! arena once, where the cluster sits next to the bytes it just compared.
+//!
+//! A query's ID is folded to lower case, hashed and compared eight bytes at a time
+//! ([`Key`]), inline: folding into a buffer, hashing byte-wise and `memcmp` took as long as
+//! the two cache misses of a lookup in a 10M-app table.
 
-use super::probe::{distance, home32, next, slot_count, sort_by_key, spread_in_place};
+use super::probe::{distance, home32, next, reserve, slot_count, sort_by_key, spread_in_place};
+use crate::wire::MAX_LABEL;
 
 /// Marks an empty slot: no entry starts at the arena's last possible offset.
 const EMPTY: u32 = u32::MAX;
@@ -34,19 +39,115 @@ const EMPTY_SLOT: Slot = Slot {
 pub(crate) enum BuildError {
     /// This ID appears twice.
     Duplicate(Vec<u8>),
+    /// This ID is longer than a label: no query could name it.
+    TooLong(Vec<u8>),
     /// The IDs' bytes passed the 4 GB an offset can address.
     TooLarge,
     OutOfMemory,
 }
 
-/// The 32-bit tag of an ID: FxHash, a finalizer so that its top bits are well mixed, and
-/// those.
-fn tag(id: &[u8]) -> u32 {
-    let mut h = fxhash::hash64(id);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
-    h ^= h >> 33;
-    (h >> 32) as u32
+/// Words of the longest ID, a whole label.
+const KEY_WORDS: usize = MAX_LABEL.div_ceil(8);
+
+/// An app ID as a lookup uses it: folded to lower case as 8-byte little-endian words (the
+/// last one zero-padded), hashed on the way.
+pub(crate) struct Key {
+    words: [u64; KEY_WORDS],
+    len: usize,
+    hash: u64,
+}
+
+impl Key {
+    /// `id` in any ASCII case (RFC 4343); `None` past a label's 63 bytes.
+    #[inline]
+    pub(crate) fn fold(id: &[u8]) -> Option<Self> {
+        if id.len() > MAX_LABEL {
+            return None;
+        }
+        let mut words = [0; KEY_WORDS];
+        let mut hash = mix(0, id.len() as u64);
+        for (word, chunk) in words.iter_mut().zip(id.chunks_exact(8)) {
+            *word = fold_word(le_word(chunk));
+            hash = mix(hash, *word);
+        }
+        let whole = id.len() / 8;
+        if id.len() % 8 != 0 {
+            words[whole] = fold_word(tail_word(id));
+            hash = mix(hash, words[whole]);
+        }
+        // Finish as MurmurHash3 does, so that the top bits (tag and home) depend on all.
+        hash ^= hash >> 33;
+        hash = hash.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+        hash ^= hash >> 33;
+        Some(Self {
+            words,
+            len: id.len(),
+            hash,
+        })
+    }
+
+    /// The top 32 bits of the hash.
+    fn tag(&self) -> u32 {
+        (self.hash >> 32) as u32
+    }
+
+    /// Whether the lower-case `id` is this key.
+    #[inline]
+    fn matches(&self, id: &[u8]) -> bool {
+        if id.len() != self.len {
+            return false;
+        }
+        let whole = self.words.iter().zip(id.chunks_exact(8));
+        if !whole
+            .into_iter()
+            .all(|(&word, chunk)| le_word(chunk) == word)
+        {
+            return false;
+        }
+        id.len() % 8 == 0 || tail_word(id) == self.words[id.len() / 8]
+    }
+}
+
+/// FxHash's step: rotate, xor, multiply.
+#[inline]
+fn mix(hash: u64, word: u64) -> u64 {
+    (hash.rotate_left(5) ^ word).wrapping_mul(0x517C_C1B7_2722_0A95)
+}
+
+/// Eight bytes, little endian.
+#[inline]
+fn le_word(chunk: &[u8]) -> u64 {
+    u64::from_le_bytes(chunk.try_into().unwrap_or_default())
+}
+
+/// The last `bytes.len() % 8` (1 to 7) bytes as a word, zero above them: from one
+/// overlapping load when there are 8 bytes or more.
+#[inline]
+fn tail_word(bytes: &[u8]) -> u64 {
+    let len = bytes.len();
+    if len >= 8 {
+        le_word(&bytes[len - 8..]) >> ((8 - len % 8) * 8)
+    } else {
+        bytes
+            .iter()
+            .rev()
+            .fold(0, |word, &byte| word << 8 | u64::from(byte))
+    }
+}
+
+/// `word` with each ASCII upper-case letter in lower case, other bytes as they are:
+/// `make_ascii_lowercase` on eight bytes at once. A byte's top bit ends up set in `upper`
+/// when it is below 0x80, at least `A` and at most `Z` (the additions never carry out of
+/// a byte, its top bit cleared first); that bit shifted down is the 0x20 of lower case.
+#[inline]
+fn fold_word(word: u64) -> u64 {
+    const LOW_BITS: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    const TOP_BITS: u64 = 0x8080_8080_8080_8080;
+    let low = word & LOW_BITS;
+    let at_least_a = low + 0x3F3F_3F3F_3F3F_3F3F; // 0x80 - b'A'
+    let past_z = low + 0x2525_2525_2525_2525; // 0x80 - b'Z' - 1
+    let upper = at_least_a & !past_z & !word & TOP_BITS;
+    word | upper >> 2
 }
 
 /// Entries being collected, before the table is built: each already a slot of the table,
@@ -61,23 +162,21 @@ impl StringsBuilder {
     /// Adds `id` (already lower case, at most 255 bytes) on `cluster`; duplicates are found
     /// when building.
     pub(crate) fn push(&mut self, id: &[u8], cluster: u32) -> Result<(), BuildError> {
+        let key = Key::fold(id).ok_or_else(|| BuildError::TooLong(id.to_vec()))?;
         let offset = u32::try_from(self.arena.len())
             .ok()
             .filter(|&offset| offset < EMPTY)
             .ok_or(BuildError::TooLarge)?;
-        let len = u8::try_from(id.len()).map_err(|_| BuildError::TooLarge)?;
-        self.arena
-            .try_reserve(id.len() + ENTRY_OVERHEAD)
-            .map_err(|_| BuildError::OutOfMemory)?;
-        self.slots
-            .try_reserve(1)
-            .map_err(|_| BuildError::OutOfMemory)?;
+        let len = id.len() as u8; // At most MAX_LABEL: folded above.
+        reserve(&mut self.arena, id.len() + ENTRY_OVERHEAD, false)
+            .ok_or(BuildError::OutOfMemory)?;
+        reserve(&mut self.slots, 1, false).ok_or(BuildError::OutOfMemory)?;
         self.arena.push(len);
         self.arena.extend_from_slice(id);
         self.arena.extend_from_slice(&cluster.to_le_bytes());
         self.slots.push(Slot {
             offset,
-            tag: tag(id),
+            tag: key.tag(),
         });
         Ok(())
     }
@@ -162,17 +261,21 @@ impl StringTable {
         self.len
     }
 
-    /// The cluster of `id` (lower case).
+    /// The cluster of `id`, in any ASCII case.
+    #[inline]
     pub(crate) fn get(&self, id: &[u8]) -> Option<u32> {
-        self.find(id, tag(id)).map(|index| {
+        let key = Key::fold(id)?;
+        self.find(&key).map(|index| {
             let offset = self.slots[index].offset;
             entry_cluster(&self.arena, offset)
         })
     }
 
-    /// The slot holding `id`, whose tag is `tag`.
-    fn find(&self, id: &[u8], tag: u32) -> Option<usize> {
+    /// The slot holding `key`.
+    #[inline]
+    fn find(&self, key: &Key) -> Option<usize> {
         let count = self.slots.len();
+        let tag = key.tag();
         let mut index = home32(tag, count);
         // Terminates: the load factor keeps at least 40% of the slots empty.
         loop {
@@ -180,7 +283,7 @@ impl StringTable {
             if slot.offset == EMPTY {
                 return None;
             }
-            if slot.tag == tag && entry_id(&self.arena, slot.offset) == id {
+            if slot.tag == tag && key.matches(entry_id(&self.arena, slot.offset)) {
                 return Some(index);
             }
             index = next(index, count);
@@ -235,11 +338,7 @@ impl StringTable {
             }
             return builder.build();
         }
-        let mut table = self.try_clone()?;
-        table
-            .arena
-            .try_reserve(added_bytes)
-            .map_err(|_| BuildError::OutOfMemory)?;
+        let mut table = self.try_clone(added_bytes)?;
         for &(id, cluster) in changes {
             match cluster {
                 Some(cluster) => table.set(id, cluster)?,
@@ -249,16 +348,13 @@ impl StringTable {
         Ok(table)
     }
 
-    fn try_clone(&self) -> Result<Self, BuildError> {
+    /// A copy with room for `more_bytes` in its arena.
+    fn try_clone(&self, more_bytes: usize) -> Result<Self, BuildError> {
         let mut arena = Vec::new();
-        arena
-            .try_reserve_exact(self.arena.len())
-            .map_err(|_| BuildError::OutOfMemory)?;
+        reserve(&mut arena, self.arena.len() + more_bytes, true).ok_or(BuildError::OutOfMemory)?;
         arena.extend_from_slice(&self.arena);
         let mut slots = Vec::new();
-        slots
-            .try_reserve_exact(self.slots.len())
-            .map_err(|_| BuildError::OutOfMemory)?;
+        reserve(&mut slots, self.slots.len(), true).ok_or(BuildError::OutOfMemory)?;
         slots.extend_from_slice(&self.slots);
         Ok(Self {
             arena,
@@ -271,8 +367,8 @@ impl StringTable {
     /// Sets `id` on `cluster`: an existing entry's cluster is rewritten in place, a new one
     /// appended. The caller has checked there is room below the load factor.
     fn set(&mut self, id: &[u8], cluster: u32) -> Result<(), BuildError> {
-        let tag = tag(id);
-        if let Some(index) = self.find(id, tag) {
+        let key = Key::fold(id).ok_or_else(|| BuildError::TooLong(id.to_vec()))?;
+        if let Some(index) = self.find(&key) {
             let offset = self.slots[index].offset as usize;
             let at = offset + 1 + id.len();
             self.arena[at..at + 4].copy_from_slice(&cluster.to_le_bytes());
@@ -282,11 +378,13 @@ impl StringTable {
             .ok()
             .filter(|&offset| offset < EMPTY)
             .ok_or(BuildError::TooLarge)?;
-        self.arena
-            .push(u8::try_from(id.len()).map_err(|_| BuildError::TooLarge)?);
+        self.arena.push(id.len() as u8); // At most MAX_LABEL: folded above.
         self.arena.extend_from_slice(id);
         self.arena.extend_from_slice(&cluster.to_le_bytes());
-        self.place(Slot { offset, tag });
+        self.place(Slot {
+            offset,
+            tag: key.tag(),
+        });
         Ok(())
     }
 
@@ -303,7 +401,7 @@ impl StringTable {
 
     /// Removes `id` by shifting back the entries of its probe run that may move.
     fn remove(&mut self, id: &[u8]) {
-        let Some(mut hole) = self.find(id, tag(id)) else {
+        let Some(mut hole) = Key::fold(id).and_then(|key| self.find(&key)) else {
             return;
         };
         self.garbage += id.len() + ENTRY_OVERHEAD;
@@ -332,6 +430,45 @@ impl StringTable {
 mod tests {
     use super::*;
 
+    fn key(id: &str) -> Key {
+        Key::fold(id.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn words_fold_as_bytes_do() {
+        // Every byte value at every position of a word, and every tail length.
+        for byte in 0..=255u8 {
+            for at in 0..8 {
+                let mut bytes = *b"aZ09-yQm";
+                bytes[at] = byte;
+                let word = u64::from_le_bytes(bytes);
+                bytes.make_ascii_lowercase();
+                assert_eq!(
+                    fold_word(word),
+                    u64::from_le_bytes(bytes),
+                    "{byte:#x} at {at}"
+                );
+            }
+        }
+        let id = b"Happy-FOX-1234-abcdefghijklmnopqrstuvwxyz-0123456789-ABCDEFGHIJ";
+        assert_eq!(id.len(), MAX_LABEL);
+        for len in 0..=MAX_LABEL {
+            let (mixed, lower) = (&id[..len], id[..len].to_ascii_lowercase());
+            let (folded, plain) = (Key::fold(mixed).unwrap(), Key::fold(&lower).unwrap());
+            assert_eq!(folded.hash, plain.hash, "{len}");
+            assert_eq!(folded.words, plain.words, "{len}");
+            assert!(folded.matches(&lower), "{len}");
+            if len > 0 {
+                let mut other = lower.clone();
+                other[len - 1] ^= 1;
+                assert!(!folded.matches(&other), "{len}");
+                assert!(!folded.matches(&lower[..len - 1]), "{len}");
+                assert_ne!(Key::fold(&other).unwrap().hash, folded.hash, "{len}");
+            }
+        }
+        assert!(Key::fold(&[b'a'; MAX_LABEL + 1]).is_none());
+    }
+
     fn table(ids: &[(&str, u32)]) -> Result<StringTable, BuildError> {
         let mut builder = StringsBuilder::default();
         for (id, cluster) in ids {
@@ -355,6 +492,9 @@ mod tests {
                 assert_eq!(table.get(id.as_bytes()), Some(*cluster));
             }
             assert_eq!(table.get(b"app--x"), None);
+            if count > 0 {
+                assert_eq!(table.get(b"APP-0-X"), Some(0));
+            }
             assert_eq!(table.get(b""), None);
             assert_eq!(table.iter().count(), count);
             // About 8 / 0.6 bytes of slots per app, plus the bytes and 5.
@@ -369,7 +509,7 @@ mod tests {
         let count = slot_count(5);
         let ids: Vec<String> = (0..1_000_000)
             .map(|i| format!("w{i}"))
-            .filter(|id| home32(tag(id.as_bytes()), count) == count - 1)
+            .filter(|id| home32(key(id).tag(), count) == count - 1)
             .take(5)
             .collect();
         let pairs: Vec<(&str, u32)> = ids.iter().map(|id| (id.as_str(), 3)).collect();

@@ -8,12 +8,14 @@ compile_error!("cnamed runs on Linux only (recvmmsg, sendmmsg, SO_REUSEPORT, SCH
 
 mod clock;
 mod counting_alloc;
+mod memory;
 mod process;
 mod random;
 mod signal;
 mod udp;
 
 pub use clock::{monotonic_usec, unix_millis, unix_seconds};
+pub use memory::advise_huge_pages;
 pub use process::{
     current_thread, host_name, process_usage, raise_fd_limit, set_thread_idle, ProcessUsage,
     ThreadId,
