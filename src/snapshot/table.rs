@@ -7,7 +7,9 @@
 //! keys end up adjacent, which finds duplicates for free. A lookup is one multiply and, at the
 //! load factor used (at most 0.6), almost always one cache line.
 
-use super::probe::{distance, home, next, reserve, slot_count, sort_by_key, spread_in_place};
+use super::probe::{
+    distance, home, next, reserve, slot_count, sort_by_key, spread_in_place, Pages,
+};
 
 /// Marks an empty slot. No app ID is this large: IDs have at most 19 digits.
 const EMPTY: u64 = u64::MAX;
@@ -62,7 +64,7 @@ pub(crate) struct NumericBuilder {
 
 impl NumericBuilder {
     pub(crate) fn push(&mut self, key: u64, cluster: u32) -> Result<(), BuildError> {
-        reserve(&mut self.slots, 1, false).ok_or(BuildError::OutOfMemory)?;
+        reserve(&mut self.slots, 1, false, Pages::Default).ok_or(BuildError::OutOfMemory)?;
         self.slots.push(Slot { key, cluster });
         Ok(())
     }
@@ -78,7 +80,7 @@ impl NumericBuilder {
         if let Some(pair) = slots.windows(2).find(|pair| pair[0].key == pair[1].key) {
             return Err(BuildError::Duplicate(pair[0].key));
         }
-        let wrapped = spread_in_place(&mut slots, count, EMPTY_SLOT, home_of)
+        let wrapped = spread_in_place(&mut slots, count, EMPTY_SLOT, Pages::Default, home_of)
             .ok_or(BuildError::OutOfMemory)?;
         let placed = len - wrapped.len();
         let mut table = NumericTable {
@@ -128,7 +130,8 @@ impl NumericTable {
             return builder.build();
         }
         let mut slots = Vec::new();
-        reserve(&mut slots, self.slots.len(), true).ok_or(BuildError::OutOfMemory)?;
+        reserve(&mut slots, self.slots.len(), true, Pages::Default)
+            .ok_or(BuildError::OutOfMemory)?;
         slots.extend_from_slice(&self.slots);
         let mut table = Self {
             slots: slots.into_boxed_slice(),

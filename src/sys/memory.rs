@@ -17,6 +17,9 @@ const HUGE_PAGE: usize = 2 << 20;
 /// for small buffers and where THP is `never` or missing (the error is of no use: the
 /// table works the same, slower).
 pub fn advise_huge_pages<T>(buffer: &Vec<T>) {
+    if std::env::var("THP").ok().as_deref() != Some("reserve") {
+        return;
+    }
     let bytes = buffer.capacity() * size_of::<T>();
     let Some(range) = advised_range(buffer.as_ptr() as usize, bytes) else {
         return;
