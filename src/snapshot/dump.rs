@@ -43,29 +43,37 @@ impl Unbuilt<'_> {
     }
 }
 
-/// [`parse`] of a dump read as it is parsed.
+/// [`parse`] of a dump of `size` bytes, read as it is parsed.
 pub(super) fn parse_reader<'z>(
     reader: impl std::io::Read,
+    size: u64,
     zone: &'z Zone,
 ) -> Result<Unbuilt<'z>, serde_json::Error> {
     let mut deserializer = serde_json::Deserializer::from_reader(reader);
-    let unbuilt = DumpSeed { zone }.deserialize(&mut deserializer)?;
+    let seed = DumpSeed { zone, size };
+    let unbuilt = seed.deserialize(&mut deserializer)?;
     deserializer.end()?;
     Ok(unbuilt)
 }
 
 pub(super) fn parse<'z>(json: &[u8], zone: &'z Zone) -> Result<Unbuilt<'z>, serde_json::Error> {
-    // Nothing is reserved ahead from the file's size or shape (commas inside an ignored field
-    // would ask for gigabytes): the lists grow with the entries read, to at most twice what
-    // they hold, and a failed allocation fails this load, not the process.
+    // Nothing is reserved ahead from the dump's shape (commas inside an ignored field would
+    // ask for gigabytes), only, untouched, from its size (`reserve_for_dump`): the lists
+    // grow with the entries read, and a failed allocation fails this load, not the process.
     let mut deserializer = serde_json::Deserializer::from_slice(json);
-    let unbuilt = DumpSeed { zone }.deserialize(&mut deserializer)?;
+    let seed = DumpSeed {
+        zone,
+        size: json.len() as u64,
+    };
+    let unbuilt = seed.deserialize(&mut deserializer)?;
     deserializer.end()?;
     Ok(unbuilt)
 }
 
 struct DumpSeed<'z> {
     zone: &'z Zone,
+    /// The dump's size in bytes.
+    size: u64,
 }
 
 impl<'de, 'z> DeserializeSeed<'de> for DumpSeed<'z> {
@@ -93,7 +101,11 @@ impl<'de, 'z> Visitor<'de> for DumpSeed<'z> {
             match &*key {
                 "serial" if serial.is_none() => serial = Some(map.next_value::<u32>()?),
                 "apps" if apps.is_none() => {
-                    apps = Some(map.next_value_seed(AppsSeed { zone: self.zone })?)
+                    let seed = AppsSeed {
+                        zone: self.zone,
+                        size: self.size,
+                    };
+                    apps = Some(map.next_value_seed(seed)?)
                 }
                 "serial" | "apps" => {
                     return Err(de::Error::custom(format!("{key:?} appears twice")))
@@ -118,6 +130,7 @@ impl<'de, 'z> Visitor<'de> for DumpSeed<'z> {
 
 struct AppsSeed<'z> {
     zone: &'z Zone,
+    size: u64,
 }
 
 impl<'de, 'z> DeserializeSeed<'de> for AppsSeed<'z> {
@@ -140,6 +153,7 @@ impl<'de, 'z> Visitor<'de> for AppsSeed<'z> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AppsBuilder<'z>, A::Error> {
         let mut builder = AppsBuilder::new(self.zone);
+        builder.named_apps.reserve_for_dump(self.size);
         let max_len = builder.max_app;
         while let Some(app) = map.next_key_seed(AppIdSeed { max_len })? {
             let cluster = map.next_value_seed(ClusterSeed {

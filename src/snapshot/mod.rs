@@ -147,6 +147,7 @@ impl Snapshot {
         let mut limited = file.take(max_size.saturating_add(1));
         let parsed = dump::parse_reader(
             std::io::BufReader::with_capacity(READ_BUFFER, &mut limited),
+            metadata.len(),
             zone,
         )
         .and_then(dump::Unbuilt::build);

@@ -199,6 +199,22 @@ impl StringsBuilder {
         self.slots.len()
     }
 
+    /// Reserves, untouched, the most a dump of `size` bytes can need: an entry takes at most
+    /// the bytes of its JSON text in the arena (`"id":"c"`: the ID and 6 more, against its
+    /// 5), and there are at most `size / 7` entries, each 8 / 0.6 bytes of slots. Untouched
+    /// room is never resident; reserved whole, the buffers never move, so that all of them
+    /// are backed by huge pages (growing, a third were: pages written before a move stay
+    /// small). When the address space cannot be had, they grow as usual.
+    pub(crate) fn reserve_for_dump(&mut self, size: u64) {
+        let Ok(size) = usize::try_from(size) else {
+            return;
+        };
+        let entries = size / 7;
+        if reserve(&mut self.arena, size, true, Pages::Huge).is_some() {
+            reserve(&mut self.slots, slot_count(entries), true, Pages::Huge);
+        }
+    }
+
     /// Builds the table in the entries' own allocation (see `probe::spread_in_place`),
     /// sorted by tag: its home order, where duplicates sit in the rare runs of equal tags.
     pub(crate) fn build(self) -> Result<StringTable, BuildError> {
