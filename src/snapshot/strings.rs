@@ -543,6 +543,27 @@ mod tests {
     }
 
     #[test]
+    fn room_reserved_for_a_dump_is_given_back() {
+        let ids: Vec<String> = (0..20_000).map(|i| format!("App-{i}")).collect();
+        let dump_size: usize = ids.iter().map(|id| id.len() + 10).sum();
+        let mut builder = StringsBuilder::default();
+        builder.reserve_for_dump(dump_size as u64);
+        assert!(builder.arena.capacity() >= dump_size);
+        for (i, id) in ids.iter().enumerate() {
+            builder
+                .push(id.to_ascii_lowercase().as_bytes(), i as u32)
+                .unwrap();
+        }
+        let table = builder.build().unwrap();
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(table.get(id.as_bytes()), Some(i as u32));
+        }
+        let bytes: usize = ids.iter().map(|id| id.len() + ENTRY_OVERHEAD).sum();
+        assert_eq!(table.arena.capacity(), bytes);
+        assert_eq!(table.slots.len(), slot_count(ids.len()));
+    }
+
+    #[test]
     fn runs_past_the_end_wrap() {
         // IDs whose home is the last slot of a small table: the run wraps to the start.
         let count = slot_count(5);
