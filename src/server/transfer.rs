@@ -26,9 +26,10 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const LINGER: Duration = Duration::from_secs(2);
 
 /// Starts the transfer for `request` on a new thread. The request holds a transfer slot,
-/// given back when the thread ends; if no thread can be had, the connection is closed. An
-/// IXFR is answered from `shared`'s history: the differences since the client's serial, the
-/// SOA alone when it is current, the whole zone when its serial is not in the history.
+/// given back once the zone is sent (or the thread ends); if no thread can be had, the
+/// connection is closed. An IXFR is answered from `shared`'s history: the differences since
+/// the client's serial, the SOA alone when it is current, the whole zone when its serial is
+/// not in the history.
 pub(super) fn start(
     stream: mio::net::TcpStream,
     request: Request,
@@ -39,6 +40,7 @@ pub(super) fn start(
     let spawned = std::thread::Builder::new()
         .name("cnamed-xfr".into())
         .spawn(move || {
+            let mut request = request;
             // Queries first: a transfer gets the CPU the workers leave (SCHED_IDLE).
             let _ = set_thread_idle(current_thread(), true);
             let started = Instant::now();
@@ -53,8 +55,8 @@ pub(super) fn start(
                 _ => (Vec::new(), None),
             };
             let outcome = match style {
-                None | Some(IxfrStyle::Full) => send(stream, &request, axfr(&snapshot)),
-                Some(_) => send(stream, &request, ixfr(&snapshot, &deltas)),
+                None | Some(IxfrStyle::Full) => send(stream, &mut request, axfr(&snapshot)),
+                Some(_) => send(stream, &mut request, ixfr(&snapshot, &deltas)),
             };
             let stats = &request.stats;
             let index = kind.index();
@@ -102,7 +104,7 @@ pub(super) fn start(
 /// bytes sent. A request whose TSIG failed gets one NOTAUTH message instead.
 fn send(
     mut stream: TcpStream,
-    request: &Request,
+    request: &mut Request,
     mut transfer: impl Stream,
 ) -> io::Result<(u64, u64)> {
     stream.set_nonblocking(false)?;
@@ -115,10 +117,10 @@ fn send(
             .ok_or_else(|| io::Error::other("no room for the TSIG error"))?;
         frame[..2].copy_from_slice(&(len as u16).to_be_bytes());
         stream.write_all(&frame[..2 + len])?;
+        let failure = io::Error::other(format!("TSIG error {error}, answered NOTAUTH"));
+        request.release_slot();
         linger(&stream)?;
-        return Err(io::Error::other(format!(
-            "TSIG error {error}, answered NOTAUTH"
-        )));
+        return Err(failure);
     }
     let mut bytes = 0u64;
     let mut chain = match &request.auth {
@@ -150,6 +152,7 @@ fn send(
         stream.write_all(&frame[..2 + len])?;
         bytes += 2 + len as u64;
     }
+    request.release_slot();
     linger(&stream)?;
     Ok((transfer.records(), bytes))
 }

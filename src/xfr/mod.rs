@@ -344,7 +344,7 @@ impl Gate {
             auth,
             question: raw,
             question_len: question.len(),
-            _permit: permit,
+            permit,
         })
     }
 
@@ -441,10 +441,18 @@ pub struct Request {
     question: [u8; MAX_QUESTION],
     question_len: usize,
     /// The transfer slot held (none over UDP).
-    _permit: Option<Permit>,
+    permit: Option<Permit>,
 }
 
 impl Request {
+    /// Gives the transfer slot back: the zone is sent, and what is left (waiting for the
+    /// client to close) costs a blocked thread, not a transfer. Given back before our side
+    /// closes, so that a client that has read to the end can start the next transfer at once
+    /// (a slot held until the SCHED_IDLE thread woke again refused it under load).
+    pub fn release_slot(&mut self) {
+        self.permit = None;
+    }
+
     /// QNAME, QTYPE and QCLASS as received.
     pub fn question(&self) -> &[u8] {
         &self.question[..self.question_len]
