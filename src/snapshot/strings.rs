@@ -72,7 +72,7 @@ impl<'w> Key<'w> {
         if id.len() > MAX_LABEL {
             return None;
         }
-        *words = [0; KEY_WORDS];
+        // Words past the ID's are never read: no need to clear them.
         let mut hash = mix(0, id.len() as u64);
         for (word, chunk) in words.iter_mut().zip(id.chunks_exact(8)) {
             *word = fold_word(le_word(chunk));
