@@ -105,11 +105,8 @@ impl<'w> Key<'w> {
         if id.len() != self.len {
             return false;
         }
-        let whole = self.words.iter().zip(id.chunks_exact(8));
-        if !whole
-            .into_iter()
-            .all(|(&word, chunk)| le_word(chunk) == word)
-        {
+        let mut whole = self.words.iter().zip(id.chunks_exact(8));
+        if !whole.all(|(&word, chunk)| le_word(chunk) == word) {
             return false;
         }
         id.len() % 8 == 0 || tail_word(id) == self.words[id.len() / 8]
@@ -167,8 +164,8 @@ pub(crate) struct StringsBuilder {
 }
 
 impl StringsBuilder {
-    /// Adds `id` (already lower case, at most 255 bytes) on `cluster`; duplicates are found
-    /// when building.
+    /// Adds `id` (already lower case, at most a label's 63 bytes) on `cluster`; duplicates
+    /// are found when building.
     pub(crate) fn push(&mut self, id: &[u8], cluster: u32) -> Result<(), BuildError> {
         let mut words = KeyWords::default();
         let key = Key::fold(id, &mut words).ok_or_else(|| BuildError::TooLong(id.to_vec()))?;

@@ -7,9 +7,7 @@
 //! keys end up adjacent, which finds duplicates for free. A lookup is one multiply and, at the
 //! load factor used (at most 0.6), almost always one cache line.
 
-use super::probe::{
-    distance, home, next, reserve, slot_count, sort_by_key, spread_in_place, Pages,
-};
+use super::probe::{distance, home, next, slot_count, sort_by_key, spread_in_place, Pages};
 
 /// Marks an empty slot. No app ID is this large: IDs have at most 19 digits.
 const EMPTY: u64 = u64::MAX;
@@ -64,7 +62,9 @@ pub(crate) struct NumericBuilder {
 
 impl NumericBuilder {
     pub(crate) fn push(&mut self, key: u64, cluster: u32) -> Result<(), BuildError> {
-        reserve(&mut self.slots, 1, false, Pages::Default).ok_or(BuildError::OutOfMemory)?;
+        self.slots
+            .try_reserve(1)
+            .map_err(|_| BuildError::OutOfMemory)?;
         self.slots.push(Slot { key, cluster });
         Ok(())
     }
@@ -130,8 +130,9 @@ impl NumericTable {
             return builder.build();
         }
         let mut slots = Vec::new();
-        reserve(&mut slots, self.slots.len(), true, Pages::Default)
-            .ok_or(BuildError::OutOfMemory)?;
+        slots
+            .try_reserve_exact(self.slots.len())
+            .map_err(|_| BuildError::OutOfMemory)?;
         slots.extend_from_slice(&self.slots);
         let mut table = Self {
             slots: slots.into_boxed_slice(),
