@@ -30,6 +30,7 @@ pub mod snapshot;
 pub mod sys;
 #[doc(hidden)]
 pub mod testing;
+pub mod tsig;
 pub mod wire;
 pub mod xfr;
 pub mod zonefile;

@@ -100,7 +100,7 @@ fn transfer_first(config: &Config, zone: &Zone) -> Option<Snapshot> {
         return None;
     }
     let keys = match &config.tsig_key_file {
-        Some(path) => cnamed::xfr::keys::load(path).ok()?,
+        Some(path) => cnamed::tsig::keyfile::load(path).ok()?,
         None => Vec::new(),
     };
     match cnamed::xfr::client::transfer_zone(&config.primary, zone, keys.first()) {
@@ -127,7 +127,7 @@ fn fetch(config: &Config, zone: &Zone) -> std::io::Result<()> {
         return Err(std::io::Error::other("fetch needs --primary ADDR:PORT"));
     }
     let keys = match &config.tsig_key_file {
-        Some(path) => cnamed::xfr::keys::load(path).map_err(std::io::Error::other)?,
+        Some(path) => cnamed::tsig::keyfile::load(path).map_err(std::io::Error::other)?,
         None => Vec::new(),
     };
     let mut errors = Vec::new();

@@ -327,7 +327,7 @@ fn tsig_signed_transfers() {
 /// made by our signer (dig and kdig cannot set the time); the RCODE is read by hickory.
 #[test]
 fn tsig_badtime_is_answered_signed_with_our_time() {
-    use cnamed::wire::tsig::{self, Algorithm, Chain, Key, Signing};
+    use cnamed::tsig::{self, Algorithm, Chain, Key, Signing};
     let secret = "PNe84o+cKkIJkh9PXBBYvCPEPBJ6vOIysbX44qdczrQ=";
     let keys = temp_dump(
         "tsig-badtime",
@@ -342,7 +342,7 @@ fn tsig_badtime_is_answered_signed_with_our_time() {
     let key = Key {
         name: b"\x07xfr-key\x00".to_vec(),
         algorithm: Algorithm::HmacSha256,
-        secret: cnamed::xfr::keys::parse(&std::fs::read_to_string(&keys).unwrap())
+        secret: tsig::keyfile::parse(&std::fs::read_to_string(&keys).unwrap())
             .unwrap()
             .remove(0)
             .secret,
@@ -354,16 +354,7 @@ fn tsig_badtime_is_answered_signed_with_our_time() {
     let mut query = axfr_query(31);
     let len = query.len();
     query.resize(len + 200, 0);
-    let signing = Signing {
-        key: Some(&key),
-        key_name: &key.name,
-        algorithm: key.algorithm.wire_name(),
-        chain: Chain::Query,
-        time: now - 1000,
-        fudge: 300,
-        error: 0,
-        other: &[],
-    };
+    let signing = Signing::new(&key, &key.name, Chain::Query, now - 1000);
     let (end, _) = tsig::sign(&mut query, len, &signing).unwrap();
     query.truncate(end);
     let mut stream = connect(&server);
@@ -625,7 +616,7 @@ fn notify_until_acknowledged() {
         "notify-keys",
         "key \"edge\" { algorithm hmac-sha256; secret \"PNe84o+cKkIJkh9PXBBYvCPEPBJ6vOIysbX44qdczrQ=\"; };",
     );
-    let keyring = cnamed::xfr::keys::load(&keys).unwrap();
+    let keyring = cnamed::tsig::keyfile::load(&keys).unwrap();
     let dump_path = temp_dump("notify", &dump(5, 100, 0));
     let mut server = Cnamed::start_dump(
         &dump_path,
@@ -645,16 +636,14 @@ fn notify_until_acknowledged() {
         let message = Message::from_bytes(&buf[..len]).expect("hickory decodes it");
         assert_eq!(message.op_code(), OpCode::Notify);
         assert_eq!(message.queries()[0].query_type(), RecordType::SOA);
-        let signed = cnamed::wire::tsig::find(&buf[..len])
-            .unwrap()
-            .expect("signed");
+        let signed = cnamed::tsig::find(&buf[..len]).unwrap().expect("signed");
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs();
-        let verdict = cnamed::wire::tsig::verify(&buf[..len], &signed, &keyring, now);
+        let verdict = cnamed::tsig::verify(&buf[..len], &signed, &keyring, now);
         assert!(
-            matches!(verdict, cnamed::wire::tsig::Verdict::Valid { .. }),
+            matches!(verdict, cnamed::tsig::Verdict::Valid { .. }),
             "{verdict:?}"
         );
         (message, from)
@@ -764,7 +753,7 @@ fn axfr_client_takes_the_zone() {
         ],
     );
     let zone = cnamed::config::Config::default().zone().unwrap();
-    let key = cnamed::xfr::keys::load(&keys).unwrap().remove(0);
+    let key = cnamed::tsig::keyfile::load(&keys).unwrap().remove(0);
     let timeout = Duration::from_secs(10);
     let got = fetch_axfr(server.addr, &zone, Some(&key), timeout).unwrap();
     assert_eq!(got.serial, 17);
@@ -841,7 +830,7 @@ fn a_secondary_follows_its_primary_on_start_and_reload() {
     let unsigned = encode(&notify);
     let reply = decode(&secondary.udp(&unsigned));
     assert_eq!(reply.response_code(), ResponseCode::Refused);
-    let key = cnamed::xfr::keys::parse(&std::fs::read_to_string(keys).unwrap())
+    let key = cnamed::tsig::keyfile::parse(&std::fs::read_to_string(keys).unwrap())
         .unwrap()
         .remove(0);
     let mut signed = unsigned.clone();
@@ -851,27 +840,15 @@ fn a_secondary_follows_its_primary_on_start_and_reload() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let signing = cnamed::wire::tsig::Signing {
-        key: Some(&key),
-        key_name: &key.name,
-        algorithm: key.algorithm.wire_name(),
-        chain: cnamed::wire::tsig::Chain::Query,
-        time: now,
-        fudge: 300,
-        error: 0,
-        other: &[],
-    };
-    let (end, _) = cnamed::wire::tsig::sign(&mut signed, len, &signing).unwrap();
+    let signing = cnamed::tsig::Signing::new(&key, &key.name, cnamed::tsig::Chain::Query, now);
+    let (end, _) = cnamed::tsig::sign(&mut signed, len, &signing).unwrap();
     signed.truncate(end);
     let bytes = secondary.udp(&signed);
     let reply = decode(&bytes);
     assert_eq!(reply.message_type(), MessageType::Response);
     assert_eq!(reply.op_code(), OpCode::Notify);
     assert_eq!(reply.response_code(), ResponseCode::NoError);
-    assert!(
-        cnamed::wire::tsig::find(&bytes).unwrap().is_some(),
-        "signed"
-    );
+    assert!(cnamed::tsig::find(&bytes).unwrap().is_some(), "signed");
     let line = secondary.wait_log("reloaded");
     assert!(line.contains("serial 2 (was 1)"), "{line}");
     assert_eq!(secondary.seen_log("NOTIFY from 127.0.0.1").len(), 1);

@@ -3,7 +3,7 @@
 //! refresh queries (BIND does with a key on the primary), and expect signed answers.
 
 use super::Rcode;
-use crate::wire::tsig::{self, sign, sign_failure, Chain, Failure, Key, Signing, Verdict, FUDGE};
+use crate::tsig::{self, sign, sign_failure, Chain, Failure, Key, Signing, Verdict};
 use crate::wire::{field, flags, read_u16, skip_name, HEADER_LEN};
 
 /// Signs the response `out[..len]` to the signed `query` with the key that signed it, or
@@ -25,15 +25,10 @@ pub fn sign_response(
     };
     match tsig::verify(query, &tsig, keys, now) {
         Verdict::Valid { key, mac, .. } => {
+            // The algorithm's name as the request spelled it, as its key name.
             let signing = Signing {
-                key: Some(key),
-                key_name: tsig.key_name,
                 algorithm: tsig.algorithm,
-                chain: Chain::Request(mac),
-                time: now,
-                fudge: FUDGE,
-                error: 0,
-                other: &[],
+                ..Signing::new(key, tsig.key_name, Chain::Request(mac), now)
             };
             if let Some((signed, _)) = sign(out, len, &signing) {
                 return Some(signed);
@@ -93,7 +88,7 @@ mod tests {
     use crate::config::Config;
     use crate::snapshot::Snapshot;
     use crate::testing::QueryBuilder;
-    use crate::wire::tsig::Algorithm;
+    use crate::tsig::Algorithm;
 
     fn key() -> Key {
         Key {
@@ -108,16 +103,7 @@ mod tests {
         let mut query = QueryBuilder::new(name, 5).id(7).build();
         let len = query.len();
         query.resize(len + 200, 0);
-        let signing = Signing {
-            key: Some(&key),
-            key_name: &key.name,
-            algorithm: key.algorithm.wire_name(),
-            chain: Chain::Query,
-            time: now,
-            fudge: FUDGE,
-            error: 0,
-            other: &[],
-        };
+        let signing = Signing::new(&key, &key.name, Chain::Query, now);
         let (end, _) = sign(&mut query, len, &signing).unwrap();
         query.truncate(end);
         query

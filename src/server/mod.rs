@@ -89,7 +89,7 @@ impl Server {
     ) -> io::Result<Self> {
         let tsig_keys = match &config.tsig_key_file {
             Some(path) => Some(
-                crate::xfr::keys::load(path)
+                crate::tsig::keyfile::load(path)
                     .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?,
             ),
             None => None,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::shared::Shared;
 use crate::sys::{random_bytes, unix_seconds};
-use crate::wire::tsig::sign_request;
+use crate::tsig::sign_request;
 use crate::wire::Rcode;
 use crate::xfr::{notify, XfrStats};
 

@@ -16,10 +16,10 @@ use crate::metrics::{Metrics, ServerStats};
 use crate::snapshot::guard::{check_difference, compare, Difference, Refusal, Rules};
 use crate::snapshot::{LoadError, Snapshot, Zone};
 use crate::sys::unix_millis;
-use crate::wire::tsig::Key;
+use crate::tsig::keyfile::{self, KeyFileError};
+use crate::tsig::Key;
 use crate::xfr::client::{refresh, Refreshed, Via, TRANSFER_TIMEOUT};
 use crate::xfr::inbound::Resolved;
-use crate::xfr::keys::{self, KeyFileError};
 use crate::xfr::secondary::{LastTransfer, Outcome, SecondaryStats, Timers};
 
 /// Why a reload kept the old state.
@@ -185,7 +185,7 @@ impl Reloader {
             None => None,
         };
         let keys = match &self.tsig_key_file {
-            Some(path) => Some(keys::load(path).map_err(ReloadError::TsigKeys)?),
+            Some(path) => Some(keyfile::load(path).map_err(ReloadError::TsigKeys)?),
             None => None,
         };
         if self.primaries.is_empty() {

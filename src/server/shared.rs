@@ -13,7 +13,7 @@ use crate::cookie::Secrets;
 use crate::metrics::WorkerCounters;
 use crate::snapshot::Snapshot;
 use crate::sys::unix_seconds;
-use crate::wire::tsig::{self, Key};
+use crate::tsig::{self, Key};
 use crate::wire::{flags, Rcode};
 use crate::xfr::notify::notify_answer;
 use crate::xfr::secondary::SecondaryStats;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::snapshot::Snapshot;
 use crate::sys::{current_thread, set_thread_idle, unix_seconds};
-use crate::wire::tsig::{sign, sign_failure, Chain, Failure, Signing, FUDGE};
+use crate::tsig::{sign, sign_failure, Chain, Failure, Signing};
 use crate::wire::{flags, Rcode, HEADER_LEN, MAX_TCP};
 use crate::xfr::axfr::axfr;
 use crate::xfr::ixfr::ixfr;
@@ -133,16 +133,7 @@ fn send(
         &mut frame[2..2 + MAX_MESSAGE],
     ) {
         if let Auth::Valid { key, key_name, .. } = &request.auth {
-            let signing = Signing {
-                key: Some(key),
-                key_name,
-                algorithm: key.algorithm.wire_name(),
-                chain,
-                time: u64::from(unix_seconds()),
-                fudge: FUDGE,
-                error: 0,
-                other: &[],
-            };
+            let signing = Signing::new(key, key_name, chain, u64::from(unix_seconds()));
             let (signed, mac) = sign(&mut frame[2..], len, &signing)
                 .ok_or_else(|| io::Error::other("no room for the TSIG record"))?;
             len = signed;
@@ -197,16 +188,8 @@ pub(super) fn answer_over_udp(
     };
     match &request.auth {
         Auth::Valid { key, key_name, mac } => {
-            let signing = Signing {
-                key: Some(key),
-                key_name,
-                algorithm: key.algorithm.wire_name(),
-                chain: Chain::Request(*mac),
-                time: u64::from(unix_seconds()),
-                fudge: FUDGE,
-                error: 0,
-                other: &[],
-            };
+            let time = u64::from(unix_seconds());
+            let signing = Signing::new(key, key_name, Chain::Request(*mac), time);
             sign(out, len, &signing).map(|(len, _)| len)
         }
         _ => Some(len),

@@ -11,7 +11,6 @@ mod iana;
 pub mod name;
 mod query;
 pub mod record;
-pub mod tsig;
 mod writer;
 
 pub use iana::{Class, Opcode, OptionCode, Rcode, Rtype};

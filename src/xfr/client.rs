@@ -12,7 +12,7 @@ use super::inbound::{resolve, Received, Resolved, TransferReader, Transferred};
 use super::secondary::Timers;
 use crate::snapshot::{Snapshot, Zone};
 use crate::sys::{random_bytes, unix_seconds};
-use crate::wire::tsig::{self, sign_request, ChainError, Key, ResponseChain};
+use crate::tsig::{self, sign_request, ChainError, Key, ResponseChain};
 use crate::wire::{flags, Class, Rtype, HEADER_LEN, MAX_TCP};
 
 /// How long a transfer waits on a primary for each read or write.

@@ -10,7 +10,6 @@ pub mod client;
 pub mod history;
 pub mod inbound;
 pub mod ixfr;
-pub mod keys;
 pub mod message;
 pub mod notify;
 pub mod secondary;
@@ -28,7 +27,7 @@ use crate::snapshot::guard::serial_is_newer;
 use crate::snapshot::Snapshot;
 
 use crate::sys::unix_seconds;
-use crate::wire::tsig::{self, Key, Signature, Verdict};
+use crate::tsig::{self, Key, Signature, Verdict};
 use crate::wire::{flags, skip_name, Class, Rtype, HEADER_LEN, MAX_NAME};
 
 /// Transfers served at once; one more is refused (REFUSED, as for a client not allowed).

@@ -12,8 +12,8 @@
 use std::fmt;
 use std::path::Path;
 
+use crate::tsig::{Algorithm, Key};
 use crate::wire::name::name_to_wire;
-use crate::wire::tsig::{Algorithm, Key};
 
 /// A key file that cannot be used, with the reason.
 #[derive(Debug, PartialEq, Eq)]
