@@ -12,8 +12,8 @@ use crate::snapshot::{expand_target, Zone, ZoneSettings, SOA_EXPIRE, SOA_REFRESH
 use crate::wire::name::{check_label, is_within, name_to_wire, Charset};
 use crate::wire::record::{OPTION_HEADER, OPT_FIXED, QUESTION_FIXED, RR_FIXED};
 use crate::wire::{HEADER_LEN, MAX_LABEL, MAX_NAME, MAX_TCP, PTR_QNAME};
-use crate::xfr::secondary::OnExpire;
-use crate::xfr::Prefix;
+use crate::xfr::inbound::secondary::OnExpire;
+use crate::xfr::outbound::Prefix;
 
 /// More workers than this is a typo, not a machine.
 const MAX_THREADS: usize = 1024;

@@ -103,9 +103,9 @@ fn transfer_first(config: &Config, zone: &Zone) -> Option<Snapshot> {
         Some(path) => cnamed::tsig::keyfile::load(path).ok()?,
         None => Vec::new(),
     };
-    match cnamed::xfr::client::transfer_zone(&config.primary, zone, keys.first()) {
+    match cnamed::xfr::inbound::client::transfer_zone(&config.primary, zone, keys.first()) {
         Ok(snapshot) => {
-            if let Err(error) = cnamed::xfr::client::save_dump(&snapshot, &config.dump) {
+            if let Err(error) = cnamed::xfr::inbound::client::save_dump(&snapshot, &config.dump) {
                 cnamed::log!(Warning, "cannot write {}: {error}", config.dump.display());
             }
             Some(snapshot)
@@ -132,10 +132,11 @@ fn fetch(config: &Config, zone: &Zone) -> std::io::Result<()> {
     };
     let mut errors = Vec::new();
     for &primary in &config.primary {
-        match cnamed::xfr::client::fetch_axfr(primary, zone, keys.first(), FETCH_TIMEOUT) {
+        match cnamed::xfr::inbound::client::fetch_axfr(primary, zone, keys.first(), FETCH_TIMEOUT) {
             Ok(zone) => {
                 let mut out = BufWriter::new(std::io::stdout().lock());
-                return cnamed::xfr::client::write_dump(&zone, &mut out).and_then(|()| out.flush());
+                return cnamed::xfr::inbound::client::write_dump(&zone, &mut out)
+                    .and_then(|()| out.flush());
             }
             Err(error) => {
                 cnamed::log!(Warning, "{error}");

@@ -15,9 +15,9 @@ use crate::cookie;
 use crate::snapshot::guard::Refusal;
 use crate::sys::unix_millis;
 use crate::wire::{FormErrCause, Rcode, Rtype};
-use crate::xfr::client::Via;
-use crate::xfr::secondary::{Outcome, SecondaryStats};
-use crate::xfr::{IxfrStyle, Kind, XfrStats};
+use crate::xfr::inbound::secondary::{Outcome, SecondaryStats};
+use crate::xfr::outbound::{IxfrStyle, XfrStats};
+use crate::xfr::TransferType;
 
 /// A count with one writer.
 #[derive(Debug, Default)]
@@ -256,7 +256,7 @@ impl Metrics {
 fn render_xfr(xfr: &XfrStats, out: &mut String) {
     let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed).to_string();
     let by_type = |counters: &[AtomicU64; 2]| -> Vec<(String, String)> {
-        Kind::NAMES
+        TransferType::NAMES
             .iter()
             .zip(counters)
             .map(|(kind, n)| (format!("{{type=\"{kind}\"}}"), get(n)))
@@ -268,7 +268,7 @@ fn render_xfr(xfr: &XfrStats, out: &mut String) {
         ("failed", &xfr.failed),
         ("refused_busy", &xfr.refused_busy),
     ] {
-        for (kind, n) in Kind::NAMES.iter().zip(counters) {
+        for (kind, n) in TransferType::NAMES.iter().zip(counters) {
             results.push((format!("{{type=\"{kind}\",result=\"{result}\"}}"), get(n)));
         }
     }
@@ -339,7 +339,7 @@ fn render_xfr(xfr: &XfrStats, out: &mut String) {
 fn render_secondary(secondary: &SecondaryStats, now_ms: u64, out: &mut String) {
     let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed).to_string();
     let mut transfers = Vec::new();
-    for (via, results) in Via::NAMES.iter().zip(&secondary.transfers) {
+    for (via, results) in TransferType::NAMES.iter().zip(&secondary.transfers) {
         for (result, n) in Outcome::NAMES.iter().zip(results) {
             transfers.push((format!("{{type=\"{via}\",result=\"{result}\"}}"), get(n)));
         }
@@ -351,7 +351,7 @@ fn render_secondary(secondary: &SecondaryStats, now_ms: u64, out: &mut String) {
         "Refreshes from the primaries by how the zone came (IXFR, or AXFR) and how they ended: a new serial installed, up to date, failed (no primary answered, or the zone was refused). Failures before any primary answered count as AXFR.",
         &transfers,
     );
-    let bytes: Vec<_> = Via::NAMES
+    let bytes: Vec<_> = TransferType::NAMES
         .iter()
         .zip(&secondary.bytes)
         .map(|(via, n)| (format!("{{type=\"{via}\"}}"), get(n)))

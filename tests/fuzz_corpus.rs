@@ -60,10 +60,10 @@ mod transfer_oracle;
 /// Transfers written by our own AXFR and IXFR writers, framed as the `transfer` target reads
 /// them: the first byte picks AXFR (0) or IXFR (1), then each message after its length.
 fn written_transfers() -> Vec<(String, Vec<u8>)> {
-    use cnamed::xfr::axfr::axfr;
-    use cnamed::xfr::history::Delta;
-    use cnamed::xfr::ixfr::ixfr;
-    use cnamed::xfr::message::{Stream, MAX_MESSAGE};
+    use cnamed::xfr::outbound::axfr::axfr;
+    use cnamed::xfr::outbound::history::Delta;
+    use cnamed::xfr::outbound::ixfr::ixfr;
+    use cnamed::xfr::outbound::message::{Stream, MAX_MESSAGE};
     use std::sync::Arc;
 
     let base = transfer_oracle::base_snapshot();
@@ -112,14 +112,15 @@ fn transfer_corpus_and_regressions() {
     let written = written_transfers();
     // The incremental one really applies: the oracle's model comparison runs.
     let (_, incremental) = &written[1];
-    let mut reader = cnamed::xfr::inbound::TransferReader::ixfr(&base.zone, 1).unwrap();
+    let mut reader = cnamed::xfr::inbound::reader::TransferReader::ixfr(&base.zone, 1).unwrap();
     let len = usize::from(u16::from_be_bytes([incremental[1], incremental[2]]));
     assert!(reader.read_message(&incremental[3..3 + len]).unwrap());
-    let cnamed::xfr::inbound::Received::Incremental { changes, .. } = reader.finish().unwrap()
+    let cnamed::xfr::inbound::reader::Received::Incremental { changes, .. } =
+        reader.finish().unwrap()
     else {
         panic!("not incremental")
     };
-    let resolved = cnamed::xfr::inbound::resolve(base, &changes).unwrap();
+    let resolved = cnamed::xfr::inbound::resolve::resolve(base, &changes).unwrap();
     assert_eq!(resolved.changes.len(), 5, "{resolved:?}");
     if let Some(dir) = std::env::var_os("CNAMED_WRITE_TRANSFER_SEEDS") {
         // How fuzz/seeds/transfer/ was made.

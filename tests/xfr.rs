@@ -1,5 +1,5 @@
-//! Zone transfers out (AXFR, RFC 5936; IXFR, RFC 1995; TSIG, RFC 8945), checked with
-//! hickory-proto, dig and kdig.
+//! Zone transfers both ways (AXFR, RFC 5936; IXFR, RFC 1995; TSIG, RFC 8945): a cnamed
+//! primary checked with hickory-proto, dig and kdig, and cnamed's own transfer client.
 
 mod common;
 
@@ -736,7 +736,7 @@ fn ixfr_over_udp() {
 /// request to a keyed primary and a refusing primary are errors that say so.
 #[test]
 fn axfr_client_takes_the_zone() {
-    use cnamed::xfr::client::fetch_axfr;
+    use cnamed::xfr::inbound::client::fetch_axfr;
     let secret = "PNe84o+cKkIJkh9PXBBYvCPEPBJ6vOIysbX44qdczrQ=";
     let keys = temp_dump(
         "client-keys",
@@ -1064,10 +1064,13 @@ fn fake_primary(
 }
 
 /// The messages of `stream` for the request `request` (its ID and question echoed).
-fn messages_for(request: &[u8], mut stream: impl cnamed::xfr::message::Stream) -> Vec<Vec<u8>> {
+fn messages_for(
+    request: &[u8],
+    mut stream: impl cnamed::xfr::outbound::message::Stream,
+) -> Vec<Vec<u8>> {
     let id = u16::from_be_bytes([request[0], request[1]]);
     let question = raw_question(request).to_vec();
-    let mut buf = vec![0u8; cnamed::xfr::message::MAX_MESSAGE];
+    let mut buf = vec![0u8; cnamed::xfr::outbound::message::MAX_MESSAGE];
     let mut messages = Vec::new();
     while let Some(len) = stream.next_message(id, &question, &mut buf) {
         messages.push(buf[..len].to_vec());
@@ -1079,8 +1082,9 @@ fn messages_for(request: &[u8], mut stream: impl cnamed::xfr::message::Stream) -
 /// refresh falls back to AXFR from the same primary and gets the zone.
 #[test]
 fn a_refresh_falls_back_to_axfr() {
-    use cnamed::xfr::client::{refresh, Refreshed, Via};
-    use cnamed::xfr::history::Delta;
+    use cnamed::xfr::inbound::client::{refresh, Refreshed};
+    use cnamed::xfr::outbound::history::Delta;
+    use cnamed::xfr::TransferType;
     use std::sync::Arc;
     let zone = cnamed::config::Config::default().zone().unwrap();
     let snapshot = |serial, apps: &[(&str, &str)]| {
@@ -1099,10 +1103,10 @@ fn a_refresh_falls_back_to_axfr() {
             reply[6..12].fill(0);
             vec![reply]
         }
-        _ => messages_for(request, cnamed::xfr::axfr::axfr(&zone_served)),
+        _ => messages_for(request, cnamed::xfr::outbound::axfr::axfr(&zone_served)),
     });
     let got = refresh(&[refusing], None, &live, timeout).unwrap();
-    assert_eq!((got.via, got.serial), (Via::Axfr, 3));
+    assert_eq!((got.via, got.serial), (TransferType::Axfr, 3));
     let Refreshed::Changed {
         snapshot: built,
         changes: None,
@@ -1118,11 +1122,14 @@ fn a_refresh_falls_back_to_axfr() {
     let delta = [Arc::new(Delta::between(&other, &newer))];
     let zone_served = Arc::clone(&newer);
     let wrong = fake_primary(2, move |qtype, request| match qtype {
-        251 => messages_for(request, cnamed::xfr::ixfr::ixfr(&zone_served, &delta)),
-        _ => messages_for(request, cnamed::xfr::axfr::axfr(&zone_served)),
+        251 => messages_for(
+            request,
+            cnamed::xfr::outbound::ixfr::ixfr(&zone_served, &delta),
+        ),
+        _ => messages_for(request, cnamed::xfr::outbound::axfr::axfr(&zone_served)),
     });
     let got = refresh(&[wrong], None, &live, timeout).unwrap();
-    assert_eq!((got.via, got.serial), (Via::Axfr, 3));
+    assert_eq!((got.via, got.serial), (TransferType::Axfr, 3));
     let Refreshed::Changed {
         snapshot: built, ..
     } = got.refreshed
@@ -1135,10 +1142,13 @@ fn a_refresh_falls_back_to_axfr() {
     let delta = [Arc::new(Delta::between(&live, &newer))];
     let zone_served = Arc::clone(&newer);
     let good = fake_primary(1, move |_, request| {
-        messages_for(request, cnamed::xfr::ixfr::ixfr(&zone_served, &delta))
+        messages_for(
+            request,
+            cnamed::xfr::outbound::ixfr::ixfr(&zone_served, &delta),
+        )
     });
     let got = refresh(&[good], None, &live, timeout).unwrap();
-    assert_eq!((got.via, got.serial), (Via::Ixfr, 3));
+    assert_eq!((got.via, got.serial), (TransferType::Ixfr, 3));
     let Refreshed::Changed {
         snapshot: built,
         changes: Some(resolved),

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 
 use cnamed::snapshot::guard::serial_is_newer;
 use cnamed::snapshot::Snapshot;
-use cnamed::xfr::inbound::{resolve, Received, TransferReader};
+use cnamed::xfr::inbound::reader::{Received, TransferReader};
+use cnamed::xfr::inbound::resolve::resolve;
 
 /// The snapshot an IXFR is applied to: serial 1, numeric and named apps on three clusters.
 pub(crate) fn base_snapshot() -> &'static Snapshot {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::snapshot::Snapshot;
 use crate::sys;
-use crate::xfr::client::save_dump;
+use crate::xfr::inbound::client::save_dump;
 
 /// Least time between the starts of two writes.
 pub(super) const MIN_INTERVAL: Duration = Duration::from_secs(2);

@@ -51,8 +51,9 @@ use crate::rrl::RateLimiter;
 use crate::snapshot::guard::Rules;
 use crate::snapshot::{Snapshot, Zone};
 use crate::sys;
-use crate::xfr::secondary::{SecondaryStats, Timers};
-use crate::xfr::{Gate, MAX_TRANSFERS};
+use crate::xfr::inbound::secondary::SecondaryStats;
+use crate::xfr::outbound::{Gate, MAX_TRANSFERS};
+use crate::xfr::Timers;
 
 /// Sockets bound for every worker, ready to run.
 pub struct Server {

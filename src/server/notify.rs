@@ -14,7 +14,7 @@ use super::shared::Shared;
 use crate::sys::{random_bytes, unix_seconds};
 use crate::tsig::sign_request;
 use crate::wire::Rcode;
-use crate::xfr::{notify, XfrStats};
+use crate::xfr::outbound::{notify, XfrStats};
 
 /// Sends per serial and target, the first included.
 const TRIES: u32 = 5;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::shared::Shared;
 use crate::sys;
-use crate::xfr::secondary::SecondaryStats;
+use crate::xfr::inbound::secondary::SecondaryStats;
 
 /// How often the timers are looked at.
 const TICK: Duration = Duration::from_millis(250);

@@ -18,9 +18,10 @@ use crate::snapshot::{LoadError, Snapshot, Zone};
 use crate::sys::unix_millis;
 use crate::tsig::keyfile::{self, KeyFileError};
 use crate::tsig::Key;
-use crate::xfr::client::{refresh, Refreshed, Via, TRANSFER_TIMEOUT};
-use crate::xfr::inbound::Resolved;
-use crate::xfr::secondary::{LastTransfer, Outcome, SecondaryStats, Timers};
+use crate::xfr::inbound::client::{refresh, Refreshed, TRANSFER_TIMEOUT};
+use crate::xfr::inbound::resolve::Resolved;
+use crate::xfr::inbound::secondary::{LastTransfer, Outcome, SecondaryStats};
+use crate::xfr::{Timers, TransferType};
 
 /// Why a reload kept the old state.
 #[derive(Debug)]
@@ -155,7 +156,7 @@ pub(super) struct Loaded {
 #[derive(Clone, Copy, Debug)]
 pub(super) struct TransferInfo {
     primary: SocketAddr,
-    via: Via,
+    via: TransferType,
     serial: u32,
     bytes: u64,
     timers: Option<Timers>,
@@ -359,7 +360,7 @@ fn record_refresh(
         (None, Some(t)) if outcome == Outcome::Changed => crate::log!(
             Info,
             "{} from {}: serial {}, {} bytes in {:.1} ms, snapshot ready in {:.1} ms",
-            Via::NAMES[t.via as usize],
+            TransferType::NAMES[t.via as usize],
             t.primary,
             t.serial,
             t.bytes,

@@ -15,9 +15,9 @@ use crate::snapshot::Snapshot;
 use crate::sys::unix_seconds;
 use crate::tsig::{self, Key};
 use crate::wire::{flags, Rcode};
-use crate::xfr::notify::notify_answer;
-use crate::xfr::secondary::SecondaryStats;
-use crate::xfr::Gate;
+use crate::xfr::inbound::secondary::SecondaryStats;
+use crate::xfr::outbound::notify::notify_answer;
+use crate::xfr::outbound::Gate;
 
 /// How long a stopping worker keeps finishing TCP answers already asked for.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
@@ -129,7 +129,7 @@ impl<'a> Serving<'a> {
         let gate = self.xfr?;
         let request =
             gate.request_over_udp(query, client?, &self.snapshot.zone.apex, self.tsig_keys)?;
-        super::transfer::answer_over_udp(&request, self.snapshot, gate, out)
+        crate::xfr::outbound::udp::answer_over_udp(&request, self.snapshot, gate, out)
     }
 
     /// The answer to a NOTIFY (RFC 1996) for our zone from one of our primaries, which also

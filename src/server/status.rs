@@ -11,8 +11,8 @@ use super::shared::Shared;
 use crate::config::VERSION_STRING;
 use crate::metrics::ServerStats;
 use crate::sys;
-use crate::xfr::client::Via;
-use crate::xfr::secondary::{OnExpire, Outcome, SecondaryStats};
+use crate::xfr::inbound::secondary::{OnExpire, Outcome, SecondaryStats};
+use crate::xfr::TransferType;
 
 /// What `cnamed status` reports: fixed facts, the live snapshot and counters, and the last
 /// reload's outcome, which the signal loop records.
@@ -165,7 +165,7 @@ fn secondary_facts(secondary: &SecondaryStats, now: u64) -> Vec<(&'static str, F
             let result = Outcome::NAMES[last.outcome as usize];
             let source = match (last.via, last.primary) {
                 (Some(via), Some(primary)) => {
-                    format!("{} from {primary}: ", Via::NAMES[via as usize])
+                    format!("{} from {primary}: ", TransferType::NAMES[via as usize])
                 }
                 _ => String::new(),
             };

@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 
 use crate::snapshot::Snapshot;
 use crate::sys::{current_thread, set_thread_idle, unix_seconds};
-use crate::tsig::{sign, sign_failure, Chain, Failure, Signing};
-use crate::wire::{flags, Rcode, HEADER_LEN, MAX_TCP};
-use crate::xfr::axfr::axfr;
-use crate::xfr::ixfr::ixfr;
-use crate::xfr::message::{Stream, MAX_MESSAGE};
-use crate::xfr::{Auth, Gate, IxfrStyle, Kind, Request};
+use crate::tsig::{sign, Chain, Signing};
+use crate::wire::MAX_TCP;
+use crate::xfr::outbound::axfr::axfr;
+use crate::xfr::outbound::ixfr::ixfr;
+use crate::xfr::outbound::message::{Stream, MAX_MESSAGE};
+use crate::xfr::outbound::udp::tsig_error;
+use crate::xfr::outbound::{Auth, IxfrStyle, RequestKind, TransferRequest};
 
 use super::shared::Shared;
 
@@ -32,7 +33,7 @@ const LINGER: Duration = Duration::from_secs(2);
 /// not in the history.
 pub(super) fn start(
     stream: mio::net::TcpStream,
-    request: Request,
+    request: TransferRequest,
     snapshot: Arc<Snapshot>,
     shared: Arc<Shared>,
 ) {
@@ -47,11 +48,13 @@ pub(super) fn start(
             let peer = request.peer;
             let kind = request.kind;
             let (deltas, style) = match (kind, shared.xfr.as_ref()) {
-                (Kind::Ixfr { serial }, Some(gate)) => match gate.ixfr_path(serial, &snapshot) {
-                    Some(deltas) if deltas.is_empty() => (deltas, Some(IxfrStyle::UpToDate)),
-                    Some(deltas) => (deltas, Some(IxfrStyle::Incremental)),
-                    None => (Vec::new(), Some(IxfrStyle::Full)),
-                },
+                (RequestKind::Ixfr { serial }, Some(gate)) => {
+                    match gate.ixfr_path(serial, &snapshot) {
+                        Some(deltas) if deltas.is_empty() => (deltas, Some(IxfrStyle::UpToDate)),
+                        Some(deltas) => (deltas, Some(IxfrStyle::Incremental)),
+                        None => (Vec::new(), Some(IxfrStyle::Full)),
+                    }
+                }
                 _ => (Vec::new(), None),
             };
             let outcome = match style {
@@ -74,7 +77,7 @@ pub(super) fn start(
                 }
             }
             let what = match (kind, style) {
-                (Kind::Ixfr { serial }, Some(style)) => format!(
+                (RequestKind::Ixfr { serial }, Some(style)) => format!(
                     "IXFR from {serial} ({})",
                     IxfrStyle::NAMES[style as usize].replace('_', " ")
                 ),
@@ -104,7 +107,7 @@ pub(super) fn start(
 /// bytes sent. A request whose TSIG failed gets one NOTAUTH message instead.
 fn send(
     mut stream: TcpStream,
-    request: &mut Request,
+    request: &mut TransferRequest,
     mut transfer: impl Stream,
 ) -> io::Result<(u64, u64)> {
     stream.set_nonblocking(false)?;
@@ -146,86 +149,6 @@ fn send(
     request.release_slot();
     linger(&stream)?;
     Ok((transfer.records(), bytes))
-}
-
-/// An IXFR over UDP (RFC 1995 §2), answered in `out` on the worker: the differences if they
-/// fit one datagram of 512 bytes (TSIG included), else the current SOA alone, which sends
-/// the client to TCP; the SOA alone too when it is current or older than the history.
-pub(super) fn answer_over_udp(
-    request: &Request,
-    snapshot: &Snapshot,
-    gate: &Gate,
-    out: &mut [u8],
-) -> Option<usize> {
-    /// Kept free for a TSIG record, when the request was signed.
-    const TSIG_ROOM: usize = 160;
-    let tsig_room = match &request.auth {
-        Auth::Failed { .. } => return tsig_error(request, out),
-        Auth::Valid { .. } => TSIG_ROOM,
-        Auth::Unsigned => 0,
-    };
-    let Kind::Ixfr { serial } = request.kind else {
-        return None;
-    };
-    let room = out.len().min(512).saturating_sub(tsig_room);
-    let deltas = gate.ixfr_path(serial, snapshot).unwrap_or_default();
-    let mut len = None;
-    if !deltas.is_empty() {
-        let mut stream = ixfr(snapshot, &deltas);
-        let first = stream.next_message(request.id, request.question(), &mut out[..room]);
-        if stream
-            .next_message(request.id, request.question(), &mut [0u8; 512][..room])
-            .is_none()
-        {
-            len = first;
-        }
-    }
-    let len = match len {
-        Some(len) => len,
-        None => {
-            ixfr(snapshot, &[]).next_message(request.id, request.question(), &mut out[..room])?
-        }
-    };
-    match &request.auth {
-        Auth::Valid { key, key_name, mac } => {
-            let time = u64::from(unix_seconds());
-            let signing = Signing::new(key, key_name, Chain::Request(*mac), time);
-            sign(out, len, &signing).map(|(len, _)| len)
-        }
-        _ => Some(len),
-    }
-}
-
-/// The NOTAUTH answer to a request whose TSIG failed (RFC 8945 §5.2): the question, and a
-/// TSIG with the error, unsigned for BADKEY and BADSIG, signed for BADTIME.
-fn tsig_error(request: &Request, out: &mut [u8]) -> Option<usize> {
-    let Auth::Failed {
-        error,
-        key,
-        key_name,
-        algorithm,
-        mac,
-        time_signed,
-    } = &request.auth
-    else {
-        return None;
-    };
-    let question = request.question();
-    let len = HEADER_LEN + question.len();
-    let header = out.get_mut(..len)?;
-    header[..2].copy_from_slice(&request.id.to_be_bytes());
-    header[2..4].copy_from_slice(&(flags::QR | Rcode::NOTAUTH.header_bits()).to_be_bytes());
-    header[4..12].copy_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
-    header[HEADER_LEN..].copy_from_slice(question);
-    let failure = Failure {
-        error: *error,
-        key: key.as_ref(),
-        key_name,
-        algorithm,
-        mac: *mac,
-        time_signed: *time_signed,
-    };
-    sign_failure(out, len, &failure, u64::from(unix_seconds()))
 }
 
 /// Our side is done; reads (and drops) until the client closes, for at most `LINGER`, so

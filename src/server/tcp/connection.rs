@@ -11,7 +11,7 @@ use crate::answer::{respond_to, Transport};
 use crate::metrics::CloseReason;
 use crate::server::shared::Serving;
 use crate::wire::{Rcode, MAX_TCP};
-use crate::xfr::Request;
+use crate::xfr::outbound::TransferRequest;
 
 /// Bytes of the length prefix (RFC 1035 §4.2.2).
 const PREFIX: usize = 2;
@@ -42,7 +42,7 @@ pub(super) struct Connection {
     lingering: bool,
     /// An accepted zone transfer: answered by a transfer thread once the answers before it
     /// are sent; no later query is read here.
-    transfer: Option<Request>,
+    transfer: Option<TransferRequest>,
 }
 
 /// What to do with a connection after driving it.
@@ -84,7 +84,7 @@ impl Connection {
 
     /// For a hand-off: the stream, the transfer asked for, and the buffers for the next
     /// connection.
-    pub(super) fn into_transfer(self) -> (TcpStream, Option<Request>, Buffers) {
+    pub(super) fn into_transfer(self) -> (TcpStream, Option<TransferRequest>, Buffers) {
         let buffers = Buffers {
             inbox: self.inbox,
             outbox: self.outbox,

@@ -23,7 +23,7 @@ use mio::{Interest, Registry, Token};
 use self::connection::{Buffers, Connection, State, MAX_FRAME};
 use crate::metrics::{CloseReason, WorkerCounters};
 use crate::server::shared::{Serving, TcpLimits};
-use crate::xfr::Request;
+use crate::xfr::outbound::TransferRequest;
 
 /// TCP queries a worker answers per turn of its loop: as many as one UDP socket's turn.
 const TURN_BUDGET: usize = 1024;
@@ -48,7 +48,7 @@ pub(super) struct Connections {
     /// Buffers of closed connections, for the next ones.
     spare: Vec<Buffers>,
     /// Connections that asked for a zone transfer, for the worker to hand on.
-    handoffs: Vec<(TcpStream, Request)>,
+    handoffs: Vec<(TcpStream, TransferRequest)>,
 }
 
 impl Connections {
@@ -169,7 +169,7 @@ impl Connections {
 
     /// Connections handed off since the last call: the worker deregisters them and starts
     /// their transfers.
-    pub(super) fn take_handoffs(&mut self) -> std::vec::Drain<'_, (TcpStream, Request)> {
+    pub(super) fn take_handoffs(&mut self) -> std::vec::Drain<'_, (TcpStream, TransferRequest)> {
         self.handoffs.drain(..)
     }
 

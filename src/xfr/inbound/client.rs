@@ -8,12 +8,13 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::inbound::{resolve, Received, Resolved, TransferReader, Transferred};
-use super::secondary::Timers;
+use super::reader::{Received, TransferReader, Transferred};
+use super::resolve::{resolve, Resolved};
 use crate::snapshot::{Snapshot, Zone};
 use crate::sys::{random_bytes, unix_seconds};
 use crate::tsig::{self, sign_request, ChainError, Key, ResponseChain};
 use crate::wire::{flags, Class, Rtype, HEADER_LEN, MAX_TCP};
+use crate::xfr::{Timers, TransferType};
 
 /// How long a transfer waits on a primary for each read or write.
 pub const TRANSFER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -241,17 +242,6 @@ fn with_timers(snapshot: Snapshot, timers: Option<Timers>) -> Snapshot {
     }
 }
 
-/// How the zone came in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Via {
-    Axfr,
-    Ixfr,
-}
-
-impl Via {
-    pub const NAMES: [&'static str; 2] = ["AXFR", "IXFR"];
-}
-
 /// What a refresh from the primaries found.
 #[derive(Debug)]
 pub enum Refreshed {
@@ -270,7 +260,7 @@ pub enum Refreshed {
 pub struct Refresh {
     pub refreshed: Refreshed,
     pub primary: SocketAddr,
-    pub via: Via,
+    pub via: TransferType,
     /// The primary's serial.
     pub serial: u32,
     pub bytes: u64,
@@ -325,7 +315,7 @@ pub fn refresh(
                 return Ok(Refresh {
                     refreshed,
                     primary,
-                    via: Via::Axfr,
+                    via: TransferType::Axfr,
                     serial: transferred.serial,
                     bytes,
                     timers,
@@ -384,7 +374,7 @@ fn incremental(
     Ok(Refresh {
         refreshed,
         primary,
-        via: Via::Ixfr,
+        via: TransferType::Ixfr,
         serial,
         bytes: fetched.bytes,
         timers: fetched.timers,

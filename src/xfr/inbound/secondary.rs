@@ -8,32 +8,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use super::client::Via;
-
-/// REFRESH, RETRY and EXPIRE of an SOA, in seconds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Timers {
-    pub refresh: u32,
-    pub retry: u32,
-    pub expire: u32,
-}
-
-impl Timers {
-    /// The timers of SOA RDATA (they follow the SERIAL, before MINIMUM), if it is long
-    /// enough to hold them.
-    pub fn of_soa(rdata: &[u8]) -> Option<Self> {
-        let at = rdata.len().checked_sub(16)?;
-        let word = |i: usize| {
-            let bytes: [u8; 4] = rdata[at + i..at + i + 4].try_into().ok()?;
-            Some(u32::from_be_bytes(bytes))
-        };
-        Some(Self {
-            refresh: word(0)?,
-            retry: word(4)?,
-            expire: word(8)?,
-        })
-    }
-}
+use crate::xfr::{Timers, TransferType};
 
 /// What a secondary does once its zone has expired: no refresh confirmed it for EXPIRE
 /// seconds (`--on-expire`).
@@ -81,7 +56,7 @@ impl Outcome {
 #[derive(Clone, Debug)]
 pub struct LastTransfer {
     pub primary: Option<SocketAddr>,
-    pub via: Option<Via>,
+    pub via: Option<TransferType>,
     pub outcome: Outcome,
     /// The error, for a failure.
     pub error: Option<String>,
@@ -160,7 +135,7 @@ impl SecondaryStats {
         } else {
             // Failed before any primary answered: counted under AXFR, the transfer asked
             // for last.
-            self.transfers[Via::Axfr as usize][last.outcome as usize]
+            self.transfers[TransferType::Axfr as usize][last.outcome as usize]
                 .fetch_add(1, Ordering::Relaxed);
         }
         self.last_attempt_ms.store(last.at_ms, Ordering::Relaxed);
@@ -242,7 +217,7 @@ mod tests {
     fn record(stats: &SecondaryStats, outcome: Outcome, at_ms: u64) {
         let last = LastTransfer {
             primary: None,
-            via: Some(Via::Ixfr),
+            via: Some(TransferType::Ixfr),
             outcome,
             error: None,
             bytes: 100,
@@ -292,7 +267,7 @@ mod tests {
         record(&stats, Outcome::Changed, 40_000);
         assert!(!stats.expired.load(Ordering::Relaxed));
         assert!(!stats.refusing());
-        let counts = stats.transfers[Via::Ixfr as usize].each_ref();
+        let counts = stats.transfers[TransferType::Ixfr as usize].each_ref();
         assert_eq!(counts.map(|n| n.load(Ordering::Relaxed)), [1, 1, 1]);
     }
 

@@ -155,8 +155,8 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
-    use crate::xfr::axfr::axfr;
-    use crate::xfr::message::MAX_MESSAGE;
+    use crate::xfr::outbound::axfr::axfr;
+    use crate::xfr::outbound::message::MAX_MESSAGE;
 
     fn snapshot(serial: u32, apps: impl Iterator<Item = (String, String)>) -> Snapshot {
         let entries: Vec<String> = apps.map(|(a, c)| format!("{a:?}: {c:?}")).collect();

@@ -3,17 +3,17 @@
 //! every app one CNAME `{service}-{app}.{zone}` per listed service, all to the `--target` of
 //! one cluster. An AXFR (or an IXFR answered in full) yields the app -> cluster mapping a
 //! dump holds; an incremental IXFR (RFC 1995) the records deleted and added, which
-//! [`resolve`] turns into per-app changes against the snapshot served. The first record that
+//! `resolve` (resolve.rs) turns into per-app changes against the snapshot served. The first record that
 //! does not fit is named in the error.
 
 use fxhash::FxHashMap;
 
-use super::secondary::Timers;
-use crate::snapshot::guard::{serial_is_newer, Difference};
-use crate::snapshot::{AppKey, Snapshot, Zone};
+use crate::snapshot::guard::serial_is_newer;
+use crate::snapshot::Zone;
 use crate::wire::name::{check_label, read_name, wire_to_text, Charset, MAX_NAME};
 use crate::wire::record::{field, fixed_at, read_be16, RR_FIXED};
 use crate::wire::{flags, read_u16, Rtype, HEADER_LEN, MAX_LABEL};
+use crate::xfr::Timers;
 
 /// Where a transfer is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,7 +49,7 @@ pub struct TransferReader<'z> {
     apps: FxHashMap<Box<str>, (Box<str>, u64)>,
     /// Records deleted and added, in order, for an incremental one.
     changes: Vec<Change>,
-    kind: Kind,
+    kind: Shape,
     /// The first SOA's REFRESH, RETRY and EXPIRE.
     timers: Option<Timers>,
     /// The apex NS targets of a full zone, lower case, without the final dot.
@@ -58,7 +58,7 @@ pub struct TransferReader<'z> {
 
 /// What the records after the first SOA turned out to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
+enum Shape {
     Unknown,
     Full,
     Incremental,
@@ -136,7 +136,7 @@ impl<'z> TransferReader<'z> {
             serial: 0,
             apps: FxHashMap::default(),
             changes: Vec::new(),
-            kind: Kind::Unknown,
+            kind: Shape::Unknown,
             timers: None,
             ns: Vec::new(),
         })
@@ -217,11 +217,11 @@ impl<'z> TransferReader<'z> {
                     return Err("an SOA where the zone's records should start".into());
                 }
                 self.phase = Phase::Deleting { from: serial };
-                self.kind = Kind::Incremental;
+                self.kind = Shape::Incremental;
             }
             (Phase::Opened, _) => {
                 self.phase = Phase::Full;
-                self.kind = Kind::Full;
+                self.kind = Shape::Full;
                 return self.record(owner, rtype, rdata, message, rdata_at);
             }
             (Phase::Full, Rtype::SOA) if at_apex => {
@@ -376,14 +376,14 @@ impl<'z> TransferReader<'z> {
         }
         match self.kind {
             // The SOA alone: nothing newer than the serial asked from.
-            Kind::Unknown => return Ok(Received::UpToDate(self.serial)),
-            Kind::Incremental => {
+            Shape::Unknown => return Ok(Received::UpToDate(self.serial)),
+            Shape::Incremental => {
                 return Ok(Received::Incremental {
                     serial: self.serial,
                     changes: self.changes,
                 })
             }
-            Kind::Full => {}
+            Shape::Full => {}
         }
         let mut ns = self.ns.clone();
         ns.sort_unstable();
@@ -428,93 +428,17 @@ fn soa_names_text(names: &[u8]) -> String {
     )
 }
 
-/// An incremental transfer's records turned into per-app changes against `snapshot`.
-#[derive(Debug)]
-pub struct Resolved {
-    /// Apps whose cluster changed: the new one, `None` when the app went.
-    pub changes: Vec<(Box<str>, Option<Box<str>>)>,
-    pub difference: Difference,
-}
-
-/// Applies `changes` record by record to the apps they touch, as `snapshot` has them: a
-/// deleted record must be there, an added one must not clash, and every app must end with a
-/// CNAME per service on one cluster, or none. The error names the first that does not.
-pub fn resolve(snapshot: &Snapshot, changes: &[Change]) -> Result<Resolved, String> {
-    let zone = &snapshot.zone;
-    let services = zone.services.len();
-    // App -> (cluster before, cluster per service now).
-    type State = (Option<Box<str>>, Vec<Option<Box<str>>>);
-    let mut states: FxHashMap<&str, State> = FxHashMap::default();
-    let record = |change: &Change| {
-        format!(
-            "{}-{}.{} -> cluster {}",
-            String::from_utf8_lossy(&zone.services[change.service]),
-            change.app,
-            wire_to_text(&zone.apex),
-            change.cluster
-        )
-    };
-    for change in changes {
-        let (_, now) = states.entry(&change.app).or_insert_with(|| {
-            let before = snapshot
-                .cluster_of(AppKey::new(change.app.as_bytes()))
-                .and_then(|index| snapshot.cluster_name(index))
-                .map(Box::from);
-            (before.clone(), vec![before; services])
-        });
-        let slot = &mut now[change.service];
-        match (change.added, slot.as_deref()) {
-            (false, Some(cluster)) if cluster == &*change.cluster => *slot = None,
-            (false, _) => {
-                return Err(format!(
-                    "the difference deletes {}, which the zone does not have",
-                    record(change)
-                ))
-            }
-            (true, None) => *slot = Some(change.cluster.clone()),
-            (true, Some(cluster)) if cluster == &*change.cluster => {}
-            (true, Some(cluster)) => {
-                return Err(format!(
-                    "the difference adds {} beside the one to {cluster}",
-                    record(change)
-                ))
-            }
-        }
-    }
-    let mut resolved = Resolved {
-        changes: Vec::new(),
-        difference: Difference::default(),
-    };
-    for (app, (before, now)) in states {
-        let after = match &now[..] {
-            [first, rest @ ..] if rest.iter().all(|other| other == first) => first.clone(),
-            _ => {
-                return Err(format!(
-                    "app {app} would have CNAMEs for some services only, or on two clusters"
-                ))
-            }
-        };
-        match (&before, &after) {
-            (None, None) => continue,
-            (Some(old), Some(new)) if old == new => continue,
-            (None, Some(_)) => resolved.difference.added += 1,
-            (Some(_), None) => resolved.difference.removed += 1,
-            (Some(_), Some(_)) => resolved.difference.moved += 1,
-        }
-        resolved.changes.push((app.into(), after));
-    }
-    Ok(resolved)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::snapshot::guard::Difference;
     use crate::snapshot::Snapshot;
-    use crate::xfr::axfr::axfr;
-    use crate::xfr::history::Delta;
-    use crate::xfr::ixfr::ixfr;
-    use crate::xfr::message::{Stream, MAX_MESSAGE};
+    use crate::xfr::inbound::resolve::resolve;
+    use crate::xfr::outbound::axfr::axfr;
+    use crate::xfr::outbound::history::Delta;
+    use crate::xfr::outbound::ixfr::ixfr;
+    use crate::xfr::outbound::message::{Stream, MAX_MESSAGE};
     use std::sync::Arc;
 
     fn question() -> Vec<u8> {

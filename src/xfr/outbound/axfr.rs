@@ -134,7 +134,7 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
-    use crate::xfr::message::MAX_MESSAGE;
+    use crate::xfr::outbound::message::MAX_MESSAGE;
 
     fn snapshot(apps: usize) -> Snapshot {
         let config = Config {

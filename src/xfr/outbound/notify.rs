@@ -81,7 +81,8 @@ mod tests {
     #[test]
     fn notify_and_its_acknowledgement() {
         let zone = Config::default().zone().unwrap();
-        let snapshot = Snapshot::from_json(include_bytes!("../../data/apps.json"), &zone).unwrap();
+        let snapshot =
+            Snapshot::from_json(include_bytes!("../../../data/apps.json"), &zone).unwrap();
         let mut out = [0u8; 512];
         let len = message(0x1234, &zone.apex, snapshot.soa_answer(), &mut out).unwrap();
         let notify = Message::from_bytes(&out[..len]).expect("hickory decodes it");

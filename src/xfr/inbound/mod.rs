@@ -1,0 +1,14 @@
+//! A secondary's side of zone transfers (`serve --primary`, `cnamed fetch`):
+//!
+//! - `client`: asks the primaries for the zone (SOA first, then IXFR or AXFR, TSIG-signed
+//!   with a key), and turns what came into the next snapshot;
+//! - `reader`: checks each message of a transfer against our zone and collects the apps
+//!   (a whole zone) or the changes (an IXFR), which `resolve` turns into per-app changes
+//!   against the snapshot served;
+//! - `secondary`: what the secondary knows of its primaries: the last transfer, the SOA
+//!   timers, expiry.
+
+pub mod client;
+pub mod reader;
+pub mod resolve;
+pub mod secondary;

@@ -1,0 +1,355 @@
+//! Who may transfer and how many at once: a request admitted (address, question, TSIG,
+//! a free slot) becomes a [`TransferRequest`] that holds its slot until the zone is sent.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use arc_swap::ArcSwapOption;
+
+use super::history::{Delta, History};
+use super::{Prefix, RequestKind, XfrStats};
+use crate::snapshot::guard::serial_is_newer;
+use crate::snapshot::Snapshot;
+use crate::sys::unix_seconds;
+use crate::tsig::{self, Key, Signature, Verdict};
+use crate::wire::{flags, skip_name, Class, Rtype, HEADER_LEN, MAX_NAME};
+
+/// QNAME, QTYPE and QCLASS at their longest.
+const MAX_QUESTION: usize = MAX_NAME + 4;
+
+/// How a transfer request was authenticated (RFC 8945).
+#[derive(Debug)]
+pub enum Auth {
+    /// No keys configured: the address list alone decides.
+    Unsigned,
+    /// Signed with `key`, checked: every response message is signed.
+    Valid {
+        key: Key,
+        /// The key's name as the request spelled it.
+        key_name: Vec<u8>,
+        mac: Signature,
+    },
+    /// A TSIG error to answer with NOTAUTH: BADKEY or BADSIG unsigned, BADTIME signed.
+    Failed {
+        error: u16,
+        key: Option<Key>,
+        key_name: Vec<u8>,
+        algorithm: Vec<u8>,
+        mac: Signature,
+        time_signed: u64,
+    },
+}
+
+/// Who may transfer, and the transfers running.
+#[derive(Debug)]
+pub struct Gate {
+    allow: Vec<Prefix>,
+    active: Arc<AtomicUsize>,
+    max: usize,
+    stats: Arc<XfrStats>,
+    /// What the last reloads changed, for IXFR.
+    history: Mutex<History>,
+}
+
+impl Gate {
+    /// Transfers for `allow`, at most `max` at once, with `history` deltas kept for IXFR.
+    pub fn new(allow: Vec<Prefix>, max: usize, history: usize) -> Self {
+        Self {
+            allow,
+            active: Arc::new(AtomicUsize::new(0)),
+            max,
+            stats: Arc::default(),
+            history: Mutex::new(History::new(history)),
+        }
+    }
+
+    /// Records the change a reload makes from `old` to `new`, before `new` is served (a
+    /// transfer that sees `new` then finds its delta). Costs a pass over both snapshots.
+    pub fn record_reload<'a>(
+        &self,
+        old: &Snapshot,
+        new: &Snapshot,
+        changed: Option<impl IntoIterator<Item = &'a str>>,
+    ) {
+        let mut history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        if !history.enabled() {
+            return;
+        }
+        history.push(match changed {
+            Some(apps) => Delta::among(old, new, apps),
+            None => Delta::between(old, new),
+        });
+        let (deltas, bytes) = history.size();
+        self.stats
+            .history_deltas
+            .store(deltas as u64, Ordering::Relaxed);
+        self.stats
+            .history_bytes
+            .store(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// How to answer an IXFR from `serial` with `snapshot`: the deltas to send (none: the
+    /// client is current), or `None` for the whole zone.
+    pub fn ixfr_path(&self, serial: u32, snapshot: &Snapshot) -> Option<Vec<Arc<Delta>>> {
+        if serial == snapshot.serial || serial_is_newer(serial, snapshot.serial) {
+            return Some(Vec::new());
+        }
+        let history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        history.path(serial, snapshot.serial)
+    }
+
+    /// The transfer counters.
+    pub fn stats(&self) -> Arc<XfrStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Transfers running now.
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// A transfer for `query` (a whole message) from `peer`, if it is an AXFR or IXFR of the
+    /// zone at `apex` from an allowed address and a transfer slot is free. With `keys` (those
+    /// of `--tsig-key-file`), the request must also be signed. Anything else (`None`) is
+    /// answered by the ordinary rules: REFUSED for a transfer.
+    pub fn request(
+        &self,
+        query: &[u8],
+        peer: IpAddr,
+        apex: &[u8],
+        keys: Option<&ArcSwapOption<Vec<Key>>>,
+    ) -> Option<TransferRequest> {
+        self.admit(query, peer, apex, keys, true)
+    }
+
+    /// The same for an IXFR over UDP, answered in one datagram on the worker: no slot.
+    pub fn request_over_udp(
+        &self,
+        query: &[u8],
+        peer: IpAddr,
+        apex: &[u8],
+        keys: Option<&ArcSwapOption<Vec<Key>>>,
+    ) -> Option<TransferRequest> {
+        self.admit(query, peer, apex, keys, false)
+            .filter(|request| matches!(request.kind, RequestKind::Ixfr { .. }))
+    }
+
+    fn admit(
+        &self,
+        query: &[u8],
+        peer: IpAddr,
+        apex: &[u8],
+        keys: Option<&ArcSwapOption<Vec<Key>>>,
+        slot: bool,
+    ) -> Option<TransferRequest> {
+        if !self.allow.iter().any(|prefix| prefix.contains(peer)) {
+            return None;
+        }
+        let (id, question, kind) = transfer_question(query, apex)?;
+        let keys = keys.and_then(ArcSwapOption::load_full);
+        let auth = match keys.as_deref() {
+            None => Auth::Unsigned,
+            Some(keys) => match tsig::find(query) {
+                Ok(Some(signed)) => {
+                    match tsig::verify(query, &signed, keys, u64::from(unix_seconds())) {
+                        Verdict::Valid { key, mac, .. } => Auth::Valid {
+                            key: key.clone(),
+                            key_name: signed.key_name.to_vec(),
+                            mac,
+                        },
+                        Verdict::Error {
+                            error,
+                            key,
+                            mac,
+                            time_signed,
+                        } => Auth::Failed {
+                            error,
+                            key: key.cloned(),
+                            key_name: signed.key_name.to_vec(),
+                            algorithm: signed.algorithm.to_vec(),
+                            mac,
+                            time_signed,
+                        },
+                    }
+                }
+                // Unsigned (or unreadable): not a transfer here; the ordinary rules refuse it.
+                _ => return None,
+            },
+        };
+        let permit = match slot {
+            true => match self.acquire() {
+                Some(permit) => Some(permit),
+                None => {
+                    self.stats.refused_busy[kind.index()].fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+            },
+            false => None,
+        };
+        let mut raw = [0u8; MAX_QUESTION];
+        raw[..question.len()].copy_from_slice(question);
+        Some(TransferRequest {
+            id,
+            kind,
+            peer,
+            stats: Arc::clone(&self.stats),
+            auth,
+            question: raw,
+            question_len: question.len(),
+            permit,
+        })
+    }
+
+    fn acquire(&self) -> Option<Permit> {
+        self.active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(Permit(Arc::clone(&self.active)))
+    }
+}
+
+/// The ID, the question (QNAME, QTYPE, QCLASS as received) and the kind of `query` if it is
+/// a standard query with one question, AXFR or IXFR IN for `apex`; an IXFR must carry the
+/// client's SOA in its authority section (RFC 1995 §3). Read here rather than with
+/// `wire::parse_query`: a second caller would change how the compiler inlines the query path.
+fn transfer_question<'q>(query: &'q [u8], apex: &[u8]) -> Option<(u16, &'q [u8], RequestKind)> {
+    let header = query.get(..HEADER_LEN)?;
+    let flags = u16::from_be_bytes([header[2], header[3]]);
+    let opcode = (flags >> flags::OPCODE_SHIFT) & flags::OPCODE_MASK;
+    if flags & flags::QR != 0 || opcode != 0 || header[4..6] != [0, 1] {
+        return None;
+    }
+    let name = query.get(HEADER_LEN..HEADER_LEN + apex.len())?;
+    if !name.eq_ignore_ascii_case(apex) {
+        return None;
+    }
+    let end = HEADER_LEN + apex.len() + 4;
+    let fixed = query.get(end - 4..end)?;
+    let (qtype, qclass) = (
+        u16::from_be_bytes([fixed[0], fixed[1]]),
+        u16::from_be_bytes([fixed[2], fixed[3]]),
+    );
+    if Class(qclass) != Class::IN {
+        return None;
+    }
+    let kind = match Rtype(qtype) {
+        Rtype::AXFR => RequestKind::Axfr,
+        Rtype::IXFR => RequestKind::Ixfr {
+            serial: client_serial(query, end)?,
+        },
+        _ => return None,
+    };
+    Some((
+        u16::from_be_bytes([header[0], header[1]]),
+        &query[HEADER_LEN..end],
+        kind,
+    ))
+}
+
+/// The SERIAL of the SOA record at `at`, the first after the question of an IXFR request:
+/// the fifth field from the end of its RDATA, so the names before need no reading.
+fn client_serial(query: &[u8], at: usize) -> Option<u32> {
+    // No answers, and the SOA first in the authority section.
+    if query.get(6..8)? != [0, 0] || query.get(8..10)? == [0, 0] {
+        return None;
+    }
+    let owner_end = skip_name(query, at)?;
+    let fixed = query.get(owner_end..owner_end + 10)?;
+    if Rtype(u16::from_be_bytes([fixed[0], fixed[1]])) != Rtype::SOA {
+        return None;
+    }
+    let rdlength = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+    let end = owner_end + 10 + rdlength;
+    if rdlength < 22 || end > query.len() {
+        return None;
+    }
+    let serial = query.get(end - 20..end - 16)?;
+    Some(u32::from_be_bytes([
+        serial[0], serial[1], serial[2], serial[3],
+    ]))
+}
+
+/// A transfer slot, given back when dropped.
+#[derive(Debug)]
+struct Permit(Arc<AtomicUsize>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// An accepted transfer request: what its answers echo, and its slot.
+#[derive(Debug)]
+pub struct TransferRequest {
+    pub id: u16,
+    pub kind: RequestKind,
+    pub peer: IpAddr,
+    /// Where the transfer counts its outcome.
+    pub stats: Arc<XfrStats>,
+    pub auth: Auth,
+    question: [u8; MAX_QUESTION],
+    question_len: usize,
+    /// The transfer slot held (none over UDP).
+    permit: Option<Permit>,
+}
+
+impl TransferRequest {
+    /// Gives the transfer slot back: the zone is sent, and what is left (waiting for the
+    /// client to close) costs a blocked thread, not a transfer. Given back before our side
+    /// closes, so that a client that has read to the end can start the next transfer at once
+    /// (a slot held until the SCHED_IDLE thread woke again refused it under load).
+    pub fn release_slot(&mut self) {
+        self.permit = None;
+    }
+
+    /// QNAME, QTYPE and QCLASS as received.
+    pub fn question(&self) -> &[u8] {
+        &self.question[..self.question_len]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::QueryBuilder;
+
+    #[test]
+    fn requests_are_allowed_axfrs_of_the_apex_within_the_cap() {
+        let gate = Gate::new(vec!["127.0.0.0/8".parse().unwrap()], 2, 0);
+        let apex = b"\x04apps\x07example\x03com\x00";
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        let axfr = QueryBuilder::new("APPS.example.com", 252).id(7).build();
+        let first = gate.request(&axfr, local, apex, None).expect("allowed");
+        assert_eq!(first.id, 7);
+        assert_eq!(&first.question()[..5], b"\x04APPS");
+        assert_eq!(gate.active(), 1);
+        let outsider: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(gate.request(&axfr, outsider, apex, None).is_none());
+        for other in [
+            QueryBuilder::new("apps.example.com", 251).build(), // IXFR without an SOA
+            QueryBuilder::new("apps.example.com", 6).build(),
+            QueryBuilder::new("ws-1.apps.example.com", 252).build(),
+            QueryBuilder::new("apps.example.com", 252).class(3).build(),
+        ] {
+            assert!(gate.request(&other, local, apex, None).is_none());
+        }
+        let second = gate
+            .request(&axfr, local, apex, None)
+            .expect("a second slot");
+        assert!(
+            gate.request(&axfr, local, apex, None).is_none(),
+            "over the cap"
+        );
+        drop(first);
+        assert!(
+            gate.request(&axfr, local, apex, None).is_some(),
+            "a slot came back"
+        );
+        drop(second);
+        assert_eq!(gate.active(), 0);
+    }
+}
