@@ -124,9 +124,10 @@ Options:
   -h, --help                 print this help
   -V, --version              print the version
 
-Signals: SIGHUP reloads the dump and the cookie secret file (if either is bad, or the guard
-rails refuse the dump, the error is logged and the old ones keep serving); SIGTERM and SIGINT
-stop accepting, finish the TCP answers already asked for (at most 1 s) and exit.
+Signals: SIGHUP reloads the dump (a secondary refreshes from its primaries instead), the
+cookie secret file and the TSIG key file (if any is bad, or the guard rails refuse the new
+mapping, the error is logged and the old ones keep serving); SIGTERM and SIGINT stop
+accepting, finish the TCP answers already asked for (at most 1 s) and exit.
 ";
 
 /// Every option that takes a value; anything else starting with '-' is unknown.

@@ -173,6 +173,18 @@ impl WorkerCounters {
         }
     }
 
+    /// Responses the limiter dropped or slipped, for tests.
+    #[cfg(test)]
+    pub(crate) fn rate_limited_count(&self, how: Limited) -> u64 {
+        self.rate_limited[how as usize].get()
+    }
+
+    /// Responses sent with `rcode`, for tests.
+    #[cfg(test)]
+    pub(crate) fn rcode_count(&self, rcode: Rcode) -> u64 {
+        self.rcodes[rcode_index(rcode)].get()
+    }
+
     pub fn rate_limited(&self, what: Limited) {
         self.rate_limited[what as usize].add(1);
     }

@@ -45,7 +45,7 @@ impl ResponseClass {
 
 /// What to do with one response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Decision {
     Send,
     Drop,
     /// Send it truncated instead.
@@ -105,7 +105,7 @@ impl RateLimiter {
 
     /// Counts one response of `class` to `client` at `now_ms` (any monotonic clock in
     /// milliseconds).
-    pub fn check(&mut self, client: IpAddr, class: ResponseClass, now_ms: u64) -> Verdict {
+    pub fn check(&mut self, client: IpAddr, class: ResponseClass, now_ms: u64) -> Decision {
         let (key, slot) = self.slot(client, class);
         let capacity = self.capacity;
         let bucket = &mut self.buckets[slot];
@@ -130,14 +130,14 @@ impl RateLimiter {
         bucket.refilled_at = now_ms;
         if tokens >= MILLI {
             bucket.tokens = (tokens - MILLI) as u32;
-            return Verdict::Send;
+            return Decision::Send;
         }
         bucket.tokens = tokens as u32;
         bucket.limited = bucket.limited.wrapping_add(1);
         if self.slip != 0 && bucket.limited % self.slip == 0 {
-            Verdict::Slip
+            Decision::Slip
         } else {
-            Verdict::Drop
+            Decision::Drop
         }
     }
 }
@@ -273,7 +273,7 @@ mod tests {
         let mut sent = 0;
         for _ in 0..200 {
             for client in [a, b] {
-                sent += usize::from(limiter.check(client, class, 0) == Verdict::Send);
+                sent += usize::from(limiter.check(client, class, 0) == Decision::Send);
             }
         }
         assert_eq!(sent, 10, "the pair shares one bucket's worth");
@@ -291,7 +291,7 @@ mod tests {
             for (n, answers) in answered.iter_mut().enumerate() {
                 let client = IpAddr::from((0x0A00_0001 | (n as u32) << 8).to_be_bytes());
                 let verdict = limiter.check(client, ResponseClass::Answer, ms);
-                *answers += usize::from(verdict == Verdict::Send);
+                *answers += usize::from(verdict == Decision::Send);
             }
         }
         // Two seconds at 10/s plus a burst of 10: 30 at most each, whoever shares a bucket.

@@ -1,10 +1,14 @@
 //! Helpers for tests, benches and the load tools, not part of the server's API: one query
-//! builder instead of one per file, and the system helpers only tools need.
+//! builder instead of one per file, the zone of the default settings, and the system
+//! helpers only tools need.
 //!
 //! The builder writes whatever it is told, case and all, without checking: tests use it for
 //! malformed queries too. Replies are judged with an independent decoder, never with this.
 
 pub use crate::sys::testing::{send_connected, wait_readable, CountingAllocator};
+
+use crate::config::Config;
+use crate::snapshot::{Snapshot, Zone};
 
 /// Header flag RD, which stub resolvers set and the builder sets by default.
 const RD: u16 = 0x0100;
@@ -123,6 +127,22 @@ impl QueryBuilder {
     pub fn frame(&self) -> Vec<u8> {
         tcp_frame(&self.build())
     }
+}
+
+/// The zone of the default settings (`apps.example.com.`, the default services, target and
+/// SOA), with the identity `test` so that it does not depend on the host's name.
+pub fn zone() -> Zone {
+    Config {
+        identity: Some("test".into()),
+        ..Config::default()
+    }
+    .zone()
+    .expect("the default settings make a zone")
+}
+
+/// A snapshot of `json` (a dump) in the zone of the default settings.
+pub fn snapshot(json: &str) -> Snapshot {
+    Snapshot::from_json(json.as_bytes(), &zone()).expect("a valid dump")
 }
 
 /// A message from header fields (QDCOUNT, ANCOUNT, NSCOUNT, ARCOUNT) and `body` as it is.

@@ -113,6 +113,23 @@ impl Summary {
         }
     }
 
+    /// A response of `len` bytes written by a handler outside this module (a NOTIFY's
+    /// acknowledgement, an IXFR over UDP), signed by it if need be: counted with `rcode` and
+    /// `qtype`, and left as it is by [`Summary::truncate`] and [`Summary::servfail`].
+    pub fn written(len: usize, rcode: Rcode, qtype: Option<Rtype>) -> Self {
+        Self {
+            len: Some(len),
+            dropped: None,
+            qtype,
+            rcode,
+            truncated: false,
+            formerr: None,
+            cookie: None,
+            signed: false,
+            records: None,
+        }
+    }
+
     /// The RRL slip: turns the response in `out` into TC=1 with the question and OPT (and
     /// its cookie) only, as an answer too large for UDP is sent, so a real client retries
     /// over TCP. Responses to queries that never reached the rules (FORMERR, NOTIMP) are

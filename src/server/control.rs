@@ -1,9 +1,10 @@
 //! The control socket (`--control PATH`): the server side of [`crate::control`], on a thread
 //! of its own with its own event loop, like the metrics endpoint.
 //!
-//! A status is answered here, from the [`StatusBoard`]. A reload request is queued for the
-//! signal loop, which owns the reload policy, and woken with SIGUSR1; the loop answers each
-//! request when the reload it joined is over, through a channel and this loop's waker.
+//! A status is answered here, from the [`StatusBoard`]. A reload request goes to the main
+//! loop, which owns the reload policy, as an event that carries the way back; the loop
+//! answers each request when the reload it joined is over, through a channel and this
+//! loop's waker.
 //! Clients are served concurrently: one that says nothing is closed after
 //! `REQUEST_DEADLINE`, one that sends garbage gets an error line, and neither holds up
 //! anyone else.
@@ -13,15 +14,15 @@ use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::{UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use super::events::{Event, Events as EventSender, Reason};
 use super::status::StatusBoard;
 use crate::control::{Request, MAX_REQUEST};
-use crate::sys;
 
 /// Clients served at once; one more closes the oldest that has not finished its request.
 const MAX_CLIENTS: usize = 32;
@@ -52,24 +53,6 @@ impl ReloadRequest {
     pub(super) fn answer(self, line: &str) {
         let _ = self.answers.send((self.client, line.to_owned()));
         let _ = self.waker.wake();
-    }
-}
-
-/// Reload requests queued for the signal loop.
-#[derive(Default)]
-pub(super) struct ReloadQueue(Mutex<Vec<ReloadRequest>>);
-
-impl ReloadQueue {
-    /// Every request queued so far.
-    pub(super) fn take(&self) -> Vec<ReloadRequest> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    fn push(&self, request: ReloadRequest) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(request);
     }
 }
 
@@ -117,11 +100,11 @@ pub(super) fn bind(path: &Path) -> io::Result<(UnixListener, SocketFile)> {
     Ok((listener, file))
 }
 
-/// Serves the control socket until the process exits. Reload requests go to `queue`, and the
-/// signal thread is woken for them.
+/// Serves the control socket until the process exits. Reload requests go to the main loop
+/// as events, with the way back for their answers.
 pub(super) fn spawn(
     mut listener: UnixListener,
-    queue: Arc<ReloadQueue>,
+    events: EventSender,
     board: Arc<StatusBoard>,
 ) -> io::Result<()> {
     let poll = Poll::new()?;
@@ -137,7 +120,7 @@ pub(super) fn spawn(
         answered,
         clients: HashMap::new(),
         next_id: FIRST_CLIENT,
-        queue,
+        events,
         board,
     };
     std::thread::Builder::new()
@@ -177,7 +160,8 @@ struct ControlServer {
     /// By token: ids are never reused, so a late answer cannot reach another client.
     clients: HashMap<usize, Client>,
     next_id: usize,
-    queue: Arc<ReloadQueue>,
+    /// The main loop's inputs.
+    events: EventSender,
     board: Arc<StatusBoard>,
 }
 
@@ -281,15 +265,15 @@ impl ControlServer {
             let answer = match request {
                 Ok(Request::Reload { force }) => {
                     client.phase = Phase::Waiting;
-                    self.queue.push(ReloadRequest {
+                    let request = ReloadRequest {
                         force,
                         client: id,
                         answers: self.answers.clone(),
                         waker: Arc::clone(&self.waker),
-                    });
-                    match sys::signal_self(sys::SIGUSR1) {
-                        Ok(()) => None,
-                        Err(error) => Some(format!("failed: cannot signal the reload: {error}")),
+                    };
+                    match self.events.send(Event::Reload(Reason::Control(request))) {
+                        true => None,
+                        false => Some("failed: the server is stopping".to_owned()),
                     }
                 }
                 Ok(Request::Status { json: false }) => Some(self.board.text()),

@@ -1,21 +1,30 @@
-//! Sockets, worker threads, signals and reload.
+//! Sockets, worker threads, the main loop and reload.
 //!
 //! Every worker owns one UDP socket and one TCP listener per listen address (socket.rs), all
 //! bound with SO_REUSEPORT so the kernel spreads queries and connections across workers, and
 //! runs its own mio event loop (worker.rs: its UDP half in udp.rs, where a packet's walk
-//! starts, its connections in tcp/). Workers share nothing but `Shared` (shared.rs): the
-//! current snapshot and cookie secrets behind arc-swap and a shutdown flag; each counts into
-//! its own [`WorkerCounters`]. Signals are taken on the main thread (signals.rs), which
-//! reloads through [`Running::reload`] and stops through [`Running::shutdown`].
+//! starts, its connections in tcp/). Both transports hand each message to one pipeline
+//! (pipeline/): its kind decided once, its handler, then expiry, rate limiting, signing and
+//! counting in one order. A zone transfer over TCP goes to a thread of its own (transfer.rs).
+//! Workers share nothing but `Shared` (shared.rs): the current snapshot and cookie secrets
+//! behind arc-swap, the shutdown flag, and the sender of the main loop's events; each counts
+//! into its own [`WorkerCounters`].
+//!
+//! The main loop (main_loop.rs) blocks on typed events (events.rs): reloads asked for by
+//! SIGHUP, a NOTIFY, the refresh timer (refresh.rs) or the control socket (control.rs),
+//! reloads finished, and SIGTERM; it reloads through the `Reloader` (running.rs) and stops
+//! through [`Running::shutdown`].
 
 mod control;
 mod dump_writer;
+mod events;
 pub mod http;
+mod main_loop;
 mod notify;
+mod pipeline;
 mod refresh;
 mod running;
 mod shared;
-mod signals;
 mod socket;
 mod status;
 pub mod systemd;
@@ -28,13 +37,14 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 
-use self::control::ReloadQueue;
 use self::dump_writer::DumpWriter;
+use self::events::Event;
 use self::http::Health;
 use self::running::Reloader;
 pub use self::running::{ReloadError, Reloaded, Running};
@@ -75,6 +85,8 @@ pub struct Server {
     tcp_limits: TcpLimits,
     rrl: Option<RrlSettings>,
     stats: Arc<ServerStats>,
+    /// The main loop's inputs; senders are in `shared`.
+    inbox: Receiver<Event>,
 }
 
 impl Server {
@@ -114,6 +126,7 @@ impl Server {
         stats.serial.set(u64::from(snapshot.serial));
         stats.dump_modified_ms.set(snapshot.dump_modified_ms);
         stats.start_time_ms.set(sys::unix_millis());
+        let (events, inbox) = events::channel();
         Ok(Self {
             workers,
             local_addrs,
@@ -124,6 +137,7 @@ impl Server {
                 primaries: config.primary.iter().map(SocketAddr::ip).collect(),
                 secondary: secondary.clone(),
                 shutdown: AtomicBool::new(false),
+                events,
                 xfr: match config.xfr_allow.is_empty() {
                     true => None,
                     false => Some(Gate::new(
@@ -158,6 +172,7 @@ impl Server {
                 None => None,
             },
             stats: Arc::new(stats),
+            inbox,
         })
     }
 
@@ -250,6 +265,7 @@ impl Server {
             }),
             wakers,
             threads,
+            inbox: Some(self.inbox),
             metrics: Metrics {
                 workers: counters,
                 stats: self.stats,
@@ -320,7 +336,7 @@ pub fn serve(
     secrets: Secrets,
     load: impl FnOnce() -> io::Result<(Snapshot, Duration)>,
 ) -> io::Result<()> {
-    signals::block()?;
+    main_loop::block()?;
     let health = Arc::new(Health::default());
     let metrics_addr = match config.metrics {
         Some(addr) => {
@@ -373,7 +389,6 @@ pub fn serve(
     if let Some(addr) = metrics_addr {
         crate::log!(Info, "metrics on http://{addr}/metrics");
     }
-    let queue = Arc::new(ReloadQueue::default());
     let board = Arc::new(StatusBoard::new(
         Arc::clone(&running.reloader.shared),
         Arc::clone(&running.metrics.stats),
@@ -385,21 +400,21 @@ pub fn serve(
     ));
     let control_file = match control_socket {
         Some((listener, file)) => {
-            control::spawn(listener, Arc::clone(&queue), Arc::clone(&board))?;
+            let events = running.reloader.shared.events.clone();
+            control::spawn(listener, events, Arc::clone(&board))?;
             crate::log!(Info, "control socket {}", file.path().display());
             Some(file)
         }
         None => None,
     };
     notifier.ready(&format!("serving {apps} apps, serial {serial}"));
-    let control = signals::Control {
+    let control = main_loop::Control {
         health: &health,
         notifier: &notifier,
         dump: &config.dump,
-        queue,
         board,
     };
-    let stopped = signals::handle_until_stop(running, control);
+    let stopped = main_loop::handle_until_stop(running, control);
     drop(control_file);
     stopped
 }

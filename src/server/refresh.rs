@@ -1,13 +1,14 @@
 //! A secondary's SOA timers (RFC 1035 §3.3.13, RFC 1996 §3): a refresh is started REFRESH
 //! seconds after the zone was last confirmed current, RETRY seconds after a failed attempt,
 //! so a lost NOTIFY costs at most REFRESH; EXPIRE seconds without a confirmation marks the
-//! zone expired (see `--on-expire`). The refresh itself is an ordinary reload, started the
-//! way SIGHUP starts one, so it coalesces with NOTIFYs and operators' reloads.
+//! zone expired (see `--on-expire`). The refresh itself is an ordinary reload, asked of the
+//! main loop as an event, so it coalesces with NOTIFYs and operators' reloads.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::events::{Event, Reason};
 use super::shared::Shared;
 use crate::sys;
 use crate::xfr::inbound::secondary::SecondaryStats;
@@ -37,7 +38,7 @@ fn run(shared: &Shared, secondary: &SecondaryStats) {
         if now >= secondary.next_refresh_ms() && (recorded_since || stuck) {
             crate::log!(Info, "SOA timer: refreshing the zone from the primaries");
             asked_ms = now;
-            let _ = sys::signal_self(sys::SIGHUP);
+            shared.events.send(Event::Reload(Reason::RefreshTimer));
         }
     }
 }

@@ -5,11 +5,13 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::dump_writer::DumpWriter;
+use super::events::Event;
 use super::shared::Shared;
 use crate::cookie::{SecretError, Secrets};
 use crate::metrics::{Metrics, ServerStats};
@@ -165,9 +167,9 @@ pub(super) struct TransferInfo {
 }
 
 impl Reloader {
-    /// Loads the dump, and the cookie secret and TSIG key files if there are, again and, only
-    /// if all are valid, swaps them in. Workers pick them up on their next batch; queries in flight
-    /// finish on the old snapshot.
+    /// Loads the dump (a secondary: refreshes from its primaries), and the cookie secret and
+    /// TSIG key files if there are, again and, only if all are valid, swaps them in. Workers
+    /// pick them up on their next batch; queries in flight finish on the old snapshot.
     pub(super) fn reload(&self, force: bool) -> Result<Reloaded, ReloadError> {
         self.attempted();
         self.install(self.load(), force)
@@ -178,7 +180,8 @@ impl Reloader {
         self.stats.last_reload_attempt_ms.set(unix_millis());
     }
 
-    /// Loads and checks the dump and the cookie secrets; touches nothing being served.
+    /// Loads and checks the cookie secrets, the TSIG keys, and the dump or (a secondary) what
+    /// the primaries have; touches nothing being served.
     pub(super) fn load(&self) -> Result<Loaded, ReloadError> {
         let started = Instant::now();
         let secrets = match &self.cookie_secret_file {
@@ -390,10 +393,13 @@ pub struct Running {
     pub(super) wakers: Vec<Arc<mio::Waker>>,
     pub(super) threads: Vec<JoinHandle<io::Result<()>>>,
     pub(super) metrics: Metrics,
+    /// The main loop's inputs, until the loop takes them.
+    pub(super) inbox: Option<Receiver<Event>>,
 }
 
 impl Running {
-    /// Reloads the dump and the cookie secrets (see `Reloader::reload`), on this thread;
+    /// Reloads the dump (or refreshes from the primaries), the cookie secrets and the TSIG
+    /// keys (see `Reloader::reload`), on this thread;
     /// `force` overrides the guard rails that give way to it.
     pub fn reload(&self, force: bool) -> Result<Reloaded, ReloadError> {
         self.reloader.reload(force)

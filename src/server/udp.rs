@@ -1,6 +1,6 @@
 //! The UDP half of a worker, where a packet's walk starts: a batch of datagrams is read with
-//! recvmmsg, each is answered by [`respond_to`], rate limited, counted, and the answers leave
-//! with one sendmmsg.
+//! recvmmsg, each goes through the pipeline (`pipeline::handle`: answered, rate limited,
+//! signed, counted), and the answers leave with one sendmmsg.
 
 use std::io;
 use std::net::IpAddr;
@@ -11,13 +11,12 @@ use std::time::Instant;
 use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
 
-use super::shared::{Serving, Shared};
-use crate::answer::{respond_to, Transport};
-use crate::cookie;
-use crate::metrics::{Limited, WorkerCounters};
-use crate::rrl::{RateLimiter, ResponseClass, Verdict};
+use super::pipeline::{handle, Handled, RateLimit, Serving};
+use super::shared::Shared;
+use crate::answer::Transport;
+use crate::metrics::WorkerCounters;
+use crate::rrl::RateLimiter;
 use crate::sys::{UdpBatch, BATCH};
-use crate::wire::{Rcode, Rtype};
 
 /// Batches read from one UDP socket before other sockets get a turn.
 const BATCHES_PER_TURN: usize = 16;
@@ -138,49 +137,24 @@ struct UdpAnswer<'a> {
 }
 
 impl UdpAnswer<'_> {
-    /// Answers one datagram, then lets the rate limiter drop or truncate the response; a
-    /// query with a valid server cookie is not limited (its source address is proven).
+    /// Answers one datagram through the pipeline, rate limiter included.
+    #[inline]
     fn answer(&mut self, query: &[u8], sender: Option<IpAddr>, out: &mut [u8]) -> Option<usize> {
-        let serving = &self.serving;
-        let context = serving.context(Transport::Udp, sender);
-        let mut summary = respond_to(query, serving.snapshot, &context, out);
-        if serving.refusing {
-            summary.servfail(out);
+        let mut rate_limit = self.rate_limiter.as_deref_mut().map(|limiter| RateLimit {
+            limiter,
+            now_ms: self.now_ms,
+        });
+        match handle(
+            &self.serving,
+            Transport::Udp,
+            query,
+            sender,
+            out,
+            rate_limit.as_mut(),
+        ) {
+            Handled::Answer(len) => len,
+            // Over UDP a transfer (IXFR) is answered in place, never handed off.
+            Handled::HandOff(_) => None,
         }
-        if let (Some(limiter), Some(_), Some(client)) =
-            (self.rate_limiter.as_deref_mut(), summary.len, sender)
-        {
-            if summary.cookie != Some(cookie::Check::Valid) {
-                match limiter.check(client, ResponseClass::of(summary.rcode), self.now_ms) {
-                    Verdict::Send => {}
-                    Verdict::Drop => {
-                        serving.counters.rate_limited(Limited::Dropped);
-                        summary.len = None;
-                    }
-                    Verdict::Slip => {
-                        serving.counters.rate_limited(Limited::Slipped);
-                        summary.truncate(out);
-                    }
-                }
-            }
-        }
-        if summary.rcode == Rcode::NOTIMP {
-            if let Some(answered) = serving.notify(query, sender, out) {
-                summary.len = Some(answered);
-                summary.rcode = Rcode::NOERROR;
-            }
-        }
-        if summary.qtype == Some(Rtype::IXFR) {
-            if let Some(answered) = serving.ixfr_over_udp(query, sender, out) {
-                summary.len = Some(answered);
-                summary.signed = false;
-                summary.rcode = Rcode::NOERROR;
-            }
-        }
-        if let (true, Some(len)) = (summary.signed, summary.len) {
-            summary.len = serving.sign(query, out, len);
-        }
-        serving.counters.record(Transport::Udp, &summary);
-        summary.len
     }
 }

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::shared::{Serving, Shared, TcpLimits, DRAIN_TIMEOUT};
+use super::pipeline::Serving;
+use super::shared::{Shared, TcpLimits, DRAIN_TIMEOUT};
 use super::socket::WorkerSockets;
 use super::tcp::Connections;
 use super::transfer;

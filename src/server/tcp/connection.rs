@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use mio::net::TcpStream;
 
-use crate::answer::{respond_to, Transport};
+use crate::answer::Transport;
 use crate::metrics::CloseReason;
-use crate::server::shared::Serving;
-use crate::wire::{Rcode, MAX_TCP};
+use crate::server::pipeline::{handle, Handled, Serving};
+use crate::wire::MAX_TCP;
 use crate::xfr::outbound::TransferRequest;
 
 /// Bytes of the length prefix (RFC 1035 §4.2.2).
@@ -170,7 +170,6 @@ impl Connection {
     /// Answers complete queries while the outbox has room for a largest response and the
     /// budget lasts.
     fn answer_frames(&mut self, serving: &Serving<'_>, budget: &mut usize) -> bool {
-        let context = serving.context(Transport::Tcp, Some(self.peer));
         let mut answered = false;
         while *budget > 0 && self.transfer.is_none() && self.has_frame() {
             if self.outbox.len() - self.queued < MAX_FRAME {
@@ -187,33 +186,17 @@ impl Connection {
                 self.inbox[self.read_at + 1],
             ]));
             let query = &self.inbox[start..start + len];
-            if let Some(gate) = serving.xfr {
-                let apex = &serving.snapshot.zone.apex;
-                if let Some(request) = gate.request(query, self.peer, apex, serving.tsig_keys) {
+            let out = &mut self.outbox[self.queued + PREFIX..self.queued + MAX_FRAME];
+            let answer = match handle(serving, Transport::Tcp, query, Some(self.peer), out, None) {
+                Handled::Answer(len) => len,
+                Handled::HandOff(request) => {
                     self.transfer = Some(request);
                     self.read_at = start + len;
                     *budget -= 1;
                     return true;
                 }
-            }
-            let out = &mut self.outbox[self.queued + PREFIX..self.queued + MAX_FRAME];
-            let mut summary = respond_to(query, serving.snapshot, &context, out);
-            if serving.refusing {
-                summary.servfail(out);
-            }
-            if summary.rcode == Rcode::NOTIMP {
-                // A NOTIFY from a primary, over TCP (RFC 1996 allows either).
-                if let Some(answered) = serving.notify(query, Some(self.peer), out) {
-                    summary.len = Some(answered);
-                    summary.rcode = Rcode::NOERROR;
-                    summary.signed = false;
-                }
-            }
-            if let (true, Some(len)) = (summary.signed, summary.len) {
-                summary.len = serving.sign(query, out, len);
-            }
-            serving.counters.record(Transport::Tcp, &summary);
-            if let Some(response_len) = summary.len {
+            };
+            if let Some(response_len) = answer {
                 self.outbox[self.queued..self.queued + PREFIX]
                     .copy_from_slice(&(response_len as u16).to_be_bytes());
                 self.queued += PREFIX + response_len;

@@ -22,7 +22,8 @@ use mio::{Interest, Registry, Token};
 
 use self::connection::{Buffers, Connection, State, MAX_FRAME};
 use crate::metrics::{CloseReason, WorkerCounters};
-use crate::server::shared::{Serving, TcpLimits};
+use crate::server::pipeline::Serving;
+use crate::server::shared::TcpLimits;
 use crate::xfr::outbound::TransferRequest;
 
 /// TCP queries a worker answers per turn of its loop: as many as one UDP socket's turn.

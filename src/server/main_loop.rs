@@ -1,22 +1,24 @@
-//! The signal loop and the reload policy: SIGHUP and control-socket requests reload, SIGTERM
-//! and SIGINT stop. Signals are blocked in every thread and taken here, on one thread,
-//! outside any handler; workers only see the snapshot swapped and, at the end, the shutdown
-//! flag.
+//! The main loop and the reload policy. The loop blocks on its inputs, typed events
+//! (events.rs): reloads asked for by SIGHUP, a NOTIFY, the refresh timer or a control client;
+//! the end of the reload running; SIGTERM and SIGINT, which stop. Signals are blocked in
+//! every thread and taken by one thread that turns them into events, outside any handler;
+//! workers only see the snapshot swapped and, at the end, the shutdown flag.
 //!
-//! A reload runs on a thread of its own, so the loop keeps taking signals: SIGTERM starts the
+//! A reload runs on a thread of its own, so the loop keeps taking events: a stop starts the
 //! graceful stop at once, whatever the reload is doing (a dump on a hung file system or a
-//! FIFO nobody writes is abandoned), and SIGHUPs and requests that arrive during a reload
-//! make at most one more reload, started when it ends: each request is answered by the first
-//! reload that started after it came (forced if any request in it asked for force).
+//! FIFO nobody writes is abandoned), and reloads asked for during a reload make at most one
+//! more reload, started when it ends: each request is answered by the first reload that
+//! started after it came (forced if any request in it asked for force).
 
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::control::{ReloadQueue, ReloadRequest};
+use super::control::ReloadRequest;
+use super::events::{self, Event, Events, Reason, ReloadOutcome, ReportOnDrop};
 use super::http::Health;
 use super::running::{ReloadError, Reloaded, Reloader, Running};
 use super::status::StatusBoard;
@@ -25,18 +27,15 @@ use crate::sys;
 
 /// How long a reload may wait for idle CPU before it takes its fair share.
 const IDLE_RELOAD_GRACE: Duration = Duration::from_secs(5);
-/// While a reload runs, how often the loop looks whether it has finished.
-const RELOAD_POLL: Duration = Duration::from_millis(20);
 
 /// Blocks the server's signals in this thread and every thread it spawns afterwards: call it
-/// before any worker exists, so that only [`handle_until_stop`] ever sees them.
+/// before any worker exists, so that only the thread of `events::forward_signals` sees them.
 pub(super) fn block() -> io::Result<()> {
     sys::block_signals(&sys::SERVER_SIGNALS)
 }
 
-type Outcome = Result<Reloaded, ReloadError>;
-
-/// Who a reload is for: a SIGHUP, control clients waiting for its answer, or both.
+/// Who a reload is for: a signal, a NOTIFY or the timer, control clients waiting for its
+/// answer, or several of them.
 #[derive(Default)]
 struct Askers {
     signalled: bool,
@@ -44,6 +43,13 @@ struct Askers {
 }
 
 impl Askers {
+    fn add(&mut self, reason: Reason) {
+        match reason {
+            Reason::Control(request) => self.requests.push(request),
+            Reason::Hangup | Reason::Notify(_) | Reason::RefreshTimer => self.signalled = true,
+        }
+    }
+
     fn any(&self) -> bool {
         self.signalled || !self.requests.is_empty()
     }
@@ -64,42 +70,64 @@ pub(super) struct Control<'a> {
     pub(super) health: &'a Health,
     pub(super) notifier: &'a Notifier,
     pub(super) dump: &'a Path,
-    pub(super) queue: Arc<ReloadQueue>,
     pub(super) board: Arc<StatusBoard>,
 }
 
-/// Reloads on SIGHUP and on control requests, logging the outcome, answering the requests
-/// and telling systemd; returns after stopping the workers on SIGTERM or SIGINT.
-pub(super) fn handle_until_stop(running: Running, control: Control<'_>) -> io::Result<()> {
+/// Reloads when asked (see [`Reason`]), logging the outcome, answering control clients and
+/// telling systemd; returns after stopping the workers on SIGTERM or SIGINT.
+pub(super) fn handle_until_stop(mut running: Running, control: Control<'_>) -> io::Result<()> {
     let Control {
         health,
         notifier,
         dump,
-        queue,
         board,
     } = control;
-    // The reload running and who it is for; who the next one is for.
-    let mut reload: Option<(Receiver<Outcome>, Askers)> = None;
+    let inbox = running
+        .inbox
+        .take()
+        .ok_or_else(|| io::Error::other("the main loop runs once"))?;
+    let events = running.reloader.shared.events.clone();
+    events::forward_signals(events.clone())?;
+    // Who the reload running is for, if one is; who the next one is for.
+    let mut running_for: Option<Askers> = None;
     let mut next = Askers::default();
     loop {
-        let signal = match reload {
-            None => Some(sys::wait_for_signal(&sys::SERVER_SIGNALS)?),
-            Some(_) => sys::wait_for_signal_timeout(&sys::SERVER_SIGNALS, RELOAD_POLL)?,
+        // Every sender but ours gone cannot happen while we hold `events`.
+        let Ok(event) = inbox.recv() else {
+            return Err(io::Error::other("the event channel closed"));
         };
-        match signal {
-            None => {}
-            Some(sys::SIGHUP) => next.signalled = true,
-            Some(sys::SIGUSR1) => next.requests.extend(queue.take()),
-            Some(_) => {
-                if reload.is_some() {
+        // A reload just ended with another to follow: systemd still sees one reload.
+        let mut chained = false;
+        match event {
+            Event::Reload(reason) => next.add(reason),
+            Event::Reloaded(outcome) => {
+                let (status, line) = report(outcome, &running, dump);
+                board.record_reload(&line);
+                if let Some(askers) = running_for.take() {
+                    askers.answer(&line);
+                }
+                chained = next.any();
+                if !chained {
+                    notifier.ready(&status);
+                }
+            }
+            Event::Stop => {
+                if running_for.is_some() {
                     crate::log!(Warning, "stopping: the reload in progress is abandoned");
                 }
                 notifier.stopping();
                 health.stopping();
-                let waiting = reload
-                    .map(|(_, askers)| askers.requests)
+                let mut waiting = running_for
+                    .map(|askers| askers.requests)
                     .unwrap_or_default();
-                for request in waiting.into_iter().chain(next.requests).chain(queue.take()) {
+                waiting.append(&mut next.requests);
+                // Control clients whose requests are still on the way.
+                while let Ok(event) = inbox.try_recv() {
+                    if let Event::Reload(Reason::Control(request)) = event {
+                        waiting.push(request);
+                    }
+                }
+                for request in waiting {
                     request.answer("failed: the server is stopping");
                 }
                 running.shutdown()?;
@@ -107,38 +135,20 @@ pub(super) fn handle_until_stop(running: Running, control: Control<'_>) -> io::R
                 return Ok(());
             }
         }
-        // A reload just ended with another to follow: systemd still sees one reload.
-        let mut chained = false;
-        if let Some((receiver, _)) = &reload {
-            let finished = match receiver.try_recv() {
-                Err(TryRecvError::Empty) => continue,
-                Ok(outcome) => Some(outcome),
-                Err(TryRecvError::Disconnected) => None,
-            };
-            let (status, line) = report(finished, &running, dump);
-            board.record_reload(&line);
-            if let Some((_, askers)) = reload.take() {
-                askers.answer(&line);
-            }
-            chained = next.any();
-            if !chained {
-                notifier.ready(&status);
-            }
-        }
-        if reload.is_none() && next.any() {
+        if running_for.is_none() && next.any() {
             let askers = std::mem::take(&mut next);
             if !chained {
                 notifier.reloading();
             }
-            let receiver = start_reload(running.reloader(), askers.force())?;
-            reload = Some((receiver, askers));
+            start_reload(running.reloader(), askers.force(), events.clone())?;
+            running_for = Some(askers);
         }
     }
 }
 
 /// Logs how a reload ended (`None`: its thread died); returns the status for systemd and the
 /// answer line for control clients.
-fn report(outcome: Option<Outcome>, running: &Running, dump: &Path) -> (String, String) {
+fn report(outcome: ReloadOutcome, running: &Running, dump: &Path) -> (String, String) {
     match outcome {
         Some(Ok(done)) => {
             let source = match running.reloader.primaries.is_empty() {
@@ -181,15 +191,16 @@ fn report(outcome: Option<Outcome>, running: &Running, dump: &Path) -> (String, 
     }
 }
 
-/// Starts a reload on its own thread; its outcome arrives on the receiver.
-fn start_reload(reloader: Arc<Reloader>, force: bool) -> io::Result<Receiver<Outcome>> {
-    let (outcome, receiver) = mpsc::sync_channel(1);
+/// Starts a reload on its own thread; its outcome arrives as [`Event::Reloaded`], even if
+/// the thread dies.
+fn start_reload(reloader: Arc<Reloader>, force: bool, events: Events) -> io::Result<()> {
     std::thread::Builder::new()
         .name("cnamed-reload".into())
         .spawn(move || {
-            let _ = outcome.send(reload_in_idle_time(&reloader, force));
+            let mut report = ReportOnDrop::new(events);
+            report.set(reload_in_idle_time(&reloader, force));
         })?;
-    Ok(receiver)
+    Ok(())
 }
 
 /// Loads waiting for idle time that a reload has already given up on (see below): while one
@@ -204,7 +215,7 @@ static IDLE_LOADERS: AtomicUsize = AtomicUsize::new(0);
 /// shipped unit does not give), this thread, at normal priority, loads again and installs its
 /// load; the idle loader's, if it ever comes, is dropped. New mappings always arrive,
 /// privileged or not. A secondary's refreshes skip the idle wait (see below).
-fn reload_in_idle_time(reloader: &Arc<Reloader>, force: bool) -> Outcome {
+fn reload_in_idle_time(reloader: &Arc<Reloader>, force: bool) -> Result<Reloaded, ReloadError> {
     reloader.attempted();
     if !reloader.primaries.is_empty() {
         // A secondary's refresh is mostly an IXFR of a few changes applied in milliseconds,

@@ -1,0 +1,133 @@
+//! The control loop's inputs, as typed messages on one channel: a reload asked for (by a
+//! signal, a NOTIFY, the refresh timer or a control client, which waits for the answer), a
+//! reload finished, or a stop. The loop (`signals.rs`) blocks on the channel and wakes only
+//! for these; signals from outside reach it through a thread that turns them into events.
+//!
+//! The channel is bounded and its slots are allocated once, so a worker can post a NOTIFY's
+//! refresh without allocating or blocking ([`Events::try_send`]): when it is full, reloads
+//! are already waiting, and the refresh they make covers the NOTIFY.
+
+use std::fmt;
+use std::io;
+use std::net::IpAddr;
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+
+use super::control::ReloadRequest;
+use super::running::{ReloadError, Reloaded};
+use crate::sys;
+
+/// Events that may wait for the loop; beyond them, a worker's NOTIFY is covered by those.
+const CAPACITY: usize = 64;
+
+/// How a reload ended; `None`: its thread died without saying.
+pub(super) type ReloadOutcome = Option<Result<Reloaded, ReloadError>>;
+
+/// What the control loop is asked.
+pub(crate) enum Event {
+    /// Reload the mapping (a secondary refreshes from its primaries), for this reason.
+    Reload(Reason),
+    /// The reload running has ended.
+    Reloaded(ReloadOutcome),
+    /// SIGTERM or SIGINT: stop gracefully.
+    Stop,
+}
+
+/// Why a reload is asked for.
+pub(crate) enum Reason {
+    /// SIGHUP, from the operator or systemd.
+    Hangup,
+    /// A NOTIFY from this primary, accepted.
+    Notify(IpAddr),
+    /// The secondary's SOA timer (REFRESH or RETRY) ran out.
+    RefreshTimer,
+    /// A control client, waiting for the answer.
+    Control(ReloadRequest),
+}
+
+impl fmt::Debug for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Hangup => f.write_str("SIGHUP"),
+            Self::Notify(primary) => write!(f, "NOTIFY from {primary}"),
+            Self::RefreshTimer => f.write_str("SOA timer"),
+            Self::Control(request) => write!(f, "control client (force: {})", request.force()),
+        }
+    }
+}
+
+/// A sender of events to the control loop; cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct Events(SyncSender<Event>);
+
+impl Events {
+    /// Posts `event` unless the channel is full or the loop is gone; never blocks or
+    /// allocates, for the workers. Returns whether it was posted.
+    pub(crate) fn try_send(&self, event: Event) -> bool {
+        match self.0.try_send(event) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
+        }
+    }
+
+    /// Posts `event`, waiting while the loop catches up; `false` once the loop is gone.
+    pub(crate) fn send(&self, event: Event) -> bool {
+        self.0.send(event).is_ok()
+    }
+}
+
+/// A new channel: the senders, and the loop's end.
+pub(crate) fn channel() -> (Events, Receiver<Event>) {
+    let (sender, receiver) = mpsc::sync_channel(CAPACITY);
+    (Events(sender), receiver)
+}
+
+/// Turns the server's signals into events, on a thread of its own: SIGHUP reloads, SIGTERM
+/// and SIGINT stop, SIGUSR1 is taken and ignored (it once woke the loop for control
+/// requests; its default action would kill the process). The signals must already be
+/// blocked in every thread (`signals::block`). The thread ends once the loop is gone.
+pub(super) fn forward_signals(events: Events) -> io::Result<()> {
+    std::thread::Builder::new()
+        .name("cnamed-signals".into())
+        .spawn(move || loop {
+            let event = match sys::wait_for_signal(&sys::SERVER_SIGNALS) {
+                Ok(sys::SIGHUP) => Event::Reload(Reason::Hangup),
+                Ok(sys::SIGTERM | sys::SIGINT) => Event::Stop,
+                Ok(_) => continue,
+                Err(error) => {
+                    crate::log!(Error, "cannot wait for signals: {error}; stopping");
+                    Event::Stop
+                }
+            };
+            let stop = matches!(event, Event::Stop);
+            if !events.send(event) || stop {
+                return;
+            }
+        })?;
+    Ok(())
+}
+
+/// Sends the reload's outcome when dropped, so that the loop hears of a reload thread that
+/// panicked too (as `None`).
+pub(super) struct ReportOnDrop {
+    events: Events,
+    outcome: ReloadOutcome,
+}
+
+impl ReportOnDrop {
+    pub(super) fn new(events: Events) -> Self {
+        Self {
+            events,
+            outcome: None,
+        }
+    }
+
+    pub(super) fn set(&mut self, outcome: Result<Reloaded, ReloadError>) {
+        self.outcome = Some(outcome);
+    }
+}
+
+impl Drop for ReportOnDrop {
+    fn drop(&mut self) {
+        self.events.send(Event::Reloaded(self.outcome.take()));
+    }
+}
