@@ -7,16 +7,14 @@
 
 use std::fmt;
 
-use fxhash::FxHashMap;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
+use super::clusters::Clusters;
 use super::strings::{self, StringTable, StringsBuilder};
 use super::table::{BuildError, NumericBuilder, NumericTable};
-use super::zone::{expand_target, Zone};
+use super::zone::Zone;
 use super::AppKey;
-use crate::wire::name::{check_label, fold_label, name_to_wire, Charset, MAX_LABEL};
-use crate::wire::record::push_record_tail;
-use crate::wire::{Class, Rtype};
+use crate::wire::name::{check_label, fold_label, Charset, MAX_LABEL};
 
 /// What a dump holds, ready for the snapshot.
 pub(super) struct Parsed {
@@ -180,13 +178,7 @@ pub(super) struct AppsBuilder<'z> {
 impl<'z> AppsBuilder<'z> {
     pub(super) fn new(zone: &'z Zone) -> Self {
         Self {
-            clusters: Clusters {
-                zone,
-                index: FxHashMap::default(),
-                verbatim: FxHashMap::default(),
-                names: Vec::new(),
-                cnames: Vec::new(),
-            },
+            clusters: Clusters::new(zone, Vec::new(), Vec::new()),
             numeric_apps: NumericBuilder::default(),
             named_apps: StringsBuilder::default(),
             max_app: MAX_LABEL - 1 - zone.longest_service,
@@ -227,111 +219,19 @@ impl<'z> AppsBuilder<'z> {
             .named_apps
             .build()
             .map_err(|error| strings_error(error, 0))?;
+        let (names, cnames) = self.clusters.into_parts();
         Ok(Parsed {
             serial: 0,
             numeric_apps,
             named_apps,
-            clusters: self.clusters.names,
-            cnames: self.clusters.cnames,
+            clusters: names,
+            cnames,
         })
     }
 }
 
-/// A snapshot's maps, borrowed.
-pub(super) struct Base<'a> {
-    pub(super) numeric_apps: &'a NumericTable,
-    pub(super) named_apps: &'a StringTable,
-    pub(super) clusters: &'a [Box<str>],
-    pub(super) cnames: &'a [Box<[u8]>],
-}
-
-/// The maps of `base` with `changes` applied in order: `(app, Some(cluster))` puts an app on
-/// a cluster (added or moved), `(app, None)` removes one the zone has. Apps and clusters are
-/// checked as a dump's; the error names the first that is not. The maps are copied, not
-/// rebuilt: for a zone transfer's difference (IXFR).
-pub(super) fn apply_changes<'a>(
-    base: Base<'_>,
-    zone: &Zone,
-    changes: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
-) -> Result<Parsed, String> {
-    let mut clusters = Clusters {
-        zone,
-        index: (0u32..)
-            .zip(base.clusters)
-            .map(|(index, name)| (name.clone(), index))
-            .collect(),
-        verbatim: FxHashMap::default(),
-        names: base.clusters.to_vec(),
-        cnames: base.cnames.to_vec(),
-    };
-    let max_app = MAX_LABEL - 1 - zone.longest_service;
-    let mut numeric: FxHashMap<u64, Option<u32>> = FxHashMap::default();
-    // The string IDs' changes in order, and the state so far of each one changed.
-    let mut named: Vec<(Box<[u8]>, Option<u32>)> = Vec::new();
-    let mut named_now: FxHashMap<Box<[u8]>, Option<u32>> = FxHashMap::default();
-    for (app, cluster) in changes {
-        let id = app_id(app, max_app)?;
-        let cluster = match cluster {
-            Some(name) => Some(
-                clusters
-                    .intern(name)
-                    .map_err(|why| format!("app {id}: cluster {name:?} {why}"))?,
-            ),
-            None => None,
-        };
-        let missing = || format!("app {id} is removed but not in the zone");
-        match (&id, cluster) {
-            (OwnedAppId::Numeric(number), _) => {
-                // A removal is checked against the state so far: earlier changes of the same
-                // app, else the base.
-                if cluster.is_none() {
-                    let present = match numeric.get(number) {
-                        Some(earlier) => earlier.is_some(),
-                        None => base.numeric_apps.get(*number).is_some(),
-                    };
-                    if !present {
-                        return Err(missing());
-                    }
-                }
-                numeric.insert(*number, cluster);
-            }
-            (OwnedAppId::Named { bytes, len }, _) => {
-                let name: Box<[u8]> = bytes[..usize::from(*len)].into();
-                if cluster.is_none() {
-                    let present = match named_now.get(&name) {
-                        Some(earlier) => earlier.is_some(),
-                        None => base.named_apps.get(&name).is_some(),
-                    };
-                    if !present {
-                        return Err(missing());
-                    }
-                }
-                named_now.insert(name.clone(), cluster);
-                named.push((name, cluster));
-            }
-        }
-    }
-    let numeric: Vec<_> = numeric.into_iter().collect();
-    let named: Vec<(&[u8], Option<u32>)> = named.iter().map(|(id, c)| (&**id, *c)).collect();
-    let named = base
-        .named_apps
-        .with_changes(&named)
-        .map_err(|error| strings_error(error, 0))?;
-    let numeric_apps = base
-        .numeric_apps
-        .with_changes(&numeric)
-        .map_err(|_| OUT_OF_MEMORY.to_owned())?;
-    Ok(Parsed {
-        serial: 0,
-        numeric_apps,
-        named_apps: named,
-        clusters: clusters.names,
-        cnames: clusters.cnames,
-    })
-}
-
 /// A string table's refusal as a dump error.
-fn strings_error(error: strings::BuildError, apps_so_far: usize) -> String {
+pub(super) fn strings_error(error: strings::BuildError, apps_so_far: usize) -> String {
     match error {
         strings::BuildError::Duplicate(id) => {
             let len = id.len().min(MAX_LABEL);
@@ -353,7 +253,7 @@ fn strings_error(error: strings::BuildError, apps_so_far: usize) -> String {
     }
 }
 
-const OUT_OF_MEMORY: &str =
+pub(super) const OUT_OF_MEMORY: &str =
     "out of memory for the apps read so far (the old snapshot keeps serving)";
 
 fn duplicate(app: &OwnedAppId) -> String {
@@ -361,7 +261,7 @@ fn duplicate(app: &OwnedAppId) -> String {
 }
 
 /// A validated app ID: a number (no allocation, the common case) or lower-case bytes.
-enum OwnedAppId {
+pub(super) enum OwnedAppId {
     Numeric(u64),
     /// Lower case, on the stack: a dump of string IDs allocates nothing per app.
     Named {
@@ -411,7 +311,7 @@ impl Visitor<'_> for AppIdSeed {
 }
 
 /// An app ID checked and folded to lower case.
-fn app_id(id: &str, max_len: usize) -> Result<OwnedAppId, String> {
+pub(super) fn app_id(id: &str, max_len: usize) -> Result<OwnedAppId, String> {
     // The common case first: a number, which is a valid label as it stands (one pass).
     if id.len() <= max_len {
         if let AppKey::Numeric(number) = AppKey::new(id.as_bytes()) {
@@ -437,66 +337,6 @@ fn app_id(id: &str, max_len: usize) -> Result<OwnedAppId, String> {
             }
         }
     })
-}
-
-/// Spellings of cluster names remembered as checked (bounded: a dump that spells one
-/// cluster a million ways must not grow it without end).
-const MAX_VERBATIM: usize = 4096;
-
-/// Clusters seen so far, each with its CNAME records pre-encoded once.
-struct Clusters<'z> {
-    zone: &'z Zone,
-    index: FxHashMap<Box<str>, u32>,
-    /// Cluster names exactly as written in the dump, already checked: the lookup most apps
-    /// take, without checking and folding the name again.
-    verbatim: FxHashMap<Box<str>, u32>,
-    names: Vec<Box<str>>,
-    cnames: Vec<Box<[u8]>>,
-}
-
-impl Clusters<'_> {
-    fn intern(&mut self, name: &str) -> Result<u32, String> {
-        // A name seen before exactly as written was checked then: most apps' clusters.
-        if let Some(&index) = self.verbatim.get(name) {
-            return Ok(index);
-        }
-        let index = self.intern_new(name)?;
-        if self.verbatim.len() < MAX_VERBATIM {
-            self.verbatim.insert(name.into(), index);
-        }
-        Ok(index)
-    }
-
-    fn intern_new(&mut self, name: &str) -> Result<u32, String> {
-        check_label(name, Charset::Hostname, MAX_LABEL).map_err(|why| why.to_string())?;
-        // Folded on the stack: this runs once per app, and most clusters are already known.
-        let mut scratch = [0u8; MAX_LABEL];
-        let folded = fold_label(name.as_bytes(), &mut scratch).ok_or("is too long")?;
-        let lower = std::str::from_utf8(folded).map_err(|_| "is not ASCII")?;
-        if let Some(&index) = self.index.get(lower) {
-            return Ok(index);
-        }
-        let lower = lower.to_owned();
-        let index = u32::try_from(self.names.len()).map_err(|_| "is one cluster too many")?;
-        for service in &self.zone.services {
-            let service = std::str::from_utf8(service).unwrap_or_default();
-            let target = expand_target(&self.zone.target_template, service, &lower);
-            let wire = name_to_wire(&target).map_err(|why| format!("gives a bad target: {why}"))?;
-            let mut record = Vec::new();
-            push_record_tail(
-                &mut record,
-                Rtype::CNAME,
-                Class::IN,
-                self.zone.cname_ttl,
-                &[&wire],
-            );
-            self.cnames.push(record.into_boxed_slice());
-        }
-        let lower: Box<str> = lower.into();
-        self.index.insert(lower.clone(), index);
-        self.names.push(lower);
-        Ok(index)
-    }
 }
 
 /// Reads an app's cluster name and interns it.

@@ -4,6 +4,8 @@
 //! complete, valid dump yields a snapshot. The server swaps a new one in only on `Ok`, so a
 //! bad dump never touches the one being served.
 
+mod apply;
+mod clusters;
 mod dump;
 pub mod guard;
 mod probe;
@@ -204,13 +206,13 @@ impl Snapshot {
         serial: u32,
         changes: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
     ) -> Result<Self, String> {
-        let base = dump::Base {
+        let base = apply::Base {
             numeric_apps: &self.numeric_apps,
             named_apps: &self.named_apps,
             clusters: &self.clusters,
             cnames: &self.cnames,
         };
-        let mut parsed = dump::apply_changes(base, &self.zone, changes)?;
+        let mut parsed = apply::apply_changes(base, &self.zone, changes)?;
         parsed.serial = serial;
         Ok(Self::from_parsed(parsed, &self.zone))
     }
