@@ -6,23 +6,13 @@
 #
 # The client (python, the same for both) sends one AXFR and reads messages, summing ANCOUNT,
 # until every record has arrived; three alternating runs each, medians reported.
-set -euo pipefail
+. "$(dirname "$0")/../tests/lib.sh"
 
 apps=1000000
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --apps) apps=$2; shift 2 ;;
-        *) echo "usage: $0 [--apps N]" >&2; exit 2 ;;
-    esac
-done
-cd "$(dirname "$0")/.."
-bin=$PWD/target/release
-cargo build --release --locked --bin cnamed --bin cnamed-gen 2>&1 | tail -1 >&2
+parse_flags "[--apps N]" apps -- "$@"
+build cnamed cnamed-gen
 command -v knotd >/dev/null || { echo "needs knotd (apt-get install knot)" >&2; exit 1; }
-work=$(mktemp -d /tmp/cnamed-axfr.XXXXXX)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+make_work axfr
 zone=apps.example.com
 records=$((apps * 3 + 3))
 
@@ -30,11 +20,11 @@ records=$((apps * 3 + 3))
 "$bin/cnamed" zonefile --dump "$work/apps.json" > "$work/$zone.zone"
 "$bin/cnamed" serve --dump "$work/apps.json" --listen 127.0.0.1:0 --threads 1 \
     --xfr-allow 127.0.0.1 2>"$work/cnamed.log" &
-pids+=($!)
+track $!
 for _ in $(seq 1 200); do grep -q serving "$work/cnamed.log" && break; sleep 0.1; done
 cnamed_port=$(sed -n 's/.* on 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$work/cnamed.log" | head -1)
 
-knot_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+knot_port=$(free_ports 1)
 cat > "$work/knot.conf" <<CONF
 server:
     listen: 127.0.0.1@$knot_port
@@ -54,7 +44,7 @@ zone:
     zonefile-sync: -1
 CONF
 knotd -c "$work/knot.conf" 2>"$work/knot.log" &
-pids+=($!)
+track $!
 for _ in $(seq 1 600); do
     [ -n "$(dig @127.0.0.1 -p "$knot_port" +short +time=1 +tries=1 $zone SOA 2>/dev/null)" ] && break
     sleep 0.2

@@ -12,54 +12,31 @@
 #                   [--no-regression] [--no-attacks]
 #
 # Variants (all by default): baseline current metrics rrl.
-set -euo pipefail
+. "$(dirname "$0")/../tests/lib.sh"
 
 baseline=5e1b9b4
 rounds=3
 seconds=10
+variants="baseline current metrics rrl"
+no_regression=no
+no_attacks=no
+parse_flags "[--baseline REF] [--rounds R] [--seconds S] [--variants \"V...\"] [--no-regression] [--no-attacks]" \
+    baseline rounds seconds variants no-regression? no-attacks? -- "$@"
+read -ra variants <<< "$variants"
 regression=yes
 attacks=yes
-variants=(baseline current metrics rrl)
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --baseline) baseline=$2; shift 2 ;;
-        --rounds) rounds=$2; shift 2 ;;
-        --seconds) seconds=$2; shift 2 ;;
-        --variants) read -ra variants <<< "$2"; shift 2 ;;
-        --no-regression) regression=no; shift ;;
-        --no-attacks) attacks=no; shift ;;
-        *) echo "usage: $0 [--baseline REF] [--rounds R] [--seconds S] [--variants \"V...\"] [--no-regression] [--no-attacks]" >&2; exit 2 ;;
-    esac
-done
+[ "$no_regression" = no ] || regression=no
+[ "$no_attacks" = no ] || attacks=no
 
-cd "$(dirname "$0")/.."
-root=$PWD
+# Kept between runs (the baseline's build above all).
 work=$root/target/edge
-bin=$root/target/release
 mkdir -p "$work"
 port=5320
 metrics_port=9320
 apps=100000
-pids=()
-cleanup() {
-    for pid in "${pids[@]:-}"; do
-        [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT
-log() { printf '== %s\n' "$*" >&2; }
-
-need=()
-command -v dig >/dev/null || need+=(bind9-dnsutils)
-command -v curl >/dev/null || need+=(curl)
-command -v bc >/dev/null || need+=(bc)
-if [ ${#need[@]} -gt 0 ]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-log "building"
-cargo build --release --locked --bins 2>&1 | tail -1 >&2
+need dig:bind9-dnsutils curl:curl bc:bc
+step "building"
+build
 dump=$work/apps-$apps.json
 queries=$work/queries-$apps.txt
 [ -s "$dump" ] || "$bin/cnamed-gen" dump --apps "$apps" --clusters 8 > "$dump"
@@ -67,7 +44,7 @@ queries=$work/queries-$apps.txt
 
 baseline_bin=$work/baseline-target/release/cnamed
 if [ "$regression" = yes ] && [ ! -x "$baseline_bin" ]; then
-    log "building the baseline $baseline"
+    step "building the baseline $baseline"
     rm -rf "$work/baseline-src"
     git worktree prune
     git worktree add --detach "$work/baseline-src" "$baseline" >/dev/null 2>&1
@@ -83,7 +60,7 @@ serve() {
     taskset -c 0 "$binary" --dump "$dump" --listen "127.0.0.1:$port" --threads 1 \
         --identity bench "$@" 2>>"$work/cnamed.log" &
     server=$!
-    pids+=("$server")
+    track "$server"
     for _ in $(seq 1 300); do
         dig +short +time=1 +tries=1 @127.0.0.1 -p "$port" apps.example.com SOA 2>/dev/null | grep -q hostmaster && return
         sleep 0.2
@@ -121,7 +98,7 @@ if [ "$regression" = yes ]; then
             [ -n "$scraper" ] && { kill "$scraper"; wait "$scraper" 2>/dev/null || true; }
             stop
             results[$variant]="${results[$variant]:-} $qps"
-            log "round $round $variant: $qps q/s"
+            step "round $round $variant: $qps q/s"
         done
     done
     echo "## UDP queries per second, one worker, $rounds rounds of ${seconds}s (median; each round)"
@@ -149,7 +126,7 @@ if [ "$attacks" = yes ]; then
                     --connections "$count" --duration $((seconds + 4)) \
                     > "$work/attack.txt" &
                 attacker=$!
-                pids+=("$attacker")
+                track "$attacker"
                 sleep 2
             fi
             qps=$(load)

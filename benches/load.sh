@@ -8,68 +8,51 @@
 # Per core: each server runs one worker pinned to core 0; cnamed-load drives it from core 1.
 # Whole box: two workers each, nothing pinned. Loopback only. Needs root for apt-get (it installs
 # nsd, knot, dnsperf and dig when missing).
-set -euo pipefail
+. "$(dirname "$0")/../tests/lib.sh"
 
 apps=100000
 rounds=3
 seconds=15
+whole_box_only=no
+no_whole_box=no
+cnamed_flags=
+parse_flags "[--apps N] [--rounds R] [--seconds S] [--whole-box-only] [--no-whole-box] [--cnamed-flags \"FLAGS\"]" \
+    apps rounds seconds whole-box-only? no-whole-box? cnamed-flags -- "$@"
+read -ra cnamed_flags <<< "$cnamed_flags"
 per_core=yes
 whole_box=yes
-cnamed_flags=()
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --apps) apps=$2; shift 2 ;;
-        --rounds) rounds=$2; shift 2 ;;
-        --seconds) seconds=$2; shift 2 ;;
-        --whole-box-only) per_core=no; shift ;;
-        --no-whole-box) whole_box=no; shift ;;
-        --cnamed-flags) read -ra cnamed_flags <<< "$2"; shift 2 ;;
-        *) echo "usage: $0 [--apps N] [--rounds R] [--seconds S] [--whole-box-only] [--no-whole-box] [--cnamed-flags \"FLAGS\"]" >&2; exit 2 ;;
-    esac
-done
+[ "$whole_box_only" = no ] || per_core=no
+[ "$no_whole_box" = no ] || whole_box=no
 
-cd "$(dirname "$0")/.."
-root=$PWD
+# Kept between runs: generated data is reused.
 work=$root/target/load
 mkdir -p "$work"
-bin=$root/target/release
 zone=apps.example.com
 declare -A port=([cnamed]=5301 [nsd]=5302 [knot]=5303 [reflector]=5304)
 servers=(cnamed nsd knot reflector)
 pids=()
 
-cleanup() {
+# Stops the servers of a mode (NSD forks: its children are found by their configuration).
+stop_servers() {
     for pid in "${pids[@]:-}"; do
         [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
     done
     pkill -f "$work/nsd.conf" 2>/dev/null || true
     wait 2>/dev/null || true
 }
-trap cleanup EXIT
+on_exit stop_servers
 
-log() { printf '== %s\n' "$*" >&2; }
-
-need=()
-command -v nsd >/dev/null || need+=(nsd)
-command -v knotd >/dev/null || need+=(knot)
-command -v dnsperf >/dev/null || need+=(dnsperf)
-command -v dig >/dev/null || need+=(bind9-dnsutils)
-if [ ${#need[@]} -gt 0 ]; then
-    log "installing ${need[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-# The packages start their own daemons on port 53; they are not part of this test.
+need nsd:nsd knotd:knot dnsperf:dnsperf dig:bind9-dnsutils
 systemctl stop nsd knot 2>/dev/null || true
 
-log "building"
-cargo build --release --locked --bins 2>&1 | tail -1 >&2
+step "building"
+build
 
 dump=$work/apps-$apps.json
 queries=$work/queries-$apps.txt
 zonefile=$work/zone-$apps.txt
 if [ ! -s "$dump" ]; then
-    log "generating $apps apps"
+    step "generating $apps apps"
     "$bin/cnamed-gen" dump --apps "$apps" --clusters 8 > "$dump"
 fi
 if [ ! -s "$queries" ]; then
@@ -78,7 +61,7 @@ fi
 if [ ! -s "$zonefile" ]; then
     "$bin/cnamed" zonefile --dump "$dump" > "$zonefile"
 fi
-log "zone: $(grep -c CNAME "$zonefile") CNAMEs; queries: $(wc -l < "$queries")"
+step "zone: $(grep -c CNAME "$zonefile") CNAMEs; queries: $(wc -l < "$queries")"
 
 write_configs() {
     local workers=$1
@@ -176,7 +159,7 @@ negative() {
 }
 
 check_answers() {
-    log "checking that every server gives the same answers"
+    step "checking that every server gives the same answers"
     local sample name expected got
     sample=$(awk '$2 == "A" && n++ % 100 == 0 && n < 2000 {print $1}' "$queries")
     for name in $sample "$zone"; do
@@ -202,7 +185,7 @@ check_answers() {
             fi
         done
     done
-    log "answers agree ($(echo $sample | wc -w) names and the apex, plus NXDOMAIN)"
+    step "answers agree ($(echo $sample | wc -w) names and the apex, plus NXDOMAIN)"
 }
 
 # field LINE KEY: the value of key=value in a cnamed-load result line.
@@ -230,7 +213,7 @@ run_rounds() {
             line=$("${load_prefix[@]}" "$bin/cnamed-load" --server "127.0.0.1:${port[$server]}" \
                 --queries "$queries" --duration "$seconds" --warmup 1 --sockets 8 --window 16)
             echo "round=$round name=$server $line" >> "$results"
-            log "$mode round $round $server: $(field "$line" qps) q/s, lost $(field "$line" lost_pct)%"
+            step "$mode round $round $server: $(field "$line" qps) q/s, lost $(field "$line" lost_pct)%"
         done
     done
     for server in "${servers[@]}"; do
@@ -246,7 +229,7 @@ run_rounds() {
             printf '  %-10s %s q/s\n' "$server" "${qps:-n/a}"
         done
     fi
-    cleanup
+    stop_servers
     pids=()
 }
 

@@ -6,26 +6,17 @@
 # metrics thread and the reloads share the cores with them. Loopback only.
 #
 #   benches/probes.sh [--seconds S]
-set -euo pipefail
+. "$(dirname "$0")/../tests/lib.sh"
 
 seconds=15
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --seconds) seconds=$2; shift 2 ;;
-        *) echo "usage: $0 [--seconds S]" >&2; exit 2 ;;
-    esac
-done
+parse_flags "[--seconds S]" seconds -- "$@"
 
-cd "$(dirname "$0")/.."
-work=$PWD/target/load
-bin=$PWD/target/release
+# Kept between runs: generated data is reused.
+work=$root/target/load
 mkdir -p "$work"
-cargo build --release --locked --bins 2>&1 | tail -1 >&2
+build
 port=5312
 metrics=127.0.0.1:9312
-pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; }
-trap cleanup EXIT
 
 [ -s "$work/apps-1000000.json" ] || "$bin/cnamed-gen" dump --apps 1000000 --clusters 8 > "$work/apps-1000000.json"
 [ -s "$work/queries-1000000.txt" ] || "$bin/cnamed-gen" queries --apps 1000000 --count 1000000 --mix mixed > "$work/queries-1000000.txt"
@@ -36,6 +27,7 @@ cp "$work/apps-1000000.json" "$dump"
 taskset -c 0 "$bin/cnamed" --dump "$dump" --listen "127.0.0.1:$port" --threads 1 \
     --metrics "$metrics" 2>>"$work/probes.log" &
 pid=$!
+track "$pid"
 for _ in $(seq 1 100); do grep -q serving "$work/probes.log" && break; sleep 0.1; done
 
 probe() {

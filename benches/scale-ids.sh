@@ -12,35 +12,24 @@
 # Dumps are generated once into target/load (not timed; the 100M one is 1.9 GB). cnamed loads
 # with both cores, then its threads are pinned to core 0 (one worker), cnamed-load on core 1,
 # loopback only.
-set -euo pipefail
+. "$(dirname "$0")/../tests/lib.sh"
 
 strings=10000000
 numbers=100000000
 seconds=10
+no_lookups=no
+parse_flags "[--strings N] [--numbers N] [--seconds S] [--no-lookups]" \
+    strings numbers seconds no-lookups? -- "$@"
 lookups=1
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --strings) strings=$2; shift 2 ;;
-        --numbers) numbers=$2; shift 2 ;;
-        --seconds) seconds=$2; shift 2 ;;
-        --no-lookups) lookups=; shift ;;
-        *) echo "usage: $0 [--strings N] [--numbers N] [--seconds S] [--no-lookups]" >&2; exit 2 ;;
-    esac
-done
-cd "$(dirname "$0")/.."
-work=$PWD/target/load
-bin=$PWD/target/release
+[ "$no_lookups" = no ] || lookups=
+
+# Kept between runs: generated data is reused.
+work=$root/target/load
 mkdir -p "$work"
-cargo build --release --locked --bin cnamed --bin cnamed-gen --bin cnamed-load 2>&1 | tail -1 >&2
+build cnamed cnamed-gen cnamed-load
 port=5311
 pid=
 sampler=
-cleanup() {
-    [ -z "$sampler" ] || kill "$sampler" 2>/dev/null || true
-    [ -z "$pid" ] || kill "$pid" 2>/dev/null || true
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT
 
 # data KIND N: dumps (seeds 1 and 2) and a query file, made once.
 data() {
@@ -60,6 +49,7 @@ serve() {
     "$bin/cnamed" --dump "$work/serving.json" --listen "127.0.0.1:$port" --threads 1 \
         --max-dump-size 100000000000 --max-shrink 100 2>>"$work/scale-ids.log" &
     pid=$!
+    track "$pid"
     for _ in $(seq 1 3000); do
         grep -q serving "$work/scale-ids.log" && break
         sleep 0.1
@@ -103,6 +93,7 @@ for case in "numbers 100000" "strings $strings" "numbers $numbers"; do
     : > "$work/rss-samples"
     ( while kill -0 "$pid" 2>/dev/null; do rss_kib >> "$work/rss-samples"; sleep 0.01; done ) &
     sampler=$!
+    track "$sampler"
     ln -f "$work/$name-2.json" "$work/serving.json.tmp"
     mv "$work/serving.json.tmp" "$work/serving.json"
     started=$(date +%s%3N)

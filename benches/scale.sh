@@ -7,31 +7,25 @@
 # --user runs cnamed as that user (from root, with setpriv), without CAP_SYS_NICE as the
 # shipped unit runs it: reloads cannot leave SCHED_IDLE and fall back to a second loader.
 # One cnamed worker pinned to core 0, cnamed-load on core 1, loopback only.
-set -euo pipefail
+. "$(dirname "$0")/../tests/lib.sh"
 
 big=10000000
 seconds=15
+reload_only=no
+user=
+parse_flags "[--big N] [--seconds S] [--reload-only] [--user NAME]" \
+    big seconds reload-only? user -- "$@"
 scale=yes
+[ "$reload_only" = no ] || scale=no
 as_user=()
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --big) big=$2; shift 2 ;;
-        --seconds) seconds=$2; shift 2 ;;
-        --reload-only) scale=no; shift ;;
-        --user) as_user=(setpriv --reuid="$(id -u "$2")" --regid="$(id -g "$2")" --clear-groups --); shift 2 ;;
-        *) echo "usage: $0 [--big N] [--seconds S] [--reload-only] [--user NAME]" >&2; exit 2 ;;
-    esac
-done
+[ -z "$user" ] || as_user=(setpriv --reuid="$(id -u "$user")" --regid="$(id -g "$user")" --clear-groups --)
 
-cd "$(dirname "$0")/.."
-work=$PWD/target/load
-bin=$PWD/target/release
+# Kept between runs: generated data is reused.
+work=$root/target/load
 mkdir -p "$work"
-cargo build --release --locked --bins 2>&1 | tail -1 >&2
+build
 port=5310
 pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; }
-trap cleanup EXIT
 
 data() {
     local apps=$1
@@ -44,6 +38,7 @@ serve() {
     : > "$work/scale.log"
     "${as_user[@]}" taskset -c 0 "$bin/cnamed" --dump "$1" --listen "127.0.0.1:$port" --threads 1 2>>"$work/scale.log" &
     pid=$!
+    track "$pid"
     for _ in $(seq 1 600); do
         grep -q serving "$work/scale.log" && break
         sleep 0.1

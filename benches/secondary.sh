@@ -15,45 +15,20 @@
 #      Knot secondary answers the new serial (polled every 2 ms over UDP), no load.
 #
 #   benches/secondary.sh [--apps N] [--changes K] [--runs R] [--seconds S]
-set -euo pipefail
+. "$(dirname "$0")/../tests/lib.sh"
 
 apps=1000000
 changes=1000
 runs=3
 seconds=20
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --apps) apps=$2; shift 2 ;;
-        --changes) changes=$2; shift 2 ;;
-        --runs) runs=$2; shift 2 ;;
-        --seconds) seconds=$2; shift 2 ;;
-        *) echo "usage: $0 [--apps N] [--changes K] [--runs R] [--seconds S]" >&2; exit 2 ;;
-    esac
-done
-cd "$(dirname "$0")/.."
-bin=$PWD/target/release
-cargo build --release --locked --bin cnamed --bin cnamed-gen --bin cnamed-load 2>&1 | tail -1 >&2
+parse_flags "[--apps N] [--changes K] [--runs R] [--seconds S]" apps changes runs seconds -- "$@"
+build cnamed cnamed-gen cnamed-load
 command -v knotd >/dev/null || { echo "needs knotd (apt-get install knot)" >&2; exit 2; }
-work=$(mktemp -d /tmp/cnamed-secondary.XXXXXX)
+make_work secondary
 declare -A pid_of
-cleanup() {
-    for pid in "${pid_of[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    [ -n "${KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
-log() { echo "== $*" >&2; }
 now_ms() { date +%s%3N; }
 zone=apps.example.com
-read -r primary s1 s2 s3 knot_port <<< "$(python3 -c 'import socket
-held, ports = [], []
-while len(ports) < 5:
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try: u.bind(("127.0.0.1", p))
-    except OSError: s.close(); continue
-    held += [s, u]; ports.append(p)
-print(*ports)')"
+read -r primary s1 s2 s3 knot_port <<< "$(free_ports 5)"
 serial_of() {
     dig @127.0.0.1 -p "$1" +short +time=1 +tries=1 "$zone" SOA 2>/dev/null | awk '{print $3}'
 }
@@ -61,37 +36,25 @@ wait_log() {
     for _ in $(seq 1 6000); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.01; done
     echo "no '$2' in $1" >&2; tail -5 "$1" >&2; exit 1
 }
-# Writes the next dump: K changed apps (moved, added, removed in thirds) and serial + 1.
+# Writes the next dump for round N: K changed apps (moved, added, removed in thirds) and
+# serial + 1.
 next_dump() {
-    python3 - "$work/apps.json" "$changes" "$1" <<'PY'
-import json, os, sys
-path, n, round_ = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-dump = json.load(open(path))
-apps = dump["apps"]
-ids = sorted(apps)
-clusters = sorted(set(apps.values()))
-third = n // 3
-for app in ids[round_ * third:(round_ + 1) * third]:
-    apps[app] = clusters[(clusters.index(apps[app]) + 1) % len(clusters)]
-for app in ids[-(round_ + 1) * third:len(ids) - round_ * third]:
-    del apps[app]
-for i in range(n - 2 * third):
-    apps[f"r{round_}-{i}"] = clusters[i % len(clusters)]
-dump["serial"] += 1
-json.dump(dump, open(path + ".tmp", "w"))
-os.rename(path + ".tmp", path)
-PY
+    # A third moved (the same first apps each round), a third removed, the rest added.
+    local third=$((changes / 3))
+    "$bin/cnamed-gen" change --dump "$work/apps.json" --move "$third" --remove "$third" \
+        --add "$((changes - 2 * third))" --prefix "r$1-"
 }
 
-log "a cnamed primary with $apps apps (core 1)"
+step "a cnamed primary with $apps apps (core 1)"
 "$bin/cnamed-gen" dump --apps "$apps" --clusters 8 > "$work/apps.json"
 taskset -c 1 "$bin/cnamed" serve --dump "$work/apps.json" --zone "$zone" --listen "127.0.0.1:$primary" \
     --threads 1 --xfr-allow 127.0.0.1 2>"$work/primary.log" &
 pid_of[primary]=$!
+track $!
 wait_log "$work/primary.log" serving
 serial=$(serial_of "$primary")
 
-log "1. cold start from AXFR, $runs runs each (secondaries on core 0)"
+step "1. cold start from AXFR, $runs runs each (secondaries on core 0)"
 knot_conf() {
     mkdir -p "$work/knot-$1"
     cat > "$work/knot-$1/knot.conf" <<CONF
@@ -143,11 +106,12 @@ median() { printf '%s\n' "$@" | sort -n | awk '{a[NR] = $1} END {print a[int((NR
 mc=$(median "${cold_cnamed[@]}"); mk=$(median "${cold_knot[@]}")
 echo "cold start at $apps apps: cnamed $mc ms, Knot $mk ms (medians), Knot/cnamed $(echo "scale=1; $mk / $mc" | bc)x" >&2
 
-log "2. IXFRs of $changes changes at $apps apps, under UDP load ($seconds s phases)"
+step "2. IXFRs of $changes changes at $apps apps, under UDP load ($seconds s phases)"
 echo "none" > "$work/s1.json"
 taskset -c 0 "$bin/cnamed" serve --dump "$work/s1.json" --zone "$zone" --listen "127.0.0.1:$s1" \
     --threads 1 --primary "127.0.0.1:$primary" 2>"$work/s1.log" &
 pid_of[s1]=$!
+track $!
 wait_log "$work/s1.log" serving
 "$bin/cnamed-gen" queries --apps "$apps" --count 100000 --mix mixed > "$work/queries"
 notify() {
@@ -206,11 +170,12 @@ grep "reloaded" "$work/s1.log" | tail -3 | sed 's/^cnamed: info: /    /' >&2
 kill "${pid_of[s1]}"; wait "${pid_of[s1]}" 2>/dev/null || true; unset 'pid_of[s1]'
 kill "${pid_of[primary]}"; wait "${pid_of[primary]}" 2>/dev/null || true
 
-log "3. end to end: three cnamed secondaries and Knot, NOTIFY then IXFR, no load"
+step "3. end to end: three cnamed secondaries and Knot, NOTIFY then IXFR, no load"
 taskset -c 1 "$bin/cnamed" serve --dump "$work/apps.json" --zone "$zone" --listen "127.0.0.1:$primary" \
     --threads 1 --xfr-allow 127.0.0.1 --notify "127.0.0.1:$s1" --notify "127.0.0.1:$s2" \
     --notify "127.0.0.1:$s3" --notify "127.0.0.1:$knot_port" 2>"$work/primary2.log" &
 pid_of[primary]=$!
+track $!
 wait_log "$work/primary2.log" serving
 serial=$(serial_of "$primary")
 for s in s1 s2 s3; do
@@ -218,10 +183,12 @@ for s in s1 s2 s3; do
     taskset -c 0 "$bin/cnamed" serve --dump "$work/$s.json" --zone "$zone" --listen "127.0.0.1:${!s}" \
         --threads 1 --primary "127.0.0.1:$primary" 2>"$work/$s.log" &
     pid_of[$s]=$!
+    track $!
 done
 rm -rf "$work/knot-$knot_port"; knot_conf "$knot_port"
 taskset -c 0 knotd -c "$work/knot-$knot_port/knot.conf" >/dev/null 2>&1 &
 pid_of[knot]=$!
+track $!
 for port in "$s1" "$s2" "$s3" "$knot_port"; do
     until [ "$(serial_of "$port")" = "$serial" ]; do sleep 0.1; done
 done

@@ -10,43 +10,22 @@
 #      reloads, each moving 1%), from cnamed's log and metrics.
 #
 #   benches/xfr.sh [--apps N] [--rounds R] [--seconds S]
-set -euo pipefail
+. "$(dirname "$0")/../tests/lib.sh"
 
 apps=1000000
 rounds=3
 seconds=10
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --apps) apps=$2; shift 2 ;;
-        --rounds) rounds=$2; shift 2 ;;
-        --seconds) seconds=$2; shift 2 ;;
-        *) echo "usage: $0 [--apps N] [--rounds R] [--seconds S]" >&2; exit 2 ;;
-    esac
-done
-cd "$(dirname "$0")/.."
-bin=$PWD/target/release
-cargo build --release --locked --bin cnamed --bin cnamed-gen --bin cnamed-load 2>&1 | tail -1 >&2
-work=$(mktemp -d /tmp/cnamed-xfr.XXXXXX)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-log() { echo "== $*" >&2; }
+parse_flags "[--apps N] [--rounds R] [--seconds S]" apps rounds seconds -- "$@"
+build cnamed cnamed-gen cnamed-load
+make_work xfr
 zone=apps.example.com
 
-read -r port metrics_port <<< "$(python3 -c 'import socket
-held, ports = [], []
-while len(ports) < 2:
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try: u.bind(("127.0.0.1", p))
-    except OSError: continue
-    held += [s, u]; ports.append(p)
-print(*ports)')"
+read -r port metrics_port <<< "$(free_ports 2)"
 "$bin/cnamed-gen" dump --apps "$apps" --clusters 8 > "$work/apps.json"
 "$bin/cnamed-gen" queries --apps "$apps" --count 200000 --mix mixed > "$work/queries"
 taskset -c 0 "$bin/cnamed" serve --dump "$work/apps.json" --listen "127.0.0.1:$port" --threads 1 \
     --xfr-allow 127.0.0.1 --metrics "127.0.0.1:$metrics_port" 2>"$work/cnamed.log" &
-pids+=($!)
+track $!
 cnamed_pid=$!
 for _ in $(seq 1 300); do grep -q serving "$work/cnamed.log" && break; sleep 0.1; done
 grep -q serving "$work/cnamed.log" || { cat "$work/cnamed.log" >&2; exit 1; }
@@ -99,7 +78,7 @@ load() {
 }
 field() { tr ' ' '\n' <<< "$1" | sed -n "s/^$2=//p"; }
 
-log "1. UDP q/s, quiet and with 4 AXFR clients looping ($rounds rounds of $seconds s)"
+step "1. UDP q/s, quiet and with 4 AXFR clients looping ($rounds rounds of $seconds s)"
 ratios=()
 for round in $(seq 1 "$rounds"); do
     quiet=$(load)
@@ -113,37 +92,19 @@ for round in $(seq 1 "$rounds"); do
     q=$(field "$quiet" qps); b=$(field "$busy" qps)
     ratio=$(echo "scale=3; $b / $q" | bc)
     ratios+=("$ratio")
-    log "round $round: quiet $q q/s, during $axfrs AXFRs $b q/s (lost $(field "$busy" lost_pct)%): ${ratio}x"
+    step "round $round: quiet $q q/s, during $axfrs AXFRs $b q/s (lost $(field "$busy" lost_pct)%): ${ratio}x"
 done
 median=$(printf '%s\n' "${ratios[@]}" | sort -n | sed -n "$(( (rounds + 1) / 2 ))p")
 echo "UDP q/s during 4 looping AXFRs / quiet: median ${median}x of ${ratios[*]}"
 
-log "2. IXFR after a 1% change"
-serial=$(python3 -c "import json; print(json.load(open('$work/apps.json'))['serial'])")
+step "2. IXFR after a 1% change"
+serial=$("$bin/cnamed" check --dump "$work/apps.json" | sed -n 's/.*serial \([0-9]*\)$/\1/p')
 read -r axfr_seconds axfr_bytes <<< "$(client axfr -)"
-# change N_MOVE N_ADD N_REMOVE (per 10,000): writes the next serial's dump.
+# change N_MOVE N_ADD N_REMOVE (per 10,000 of the apps): writes the next serial's dump.
 change() {
-    python3 - "$work/apps.json" "$@" <<'PY'
-import json, os, sys
-path, move, add, remove = sys.argv[1], *map(int, sys.argv[2:5])
-dump = json.load(open(path))
-apps = dump["apps"]
-ids = sorted(apps)
-clusters = sorted(set(apps.values()))
-serial = dump["serial"] + 1
-n = len(ids)
-start = (serial * 7919) % n
-pick = lambda k, skip: [ids[(start + skip + i * 97) % n] for i in range(n * k // 10000)]
-for app in pick(move, 0):
-    apps[app] = clusters[(clusters.index(apps[app]) + 1) % len(clusters)]
-for app in pick(remove, 1):
-    apps.pop(app, None)
-for i in range(n * add // 10000):
-    apps[f"new{serial}-{i}"] = clusters[i % len(clusters)]
-dump["serial"] = serial
-json.dump(dump, open(path + ".tmp", "w"))
-os.rename(path + ".tmp", path)
-PY
+    local next=$((serial + 1))
+    "$bin/cnamed-gen" change --dump "$work/apps.json" --move "$((apps * $1 / 10000))" \
+        --add "$((apps * $2 / 10000))" --remove "$((apps * $3 / 10000))" --prefix "new$next-"
 }
 reload() {
     local before
@@ -157,17 +118,17 @@ reload() {
 }
 change 100 0 0
 line=$(reload)
-log "$line"
+step "$line"
 read -r ixfr_seconds ixfr_bytes <<< "$(client ixfr "$serial")"
 echo "1% moved: IXFR $ixfr_bytes bytes in $ixfr_seconds s, AXFR $axfr_bytes bytes in $axfr_seconds s: $(echo "scale=2; 100 * $ixfr_bytes / $axfr_bytes" | bc)% of the AXFR"
 serial=$((serial + 1))
 change 100 100 100
 line=$(reload)
-log "$line"
+step "$line"
 read -r ixfr_seconds ixfr_bytes <<< "$(client ixfr "$serial")"
 echo "1% moved, 1% added, 1% removed: IXFR $ixfr_bytes bytes in $ixfr_seconds s: $(echo "scale=2; 100 * $ixfr_bytes / $axfr_bytes" | bc)% of the AXFR"
 
-log "3. reload time and a full history: 32 reloads moving 1% each"
+step "3. reload time and a full history: 32 reloads moving 1% each"
 rss_before=$(rss)
 extra=()
 for _ in $(seq 1 32); do

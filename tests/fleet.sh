@@ -20,55 +20,17 @@
 #      by AXFR, and after a changed zone file and `knotc zone-reload`, follows by IXFR
 #      (Knot's NOTIFY), answering as Knot does.
 # Nothing listens or sends beyond 127.0.0.1. Removes everything at the end.
-set -euo pipefail
+. "$(dirname "$0")/../tests/lib.sh"
 
 apps=100000
 changes=1000
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --apps) apps=$2; shift 2 ;;
-        --changes) changes=$2; shift 2 ;;
-        *) echo "usage: $0 [--apps N] [--changes K]" >&2; exit 2 ;;
-    esac
-done
-cd "$(dirname "$0")/.."
-root=$PWD
-missing=()
-command -v knotd >/dev/null || missing+=(knot)
-command -v dig >/dev/null || missing+=(bind9-dnsutils)
-command -v tsig-keygen >/dev/null || missing+=(bind9)
-if [ ${#missing[@]} -gt 0 ]; then
-    apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-fi
-cargo build --release --locked --bin cnamed --bin cnamed-gen 2>&1 | tail -1 >&2
-bin=$root/target/release
+parse_flags "[--apps N] [--changes K]" apps changes -- "$@"
+need knotd:knot dig:bind9-dnsutils tsig-keygen:bind9
+build cnamed cnamed-gen
 
-work=$(mktemp -d /tmp/cnamed-fleet.XXXXXX)
+make_work fleet
 declare -A pid_of
-cleanup() {
-    for pid in "${pid_of[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    [ -n "${KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; for log in "$work"/*.log; do echo "--- $log" >&2; tail -5 "$log" >&2; done; exit 1; }
-step() { echo "== $*" >&2; }
 now_ms() { date +%s%3N; }
-# N distinct loopback ports free for UDP and TCP, all held until all are found.
-free_ports() {
-    python3 -c 'import socket, sys
-held, ports = [], []
-while len(ports) < int(sys.argv[1]):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try: u.bind(("127.0.0.1", p))
-    except OSError: s.close(); continue
-    held += [s, u]
-    ports.append(p)
-print(*ports)
-' "$1"
-}
 zone=apps.example.com
 edges=(edge1 edge2 edge3)
 read -r primary_port edge1 edge2 edge3 knot_port knot_primary_port follower_port <<< "$(free_ports 7)"
@@ -98,6 +60,7 @@ start_primary() {
         --notify "127.0.0.1:$edge1" --notify "127.0.0.1:$edge2" --notify "127.0.0.1:$edge3" \
         --notify "127.0.0.1:$knot_port" 2>>"$work/primary.log" &
     pid_of[primary]=$!
+    track $!
     wait_log primary "serving"
 }
 start_edge() {
@@ -107,6 +70,7 @@ start_edge() {
         --threads 1 --primary "127.0.0.1:${port[primary]}" --tsig-key-file "$work/key.conf" \
         --metrics 127.0.0.1:0 2>"$work/$1.log" &
     pid_of[$1]=$!
+    track $!
     wait_log "$1" "serving"
 }
 # The answers to the names in FILE from PORT, TTLs aside (a secondary counts them down).
@@ -173,44 +137,15 @@ zone:
 CONF
 knotd -c "$work/knot/knot.conf" 2>"$work/knot.log" &
 pid_of[knot]=$!
+track $!
 for _ in $(seq 1 300); do [ "$(serial_of knot)" = "$serial" ] && break; sleep 0.1; done
-python3 - "$work/primary.json" "$work/sample" <<'PY'
-import json, random, sys
-apps = sorted(json.load(open(sys.argv[1]))["apps"])
-random.seed(7)
-with open(sys.argv[2], "w") as out:
-    for app in random.sample(apps, 300):
-        out.write(f"ws-{app}.apps.example.com A\napi-{app}.apps.example.com CNAME\n")
-    for i in range(50):
-        out.write(f"ws-missing{i}.apps.example.com A\n")
-    out.write("apps.example.com SOA\napps.example.com NS\n")
-PY
+"$bin/cnamed-gen" sample --dump "$work/primary.json" --count 300 --missing 50 > "$work/sample"
 same_answers "$work/sample" "$primary_port" edge1 edge2 edge3 knot
 
 step "the primary reloads: $changes apps moved, $changes added, $changes removed"
 old_serial=$serial
-python3 - "$work/primary.json" "$work/changed" "$changes" <<'PY'
-import json, os, sys
-path, changed, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-dump = json.load(open(path))
-apps = dump["apps"]
-ids = sorted(apps)
-clusters = sorted(set(apps.values()))
-moved, removed = ids[:n], ids[n:2 * n]
-for app in moved:
-    apps[app] = clusters[(clusters.index(apps[app]) + 1) % len(clusters)]
-for app in removed:
-    del apps[app]
-added = [f"fleet{i}" for i in range(n)]
-for i, app in enumerate(added):
-    apps[app] = clusters[i % len(clusters)]
-dump["serial"] += 1
-json.dump(dump, open(path + ".tmp", "w"))
-os.rename(path + ".tmp", path)
-with open(changed, "w") as out:
-    for app in (moved + removed + added)[::3]:
-        out.write(f"ws-{app}.apps.example.com A\n")
-PY
+"$bin/cnamed-gen" change --dump "$work/primary.json" --move "$changes" --remove "$changes" \
+    --add "$changes" --prefix fleet --names "$work/changed" --every 3
 serial=$((old_serial + 1))
 # Timed from the signal: the primary's own reload is in every secondary's time.
 reloaded_at=$(now_ms)
@@ -256,14 +191,7 @@ diff -q "$work/want-changed" "$work/got-restarted" >/dev/null || fail "edge1's d
 echo "  edge1: serial $serial from $work/edge1.json, the changed names answered as before" >&2
 
 step "the primary comes back with a newer serial: every secondary catches up"
-python3 - "$work/primary.json" <<'PY'
-import json, os, sys
-dump = json.load(open(sys.argv[1]))
-dump["serial"] += 1
-dump["apps"]["back-again"] = sorted(set(dump["apps"].values()))[0]
-json.dump(dump, open(sys.argv[1] + ".tmp", "w"))
-os.rename(sys.argv[1] + ".tmp", sys.argv[1])
-PY
+"$bin/cnamed-gen" change --dump "$work/primary.json" --add 1 --prefix back-again
 serial=$((serial + 1))
 started_at=$(now_ms)
 start_primary
@@ -313,6 +241,7 @@ zone:
 CONF
 knotd -c "$work/knot-primary/knot.conf" 2>"$work/knot-primary.log" &
 pid_of[knot-primary]=$!
+track $!
 for _ in $(seq 1 300); do [ "$(serial_of knot-primary)" = "$serial" ] && break; sleep 0.1; done
 [ "$(serial_of knot-primary)" = "$serial" ] || fail "Knot as primary serves $(serial_of knot-primary)"
 echo "not a dump yet" > "$work/follower.json"
@@ -320,24 +249,11 @@ echo "not a dump yet" > "$work/follower.json"
     --threads 1 --primary "127.0.0.1:$knot_primary_port" --tsig-key-file "$work/key.conf" \
     --metrics 127.0.0.1:0 2>>"$work/follower.log" &
 pid_of[follower]=$!
+track $!
 wait_log follower "serving"
 same_answers "$work/sample" "$knot_primary_port" follower
-python3 - "$work/primary.json" "$work/changed" "$changes" <<'PY'
-import json, os, sys
-path, changed, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-dump = json.load(open(path))
-apps = dump["apps"]
-ids = sorted(apps)[-n:]
-clusters = sorted(set(apps.values()))
-for app in ids:
-    apps[app] = clusters[(clusters.index(apps[app]) + 3) % len(clusters)]
-dump["serial"] += 1
-json.dump(dump, open(path + ".tmp", "w"))
-os.rename(path + ".tmp", path)
-with open(changed, "w") as out:
-    for app in ids[::3]:
-        out.write(f"ws-{app}.apps.example.com A\n")
-PY
+"$bin/cnamed-gen" change --dump "$work/primary.json" --move "$changes" --from-end --shift 3 \
+    --names "$work/changed" --every 3
 serial=$((serial + 1))
 "$bin/cnamed" zonefile --dump "$work/primary.json" --zone "$zone" --soa-timers 60,5,600 \
     > "$work/knot-primary/$zone.zone"

@@ -19,53 +19,13 @@
 #      signatures, and gets the dump's mapping;
 # then a wrong key gets NOTAUTH (BADSIG) and an address outside --xfr-allow REFUSED, and cnamed
 # keeps serving. Removes everything at the end.
-set -euo pipefail
+. "$(dirname "$0")/../tests/lib.sh"
 
 apps=100000
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --apps) apps=$2; shift 2 ;;
-        *) echo "usage: $0 [--apps N]" >&2; exit 2 ;;
-    esac
-done
-cd "$(dirname "$0")/.."
-root=$PWD
-missing=()
-command -v knotd >/dev/null || missing+=(knot)
-command -v nsd >/dev/null || missing+=(nsd)
-command -v named >/dev/null || missing+=(bind9)
-command -v dig >/dev/null || missing+=(bind9-dnsutils)
-if [ ${#missing[@]} -gt 0 ]; then
-    apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-fi
-cargo build --release --locked --bin cnamed --bin cnamed-gen 2>&1 | tail -1 >&2
-bin=$root/target/release
-
-work=$(mktemp -d /tmp/cnamed-interop.XXXXXX)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    [ -n "${KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; for log in "$work"/*.log; do echo "--- $log" >&2; tail -5 "$log" >&2; done; exit 1; }
-step() { echo "== $*" >&2; }
-# N distinct loopback ports free for UDP and TCP, all held until all are found.
-free_ports() {
-    python3 -c 'import socket, sys
-held, ports = [], []
-while len(ports) < int(sys.argv[1]):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try: u.bind(("127.0.0.1", p))
-    except OSError: s.close(); continue
-    held += [s, u]
-    ports.append(p)
-print(*ports)
-' "$1"
-}
+parse_flags "[--apps N]" apps -- "$@"
+need knotd:knot nsd:nsd named:bind9 dig:bind9-dnsutils
+build cnamed cnamed-gen
+make_work interop
 zone=apps.example.com
 
 read -r primary knot_port nsd_port bind_port <<< "$(free_ports 4)"
@@ -79,7 +39,7 @@ secret=$(sed -n 's/.*secret "\(.*\)";/\1/p' "$work/xfr-key.conf")
     --notify "127.0.0.1:$knot_port" --notify "127.0.0.1:$nsd_port" --notify "127.0.0.1:$bind_port" \
     2>"$work/cnamed.log" &
 cnamed_pid=$!
-pids+=($cnamed_pid)
+track "$cnamed_pid"
 for _ in $(seq 1 100); do grep -q "metrics on" "$work/cnamed.log" && break; sleep 0.1; done
 metrics=$(sed -n 's,.*metrics on http://\([0-9.:]*\)/.*,\1,p' "$work/cnamed.log" | head -1)
 [ -n "$primary" ] && [ -n "$metrics" ] || fail "cnamed did not start"
@@ -132,7 +92,7 @@ zone:
     journal-content: changes
 CONF
 knotd -c "$work/knot/knot.conf" 2>"$work/knot.log" &
-pids+=($!)
+track $!
 
 step "NSD as a secondary"
 mkdir -p "$work/nsd"
@@ -164,7 +124,7 @@ zone:
     provide-xfr: 127.0.0.1 xfr-key
 CONF
 nsd -d -c "$work/nsd/nsd.conf" 2>"$work/nsd.log" &
-pids+=($!)
+track $!
 
 step "BIND 9 as a secondary"
 mkdir -p "$work/bind"
@@ -190,7 +150,7 @@ zone "$zone" {
 };
 CONF
 named -g -4 -u root -c "$work/bind/named.conf" 2>"$work/bind.log" &
-pids+=($!)
+track $!
 
 # check NAME PORT: the secondary serves cnamed's serial, the same number of records, and the
 # same answers for a sample of names.
@@ -238,31 +198,10 @@ check bind "$bind_port"
 
 step "a reload moving 1% of the apps, adding 1% and removing 1%: NOTIFY, then IXFR"
 old_serial=$serial
-python3 - "$work/apps.json" "$work/changes" <<'PY'
-import json, sys
-path, changes = sys.argv[1], sys.argv[2]
-dump = json.load(open(path))
-apps = dump["apps"]
-ids = sorted(apps)
-n = max(1, len(ids) // 100)
-clusters = sorted(set(apps.values()))
-moved, removed = ids[:n], ids[n:2 * n]
-for app in moved:
-    apps[app] = clusters[(clusters.index(apps[app]) + 1) % len(clusters)]
-for app in removed:
-    del apps[app]
-added = [f"new{i}" for i in range(n)]
-for i, app in enumerate(added):
-    apps[app] = clusters[i % len(clusters)]
-dump["serial"] += 1
-tmp = path + ".tmp"
-json.dump(dump, open(tmp, "w"))
-import os; os.rename(tmp, path)
-with open(changes, "w") as out:
-    for app in (moved + removed + added)[::10]:
-        for service in ("ws", "sockjs", "api"):
-            out.write(f"{service}-{app}.apps.example.com A\n")
-PY
+# 1% of the apps each: moved, removed and added ("new0"...); every tenth changed name kept.
+changed=$((apps / 100 > 0 ? apps / 100 : 1))
+"$bin/cnamed-gen" change --dump "$work/apps.json" --move "$changed" --remove "$changed" \
+    --add "$changed" --prefix new --names "$work/changes" --every 10 --services ws,sockjs,api
 serial=$((old_serial + 1))
 cat "$work/changes" >> "$work/sample"
 reloaded_at=$(date +%s%3N)
@@ -306,13 +245,8 @@ for name in knot nsd bind; do
     "$bin/cnamed" fetch --zone "$zone" --primary "127.0.0.1:${ports[$name]}" \
         --tsig-key-file "$work/xfr-key.conf" > "$work/fetched-$name.json" 2>"$work/fetch-$name.log" \
         || fail "fetch from $name: $(cat "$work/fetch-$name.log")"
-    python3 - "$work/apps.json" "$work/fetched-$name.json" <<'PY' || fail "fetch from $name: the mapping differs"
-import json, sys
-want, got = (json.load(open(p)) for p in sys.argv[1:3])
-lower = {k.lower(): v.lower() for k, v in want["apps"].items()}
-assert got["serial"] == want["serial"], (got["serial"], want["serial"])
-assert got["apps"] == lower, len(set(got["apps"].items()) ^ set(lower.items()))
-PY
+    same=$("$bin/cnamed-gen" same-apps "$work/apps.json" "$work/fetched-$name.json" 2>&1) \
+        || fail "fetch from $name: the mapping differs: $same"
     echo "$name: fetched by cnamed (TSIG checked), $(grep -c '": "' "$work/fetched-$name.json") apps, the dump's mapping" >&2
 done
 

@@ -9,39 +9,23 @@
 # checks a sample of names over DNS with dig. Then shows the max_allowed_packet caveat: 2M
 # apps (about 36 MB of JSON) do not fit MariaDB's default 16 MB and the export fails loudly;
 # with the README's setting they do. Removes everything at the end.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-root=$PWD
-if ! command -v mariadbd >/dev/null || ! command -v dig >/dev/null; then
-    apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        mariadb-server mariadb-client bind9-dnsutils
-fi
-cargo build --release --locked --bin cnamed 2>&1 | tail -1 >&2
-cnamed=$root/target/release/cnamed
+. "$(dirname "$0")/../tests/lib.sh"
+parse_flags "" -- "$@"
+need mariadbd:mariadb-server mariadb:mariadb-client dig:bind9-dnsutils
+build cnamed
+cnamed=$bin/cnamed
 
-work=$(mktemp -d /tmp/cnamed-mysql.XXXXXX)
+make_work mysql
 chmod 755 "$work"
 mkdir "$work/db"
 chown nobody "$work/db"
-db_pid=
-cnamed_pid=
-cleanup() {
-    [ -n "$cnamed_pid" ] && kill "$cnamed_pid" 2>/dev/null
-    [ -n "$db_pid" ] && kill "$db_pid" 2>/dev/null
-    wait 2>/dev/null || true
-    [ -n "${KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-step() { echo "== $*" >&2; }
 
 step "a private MariaDB as nobody, Unix socket only"
 mariadb-install-db --user=nobody --datadir="$work/db/data" --auth-root-authentication-method=normal \
     --skip-test-db >/dev/null 2>&1
 setpriv --reuid=nobody --regid=nogroup --clear-groups mariadbd --no-defaults --datadir="$work/db/data" --socket="$work/db/sock" \
     --skip-networking --pid-file="$work/db/pid" --log-error="$work/db/log" &
-db_pid=$!
+track $!
 for _ in $(seq 1 100); do [ -S "$work/db/sock" ] && break; sleep 0.1; done
 [ -S "$work/db/sock" ] || fail "MariaDB did not start: $(cat "$work/db/log")"
 sql() { mariadb --no-defaults --socket="$work/db/sock" -u root "$@"; }
@@ -75,7 +59,7 @@ case "$out" in *"ok, 100000 apps, 4 clusters"*) ;; *) fail "check: $out" ;; esac
 
 step "serve it, a sample over DNS"
 "$cnamed" serve --dump "$dump" --listen 127.0.0.1:0 --threads 1 2>"$work/cnamed.log" &
-cnamed_pid=$!
+track $!
 for _ in $(seq 1 100); do grep -q serving "$work/cnamed.log" && break; sleep 0.1; done
 port=$(sed -n 's/.* on 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$work/cnamed.log" | head -1)
 [ -n "$port" ] || fail "cnamed did not start"

@@ -6,24 +6,13 @@
 #   tests/package.sh     (run as root on Debian 12; .ci/run runs it)
 #
 # Refuses to run where a cnamed package is already installed: it would remove it.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-step() { echo "== $*" >&2; }
+. "$(dirname "$0")/../tests/lib.sh"
+parse_flags "" -- "$@"
 
 if dpkg -s cnamed >/dev/null 2>&1; then
     fail "a cnamed package is installed here already; not touching it"
 fi
-missing=()
-command -v systemd-analyze >/dev/null || missing+=(systemd)
-command -v man >/dev/null || missing+=(man-db)
-command -v dig >/dev/null || missing+=(bind9-dnsutils)
-command -v adduser >/dev/null || missing+=(adduser)
-if [ ${#missing[@]} -gt 0 ]; then
-    apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-fi
+need systemd-analyze:systemd man:man-db dig:bind9-dnsutils adduser:adduser
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked --version 3.8.0
 
 step "cargo deb"
@@ -31,14 +20,7 @@ deb=$(cargo deb --locked 2>/dev/null | tail -1)
 [ -f "$deb" ] || fail "no package built"
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
-server=
-cleanup() {
-    [ -n "$server" ] && kill "$server" 2>/dev/null
-    wait 2>/dev/null || true
-    dpkg -s cnamed >/dev/null 2>&1 && dpkg --purge cnamed >/dev/null 2>&1
-    true
-}
-trap cleanup EXIT
+on_exit 'dpkg -s cnamed >/dev/null 2>&1 && dpkg --purge cnamed >/dev/null 2>&1'
 
 step "install $deb"
 DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$deb" >/dev/null \
@@ -77,6 +59,7 @@ log=$(mktemp)
 # shellcheck disable=SC2086
 "${as_cnamed[@]}" /usr/bin/cnamed serve --control /run/cnamed/control $opts 2>"$log" &
 server=$!
+track "$server"
 for _ in $(seq 1 50); do grep -q serving "$log" && break; sleep 0.1; done
 port=$(sed -n 's/.* on 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$log" | head -1)
 [ -n "$port" ] || fail "did not start: $(cat "$log")"

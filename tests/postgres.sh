@@ -11,40 +11,26 @@
 # writes half an export over the dump (a crash mid-write without the rename) and checks the
 # reload is refused and nothing changed; then exports N apps (default 10M) and reports the
 # export and reload times. Removes everything at the end.
-set -euo pipefail
+. "$(dirname "$0")/../tests/lib.sh"
 
 big=10000000
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --big) big=$2; shift 2 ;;
-        *) echo "usage: $0 [--big N]" >&2; exit 2 ;;
-    esac
-done
+parse_flags "[--big N]" big -- "$@"
 
-cd "$(dirname "$0")/.."
-root=$PWD
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v dig >/dev/null; then
+# initdb is not on PATH: the package installs it under /usr/lib/postgresql.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql bind9-dnsutils
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql
 fi
+need dig:bind9-dnsutils
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-cargo build --release --locked --bin cnamed 2>&1 | tail -1 >&2
-cnamed=$root/target/release/cnamed
+build cnamed
+cnamed=$bin/cnamed
 
-work=$(mktemp -d /tmp/cnamed-postgres.XXXXXX)
+make_work postgres
 chmod 755 "$work"
 mkdir "$work/pg" "$work/sock" "$work/cnamed"
 chown nobody "$work/pg" "$work/sock"
-cnamed_pid=
-cleanup() {
-    [ -n "$cnamed_pid" ] && kill "$cnamed_pid" 2>/dev/null
-    runuser -u nobody -- "$pg_bin/pg_ctl" -D "$work/pg/data" -m immediate stop >/dev/null 2>&1 || true
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-step() { echo "== $*" >&2; }
+on_exit 'runuser -u nobody -- "$pg_bin/pg_ctl" -D "$work/pg/data" -m immediate stop >/dev/null 2>&1'
 
 step "a private PostgreSQL cluster as nobody, Unix socket only"
 runuser -u nobody -- "$pg_bin/initdb" -D "$work/pg/data" -U postgres -A trust --no-sync >/dev/null
@@ -98,7 +84,7 @@ export_dump
 step "serve it"
 "$cnamed" serve "${opts[@]}" --dump "$dump" --listen 127.0.0.1:0 --threads 2 \
     --control "$work/control" 2>"$work/cnamed.log" &
-cnamed_pid=$!
+track $!
 for _ in $(seq 1 100); do grep -q serving "$work/cnamed.log" && break; sleep 0.1; done
 port=$(sed -n 's/.* on 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$work/cnamed.log" | head -1)
 [ -n "$port" ] || fail "cnamed did not start: $(cat "$work/cnamed.log")"

@@ -4,11 +4,17 @@
 //!     cnamed-gen queries --apps N [--count M] [--mix hits|mixed] [--ids numbers|strings]
 //!         [--seed S] > queries.txt
 //!
+//! and what the shell scripts need besides (`change`, `sample`, `same-apps`, `ports`: see
+//! `gen/scripts.rs`), so that none of them builds JSON or opens sockets in Python.
+//!
 //! App IDs are 100000.. 100000+N-1, or with `--ids strings` the N strings of [`string_id`]:
 //! 8 to 30 bytes, about 17 on average, words, hyphens and digits, a tenth numeric-looking
 //! with leading zeros, as platforms name apps. "mixed" is 90% hits (type A over every service), 5%
 //! unknown apps (NXDOMAIN) and 5% other types (AAAA, TXT, MX and ANY at app names; SOA and NS
 //! at the apex).
+
+#[path = "gen/scripts.rs"]
+mod scripts;
 
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
@@ -179,12 +185,34 @@ fn queries(options: &Options, out: &mut impl Write) -> io::Result<()> {
     Ok(())
 }
 
+/// The commands for the shell scripts, which report their own errors.
+fn script_command(command: &str, args: &[String]) -> Option<Result<(), String>> {
+    let mut out = io::stdout().lock();
+    Some(match command {
+        "change" => scripts::change(args),
+        "sample" => scripts::sample(args, &mut out),
+        "same-apps" => scripts::same_apps(args),
+        "ports" => scripts::ports(args, &mut out),
+        _ => return None,
+    })
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(command) = args.first() else {
         eprintln!("usage: cnamed-gen dump|queries [--apps N] [--clusters C] [--count M] [--mix hits|mixed] [--seed S]");
+        eprintln!("       cnamed-gen change|sample|same-apps|ports ... (see benches/tools/gen/scripts.rs)");
         return ExitCode::from(2);
     };
+    if let Some(result) = script_command(command, &args[1..]) {
+        return match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("cnamed-gen {command}: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let options = match parse(&args[1..]) {
         Ok(options) => options,
         Err(error) => {

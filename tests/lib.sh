@@ -1,0 +1,113 @@
+# What every shell script in tests/ and benches/ shares. Sourced first, with the script's
+# own flags after it:
+#
+#     . "$(dirname "$0")/../tests/lib.sh"
+#
+# It moves to the repository root and sets `root` and `bin` (target/release). Then:
+#
+#   parse_flags USAGE SPEC... -- "$@"   `--name VALUE` sets $name (dashes become
+#                                       underscores); a SPEC ending in `?` is a switch that
+#                                       sets it to yes; anything else prints the usage, exit 2
+#   need COMMAND:PACKAGE...             apt-get installs the packages whose command is missing
+#   build [BINARY...]                   cargo build --release --locked of those binaries (all
+#                                       of them without any)
+#   make_work NAME                      $work: a fresh directory under /tmp, removed at exit
+#                                       (kept when KEEP is set); a script that keeps its
+#                                       files (target/load) sets $work itself instead
+#   track PID                           the process is killed at exit (then waited for)
+#   on_exit COMMAND                     run at exit, after the kills (stop a database, purge)
+#   free_ports N                        N loopback ports free for TCP and UDP (cnamed-gen)
+#   step MESSAGE                        "== MESSAGE" on stderr
+#   fail MESSAGE                        "FAIL: MESSAGE" and the last lines of $work/*.log,
+#                                       exit 1
+#
+# Nothing here listens or sends: the scripts use loopback only.
+
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$PWD
+bin=$root/target/release
+work=
+_made_work=
+_tracked=()
+_exit_hooks=()
+
+_cleanup() {
+    local pid hook
+    for pid in "${_tracked[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    for hook in "${_exit_hooks[@]}"; do eval "$hook" || true; done
+    if [ -n "$_made_work" ] && [ -z "${KEEP:-}" ]; then rm -rf "$_made_work"; fi
+}
+trap _cleanup EXIT
+
+parse_flags() {
+    local usage=$1 spec name found
+    shift
+    local specs=()
+    while [ "$1" != "--" ]; do specs+=("$1"); shift; done
+    shift
+    while [ $# -gt 0 ]; do
+        found=
+        for spec in "${specs[@]}"; do
+            name=${spec%\?}
+            [ "$1" = "--$name" ] || continue
+            found=yes
+            if [ "$spec" != "$name" ]; then
+                printf -v "${name//-/_}" yes
+                shift
+            elif [ $# -ge 2 ]; then
+                printf -v "${name//-/_}" '%s' "$2"
+                shift 2
+            else
+                found=
+            fi
+            break
+        done
+        [ -n "$found" ] || { echo "usage: $0 $usage" >&2; exit 2; }
+    done
+}
+
+need() {
+    local pair missing=()
+    for pair in "$@"; do
+        command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        apt-get update
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+    fi
+}
+
+build() {
+    local args=(--bins) name
+    [ $# -eq 0 ] || args=()
+    for name in "$@"; do args+=(--bin "$name"); done
+    cargo build --release --locked "${args[@]}" 2>&1 | tail -1 >&2
+}
+
+make_work() {
+    work=$(mktemp -d "/tmp/cnamed-$1.XXXXXX")
+    _made_work=$work
+}
+
+track() { _tracked+=("$1"); }
+
+on_exit() { _exit_hooks+=("$1"); }
+
+free_ports() { "$bin/cnamed-gen" ports "$1"; }
+
+step() { echo "== $*" >&2; }
+
+fail() {
+    local log
+    echo "FAIL: $*" >&2
+    if [ -n "$work" ]; then
+        for log in "$work"/*.log; do
+            [ -f "$log" ] || continue
+            echo "--- $log" >&2
+            tail -5 "$log" >&2
+        done
+    fi
+    exit 1
+}
