@@ -3,18 +3,28 @@
 //!
 //! Layers, each importing only those listed before it (tests aside):
 //! - [`wire`]: bytes <-> borrowed views of a DNS message, and the record encoder;
-//! - [`sys`]: the only `unsafe` code: batched UDP, signals, scheduling, clocks (it reads
-//!   `wire` for the largest UDP response);
+//! - [`sys`]: the only `unsafe` code: batched UDP, signals, scheduling, clocks, memory
+//!   advice (it reads `wire` for the largest UDP response);
+//! - [`log`](mod@log): log lines to stderr, written by a thread of their own (`sys`);
 //! - [`cookie`] (RFC 7873/9018) and [`rrl`] (response rate limiting): pure but for the
 //!   randomness of a fresh secret, keyed by SipHash (`siphash`);
-//! - [`snapshot`]: dump -> immutable lookup with answers pre-encoded (`wire`, `sys` clock);
-//! - [`answer`]: query -> response, pure (`wire`, `snapshot`, `cookie`);
-//! - [`metrics`]: per-worker counters and their exposition, counting what `answer` reports;
-//! - [`config`]: every check of the operator's settings, which become the zone (`snapshot`);
-//! - [`server`]: sockets, workers, signals, reload, using all of the above.
+//! - [`tsig`]: RFC 8945 records, keys, signing and verifying chains of messages, key files
+//!   (`wire`);
+//! - [`snapshot`]: dump -> immutable lookup with answers pre-encoded (`wire`, `sys`, `log`);
+//! - [`answer`]: query -> response, pure (`wire`, `snapshot`, `cookie`, `tsig`);
+//! - [`xfr`]: zone transfers, one folder per direction: `outbound` (AXFR, IXFR, NOTIFY out,
+//!   who may transfer) and `inbound` (a secondary's client and reader), over the vocabulary
+//!   both share (`wire`, `tsig`, `snapshot`, `sys`, `log`);
+//! - [`metrics`]: per-worker counters and each subsystem's exposition (`answer`, `xfr`);
+//! - [`config`]: the defaults and checks of the operator's settings (limits, and the zone
+//!   they make: `snapshot`, `xfr`, `cookie`);
+//! - [`server`]: sockets, workers, the pipeline every message takes, the main loop and its
+//!   events, reload, transfers on their threads, the control socket, using all of the above.
 //!
-//! At the top: [`cli`] (argv -> `Config`), [`control`] (the control socket's protocol and
-//! client) and [`zonefile`] (a snapshot as a master file), used by `main.rs`; `testing` (hidden) holds what tests, benches and tools share.
+//! At the top: [`cli`] (argv -> `Config`: the flags' syntax and values, and which go with which
+//! command), [`control`] (the control socket's protocol and client) and [`zonefile`]
+//! (a snapshot as a master file), used by `main.rs`; `testing` (hidden) holds what tests,
+//! benches and tools share.
 
 pub mod answer;
 pub mod cli;

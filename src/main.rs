@@ -140,13 +140,13 @@ fn fetch(config: &Config, zone: &Zone) -> std::io::Result<()> {
             }
             Err(error) => {
                 cnamed::log!(Warning, "{error}");
-                errors.push(error);
+                errors.extend(error.0);
             }
         }
     }
+    let errors = cnamed::xfr::inbound::client::TransferError(errors);
     Err(std::io::Error::other(format!(
-        "no primary gave the zone: {}",
-        errors.join("; ")
+        "no primary gave the zone: {errors}"
     )))
 }
 

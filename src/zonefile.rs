@@ -48,11 +48,10 @@ pub fn write(snapshot: &Snapshot, out: &mut impl Write) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
 
     #[test]
     fn master_file() {
-        let zone = Config::default().zone().unwrap();
+        let zone = crate::testing::zone();
         let snapshot =
             Snapshot::from_json(br#"{"serial": 5, "apps": {"9": "b", "10": "A"}}"#, &zone).unwrap();
         let mut out = Vec::new();

@@ -85,7 +85,6 @@ fn bare(out: &mut [u8], len: usize, bits: u16) -> Option<usize> {
 mod tests {
     use super::*;
     use crate::answer::{respond, Transport};
-    use crate::config::Config;
     use crate::snapshot::Snapshot;
     use crate::testing::QueryBuilder;
     use crate::tsig::Algorithm;
@@ -111,7 +110,7 @@ mod tests {
 
     /// (header flags, ANCOUNT, the TSIG's error and MAC length) of a signed answer.
     fn answer(query: &[u8], capacity: usize, keys: &[Key], now: u64) -> (u16, u16, u16, usize) {
-        let zone = Config::default().zone().unwrap();
+        let zone = crate::testing::zone();
         let snapshot = Snapshot::from_json(include_bytes!("../../data/apps.json"), &zone).unwrap();
         let mut out = vec![0; 1232];
         let len = respond(query, &snapshot, Transport::Udp, &mut out).unwrap();

@@ -20,7 +20,7 @@ use crate::snapshot::{LoadError, Snapshot, Zone};
 use crate::sys::unix_millis;
 use crate::tsig::keyfile::{self, KeyFileError};
 use crate::tsig::Key;
-use crate::xfr::inbound::client::{refresh, Refreshed, TRANSFER_TIMEOUT};
+use crate::xfr::inbound::client::{refresh, Refreshed, TransferError, TRANSFER_TIMEOUT};
 use crate::xfr::inbound::resolve::Resolved;
 use crate::xfr::inbound::secondary::{LastTransfer, Outcome, SecondaryStats};
 use crate::xfr::{Timers, TransferType};
@@ -32,7 +32,7 @@ pub enum ReloadError {
     CookieSecret(SecretError),
     TsigKeys(KeyFileError),
     /// No `--primary` gave the zone.
-    Transfer(String),
+    Transfer(TransferError),
     /// The dump loaded, but the guard rails refuse it.
     Refused(Refusal),
     /// The thread running the reload ended without a result.

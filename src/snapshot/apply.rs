@@ -3,7 +3,7 @@
 use fxhash::FxHashMap;
 
 use super::clusters::Clusters;
-use super::dump::{app_id, strings_error, OwnedAppId, Parsed, OUT_OF_MEMORY};
+use super::dump::{app_id, strings_error, EntryError, OwnedAppId, Parsed, OUT_OF_MEMORY};
 use super::strings::StringTable;
 use super::table::NumericTable;
 use super::zone::Zone;
@@ -25,7 +25,7 @@ pub(super) fn apply_changes<'a>(
     base: Base<'_>,
     zone: &Zone,
     changes: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
-) -> Result<Parsed, String> {
+) -> Result<Parsed, EntryError> {
     let mut clusters = Clusters::new(zone, base.clusters.to_vec(), base.cnames.to_vec());
     let max_app = MAX_LABEL - 1 - zone.longest_service;
     let mut numeric: FxHashMap<u64, Option<u32>> = FxHashMap::default();
@@ -42,7 +42,7 @@ pub(super) fn apply_changes<'a>(
             ),
             None => None,
         };
-        let missing = || format!("app {id} is removed but not in the zone");
+        let missing = || EntryError(format!("app {id} is removed but not in the zone"));
         match (&id, cluster) {
             (OwnedAppId::Numeric(number), _) => {
                 // A removal is checked against the state so far: earlier changes of the same

@@ -3,6 +3,7 @@
 
 use fxhash::FxHashMap;
 
+use super::dump::EntryError;
 use super::zone::{expand_target, Zone};
 use crate::wire::name::{check_label, fold_label, name_to_wire, Charset, MAX_LABEL};
 use crate::wire::record::push_record_tail;
@@ -44,7 +45,7 @@ impl<'z> Clusters<'z> {
         (self.names, self.cnames)
     }
 
-    pub(super) fn intern(&mut self, name: &str) -> Result<u32, String> {
+    pub(super) fn intern(&mut self, name: &str) -> Result<u32, EntryError> {
         // A name seen before exactly as written was checked then: most apps' clusters.
         if let Some(&index) = self.verbatim.get(name) {
             return Ok(index);
@@ -56,7 +57,7 @@ impl<'z> Clusters<'z> {
         Ok(index)
     }
 
-    fn intern_new(&mut self, name: &str) -> Result<u32, String> {
+    fn intern_new(&mut self, name: &str) -> Result<u32, EntryError> {
         check_label(name, Charset::Hostname, MAX_LABEL).map_err(|why| why.to_string())?;
         // Folded on the stack: this runs once per app, and most clusters are already known.
         let mut scratch = [0u8; MAX_LABEL];

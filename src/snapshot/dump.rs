@@ -16,6 +16,32 @@ use super::zone::Zone;
 use super::AppKey;
 use crate::wire::name::{check_label, fold_label, Charset, MAX_LABEL};
 
+/// An entry that cannot be served (an app, a cluster, a duplicate), or tables that cannot
+/// be built from the entries: which, and why, as the operator reads it. In a dump, serde
+/// adds the line and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryError(pub String);
+
+impl fmt::Display for EntryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for EntryError {}
+
+impl From<String> for EntryError {
+    fn from(why: String) -> Self {
+        Self(why)
+    }
+}
+
+impl From<&str> for EntryError {
+    fn from(why: &str) -> Self {
+        Self(why.to_owned())
+    }
+}
+
 /// What a dump holds, ready for the snapshot.
 pub(super) struct Parsed {
     pub(super) serial: u32,
@@ -186,7 +212,7 @@ impl<'z> AppsBuilder<'z> {
     }
 
     /// Adds `app` on `cluster`, both checked as a dump's are; the error names the app.
-    pub(super) fn add(&mut self, app: &str, cluster: &str) -> Result<(), String> {
+    pub(super) fn add(&mut self, app: &str, cluster: &str) -> Result<(), EntryError> {
         let app = app_id(app, self.max_app)?;
         let cluster = self
             .clusters
@@ -195,7 +221,7 @@ impl<'z> AppsBuilder<'z> {
         self.insert(app, cluster)
     }
 
-    fn insert(&mut self, app: OwnedAppId, cluster: u32) -> Result<(), String> {
+    fn insert(&mut self, app: OwnedAppId, cluster: u32) -> Result<(), EntryError> {
         match app {
             OwnedAppId::Numeric(id) => self
                 .numeric_apps
@@ -210,10 +236,10 @@ impl<'z> AppsBuilder<'z> {
     }
 
     /// The maps; the serial is set by the caller.
-    pub(super) fn finish(self) -> Result<Parsed, String> {
+    pub(super) fn finish(self) -> Result<Parsed, EntryError> {
         let numeric_apps = self.numeric_apps.build().map_err(|error| match error {
             BuildError::Duplicate(id) => duplicate(&OwnedAppId::Numeric(id)),
-            BuildError::OutOfMemory => OUT_OF_MEMORY.to_owned(),
+            BuildError::OutOfMemory => OUT_OF_MEMORY.into(),
         })?;
         let named_apps = self
             .named_apps
@@ -231,7 +257,7 @@ impl<'z> AppsBuilder<'z> {
 }
 
 /// A string table's refusal as a dump error.
-pub(super) fn strings_error(error: strings::BuildError, apps_so_far: usize) -> String {
+pub(super) fn strings_error(error: strings::BuildError, apps_so_far: usize) -> EntryError {
     match error {
         strings::BuildError::Duplicate(id) => {
             let len = id.len().min(MAX_LABEL);
@@ -242,22 +268,24 @@ pub(super) fn strings_error(error: strings::BuildError, apps_so_far: usize) -> S
                 len: len as u8,
             })
         }
-        strings::BuildError::TooLong(id) => format!(
+        strings::BuildError::TooLong(id) => EntryError(format!(
             "app {:?} is longer than a {MAX_LABEL}-byte label",
             String::from_utf8_lossy(&id)
-        ),
-        strings::BuildError::TooLarge => {
-            format!("the string app IDs pass 4 GB after {apps_so_far} apps: too many for one table")
-        }
-        strings::BuildError::OutOfMemory => OUT_OF_MEMORY.to_owned(),
+        )),
+        strings::BuildError::TooLarge => EntryError(format!(
+            "the string app IDs pass 4 GB after {apps_so_far} apps: too many for one table"
+        )),
+        strings::BuildError::OutOfMemory => OUT_OF_MEMORY.into(),
     }
 }
 
 pub(super) const OUT_OF_MEMORY: &str =
     "out of memory for the apps read so far (the old snapshot keeps serving)";
 
-fn duplicate(app: &OwnedAppId) -> String {
-    format!("app {app} appears twice (app IDs are compared without case)")
+fn duplicate(app: &OwnedAppId) -> EntryError {
+    EntryError(format!(
+        "app {app} appears twice (app IDs are compared without case)"
+    ))
 }
 
 /// A validated app ID: a number (no allocation, the common case) or lower-case bytes.
@@ -311,7 +339,7 @@ impl Visitor<'_> for AppIdSeed {
 }
 
 /// An app ID checked and folded to lower case.
-pub(super) fn app_id(id: &str, max_len: usize) -> Result<OwnedAppId, String> {
+pub(super) fn app_id(id: &str, max_len: usize) -> Result<OwnedAppId, EntryError> {
     // The common case first: a number, which is a valid label as it stands (one pass).
     if id.len() <= max_len {
         if let AppKey::Numeric(number) = AppKey::new(id.as_bytes()) {
@@ -370,10 +398,9 @@ impl Visitor<'_> for ClusterSeed<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
 
     fn error_of(json: &str) -> String {
-        let zone = Config::default().zone().unwrap();
+        let zone = crate::testing::zone();
         match parse(json.as_bytes(), &zone).and_then(Unbuilt::build) {
             Ok(_) => panic!("accepted {json}"),
             Err(error) => error.to_string(),
@@ -447,7 +474,7 @@ mod tests {
 
     #[test]
     fn longest_app_fits_every_service() {
-        let zone = Config::default().zone().unwrap();
+        let zone = crate::testing::zone();
         let json = format!(r#"{{"serial": 1, "apps": {{"{}": "a"}}}}"#, "a".repeat(56));
         let parsed = parse(json.as_bytes(), &zone)
             .and_then(Unbuilt::build)
@@ -457,7 +484,7 @@ mod tests {
 
     #[test]
     fn unknown_fields_and_escapes() {
-        let zone = Config::default().zone().unwrap();
+        let zone = crate::testing::zone();
         let json = br#"{"generated": {"by": "x"}, "apps": {"\u0061pp": "e\u0075"}, "serial": 3}"#;
         let parsed = parse(json, &zone).and_then(Unbuilt::build).unwrap();
         assert_eq!(parsed.serial, 3);

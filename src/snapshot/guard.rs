@@ -241,7 +241,6 @@ pub fn compare(old: &Snapshot, new: &Snapshot) -> Difference {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
 
     fn snapshot(serial: u32, apps: &[(&str, &str)]) -> Snapshot {
         let entries: Vec<String> = apps
@@ -252,7 +251,7 @@ mod tests {
             r#"{{"serial": {serial}, "apps": {{{}}}}}"#,
             entries.join(",")
         );
-        Snapshot::from_json(json.as_bytes(), &Config::default().zone().unwrap()).unwrap()
+        Snapshot::from_json(json.as_bytes(), &crate::testing::zone()).unwrap()
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod zone;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use dump::EntryError;
 pub use zone::{expand_target, Zone, ZoneSettings, APEX_TTL, SOA_EXPIRE, SOA_REFRESH, SOA_RETRY};
 
 use crate::wire::record::push_record_tail;
@@ -187,7 +188,7 @@ impl Snapshot {
         serial: u32,
         apps: impl IntoIterator<Item = (&'a str, &'a str)>,
         zone: &Zone,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, EntryError> {
         let mut builder = dump::AppsBuilder::new(zone);
         for (app, cluster) in apps {
             builder.add(app, cluster)?;
@@ -205,7 +206,7 @@ impl Snapshot {
         &self,
         serial: u32,
         changes: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, EntryError> {
         let base = apply::Base {
             numeric_apps: &self.numeric_apps,
             named_apps: &self.named_apps,
@@ -346,10 +347,9 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
 
     fn zone() -> Zone {
-        Config::default().zone().unwrap()
+        crate::testing::zone()
     }
 
     #[test]
@@ -372,7 +372,9 @@ mod tests {
                 r#"app "7": cluster "e u" contains ' '"#,
             ),
         ] {
-            let got = Snapshot::from_apps(1, apps.iter().copied(), &zone).unwrap_err();
+            let got = Snapshot::from_apps(1, apps.iter().copied(), &zone)
+                .unwrap_err()
+                .to_string();
             assert!(got.contains(error), "{got}");
         }
     }
@@ -428,7 +430,10 @@ mod tests {
             (&[("a_b", Some("eu"))][..], r#"app "a_b" contains '_'"#),
             (&[("7", Some("e u"))][..], r#"cluster "e u" contains ' '"#),
         ] {
-            let got = base.with_changes(2, changes.iter().copied()).unwrap_err();
+            let got = base
+                .with_changes(2, changes.iter().copied())
+                .unwrap_err()
+                .to_string();
             assert!(got.contains(error), "{got}");
         }
     }

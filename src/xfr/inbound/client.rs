@@ -3,6 +3,7 @@
 //! given, checks every response's signature and the zone's shape (`inbound`), and returns
 //! what came: the whole mapping, the changes, or word that nothing is newer.
 
+use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::reader::{Received, TransferReader, Transferred};
 use super::resolve::{resolve, Resolved};
-use crate::snapshot::{Snapshot, Zone};
+use crate::snapshot::{EntryError, Snapshot, Zone};
 use crate::sys::{random_bytes, unix_seconds};
 use crate::tsig::{self, sign_request, ChainError, Key, ResponseChain};
 use crate::wire::{flags, Class, Rtype, HEADER_LEN, MAX_TCP};
@@ -114,7 +115,7 @@ pub fn fetch(
         Ask::Axfr => TransferReader::axfr(zone),
         Ask::Ixfr(snapshot) => TransferReader::ixfr(zone, snapshot.serial),
     }
-    .map_err(unreachable)?;
+    .map_err(|error| unreachable(error.0))?;
     let mut message = vec![0u8; MAX_TCP];
     let (mut bytes, mut messages) = (0u64, 0u64);
     loop {
@@ -148,7 +149,10 @@ pub fn fetch(
                 .map_err(|error| unreachable(format!("{primary}: TSIG: {}", describe(error))))?,
             None => true,
         };
-        if reader.read_message(message).map_err(refused)? {
+        if reader
+            .read_message(message)
+            .map_err(|error| refused(error.0))?
+        {
             if !signed {
                 return Err(unreachable(format!(
                     "{primary}: TSIG: the last message is not signed"
@@ -158,7 +162,7 @@ pub fn fetch(
         }
     }
     let timers = reader.timers();
-    let received = reader.finish().map_err(refused)?;
+    let received = reader.finish().map_err(|error| refused(error.0))?;
     Ok(Fetched {
         received,
         bytes,
@@ -167,20 +171,34 @@ pub fn fetch(
     })
 }
 
+/// Why no primary gave the zone: what went wrong with each, in the order they were asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferError(pub Vec<String>);
+
+impl fmt::Display for TransferError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join("; "))
+    }
+}
+
+impl std::error::Error for TransferError {}
+
 /// Fetches the whole zone from `primary` by AXFR.
 pub fn fetch_axfr(
     primary: SocketAddr,
     zone: &Zone,
     key: Option<&Key>,
     timeout: Duration,
-) -> Result<Transferred, String> {
+) -> Result<Transferred, TransferError> {
     match fetch(primary, zone, key, timeout, Ask::Axfr) {
         Ok(Fetched {
             received: Received::Full(zone),
             ..
         }) => Ok(zone),
-        Ok(_) => Err(format!("{primary}: an AXFR answered as IXFR")),
-        Err(error) => Err(error.message),
+        Ok(_) => Err(TransferError(vec![format!(
+            "{primary}: an AXFR answered as IXFR"
+        )])),
+        Err(error) => Err(TransferError(vec![error.message])),
     }
 }
 
@@ -203,7 +221,7 @@ pub fn transfer_zone(
     primaries: &[SocketAddr],
     zone: &Zone,
     key: Option<&Key>,
-) -> Result<Snapshot, String> {
+) -> Result<Snapshot, TransferError> {
     let mut errors = Vec::new();
     for &primary in primaries {
         match fetch(primary, zone, key, TRANSFER_TIMEOUT, Ask::Axfr) {
@@ -213,13 +231,13 @@ pub fn transfer_zone(
                 ..
             }) => {
                 return built_zone(&transferred, timers, zone)
-                    .map_err(|why| format!("{primary}: {why}"));
+                    .map_err(|why| TransferError(vec![format!("{primary}: {why}")]));
             }
             Ok(_) => errors.push(format!("{primary}: an AXFR answered as IXFR")),
             Err(error) => errors.push(error.message),
         }
     }
-    Err(errors.join("; "))
+    Err(TransferError(errors))
 }
 
 /// The snapshot of a whole zone transferred, with the primary's SOA timers, which a
@@ -228,7 +246,7 @@ fn built_zone(
     transferred: &Transferred,
     timers: Option<Timers>,
     zone: &Zone,
-) -> Result<Snapshot, String> {
+) -> Result<Snapshot, EntryError> {
     let apps = transferred.apps.iter().map(|(a, c)| (&**a, &**c));
     let snapshot = Snapshot::from_apps(transferred.serial, apps, zone)?;
     Ok(with_timers(snapshot, timers))
@@ -279,7 +297,7 @@ pub fn refresh(
     key: Option<&Key>,
     live: &Snapshot,
     timeout: Duration,
-) -> Result<Refresh, String> {
+) -> Result<Refresh, TransferError> {
     let zone = &live.zone;
     let mut errors = Vec::new();
     for &primary in primaries {
@@ -304,7 +322,7 @@ pub fn refresh(
                 let fetch_time = started.elapsed();
                 let built = Instant::now();
                 let snapshot = built_zone(&transferred, timers, zone)
-                    .map_err(|why| format!("{primary}: {why}"))?;
+                    .map_err(|why| TransferError(vec![format!("{primary}: {why}")]))?;
                 let build_time = built.elapsed();
                 // The guard rails compare it with the live one: the same serial and content
                 // is "unchanged".
@@ -327,7 +345,7 @@ pub fn refresh(
             Err(error) => errors.push(error.message),
         }
     }
-    Err(errors.join("; "))
+    Err(TransferError(errors))
 }
 
 /// IXFR from `primary`: nothing newer, the changes applied to a copy of `live`, or a whole
@@ -350,13 +368,14 @@ fn incremental(
     let (refreshed, serial) = match fetched.received {
         Received::UpToDate(serial) => (Refreshed::UpToDate, serial),
         Received::Full(transferred) => {
-            let snapshot = built_zone(&transferred, fetched.timers, zone).map_err(refused)?;
+            let snapshot =
+                built_zone(&transferred, fetched.timers, zone).map_err(|error| refused(error.0))?;
             let changes = None;
             let snapshot = Box::new(snapshot);
             (Refreshed::Changed { snapshot, changes }, transferred.serial)
         }
         Received::Incremental { serial, changes } => {
-            let resolved = resolve(live, &changes).map_err(refused)?;
+            let resolved = resolve(live, &changes).map_err(|error| refused(error.0))?;
             let snapshot = live
                 .with_changes(
                     serial,
@@ -365,7 +384,7 @@ fn incremental(
                         .iter()
                         .map(|(app, cluster)| (&**app, cluster.as_deref())),
                 )
-                .map_err(refused)?;
+                .map_err(|error| refused(error.0))?;
             let changes = Some(resolved);
             let snapshot = Box::new(with_timers(snapshot, fetched.timers));
             (Refreshed::Changed { snapshot, changes }, serial)

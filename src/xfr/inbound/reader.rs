@@ -6,6 +6,8 @@
 //! `resolve` (resolve.rs) turns into per-app changes against the snapshot served. The first record that
 //! does not fit is named in the error.
 
+use std::fmt;
+
 use fxhash::FxHashMap;
 
 use crate::snapshot::guard::serial_is_newer;
@@ -93,19 +95,44 @@ pub enum Received {
     Incremental { serial: u32, changes: Vec<Change> },
 }
 
+/// Why what a primary sent cannot be taken: the record or the message, and what is wrong
+/// with it, as the operator reads it in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadError(pub String);
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+impl From<String> for ReadError {
+    fn from(why: String) -> Self {
+        Self(why)
+    }
+}
+
+impl From<&str> for ReadError {
+    fn from(why: &str) -> Self {
+        Self(why.to_owned())
+    }
+}
+
 impl<'z> TransferReader<'z> {
     /// A reader for an AXFR of `zone`; its `--target` template must name `{cluster}` (else a
     /// target cannot say which cluster it is).
-    pub fn axfr(zone: &'z Zone) -> Result<Self, String> {
+    pub fn axfr(zone: &'z Zone) -> Result<Self, ReadError> {
         Self::new(zone, None)
     }
 
     /// A reader for an IXFR asked from `serial`.
-    pub fn ixfr(zone: &'z Zone, serial: u32) -> Result<Self, String> {
+    pub fn ixfr(zone: &'z Zone, serial: u32) -> Result<Self, ReadError> {
         Self::new(zone, Some(serial))
     }
 
-    fn new(zone: &'z Zone, ixfr_from: Option<u32>) -> Result<Self, String> {
+    fn new(zone: &'z Zone, ixfr_from: Option<u32>) -> Result<Self, ReadError> {
         if zone.services.len() > 64 {
             return Err("more than 64 services".into());
         }
@@ -143,12 +170,12 @@ impl<'z> TransferReader<'z> {
     }
 
     /// Reads one message of the transfer; `Ok(true)` once it is complete.
-    pub fn read_message(&mut self, message: &[u8]) -> Result<bool, String> {
+    pub fn read_message(&mut self, message: &[u8]) -> Result<bool, ReadError> {
         let word = |at| read_u16(message, at).ok_or("a message shorter than its header");
         let header_flags = word(2)?;
         let rcode = header_flags & flags::RCODE_MASK;
         if header_flags & flags::QR == 0 || rcode != 0 {
-            return Err(format!("the primary answered with RCODE {rcode}"));
+            return Err(format!("the primary answered with RCODE {rcode}").into());
         }
         let (questions, answers) = (word(4)?, word(6)?);
         let mut name = [0u8; MAX_NAME];
@@ -370,7 +397,7 @@ impl<'z> TransferReader<'z> {
 
     /// What the transfer gave, once it is complete; a full zone must have a CNAME per
     /// service for every app.
-    pub fn finish(self) -> Result<Received, String> {
+    pub fn finish(self) -> Result<Received, ReadError> {
         if self.phase != Phase::Done {
             return Err("the transfer ended before its closing SOA".into());
         }
@@ -401,13 +428,14 @@ impl<'z> TransferReader<'z> {
                 "the primary's apex NS {} differ from this server's --ns {}",
                 ns.join(" "),
                 ours.join(" ")
-            ));
+            )
+            .into());
         }
         let all = u64::MAX >> (64 - self.zone.services.len());
         let mut apps = Vec::with_capacity(self.apps.len());
         for (app, (cluster, seen)) in self.apps {
             if seen != all {
-                return Err(format!("app {app} lacks a CNAME for some listed service"));
+                return Err(format!("app {app} lacks a CNAME for some listed service").into());
             }
             apps.push((app, cluster));
         }
@@ -431,7 +459,6 @@ fn soa_names_text(names: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use crate::snapshot::guard::Difference;
     use crate::snapshot::Snapshot;
     use crate::xfr::inbound::resolve::resolve;
@@ -450,7 +477,7 @@ mod tests {
     /// Our own AXFR, read back, is the snapshot's mapping exactly.
     #[test]
     fn reads_back_what_axfr_sends() {
-        let zone = Config::default().zone().unwrap();
+        let zone = crate::testing::zone();
         let entries: Vec<String> = (0..3000)
             .map(|i| match i % 7 {
                 0 => format!(r#""App-{i}": "eu""#),
@@ -511,7 +538,7 @@ mod tests {
     /// up-to-date answer and an AXFR-style one read as such.
     #[test]
     fn ixfr_differences_apply_to_the_old_zone() {
-        let zone = Config::default().zone().unwrap();
+        let zone = crate::testing::zone();
         let snapshot = |serial, apps: &[(&str, &str)]| {
             Snapshot::from_apps(serial, apps.iter().copied(), &zone).unwrap()
         };
@@ -555,7 +582,7 @@ mod tests {
         assert_eq!(applied.apps(), s3.apps());
         assert_eq!(applied.serial, 3);
         // Applied to the wrong zone, the difference is refused, naming the record.
-        let error = resolve(&s2, &changes).unwrap_err();
+        let error = resolve(&s2, &changes).unwrap_err().to_string();
         assert!(
             error.contains("deletes ws-2.apps.example.com. -> cluster eu, which the zone"),
             "{error}"
@@ -575,7 +602,7 @@ mod tests {
 
     #[test]
     fn differences_that_break_the_shape_are_refused() {
-        let zone = Config::default().zone().unwrap();
+        let zone = crate::testing::zone();
         let s1 = Snapshot::from_apps(1, [("1", "eu")], &zone).unwrap();
         let change = |app: &str, service, cluster: &str, added| Change {
             app: app.into(),
@@ -588,13 +615,16 @@ mod tests {
             &s1,
             &[change("1", 0, "eu", false), change("1", 0, "us", true)],
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(
             error.contains("app 1 would have CNAMEs for some services only"),
             "{error}"
         );
         // A second CNAME beside the one it has.
-        let error = resolve(&s1, &[change("1", 1, "us", true)]).unwrap_err();
+        let error = resolve(&s1, &[change("1", 1, "us", true)])
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("beside the one to eu"), "{error}");
         // Deleted and added back: no change at all.
         let services = zone.services.len();
@@ -606,7 +636,7 @@ mod tests {
 
     #[test]
     fn misfits_are_named() {
-        let zone = Config::default().zone().unwrap();
+        let zone = crate::testing::zone();
         let snapshot =
             Snapshot::from_json(br#"{"serial": 1, "apps": {"7": "eu"}}"#, &zone).unwrap();
         let mut buf = vec![0u8; MAX_MESSAGE];
@@ -625,7 +655,8 @@ mod tests {
         let error = TransferReader::axfr(&zone)
             .unwrap()
             .read_message(&refused)
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("RCODE 5"), "{error}");
         // A service not listed: "ws" becomes "wx" in the first owner.
         let at = message.windows(4).position(|w| w == b"\x04ws-").unwrap();
@@ -634,7 +665,8 @@ mod tests {
         let error = TransferReader::axfr(&zone)
             .unwrap()
             .read_message(&unlisted)
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("record wx-7.apps.example.com.") && error.contains("not listed"),
             "{error}"

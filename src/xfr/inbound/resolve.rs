@@ -3,7 +3,7 @@
 
 use fxhash::FxHashMap;
 
-use super::reader::Change;
+use super::reader::{Change, ReadError};
 use crate::snapshot::guard::Difference;
 use crate::snapshot::{AppKey, Snapshot};
 use crate::wire::name::wire_to_text;
@@ -19,7 +19,7 @@ pub struct Resolved {
 /// Applies `changes` record by record to the apps they touch, as `snapshot` has them: a
 /// deleted record must be there, an added one must not clash, and every app must end with a
 /// CNAME per service on one cluster, or none. The error names the first that does not.
-pub fn resolve(snapshot: &Snapshot, changes: &[Change]) -> Result<Resolved, String> {
+pub fn resolve(snapshot: &Snapshot, changes: &[Change]) -> Result<Resolved, ReadError> {
     let zone = &snapshot.zone;
     let services = zone.services.len();
     // App -> (cluster before, cluster per service now).
@@ -49,7 +49,8 @@ pub fn resolve(snapshot: &Snapshot, changes: &[Change]) -> Result<Resolved, Stri
                 return Err(format!(
                     "the difference deletes {}, which the zone does not have",
                     record(change)
-                ))
+                )
+                .into())
             }
             (true, None) => *slot = Some(change.cluster.clone()),
             (true, Some(cluster)) if cluster == &*change.cluster => {}
@@ -57,7 +58,8 @@ pub fn resolve(snapshot: &Snapshot, changes: &[Change]) -> Result<Resolved, Stri
                 return Err(format!(
                     "the difference adds {} beside the one to {cluster}",
                     record(change)
-                ))
+                )
+                .into())
             }
         }
     }
@@ -71,7 +73,8 @@ pub fn resolve(snapshot: &Snapshot, changes: &[Change]) -> Result<Resolved, Stri
             _ => {
                 return Err(format!(
                     "app {app} would have CNAMEs for some services only, or on two clusters"
-                ))
+                )
+                .into())
             }
         };
         match (&before, &after) {

@@ -245,10 +245,9 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
 
     fn snapshot(serial: u32, apps: &[(&str, &str)]) -> Snapshot {
-        let zone = Config::default().zone().unwrap();
+        let zone = crate::testing::zone();
         Snapshot::from_apps(serial, apps.iter().copied(), &zone).unwrap()
     }
 
@@ -261,7 +260,7 @@ mod tests {
                     AppKey::Numeric(id) => id.to_string(),
                     AppKey::Named(id) => String::from_utf8_lossy(id).into_owned(),
                 };
-                let services = Config::default().zone().unwrap().services.len();
+                let services = crate::testing::zone().services.len();
                 let target = side.cname(*cluster, 0, services).unwrap();
                 (id, String::from_utf8_lossy(&target[10..]).into_owned())
             })

@@ -154,7 +154,6 @@ mod tests {
     use hickory_proto::serialize::binary::BinDecodable;
 
     use super::*;
-    use crate::config::Config;
     use crate::xfr::outbound::axfr::axfr;
     use crate::xfr::outbound::message::MAX_MESSAGE;
 
@@ -164,7 +163,7 @@ mod tests {
             r#"{{"serial": {serial}, "apps": {{{}}}}}"#,
             entries.join(",")
         );
-        Snapshot::from_json(json.as_bytes(), &Config::default().zone().unwrap()).unwrap()
+        Snapshot::from_json(json.as_bytes(), &crate::testing::zone()).unwrap()
     }
 
     /// Every record of a stream, decoded by hickory, with the count of messages.

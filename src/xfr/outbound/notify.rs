@@ -75,12 +75,11 @@ mod tests {
     use hickory_proto::serialize::binary::{BinDecodable, BinEncodable};
 
     use super::*;
-    use crate::config::Config;
     use crate::snapshot::Snapshot;
 
     #[test]
     fn notify_and_its_acknowledgement() {
-        let zone = Config::default().zone().unwrap();
+        let zone = crate::testing::zone();
         let snapshot =
             Snapshot::from_json(include_bytes!("../../../data/apps.json"), &zone).unwrap();
         let mut out = [0u8; 512];
