@@ -4,7 +4,7 @@
 
 use super::Rcode;
 use crate::tsig::{self, sign, sign_failure, Chain, Failure, Key, Signing, Verdict};
-use crate::wire::{field, flags, read_u16, skip_name, HEADER_LEN};
+use crate::wire::{field, flags, skip_name, Header, HEADER_LEN};
 
 /// Signs the response `out[..len]` to the signed `query` with the key that signed it, or
 /// turns it into the NOTAUTH answer of a TSIG error (a key we do not have: BADKEY, even
@@ -60,7 +60,8 @@ pub fn sign_response(
 /// RD, with `bits` (an RCODE, or TC) set in the flags; returns the new length.
 fn bare(out: &mut [u8], len: usize, bits: u16) -> Option<usize> {
     let response = out.get_mut(..len)?;
-    let questions = read_u16(response, field::QDCOUNT.start)?;
+    let header = Header::new(response)?;
+    let questions = header.qdcount();
     let mut end = HEADER_LEN;
     for _ in 0..questions {
         end = skip_name(response, end)? + 4;
@@ -68,7 +69,7 @@ fn bare(out: &mut [u8], len: usize, bits: u16) -> Option<usize> {
     if end > len {
         return None;
     }
-    let kept = read_u16(response, field::FLAGS.start)?
+    let kept = header.flags()
         & (flags::QR | flags::OPCODE_MASK << flags::OPCODE_SHIFT | flags::RD | flags::AA);
     let word = match bits {
         flags::TC => kept | flags::TC,
@@ -117,12 +118,8 @@ mod tests {
         out.truncate(capacity);
         let len = sign_response(query, &mut out, len, keys, now).unwrap();
         let tsig = tsig::find(&out[..len]).unwrap().expect("a TSIG");
-        (
-            read_u16(&out, 2).unwrap(),
-            read_u16(&out, 6).unwrap(),
-            tsig.error,
-            tsig.mac.len(),
-        )
+        let header = Header::new(&out).unwrap();
+        (header.flags(), header.ancount(), tsig.error, tsig.mac.len())
     }
 
     #[test]

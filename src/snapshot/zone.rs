@@ -1,7 +1,7 @@
 //! The fixed part of the zone: everything that does not depend on the dump, encoded once at
 //! start-up from settings the configuration has already checked.
 
-use crate::wire::record::push_record;
+use crate::wire::record::{field, fixed_at, push_record, read_be16, RR_FIXED};
 use crate::wire::{Class, Rtype};
 
 /// TTL of the apex SOA and NS records.
@@ -106,8 +106,8 @@ impl Zone {
         let mut at = 0;
         for index in 0.. {
             // Owner pointer (2), TYPE, CLASS, TTL (8), RDLENGTH (2), RDATA.
-            let fixed = self.ns_records.get(at + 2..at + 12)?;
-            let rdlength = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+            let fixed = fixed_at::<RR_FIXED>(&self.ns_records, at + 2)?;
+            let rdlength = usize::from(read_be16(fixed, field::RDLENGTH));
             let end = at + 12 + rdlength;
             if index == i {
                 return self.ns_records.get(at + 2..end);

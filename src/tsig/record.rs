@@ -1,6 +1,7 @@
 //! The TSIG record of a message, read in wire terms (RFC 8945 §4.2).
 
-use crate::wire::{field, read_u16, skip_name, Rtype, HEADER_LEN};
+use crate::wire::record::{field, fixed_at, read_be16, RR_FIXED};
+use crate::wire::{read_u16, skip_name, Header, Rtype, HEADER_LEN};
 
 /// The TSIG record ending a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,11 +26,11 @@ pub struct Malformed;
 
 /// The TSIG record of `message`, if it has one.
 pub fn find(message: &[u8]) -> Result<Option<Tsig<'_>>, Malformed> {
-    let count = |range: core::ops::Range<usize>| read_u16(message, range.start).ok_or(Malformed);
-    let questions = count(field::QDCOUNT)?;
-    let records = usize::from(count(field::ANCOUNT)?)
-        + usize::from(count(field::NSCOUNT)?)
-        + usize::from(count(field::ARCOUNT)?);
+    let header = Header::new(message).ok_or(Malformed)?;
+    let questions = header.qdcount();
+    let records = usize::from(header.ancount())
+        + usize::from(header.nscount())
+        + usize::from(header.arcount());
     let mut at = HEADER_LEN;
     for _ in 0..questions {
         at = skip_name(message, at).ok_or(Malformed)? + 4;
@@ -38,9 +39,10 @@ pub fn find(message: &[u8]) -> Result<Option<Tsig<'_>>, Malformed> {
     for index in 0..records {
         let start = at;
         let owner_end = skip_name(message, at).ok_or(Malformed)?;
-        let rtype = read_u16(message, owner_end).ok_or(Malformed)?;
-        let rdlength = usize::from(read_u16(message, owner_end + 8).ok_or(Malformed)?);
-        let rdata_at = owner_end + 10;
+        let fixed = fixed_at::<RR_FIXED>(message, owner_end).ok_or(Malformed)?;
+        let rtype = read_be16(fixed, field::TYPE);
+        let rdlength = usize::from(read_be16(fixed, field::RDLENGTH));
+        let rdata_at = owner_end + RR_FIXED;
         let end = rdata_at + rdlength;
         if end > message.len() {
             return Err(Malformed);

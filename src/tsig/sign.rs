@@ -5,7 +5,7 @@
 use super::key::{Hmac, Key, Signature};
 use super::record::Tsig;
 use super::{BADKEY, BADSIG, BADTIME, CLASS_ANY, FUDGE};
-use crate::wire::{field, read_u16, Rtype, HEADER_LEN};
+use crate::wire::{field, Header, Rtype, HEADER_LEN};
 
 /// How a request's TSIG checked out against our keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +77,9 @@ pub(super) fn digest_message(hmac: &mut Hmac, message: &[u8], tsig_start: usize,
     let mut header = [0u8; HEADER_LEN];
     header.copy_from_slice(&message[..HEADER_LEN]);
     header[field::ID].copy_from_slice(&original_id.to_be_bytes());
-    let arcount = u16::from_be_bytes([header[10], header[11]]).saturating_sub(1);
+    let arcount = Header::new(&header)
+        .map_or(0, Header::arcount)
+        .saturating_sub(1);
     header[field::ARCOUNT].copy_from_slice(&arcount.to_be_bytes());
     hmac.update(&header);
     hmac.update(&message[HEADER_LEN..tsig_start]);
@@ -183,7 +185,7 @@ pub fn sign(out: &mut [u8], len: usize, signing: &Signing<'_>) -> Option<(usize,
         }
     };
     let mac = signature.as_ref().map_or(&[][..], Signature::as_bytes);
-    let id = read_u16(out, 0)?;
+    let id = Header::new(out)?.id();
     let rdlength = algorithm.len() + 6 + 2 + 2 + mac.len() + 2 + 2 + 2 + other.len();
     let parts: [&[u8]; 14] = [
         key_name,
@@ -211,7 +213,7 @@ pub fn sign(out: &mut [u8], len: usize, signing: &Signing<'_>) -> Option<(usize,
         out[at..at + part.len()].copy_from_slice(part);
         at += part.len();
     }
-    let arcount = read_u16(out, field::ARCOUNT.start)?.checked_add(1)?;
+    let arcount = Header::new(out)?.arcount().checked_add(1)?;
     out[field::ARCOUNT].copy_from_slice(&arcount.to_be_bytes());
     Some((end, signature.unwrap_or(Signature::NONE)))
 }

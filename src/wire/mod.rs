@@ -7,12 +7,14 @@
 //! Guarantee: no function in this module panics or reads out of bounds on any input; every
 //! length read from the wire is checked against the bytes actually present.
 
+mod header;
 mod iana;
 pub mod name;
 mod query;
 pub mod record;
 mod writer;
 
+pub use header::Header;
 pub use iana::{Class, Opcode, OptionCode, Rcode, Rtype};
 pub use name::{MAX_LABEL, MAX_NAME};
 pub(crate) use query::skip_name;

@@ -32,7 +32,7 @@ use crate::rrl::{Decision, RateLimiter, ResponseClass};
 use crate::snapshot::Snapshot;
 use crate::sys::unix_seconds;
 use crate::tsig::{self, Key};
-use crate::wire::{field, flags, read_u16, Opcode, Rcode, Rtype};
+use crate::wire::{flags, Header, Opcode, Rcode, Rtype};
 use crate::xfr::outbound::notify::notify_answer;
 use crate::xfr::outbound::udp::answer_over_udp;
 use crate::xfr::outbound::{Gate, TransferRequest};
@@ -181,19 +181,16 @@ fn classify(
     message: &[u8],
     client: Option<IpAddr>,
 ) -> Message {
-    let (Some(header_flags), Some(client)) = (read_u16(message, field::FLAGS.start), client) else {
+    let (Some(header), Some(client)) = (Header::new(message), client) else {
         return Message::Query;
     };
-    let opcode = (header_flags >> flags::OPCODE_SHIFT) & flags::OPCODE_MASK;
-    if opcode == u16::from(Opcode::QUERY.0) {
-        return match serving.xfr {
+    match header.opcode() {
+        Opcode::QUERY => match serving.xfr {
             Some(gate) => transfer(gate, serving, transport, message, client),
             None => Message::Query,
-        };
-    }
-    match opcode == u16::from(Opcode::NOTIFY.0) && serving.primaries.contains(&client) {
-        true => Message::Notify,
-        false => Message::Query,
+        },
+        Opcode::NOTIFY if serving.primaries.contains(&client) => Message::Notify,
+        _ => Message::Query,
     }
 }
 

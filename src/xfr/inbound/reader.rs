@@ -14,7 +14,7 @@ use crate::snapshot::guard::serial_is_newer;
 use crate::snapshot::Zone;
 use crate::wire::name::{check_label, read_name, wire_to_text, Charset, MAX_NAME};
 use crate::wire::record::{field, fixed_at, read_be16, RR_FIXED};
-use crate::wire::{flags, read_u16, Rtype, HEADER_LEN, MAX_LABEL};
+use crate::wire::{Header, Rtype, HEADER_LEN, MAX_LABEL};
 use crate::xfr::Timers;
 
 /// Where a transfer is.
@@ -171,13 +171,12 @@ impl<'z> TransferReader<'z> {
 
     /// Reads one message of the transfer; `Ok(true)` once it is complete.
     pub fn read_message(&mut self, message: &[u8]) -> Result<bool, ReadError> {
-        let word = |at| read_u16(message, at).ok_or("a message shorter than its header");
-        let header_flags = word(2)?;
-        let rcode = header_flags & flags::RCODE_MASK;
-        if header_flags & flags::QR == 0 || rcode != 0 {
+        let header = Header::new(message).ok_or("a message shorter than its header")?;
+        let rcode = header.rcode_low();
+        if !header.is_response() || rcode != 0 {
             return Err(format!("the primary answered with RCODE {rcode}").into());
         }
-        let (questions, answers) = (word(4)?, word(6)?);
+        let (questions, answers) = (header.qdcount(), header.ancount());
         let mut name = [0u8; MAX_NAME];
         let mut at = HEADER_LEN;
         for _ in 0..questions {

@@ -13,7 +13,8 @@ use crate::snapshot::guard::serial_is_newer;
 use crate::snapshot::Snapshot;
 use crate::sys::unix_seconds;
 use crate::tsig::{self, Key, Signature, Verdict};
-use crate::wire::{flags, skip_name, Class, Rtype, HEADER_LEN, MAX_NAME};
+use crate::wire::record::{field, fixed_at, read_be16, QUESTION_FIXED, RR_FIXED};
+use crate::wire::{skip_name, Class, Header, Opcode, Rtype, HEADER_LEN, MAX_NAME};
 
 /// QNAME, QTYPE and QCLASS at their longest.
 const MAX_QUESTION: usize = MAX_NAME + 4;
@@ -216,53 +217,43 @@ impl Gate {
 /// client's SOA in its authority section (RFC 1995 §3). Read here rather than with
 /// `wire::parse_query`: a second caller would change how the compiler inlines the query path.
 fn transfer_question<'q>(query: &'q [u8], apex: &[u8]) -> Option<(u16, &'q [u8], RequestKind)> {
-    let header = query.get(..HEADER_LEN)?;
-    let flags = u16::from_be_bytes([header[2], header[3]]);
-    let opcode = (flags >> flags::OPCODE_SHIFT) & flags::OPCODE_MASK;
-    if flags & flags::QR != 0 || opcode != 0 || header[4..6] != [0, 1] {
+    let header = Header::new(query)?;
+    if header.is_response() || header.opcode() != Opcode::QUERY || header.qdcount() != 1 {
         return None;
     }
     let name = query.get(HEADER_LEN..HEADER_LEN + apex.len())?;
     if !name.eq_ignore_ascii_case(apex) {
         return None;
     }
-    let end = HEADER_LEN + apex.len() + 4;
-    let fixed = query.get(end - 4..end)?;
-    let (qtype, qclass) = (
-        u16::from_be_bytes([fixed[0], fixed[1]]),
-        u16::from_be_bytes([fixed[2], fixed[3]]),
-    );
-    if Class(qclass) != Class::IN {
+    let fixed = fixed_at::<QUESTION_FIXED>(query, HEADER_LEN + apex.len())?;
+    let end = HEADER_LEN + apex.len() + QUESTION_FIXED;
+    if Class(read_be16(fixed, field::QCLASS)) != Class::IN {
         return None;
     }
-    let kind = match Rtype(qtype) {
+    let kind = match Rtype(read_be16(fixed, field::QTYPE)) {
         Rtype::AXFR => RequestKind::Axfr,
         Rtype::IXFR => RequestKind::Ixfr {
-            serial: client_serial(query, end)?,
+            serial: client_serial(query, header, end)?,
         },
         _ => return None,
     };
-    Some((
-        u16::from_be_bytes([header[0], header[1]]),
-        &query[HEADER_LEN..end],
-        kind,
-    ))
+    Some((header.id(), &query[HEADER_LEN..end], kind))
 }
 
 /// The SERIAL of the SOA record at `at`, the first after the question of an IXFR request:
 /// the fifth field from the end of its RDATA, so the names before need no reading.
-fn client_serial(query: &[u8], at: usize) -> Option<u32> {
+fn client_serial(query: &[u8], header: Header<'_>, at: usize) -> Option<u32> {
     // No answers, and the SOA first in the authority section.
-    if query.get(6..8)? != [0, 0] || query.get(8..10)? == [0, 0] {
+    if header.ancount() != 0 || header.nscount() == 0 {
         return None;
     }
     let owner_end = skip_name(query, at)?;
-    let fixed = query.get(owner_end..owner_end + 10)?;
-    if Rtype(u16::from_be_bytes([fixed[0], fixed[1]])) != Rtype::SOA {
+    let fixed = fixed_at::<RR_FIXED>(query, owner_end)?;
+    if Rtype(read_be16(fixed, field::TYPE)) != Rtype::SOA {
         return None;
     }
-    let rdlength = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
-    let end = owner_end + 10 + rdlength;
+    let rdlength = usize::from(read_be16(fixed, field::RDLENGTH));
+    let end = owner_end + RR_FIXED + rdlength;
     if rdlength < 22 || end > query.len() {
         return None;
     }

@@ -1,7 +1,7 @@
 //! NOTIFY (RFC 1996) messages: what a primary sends its secondaries after a new serial, and
 //! how their acknowledgements are recognised.
 
-use crate::wire::{flags, read_u16, Class, Opcode, Rcode, Rtype, HEADER_LEN};
+use crate::wire::{flags, Class, Header, Opcode, Rcode, Rtype, HEADER_LEN};
 
 /// The NOTIFY for the zone at `apex` (wire form): header with `id`, opcode NOTIFY and AA,
 /// the question `apex SOA IN`, and the SOA (`soa`, TYPE to RDATA, owner a pointer to the
@@ -35,12 +35,8 @@ pub fn message(id: u16, apex: &[u8], soa: &[u8], out: &mut [u8]) -> Option<usize
 /// with QR and AA, NOERROR, and its question, in `out`; `None` if `query` is not a NOTIFY
 /// with the question `apex SOA IN`.
 pub fn notify_answer(query: &[u8], apex: &[u8], out: &mut [u8]) -> Option<usize> {
-    let header_flags = read_u16(query, 2)?;
-    let opcode = (header_flags >> flags::OPCODE_SHIFT) & flags::OPCODE_MASK;
-    if header_flags & flags::QR != 0 || opcode != u16::from(Opcode::NOTIFY.0) {
-        return None;
-    }
-    if read_u16(query, 4)? != 1 {
+    let header = Header::new(query)?;
+    if header.is_response() || header.opcode() != Opcode::NOTIFY || header.qdcount() != 1 {
         return None;
     }
     let question_end = HEADER_LEN + apex.len() + 4;
@@ -51,7 +47,7 @@ pub fn notify_answer(query: &[u8], apex: &[u8], out: &mut [u8]) -> Option<usize>
     }
     let out = out.get_mut(..question_end)?;
     out[..2].copy_from_slice(&query[..2]);
-    let answer_flags = header_flags & !flags::RCODE_MASK | flags::QR | flags::AA;
+    let answer_flags = header.flags() & !flags::RCODE_MASK | flags::QR | flags::AA;
     out[2..4].copy_from_slice(&answer_flags.to_be_bytes());
     out[4..12].copy_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
     out[HEADER_LEN..].copy_from_slice(question);
@@ -60,12 +56,9 @@ pub fn notify_answer(query: &[u8], apex: &[u8], out: &mut [u8]) -> Option<usize>
 
 /// The RCODE of `response` if it answers the NOTIFY with `id`: QR set, opcode NOTIFY.
 pub fn acknowledgement(response: &[u8], id: u16) -> Option<Rcode> {
-    let flags = read_u16(response, 2)?;
-    let opcode = (flags >> flags::OPCODE_SHIFT) & flags::OPCODE_MASK;
-    let matches = read_u16(response, 0)? == id
-        && flags & flags::QR != 0
-        && opcode == u16::from(Opcode::NOTIFY.0);
-    matches.then_some(Rcode(flags & flags::RCODE_MASK))
+    let header = Header::new(response)?;
+    let matches = header.id() == id && header.is_response() && header.opcode() == Opcode::NOTIFY;
+    matches.then_some(Rcode(header.rcode_low()))
 }
 
 #[cfg(test)]
