@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::text::{family, single};
-use crate::xfr::inbound::secondary::{Outcome, SecondaryStats};
+use crate::xfr::inbound::secondary::{RefreshOutcome, SecondaryStats};
 use crate::xfr::TransferType;
 
 /// A secondary's families: transfers in, the primary's serial, time since the zone was
@@ -12,7 +12,7 @@ pub(super) fn render(secondary: &SecondaryStats, now_ms: u64, out: &mut String) 
     let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed).to_string();
     let mut transfers = Vec::new();
     for (via, results) in TransferType::NAMES.iter().zip(&secondary.transfers) {
-        for (result, n) in Outcome::NAMES.iter().zip(results) {
+        for (result, n) in RefreshOutcome::NAMES.iter().zip(results) {
             transfers.push((format!("{{type=\"{via}\",result=\"{result}\"}}"), get(n)));
         }
     }

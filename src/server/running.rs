@@ -22,7 +22,7 @@ use crate::tsig::keyfile::{self, KeyFileError};
 use crate::tsig::Key;
 use crate::xfr::inbound::client::{refresh, Refreshed, TransferError, TRANSFER_TIMEOUT};
 use crate::xfr::inbound::resolve::Resolved;
-use crate::xfr::inbound::secondary::{LastTransfer, Outcome, SecondaryStats};
+use crate::xfr::inbound::secondary::{LastTransfer, RefreshOutcome, SecondaryStats};
 use crate::xfr::{Timers, TransferType};
 
 /// Why a reload kept the old state.
@@ -354,13 +354,13 @@ fn record_refresh(
     outcome: &Result<Reloaded, ReloadError>,
 ) {
     let (outcome, error) = match outcome {
-        Ok(reloaded) if reloaded.unchanged() => (Outcome::UpToDate, None),
-        Ok(_) => (Outcome::Changed, None),
-        Err(error) => (Outcome::Failed, Some(error.to_string())),
+        Ok(reloaded) if reloaded.unchanged() => (RefreshOutcome::UpToDate, None),
+        Ok(_) => (RefreshOutcome::Changed, None),
+        Err(error) => (RefreshOutcome::Failed, Some(error.to_string())),
     };
     match (&error, transfer) {
         (Some(error), _) => crate::log!(Error, "refresh from the primaries failed: {error}"),
-        (None, Some(t)) if outcome == Outcome::Changed => crate::log!(
+        (None, Some(t)) if outcome == RefreshOutcome::Changed => crate::log!(
             Info,
             "{} from {}: serial {}, {} bytes in {:.1} ms, snapshot ready in {:.1} ms",
             TransferType::NAMES[t.via as usize],

@@ -11,7 +11,7 @@ use super::shared::Shared;
 use crate::config::VERSION_STRING;
 use crate::metrics::ServerStats;
 use crate::sys;
-use crate::xfr::inbound::secondary::{OnExpire, Outcome, SecondaryStats};
+use crate::xfr::inbound::secondary::{OnExpire, RefreshOutcome, SecondaryStats};
 use crate::xfr::TransferType;
 
 /// What `cnamed status` reports: fixed facts, the live snapshot and counters, and the last
@@ -162,7 +162,7 @@ fn secondary_facts(secondary: &SecondaryStats, now: u64) -> Vec<(&'static str, F
     let transfer = last.as_ref().map_or_else(
         || "none".to_owned(),
         |last| {
-            let result = Outcome::NAMES[last.outcome as usize];
+            let result = RefreshOutcome::NAMES[last.outcome as usize];
             let source = match (last.via, last.primary) {
                 (Some(via), Some(primary)) => {
                     format!("{} from {primary}: ", TransferType::NAMES[via as usize])

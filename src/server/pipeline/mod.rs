@@ -1,7 +1,7 @@
 //! One message's way through a worker, the same for UDP and TCP: [`handle`].
 //!
 //! The kind of message is decided once, from its header and, for a zone transfer, its
-//! question ([`Message`]): a NOTIFY from one of our primaries, a zone transfer from a client
+//! question ([`MessageKind`]): a NOTIFY from one of our primaries, a zone transfer from a client
 //! `--xfr-allow` lets in, or anything else, which the pure [`respond_to`] answers (a query;
 //! NOTIMP for the opcodes we do not implement). The handler writes the answer; then the steps
 //! after it run in this order, each a small function below:
@@ -123,7 +123,7 @@ pub(super) enum Handled {
 /// The kind of a message, decided once before anything is written.
 #[allow(clippy::large_enum_variant)] // As `Handled`.
 #[derive(Debug)]
-enum Message {
+enum MessageKind {
     /// A query, or any opcode we do not implement: the pure answer.
     Query,
     /// A NOTIFY from one of our primaries (RFC 1996).
@@ -144,9 +144,9 @@ pub(super) fn handle(
     rate_limit: Option<&mut RateLimit<'_>>,
 ) -> Handled {
     let handled = match classify(serving, transport, message, client) {
-        Message::Query => None,
-        Message::Notify => answer_notify(serving, message, client, out),
-        Message::Transfer(request) => match transport {
+        MessageKind::Query => None,
+        MessageKind::Notify => answer_notify(serving, message, client, out),
+        MessageKind::Transfer(request) => match transport {
             Transport::Tcp => return Handled::HandOff(request),
             Transport::Udp => serving
                 .xfr
@@ -180,17 +180,17 @@ fn classify(
     transport: Transport,
     message: &[u8],
     client: Option<IpAddr>,
-) -> Message {
+) -> MessageKind {
     let (Some(header), Some(client)) = (Header::new(message), client) else {
-        return Message::Query;
+        return MessageKind::Query;
     };
     match header.opcode() {
         Opcode::QUERY => match serving.xfr {
             Some(gate) => transfer(gate, serving, transport, message, client),
-            None => Message::Query,
+            None => MessageKind::Query,
         },
-        Opcode::NOTIFY if serving.primaries.contains(&client) => Message::Notify,
-        _ => Message::Query,
+        Opcode::NOTIFY if serving.primaries.contains(&client) => MessageKind::Notify,
+        _ => MessageKind::Query,
     }
 }
 
@@ -202,13 +202,13 @@ fn transfer(
     transport: Transport,
     message: &[u8],
     client: IpAddr,
-) -> Message {
+) -> MessageKind {
     let apex = &serving.snapshot.zone.apex;
     let request = match transport {
         Transport::Tcp => gate.request(message, client, apex, serving.tsig_keys),
         Transport::Udp => gate.request_over_udp(message, client, apex, serving.tsig_keys),
     };
-    request.map_or(Message::Query, Message::Transfer)
+    request.map_or(MessageKind::Query, MessageKind::Transfer)
 }
 
 /// The acknowledgement of a NOTIFY for our zone from one of our primaries, which also asks

@@ -39,7 +39,7 @@ impl FromStr for OnExpire {
 
 /// How a refresh ended, for the metrics label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum RefreshOutcome {
     /// A new serial was installed.
     Changed,
     /// The primary had nothing newer.
@@ -48,7 +48,7 @@ pub enum Outcome {
     Failed,
 }
 
-impl Outcome {
+impl RefreshOutcome {
     pub const NAMES: [&'static str; 3] = ["changed", "up_to_date", "failed"];
 }
 
@@ -57,7 +57,7 @@ impl Outcome {
 pub struct LastTransfer {
     pub primary: Option<SocketAddr>,
     pub via: Option<TransferType>,
-    pub outcome: Outcome,
+    pub outcome: RefreshOutcome,
     /// The error, for a failure.
     pub error: Option<String>,
     pub bytes: u64,
@@ -140,7 +140,7 @@ impl SecondaryStats {
         }
         self.last_attempt_ms.store(last.at_ms, Ordering::Relaxed);
         self.unrefreshed.store(false, Ordering::Relaxed);
-        let ok = last.outcome != Outcome::Failed;
+        let ok = last.outcome != RefreshOutcome::Failed;
         self.failing.store(!ok, Ordering::Relaxed);
         if ok {
             self.last_ok_ms.store(last.at_ms, Ordering::Relaxed);
@@ -214,7 +214,7 @@ impl SecondaryStats {
 mod tests {
     use super::*;
 
-    fn record(stats: &SecondaryStats, outcome: Outcome, at_ms: u64) {
+    fn record(stats: &SecondaryStats, outcome: RefreshOutcome, at_ms: u64) {
         let last = LastTransfer {
             primary: None,
             via: Some(TransferType::Ixfr),
@@ -247,7 +247,7 @@ mod tests {
             LastTransfer {
                 primary: None,
                 via: None,
-                outcome: Outcome::Failed,
+                outcome: RefreshOutcome::Failed,
                 error: Some("down".into()),
                 bytes: 0,
                 at_ms: 1_000,
@@ -256,15 +256,15 @@ mod tests {
             None,
         );
         assert_eq!(stats.next_refresh_ms(), 6_000, "own RETRY");
-        record(&stats, Outcome::UpToDate, 2_000);
+        record(&stats, RefreshOutcome::UpToDate, 2_000);
         assert_eq!(stats.next_refresh_ms(), 12_000);
-        record(&stats, Outcome::Failed, 12_000);
+        record(&stats, RefreshOutcome::Failed, 12_000);
         assert_eq!(stats.next_refresh_ms(), 14_000, "RETRY after a failure");
         assert!(!stats.check_expiry(32_000));
         assert!(!stats.refusing());
         assert!(stats.check_expiry(32_001), "30 s after the last success");
         assert!(stats.refusing());
-        record(&stats, Outcome::Changed, 40_000);
+        record(&stats, RefreshOutcome::Changed, 40_000);
         assert!(!stats.expired.load(Ordering::Relaxed));
         assert!(!stats.refusing());
         let counts = stats.transfers[TransferType::Ixfr as usize].each_ref();
