@@ -1,5 +1,6 @@
-//! The operator's settings, with the documented defaults, and every check of them: a
-//! [`ConfigError`] names the flag at fault. The layers below never see a flag: the zone gets
+//! The operator's settings, with the documented defaults, and the checks of each (the
+//! command line's own, which flags go with which command, are in `cli`): a [`ConfigError`]
+//! names the flag at fault. The layers below never see a flag: the zone gets
 //! its settings checked and in wire form ([`ZoneSettings`]), the server its limits.
 
 use std::fmt;

@@ -1,6 +1,6 @@
 //! The client side of zone transfers (cnamed as a secondary): asks a primary for the zone
 //! over TCP, by AXFR or by IXFR from the serial served, signed with TSIG when a key is
-//! given, checks every response's signature and the zone's shape (`inbound`), and returns
+//! given, checks every response's signature and the zone's shape (`reader`), and returns
 //! what came: the whole mapping, the changes, or word that nothing is newer.
 
 use std::fmt;

@@ -3,8 +3,8 @@
 //! every app one CNAME `{service}-{app}.{zone}` per listed service, all to the `--target` of
 //! one cluster. An AXFR (or an IXFR answered in full) yields the app -> cluster mapping a
 //! dump holds; an incremental IXFR (RFC 1995) the records deleted and added, which
-//! `resolve` (resolve.rs) turns into per-app changes against the snapshot served. The first record that
-//! does not fit is named in the error.
+//! `resolve` (resolve.rs) turns into per-app changes against the snapshot served. The first
+//! record that does not fit is named in the error ([`ReadError`]).
 
 use std::fmt;
 
