@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::events::{Event, Events as EventSender, Reason};
+use super::events::{Event, Events as EventSender, Reason, ReloadRequest};
 use super::status::StatusBoard;
 use crate::control::{Request, MAX_REQUEST};
 
@@ -35,26 +35,6 @@ const WAKER: Token = Token(1);
 const FIRST_CLIENT: usize = 2;
 /// Reads of one client per event, at most.
 const MAX_READS: usize = 16;
-
-/// A reload asked for over the control socket, waiting for its answer.
-pub(super) struct ReloadRequest {
-    force: bool,
-    client: usize,
-    answers: Sender<(usize, String)>,
-    waker: Arc<Waker>,
-}
-
-impl ReloadRequest {
-    pub(super) fn force(&self) -> bool {
-        self.force
-    }
-
-    /// Sends the client its answer line. A client gone meanwhile loses nothing.
-    pub(super) fn answer(self, line: &str) {
-        let _ = self.answers.send((self.client, line.to_owned()));
-        let _ = self.waker.wake();
-    }
-}
 
 /// The socket file, removed when this is dropped (at exit).
 pub(super) struct SocketFile(PathBuf);
@@ -265,12 +245,8 @@ impl ControlServer {
             let answer = match request {
                 Ok(Request::Reload { force }) => {
                     client.phase = Phase::Waiting;
-                    let request = ReloadRequest {
-                        force,
-                        client: id,
-                        answers: self.answers.clone(),
-                        waker: Arc::clone(&self.waker),
-                    };
+                    let answers = self.answers.clone();
+                    let request = ReloadRequest::new(force, id, answers, Arc::clone(&self.waker));
                     match self.events.send(Event::Reload(Reason::Control(request))) {
                         true => None,
                         false => Some("failed: the server is stopping".to_owned()),

@@ -10,10 +10,12 @@
 use std::fmt;
 use std::io;
 use std::net::IpAddr;
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
+use std::sync::Arc;
 
-use super::control::ReloadRequest;
-use super::running::{ReloadError, Reloaded};
+use mio::Waker;
+
+use super::reloaded::{ReloadError, Reloaded};
 use crate::sys;
 
 /// Events that may wait for the loop; beyond them, a worker's NOTIFY is covered by those.
@@ -42,6 +44,43 @@ pub(crate) enum Reason {
     RefreshTimer,
     /// A control client, waiting for the answer.
     Control(ReloadRequest),
+}
+
+/// A reload asked for over the control socket, waiting for its answer.
+pub(super) struct ReloadRequest {
+    force: bool,
+    /// The control client, by its token.
+    client: usize,
+    /// The control thread's inbox of answers, and its waker.
+    answers: Sender<(usize, String)>,
+    waker: Arc<Waker>,
+}
+
+impl ReloadRequest {
+    /// A reload for control client `client`, answered through `answers` and `waker`.
+    pub(super) fn new(
+        force: bool,
+        client: usize,
+        answers: Sender<(usize, String)>,
+        waker: Arc<Waker>,
+    ) -> Self {
+        Self {
+            force,
+            client,
+            answers,
+            waker,
+        }
+    }
+
+    pub(super) fn force(&self) -> bool {
+        self.force
+    }
+
+    /// Sends the client its answer line. A client gone meanwhile loses nothing.
+    pub(super) fn answer(self, line: &str) {
+        let _ = self.answers.send((self.client, line.to_owned()));
+        let _ = self.waker.wake();
+    }
 }
 
 impl fmt::Debug for Reason {

@@ -17,10 +17,10 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::control::ReloadRequest;
-use super::events::{self, Event, Events, Reason, ReloadOutcome, ReportOnDrop};
+use super::events::{self, Event, Events, Reason, ReloadOutcome, ReloadRequest, ReportOnDrop};
 use super::http::Health;
-use super::running::{ReloadError, Reloaded, Reloader, Running};
+use super::reloaded::{ReloadError, Reloaded};
+use super::running::{Reloader, Running};
 use super::status::StatusBoard;
 use super::systemd::Notifier;
 use crate::sys;

@@ -1,6 +1,5 @@
 //! A server whose workers run: reload and shutdown, and what the metrics endpoint reads.
 
-use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,113 +11,19 @@ use std::time::{Duration, Instant};
 
 use super::dump_writer::DumpWriter;
 use super::events::Event;
+use super::reloaded::{ReloadError, Reloaded};
 use super::shared::Shared;
-use crate::cookie::{SecretError, Secrets};
+use crate::cookie::Secrets;
 use crate::metrics::{Metrics, ServerStats};
-use crate::snapshot::guard::{check_difference, compare, Difference, Refusal, Rules};
-use crate::snapshot::{LoadError, Snapshot, Zone};
+use crate::snapshot::guard::{check_difference, compare, Difference, Rules};
+use crate::snapshot::{Snapshot, Zone};
 use crate::sys::unix_millis;
-use crate::tsig::keyfile::{self, KeyFileError};
+use crate::tsig::keyfile;
 use crate::tsig::Key;
-use crate::xfr::inbound::client::{refresh, Refreshed, TransferError, TRANSFER_TIMEOUT};
+use crate::xfr::inbound::client::{refresh, Refreshed, TRANSFER_TIMEOUT};
 use crate::xfr::inbound::resolve::Resolved;
 use crate::xfr::inbound::secondary::{LastTransfer, RefreshOutcome, SecondaryStats};
 use crate::xfr::{Timers, TransferType};
-
-/// Why a reload kept the old state.
-#[derive(Debug)]
-pub enum ReloadError {
-    Dump(LoadError),
-    CookieSecret(SecretError),
-    TsigKeys(KeyFileError),
-    /// No `--primary` gave the zone.
-    Transfer(TransferError),
-    /// The dump loaded, but the guard rails refuse it.
-    Refused(Refusal),
-    /// The thread running the reload ended without a result.
-    Died,
-}
-
-impl ReloadError {
-    /// The metric label index of this failure (see [`Refusal::NAMES`]).
-    pub fn reason_index(&self) -> usize {
-        match self {
-            Self::Refused(refusal) => refusal.index(),
-            Self::Dump(_)
-            | Self::CookieSecret(_)
-            | Self::TsigKeys(_)
-            | Self::Transfer(_)
-            | Self::Died => Refusal::INVALID,
-        }
-    }
-}
-
-impl fmt::Display for ReloadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Dump(error) => error.fmt(f),
-            Self::CookieSecret(error) => write!(f, "cookie secret {error}"),
-            Self::TsigKeys(error) => write!(f, "TSIG key {error}"),
-            Self::Transfer(error) => write!(f, "zone transfer: {error}"),
-            Self::Refused(refusal) if refusal.forcible() => {
-                write!(f, "refused: {refusal} (cnamed reload --force overrides)")
-            }
-            Self::Refused(refusal) => write!(f, "refused: {refusal}"),
-            Self::Died => f.write_str("the reload thread died"),
-        }
-    }
-}
-
-impl std::error::Error for ReloadError {}
-
-/// What a successful reload loaded.
-#[derive(Clone, Copy, Debug)]
-pub struct Reloaded {
-    pub apps: usize,
-    pub serial: u32,
-    /// The serial served before.
-    pub previous_serial: u32,
-    /// Apps added, removed and moved; empty with the same serial: nothing changed.
-    pub difference: Difference,
-    pub elapsed: Duration,
-    /// Time spent recording the difference for IXFR, when transfers are on.
-    pub difference_time: Option<Duration>,
-}
-
-impl Reloaded {
-    /// The same serial and content as before: the old snapshot keeps serving.
-    pub fn unchanged(&self) -> bool {
-        self.serial == self.previous_serial && self.difference.is_empty()
-    }
-}
-
-impl fmt::Display for Reloaded {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let millis = self.elapsed.as_secs_f64() * 1e3;
-        if self.unchanged() {
-            write!(
-                f,
-                "unchanged: serial {}, {} apps, {millis:.1} ms",
-                self.serial, self.apps
-            )
-        } else {
-            write!(
-                f,
-                "serial {} (was {}), {} apps: {} added, {} removed, {} moved, {millis:.1} ms",
-                self.serial,
-                self.previous_serial,
-                self.apps,
-                self.difference.added,
-                self.difference.removed,
-                self.difference.moved
-            )?;
-            match self.difference_time {
-                Some(time) => write!(f, " (+{:.1} ms for IXFR)", time.as_secs_f64() * 1e3),
-                None => Ok(()),
-            }
-        }
-    }
-}
 
 /// What a reload needs: shared with the thread that runs it, which a stop may abandon.
 pub(super) struct Reloader {

@@ -3,7 +3,8 @@
 use fxhash::FxHashMap;
 
 use super::clusters::Clusters;
-use super::dump::{app_id, strings_error, EntryError, OwnedAppId, Parsed, OUT_OF_MEMORY};
+use super::dump::{app_id, strings_error, OwnedAppId, Parsed, OUT_OF_MEMORY};
+use super::error::EntryError;
 use super::strings::StringTable;
 use super::table::NumericTable;
 use super::zone::Zone;

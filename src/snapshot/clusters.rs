@@ -3,7 +3,7 @@
 
 use fxhash::FxHashMap;
 
-use super::dump::EntryError;
+use super::error::EntryError;
 use super::zone::{expand_target, Zone};
 use crate::wire::name::{check_label, fold_label, name_to_wire, Charset, MAX_LABEL};
 use crate::wire::record::push_record_tail;

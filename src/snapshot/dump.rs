@@ -10,37 +10,12 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
 use super::clusters::Clusters;
+use super::error::EntryError;
 use super::strings::{self, StringTable, StringsBuilder};
 use super::table::{BuildError, NumericBuilder, NumericTable};
 use super::zone::Zone;
 use super::AppKey;
 use crate::wire::name::{check_label, fold_label, Charset, MAX_LABEL};
-
-/// An entry that cannot be served (an app, a cluster, a duplicate), or tables that cannot
-/// be built from the entries: which, and why, as the operator reads it. In a dump, serde
-/// adds the line and column.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EntryError(pub String);
-
-impl fmt::Display for EntryError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for EntryError {}
-
-impl From<String> for EntryError {
-    fn from(why: String) -> Self {
-        Self(why)
-    }
-}
-
-impl From<&str> for EntryError {
-    fn from(why: &str) -> Self {
-        Self(why.to_owned())
-    }
-}
 
 /// What a dump holds, ready for the snapshot.
 pub(super) struct Parsed {

@@ -7,6 +7,7 @@
 mod apply;
 mod clusters;
 mod dump;
+mod error;
 pub mod guard;
 mod probe;
 mod strings;
@@ -16,7 +17,7 @@ mod zone;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use dump::EntryError;
+pub use error::EntryError;
 pub use zone::{expand_target, Zone, ZoneSettings, APEX_TTL, SOA_EXPIRE, SOA_REFRESH, SOA_RETRY};
 
 use crate::wire::record::push_record_tail;

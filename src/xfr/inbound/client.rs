@@ -3,12 +3,12 @@
 //! given, checks every response's signature and the zone's shape (`reader`), and returns
 //! what came: the whole mapping, the changes, or word that nothing is newer.
 
-use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use super::error::TransferError;
 use super::reader::{Received, TransferReader, Transferred};
 use super::resolve::{resolve, Resolved};
 use crate::snapshot::{EntryError, Snapshot, Zone};
@@ -170,18 +170,6 @@ pub fn fetch(
         timers,
     })
 }
-
-/// Why no primary gave the zone: what went wrong with each, in the order they were asked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransferError(pub Vec<String>);
-
-impl fmt::Display for TransferError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.join("; "))
-    }
-}
-
-impl std::error::Error for TransferError {}
 
 /// Fetches the whole zone from `primary` by AXFR.
 pub fn fetch_axfr(

@@ -9,6 +9,7 @@
 //!   timers, expiry.
 
 pub mod client;
+mod error;
 pub mod reader;
 pub mod resolve;
 pub mod secondary;

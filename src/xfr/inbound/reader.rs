@@ -6,10 +6,9 @@
 //! `resolve` (resolve.rs) turns into per-app changes against the snapshot served. The first
 //! record that does not fit is named in the error ([`ReadError`]).
 
-use std::fmt;
-
 use fxhash::FxHashMap;
 
+pub use super::error::ReadError;
 use crate::snapshot::guard::serial_is_newer;
 use crate::snapshot::Zone;
 use crate::wire::name::{check_label, read_name, wire_to_text, Charset, MAX_NAME};
@@ -93,31 +92,6 @@ pub enum Received {
     Full(Transferred),
     /// The records changed from the serial asked for to `serial`.
     Incremental { serial: u32, changes: Vec<Change> },
-}
-
-/// Why what a primary sent cannot be taken: the record or the message, and what is wrong
-/// with it, as the operator reads it in the log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReadError(pub String);
-
-impl fmt::Display for ReadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ReadError {}
-
-impl From<String> for ReadError {
-    fn from(why: String) -> Self {
-        Self(why)
-    }
-}
-
-impl From<&str> for ReadError {
-    fn from(why: &str) -> Self {
-        Self(why.to_owned())
-    }
 }
 
 impl<'z> TransferReader<'z> {
