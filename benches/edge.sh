@@ -43,15 +43,7 @@ queries=$work/queries-$apps.txt
 [ -s "$queries" ] || "$bin/cnamed-gen" queries --apps "$apps" --count 1000000 --mix mixed > "$queries"
 
 baseline_bin=$work/baseline-target/release/cnamed
-if [ "$regression" = yes ] && [ ! -x "$baseline_bin" ]; then
-    step "building the baseline $baseline"
-    rm -rf "$work/baseline-src"
-    git worktree prune
-    git worktree add --detach "$work/baseline-src" "$baseline" >/dev/null 2>&1
-    (cd "$work/baseline-src" && cargo build --release --locked --bin cnamed \
-        --target-dir "$work/baseline-target" 2>&1 | tail -1 >&2)
-    git worktree remove --force "$work/baseline-src"
-fi
+[ "$regression" = no ] || build_at "$baseline" "$work/baseline-target" cnamed
 
 # serve BINARY FLAGS...: one pinned worker; waits until it answers.
 serve() {

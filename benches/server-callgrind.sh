@@ -29,15 +29,7 @@ queries=$work/queries-$apps.txt
 [ -s "$queries" ] || "$bin/cnamed-gen" queries --apps "$apps" --count 1000000 --mix mixed > "$queries"
 
 baseline_bin=$work/callgrind-$baseline/release/cnamed
-if [ ! -x "$baseline_bin" ]; then
-    step "building the baseline $baseline"
-    rm -rf "$work/callgrind-src"
-    git worktree prune
-    git worktree add --detach "$work/callgrind-src" "$baseline" >/dev/null 2>&1
-    (cd "$work/callgrind-src" && cargo build --release --locked --bin cnamed \
-        --target-dir "$work/callgrind-$baseline" 2>&1 | tail -1 >&2)
-    git worktree remove --force "$work/callgrind-src"
-fi
+build_at "$baseline" "$work/callgrind-$baseline" cnamed
 port=$(free_ports 1)
 
 # run BINARY SECONDS: "instructions answered" of one server life under callgrind.

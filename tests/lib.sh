@@ -11,6 +11,8 @@
 #   need COMMAND:PACKAGE...             apt-get installs the packages whose command is missing
 #   build [BINARY...]                   cargo build --release --locked of those binaries (all
 #                                       of them without any)
+#   build_at REF DIR BINARY             BINARY as commit REF builds it, into DIR/release
+#                                       (a worktree made and removed beside DIR), once
 #   make_work NAME                      $work: a fresh directory under /tmp, removed at exit
 #                                       (kept when KEEP is set); a script that keeps its
 #                                       files (target/load) sets $work itself instead
@@ -84,6 +86,18 @@ build() {
     [ $# -eq 0 ] || args=()
     for name in "$@"; do args+=(--bin "$name"); done
     cargo build --release --locked "${args[@]}" 2>&1 | tail -1 >&2
+}
+
+build_at() {
+    local ref=$1 dir=$2 name=$3 src=$2-src
+    [ ! -x "$dir/release/$name" ] || return 0
+    step "building $name at $ref"
+    rm -rf "$src"
+    git worktree prune
+    git worktree add --detach "$src" "$ref" >/dev/null 2>&1
+    (cd "$src" && cargo build --release --locked --bin "$name" --target-dir "$dir" 2>&1 \
+        | tail -1 >&2)
+    git worktree remove --force "$src"
 }
 
 make_work() {
