@@ -216,7 +216,7 @@ impl Config {
 
     /// Checks everything the zone is made of and gives it in the form the zone is built from.
     pub fn zone_settings(&self) -> Result<ZoneSettings, ConfigError> {
-        let apex = name_to_wire(&self.zone).map_err(|e| invalid("--zone", e))?;
+        let apex = name_to_wire(&self.zone).map_err(|e| invalid("--zone", e.to_string()))?;
         if apex.len() == 1 {
             return Err(invalid("--zone", "the root zone cannot be served"));
         }
@@ -244,7 +244,7 @@ impl Config {
             ));
         }
         let sample = expand_target(&self.target, "ws", "c");
-        let sample = name_to_wire(&sample).map_err(|e| invalid("--target", e))?;
+        let sample = name_to_wire(&sample).map_err(|e| invalid("--target", e.to_string()))?;
         // A target in the zone would be answered by this zone: CNAME loops and chains.
         if is_within(&sample, &apex) {
             return Err(invalid(
@@ -284,7 +284,7 @@ impl Config {
             .map(|ns| match name_to_wire(ns) {
                 Ok(wire) if wire.len() > 1 => Ok((ns.clone(), wire)),
                 Ok(_) => Err(invalid("--ns", format!("{ns:?} is the root, not a server"))),
-                Err(e) => Err(invalid("--ns", e)),
+                Err(e) => Err(invalid("--ns", e.to_string())),
             })
             .collect::<Result<_, ConfigError>>()?;
         // Every NS record: a pointer to the question, the fixed fields, the name.
@@ -301,7 +301,8 @@ impl Config {
             ));
         }
         let hostmaster_text = self.hostmaster();
-        let hostmaster = name_to_wire(&hostmaster_text).map_err(|e| invalid("--hostmaster", e))?;
+        let hostmaster =
+            name_to_wire(&hostmaster_text).map_err(|e| invalid("--hostmaster", e.to_string()))?;
 
         let identity = self.identity().into_bytes();
         if identity.len() > MAX_CHARACTER_STRING {

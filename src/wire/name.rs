@@ -121,28 +121,60 @@ pub fn fold_label<'s>(label: &[u8], scratch: &'s mut [u8; MAX_LABEL]) -> Option<
     Some(folded)
 }
 
+/// Why a presentation name was refused, naming it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NameError {
+    /// Two dots in a row, or a leading dot.
+    EmptyLabel { name: String },
+    Label {
+        label: String,
+        name: String,
+        why: LabelError,
+    },
+    /// Longer than [`MAX_NAME`] bytes in wire form.
+    TooLong { name: String, wire_len: usize },
+}
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::EmptyLabel { name } => write!(f, "{name:?} has an empty label"),
+            Self::Label { label, name, why } => write!(f, "label {label:?} of {name:?} {why}"),
+            Self::TooLong { name, wire_len } => write!(
+                f,
+                "{name:?} is {wire_len} bytes in wire form, over the limit of {MAX_NAME}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for NameError {}
+
 /// Turns a presentation name (`apps.example.com` or `apps.example.com.`) into lower-case wire
 /// form. Used at start-up and load time, never per query. Labels follow [`Charset::Name`].
-pub fn name_to_wire(text: &str) -> Result<Vec<u8>, String> {
+pub fn name_to_wire(text: &str) -> Result<Vec<u8>, NameError> {
     let trimmed = text.strip_suffix('.').unwrap_or(text);
     let mut wire = Vec::with_capacity(trimmed.len() + 2);
     if !trimmed.is_empty() {
         for label in trimmed.split('.') {
             if label.is_empty() {
-                return Err(format!("{text:?} has an empty label"));
+                return Err(NameError::EmptyLabel { name: text.into() });
             }
-            check_label(label, Charset::Name, MAX_LABEL)
-                .map_err(|why| format!("label {label:?} of {text:?} {why}"))?;
+            check_label(label, Charset::Name, MAX_LABEL).map_err(|why| NameError::Label {
+                label: label.into(),
+                name: text.into(),
+                why,
+            })?;
             wire.push(label.len() as u8);
             wire.extend(label.bytes().map(|b| b.to_ascii_lowercase()));
         }
     }
     wire.push(0);
     if wire.len() > MAX_NAME {
-        return Err(format!(
-            "{text:?} is {} bytes in wire form, over the limit of {MAX_NAME}",
-            wire.len()
-        ));
+        return Err(NameError::TooLong {
+            name: text.into(),
+            wire_len: wire.len(),
+        });
     }
     Ok(wire)
 }
