@@ -121,9 +121,9 @@ pub(crate) fn channel() -> (Events, Receiver<Event>) {
 }
 
 /// Turns the server's signals into events, on a thread of its own: SIGHUP reloads, SIGTERM
-/// and SIGINT stop, SIGUSR1 is taken and ignored (it once woke the loop for control
-/// requests; its default action would kill the process). The signals must already be
-/// blocked in every thread (`signals::block`). The thread ends once the loop is gone.
+/// and SIGINT stop, SIGUSR1 is taken and ignored (its default action would end the
+/// process). The signals must already be blocked in every thread (`main_loop::block`). The
+/// thread ends once the loop is gone.
 pub(super) fn forward_signals(events: Events) -> io::Result<()> {
     std::thread::Builder::new()
         .name("cnamed-signals".into())

@@ -22,8 +22,8 @@ pub use process::{
 };
 pub use random::random_bytes;
 pub use signal::{
-    block_signals, signal_self, wait_for_signal, wait_for_signal_timeout, with_signals_blocked,
-    SERVER_SIGNALS, SIGHUP, SIGINT, SIGTERM, SIGUSR1,
+    block_signals, wait_for_signal, with_signals_blocked, SERVER_SIGNALS, SIGHUP, SIGINT, SIGTERM,
+    SIGUSR1,
 };
 pub use udp::{UdpBatch, BATCH, RECV_SLOT, SEND_SLOT};
 

@@ -7,20 +7,9 @@ use std::mem::MaybeUninit;
 pub use libc::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 
 /// Every signal the server takes on its signal thread: SIGHUP reloads, SIGTERM and SIGINT
-/// stop, SIGUSR1 says the control socket has queued a request. Blocked in every other thread,
-/// where their default action would end the process.
+/// stop, SIGUSR1 is ignored. Blocked in every other thread, where their default action would
+/// end the process.
 pub const SERVER_SIGNALS: [libc::c_int; 4] = [SIGHUP, SIGTERM, SIGINT, SIGUSR1];
-
-/// Sends `signal` to this process: the thread waiting for it (see [`wait_for_signal`])
-/// takes it.
-pub fn signal_self(signal: libc::c_int) -> io::Result<()> {
-    // SAFETY: kill with our own pid and a libc signal constant has no memory effects.
-    if unsafe { libc::kill(libc::getpid(), signal) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
 
 fn signal_set(signals: &[libc::c_int]) -> libc::sigset_t {
     // SAFETY: sigemptyset initialises the set it is given; sigaddset takes valid signal
@@ -59,29 +48,6 @@ pub fn wait_for_signal(signals: &[libc::c_int]) -> io::Result<libc::c_int> {
         Ok(signal)
     } else {
         Err(io::Error::from_raw_os_error(result))
-    }
-}
-
-/// Waits at most `timeout` for one of `signals` (which must be blocked). `None` when none
-/// came in time.
-pub fn wait_for_signal_timeout(
-    signals: &[libc::c_int],
-    timeout: std::time::Duration,
-) -> io::Result<Option<libc::c_int>> {
-    let set = signal_set(signals);
-    let limit = libc::timespec {
-        tv_sec: timeout.as_secs().min(i32::MAX as u64) as _,
-        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
-    };
-    // SAFETY: `set` and `limit` are initialised; a null siginfo pointer is allowed.
-    let result = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &limit) };
-    if result >= 0 {
-        return Ok(Some(result));
-    }
-    let error = io::Error::last_os_error();
-    match error.raw_os_error() {
-        Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(None),
-        _ => Err(error),
     }
 }
 
