@@ -13,7 +13,7 @@
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -121,15 +121,7 @@ pub(super) fn handle_until_stop(mut running: Running, control: Control<'_>) -> i
                     .map(|askers| askers.requests)
                     .unwrap_or_default();
                 waiting.append(&mut next.requests);
-                // Control clients whose requests are still on the way.
-                while let Ok(event) = inbox.try_recv() {
-                    if let Event::Reload(Reason::Control(request)) = event {
-                        waiting.push(request);
-                    }
-                }
-                for request in waiting {
-                    request.answer("failed: the server is stopping");
-                }
+                answer_stopping(waiting, &inbox);
                 running.shutdown()?;
                 crate::log!(Info, "stopped");
                 return Ok(());
@@ -143,6 +135,19 @@ pub(super) fn handle_until_stop(mut running: Running, control: Control<'_>) -> i
             start_reload(running.reloader(), askers.force(), events.clone())?;
             running_for = Some(askers);
         }
+    }
+}
+
+/// Tells the control clients `waiting`, and those whose requests are still in `inbox`,
+/// that no reload will answer them.
+fn answer_stopping(mut waiting: Vec<ReloadRequest>, inbox: &Receiver<Event>) {
+    while let Ok(event) = inbox.try_recv() {
+        if let Event::Reload(Reason::Control(request)) = event {
+            waiting.push(request);
+        }
+    }
+    for request in waiting {
+        request.answer("failed: the server is stopping");
     }
 }
 
