@@ -39,11 +39,11 @@ fn run() -> ExitCode {
     };
     let (command, config) = match invocation {
         Invocation::Help => {
-            print!("{}", cli::USAGE);
+            print_quiet(cli::USAGE);
             return ExitCode::SUCCESS;
         }
         Invocation::Version => {
-            println!("{VERSION_STRING}");
+            print_quiet(&format!("{VERSION_STRING}\n"));
             return ExitCode::SUCCESS;
         }
         Invocation::Run(command, config) => (command, config),
@@ -69,13 +69,13 @@ fn run() -> ExitCode {
             server::serve(&config, zone.clone(), secrets, load)
         }
         Command::Check => load_first(&config, &zone, false).map(|(snapshot, _)| {
-            println!(
-                "{}: ok, {} apps, {} clusters, serial {}",
+            print_quiet(&format!(
+                "{}: ok, {} apps, {} clusters, serial {}\n",
                 config.dump.display(),
                 snapshot.app_count(),
                 snapshot.cluster_count(),
                 snapshot.serial
-            );
+            ));
         }),
         Command::Zonefile => load_first(&config, &zone, false).and_then(|(snapshot, _)| {
             let mut out = BufWriter::new(std::io::stdout().lock());
@@ -196,6 +196,12 @@ fn ask(request: Request, socket: &Path) -> ExitCode {
         eprintln_quiet(answer.trim_end());
         ExitCode::from(FAILURE)
     }
+}
+
+/// `text` on stdout; a reader that has gone (`cnamed --help | head -0`) has what it wanted,
+/// so a closed stdout loses it quietly, as it does `zonefile`'s.
+fn print_quiet(text: &str) {
+    let _ = std::io::stdout().write_all(text.as_bytes());
 }
 
 /// One line on stderr, for the short-lived client commands; a closed stderr loses it.

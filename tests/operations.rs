@@ -534,3 +534,35 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// A reader that has gone (`cnamed --help | head -0`) leaves the short commands' stdout
+/// closed: they exit 0 quietly, as `zonefile` does, never panic (SIGABRT in a release
+/// build). Hardening round three, item 15.
+#[test]
+fn a_closed_stdout_ends_the_short_commands_quietly() {
+    let dump = sample_dump();
+    let dump = dump.to_str().unwrap();
+    for args in [
+        &["--help"][..],
+        &["--version"],
+        &["help"],
+        &["check", "--dump", dump],
+        &["zonefile", "--dump", dump],
+    ] {
+        // A socket whose peer is closed: every write fails with EPIPE, whenever it comes.
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        drop(ours);
+        let output = std::process::Command::new(binary())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::from(std::os::fd::OwnedFd::from(
+                theirs,
+            )))
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
