@@ -566,3 +566,44 @@ fn a_closed_stdout_ends_the_short_commands_quietly() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+/// `--control PATH` naming a file that is not a socket (a typo pointing at the dump) leaves
+/// it alone: cnamed refuses to start and says why; only a socket nobody answers on is
+/// replaced. Hardening round three, item 11.
+#[test]
+fn the_control_flag_never_deletes_a_file_that_is_not_a_socket() {
+    let path = control_path("not-a-socket");
+    std::fs::write(&path, "{\"serial\": 1, \"apps\": {}}\n").unwrap();
+    let mut child = std::process::Command::new(binary())
+        .args(["--listen", "127.0.0.1:0", "--dump"])
+        .arg(sample_dump())
+        .arg("--control")
+        .arg(&path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It must refuse at once; a server that started instead is stopped, and the test fails.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("not a socket"), "{stderr}");
+    let kept = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        kept, "{\"serial\": 1, \"apps\": {}}\n",
+        "the file is untouched"
+    );
+    std::fs::remove_file(&path).unwrap();
+}

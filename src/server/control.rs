@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
@@ -52,7 +52,8 @@ impl Drop for SocketFile {
 }
 
 /// Binds the control socket at `path` with mode 0660. A socket file left by a server that
-/// is gone is replaced; one that a running server answers on is not.
+/// is gone is replaced; one that a running server answers on is not, and a file that is not
+/// a socket (a typo naming the dump) is never touched: the server refuses to start.
 pub(super) fn bind(path: &Path) -> io::Result<(UnixListener, SocketFile)> {
     let with_path = |error: io::Error| {
         io::Error::new(
@@ -63,6 +64,14 @@ pub(super) fn bind(path: &Path) -> io::Result<(UnixListener, SocketFile)> {
     let listener = match UnixListener::bind(path) {
         Ok(listener) => listener,
         Err(error) if error.kind() == io::ErrorKind::AddrInUse => {
+            let is_socket =
+                std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_socket());
+            if !is_socket {
+                return Err(with_path(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "a file that is not a socket is there; not replacing it",
+                )));
+            }
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
                 return Err(with_path(io::Error::new(
                     io::ErrorKind::AddrInUse,
