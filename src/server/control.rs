@@ -23,6 +23,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use super::events::{Event, Events as EventSender, Reason, ReloadRequest};
 use super::status::StatusBoard;
 use crate::control::{Request, MAX_REQUEST};
+use crate::sys;
 
 /// Clients served at once; one more closes the oldest that has not finished its request.
 const MAX_CLIENTS: usize = 32;
@@ -61,7 +62,10 @@ pub(super) fn bind(path: &Path) -> io::Result<(UnixListener, SocketFile)> {
             format!("control socket {}: {error}", path.display()),
         )
     };
-    let listener = match UnixListener::bind(path) {
+    // Created with the mode asked for (the mask clears the rest), so that no one outside the
+    // group can connect between bind and chmod.
+    let bind = || sys::with_umask(0o777 & !SOCKET_MODE, || UnixListener::bind(path));
+    let listener = match bind() {
         Ok(listener) => listener,
         Err(error) if error.kind() == io::ErrorKind::AddrInUse => {
             let is_socket =
@@ -79,11 +83,12 @@ pub(super) fn bind(path: &Path) -> io::Result<(UnixListener, SocketFile)> {
                 )));
             }
             std::fs::remove_file(path).map_err(with_path)?;
-            UnixListener::bind(path).map_err(with_path)?
+            bind().map_err(with_path)?
         }
         Err(error) => return Err(with_path(error)),
     };
     let file = SocketFile(path.to_owned());
+    // Already so, unless a default ACL of the directory widened it.
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE))
         .map_err(with_path)?;
     Ok((listener, file))

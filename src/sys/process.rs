@@ -24,6 +24,19 @@ pub fn raise_fd_limit() -> io::Result<u64> {
     Ok(limit.rlim_cur)
 }
 
+/// Runs `f` with the process's file mode creation mask set to `mask`, then restores it: a
+/// file `f` creates (a Unix socket by bind) never exists with wider permissions than
+/// `0o777 & !mask`, with no window before a chmod. The mask is the process's: call it only
+/// where no other thread creates files meanwhile (start-up).
+pub fn with_umask<T>(mask: u32, f: impl FnOnce() -> T) -> T {
+    // SAFETY: umask only swaps the process's creation mask; it cannot fail or touch memory.
+    let old = unsafe { libc::umask(mask as libc::mode_t) };
+    let result = f();
+    // SAFETY: as above, putting back the mask that was in place.
+    unsafe { libc::umask(old) };
+    result
+}
+
 /// A thread's kernel ID, for [`set_thread_idle`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ThreadId(libc::pid_t);
@@ -114,6 +127,17 @@ pub fn process_usage() -> ProcessUsage {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_file_made_under_a_mask_has_its_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("cnamed-umask-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        with_umask(0o077, || std::fs::write(&path, b"x")).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(mode, 0o600);
+    }
+
     use super::*;
 
     #[test]
