@@ -607,3 +607,22 @@ fn the_control_flag_never_deletes_a_file_that_is_not_a_socket() {
     );
     std::fs::remove_file(&path).unwrap();
 }
+
+/// A snapshot of 0 apps (the package's placeholder dump, an empty export) serves, but is
+/// not ready: `/ready` answers 503 and says why, `/health` 200; the first reload with apps
+/// makes it ready. Hardening round three, item 13.
+#[test]
+fn an_empty_snapshot_is_not_ready() {
+    let dump = temp_dump("empty-not-ready", r#"{"serial": 1, "apps": {}}"#);
+    let mut server = Cnamed::start_dump(&dump, &["--metrics", "127.0.0.1:0"]);
+    let metrics = metrics_addr(&mut server);
+    let (status, body) = http_get(metrics, "GET", "/ready");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("no apps"), "{body}");
+    assert_eq!(http_get(metrics, "GET", "/health").0, 200);
+    std::fs::write(&dump, r#"{"serial": 2, "apps": {"123456": "mt1"}}"#).unwrap();
+    server.signal("HUP");
+    server.wait_log("reloaded");
+    assert_eq!(http_get(metrics, "GET", "/ready").0, 200);
+    let _ = std::fs::remove_file(&dump);
+}

@@ -58,11 +58,22 @@ impl Health {
             && self.metrics.get().is_some_and(Metrics::all_workers_running)
     }
 
-    /// `/ready`: healthy, serving a snapshot and not stopping, and for a secondary, its
-    /// zone not expired (whatever `--on-expire` answers, an expired edge should not be
-    /// preferred).
+    /// `/ready`: healthy, serving a snapshot that has apps and not stopping, and for a
+    /// secondary, its zone not expired (whatever `--on-expire` answers, an expired edge
+    /// should not be preferred). An empty snapshot (a placeholder dump, an empty export)
+    /// answers NXDOMAIN for every app: serving, not ready.
     fn ready(&self) -> bool {
-        self.phase.load(Ordering::Acquire) == SERVING && self.healthy() && !self.expired()
+        self.phase.load(Ordering::Acquire) == SERVING
+            && self.healthy()
+            && !self.expired()
+            && !self.empty()
+    }
+
+    /// The snapshot served holds no apps.
+    fn empty(&self) -> bool {
+        self.metrics
+            .get()
+            .is_some_and(|metrics| metrics.stats.apps.get() == 0)
     }
 
     /// A secondary whose zone has expired.
@@ -271,6 +282,11 @@ fn response(request: &[u8], health: &Health) -> Vec<u8> {
             "503 Service Unavailable",
             "text/plain",
             "unavailable: the zone has expired (no primary confirmed it)\n",
+        ),
+        (b"GET" | b"HEAD", Some(b"/ready")) if health.empty() => with_body(
+            "503 Service Unavailable",
+            "text/plain",
+            "unavailable: the snapshot served has no apps\n",
         ),
         (b"GET" | b"HEAD", Some(b"/ready")) => probe(health.ready()),
         (b"GET" | b"HEAD", Some(_)) => bare("404 Not Found", ""),
