@@ -165,3 +165,10 @@ macro_rules! log {
         $crate::log::line($crate::log::Level::$level, format_args!($($arg)*))
     };
 }
+/// `n` and `noun`, in the plural but for one: "1 cluster", "4 clusters", "0 clusters".
+pub fn count(n: usize, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}

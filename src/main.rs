@@ -70,10 +70,10 @@ fn run() -> ExitCode {
         }
         Command::Check => load_first(&config, &zone, false).map(|(snapshot, _)| {
             print_quiet(&format!(
-                "{}: ok, {} apps, {} clusters, serial {}\n",
+                "{}: ok, {} apps, {}, serial {}\n",
                 config.dump.display(),
                 snapshot.app_count(),
-                snapshot.cluster_count(),
+                cnamed::log::count(snapshot.cluster_count(), "cluster"),
                 snapshot.serial
             ));
         }),
@@ -181,7 +181,7 @@ fn ask(request: Request, socket: &Path) -> ExitCode {
     let answer = match control::ask(socket, request) {
         Ok(answer) => answer,
         Err(error) => {
-            eprintln_quiet(&format!("cnamed: {}: {error}", socket.display()));
+            eprintln_quiet(&format!("cnamed: error: {}: {error}", socket.display()));
             return ExitCode::from(UNREACHABLE);
         }
     };
@@ -193,7 +193,7 @@ fn ask(request: Request, socket: &Path) -> ExitCode {
         let _ = std::io::stdout().write_all(answer.as_bytes());
         ExitCode::SUCCESS
     } else {
-        eprintln_quiet(answer.trim_end());
+        eprintln_quiet(&format!("cnamed: error: {}", answer.trim_end()));
         ExitCode::from(FAILURE)
     }
 }

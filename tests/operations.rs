@@ -626,3 +626,40 @@ fn an_empty_snapshot_is_not_ready() {
     assert_eq!(http_get(metrics, "GET", "/ready").0, 200);
     let _ = std::fs::remove_file(&dump);
 }
+
+/// The control client's errors carry a level, as every other error line does, and one
+/// cluster is "1 cluster" (hardening round three, item 14).
+#[test]
+fn control_client_errors_have_a_level_and_counts_read_right() {
+    let socket = control_path("levels");
+    let dump = temp_dump("levels", r#"{"serial": 5, "apps": {"1": "eu", "2": "eu"}}"#);
+    let out = std::process::Command::new(binary())
+        .args(["check", "--dump"])
+        .arg(&dump)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.ends_with(": ok, 2 apps, 1 cluster, serial 5\n"),
+        "{text}"
+    );
+    let socket_arg = socket.to_str().unwrap();
+    let mut server = Cnamed::start_dump(&dump, &["--control", socket_arg]);
+    let started = server.seen_log("serving");
+    assert!(
+        started
+            .iter()
+            .any(|line| line.contains(" with 2 apps, 1 cluster, serial 5 on ")),
+        "{started:?}"
+    );
+    std::fs::write(&dump, "{ not json").unwrap();
+    let (code, _, err) = ctl(&socket, &["reload"]);
+    assert_eq!(code, 1);
+    assert!(err.starts_with("cnamed: error: "), "{err}");
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(Duration::from_secs(5)), Some(0));
+    let (code, _, err) = ctl(&socket, &["status"]);
+    assert_eq!(code, 2);
+    assert!(err.starts_with("cnamed: error: "), "{err}");
+    let _ = std::fs::remove_file(&dump);
+}

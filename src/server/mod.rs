@@ -382,7 +382,10 @@ pub fn serve(
     let addrs: Vec<String> = local_addrs.iter().map(ToString::to_string).collect();
     let running = server.start()?;
     let notifier = Notifier::from_env();
-    crate::log!(Info, "serving {} with {apps} apps, {clusters} clusters, serial {serial} on {} (udp, tcp), {} workers",
+    let clusters = crate::log::count(clusters, "cluster");
+    crate::log!(
+        Info,
+        "serving {} with {apps} apps, {clusters}, serial {serial} on {} (udp, tcp), {} workers",
         config.zone,
         addrs.join(" "),
         config.threads
