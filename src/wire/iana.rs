@@ -30,9 +30,39 @@ impl Rtype {
         }
     }
 
-    /// Zone transfers, which this server never offers.
+    /// Zone transfers: the rules refuse them; only the transfer gate (`--xfr-allow`) answers.
     pub fn is_transfer(self) -> bool {
         self == Self::AXFR || self == Self::IXFR
+    }
+
+    /// The mnemonic of the types named here, else RFC 3597's `TYPEn`.
+    pub fn name(self) -> Option<&'static str> {
+        Some(match self {
+            Self::A => "A",
+            Self::NS => "NS",
+            Self::CNAME => "CNAME",
+            Self::SOA => "SOA",
+            Self::TXT => "TXT",
+            Self::AAAA => "AAAA",
+            Self::OPT => "OPT",
+            Self::TKEY => "TKEY",
+            Self::TSIG => "TSIG",
+            Self::IXFR => "IXFR",
+            Self::AXFR => "AXFR",
+            Self::MAILB => "MAILB",
+            Self::MAILA => "MAILA",
+            Self::ANY => "ANY",
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for Rtype {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.name() {
+            Some(name) => f.write_str(name),
+            None => write!(f, "TYPE{}", self.0),
+        }
     }
 }
 

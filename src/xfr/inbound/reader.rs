@@ -169,8 +169,7 @@ impl<'z> TransferReader<'z> {
             let rdata = message
                 .get(rdata_at..rdata_at + rdlength)
                 .ok_or("a record cut short")?;
-            let misfit =
-                |why: &str| format!("record {} type {}: {why}", wire_to_text(owner), rtype.0);
+            let misfit = |why: &str| format!("record {} {rtype}: {why}", wire_to_text(owner));
             self.record(owner, rtype, rdata, message, rdata_at)
                 .map_err(|why| misfit(&why))?;
             at = rdata_at + rdlength;
@@ -432,6 +431,7 @@ fn soa_names_text(names: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
     use crate::snapshot::guard::Difference;
     use crate::snapshot::Snapshot;
     use crate::xfr::inbound::resolve::resolve;
@@ -622,6 +622,20 @@ mod tests {
         assert_eq!(reader.read_message(&message), Ok(true));
         assert!(reader.finish().is_ok());
         assert!(TransferReader::axfr(&zone).unwrap().finish().is_err());
+        // Another zone's SOA is named by its type (hardening round three, item 14).
+        let stricter = Config {
+            negative_ttl: 30,
+            ..Config::default()
+        };
+        let error = TransferReader::axfr(&stricter.zone().unwrap())
+            .unwrap()
+            .read_message(&message)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("record apps.example.com. SOA: "),
+            "{error}"
+        );
         // An error RCODE.
         let mut refused = message.clone();
         refused[3] |= 5;
