@@ -61,6 +61,13 @@ fn run() -> ExitCode {
         Ok(secrets) => secrets,
         Err(error) => return fail(USAGE_ERROR, &format!("cookie secret {error}")),
     };
+    // Read as `serve` reads it, so that `check` catches a key file that would stop the
+    // service; a bad one is configuration, as a bad cookie file is.
+    if let Some(path) = &config.tsig_key_file {
+        if let Err(error) = cnamed::tsig::keyfile::load(path) {
+            return fail(USAGE_ERROR, &format!("TSIG key {error}"));
+        }
+    }
     let outcome = match command {
         Command::Serve => {
             // The server loads the dump itself, once its health endpoint can say it is

@@ -663,3 +663,40 @@ fn control_client_errors_have_a_level_and_counts_read_right() {
     assert!(err.starts_with("cnamed: error: "), "{err}");
     let _ = std::fs::remove_file(&dump);
 }
+
+/// `check` reads the TSIG key file as `serve` does, and a bad one exits 2 as a bad cookie
+/// file does; Knot's `keymgr -t` output is a key file (hardening round three, item 9).
+#[test]
+fn key_files_are_checked_as_configuration() {
+    let garbage = temp_dump("garbage-keys", "this is not a key file");
+    for command in ["check", "serve"] {
+        let output = std::process::Command::new(binary())
+            .args([command, "--listen", "127.0.0.1:0", "--dump"])
+            .arg(sample_dump())
+            .arg("--tsig-key-file")
+            .arg(&garbage)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{command}: {stderr}");
+        assert!(stderr.contains("TSIG key"), "{command}: {stderr}");
+    }
+    let keymgr = std::process::Command::new("keymgr")
+        .args(["-t", "edge-key", "hmac-sha256"])
+        .output()
+        .expect("keymgr must be installed (.ci/run installs knot)");
+    assert!(keymgr.status.success());
+    let keys = temp_dump("keymgr-keys", &String::from_utf8(keymgr.stdout).unwrap());
+    let output = std::process::Command::new(binary())
+        .args(["check", "--dump"])
+        .arg(sample_dump())
+        .arg("--tsig-key-file")
+        .arg(&keys)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let _ = std::fs::remove_file(&garbage);
+    let _ = std::fs::remove_file(&keys);
+}

@@ -1,4 +1,4 @@
-//! TSIG key files, in the format `tsig-keygen` (BIND) and `keymgr -t` (Knot) write:
+//! TSIG key files, in the format `tsig-keygen` (BIND) writes:
 //!
 //! ```text
 //! key "transfer" {
@@ -7,7 +7,8 @@
 //! };
 //! ```
 //!
-//! several per file, with `#`, `//` and `/* */` comments.
+//! several per file, with `#`, `//` and `/* */` comments; or in Knot's YAML, as `keymgr -t`
+//! prints it (a `key:` list of `id`, `algorithm` and `secret`).
 
 use std::fmt;
 use std::path::Path;
@@ -34,10 +35,39 @@ pub fn load(path: &Path) -> Result<Vec<Key>, KeyFileError> {
     parse(&text).map_err(|KeyFileError(why)| KeyFileError(format!("{}: {why}", path.display())))
 }
 
-/// Parses the keys of a key file's text.
+/// Parses the keys of a key file's text: BIND's `key "name" { ... };` blocks, or Knot's
+/// YAML `key:` list as `keymgr -t` prints it.
 pub fn parse(text: &str) -> Result<Vec<Key>, KeyFileError> {
-    let tokens = tokens(&strip_comments(text))?;
+    let text = strip_comments(text)?;
+    let entries = match text.trim_start().starts_with("key:") {
+        true => knot_entries(&text)?,
+        false => bind_entries(&tokens(&text)?)?,
+    };
     let mut keys: Vec<Key> = Vec::new();
+    for Entry {
+        name,
+        algorithm,
+        secret,
+    } in entries
+    {
+        keys.push(checked_key(&keys, &name, algorithm, secret)?);
+    }
+    if keys.is_empty() {
+        return Err(KeyFileError("no keys".into()));
+    }
+    Ok(keys)
+}
+
+/// A key as written, not checked yet.
+struct Entry {
+    name: String,
+    algorithm: Option<String>,
+    secret: Option<String>,
+}
+
+/// The `key "name" { algorithm ...; secret "..."; };` blocks of BIND's format.
+fn bind_entries(tokens: &[String]) -> Result<Vec<Entry>, KeyFileError> {
+    let mut entries = Vec::new();
     let mut at = 0;
     let fail = |why: String| Err(KeyFileError(why));
     while at < tokens.len() {
@@ -57,18 +87,8 @@ pub fn parse(text: &str) -> Result<Vec<Key>, KeyFileError> {
                 return fail(format!("key {name:?}: expected `;` after {word} {value}"));
             }
             match word {
-                "algorithm" => {
-                    algorithm = Some(Algorithm::from_name(value).ok_or_else(|| {
-                        KeyFileError(format!(
-                            "key {name:?}: algorithm {value:?} is not hmac-sha256 or hmac-sha512"
-                        ))
-                    })?)
-                }
-                "secret" => {
-                    secret = Some(base64(value).ok_or_else(|| {
-                        KeyFileError(format!("key {name:?}: the secret is not base64"))
-                    })?)
-                }
+                "algorithm" => algorithm = Some(value.to_owned()),
+                "secret" => secret = Some(value.to_owned()),
                 "" => return fail(format!("key {name:?}: no closing `}}`")),
                 other => return fail(format!("key {name:?}: unknown setting {other:?}")),
             }
@@ -78,36 +98,117 @@ pub fn parse(text: &str) -> Result<Vec<Key>, KeyFileError> {
             return fail(format!("key {name:?}: expected `;` after `}}`"));
         }
         at += 2;
-        let (Some(algorithm), Some(secret)) = (algorithm, secret) else {
-            return fail(format!("key {name:?}: needs an algorithm and a secret"));
-        };
-        if secret.is_empty() {
-            return fail(format!("key {name:?}: the secret is empty"));
-        }
-        let wire = name_to_wire(&name)
-            .map_err(|why| KeyFileError(format!("key {name:?}: {why}")))?
-            .to_ascii_lowercase();
-        if keys.iter().any(|key| key.name == wire) {
-            return fail(format!("key {name:?} is defined twice"));
-        }
-        keys.push(Key {
-            name: wire,
+        entries.push(Entry {
+            name,
             algorithm,
             secret,
         });
     }
-    if keys.is_empty() {
-        return fail("no keys".into());
-    }
-    Ok(keys)
+    Ok(entries)
 }
 
-fn strip_comments(text: &str) -> String {
+/// The `key:` list of Knot's YAML (`keymgr -t NAME ALGORITHM` prints one):
+///
+/// ```text
+/// key:
+///   - id: NAME
+///     algorithm: hmac-sha256
+///     secret: BASE64
+/// ```
+fn knot_entries(text: &str) -> Result<Vec<Entry>, KeyFileError> {
+    let mut entries: Vec<Entry> = Vec::new();
+    for line in text.lines().map(str::trim).filter(|line| !line.is_empty()) {
+        if line == "key:" {
+            continue;
+        }
+        let (item, line) = match line.strip_prefix("- ") {
+            Some(rest) => (true, rest.trim_start()),
+            None => (false, line),
+        };
+        let Some((word, value)) = line.split_once(':') else {
+            return Err(KeyFileError(format!(
+                "expected `setting: value`, found {line:?}"
+            )));
+        };
+        let value = value.trim().trim_matches('"').to_owned();
+        if item {
+            if word != "id" {
+                return Err(KeyFileError(format!(
+                    "a key must start with `id:`, not {word:?}"
+                )));
+            }
+            entries.push(Entry {
+                name: value,
+                algorithm: None,
+                secret: None,
+            });
+            continue;
+        }
+        let Some(entry) = entries.last_mut() else {
+            return Err(KeyFileError(format!("{word:?} before the first `- id:`")));
+        };
+        match word {
+            "algorithm" => entry.algorithm = Some(value),
+            "secret" => entry.secret = Some(value),
+            other => {
+                let name = &entry.name;
+                return Err(KeyFileError(format!(
+                    "key {name:?}: unknown setting {other:?}"
+                )));
+            }
+        }
+    }
+    Ok(entries)
+}
+
+/// The key `name` with its `algorithm` and base64 `secret`, checked: both present, a known
+/// algorithm, a non-empty secret, a name not among `keys` yet.
+fn checked_key(
+    keys: &[Key],
+    name: &str,
+    algorithm: Option<String>,
+    secret: Option<String>,
+) -> Result<Key, KeyFileError> {
+    let fail = |why: String| Err(KeyFileError(format!("key {name:?}: {why}")));
+    let (Some(algorithm), Some(secret)) = (algorithm, secret) else {
+        return fail("needs an algorithm and a secret".into());
+    };
+    let Some(algorithm) = Algorithm::from_name(&algorithm) else {
+        return fail(format!(
+            "algorithm {algorithm:?} is not hmac-sha256 or hmac-sha512"
+        ));
+    };
+    let Some(secret) = base64(&secret) else {
+        return fail("the secret is not base64".into());
+    };
+    if secret.is_empty() {
+        return fail("the secret is empty".into());
+    }
+    let wire = match name_to_wire(name) {
+        Ok(wire) => wire.to_ascii_lowercase(),
+        Err(why) => return fail(why.to_string()),
+    };
+    if keys.iter().any(|key| key.name == wire) {
+        return Err(KeyFileError(format!("key {name:?} is defined twice")));
+    }
+    Ok(Key {
+        name: wire,
+        algorithm,
+        secret,
+    })
+}
+
+/// The text without its comments (`#`, `//` to the end of the line, `/* */`); an unclosed
+/// `/*` is an error, never a silent end of the file.
+fn strip_comments(text: &str) -> Result<String, KeyFileError> {
     let mut out = String::new();
     let mut rest = text;
     while !rest.is_empty() {
         if let Some(after) = rest.strip_prefix("/*") {
-            rest = after.split_once("*/").map_or("", |(_, tail)| tail);
+            rest = match after.split_once("*/") {
+                Some((_, tail)) => tail,
+                None => return Err(KeyFileError("a `/*` comment is never closed".into())),
+            };
         } else if rest.starts_with('#') || rest.starts_with("//") {
             rest = rest.split_once('\n').map_or("", |(_, tail)| tail);
         } else if rest.starts_with('"') {
@@ -121,7 +222,7 @@ fn strip_comments(text: &str) -> String {
             rest = &rest[ch.len_utf8()..];
         }
     }
-    out
+    Ok(out)
 }
 
 /// Words, quoted strings (unquoted) and the punctuation `{`, `}`, `;`.
@@ -242,6 +343,41 @@ mod tests {
             !format!("{:?}", keys[0]).contains("secret-sha256"),
             "Debug hides secrets"
         );
+    }
+
+    /// `keymgr -t fleet-key hmac-sha256` of Knot 3.2, as it printed it here.
+    #[test]
+    fn key_files_in_knots_yaml() {
+        let text = "# hmac-sha256:fleet-key:QgMsrUCBYemUUcqwwAnCWEkcu4mgT2RjsPPIKCE1IZg=\n\
+                    key:\n  - id: fleet-key\n    algorithm: hmac-sha256\n    \
+                    secret: QgMsrUCBYemUUcqwwAnCWEkcu4mgT2RjsPPIKCE1IZg=\n  \
+                    - id: second\n    algorithm: hmac-sha512\n    secret: c2VjcmV0LXNoYTUxMg==\n";
+        let keys = parse(text).unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[0].name, b"\x09fleet-key\x00");
+        assert_eq!(keys[0].algorithm, Algorithm::HmacSha256);
+        assert_eq!(keys[0].secret.len(), 32);
+        assert_eq!(keys[1].secret, b"secret-sha512");
+        for (bad, why) in [
+            (
+                "key:\n  - id: a\n    algorithm: hmac-sha256\n",
+                "needs an algorithm",
+            ),
+            ("key:\n    secret: eA==\n", "before the first"),
+            ("key:\n  - name: a\n", "must start with `id:`"),
+            ("key:\n  - id: a\n    colour: blue\n", "unknown setting"),
+        ] {
+            let error = parse(bad).unwrap_err().0;
+            assert!(error.contains(why), "{bad:?}: {error}");
+        }
+    }
+
+    /// An unclosed `/*` once dropped every key after it without a word.
+    #[test]
+    fn an_unclosed_comment_is_an_error() {
+        let text = r#"key "a" { algorithm hmac-sha256; secret "eA=="; };
+            /* key "b" { algorithm hmac-sha256; secret "eA=="; };"#;
+        assert!(parse(text).unwrap_err().0.contains("never closed"));
     }
 
     #[test]
