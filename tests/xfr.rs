@@ -980,6 +980,19 @@ fn a_secondary_refreshes_by_ixfr_and_expires_without_its_primary() {
     ] {
         assert!(text.contains(&line), "{line:?} not in\n{text}");
     }
+    // In JSON, a yes/no is a boolean and the last transfer an object (hardening round
+    // three, item 14), decoded by serde_json.
+    let output = std::process::Command::new(binary())
+        .args(["status", "--json", "--control", control.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["expired"], serde_json::Value::Bool(false), "{json}");
+    let last = &json["last_transfer"];
+    assert_eq!(last["type"], "IXFR", "{json}");
+    assert_eq!(last["primary"], fixed.to_string().as_str(), "{json}");
+    assert_eq!(last["result"], "up_to_date", "{json}");
+    assert!(last["bytes"].is_u64() && last["error"].is_null(), "{json}");
 
     // A NOTIFY over TCP from the primary's address is acknowledged.
     use hickory_proto::op::{MessageType, OpCode};

@@ -11,7 +11,7 @@ use super::shared::Shared;
 use crate::config::VERSION_STRING;
 use crate::metrics::ServerStats;
 use crate::sys;
-use crate::xfr::inbound::secondary::{OnExpire, RefreshOutcome, SecondaryStats};
+use crate::xfr::inbound::secondary::{LastTransfer, OnExpire, RefreshOutcome, SecondaryStats};
 use crate::xfr::TransferType;
 
 /// What `cnamed status` reports: fixed facts, the live snapshot and counters, and the last
@@ -119,6 +119,7 @@ impl StatusBoard {
                 Fact::Time(ms) => rfc3339(ms / 1000),
                 Fact::List(items) => items.join(" "),
                 Fact::Off => "off".to_owned(),
+                Fact::Flag(_, text) | Fact::Record(text, _) => text,
             };
             let _ = writeln!(out, "{key}: {value}");
         }
@@ -138,6 +139,8 @@ impl StatusBoard {
                     Fact::Time(ms) => serde_json::Value::from(ms as f64 / 1e3),
                     Fact::List(items) => serde_json::Value::from(items),
                     Fact::Off => serde_json::Value::Null,
+                    Fact::Flag(on, _) => serde_json::Value::Bool(on),
+                    Fact::Record(_, value) => value,
                 };
                 (key.to_owned(), value)
             })
@@ -181,7 +184,10 @@ fn secondary_facts(secondary: &SecondaryStats, now: u64) -> Vec<(&'static str, F
             "primary_serial",
             Fact::Number(secondary.primary_serial.load(Ordering::Relaxed)),
         ),
-        ("last_transfer", Fact::Text(transfer)),
+        (
+            "last_transfer",
+            Fact::Record(transfer, transfer_json(last.as_ref())),
+        ),
         (
             "last_transfer_time",
             Fact::Time(last.map_or(0, |last| last.at_ms)),
@@ -199,13 +205,31 @@ fn secondary_facts(secondary: &SecondaryStats, now: u64) -> Vec<(&'static str, F
         ),
         (
             "expired",
-            Fact::Text(match (expired, secondary.on_expire) {
-                (false, _) => "no".to_owned(),
-                (true, OnExpire::Serve) => "YES: serving the last mapping".to_owned(),
-                (true, OnExpire::Servfail) => "YES: answering SERVFAIL".to_owned(),
-            }),
+            Fact::Flag(
+                expired,
+                match (expired, secondary.on_expire) {
+                    (false, _) => "no".to_owned(),
+                    (true, OnExpire::Serve) => "YES: serving the last mapping".to_owned(),
+                    (true, OnExpire::Servfail) => "YES: answering SERVFAIL".to_owned(),
+                },
+            ),
         ),
     ]
+}
+
+/// The last transfer in as a JSON object (`null` before the first): its type and primary
+/// (`null` when none answered), result, bytes and error.
+fn transfer_json(last: Option<&LastTransfer>) -> serde_json::Value {
+    let Some(last) = last else {
+        return serde_json::Value::Null;
+    };
+    serde_json::json!({
+        "type": last.via.map(|via| TransferType::NAMES[via as usize]),
+        "primary": last.primary.map(|primary| primary.to_string()),
+        "result": RefreshOutcome::NAMES[last.outcome as usize],
+        "bytes": last.bytes,
+        "error": last.error,
+    })
 }
 
 /// When the snapshot being served was loaded: the last successful reload, else the start.
@@ -225,6 +249,10 @@ enum Fact {
     List(Vec<String>),
     /// A feature turned off.
     Off,
+    /// A yes or no: its line of text, and a JSON boolean.
+    Flag(bool, String),
+    /// Something with parts: its line of text, and a JSON object of the parts.
+    Record(String, serde_json::Value),
 }
 
 /// `2026-11-28T02:22:45Z` from Unix seconds (proleptic Gregorian, UTC).
