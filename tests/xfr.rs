@@ -1181,3 +1181,20 @@ fn a_refresh_falls_back_to_axfr() {
         (1, 1)
     );
 }
+
+/// The primary's log names the client of a transfer by address and port, so that two
+/// secondaries behind one address can be told apart (hardening round three, item 14).
+#[test]
+fn transfers_are_logged_with_the_clients_port() {
+    let dump_path = temp_dump("axfr-log", &dump(3, 10, 0));
+    let mut server = Cnamed::start_dump(&dump_path, &["--xfr-allow", "127.0.0.0/8"]);
+    let mut stream = connect(&server);
+    let client = stream.local_addr().unwrap();
+    stream.write_all(&frame(&axfr_query(7))).unwrap();
+    assert!(!read_axfr(&mut stream).is_empty());
+    let line = server.wait_log("AXFR to");
+    assert!(
+        line.contains(&format!("AXFR to {client}: serial 3")),
+        "{line}"
+    );
+}

@@ -45,7 +45,11 @@ pub(super) fn start(
             // Queries first: a transfer gets the CPU the workers leave (SCHED_IDLE).
             let _ = set_thread_idle(current_thread(), true);
             let started = Instant::now();
-            let peer = request.peer;
+            // With its port, so that one secondary's transfers can be told from another's
+            // behind the same address (a fleet on one host, NAT).
+            let peer = stream
+                .peer_addr()
+                .map_or_else(|_| request.peer.to_string(), |addr| addr.to_string());
             let kind = request.kind;
             let (deltas, style) = match (kind, shared.xfr.as_ref()) {
                 (RequestKind::Ixfr { serial }, Some(gate)) => {
