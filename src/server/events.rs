@@ -7,9 +7,7 @@
 //! refresh without allocating or blocking ([`Events::try_send`]): when it is full, reloads
 //! are already waiting, and the refresh they make covers the NOTIFY.
 
-use std::fmt;
 use std::io;
-use std::net::IpAddr;
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::Arc;
 
@@ -38,8 +36,8 @@ pub(crate) enum Event {
 pub(crate) enum Reason {
     /// SIGHUP, from the operator or systemd.
     Hangup,
-    /// A NOTIFY from this primary, accepted.
-    Notify(IpAddr),
+    /// A NOTIFY from one of our primaries, accepted (the worker logs which).
+    Notify,
     /// The secondary's SOA timer (REFRESH or RETRY) ran out.
     RefreshTimer,
     /// A control client, waiting for the answer.
@@ -80,17 +78,6 @@ impl ReloadRequest {
     pub(super) fn answer(self, line: &str) {
         let _ = self.answers.send((self.client, line.to_owned()));
         let _ = self.waker.wake();
-    }
-}
-
-impl fmt::Debug for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Hangup => f.write_str("SIGHUP"),
-            Self::Notify(primary) => write!(f, "NOTIFY from {primary}"),
-            Self::RefreshTimer => f.write_str("SOA timer"),
-            Self::Control(request) => write!(f, "control client (force: {})", request.force()),
-        }
     }
 }
 

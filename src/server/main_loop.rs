@@ -46,7 +46,7 @@ impl Askers {
     fn add(&mut self, reason: Reason) {
         match reason {
             Reason::Control(request) => self.requests.push(request),
-            Reason::Hangup | Reason::Notify(_) | Reason::RefreshTimer => self.signalled = true,
+            Reason::Hangup | Reason::Notify | Reason::RefreshTimer => self.signalled = true,
         }
     }
 

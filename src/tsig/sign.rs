@@ -5,6 +5,7 @@
 use super::key::{Hmac, Key, Signature};
 use super::record::Tsig;
 use super::{BADKEY, BADSIG, BADTIME, CLASS_ANY, FUDGE};
+use crate::wire::record::read_be16;
 use crate::wire::{field, Header, Rtype, HEADER_LEN};
 
 /// How a request's TSIG checked out against our keys.
@@ -77,9 +78,7 @@ pub(super) fn digest_message(hmac: &mut Hmac, message: &[u8], tsig_start: usize,
     let mut header = [0u8; HEADER_LEN];
     header.copy_from_slice(&message[..HEADER_LEN]);
     header[field::ID].copy_from_slice(&original_id.to_be_bytes());
-    let arcount = Header::new(&header)
-        .map_or(0, Header::arcount)
-        .saturating_sub(1);
+    let arcount = read_be16(&header, field::ARCOUNT).saturating_sub(1);
     header[field::ARCOUNT].copy_from_slice(&arcount.to_be_bytes());
     hmac.update(&header);
     hmac.update(&message[HEADER_LEN..tsig_start]);

@@ -70,11 +70,18 @@ fn write_dump(path: &Path, dump: &Dump) -> Result<(), String> {
     write().map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// `--flag value` pairs, and the switches named in `switches`.
-fn flags(args: &[String], switches: &[&str]) -> Result<BTreeMap<String, String>, String> {
+/// `--flag value` pairs of the flags in `known`, and the switches named in `switches`.
+fn flags(
+    args: &[String],
+    known: &[&str],
+    switches: &[&str],
+) -> Result<BTreeMap<String, String>, String> {
     let mut flags = BTreeMap::new();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
+        if !known.contains(&flag.as_str()) && !switches.contains(&flag.as_str()) {
+            return Err(format!("unknown option {flag}"));
+        }
         if switches.contains(&flag.as_str()) {
             flags.insert(flag.clone(), String::new());
             continue;
@@ -102,22 +109,18 @@ fn dump_path(flags: &BTreeMap<String, String>) -> Result<PathBuf, String> {
 
 /// `cnamed-gen change`: see the module doc.
 pub(super) fn change(args: &[String]) -> Result<(), String> {
-    const KNOWN: [&str; 10] = [
+    const KNOWN: [&str; 9] = [
         "--dump",
         "--move",
         "--remove",
         "--add",
         "--prefix",
         "--shift",
-        "--from-end",
         "--names",
         "--every",
         "--services",
     ];
-    let flags = flags(args, &["--from-end"])?;
-    if let Some(unknown) = flags.keys().find(|flag| !KNOWN.contains(&flag.as_str())) {
-        return Err(format!("unknown option {unknown}"));
-    }
+    let flags = flags(args, &KNOWN, &["--from-end"])?;
     let path = dump_path(&flags)?;
     let mut dump = read_dump(&path)?;
     let (moves, removes, adds) = (
@@ -178,7 +181,7 @@ pub(super) fn change(args: &[String]) -> Result<(), String> {
 /// `cnamed-gen sample`: `--count` apps picked at random (`ws-` A and `api-` CNAME names
 /// each), `--missing` names of apps that do not exist, and the apex's SOA and NS.
 pub(super) fn sample(args: &[String], out: &mut impl Write) -> Result<(), String> {
-    let flags = flags(args, &[])?;
+    let flags = flags(args, &["--dump", "--count", "--missing", "--seed"], &[])?;
     let dump = read_dump(&dump_path(&flags)?)?;
     let count = number(&flags, "--count", 300)?;
     let missing = number(&flags, "--missing", 50)?;

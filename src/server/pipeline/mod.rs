@@ -109,8 +109,8 @@ pub(super) struct RateLimit<'a> {
 }
 
 /// What became of one message.
-// NOTE: a transfer request is large (its question), but moved once and never stored here:
-// boxing it would allocate on the worker for every IXFR over UDP.
+// NOTE: a transfer request is large (its question), but only a TCP hand-off carries it,
+// moved once to the connection: boxing it would allocate on the worker.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(super) enum Handled {
@@ -271,7 +271,7 @@ fn answer_notify(
     if accepted {
         crate::log!(Info, "NOTIFY from {client}: reloading from the primaries");
         if let Some(events) = serving.events {
-            events.try_send(Event::Reload(Reason::Notify(client)));
+            events.try_send(Event::Reload(Reason::Notify));
         }
     }
     // Counted NOERROR whatever it carries, as it always was.

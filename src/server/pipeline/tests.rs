@@ -74,7 +74,7 @@ impl Bench {
     fn reloads(&self) -> usize {
         self.inbox
             .try_iter()
-            .filter(|event| matches!(event, Event::Reload(Reason::Notify(_))))
+            .filter(|event| matches!(event, Event::Reload(Reason::Notify)))
             .count()
     }
 }
