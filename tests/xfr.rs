@@ -885,12 +885,8 @@ fn a_secondary_follows_its_primary_on_start_and_reload() {
 /// status, /ready) and answers SERVFAIL (`--on-expire servfail`) until the primary is back.
 #[test]
 fn a_secondary_refreshes_by_ixfr_and_expires_without_its_primary() {
-    let free_port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let fixed = format!("127.0.0.1:{free_port}");
+    // The primary comes back on the same port.
+    let fixed = format!("127.0.0.1:{}", fixed_port());
     // The apps of `dump(1, 1000, 0)`, then 3 removed, 6 moved, 1001 added.
     let changed = |serial: u32| {
         let mut entries: Vec<String> = (0..1000u32)

@@ -52,6 +52,25 @@ pub fn temp_dump(test: &str, json: &str) -> PathBuf {
     path
 }
 
+/// A loopback port free for both UDP and TCP, for a server that must come back on the same
+/// port. It is drawn below the kernel's ephemeral range (32768 and up), so no `:0` bind of a
+/// concurrent test can take it between this probe and the server's bind: cnamed binds with
+/// SO_REUSEPORT, and a port shared with another test's server sent transfers to the wrong one.
+pub fn fixed_port() -> u16 {
+    use std::hash::{BuildHasher, RandomState};
+    let random = RandomState::new();
+    let mut attempt = 0u32;
+    loop {
+        let port = 20_000 + (random.hash_one((std::process::id(), attempt)) % 12_000) as u16;
+        let udp = UdpSocket::bind(("127.0.0.1", port));
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        if udp.is_ok() && tcp.is_ok() {
+            return port;
+        }
+        attempt += 1;
+    }
+}
+
 /// A running server; killed on drop.
 pub struct Cnamed {
     child: Child,
@@ -144,7 +163,13 @@ impl Cnamed {
                         return line;
                     }
                 }
-                Err(_) => panic!("no log line with {needle:?}"),
+                Err(_) => {
+                    let exit = self.child.try_wait().ok().flatten();
+                    panic!(
+                        "no log line with {needle:?} (exit: {exit:?}); the lines so far:\n{}",
+                        self.seen.join("\n")
+                    )
+                }
             }
         }
     }

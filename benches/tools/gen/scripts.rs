@@ -239,23 +239,35 @@ pub(super) fn same_apps(args: &[String]) -> Result<(), String> {
 }
 
 /// `cnamed-gen ports N`: N distinct loopback ports free for both TCP and UDP, each held
-/// until all are found, then released for the caller to bind.
+/// until all are found, then released for the caller to bind. They are drawn below the
+/// kernel's ephemeral range (32768 and up), so that no `:0` bind of another program takes one
+/// before the caller binds it (cnamed binds with SO_REUSEPORT and would share it silently).
 pub(super) fn ports(args: &[String], out: &mut impl Write) -> Result<(), String> {
     let count: usize = match args {
         [n] => n.parse().map_err(|_| format!("{n:?} is not a number"))?,
         _ => return Err("usage: cnamed-gen ports N".to_owned()),
     };
+    use std::hash::{BuildHasher, RandomState};
+    let random = RandomState::new();
     let mut held = Vec::new();
     let mut ports = Vec::new();
-    while ports.len() < count {
-        let tcp = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-        let port = tcp.local_addr().map_err(|e| e.to_string())?.port();
-        // Taken for UDP by someone else: try another.
-        let Ok(udp) = UdpSocket::bind(("127.0.0.1", port)) else {
+    for attempt in 0u32..100_000 {
+        if ports.len() == count {
+            break;
+        }
+        let port = 20_000 + (random.hash_one(attempt) % 12_000) as u16;
+        // Taken by someone else (or by us already): try another.
+        let (Ok(tcp), Ok(udp)) = (
+            TcpListener::bind(("127.0.0.1", port)),
+            UdpSocket::bind(("127.0.0.1", port)),
+        ) else {
             continue;
         };
         held.push((tcp, udp));
         ports.push(port.to_string());
+    }
+    if ports.len() < count {
+        return Err(format!("only {} free ports found", ports.len()));
     }
     writeln!(out, "{}", ports.join(" ")).map_err(|e| e.to_string())
 }
