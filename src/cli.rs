@@ -115,6 +115,19 @@ Options:
                              REFRESH (RETRY after a failure) instead of reading the dump,
                              which is then written (and served when no primary answers
                              at start)
+  --max-transfer-time-in SECONDS
+                             abandon a transfer in that takes longer and try the next
+                             primary (at start: then the dump) [default: 600]
+  --max-transfer-time-out SECONDS
+                             cut off a transfer out that takes longer [default: 600]
+  --min-transfer-rate BYTES  cut off a transfer, in or out, that moves fewer bytes a second
+                             over 30 s; 0 never [default: 1024]
+  --max-transfers-per-address N
+                             transfers out at once to one client address, beyond them
+                             REFUSED; 0 no cap but the total of 4 [default: 0]
+  --min-refresh SECONDS      a secondary refreshes at most this often on NOTIFYs that do
+                             not announce a newer serial, and on SOA timers set lower
+                             [default: 2]
   --on-expire serve|servfail once no primary confirmed the zone for the SOA EXPIRE time:
                              keep answering from the last mapping, loudly (logs, status,
                              metrics, /ready fails), or answer SERVFAIL [default: serve]
@@ -131,7 +144,7 @@ accepting, finish the TCP answers already asked for (at most 1 s) and exit.
 ";
 
 /// Every option that takes a value; anything else starting with '-' is unknown.
-const VALUE_FLAGS: [&str; 30] = [
+const VALUE_FLAGS: [&str; 35] = [
     "--dump",
     "--zone",
     "--target",
@@ -162,11 +175,20 @@ const VALUE_FLAGS: [&str; 30] = [
     "--notify",
     "--primary",
     "--on-expire",
+    "--max-transfer-time-in",
+    "--max-transfer-time-out",
+    "--min-transfer-rate",
+    "--max-transfers-per-address",
+    "--min-refresh",
 ];
 
 fn value<T: FromStr>(flag: &str, text: &str, what: &str) -> Result<T, CliError> {
     text.parse()
         .map_err(|_| CliError(format!("{flag}: {text:?} is not {what}")))
+}
+
+fn seconds(flag: &str, text: &str) -> Result<Duration, CliError> {
+    value(flag, text, "a number of seconds").map(Duration::from_secs)
 }
 
 /// Parses the arguments after the program name.
@@ -279,6 +301,19 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
             "--primary" => config.primary.push(value(flag, &text, "an ADDR:PORT")?),
             "--on-expire" => config.on_expire = value(flag, &text, "serve or servfail")?,
             "--ixfr-history" => config.ixfr_history = value(flag, &text, "a number of reloads")?,
+            "--max-transfer-time-in" => {
+                config.max_transfer_time_in = seconds(flag, &text)?;
+            }
+            "--max-transfer-time-out" => {
+                config.max_transfer_time_out = seconds(flag, &text)?;
+            }
+            "--min-transfer-rate" => {
+                config.min_transfer_rate = value(flag, &text, "a number of bytes per second")?
+            }
+            "--max-transfers-per-address" => {
+                config.max_transfers_per_address = value(flag, &text, "a number of transfers")?
+            }
+            "--min-refresh" => config.min_refresh = seconds(flag, &text)?,
             "--xfr-allow" => config.xfr_allow.push(
                 text.parse()
                     .map_err(|why| CliError(format!("{flag}: {why}")))?,

@@ -13,8 +13,10 @@ use crate::snapshot::{expand_target, Zone, ZoneSettings, SOA_EXPIRE, SOA_REFRESH
 use crate::wire::name::{check_label, is_within, name_to_wire, Charset};
 use crate::wire::record::{OPTION_HEADER, OPT_FIXED, QUESTION_FIXED, RR_FIXED};
 use crate::wire::{HEADER_LEN, MAX_LABEL, MAX_NAME, MAX_TCP, PTR_QNAME};
+use crate::xfr::inbound::client::DEFAULT_LIMITS;
 use crate::xfr::inbound::secondary::OnExpire;
 use crate::xfr::outbound::Prefix;
+use crate::xfr::pace::TransferLimits;
 
 /// More workers than this is a typo, not a machine.
 const MAX_THREADS: usize = 1024;
@@ -127,6 +129,17 @@ pub struct Config {
     pub primary: Vec<SocketAddr>,
     /// What a secondary does once its zone expires.
     pub on_expire: OnExpire,
+    /// The longest a transfer in may take before the next primary is tried.
+    pub max_transfer_time_in: Duration,
+    /// The longest a transfer out may take before it is cut off.
+    pub max_transfer_time_out: Duration,
+    /// Bytes per second a transfer must move, either way, over each 30 s; 0: no minimum.
+    pub min_transfer_rate: u64,
+    /// Transfers out at once to one client address; 0: only the total cap.
+    pub max_transfers_per_address: usize,
+    /// A secondary's least time between refreshes not asked for by the operator or by a
+    /// NOTIFY announcing a newer serial.
+    pub min_refresh: Duration,
 }
 
 impl Default for Config {
@@ -162,11 +175,35 @@ impl Default for Config {
             notify: Vec::new(),
             primary: Vec::new(),
             on_expire: OnExpire::default(),
+            max_transfer_time_in: DEFAULT_LIMITS.max_time,
+            max_transfer_time_out: DEFAULT_LIMITS.max_time,
+            min_transfer_rate: DEFAULT_LIMITS.min_rate,
+            max_transfers_per_address: 0,
+            min_refresh: Duration::from_secs(2),
         }
     }
 }
 
 impl Config {
+    /// The limits of a transfer in (a secondary's, or `fetch`).
+    pub fn transfer_limits_in(&self) -> TransferLimits {
+        TransferLimits {
+            max_time: self.max_transfer_time_in,
+            min_rate: self.min_transfer_rate,
+            io_timeout: DEFAULT_LIMITS.io_timeout,
+        }
+    }
+
+    /// The limits of a transfer out (a primary's): a client that takes nothing for 10 s
+    /// loses it.
+    pub fn transfer_limits_out(&self) -> TransferLimits {
+        TransferLimits {
+            max_time: self.max_transfer_time_out,
+            min_rate: self.min_transfer_rate,
+            io_timeout: Duration::from_secs(10),
+        }
+    }
+
     /// Checks the server's limits: worker threads, TCP connections, the RRL rate.
     pub fn check_limits(&self) -> Result<(), ConfigError> {
         if !(1..=MAX_THREADS).contains(&self.threads) {
@@ -177,6 +214,14 @@ impl Config {
         }
         if self.rrl_rate == Some(0) {
             return Err(invalid("--rrl-rate", "needs at least 1"));
+        }
+        for (flag, limit) in [
+            ("--max-transfer-time-in", self.max_transfer_time_in),
+            ("--max-transfer-time-out", self.max_transfer_time_out),
+        ] {
+            if limit.is_zero() {
+                return Err(invalid(flag, "needs at least 1 second"));
+            }
         }
         self.guard_rules().map(drop)
     }

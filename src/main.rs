@@ -9,7 +9,9 @@ use cnamed::cli::{self, Command, Invocation};
 use cnamed::config::{Config, VERSION_STRING};
 use cnamed::control::{self, Request};
 use cnamed::cookie::{SecretError, Secrets};
+use cnamed::server::{FirstLoad, InitialTransfer};
 use cnamed::snapshot::{guard, Snapshot, Zone};
+use cnamed::xfr::inbound::client::Initial;
 use cnamed::{server, zonefile};
 
 /// Exit code for a bad command line or configuration.
@@ -22,9 +24,6 @@ const UNREACHABLE: u8 = 2;
 
 /// How long the last log lines get to reach stderr before the process exits.
 const LOG_FLUSH: Duration = Duration::from_secs(1);
-
-/// How long `fetch` waits on a primary for each read or write.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn main() -> ExitCode {
     let code = run();
@@ -75,16 +74,19 @@ fn run() -> ExitCode {
             let load = || load_first(&config, &zone, true);
             server::serve(&config, zone.clone(), secrets, load)
         }
-        Command::Check => load_first(&config, &zone, false).map(|(snapshot, _)| {
-            print_quiet(&format!(
-                "{}: ok, {} apps, {}, serial {}\n",
-                config.dump.display(),
-                snapshot.app_count(),
-                cnamed::log::count(snapshot.cluster_count(), "cluster"),
-                snapshot.serial
-            ));
-        }),
-        Command::Zonefile => load_first(&config, &zone, false).and_then(|(snapshot, _)| {
+        Command::Check => {
+            load_first(&config, &zone, false).map(|FirstLoad { snapshot, .. }| {
+                print_quiet(&format!(
+                    "{}: ok, {} apps, {}, serial {}\n",
+                    config.dump.display(),
+                    snapshot.app_count(),
+                    cnamed::log::count(snapshot.cluster_count(), "cluster"),
+                    snapshot.serial
+                ));
+            })
+        }
+        Command::Zonefile => load_first(&config, &zone, false).and_then(|first| {
+            let snapshot = first.snapshot;
             let mut out = BufWriter::new(std::io::stdout().lock());
             match zonefile::write(&snapshot, &mut out).and_then(|()| out.flush()) {
                 // The reader has what it wanted (`cnamed zonefile | head`): stop quietly.
@@ -102,7 +104,7 @@ fn run() -> ExitCode {
 
 /// With `--primary` (serve only): the zone transferred from the first primary that gives it,
 /// saved as the dump for a restart without primaries; `None` (logged) falls back to the dump.
-fn transfer_first(config: &Config, zone: &Zone) -> Option<Snapshot> {
+fn transfer_first(config: &Config, zone: &Zone) -> Option<Initial> {
     if config.primary.is_empty() {
         return None;
     }
@@ -110,12 +112,16 @@ fn transfer_first(config: &Config, zone: &Zone) -> Option<Snapshot> {
         Some(path) => cnamed::tsig::keyfile::load(path).ok()?,
         None => Vec::new(),
     };
-    match cnamed::xfr::inbound::client::transfer_zone(&config.primary, zone, keys.first()) {
-        Ok(snapshot) => {
-            if let Err(error) = cnamed::xfr::inbound::client::save_dump(&snapshot, &config.dump) {
-                cnamed::log!(Warning, "cannot write {}: {error}", config.dump.display());
+    let limits = config.transfer_limits_in();
+    match cnamed::xfr::inbound::client::transfer_zone(&config.primary, zone, keys.first(), limits) {
+        Ok(mut initial) => {
+            match cnamed::xfr::inbound::client::save_dump(&initial.snapshot, &config.dump) {
+                Ok(()) => initial.snapshot.dump_modified_ms = cnamed::sys::unix_millis(),
+                Err(error) => {
+                    cnamed::log!(Warning, "cannot write {}: {error}", config.dump.display())
+                }
             }
-            Some(snapshot)
+            Some(initial)
         }
         Err(error) => {
             cnamed::log!(
@@ -139,7 +145,8 @@ fn fetch(config: &Config, zone: &Zone) -> std::io::Result<()> {
     };
     let mut errors = Vec::new();
     for &primary in &config.primary {
-        match cnamed::xfr::inbound::client::fetch_axfr(primary, zone, keys.first(), FETCH_TIMEOUT) {
+        let limits = config.transfer_limits_in();
+        match cnamed::xfr::inbound::client::fetch_axfr(primary, zone, keys.first(), limits) {
             Ok(zone) => {
                 let mut out = BufWriter::new(std::io::stdout().lock());
                 return cnamed::xfr::inbound::client::write_dump(&zone, &mut out)
@@ -158,27 +165,43 @@ fn fetch(config: &Config, zone: &Zone) -> std::io::Result<()> {
 }
 
 /// Loads the dump (or, for `serve` with `--primary`, transfers the zone) for the first time,
-/// with the rules that hold for every snapshot (the clusters); returns the snapshot and how
-/// long it took, or why not.
-fn load_first(
-    config: &Config,
-    zone: &Zone,
-    from_primaries: bool,
-) -> std::io::Result<(Snapshot, Duration)> {
+/// with the rules that hold for every snapshot (the clusters); returns the snapshot, how
+/// long it took and where it came from, or why not.
+fn load_first(config: &Config, zone: &Zone, from_primaries: bool) -> std::io::Result<FirstLoad> {
     let started = Instant::now();
     let transferred = from_primaries
         .then(|| transfer_first(config, zone))
         .flatten();
-    let snapshot = match transferred {
-        Some(snapshot) => snapshot,
-        None => Snapshot::load(&config.dump, zone, config.max_dump_size)
-            .map_err(std::io::Error::other)?,
+    let (snapshot, transfer) = match transferred {
+        Some(initial) => {
+            let Initial {
+                snapshot,
+                primary,
+                bytes,
+                timers,
+            } = initial;
+            let from = InitialTransfer {
+                primary,
+                bytes,
+                timers,
+            };
+            (snapshot, Some(from))
+        }
+        None => {
+            let snapshot = Snapshot::load(&config.dump, zone, config.max_dump_size)
+                .map_err(std::io::Error::other)?;
+            (snapshot, None)
+        }
     };
     let rules = config.guard_rules().map_err(std::io::Error::other)?;
     guard::check_clusters(&snapshot, &rules).map_err(|refusal| {
         std::io::Error::other(format!("{}: {refusal}", config.dump.display()))
     })?;
-    Ok((snapshot, started.elapsed()))
+    Ok(FirstLoad {
+        snapshot,
+        elapsed: started.elapsed(),
+        transfer,
+    })
 }
 
 /// `cnamed reload` and `cnamed status`: prints the server's answer; exits 0 when done (for a

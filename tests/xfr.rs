@@ -754,7 +754,10 @@ fn axfr_client_takes_the_zone() {
     );
     let zone = cnamed::config::Config::default().zone().unwrap();
     let key = cnamed::tsig::keyfile::load(&keys).unwrap().remove(0);
-    let timeout = Duration::from_secs(10);
+    let timeout = cnamed::xfr::pace::TransferLimits {
+        io_timeout: Duration::from_secs(10),
+        ..cnamed::xfr::inbound::client::DEFAULT_LIMITS
+    };
     let got = fetch_axfr(server.addr, &zone, Some(&key), timeout).unwrap();
     assert_eq!(got.serial, 17);
     let local =
@@ -1107,7 +1110,10 @@ fn a_refresh_falls_back_to_axfr() {
     };
     let live = snapshot(1, &[("1", "c0"), ("2", "c1")]);
     let newer = Arc::new(snapshot(3, &[("1", "c1"), ("2", "c1"), ("7", "c2")]));
-    let timeout = Duration::from_secs(5);
+    let timeout = cnamed::xfr::pace::TransferLimits {
+        io_timeout: Duration::from_secs(5),
+        ..cnamed::xfr::inbound::client::DEFAULT_LIMITS
+    };
 
     let zone_served = Arc::clone(&newer);
     let refusing = fake_primary(2, move |qtype, request| match qtype {

@@ -20,7 +20,7 @@ pub(super) fn render(secondary: &SecondaryStats, now_ms: u64, out: &mut String) 
         out,
         "cnamed_secondary_transfers_total",
         "counter",
-        "Refreshes from the primaries by how the zone came (IXFR, or AXFR) and how they ended: a new serial installed, up to date, failed (no primary answered, or the zone was refused). Failures before any primary answered count as AXFR.",
+        "Transfers from the primaries by how the zone came (IXFR, or AXFR) and how they ended: the whole zone at start (initial), a new serial installed, up to date, failed (no primary answered, or the zone was refused). Failures before any primary answered count as AXFR.",
         &transfers,
     );
     let bytes: Vec<_> = TransferType::NAMES

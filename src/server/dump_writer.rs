@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::metrics::ServerStats;
 use crate::snapshot::Snapshot;
 use crate::sys;
 use crate::xfr::inbound::client::save_dump;
@@ -24,11 +25,12 @@ pub(super) struct DumpWriter {
 }
 
 impl DumpWriter {
-    pub(super) fn spawn(path: PathBuf) -> std::io::Result<Self> {
+    /// A writer of `path`, which notes in `stats` when it last wrote it.
+    pub(super) fn spawn(path: PathBuf, stats: Arc<ServerStats>) -> std::io::Result<Self> {
         let (sender, receiver) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("cnamed-dump".into())
-            .spawn(move || write_loop(&path, &receiver))?;
+            .spawn(move || write_loop(&path, &receiver, &stats))?;
         Ok(Self { sender, thread })
     }
 
@@ -44,7 +46,7 @@ impl DumpWriter {
     }
 }
 
-fn write_loop(path: &std::path::Path, receiver: &Receiver<Arc<Snapshot>>) {
+fn write_loop(path: &std::path::Path, receiver: &Receiver<Arc<Snapshot>>, stats: &ServerStats) {
     if let Err(error) = sys::set_thread_idle(sys::current_thread(), true) {
         crate::log!(Warning, "dump writer at normal priority: {error}");
     }
@@ -67,14 +69,17 @@ fn write_loop(path: &std::path::Path, receiver: &Receiver<Arc<Snapshot>>) {
         }
         last_start = Some(Instant::now());
         match save_dump(&snapshot, path) {
-            Ok(()) => crate::log!(
-                Info,
-                "wrote {} (serial {}, {} apps) in {:.1} ms",
-                path.display(),
-                snapshot.serial,
-                snapshot.app_count(),
-                last_start.map_or(0.0, |start| start.elapsed().as_secs_f64() * 1e3)
-            ),
+            Ok(()) => {
+                stats.dump_modified_ms.set(sys::unix_millis());
+                crate::log!(
+                    Info,
+                    "wrote {} (serial {}, {} apps) in {:.1} ms",
+                    path.display(),
+                    snapshot.serial,
+                    snapshot.app_count(),
+                    last_start.map_or(0.0, |start| start.elapsed().as_secs_f64() * 1e3)
+                )
+            }
             Err(error) => crate::log!(Warning, "cannot write {}: {error}", path.display()),
         }
     }

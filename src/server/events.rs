@@ -8,6 +8,8 @@
 //! are already waiting, and the refresh they make covers the NOTIFY.
 
 use std::io;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::Arc;
 
@@ -36,12 +38,21 @@ pub(crate) enum Event {
 pub(crate) enum Reason {
     /// SIGHUP, from the operator or systemd.
     Hangup,
-    /// A NOTIFY from one of our primaries, accepted (the worker logs which).
-    Notify,
+    /// A NOTIFY from one of our primaries, accepted.
+    Notify(Notified),
     /// The secondary's SOA timer (REFRESH or RETRY) ran out.
     RefreshTimer,
     /// A control client, waiting for the answer.
     Control(ReloadRequest),
+}
+
+/// An accepted NOTIFY: who sent it, and the serial it announced (RFC 1996 §3.7), if any.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Notified {
+    pub(crate) from: IpAddr,
+    pub(crate) serial: Option<u32>,
+    /// The serial is newer than the one served: refresh at once.
+    pub(crate) newer: bool,
 }
 
 /// A reload asked for over the control socket, waiting for its answer.
@@ -83,13 +94,32 @@ impl ReloadRequest {
 
 /// A sender of events to the control loop; cheap to clone.
 #[derive(Clone, Debug)]
-pub(crate) struct Events(SyncSender<Event>);
+pub(crate) struct Events {
+    sender: SyncSender<Event>,
+    /// A NOTIFY without a newer serial is waiting for the loop: others like it add nothing
+    /// (a flood of them, forged or not, costs one event), until the loop takes it.
+    notify_pending: Arc<AtomicBool>,
+}
 
 impl Events {
+    /// Posts an accepted NOTIFY, for the workers: never blocks or allocates. One announcing
+    /// a newer serial always goes; any other only if none is waiting already.
+    pub(crate) fn notify(&self, notified: Notified) -> bool {
+        if !notified.newer && self.notify_pending.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        self.try_send(Event::Reload(Reason::Notify(notified)))
+    }
+
+    /// The loop has taken the waiting NOTIFYs into a refresh: the next one is news.
+    pub(crate) fn notifies_taken(&self) {
+        self.notify_pending.store(false, Ordering::Release);
+    }
+
     /// Posts `event` unless the channel is full or the loop is gone; never blocks or
     /// allocates, for the workers. Returns whether it was posted.
     pub(crate) fn try_send(&self, event: Event) -> bool {
-        match self.0.try_send(event) {
+        match self.sender.try_send(event) {
             Ok(()) => true,
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
         }
@@ -97,14 +127,18 @@ impl Events {
 
     /// Posts `event`, waiting while the loop catches up; `false` once the loop is gone.
     pub(crate) fn send(&self, event: Event) -> bool {
-        self.0.send(event).is_ok()
+        self.sender.send(event).is_ok()
     }
 }
 
 /// A new channel: the senders, and the loop's end.
 pub(crate) fn channel() -> (Events, Receiver<Event>) {
     let (sender, receiver) = mpsc::sync_channel(CAPACITY);
-    (Events(sender), receiver)
+    let events = Events {
+        sender,
+        notify_pending: Arc::new(AtomicBool::new(false)),
+    };
+    (events, receiver)
 }
 
 /// Turns the server's signals into events, on a thread of its own: SIGHUP reloads, SIGTERM

@@ -15,14 +15,17 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::events::{self, Event, Events, Reason, ReloadOutcome, ReloadRequest, ReportOnDrop};
+use super::events::{
+    self, Event, Events, Notified, Reason, ReloadOutcome, ReloadRequest, ReportOnDrop,
+};
 use super::http::Health;
 use super::reloaded::{ReloadError, Reloaded};
 use super::running::{Reloader, Running};
 use super::status::StatusBoard;
 use super::systemd::Notifier;
+use crate::snapshot::guard::serial_is_newer;
 use crate::sys;
 
 /// How long a reload may wait for idle CPU before it takes its fair share.
@@ -34,28 +37,80 @@ pub(super) fn block() -> io::Result<()> {
     sys::block_signals(&sys::SERVER_SIGNALS)
 }
 
-/// Who a reload is for: a signal, a NOTIFY or the timer, control clients waiting for its
+/// Who a reload is for: a signal or the timer, NOTIFYs, control clients waiting for its
 /// answer, or several of them.
 #[derive(Default)]
 struct Askers {
+    /// SIGHUP or the refresh timer.
     signalled: bool,
+    notified: Option<Notifies>,
     requests: Vec<ReloadRequest>,
+}
+
+/// The NOTIFYs a refresh answers: the first, how many, and whether one announced a serial
+/// newer than both the one served and the primary's last (then the refresh starts at once).
+struct Notifies {
+    first: Notified,
+    count: u64,
+    urgent: Option<u32>,
 }
 
 impl Askers {
     fn add(&mut self, reason: Reason) {
         match reason {
             Reason::Control(request) => self.requests.push(request),
-            Reason::Hangup | Reason::Notify | Reason::RefreshTimer => self.signalled = true,
+            Reason::Hangup | Reason::RefreshTimer => self.signalled = true,
+            Reason::Notify(notified) => self.notify(notified, false),
+        }
+    }
+
+    fn notify(&mut self, notified: Notified, urgent: bool) {
+        let notifies = self.notified.get_or_insert(Notifies {
+            first: notified,
+            count: 0,
+            urgent: None,
+        });
+        notifies.count += 1;
+        if urgent {
+            notifies.urgent = notified.serial;
         }
     }
 
     fn any(&self) -> bool {
-        self.signalled || !self.requests.is_empty()
+        self.signalled || self.notified.is_some() || !self.requests.is_empty()
+    }
+
+    /// Whether the reload may start now: at once for the operator, the timer and a NOTIFY
+    /// of a newer serial; any other NOTIFY waits for `earliest`.
+    fn due(&self, earliest: Instant) -> bool {
+        let urgent = self.notified.as_ref().is_some_and(|n| n.urgent.is_some());
+        self.signalled || !self.requests.is_empty() || urgent || Instant::now() >= earliest
     }
 
     fn force(&self) -> bool {
         self.requests.iter().any(ReloadRequest::force)
+    }
+
+    /// Logs the NOTIFYs this reload answers, once for all of them.
+    fn log_notifies(&self) {
+        let Some(notifies) = &self.notified else {
+            return;
+        };
+        let from = notifies.first.from;
+        let more = match notifies.count {
+            1 => String::new(),
+            n => format!(" ({n} NOTIFYs since the last refresh)"),
+        };
+        match notifies.urgent {
+            Some(serial) => crate::log!(
+                Info,
+                "NOTIFY from {from} announces serial {serial}: refreshing from the primaries{more}"
+            ),
+            None => crate::log!(
+                Info,
+                "NOTIFY from {from}: refreshing from the primaries{more}"
+            ),
+        }
     }
 
     fn answer(self, line: &str) {
@@ -88,30 +143,62 @@ pub(super) fn handle_until_stop(mut running: Running, control: Control<'_>) -> i
         .ok_or_else(|| io::Error::other("the main loop runs once"))?;
     let events = running.reloader.shared.events.clone();
     events::forward_signals(events.clone())?;
+    let secondary = running.reloader.secondary.clone();
+    // A secondary's refreshes that no operator, timer or newer serial asked for start at
+    // most once per `--min-refresh`, counted from the start of the previous one (the
+    // start-up transfer the first).
+    let min_refresh = secondary.as_ref().map_or(Duration::ZERO, |s| s.min_refresh);
+    let mut last_refresh = Instant::now();
     // Who the reload running is for, if one is; who the next one is for.
     let mut running_for: Option<Askers> = None;
     let mut next = Askers::default();
     loop {
-        // Every sender but ours gone cannot happen while we hold `events`.
-        let Ok(event) = inbox.recv() else {
-            return Err(io::Error::other("the event channel closed"));
+        // A deferred refresh waits for its time, or for an event that makes it due.
+        let deferred = running_for.is_none() && next.any();
+        let event = match deferred {
+            true => match inbox.recv_timeout(
+                (last_refresh + min_refresh).saturating_duration_since(Instant::now()),
+            ) {
+                Ok(event) => Some(event),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(io::Error::other("the event channel closed"))
+                }
+            },
+            // Every sender but ours gone cannot happen while we hold `events`.
+            false => Some(
+                inbox
+                    .recv()
+                    .map_err(|_| io::Error::other("the event channel closed"))?,
+            ),
         };
         // A reload just ended with another to follow: systemd still sees one reload.
         let mut chained = false;
         match event {
-            Event::Reload(reason) => next.add(reason),
-            Event::Reloaded(outcome) => {
+            None => {}
+            Some(Event::Reload(Reason::Notify(notified))) => {
+                let known = secondary
+                    .as_ref()
+                    .map_or(0, |s| s.primary_serial.load(Ordering::Relaxed) as u32);
+                let urgent = notified.newer
+                    && notified
+                        .serial
+                        .is_some_and(|serial| serial_is_newer(serial, known));
+                next.notify(notified, urgent);
+            }
+            Some(Event::Reload(reason)) => next.add(reason),
+            Some(Event::Reloaded(outcome)) => {
                 let (status, line) = report(outcome, &running, dump);
                 board.record_reload(&line);
                 if let Some(askers) = running_for.take() {
                     askers.answer(&line);
                 }
-                chained = next.any();
+                chained = next.any() && next.due(last_refresh + min_refresh);
                 if !chained {
                     notifier.ready(&status);
                 }
             }
-            Event::Stop => {
+            Some(Event::Stop) => {
                 if running_for.is_some() {
                     crate::log!(Warning, "stopping: the reload in progress is abandoned");
                 }
@@ -127,11 +214,14 @@ pub(super) fn handle_until_stop(mut running: Running, control: Control<'_>) -> i
                 return Ok(());
             }
         }
-        if running_for.is_none() && next.any() {
+        if running_for.is_none() && next.any() && next.due(last_refresh + min_refresh) {
             let askers = std::mem::take(&mut next);
             if !chained {
                 notifier.reloading();
             }
+            askers.log_notifies();
+            events.notifies_taken();
+            last_refresh = Instant::now();
             start_reload(running.reloader(), askers.force(), events.clone())?;
             running_for = Some(askers);
         }
@@ -175,9 +265,13 @@ fn report(outcome: ReloadOutcome, running: &Running, dump: &Path) -> (String, St
                 _ => ReloadError::Died,
             };
             let serving = running.snapshot();
+            let what = match running.reloader.primaries.is_empty() {
+                true => "reload",
+                false => "refresh from the primaries",
+            };
             crate::log!(
                 Error,
-                "reload failed, still serving serial {}: {error}",
+                "{what} failed, still serving serial {}: {error}",
                 serving.serial
             );
             let status = format!(

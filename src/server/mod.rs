@@ -63,9 +63,10 @@ use crate::rrl::RateLimiter;
 use crate::snapshot::guard::Rules;
 use crate::snapshot::{Snapshot, Zone};
 use crate::sys;
-use crate::xfr::inbound::secondary::SecondaryStats;
+use crate::xfr::inbound::secondary::{LastTransfer, RefreshOutcome, SecondaryStats};
 use crate::xfr::outbound::{Gate, MAX_TRANSFERS};
-use crate::xfr::Timers;
+use crate::xfr::pace::TransferLimits;
+use crate::xfr::{Timers, TransferType};
 
 /// Sockets bound for every worker, ready to run.
 pub struct Server {
@@ -80,6 +81,8 @@ pub struct Server {
     notify: Vec<SocketAddr>,
     /// `--primary`: where reloads take the zone from.
     primaries: Vec<SocketAddr>,
+    /// How long and how slowly a transfer from them may go.
+    transfer_limits: TransferLimits,
     /// A secondary's state, with `--primary`.
     secondary: Option<Arc<SecondaryStats>>,
     max_dump_size: u64,
@@ -116,6 +119,7 @@ impl Server {
             false => Some(Arc::new(SecondaryStats::new(
                 config.primary.clone(),
                 config.on_expire,
+                config.min_refresh,
                 Timers {
                     refresh: config.soa_timers[0],
                     retry: config.soa_timers[1],
@@ -136,17 +140,18 @@ impl Server {
                 snapshot: ArcSwap::from_pointee(snapshot),
                 cookies: ArcSwap::from_pointee(cookies),
                 tsig_keys: ArcSwapOption::new(tsig_keys.map(Arc::new)),
+                transfers: std::sync::OnceLock::new(),
                 primaries: config.primary.iter().map(SocketAddr::ip).collect(),
                 secondary: secondary.clone(),
                 shutdown: AtomicBool::new(false),
                 events,
                 xfr: match config.xfr_allow.is_empty() {
                     true => None,
-                    false => Some(Gate::new(
-                        config.xfr_allow.clone(),
-                        MAX_TRANSFERS,
-                        config.ixfr_history,
-                    )),
+                    false => Some(
+                        Gate::new(config.xfr_allow.clone(), MAX_TRANSFERS, config.ixfr_history)
+                            .with_per_address(config.max_transfers_per_address)
+                            .with_limits(config.transfer_limits_out()),
+                    ),
                 },
             }),
             zone,
@@ -155,6 +160,7 @@ impl Server {
             tsig_key_file: config.tsig_key_file.clone(),
             notify: config.notify.clone(),
             primaries: config.primary.clone(),
+            transfer_limits: config.transfer_limits_in(),
             secondary,
             max_dump_size: config.max_dump_size,
             rules: config
@@ -243,10 +249,17 @@ impl Server {
                 Some(serials)
             }
         };
+        if self.shared.xfr.is_some() {
+            let pool = transfer::spawn_pool(&self.shared, MAX_TRANSFERS)?;
+            let _ = self.shared.transfers.set(pool);
+        }
         let dump_writer = match &self.secondary {
             Some(secondary) => {
                 refresh::spawn(Arc::clone(&self.shared), Arc::clone(secondary))?;
-                Some(DumpWriter::spawn(self.dump.clone())?)
+                Some(DumpWriter::spawn(
+                    self.dump.clone(),
+                    Arc::clone(&self.stats),
+                )?)
             }
             None => None,
         };
@@ -259,6 +272,7 @@ impl Server {
                 tsig_key_file: self.tsig_key_file,
                 notify,
                 primaries: self.primaries,
+                transfer_limits: self.transfer_limits,
                 secondary: self.secondary.clone(),
                 dump_writer: std::sync::Mutex::new(dump_writer),
                 max_dump_size: self.max_dump_size,
@@ -332,11 +346,26 @@ fn check_fd_limit(limit: io::Result<u64>, config: &Config) {
 /// `cnamed serve`: starts the metrics endpoint (its probes say "starting"), loads the first
 /// snapshot with `load`, binds, starts the workers, tells systemd, then reloads on SIGHUP and
 /// control requests until SIGTERM or SIGINT stops it.
+/// The first snapshot, how long it took, and the transfer it came by, if it did.
+pub struct FirstLoad {
+    pub snapshot: Snapshot,
+    pub elapsed: Duration,
+    pub transfer: Option<InitialTransfer>,
+}
+
+/// A secondary's start-up AXFR: from whom, and what it cost.
+#[derive(Clone, Copy, Debug)]
+pub struct InitialTransfer {
+    pub primary: SocketAddr,
+    pub bytes: u64,
+    pub timers: Option<Timers>,
+}
+
 pub fn serve(
     config: &Config,
     zone: Zone,
     secrets: Secrets,
-    load: impl FnOnce() -> io::Result<(Snapshot, Duration)>,
+    load: impl FnOnce() -> io::Result<FirstLoad>,
 ) -> io::Result<()> {
     main_loop::block()?;
     let health = Arc::new(Health::default());
@@ -351,14 +380,29 @@ pub fn serve(
         }
         None => None,
     };
-    let (snapshot, load_time) = load()?;
-    crate::log!(
-        Info,
-        "loaded {}: {} apps in {:.1} ms",
-        config.dump.display(),
-        snapshot.app_count(),
-        load_time.as_secs_f64() * 1e3
-    );
+    let FirstLoad {
+        snapshot,
+        elapsed: load_time,
+        transfer,
+    } = load()?;
+    match transfer {
+        Some(transfer) => crate::log!(
+            Info,
+            "AXFR from {}: serial {}, {} apps, {} bytes in {:.1} ms",
+            transfer.primary,
+            snapshot.serial,
+            snapshot.app_count(),
+            transfer.bytes,
+            load_time.as_secs_f64() * 1e3
+        ),
+        None => crate::log!(
+            Info,
+            "loaded {}: {} apps in {:.1} ms",
+            config.dump.display(),
+            snapshot.app_count(),
+            load_time.as_secs_f64() * 1e3
+        ),
+    }
     let (apps, clusters, serial) = (
         snapshot.app_count(),
         snapshot.cluster_count(),
@@ -373,6 +417,20 @@ pub fn serve(
     check_fd_limit(sys::raise_fd_limit(), config);
     let server = Server::bind(config, zone, snapshot, secrets, limits)?;
     server.set_load_time(load_time);
+    if let (Some(transfer), Some(secondary)) = (transfer, &server.secondary) {
+        secondary.record(
+            LastTransfer {
+                primary: Some(transfer.primary),
+                via: Some(TransferType::Axfr),
+                outcome: RefreshOutcome::Initial,
+                error: None,
+                bytes: transfer.bytes,
+                at_ms: sys::unix_millis(),
+            },
+            Some(serial),
+            transfer.timers,
+        );
+    }
     // Removed at exit, when this is dropped.
     let control_socket = match &config.control {
         Some(path) => Some(control::bind(path)?),

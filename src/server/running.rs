@@ -20,9 +20,10 @@ use crate::snapshot::{Snapshot, Zone};
 use crate::sys::unix_millis;
 use crate::tsig::keyfile;
 use crate::tsig::Key;
-use crate::xfr::inbound::client::{refresh, Refreshed, TRANSFER_TIMEOUT};
+use crate::xfr::inbound::client::{refresh, Refreshed};
 use crate::xfr::inbound::resolve::Resolved;
 use crate::xfr::inbound::secondary::{LastTransfer, RefreshOutcome, SecondaryStats};
+use crate::xfr::pace::TransferLimits;
 use crate::xfr::{Timers, TransferType};
 
 /// What a reload needs: shared with the thread that runs it, which a stop may abandon.
@@ -37,6 +38,8 @@ pub(super) struct Reloader {
     /// With primaries, a reload transfers the zone from them (IXFR, else AXFR) instead of
     /// reading the dump, and has the dump written after installing it.
     pub(super) primaries: Vec<SocketAddr>,
+    /// How long and how slowly a transfer from them may go.
+    pub(super) transfer_limits: TransferLimits,
     /// A secondary's state: the last transfer, timers, expiry.
     pub(super) secondary: Option<Arc<SecondaryStats>>,
     /// Writes a secondary's dump; taken out when stopping, to write what is pending.
@@ -120,7 +123,8 @@ impl Reloader {
                     .and_then(|k| k.first().cloned())
             });
         let live = self.shared.snapshot.load_full();
-        let fetched = refresh(&self.primaries, key.as_ref(), &live, TRANSFER_TIMEOUT)
+        let primaries = self.primaries_in_order();
+        let fetched = refresh(&primaries, key.as_ref(), &live, self.transfer_limits)
             .map_err(ReloadError::Transfer)?;
         let transfer = TransferInfo {
             primary: fetched.primary,
@@ -143,6 +147,18 @@ impl Reloader {
             keys,
             elapsed: started.elapsed(),
         })
+    }
+
+    /// The primaries in the order a refresh asks them: the one that last gave the zone
+    /// first (a primary that failed is not asked first again while another answers), then
+    /// the others in `--primary` order.
+    fn primaries_in_order(&self) -> Vec<SocketAddr> {
+        let mut primaries = self.primaries.clone();
+        let good = self.secondary.as_ref().and_then(|s| s.last_good_primary());
+        if let Some(first) = good.and_then(|good| primaries.iter().position(|&p| p == good)) {
+            primaries[..=first].rotate_right(1);
+        }
+        primaries
     }
 
     /// Puts a load in service if the guard rails let it (all but the cluster rule give way
@@ -217,7 +233,10 @@ impl Reloader {
                 return Ok(done);
             }
         };
-        stats.dump_modified_ms.set(snapshot.dump_modified_ms);
+        if self.primaries.is_empty() {
+            // A secondary's dump is written after the swap; the writer notes when.
+            stats.dump_modified_ms.set(snapshot.dump_modified_ms);
+        }
         if let Some(gate) = &self.shared.xfr {
             // Before the swap: a transfer that sees the new serial finds its delta.
             let started = Instant::now();
@@ -263,8 +282,8 @@ fn record_refresh(
         Ok(_) => (RefreshOutcome::Changed, None),
         Err(error) => (RefreshOutcome::Failed, Some(error.to_string())),
     };
+    // A failure is logged once, by the main loop, as every reload's is.
     match (&error, transfer) {
-        (Some(error), _) => crate::log!(Error, "refresh from the primaries failed: {error}"),
         (None, Some(t)) if outcome == RefreshOutcome::Changed => crate::log!(
             Info,
             "{} from {}: serial {}, {} bytes in {:.1} ms, snapshot ready in {:.1} ms",

@@ -74,7 +74,7 @@ impl StatusBoard {
             ("apps", Fact::Number(snapshot.app_count() as u64)),
             ("clusters", Fact::Number(snapshot.cluster_count() as u64)),
             ("dump", Fact::Text(self.dump.display().to_string())),
-            ("dump_modified", Fact::Time(snapshot.dump_modified_ms)),
+            ("dump_modified", Fact::Time(stats.dump_modified_ms.get())),
             ("loaded", Fact::Time(loaded_at(stats, started))),
             (
                 "load_seconds",

@@ -127,7 +127,7 @@ impl Worker {
                 // The transfer thread owns the socket from here; this worker's loop forgets it.
                 let _ = self.poll.registry().deregister(&mut stream);
                 let snapshot = self.shared.snapshot.load_full();
-                transfer::start(stream, request, snapshot, Arc::clone(&self.shared));
+                transfer::start(stream, request, snapshot, &self.shared);
             }
             self.udp.serve_pending(&self.shared, &self.counters);
             let now = Instant::now();

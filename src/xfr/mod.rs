@@ -5,10 +5,12 @@
 //!   IXFR answers from, and NOTIFY out (RFC 1996);
 //! - [`inbound`]: a secondary's side (`--primary`): the client that asks, the reader that
 //!   checks what a primary sends and turns it into a snapshot, and the secondary's state
-//!   (SOA timers, expiry).
+//!   (SOA timers, expiry);
+//! - [`pace`]: the deadline and minimum rate of a transfer, either way.
 
 pub mod inbound;
 pub mod outbound;
+pub mod pace;
 
 /// The two kinds of zone transfer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -22,18 +22,19 @@ use std::net::IpAddr;
 
 use arc_swap::ArcSwapOption;
 
-use super::events::{Event, Events, Reason};
+use super::events::{Events, Notified};
 use super::shared::Shared;
 use crate::answer::signed::sign_response;
 use crate::answer::{respond_to, Context, Summary, Transport};
 use crate::cookie::{self, Secrets};
 use crate::metrics::{Limited, WorkerCounters};
 use crate::rrl::{Decision, RateLimiter, ResponseClass};
+use crate::snapshot::guard::serial_is_newer;
 use crate::snapshot::Snapshot;
 use crate::sys::unix_seconds;
 use crate::tsig::{self, Key};
 use crate::wire::{flags, Header, Opcode, Rcode, Rtype, HEADER_LEN};
-use crate::xfr::outbound::notify::notify_answer;
+use crate::xfr::outbound::notify::{announced_serial, notify_answer};
 use crate::xfr::outbound::udp::answer_over_udp;
 use crate::xfr::outbound::{Gate, TransferRequest};
 
@@ -269,9 +270,15 @@ fn answer_notify(
         (false, false) => (len, true),
     };
     if accepted {
-        crate::log!(Info, "NOTIFY from {client}: reloading from the primaries");
+        // Logged by the main loop, once per refresh: a flood costs no log lines.
+        let serial = announced_serial(message, &serving.snapshot.zone.apex);
+        let newer = serial.is_some_and(|serial| serial_is_newer(serial, serving.snapshot.serial));
         if let Some(events) = serving.events {
-            events.try_send(Event::Reload(Reason::Notify));
+            events.notify(Notified {
+                from: client,
+                serial,
+                newer,
+            });
         }
     }
     // Counted NOERROR whatever it carries, as it always was.

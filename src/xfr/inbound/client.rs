@@ -15,10 +15,19 @@ use crate::snapshot::{EntryError, Snapshot, Zone};
 use crate::sys::{random_bytes, unix_seconds};
 use crate::tsig::{self, sign_request, ChainError, Key, ResponseChain};
 use crate::wire::{flags, Class, Rtype, HEADER_LEN, MAX_TCP};
+use crate::xfr::pace::{PacedStream, TransferLimits};
 use crate::xfr::{Timers, TransferType};
 
 /// How long a transfer waits on a primary for each read or write.
 pub const TRANSFER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The limits of a transfer in by default: `--max-transfer-time-in` 600 s,
+/// `--min-transfer-rate` 1024 bytes/s, and [`TRANSFER_TIMEOUT`] a read.
+pub const DEFAULT_LIMITS: TransferLimits = TransferLimits {
+    max_time: Duration::from_secs(600),
+    min_rate: 1024,
+    io_timeout: TRANSFER_TIMEOUT,
+};
 
 /// What to ask a primary for.
 #[derive(Clone, Copy)]
@@ -48,14 +57,14 @@ pub struct FetchError {
     pub answered: bool,
 }
 
-/// Fetches the zone at `zone`'s apex from `primary`; each read or write may take `timeout`.
-/// The error says what went wrong: connection, RCODE, TSIG, or the first record not of
-/// cnamed's shape.
+/// Fetches the zone at `zone`'s apex from `primary`, within `limits` (a deadline for the
+/// whole transfer, a minimum rate, a timeout per read or write). The error says what went
+/// wrong: connection, time, RCODE, TSIG, or the first record not of cnamed's shape.
 pub fn fetch(
     primary: SocketAddr,
     zone: &Zone,
     key: Option<&Key>,
-    timeout: Duration,
+    limits: TransferLimits,
     ask: Ask<'_>,
 ) -> Result<Fetched, FetchError> {
     let unreachable = |message: String| FetchError {
@@ -102,14 +111,9 @@ pub fn fetch(
     query.truncate(2 + len);
 
     let failed = |what: &str, error: io::Error| unreachable(format!("{primary}: {what}: {error}"));
-    let mut stream =
-        TcpStream::connect_timeout(&primary, timeout).map_err(|e| failed("connect", e))?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .map_err(|e| failed("socket", e))?;
-    stream
-        .set_write_timeout(Some(timeout))
-        .map_err(|e| failed("socket", e))?;
+    let connected = TcpStream::connect_timeout(&primary, limits.io_timeout)
+        .map_err(|e| failed("connect", e))?;
+    let mut stream = PacedStream::new(&connected, limits);
     stream.write_all(&query).map_err(|e| failed("send", e))?;
     let mut reader = match ask {
         Ask::Axfr => TransferReader::axfr(zone),
@@ -176,9 +180,9 @@ pub fn fetch_axfr(
     primary: SocketAddr,
     zone: &Zone,
     key: Option<&Key>,
-    timeout: Duration,
+    limits: TransferLimits,
 ) -> Result<Transferred, TransferError> {
-    match fetch(primary, zone, key, timeout, Ask::Axfr) {
+    match fetch(primary, zone, key, limits, Ask::Axfr) {
         Ok(Fetched {
             received: Received::Full(zone),
             ..
@@ -204,28 +208,57 @@ fn describe(error: ChainError) -> String {
     }
 }
 
-/// The zone from the first of `primaries` that gives it by AXFR, signed with `key`.
+/// A whole zone transferred at start: the snapshot, from whom, and what it cost.
+#[derive(Debug)]
+pub struct Initial {
+    pub snapshot: Snapshot,
+    pub primary: SocketAddr,
+    pub bytes: u64,
+    pub timers: Option<Timers>,
+}
+
+/// The zone from the first of `primaries` that gives it by AXFR within `limits`, signed
+/// with `key`; a primary that fails or runs past the limits leaves it to the next.
 pub fn transfer_zone(
     primaries: &[SocketAddr],
     zone: &Zone,
     key: Option<&Key>,
-) -> Result<Snapshot, TransferError> {
+    limits: TransferLimits,
+) -> Result<Initial, TransferError> {
     let mut errors = Vec::new();
     for &primary in primaries {
-        match fetch(primary, zone, key, TRANSFER_TIMEOUT, Ask::Axfr) {
+        match fetch(primary, zone, key, limits, Ask::Axfr) {
             Ok(Fetched {
                 received: Received::Full(transferred),
                 timers,
+                bytes,
                 ..
             }) => {
-                return built_zone(&transferred, timers, zone)
-                    .map_err(|why| TransferError(vec![format!("{primary}: {why}")]));
+                let snapshot = built_zone(&transferred, timers, zone)
+                    .map_err(|why| TransferError(vec![format!("{primary}: {why}")]))?;
+                return Ok(Initial {
+                    snapshot,
+                    primary,
+                    bytes,
+                    timers,
+                });
             }
             Ok(_) => errors.push(format!("{primary}: an AXFR answered as IXFR")),
             Err(error) => errors.push(error.message),
         }
+        warn_if_more(primaries, primary, &errors);
     }
     Err(TransferError(errors))
+}
+
+/// Says why `primary` gave nothing when another is asked next (the last one's error is the
+/// caller's to report).
+fn warn_if_more(primaries: &[SocketAddr], primary: SocketAddr, errors: &[String]) {
+    if let (Some(error), Some(&last)) = (errors.last(), primaries.last()) {
+        if last != primary {
+            crate::log!(Warning, "{error}; asking the next primary");
+        }
+    }
 }
 
 /// The snapshot of a whole zone transferred, with the primary's SOA timers, which a
@@ -279,20 +312,21 @@ pub struct Refresh {
 
 /// Brings `live` up to date from the first of `primaries` that answers: IXFR from its
 /// serial, applied to a copy of it; AXFR from the same primary when the IXFR is refused,
-/// answered with an error, or does not apply.
+/// answered with an error, or does not apply. Each transfer keeps to `limits`.
 pub fn refresh(
     primaries: &[SocketAddr],
     key: Option<&Key>,
     live: &Snapshot,
-    timeout: Duration,
+    limits: TransferLimits,
 ) -> Result<Refresh, TransferError> {
     let zone = &live.zone;
     let mut errors = Vec::new();
     for &primary in primaries {
-        match incremental(primary, key, live, timeout) {
+        match incremental(primary, key, live, limits) {
             Ok(refresh) => return Ok(refresh),
             Err(error) if !error.answered => {
                 errors.push(error.message);
+                warn_if_more(primaries, primary, &errors);
                 continue;
             }
             Err(error) => {
@@ -300,7 +334,7 @@ pub fn refresh(
             }
         }
         let started = Instant::now();
-        match fetch(primary, zone, key, timeout, Ask::Axfr) {
+        match fetch(primary, zone, key, limits, Ask::Axfr) {
             Ok(Fetched {
                 received: Received::Full(transferred),
                 bytes,
@@ -332,6 +366,7 @@ pub fn refresh(
             Ok(_) => errors.push(format!("{primary}: an AXFR answered as IXFR")),
             Err(error) => errors.push(error.message),
         }
+        warn_if_more(primaries, primary, &errors);
     }
     Err(TransferError(errors))
 }
@@ -342,7 +377,7 @@ fn incremental(
     primary: SocketAddr,
     key: Option<&Key>,
     live: &Snapshot,
-    timeout: Duration,
+    limits: TransferLimits,
 ) -> Result<Refresh, FetchError> {
     let zone = &live.zone;
     let refused = |message: String| FetchError {
@@ -350,7 +385,7 @@ fn incremental(
         answered: true,
     };
     let started = Instant::now();
-    let fetched = fetch(primary, zone, key, timeout, Ask::Ixfr(live))?;
+    let fetched = fetch(primary, zone, key, limits, Ask::Ixfr(live))?;
     let fetch_time = started.elapsed();
     let built = Instant::now();
     let (refreshed, serial) = match fetched.received {

@@ -252,7 +252,24 @@ impl<'z> TransferReader<'z> {
                 let mut target = [0u8; MAX_NAME];
                 let (len, _) = read_name(message, rdata_at, &mut target).ok_or("a bad NS")?;
                 let text = wire_to_text(&target[..len]).to_ascii_lowercase();
-                self.ns.push(text.trim_end_matches('.').to_owned());
+                let text = text.trim_end_matches('.');
+                // The apex NS set must be ours (`finish`): one that is not refuses the
+                // transfer now, so an endless stream of NS records cannot grow the set
+                // (hardening round three, item 2); a repeat adds nothing.
+                if !self
+                    .zone
+                    .ns_text
+                    .iter()
+                    .any(|ns| ns.trim_end_matches('.').eq_ignore_ascii_case(text))
+                {
+                    return Err(format!(
+                        "the primary's apex NS {text} is not one of this server's --ns {}",
+                        self.zone.ns_text.join(" ")
+                    ));
+                }
+                if !self.ns.iter().any(|seen| seen == text) {
+                    self.ns.push(text.to_owned());
+                }
             }
             (Phase::Deleting { .. } | Phase::Adding { .. }, Rtype::NS) if at_apex => {
                 return Err(
@@ -656,6 +673,55 @@ mod tests {
             .to_string();
         assert!(
             error.contains("record wx-7.apps.example.com.") && error.contains("not listed"),
+            "{error}"
+        );
+    }
+
+    /// The apex NS set cannot grow past ours: repeats of our NS are ignored, and the first
+    /// NS that is not ours refuses the transfer at once, not at its end (an endless stream
+    /// of them grew a secondary to 489 MB; hardening round three, item 2).
+    #[test]
+    fn the_apex_ns_set_is_bounded_by_ours() {
+        use hickory_proto::op::Message;
+        use hickory_proto::rr::rdata::NS;
+        use hickory_proto::rr::{Name, RData, Record};
+        use hickory_proto::serialize::binary::{BinDecodable, BinEncodable};
+        let zone = crate::testing::zone();
+        let snapshot =
+            Snapshot::from_json(br#"{"serial": 1, "apps": {"7": "eu"}}"#, &zone).unwrap();
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let len = axfr(&snapshot)
+            .next_message(1, &question(), &mut buf)
+            .unwrap();
+        let whole = Message::from_bytes(&buf[..len]).unwrap();
+        let apex = Name::from_ascii("apps.example.com.").unwrap();
+        let ns = |target: &str| {
+            let target = Name::from_ascii(target).unwrap();
+            Record::from_rdata(apex.clone(), 300, RData::NS(NS(target)))
+        };
+        // The opening SOA, then our NS a thousand times.
+        let mut first = whole.clone();
+        first.take_answers();
+        first.add_answer(whole.answers()[0].clone());
+        first.add_answers((0..1000).map(|_| ns("NS1.example.com.")));
+        let mut reader = TransferReader::axfr(&zone).unwrap();
+        assert_eq!(reader.read_message(&first.to_bytes().unwrap()), Ok(false));
+        assert_eq!(reader.ns, ["ns1.example.com"]);
+        // Then one of somebody else's.
+        let mut next = whole.clone();
+        next.take_answers();
+        let label = "a".repeat(60);
+        let long = format!("{label}.{label}.{label}.example.");
+        next.add_answer(ns(&long));
+        let error = reader
+            .read_message(&next.to_bytes().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(&format!(
+                "apex NS {} is not one of",
+                long.trim_end_matches('.')
+            )),
             "{error}"
         );
     }

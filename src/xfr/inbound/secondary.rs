@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use crate::xfr::{Timers, TransferType};
 
@@ -46,10 +47,12 @@ pub enum RefreshOutcome {
     UpToDate,
     /// No primary answered, or what came was refused.
     Failed,
+    /// The whole zone transferred at start, before serving.
+    Initial,
 }
 
 impl RefreshOutcome {
-    pub const NAMES: [&'static str; 3] = ["changed", "up_to_date", "failed"];
+    pub const NAMES: [&'static str; 4] = ["changed", "up_to_date", "failed", "initial"];
 }
 
 /// The last transfer in.
@@ -70,8 +73,11 @@ pub struct LastTransfer {
 pub struct SecondaryStats {
     pub primaries: Vec<SocketAddr>,
     pub on_expire: OnExpire,
+    /// `--min-refresh`: the least time between refreshes that no operator or newer serial
+    /// asked for; timers set lower by a primary are raised to it.
+    pub min_refresh: Duration,
     /// Refreshes by how the zone came (AXFR, IXFR) and how they ended.
-    pub transfers: [[AtomicU64; 3]; 2],
+    pub transfers: [[AtomicU64; 4]; 2],
     /// Response bytes received, by AXFR and IXFR.
     pub bytes: [AtomicU64; 2],
     /// Unix milliseconds of the last refresh that reached a primary and ended with the zone
@@ -89,6 +95,8 @@ pub struct SecondaryStats {
     timers: [AtomicU32; 3],
     pub expired: AtomicBool,
     last: Mutex<Option<LastTransfer>>,
+    /// The primary that last gave the zone (changed or up to date): a refresh asks it first.
+    last_good: Mutex<Option<SocketAddr>>,
 }
 
 impl SecondaryStats {
@@ -97,12 +105,14 @@ impl SecondaryStats {
     pub fn new(
         primaries: Vec<SocketAddr>,
         on_expire: OnExpire,
+        min_refresh: Duration,
         timers: Timers,
         now_ms: u64,
     ) -> Self {
         Self {
             primaries,
             on_expire,
+            min_refresh,
             transfers: Default::default(),
             bytes: Default::default(),
             last_ok_ms: AtomicU64::new(now_ms),
@@ -113,6 +123,7 @@ impl SecondaryStats {
             timers: [timers.refresh, timers.retry, timers.expire].map(AtomicU32::new),
             expired: AtomicBool::new(false),
             last: Mutex::new(None),
+            last_good: Mutex::new(None),
         }
     }
 
@@ -142,6 +153,12 @@ impl SecondaryStats {
         self.unrefreshed.store(false, Ordering::Relaxed);
         let ok = last.outcome != RefreshOutcome::Failed;
         self.failing.store(!ok, Ordering::Relaxed);
+        if let Some(primary) = last.primary.filter(|_| ok) {
+            *self
+                .last_good
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(primary);
+        }
         if ok {
             self.last_ok_ms.store(last.at_ms, Ordering::Relaxed);
             if self.expired.swap(false, Ordering::Relaxed) {
@@ -164,6 +181,14 @@ impl SecondaryStats {
         *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(last);
     }
 
+    /// The primary that last gave the zone, if any did.
+    pub fn last_good_primary(&self) -> Option<SocketAddr> {
+        *self
+            .last_good
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The last transfer in, if any.
     pub fn last(&self) -> Option<LastTransfer> {
         self.last
@@ -173,15 +198,18 @@ impl SecondaryStats {
     }
 
     /// When the next refresh is due, Unix milliseconds: REFRESH after the last success, or
-    /// RETRY after a failed attempt (RFC 1035 §3.3.13).
+    /// RETRY after a failed attempt (RFC 1035 §3.3.13), each at least `min_refresh` (a
+    /// primary serving 0/0 would have us refresh without pause).
     pub fn next_refresh_ms(&self) -> u64 {
         if self.unrefreshed.load(Ordering::Relaxed) {
             return 0;
         }
         let timers = self.timers();
+        let floor = self.min_refresh.as_millis() as u64;
+        let after = |timer: u32| (u64::from(timer) * 1000).max(floor);
         match self.failing.load(Ordering::Relaxed) {
-            true => self.last_attempt_ms.load(Ordering::Relaxed) + u64::from(timers.retry) * 1000,
-            false => self.last_ok_ms.load(Ordering::Relaxed) + u64::from(timers.refresh) * 1000,
+            true => self.last_attempt_ms.load(Ordering::Relaxed) + after(timers.retry),
+            false => self.last_ok_ms.load(Ordering::Relaxed) + after(timers.refresh),
         }
     }
 
@@ -238,11 +266,11 @@ mod tests {
             retry: 5,
             expire: 1000,
         };
-        let stats = SecondaryStats::new(Vec::new(), OnExpire::Servfail, own, 1_000);
+        let stats = SecondaryStats::new(Vec::new(), OnExpire::Servfail, Duration::ZERO, own, 1_000);
         // Before any refresh: one at once.
         assert_eq!(stats.next_refresh_ms(), 0);
         // The zone's own timers until a primary answers.
-        let stats = SecondaryStats::new(Vec::new(), OnExpire::Servfail, own, 1_000);
+        let stats = SecondaryStats::new(Vec::new(), OnExpire::Servfail, Duration::ZERO, own, 1_000);
         stats.record(
             LastTransfer {
                 primary: None,
@@ -268,7 +296,50 @@ mod tests {
         assert!(!stats.expired.load(Ordering::Relaxed));
         assert!(!stats.refusing());
         let counts = stats.transfers[TransferType::Ixfr as usize].each_ref();
-        assert_eq!(counts.map(|n| n.load(Ordering::Relaxed)), [1, 1, 1]);
+        assert_eq!(counts.map(|n| n.load(Ordering::Relaxed)), [1, 1, 1, 0]);
+    }
+
+    /// A primary's REFRESH and RETRY below `--min-refresh` are raised to it (a primary
+    /// serving 0/0 had a secondary refresh every 250 ms), while `timers` still says what
+    /// the primary set (hardening round three, item 3).
+    #[test]
+    fn timers_below_the_minimum_are_raised_to_it() {
+        let own = Timers {
+            refresh: 100,
+            retry: 5,
+            expire: 1000,
+        };
+        let stats = SecondaryStats::new(
+            Vec::new(),
+            OnExpire::Serve,
+            Duration::from_secs(2),
+            own,
+            1_000,
+        );
+        let zero = Timers {
+            refresh: 0,
+            retry: 0,
+            expire: 30,
+        };
+        let mut last = LastTransfer {
+            primary: None,
+            via: Some(TransferType::Ixfr),
+            outcome: RefreshOutcome::UpToDate,
+            error: None,
+            bytes: 10,
+            at_ms: 5_000,
+        };
+        stats.record(last.clone(), Some(1), Some(zero));
+        assert_eq!(stats.next_refresh_ms(), 7_000, "REFRESH 0 waits 2 s");
+        last.outcome = RefreshOutcome::Failed;
+        last.at_ms = 8_000;
+        stats.record(last, None, None);
+        assert_eq!(stats.next_refresh_ms(), 10_000, "RETRY 0 waits 2 s");
+        assert_eq!(
+            stats.timers(),
+            zero,
+            "the primary's own timers are reported"
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! a free slot) becomes a [`TransferRequest`] that holds its slot until the zone is sent.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwapOption;
@@ -15,6 +15,8 @@ use crate::sys::unix_seconds;
 use crate::tsig::{self, Key, Signature, Verdict};
 use crate::wire::record::{field, fixed_at, read_be16, QUESTION_FIXED, RR_FIXED};
 use crate::wire::{skip_name, Class, Header, Opcode, Rtype, HEADER_LEN, MAX_NAME};
+use crate::xfr::inbound::client::DEFAULT_LIMITS;
+use crate::xfr::pace::TransferLimits;
 
 /// QNAME, QTYPE and QCLASS at their longest.
 const MAX_QUESTION: usize = MAX_NAME + 4;
@@ -46,23 +48,46 @@ pub enum Auth {
 #[derive(Debug)]
 pub struct Gate {
     allow: Vec<Prefix>,
-    active: Arc<AtomicUsize>,
-    max: usize,
+    /// One per transfer that may run at once: the client's address while one does.
+    slots: Arc<Mutex<Vec<Option<IpAddr>>>>,
+    /// Transfers at once to one address; 0: only the total.
+    per_address: usize,
+    /// How long and how slowly a transfer may go.
+    limits: TransferLimits,
     stats: Arc<XfrStats>,
     /// What the last reloads changed, for IXFR.
     history: Mutex<History>,
 }
 
 impl Gate {
-    /// Transfers for `allow`, at most `max` at once, with `history` deltas kept for IXFR.
+    /// Transfers for `allow`, at most `max` at once, with `history` deltas kept for IXFR;
+    /// no cap per address, and the default limits of a transfer.
     pub fn new(allow: Vec<Prefix>, max: usize, history: usize) -> Self {
         Self {
             allow,
-            active: Arc::new(AtomicUsize::new(0)),
-            max,
+            slots: Arc::new(Mutex::new(vec![None; max])),
+            per_address: 0,
+            limits: DEFAULT_LIMITS,
             stats: Arc::default(),
             history: Mutex::new(History::new(history)),
         }
+    }
+
+    /// At most `per_address` transfers at once to one address (0: no cap but the total).
+    pub fn with_per_address(mut self, per_address: usize) -> Self {
+        self.per_address = per_address;
+        self
+    }
+
+    /// Each transfer within `limits`.
+    pub fn with_limits(mut self, limits: TransferLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits of each transfer.
+    pub fn limits(&self) -> TransferLimits {
+        self.limits
     }
 
     /// Records the change a reload makes from `old` to `new`, before `new` is served (a
@@ -107,7 +132,8 @@ impl Gate {
 
     /// Transfers running now.
     pub fn active(&self) -> usize {
-        self.active.load(Ordering::Relaxed)
+        let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        slots.iter().filter(|slot| slot.is_some()).count()
     }
 
     /// A transfer for `query` (a whole message) from `peer`, if it is an AXFR or IXFR of the
@@ -179,7 +205,7 @@ impl Gate {
             },
         };
         let permit = match slot {
-            true => match self.acquire() {
+            true => match self.acquire(peer) {
                 Some(permit) => Some(permit),
                 None => {
                     self.stats.refused_busy[kind.index()].fetch_add(1, Ordering::Relaxed);
@@ -198,17 +224,23 @@ impl Gate {
             auth,
             question: raw,
             question_len: question.len(),
-            permit,
+            _permit: permit,
         })
     }
 
-    fn acquire(&self) -> Option<Permit> {
-        self.active
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.max).then_some(n + 1)
-            })
-            .ok()?;
-        Some(Permit(Arc::clone(&self.active)))
+    /// A free slot for a transfer to `peer`, unless all are taken or `peer` has its share.
+    fn acquire(&self, peer: IpAddr) -> Option<Permit> {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        let held = slots.iter().filter(|slot| **slot == Some(peer)).count();
+        if self.per_address != 0 && held >= self.per_address {
+            return None;
+        }
+        let free = slots.iter().position(Option::is_none)?;
+        slots[free] = Some(peer);
+        Some(Permit {
+            slots: Arc::clone(&self.slots),
+            index: free,
+        })
     }
 }
 
@@ -265,11 +297,15 @@ fn client_serial(query: &[u8], header: Header<'_>, at: usize) -> Option<u32> {
 
 /// A transfer slot, given back when dropped.
 #[derive(Debug)]
-struct Permit(Arc<AtomicUsize>);
+struct Permit {
+    slots: Arc<Mutex<Vec<Option<IpAddr>>>>,
+    index: usize,
+}
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        slots[self.index] = None;
     }
 }
 
@@ -284,19 +320,13 @@ pub struct TransferRequest {
     pub auth: Auth,
     question: [u8; MAX_QUESTION],
     question_len: usize,
-    /// The transfer slot held (none over UDP).
-    permit: Option<Permit>,
+    /// The transfer slot held (none over UDP), given back when the request is dropped: once
+    /// the zone is sent, before the connection lingers, so that a client that has read to
+    /// the end can start its next transfer at once.
+    _permit: Option<Permit>,
 }
 
 impl TransferRequest {
-    /// Gives the transfer slot back: the zone is sent, and what is left (waiting for the
-    /// client to close) costs a blocked thread, not a transfer. Given back before our side
-    /// closes, so that a client that has read to the end can start the next transfer at once
-    /// (a slot held until the SCHED_IDLE thread woke again refused it under load).
-    pub fn release_slot(&mut self) {
-        self.permit = None;
-    }
-
     /// QNAME, QTYPE and QCLASS as received.
     pub fn question(&self) -> &[u8] {
         &self.question[..self.question_len]
@@ -342,5 +372,24 @@ mod tests {
         );
         drop(second);
         assert_eq!(gate.active(), 0);
+    }
+
+    /// With a cap per address, a second transfer to one address is refused while another
+    /// address still gets a slot (hardening round three, item 4).
+    #[test]
+    fn the_cap_per_address_leaves_slots_for_others() {
+        let gate = Gate::new(vec!["127.0.0.0/8".parse().unwrap()], 4, 0).with_per_address(1);
+        let apex = b"\x04apps\x07example\x03com\x00";
+        let axfr = QueryBuilder::new("apps.example.com", 252).build();
+        let (one, two): (IpAddr, IpAddr) =
+            ("127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap());
+        let first = gate.request(&axfr, one, apex, None).expect("a slot");
+        assert!(gate.request(&axfr, one, apex, None).is_none(), "its share");
+        let other = gate
+            .request(&axfr, two, apex, None)
+            .expect("another address");
+        drop(first);
+        assert!(gate.request(&axfr, one, apex, None).is_some(), "given back");
+        drop(other);
     }
 }

@@ -1,7 +1,9 @@
 //! NOTIFY (RFC 1996) messages: what a primary sends its secondaries after a new serial, and
 //! how their acknowledgements are recognised.
 
-use crate::wire::{flags, Class, Header, Opcode, Rcode, Rtype, HEADER_LEN};
+use crate::wire::name::read_name;
+use crate::wire::record::{fixed_at, read_be16};
+use crate::wire::{flags, Class, Header, Opcode, Rcode, Rtype, HEADER_LEN, MAX_NAME};
 
 /// The NOTIFY for the zone at `apex` (wire form): header with `id`, opcode NOTIFY and AA,
 /// the question `apex SOA IN`, and the SOA (`soa`, TYPE to RDATA, owner a pointer to the
@@ -54,6 +56,32 @@ pub fn notify_answer(query: &[u8], apex: &[u8], out: &mut [u8]) -> Option<usize>
     Some(question_end)
 }
 
+/// The serial a NOTIFY announces: the SOA of the zone at `apex` in its answer section (RFC
+/// 1996 §3.7), if it has one. `query` must have passed [`notify_answer`] (its question is
+/// `apex SOA IN`, uncompressed). A hint only: the sender's address can be forged.
+pub fn announced_serial(query: &[u8], apex: &[u8]) -> Option<u32> {
+    if Header::new(query)?.ancount() == 0 {
+        return None;
+    }
+    let mut name = [0u8; MAX_NAME];
+    let answer_at = HEADER_LEN + apex.len() + 4;
+    let (len, record_at) = read_name(query, answer_at, &mut name)?;
+    if !name[..len].eq_ignore_ascii_case(apex) {
+        return None;
+    }
+    let fixed = fixed_at::<10>(query, record_at)?;
+    if read_be16(fixed, 0..2) != Rtype::SOA.0 {
+        return None;
+    }
+    let rdata_at = record_at + 10;
+    let rdata_end = rdata_at + usize::from(read_be16(fixed, 8..10));
+    let rdata = query.get(..rdata_end)?;
+    let (_, rname_at) = read_name(rdata, rdata_at, &mut name)?;
+    let (_, serial_at) = read_name(rdata, rname_at, &mut name)?;
+    let serial = rdata.get(serial_at..serial_at + 4)?;
+    Some(u32::from_be_bytes(serial.try_into().ok()?))
+}
+
 /// The RCODE of `response` if it answers the NOTIFY with `id`: QR set, opcode NOTIFY.
 pub fn acknowledgement(response: &[u8], id: u16) -> Option<Rcode> {
     let header = Header::new(response)?;
@@ -91,5 +119,45 @@ mod tests {
         assert_eq!(acknowledgement(&bytes, 0x1234), Some(Rcode::NOERROR));
         assert_eq!(acknowledgement(&bytes, 0x1235), None, "another ID");
         assert_eq!(acknowledgement(&out[..len], 0x1234), None, "not a response");
+    }
+
+    /// The serial in a NOTIFY's answer section, as we send it and as hickory encodes one;
+    /// none without an SOA there, or when the record is cut short.
+    #[test]
+    fn the_announced_serial_is_read_from_the_answer() {
+        let zone = crate::testing::zone();
+        let snapshot =
+            Snapshot::from_json(include_bytes!("../../../data/apps.json"), &zone).unwrap();
+        let mut out = [0u8; 512];
+        let len = message(7, &zone.apex, snapshot.soa_answer(), &mut out).unwrap();
+        assert_eq!(
+            announced_serial(&out[..len], &zone.apex),
+            Some(snapshot.serial)
+        );
+        for cut in 1..len - 12 - zone.apex.len() - 4 {
+            assert_eq!(
+                announced_serial(&out[..len - cut], &zone.apex),
+                None,
+                "{cut}"
+            );
+        }
+
+        let mut notify = Message::from_bytes(&out[..len]).unwrap();
+        let mut soa = notify.answers()[0].clone();
+        soa.data_mut()
+            .and_then(|data| match data {
+                hickory_proto::rr::RData::SOA(soa) => Some(soa),
+                _ => None,
+            })
+            .unwrap()
+            .increment_serial();
+        notify.take_answers();
+        notify.add_answer(soa);
+        let bytes = notify.to_bytes().unwrap();
+        let expected = snapshot.serial.wrapping_add(1);
+        assert_eq!(announced_serial(&bytes, &zone.apex), Some(expected));
+        notify.take_answers();
+        let bytes = notify.to_bytes().unwrap();
+        assert_eq!(announced_serial(&bytes, &zone.apex), None);
     }
 }
