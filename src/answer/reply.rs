@@ -84,12 +84,7 @@ impl<'b, 's> Reply<'b, 's> {
         snapshot: &'s Snapshot,
         transport: Transport,
     ) -> Self {
-        let limit = match (transport, parts.opt) {
-            (Transport::Tcp, _) => MAX_TCP,
-            (Transport::Udp, None) => PLAIN_UDP,
-            // RFC 6891 §6.2.5: below 512 is treated as 512; we never send more than 1232.
-            (Transport::Udp, Some(opt)) => (opt.udp_payload as usize).clamp(PLAIN_UDP, EDNS_UDP),
-        };
+        let limit = size_limit(transport, parts.opt);
         let question_len = parts.question.map_or(0, |q| q.raw.len());
         let identity_len = snapshot.zone.identity.len();
         let mut edns = parts.opt.map(|opt| EdnsReply {
@@ -205,6 +200,18 @@ impl<'b, 's> Reply<'b, 's> {
 /// Turns the finished response `out[..len]` into its truncated form, as [`Reply::truncate`]
 /// before [`Reply::finish`] would have written it: the records at `records` go, the OPT moves
 /// up, TC is set and ANCOUNT and NSCOUNT are zero. Returns the new length.
+/// The most a response may take: 65,535 bytes over TCP; over UDP 512 without EDNS, else
+/// the requestor's payload size, treated as 512 below it (RFC 6891 §6.2.5), and never more
+/// than the 1232 we send.
+#[inline(always)]
+pub fn size_limit(transport: Transport, opt: Option<&Opt<'_>>) -> usize {
+    match (transport, opt) {
+        (Transport::Tcp, _) => MAX_TCP,
+        (Transport::Udp, None) => PLAIN_UDP,
+        (Transport::Udp, Some(opt)) => (opt.udp_payload as usize).clamp(PLAIN_UDP, EDNS_UDP),
+    }
+}
+
 pub(super) fn truncate_finished(out: &mut [u8], len: usize, records: (u16, u16)) -> usize {
     set_flags(out, len, records, flags::TC, 0)
 }

@@ -25,7 +25,7 @@ use arc_swap::ArcSwapOption;
 use super::events::{Events, Notified};
 use super::shared::Shared;
 use crate::answer::signed::sign_response;
-use crate::answer::{respond_to, Context, Summary, Transport};
+use crate::answer::{respond_to, size_limit, Context, Summary, Transport};
 use crate::cookie::{self, Secrets};
 use crate::metrics::{Limited, WorkerCounters};
 use crate::rrl::{Decision, RateLimiter, ResponseClass};
@@ -33,7 +33,7 @@ use crate::snapshot::guard::serial_is_newer;
 use crate::snapshot::Snapshot;
 use crate::sys::unix_seconds;
 use crate::tsig::{self, Key};
-use crate::wire::{flags, Header, Opcode, Rcode, Rtype, HEADER_LEN};
+use crate::wire::{flags, parse_query, Header, Opcode, Rcode, Rtype, HEADER_LEN};
 use crate::xfr::outbound::notify::{announced_serial, notify_answer};
 use crate::xfr::outbound::udp::answer_over_udp;
 use crate::xfr::outbound::{Gate, TransferRequest};
@@ -169,7 +169,7 @@ pub(super) fn handle(
     if let Some(rate_limit) = rate_limit {
         self::rate_limit(rate_limit, serving.counters, client, &mut summary, out);
     }
-    sign(serving, message, &mut summary, out);
+    sign(serving, transport, message, &mut summary, out);
     count(serving.counters, transport, &summary);
     Handled::Answer(summary.len)
 }
@@ -327,14 +327,34 @@ fn rate_limit(
 
 /// Step 3: the answer to a TSIG-signed query is signed, or answers its TSIG error.
 #[inline]
-fn sign(serving: &Serving<'_>, message: &[u8], summary: &mut Summary, out: &mut [u8]) {
+fn sign(
+    serving: &Serving<'_>,
+    transport: Transport,
+    message: &[u8],
+    summary: &mut Summary,
+    out: &mut [u8],
+) {
     if let (true, Some(len)) = (summary.signed, summary.len) {
-        summary.len = sign_with_keys(serving, message, out, len);
+        let limit = match transport {
+            Transport::Udp => udp_limit(message),
+            Transport::Tcp => out.len(),
+        };
+        let out_len = out.len();
+        summary.len = sign_with_keys(serving, message, &mut out[..limit.min(out_len)], len);
     }
 }
 
+/// The client's UDP size limit (512 without EDNS, else its payload size within ours), read
+/// again on the rare signed query: the TSIG must fit in it, not in the whole send buffer.
+#[cold]
+fn udp_limit(message: &[u8]) -> usize {
+    let opt = parse_query(message).ok().and_then(|query| query.opt);
+    size_limit(Transport::Udp, opt.as_ref())
+}
+
 /// Signs the response `out[..len]` to the TSIG-signed `message`, or answers its TSIG error
-/// (see [`sign_response`]): the slow path of the rare signed query, which loads the keys.
+/// (see [`sign_response`]), within `out`: the slow path of the rare signed query, which
+/// loads the keys.
 #[cold]
 fn sign_with_keys(
     serving: &Serving<'_>,

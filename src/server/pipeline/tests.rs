@@ -292,3 +292,100 @@ fn signing_comes_after_the_slip() {
     }
     assert_eq!(bench.counters.rate_limited_count(Limited::Slipped), 1);
 }
+
+/// An answer that fits the client's 512 bytes unsigned but not with its TSIG (ten NS
+/// records) is signed within those 512 bytes: TC=1 with the question and the TSIG, which
+/// verifies. Before, signing measured room against the whole send buffer and 549 bytes
+/// went to a client without EDNS (hardening round three, item 6).
+#[test]
+fn signed_udp_answers_keep_to_the_clients_size() {
+    let mut bench = Bench::new().with_key(key());
+    let zone = crate::config::Config {
+        identity: Some("test".into()),
+        ns: (0..10)
+            .map(|i| format!("ns{i:02}.example-dns-provider.net"))
+            .collect(),
+        ..crate::config::Config::default()
+    }
+    .zone()
+    .unwrap();
+    let json = format!(r#"{{"serial": {SERIAL}, "apps": {{"123456": "mt1"}}}}"#);
+    bench.snapshot = Snapshot::from_json(json.as_bytes(), &zone).unwrap();
+    let serving = bench.serving(false);
+    let key = key();
+    for query in [
+        QueryBuilder::new(APEX, 2).build(),
+        QueryBuilder::new(APEX, 2).edns(512).build(),
+    ] {
+        let unsigned = answer(&serving, Transport::Udp, &query, CLIENT, None).unwrap();
+        assert!(unsigned.len() <= 512 && !decode(&unsigned).truncated());
+        let mut signed = query.clone();
+        let len = signed.len();
+        signed.resize(len + 200, 0);
+        let (len, mac) = sign_request(&mut signed, len, &key, u64::from(unix_seconds())).unwrap();
+        signed.truncate(len);
+        let reply = answer(&serving, Transport::Udp, &signed, CLIENT, None).unwrap();
+        assert!(reply.len() <= 512, "{} bytes", reply.len());
+        let decoded = decode(&reply);
+        assert!(decoded.truncated());
+        assert_eq!(decoded.queries().len(), 1);
+        let mut chain = ResponseChain::new(&key, mac);
+        assert_eq!(chain.verify(&reply, u64::from(unix_seconds())), Ok(true));
+        // Over TCP it all fits, signed.
+        let reply = answer(&serving, Transport::Tcp, &signed, CLIENT, None).unwrap();
+        assert_eq!(decode(&reply).answers().len(), 10);
+    }
+}
+
+/// A signed IXFR over UDP stays within 512 bytes whatever the length of the key's name:
+/// the difference when it fits with its TSIG, else the SOA alone, else the question alone,
+/// TC=1; always signed (before, 160 bytes were kept for a TSIG that can take 330).
+#[test]
+fn signed_ixfr_over_udp_keeps_to_512_bytes() {
+    let mut bench = Bench::new();
+    bench.gate = Gate::new(vec!["127.0.0.0/8".parse().unwrap()], 4, 4);
+    // One service, one app added: a difference small enough for a datagram.
+    let zone = crate::config::Config {
+        identity: Some("test".into()),
+        services: vec!["ws".into()],
+        ..crate::config::Config::default()
+    }
+    .zone()
+    .unwrap();
+    let dump = |serial: u32, apps: &str| format!(r#"{{"serial": {serial}, "apps": {{{apps}}}}}"#);
+    let older = Snapshot::from_json(dump(SERIAL - 1, "").as_bytes(), &zone).unwrap();
+    bench.snapshot = Snapshot::from_json(dump(SERIAL, r#""1": "a""#).as_bytes(), &zone).unwrap();
+    bench
+        .gate
+        .record_reload(&older, &bench.snapshot, None::<[&str; 0]>);
+    let mut sizes = Vec::new();
+    for name_len in [1, 20, 60, 120, 180, 250] {
+        let mut name = String::new();
+        while name.len() + 2 < name_len {
+            let label = (name_len - name.len() - 2).min(63);
+            name.push_str(&"k".repeat(label));
+            name.push('.');
+        }
+        name.push('e');
+        let long = Key {
+            name: wire_name(&name),
+            ..key()
+        };
+        bench.keys.store(Some(Arc::new(vec![long.clone()])));
+        let serving = bench.serving(false);
+        let mut query = ixfr(SERIAL - 1);
+        let len = query.len();
+        query.resize(len + 400, 0);
+        let (len, mac) = sign_request(&mut query, len, &long, u64::from(unix_seconds())).unwrap();
+        query.truncate(len);
+        let reply = answer(&serving, Transport::Udp, &query, CLIENT, None).unwrap();
+        let decoded = decode(&reply);
+        sizes.push((name_len, reply.len(), decoded.answers().len()));
+        assert!(reply.len() <= 512, "{sizes:?}");
+        let mut chain = ResponseChain::new(&long, mac);
+        assert_eq!(chain.verify(&reply, u64::from(unix_seconds())), Ok(true));
+    }
+    // The difference went while it fitted, then the SOA alone.
+    assert!(sizes[0].2 > 1, "{sizes:?}");
+    assert_eq!(sizes[5].2, 1, "{sizes:?}");
+}
