@@ -8,7 +8,8 @@ use crate::wire::{field, flags, skip_name, Header, HEADER_LEN};
 
 /// Signs the response `out[..len]` to the signed `query` with the key that signed it, or
 /// turns it into the NOTAUTH answer of a TSIG error (a key we do not have: BADKEY, even
-/// with no keys at all), or FORMERR when the TSIG is unreadable. A response that has no
+/// with no keys at all), or FORMERR when the TSIG is unreadable, not the last record of the
+/// additional section, or has a MAC of a length no truncation allows. A response that has no
 /// room left for the TSIG in `out` becomes TC=1 with the question only, signed. Returns the
 /// new length, `None` when nothing can be sent.
 pub fn sign_response(
@@ -24,6 +25,7 @@ pub fn sign_response(
         Err(tsig::Malformed) => return bare(out, len, Rcode::FORMERR.header_bits()),
     };
     match tsig::verify(query, &tsig, keys, now) {
+        Verdict::FormErr => bare(out, len, Rcode::FORMERR.header_bits()),
         Verdict::Valid { key, mac, .. } => {
             // The algorithm's name as the request spelled it, as its key name.
             let signing = Signing {

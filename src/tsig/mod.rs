@@ -25,6 +25,7 @@ pub use sign::{sign, sign_failure, sign_request, verify, Chain, Failure, Signing
 pub const BADSIG: u16 = 16;
 pub const BADKEY: u16 = 17;
 pub const BADTIME: u16 = 18;
+pub const BADTRUNC: u16 = 22;
 /// Class ANY, as a TSIG record has.
 const CLASS_ANY: u16 = 255;
 /// Longest MAC we make (HMAC-SHA512).

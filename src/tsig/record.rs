@@ -28,9 +28,8 @@ pub struct Malformed;
 pub fn find(message: &[u8]) -> Result<Option<Tsig<'_>>, Malformed> {
     let header = Header::new(message).ok_or(Malformed)?;
     let questions = header.qdcount();
-    let records = usize::from(header.ancount())
-        + usize::from(header.nscount())
-        + usize::from(header.arcount());
+    let before_additional = usize::from(header.ancount()) + usize::from(header.nscount());
+    let records = before_additional + usize::from(header.arcount());
     let mut at = HEADER_LEN;
     for _ in 0..questions {
         at = skip_name(message, at).ok_or(Malformed)? + 4;
@@ -48,7 +47,8 @@ pub fn find(message: &[u8]) -> Result<Option<Tsig<'_>>, Malformed> {
             return Err(Malformed);
         }
         if Rtype(rtype) == Rtype::TSIG {
-            if index + 1 != records {
+            // The last record, of the additional section (RFC 8945 §5.1).
+            if index + 1 != records || index < before_additional {
                 return Err(Malformed);
             }
             tsig = Some(parse_rdata(message, start, owner_end, rdata_at, end)?);

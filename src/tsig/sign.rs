@@ -4,7 +4,7 @@
 
 use super::key::{Hmac, Key, Signature};
 use super::record::Tsig;
-use super::{BADKEY, BADSIG, BADTIME, CLASS_ANY, FUDGE};
+use super::{BADKEY, BADSIG, BADTIME, BADTRUNC, CLASS_ANY, FUDGE};
 use crate::wire::record::read_be16;
 use crate::wire::{field, Header, Rtype, HEADER_LEN};
 
@@ -17,14 +17,17 @@ pub enum Verdict<'k> {
         mac: Signature,
         time_signed: u64,
     },
-    /// A TSIG error (BADKEY, BADSIG, BADTIME) to answer with NOTAUTH. BADTIME answers are
-    /// signed, so they carry the key and the request's MAC.
+    /// A TSIG error (BADKEY, BADSIG, BADTIME, BADTRUNC) to answer with NOTAUTH. BADTIME
+    /// answers are signed, so they carry the key and the request's MAC.
     Error {
         error: u16,
         key: Option<&'k Key>,
         mac: Signature,
         time_signed: u64,
     },
+    /// A MAC shorter than the least truncation allowed or longer than the hash: FORMERR
+    /// (RFC 8945 §5.2.2.1).
+    FormErr,
 }
 
 /// Checks the TSIG `tsig` of `message` against `keys` at Unix time `now` (RFC 8945 §5.2:
@@ -45,10 +48,15 @@ pub fn verify<'k>(message: &[u8], tsig: &Tsig<'_>, keys: &'k [Key], now: u64) ->
     }) else {
         return error(BADKEY, None);
     };
-    // RFC 8945 §5.2.2.1: a MAC truncated below half its length or 10 bytes is refused.
+    // RFC 8945 §5.2.2.1: a MAC longer than the hash, or truncated below half of it or 10
+    // bytes, is FORMERR; a truncated one above that is BADTRUNC from a server that accepts
+    // no truncation, as we do (unsigned: its MAC was not checked).
     let full = key.algorithm.mac_len();
     if tsig.mac.len() > full || tsig.mac.len() < (full / 2).max(10) {
-        return error(BADSIG, None);
+        return Verdict::FormErr;
+    }
+    if tsig.mac.len() < full {
+        return error(BADTRUNC, None);
     }
     let mut hmac = Hmac::new(key);
     digest_message(&mut hmac, message, tsig.start, tsig.original_id);

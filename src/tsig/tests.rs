@@ -2,7 +2,7 @@
 
 use super::key::*;
 use super::*;
-use crate::testing::QueryBuilder;
+use crate::testing::{with_mac_len, QueryBuilder};
 use crate::wire::HEADER_LEN;
 
 fn key(name: &[u8], algorithm: Algorithm) -> Key {
@@ -90,4 +90,57 @@ fn a_tsig_must_be_last_and_whole() {
     assert_eq!(find(&after), Err(Malformed));
     let plain = QueryBuilder::new("apps.example.com", 252).build();
     assert_eq!(find(&plain), Ok(None));
+}
+
+/// RFC 8945 §5.2.2.1: a MAC longer than the hash, or shorter than half of it and 10 bytes,
+/// is FORMERR; one truncated above that is BADTRUNC (we accept no truncation), unsigned.
+/// Before, each was BADSIG, and a truncation at half the hash was checked as a MAC
+/// (hardening round three, item 8).
+#[test]
+fn mac_lengths_are_checked_before_the_mac() {
+    let now = 1_800_000_000;
+    for key in [
+        key(b"\x03xfr\x00", Algorithm::HmacSha256),
+        key(b"\x03big\x00", Algorithm::HmacSha512),
+    ] {
+        let keys = [key.clone()];
+        let query = signed_query(&key, now);
+        let full = key.algorithm.mac_len();
+        let least = (full / 2).max(10);
+        for (len, want) in [
+            (0, "FORMERR"),
+            (9, "FORMERR"),
+            (least - 1, "FORMERR"),
+            (least, "BADTRUNC"),
+            (full - 1, "BADTRUNC"),
+            (full, "valid"),
+            (full + 1, "FORMERR"),
+        ] {
+            let changed = with_mac_len(&query, len);
+            let tsig = find(&changed).unwrap().unwrap();
+            let verdict = verify(&changed, &tsig, &keys, now);
+            let got = match verdict {
+                Verdict::FormErr => "FORMERR",
+                Verdict::Error {
+                    error: BADTRUNC,
+                    key: None,
+                    ..
+                } => "BADTRUNC",
+                Verdict::Valid { .. } => "valid",
+                _ => "other",
+            };
+            assert_eq!(got, want, "MAC of {len} bytes of {full}: {verdict:?}");
+        }
+    }
+}
+
+/// A TSIG that is the last record but not in the additional section (here the only record,
+/// counted as an answer) cannot be read: FORMERR (RFC 8945 §5.1).
+#[test]
+fn a_tsig_outside_the_additional_section_is_malformed() {
+    let key = key(b"\x03xfr\x00", Algorithm::HmacSha256);
+    let mut query = signed_query(&key, 1_800_000_000);
+    assert!(find(&query).unwrap().is_some());
+    query[6..12].copy_from_slice(&[0, 1, 0, 0, 0, 0]);
+    assert_eq!(find(&query), Err(Malformed));
 }

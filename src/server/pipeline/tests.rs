@@ -389,3 +389,34 @@ fn signed_ixfr_over_udp_keeps_to_512_bytes() {
     assert!(sizes[0].2 > 1, "{sizes:?}");
     assert_eq!(sizes[5].2, 1, "{sizes:?}");
 }
+
+/// The RCODEs of MAC lengths no truncation allows (FORMERR) and of a truncated MAC
+/// (NOTAUTH, BADTRUNC), as a client decodes them (hardening round three, item 8).
+#[test]
+fn mac_lengths_get_formerr_or_badtrunc() {
+    let bench = Bench::new().with_key(key());
+    let serving = bench.serving(false);
+    let mut query = QueryBuilder::new(APP, 1).build();
+    let len = query.len();
+    query.resize(len + 200, 0);
+    let (len, _) = sign_request(&mut query, len, &key(), u64::from(unix_seconds())).unwrap();
+    query.truncate(len);
+    for (mac_len, rcode) in [
+        (8, ResponseCode::FormErr),
+        (33, ResponseCode::FormErr),
+        (20, ResponseCode::NotAuth),
+    ] {
+        let changed = crate::testing::with_mac_len(&query, mac_len);
+        let reply = answer(&serving, Transport::Udp, &changed, CLIENT, None).unwrap();
+        assert_eq!(
+            decode(&reply).response_code(),
+            rcode,
+            "MAC of {mac_len} bytes"
+        );
+        let tsig = crate::tsig::find(&reply).unwrap();
+        match rcode {
+            ResponseCode::NotAuth => assert_eq!(tsig.map(|t| t.error), Some(crate::tsig::BADTRUNC)),
+            _ => assert!(tsig.is_none()),
+        }
+    }
+}

@@ -180,6 +180,8 @@ impl Gate {
             Some(keys) => match tsig::find(query) {
                 Ok(Some(signed)) => {
                     match tsig::verify(query, &signed, keys, u64::from(unix_seconds())) {
+                        // Not a transfer here: the ordinary rules answer it, FORMERR.
+                        Verdict::FormErr => return None,
                         Verdict::Valid { key, mac, .. } => Auth::Valid {
                             key: key.clone(),
                             key_name: signed.key_name.to_vec(),
