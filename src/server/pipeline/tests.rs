@@ -413,9 +413,9 @@ fn mac_lengths_get_formerr_or_badtrunc() {
             rcode,
             "MAC of {mac_len} bytes"
         );
-        let tsig = crate::tsig::find(&reply).unwrap();
+        let tsig = tsig::find(&reply).unwrap();
         match rcode {
-            ResponseCode::NotAuth => assert_eq!(tsig.map(|t| t.error), Some(crate::tsig::BADTRUNC)),
+            ResponseCode::NotAuth => assert_eq!(tsig.map(|t| t.error), Some(tsig::BADTRUNC)),
             _ => assert!(tsig.is_none()),
         }
     }
