@@ -179,6 +179,28 @@ pub fn wire_name(name: &str) -> Vec<u8> {
     wire
 }
 
+/// `query` (signed) with its MAC cut to, or padded to, `len` bytes.
+pub fn with_mac_len(query: &[u8], len: usize) -> Vec<u8> {
+    let tsig = crate::tsig::find(query).unwrap().unwrap();
+    let mut mac = tsig.mac.to_vec();
+    mac.resize(len, 0xAB);
+    let mut rdata = tsig.algorithm.to_vec();
+    rdata.extend_from_slice(&tsig.time_signed.to_be_bytes()[2..]);
+    rdata.extend_from_slice(&tsig.fudge.to_be_bytes());
+    rdata.extend_from_slice(&(len as u16).to_be_bytes());
+    rdata.extend_from_slice(&mac);
+    rdata.extend_from_slice(&tsig.original_id.to_be_bytes());
+    rdata.extend_from_slice(&tsig.error.to_be_bytes());
+    rdata.extend_from_slice(&(tsig.other.len() as u16).to_be_bytes());
+    rdata.extend_from_slice(tsig.other);
+    let mut out = query[..tsig.start].to_vec();
+    out.extend_from_slice(tsig.key_name);
+    out.extend_from_slice(&[0, 250, 0, 255, 0, 0, 0, 0]);
+    out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    out.extend_from_slice(&rdata);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use hickory_proto::op::Message;
@@ -207,26 +229,4 @@ mod tests {
         assert_eq!(tcp_frame(&packet)[..2], (packet.len() as u16).to_be_bytes());
         assert_eq!(wire_name("."), [0]);
     }
-}
-
-/// `query` (signed) with its MAC cut to, or padded to, `len` bytes.
-pub fn with_mac_len(query: &[u8], len: usize) -> Vec<u8> {
-    let tsig = crate::tsig::find(query).unwrap().unwrap();
-    let mut mac = tsig.mac.to_vec();
-    mac.resize(len, 0xAB);
-    let mut rdata = tsig.algorithm.to_vec();
-    rdata.extend_from_slice(&tsig.time_signed.to_be_bytes()[2..]);
-    rdata.extend_from_slice(&tsig.fudge.to_be_bytes());
-    rdata.extend_from_slice(&(len as u16).to_be_bytes());
-    rdata.extend_from_slice(&mac);
-    rdata.extend_from_slice(&tsig.original_id.to_be_bytes());
-    rdata.extend_from_slice(&tsig.error.to_be_bytes());
-    rdata.extend_from_slice(&(tsig.other.len() as u16).to_be_bytes());
-    rdata.extend_from_slice(tsig.other);
-    let mut out = query[..tsig.start].to_vec();
-    out.extend_from_slice(tsig.key_name);
-    out.extend_from_slice(&[0, 250, 0, 255, 0, 0, 0, 0]);
-    out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-    out.extend_from_slice(&rdata);
-    out
 }
