@@ -700,3 +700,55 @@ fn key_files_are_checked_as_configuration() {
     let _ = std::fs::remove_file(&garbage);
     let _ = std::fs::remove_file(&keys);
 }
+
+/// Descriptors the process holds, from /proc.
+fn open_descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+/// During a stuck reload (its dump a FIFO nobody writes), 40 impatient `reload` clients that
+/// hang up are dropped at once, and `status` still gets its answer. Before, each stayed as a
+/// dead connection until the reload ended, the 33rd took the last slot and `status` got
+/// "Broken pipe" (hardening round three, item 10).
+#[test]
+fn clients_waiting_for_a_stuck_reload_are_dropped_when_they_hang_up() {
+    use std::io::Write;
+    let socket = control_path("impatient");
+    let dump = temp_dump("impatient", r#"{"serial": 1, "apps": {"1": "a"}}"#);
+    let server = Cnamed::start_dump(&dump, &["--control", socket.to_str().unwrap()]);
+    std::fs::remove_file(&dump).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&dump)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo");
+    let at_rest = open_descriptors(server.pid());
+    // One patient client holds the reload (it waits on the FIFO).
+    let mut patient = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    patient.write_all(b"reload\n").unwrap();
+    for _ in 0..40 {
+        let mut impatient = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        impatient.write_all(b"reload\n").unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (code, out, err) = ctl(&socket, &["status"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("serial: 1"), "{out}");
+    // The hung-up clients are gone: the patient one and the listener's are left.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let open = open_descriptors(server.pid());
+        if open <= at_rest + 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{open} open, {at_rest} at rest"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(patient);
+    let _ = std::fs::remove_file(&dump);
+}

@@ -7,7 +7,10 @@
 //! loop's waker.
 //! Clients are served concurrently: one that says nothing is closed after
 //! `REQUEST_DEADLINE`, one that sends garbage gets an error line, and neither holds up
-//! anyone else.
+//! anyone else. A client waiting for a reload that hangs up is dropped at once; one still
+//! waiting at its deadline (longer than the longest reload, see [`wait_deadline`]) is told
+//! so; and waiting clients never take the last `STATUS_SLOTS` slots, so `status` always
+//! gets an answer.
 
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -25,8 +28,13 @@ use super::status::StatusBoard;
 use crate::control::{Request, MAX_REQUEST};
 use crate::sys;
 
-/// Clients served at once; one more closes the oldest that has not finished its request.
+/// Clients served at once; one more closes the oldest that is not waiting for a reload.
 const MAX_CLIENTS: usize = 32;
+/// Slots that clients waiting for a reload never take: kept for `status`.
+const STATUS_SLOTS: usize = 4;
+/// The longest a dump reload may take to answer: the wait for idle time (5 s), then a load
+/// of the largest dumps (100M apps load in about a minute), with room to spare.
+const DUMP_RELOAD_WAIT: Duration = Duration::from_secs(600);
 /// A client must send its request, and take its answer, within this.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
 /// The socket's mode: the service's user and group (a deploy job in the group) may connect.
@@ -94,12 +102,24 @@ pub(super) fn bind(path: &Path) -> io::Result<(UnixListener, SocketFile)> {
     Ok((listener, file))
 }
 
+/// How long a client may wait for a reload's answer: longer than the longest reload. A dump
+/// reload: `DUMP_RELOAD_WAIT`. A secondary's refresh asks each primary at most twice (IXFR,
+/// then AXFR), each transfer within `max_transfer_time_in`: twice that per primary, and a
+/// minute more.
+pub(super) fn wait_deadline(primaries: usize, max_transfer_time_in: Duration) -> Duration {
+    let transfers = u32::try_from(2 * primaries).unwrap_or(u32::MAX);
+    let refresh = max_transfer_time_in.saturating_mul(transfers) + Duration::from_secs(60);
+    DUMP_RELOAD_WAIT.max(refresh)
+}
+
 /// Serves the control socket until the process exits. Reload requests go to the main loop
-/// as events, with the way back for their answers.
+/// as events, with the way back for their answers; a client waits for one at most
+/// `wait_deadline`.
 pub(super) fn spawn(
     mut listener: UnixListener,
     events: EventSender,
     board: Arc<StatusBoard>,
+    wait_deadline: Duration,
 ) -> io::Result<()> {
     let poll = Poll::new()?;
     poll.registry()
@@ -116,6 +136,7 @@ pub(super) fn spawn(
         next_id: FIRST_CLIENT,
         events,
         board,
+        wait_deadline,
     };
     std::thread::Builder::new()
         .name("cnamed-control".into())
@@ -140,7 +161,7 @@ enum Phase {
 struct Client {
     stream: UnixStream,
     phase: Phase,
-    /// When the client is closed, unless it is waiting for a reload.
+    /// When the client is closed, or (waiting for a reload) told it waited too long.
     deadline: Instant,
     accepted: Instant,
 }
@@ -157,18 +178,15 @@ struct ControlServer {
     /// The main loop's inputs.
     events: EventSender,
     board: Arc<StatusBoard>,
+    /// How long a client may wait for a reload's answer.
+    wait_deadline: Duration,
 }
 
 impl ControlServer {
     fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(64);
         loop {
-            let next = self
-                .clients
-                .values()
-                .filter(|c| !matches!(c.phase, Phase::Waiting))
-                .map(|c| c.deadline)
-                .min();
+            let next = self.clients.values().map(|c| c.deadline).min();
             let timeout = next.map(|at| at.saturating_duration_since(Instant::now()));
             if let Err(error) = self.poll.poll(&mut events, timeout) {
                 if error.kind() != io::ErrorKind::Interrupted {
@@ -183,9 +201,38 @@ impl ControlServer {
                 }
             }
             let now = Instant::now();
-            self.clients
-                .retain(|_, c| matches!(c.phase, Phase::Waiting) || c.deadline > now);
+            let overdue: Vec<usize> = self
+                .clients
+                .iter()
+                .filter(|(_, c)| matches!(c.phase, Phase::Waiting) && c.deadline <= now)
+                .map(|(&id, _)| id)
+                .collect();
+            for id in overdue {
+                self.answer_overdue(id);
+            }
+            self.clients.retain(|_, c| c.deadline > now);
         }
+    }
+
+    /// Tells a client that waited `wait_deadline` for a reload that it gets no answer.
+    fn answer_overdue(&mut self, id: usize) {
+        let Some(client) = self.clients.get_mut(&id) else {
+            return;
+        };
+        let line = format!(
+            "failed: no answer within {} s; the reload goes on (see cnamed status)\n",
+            self.wait_deadline.as_secs()
+        );
+        client.phase = Phase::Writing(line.into_bytes(), 0);
+        client.deadline = Instant::now() + REQUEST_DEADLINE;
+        self.drive(id);
+    }
+
+    fn waiting(&self) -> usize {
+        let waiting = self.clients.values();
+        waiting
+            .filter(|c| matches!(c.phase, Phase::Waiting))
+            .count()
     }
 
     fn accept(&mut self) {
@@ -198,15 +245,15 @@ impl ControlServer {
                 Err(_) => return,
             };
             if self.clients.len() >= MAX_CLIENTS {
+                // Waiting clients leave `STATUS_SLOTS` at least: there is one to close.
                 let oldest = self
                     .clients
                     .iter()
-                    .filter(|(_, c)| matches!(c.phase, Phase::Reading(_)))
+                    .filter(|(_, c)| !matches!(c.phase, Phase::Waiting))
                     .min_by_key(|(_, c)| c.accepted)
                     .map(|(&id, _)| id);
                 match oldest {
                     Some(id) => drop(self.clients.remove(&id)),
-                    // Every slot waits for a reload: this one is turned away.
                     None => continue,
                 }
             }
@@ -246,19 +293,31 @@ impl ControlServer {
         }
     }
 
-    /// Moves a client on as far as its socket allows; closes it when it is done or failed.
+    /// Moves a client on as far as its socket allows; closes it when it is done or failed,
+    /// or when it hangs up while waiting for a reload.
     fn drive(&mut self, id: usize) {
+        let waiting = self.waiting();
         let Some(client) = self.clients.get_mut(&id) else {
             return;
         };
+        if matches!(client.phase, Phase::Waiting) {
+            if client.hung_up() {
+                self.clients.remove(&id);
+            }
+            return;
+        }
         let Ok(request) = client.read_request() else {
             self.clients.remove(&id);
             return;
         };
         if let Some(request) = request {
             let answer = match request {
+                Ok(Request::Reload { .. }) if waiting >= MAX_CLIENTS - STATUS_SLOTS => Some(
+                    format!("failed: {waiting} clients wait for a reload already; ask again later"),
+                ),
                 Ok(Request::Reload { force }) => {
                     client.phase = Phase::Waiting;
+                    client.deadline = Instant::now() + self.wait_deadline;
                     let answers = self.answers.clone();
                     let request = ReloadRequest::new(force, id, answers, Arc::clone(&self.waker));
                     match self.events.send(Event::Reload(Reason::Control(request))) {
@@ -284,6 +343,22 @@ impl ControlServer {
 }
 
 impl Client {
+    /// Whether a client waiting for a reload has gone: its end is closed (what it sends
+    /// meanwhile is dropped).
+    fn hung_up(&mut self) -> bool {
+        let mut sink = [0; MAX_REQUEST];
+        for _ in 0..MAX_READS {
+            match self.stream.read(&mut sink) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+
     /// Reads until a whole request line is in: `Some` once it is (or once it cannot be one),
     /// `None` while more is to come. An error closes the connection.
     fn read_request(&mut self) -> io::Result<Option<Result<Request, String>>> {
@@ -327,5 +402,20 @@ impl Client {
             return Ok(());
         }
         Err(io::ErrorKind::ConnectionAborted.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A dump reload gets ten minutes; a secondary's refresh twice the transfer limit per
+    /// primary (IXFR then AXFR), and a minute more, when that is longer.
+    #[test]
+    fn clients_wait_longer_than_the_longest_reload() {
+        let minutes = |m: u64| Duration::from_secs(60 * m);
+        assert_eq!(wait_deadline(0, minutes(10)), minutes(10));
+        assert_eq!(wait_deadline(1, minutes(1)), minutes(10));
+        assert_eq!(wait_deadline(2, minutes(10)), minutes(41));
     }
 }

@@ -464,7 +464,8 @@ pub fn serve(
     let control_file = match control_socket {
         Some((listener, file)) => {
             let events = running.reloader.shared.events.clone();
-            control::spawn(listener, events, Arc::clone(&board))?;
+            let wait = control::wait_deadline(config.primary.len(), config.max_transfer_time_in);
+            control::spawn(listener, events, Arc::clone(&board), wait)?;
             crate::log!(Info, "control socket {}", file.path().display());
             Some(file)
         }
