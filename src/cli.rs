@@ -96,6 +96,10 @@ Options:
   --cookie-secret-file PATH  DNS cookie secrets, 32 hex digits a line: the first makes
                              cookies, a second is also accepted [default: a random secret]
   --max-dump-size BYTES      refuse a larger dump before reading it [default: 4 GiB]
+  --last-good PATH           keep a copy of the last dump installed there (written after
+                             each dump load); at start, serve it when the dump is
+                             unreadable, invalid, empty or refused by the guard rails
+                             against it [default: off]
   --max-shrink PERCENT       refuse a reload that removes more of the live apps [default: 10]
   --clusters LIST            comma-separated clusters apps may map to; a dump naming
                              another is refused [default: any]
@@ -144,7 +148,7 @@ accepting, finish the TCP answers already asked for (at most 1 s) and exit.
 ";
 
 /// Every option that takes a value; anything else starting with '-' is unknown.
-const VALUE_FLAGS: [&str; 35] = [
+const VALUE_FLAGS: [&str; 36] = [
     "--dump",
     "--zone",
     "--target",
@@ -180,6 +184,7 @@ const VALUE_FLAGS: [&str; 35] = [
     "--min-transfer-rate",
     "--max-transfers-per-address",
     "--min-refresh",
+    "--last-good",
 ];
 
 fn value<T: FromStr>(flag: &str, text: &str, what: &str) -> Result<T, CliError> {
@@ -314,6 +319,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
                 config.max_transfers_per_address = value(flag, &text, "a number of transfers")?
             }
             "--min-refresh" => config.min_refresh = seconds(flag, &text)?,
+            "--last-good" => config.last_good = Some(PathBuf::from(text)),
             "--xfr-allow" => config.xfr_allow.push(
                 text.parse()
                     .map_err(|why| CliError(format!("{flag}: {why}")))?,

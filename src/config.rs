@@ -129,6 +129,9 @@ pub struct Config {
     pub primary: Vec<SocketAddr>,
     /// What a secondary does once its zone expires.
     pub on_expire: OnExpire,
+    /// Where a copy of the last dump installed is kept, and served at start when the dump
+    /// cannot be; `None`: no copy.
+    pub last_good: Option<PathBuf>,
     /// The longest a transfer in may take before the next primary is tried.
     pub max_transfer_time_in: Duration,
     /// The longest a transfer out may take before it is cut off.
@@ -175,6 +178,7 @@ impl Default for Config {
             notify: Vec::new(),
             primary: Vec::new(),
             on_expire: OnExpire::default(),
+            last_good: None,
             max_transfer_time_in: DEFAULT_LIMITS.max_time,
             max_transfer_time_out: DEFAULT_LIMITS.max_time,
             min_transfer_rate: DEFAULT_LIMITS.min_rate,

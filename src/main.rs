@@ -10,7 +10,7 @@ use cnamed::config::{Config, VERSION_STRING};
 use cnamed::control::{self, Request};
 use cnamed::cookie::{SecretError, Secrets};
 use cnamed::server::{FirstLoad, InitialTransfer};
-use cnamed::snapshot::{guard, Snapshot, Zone};
+use cnamed::snapshot::{guard, last_good, LoadError, Snapshot, Zone};
 use cnamed::xfr::inbound::client::Initial;
 use cnamed::{server, zonefile};
 
@@ -71,7 +71,10 @@ fn run() -> ExitCode {
         Command::Serve => {
             // The server loads the dump itself, once its health endpoint can say it is
             // starting.
-            let load = || load_first(&config, &zone, true);
+            let load = || match (&config.last_good, config.primary.is_empty()) {
+                (Some(last_good), true) => load_with_last_good(&config, &zone, last_good),
+                _ => load_first(&config, &zone, true),
+            };
             server::serve(&config, zone.clone(), secrets, load)
         }
         Command::Check => {
@@ -201,6 +204,55 @@ fn load_first(config: &Config, zone: &Zone, from_primaries: bool) -> std::io::Re
         snapshot,
         elapsed: started.elapsed(),
         transfer,
+        from_last_good: false,
+    })
+}
+
+/// `serve` from a dump with `--last-good`: the dump, or the last good copy when the dump
+/// cannot be served (see `last_good::choose_at_start`; an error line says why). A dump that
+/// is served becomes the new copy before serving starts.
+fn load_with_last_good(
+    config: &Config,
+    zone: &Zone,
+    last_good: &Path,
+) -> std::io::Result<FirstLoad> {
+    let started = Instant::now();
+    let rules = config.guard_rules().map_err(std::io::Error::other)?;
+    let loaded = Snapshot::load(&config.dump, zone, config.max_dump_size).and_then(|snapshot| {
+        match guard::check_clusters(&snapshot, &rules) {
+            Ok(()) => Ok(snapshot),
+            Err(refusal) => Err(LoadError::Refused {
+                path: config.dump.clone(),
+                refusal,
+            }),
+        }
+    });
+    let chosen = last_good::choose_at_start(loaded, last_good, zone, config.max_dump_size, &rules)
+        .map_err(std::io::Error::other)?;
+    let from_last_good = chosen.passed_over.is_some();
+    match &chosen.passed_over {
+        Some(why) => cnamed::log!(
+            Error,
+            "{} cannot be served ({why}); answering from the last good copy {}, serial {}",
+            config.dump.display(),
+            last_good.display(),
+            chosen.snapshot.serial
+        ),
+        None => {
+            if let Err(error) = last_good::save(&chosen.snapshot, last_good) {
+                cnamed::log!(
+                    Warning,
+                    "cannot write the last good copy {}: {error}",
+                    last_good.display()
+                );
+            }
+        }
+    }
+    Ok(FirstLoad {
+        snapshot: chosen.snapshot,
+        elapsed: started.elapsed(),
+        transfer: None,
+        from_last_good,
     })
 }
 

@@ -752,3 +752,87 @@ fn clients_waiting_for_a_stuck_reload_are_dropped_when_they_hang_up() {
     drop(patient);
     let _ = std::fs::remove_file(&dump);
 }
+
+/// `{"serial": S, "apps": {...}}` with `apps` apps on cluster eu.
+fn eu_dump(serial: u32, apps: u32) -> String {
+    let entries: Vec<String> = (0..apps).map(|i| format!(r#""{i}": "eu""#)).collect();
+    format!(
+        r#"{{"serial": {serial}, "apps": {{{}}}}}"#,
+        entries.join(",")
+    )
+}
+
+/// The serial and app count of a dump file, read with serde_json.
+fn dump_facts(path: &std::path::Path) -> (u64, usize) {
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    (
+        json["serial"].as_u64().unwrap(),
+        json["apps"].as_object().unwrap().len(),
+    )
+}
+
+/// With `--last-good`, each dump installed (at start, and by each reload before it answers)
+/// is copied there, and a restart whose dump is truncated, empty or rolled back serves the
+/// copy instead, with an error line and a metric; before, a truncated dump stopped the
+/// service and an empty one served 0 apps (hardening round three, item 12). A copy that
+/// cannot be written is a warning and a metric, never a failed reload.
+#[test]
+fn the_last_good_copy_serves_when_the_dump_cannot() {
+    let dump = temp_dump("last-good-dump", &eu_dump(5, 100));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("last-good-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join("last-good.json");
+    let _ = std::fs::remove_file(&copy);
+    let args = [
+        "--last-good",
+        copy.to_str().unwrap(),
+        "--metrics",
+        "127.0.0.1:0",
+    ];
+    let mut server = Cnamed::start_dump(&dump, &args);
+    assert_eq!(dump_facts(&copy), (5, 100), "written at start");
+    std::fs::write(&dump, eu_dump(6, 101)).unwrap();
+    server.signal("HUP");
+    server.wait_log("reloaded");
+    assert_eq!(dump_facts(&copy), (6, 101), "written by the reload");
+    drop(server);
+
+    let full = eu_dump(7, 101);
+    for (bad, why) in [
+        (full[..full.len() / 2].to_owned(), "EOF"),
+        (eu_dump(7, 0), "no apps"),
+        (eu_dump(4, 101), "serial 4"),
+    ] {
+        std::fs::write(&dump, &bad).unwrap();
+        let mut server = Cnamed::start_dump(&dump, &args);
+        let line = server.seen_log("answering from the last good copy");
+        assert!(line.len() == 1 && line[0].contains(why), "{why}: {line:?}");
+        assert_eq!(serial_of(&server), 6);
+        let metrics = metrics_addr(&mut server);
+        let samples = wait_metric(metrics, "cnamed_last_good_serving", 1.0);
+        assert_eq!(samples["cnamed_snapshot_apps"], 101.0);
+        assert_eq!(http_get(metrics, "GET", "/ready").0, 200);
+        assert_eq!(dump_facts(&copy), (6, 101), "the copy is kept");
+    }
+
+    // A copy that cannot be written: the reload still installs the dump.
+    let unwritable = dir.join("no-such-dir").join("last-good.json");
+    std::fs::write(&dump, eu_dump(8, 101)).unwrap();
+    let unwritable_args = [
+        "--last-good",
+        unwritable.to_str().unwrap(),
+        "--metrics",
+        "127.0.0.1:0",
+    ];
+    let mut server = Cnamed::start_dump(&dump, &unwritable_args);
+    assert_eq!(server.seen_log("cannot write the last good copy").len(), 1);
+    std::fs::write(&dump, eu_dump(9, 101)).unwrap();
+    server.signal("HUP");
+    server.wait_log("reloaded");
+    assert_eq!(serial_of(&server), 9);
+    let metrics = metrics_addr(&mut server);
+    wait_metric(metrics, "cnamed_last_good_write_failures_total", 1.0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -219,6 +219,10 @@ pub struct ServerStats {
     /// Modification time of the dump being served, Unix milliseconds.
     pub dump_modified_ms: Counter,
     pub start_time_ms: Counter,
+    /// 1 while the snapshot served is the last good copy, taken at start instead of the dump.
+    pub last_good_serving: Counter,
+    /// Writes of the last good copy that failed.
+    pub last_good_write_failures: Counter,
     /// Worker threads in their event loop (each adds itself, and removes itself on exit).
     pub workers_running: AtomicU64,
 }

@@ -173,10 +173,22 @@ pub(super) fn render(workers: &[&WorkerCounters], stats: &ServerStats, out: &mut
             "Modification time of the dump file being served, Unix seconds.",
             stats.dump_modified_ms.get() as f64 / 1e3,
         ),
+        (
+            "cnamed_last_good_serving",
+            "1 while the last good copy (--last-good) is served because the dump could not be at start.",
+            stats.last_good_serving.get() as f64,
+        ),
     ];
     for (name, help, value) in snapshot {
         single(out, name, gauge, help, value);
     }
+    single(
+        out,
+        "cnamed_last_good_write_failures_total",
+        counter,
+        "Writes of the last good copy (--last-good) that failed; the reload was not.",
+        stats.last_good_write_failures.get(),
+    );
     single(
         out,
         "cnamed_workers_running",

@@ -86,6 +86,7 @@ pub struct Server {
     /// A secondary's state, with `--primary`.
     secondary: Option<Arc<SecondaryStats>>,
     max_dump_size: u64,
+    last_good: Option<PathBuf>,
     rules: Rules,
     tcp_limits: TcpLimits,
     rrl: Option<RrlSettings>,
@@ -163,6 +164,7 @@ impl Server {
             transfer_limits: config.transfer_limits_in(),
             secondary,
             max_dump_size: config.max_dump_size,
+            last_good: config.last_good.clone(),
             rules: config
                 .guard_rules()
                 .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?,
@@ -276,6 +278,7 @@ impl Server {
                 secondary: self.secondary.clone(),
                 dump_writer: std::sync::Mutex::new(dump_writer),
                 max_dump_size: self.max_dump_size,
+                last_good: self.last_good,
                 rules: self.rules,
                 stats: Arc::clone(&self.stats),
             }),
@@ -346,11 +349,13 @@ fn check_fd_limit(limit: io::Result<u64>, config: &Config) {
 /// `cnamed serve`: starts the metrics endpoint (its probes say "starting"), loads the first
 /// snapshot with `load`, binds, starts the workers, tells systemd, then reloads on SIGHUP and
 /// control requests until SIGTERM or SIGINT stops it.
-/// The first snapshot, how long it took, and the transfer it came by, if it did.
+/// The first snapshot, how long it took, and where it came from: the transfer it came by, if
+/// it did, or the last good copy instead of the dump.
 pub struct FirstLoad {
     pub snapshot: Snapshot,
     pub elapsed: Duration,
     pub transfer: Option<InitialTransfer>,
+    pub from_last_good: bool,
 }
 
 /// A secondary's start-up AXFR: from whom, and what it cost.
@@ -384,6 +389,7 @@ pub fn serve(
         snapshot,
         elapsed: load_time,
         transfer,
+        from_last_good,
     } = load()?;
     match transfer {
         Some(transfer) => crate::log!(
@@ -398,7 +404,11 @@ pub fn serve(
         None => crate::log!(
             Info,
             "loaded {}: {} apps in {:.1} ms",
-            config.dump.display(),
+            match (&config.last_good, from_last_good) {
+                (Some(last_good), true) => last_good,
+                _ => &config.dump,
+            }
+            .display(),
             snapshot.app_count(),
             load_time.as_secs_f64() * 1e3
         ),
@@ -417,6 +427,10 @@ pub fn serve(
     check_fd_limit(sys::raise_fd_limit(), config);
     let server = Server::bind(config, zone, snapshot, secrets, limits)?;
     server.set_load_time(load_time);
+    server
+        .stats
+        .last_good_serving
+        .set(u64::from(from_last_good));
     if let (Some(transfer), Some(secondary)) = (transfer, &server.secondary) {
         secondary.record(
             LastTransfer {

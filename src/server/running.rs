@@ -45,6 +45,8 @@ pub(super) struct Reloader {
     /// Writes a secondary's dump; taken out when stopping, to write what is pending.
     pub(super) dump_writer: Mutex<Option<DumpWriter>>,
     pub(super) max_dump_size: u64,
+    /// `--last-good`: where each dump installed is copied.
+    pub(super) last_good: Option<PathBuf>,
     pub(super) rules: Rules,
     pub(super) stats: Arc<ServerStats>,
 }
@@ -161,6 +163,25 @@ impl Reloader {
         primaries
     }
 
+    /// Copies a dump just installed to `--last-good`, before the reload answers; a failure
+    /// is a warning and a metric, never a failed reload.
+    fn save_last_good(&self, snapshot: &Snapshot) {
+        let Some(path) = &self.last_good else {
+            return;
+        };
+        match crate::snapshot::last_good::save(snapshot, path) {
+            Ok(()) => self.stats.last_good_serving.set(0),
+            Err(error) => {
+                self.stats.last_good_write_failures.add(1);
+                crate::log!(
+                    Warning,
+                    "cannot write the last good copy {}: {error}",
+                    path.display()
+                );
+            }
+        }
+    }
+
     /// Puts a load in service if the guard rails let it (all but the cluster rule give way
     /// to `force`), or counts why not. Only one reload installs at a time.
     pub(super) fn install(
@@ -259,6 +280,9 @@ impl Reloader {
             let _ = notify.send(done.serial);
         }
         stats.load_micros.set(done.elapsed.as_micros() as u64);
+        if self.primaries.is_empty() {
+            self.save_last_good(&snapshot);
+        }
         // What a restart serves when no primary answers.
         if let Some(writer) = &*self
             .dump_writer

@@ -9,6 +9,7 @@ mod clusters;
 mod dump;
 mod error;
 pub mod guard;
+pub mod last_good;
 mod probe;
 mod strings;
 mod table;
@@ -69,6 +70,11 @@ pub enum LoadError {
         path: Option<PathBuf>,
         error: serde_json::Error,
     },
+    /// Loaded, but against a rule every snapshot must keep (`--clusters`).
+    Refused {
+        path: PathBuf,
+        refusal: guard::Refusal,
+    },
 }
 
 impl fmt::Display for LoadError {
@@ -85,6 +91,7 @@ impl fmt::Display for LoadError {
                 error,
             } => write!(f, "{}: {error}", path.display()),
             Self::Invalid { path: None, error } => write!(f, "{error}"),
+            Self::Refused { path, refusal } => write!(f, "{}: {refusal}", path.display()),
         }
     }
 }
