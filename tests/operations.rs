@@ -424,14 +424,10 @@ fn probes_follow_the_server_through_its_life() {
         .unwrap()
         .success());
     // The server logs its addresses only once serving: both are picked here.
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-    };
+    // Below the ephemeral range, where no concurrent `:0` bind takes them meanwhile.
+    let free_port = || std::net::SocketAddr::from(([127, 0, 0, 1], fixed_port()));
     let (metrics, dns) = (free_port(), free_port());
-    let mut child = KillOnDrop(
+    let mut child = Reaped::new(
         Command::new(binary())
             .args(["--threads", "2", "--listen"])
             .arg(dns.to_string())
@@ -489,7 +485,7 @@ fn probes_follow_the_server_through_its_life() {
     assert_eq!(m["cnamed_workers_running"], 2.0);
 
     // A reload waiting on the FIFO: still ready, the old snapshot serves.
-    let pid = child.0.id().to_string();
+    let pid = child.id().to_string();
     let kill = |signal: &str| {
         assert!(Command::new("kill")
             .args([signal, &pid])
@@ -510,7 +506,7 @@ fn probes_follow_the_server_through_its_life() {
     kill("-TERM");
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(probe("/ready"), 503, "not ready while stopping");
-    let status = child.0.wait().unwrap();
+    let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
     let _ = std::fs::remove_file(&dump);
 }
@@ -523,16 +519,6 @@ fn head(addr: std::net::SocketAddr, path: &str) -> String {
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     response
-}
-
-/// A child process killed if the test panics before it stops it.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A reader that has gone (`cnamed --help | head -0`) leaves the short commands' stdout
@@ -583,6 +569,7 @@ fn the_control_flag_never_deletes_a_file_that_is_not_a_socket() {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
+        .map(Reaped::new)
         .unwrap();
     // It must refuse at once; a server that started instead is stopped, and the test fails.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

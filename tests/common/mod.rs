@@ -71,6 +71,45 @@ pub fn fixed_port() -> u16 {
     }
 }
 
+/// A child process killed and reaped on drop, so that a test that fails (panics) leaves no
+/// process behind: a server, or a load generator.
+pub struct Reaped(Option<Child>);
+
+impl Reaped {
+    pub fn new(child: Child) -> Self {
+        Self(Some(child))
+    }
+
+    /// Waits for the child's end and all it wrote to the pipes taken.
+    pub fn wait_with_output(mut self) -> std::process::Output {
+        let child = self.0.take().expect("a child until consumed");
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl std::ops::Deref for Reaped {
+    type Target = Child;
+
+    fn deref(&self) -> &Child {
+        self.0.as_ref().expect("a child until consumed")
+    }
+}
+
+impl std::ops::DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut Child {
+        self.0.as_mut().expect("a child until consumed")
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// A running server; killed on drop.
 pub struct Cnamed {
     child: Child,
