@@ -37,8 +37,8 @@ sql service <<'SQL'
 CREATE TABLE apps (
     app_id  VARCHAR(56) NOT NULL PRIMARY KEY
             CHECK (app_id REGEXP '^[A-Za-z0-9]([A-Za-z0-9-]{0,54}[A-Za-z0-9])?$'),
-    cluster VARCHAR(63) NOT NULL
-            CHECK (cluster REGEXP '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$')
+    cluster VARCHAR(56) NOT NULL
+            CHECK (cluster REGEXP '^[A-Za-z0-9]([A-Za-z0-9-]{0,54}[A-Za-z0-9])?$')
 ) DEFAULT CHARSET utf8mb4 COLLATE utf8mb4_general_ci;
 SQL
 step "100k apps"

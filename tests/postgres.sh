@@ -45,7 +45,7 @@ CREATE TABLE apps (
     app_id  text PRIMARY KEY
             CHECK (app_id ~ '^[A-Za-z0-9]([A-Za-z0-9-]{0,54}[A-Za-z0-9])?$'),
     cluster text NOT NULL
-            CHECK (cluster ~ '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$')
+            CHECK (cluster ~ '^[A-Za-z0-9]([A-Za-z0-9-]{0,54}[A-Za-z0-9])?$')
 );
 -- cnamed compares app IDs without case: two IDs equal but for case would make a bad dump.
 CREATE UNIQUE INDEX apps_app_id_lower ON apps (lower(app_id));
@@ -56,9 +56,18 @@ step "100k apps"
 sql -c "INSERT INTO apps SELECT CASE WHEN i % 10 = 0 THEN 'app-' || i ELSE i::text END,
         'mt' || (i % 4) FROM generate_series(1, 100000) i"
 # The constraints refuse what would break an export.
-for bad in "('App-10', 'mt1')" "('-x', 'mt1')" "('ok', 'MT 1')"; do
+# The longest cluster the default services allow is 56 bytes: sockjs-{cluster} fills a label.
+c56=$(printf 'c%.0s' $(seq 56))
+for bad in "('App-10', 'mt1')" "('-x', 'mt1')" "('ok', 'MT 1')" "('ok', '${c56}c')"; do
     if sql -c "INSERT INTO apps VALUES $bad" 2>/dev/null; then fail "the table accepted $bad"; fi
 done
+# What the table accepts, cnamed takes: a 56-byte cluster, an upper-case one (folded).
+sql -c "INSERT INTO apps VALUES ('long-1', '$c56'), ('upper-1', 'MT1')"
+tmp=$work/accepted.json
+sql -t -A -c "SELECT json_build_object('serial', 1, 'apps', json_object_agg(app_id, cluster))
+    FROM apps WHERE app_id IN ('long-1', 'upper-1')" > "$tmp"
+"$cnamed" check --dump "$tmp" >/dev/null || fail "cnamed refused what the table accepted"
+sql -c "DELETE FROM apps WHERE app_id IN ('long-1', 'upper-1')"
 
 # The README's export, word for word (paths aside): psql writes a temp file in the dump's
 # directory, cnamed check validates it with the fleet's flags, a rename publishes it.
@@ -72,13 +81,19 @@ export_dump() {
     sql -t -A -c "
         SELECT json_build_object(
             'serial', nextval('cnamed_serial'),
-            'apps', coalesce(json_object_agg(app_id, cluster), '{}'::json))
+            'apps', json_object_agg(app_id, cluster))
         FROM apps" > "$tmp" || { rm -f "$tmp"; return 1; }
     psql_s=$(echo "$(date +%s.%N) - $t0" | bc)
     "$cnamed" check "${opts[@]}" --dump "$tmp" >/dev/null || { rm -f "$tmp"; return 1; }
     chmod 640 "$tmp"
     mv "$tmp" "$dump"
 }
+step "an empty table does not export"
+sql -c "CREATE TABLE kept AS SELECT * FROM apps"
+sql -c "DELETE FROM apps"
+if export_dump 2>/dev/null; then fail "an empty table was exported"; fi
+sql -c "INSERT INTO apps SELECT * FROM kept"
+sql -c "DROP TABLE kept"
 export_dump
 
 step "serve it"
