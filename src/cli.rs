@@ -427,6 +427,37 @@ mod tests {
         }
     }
 
+    /// The README's flags table has a row for every flag of `--help`, and no other.
+    #[test]
+    fn readme_table_has_every_flag() {
+        let readme = include_str!("../README.md");
+        let start = readme
+            .find("| flag | default | meaning |")
+            .expect("the table");
+        let rows: Vec<&str> = readme[start..]
+            .lines()
+            .skip(2)
+            .take_while(|line| line.starts_with('|'))
+            .collect();
+        let flags = VALUE_FLAGS
+            .iter()
+            .chain(&["--force", "--json", "--help", "--version"]);
+        for flag in flags {
+            let row = format!("`{flag}");
+            assert!(
+                rows.iter().any(|r| r.contains(&row)),
+                "{flag} missing from the README's table"
+            );
+        }
+        for row in &rows {
+            let flag = row.split('`').nth(1).unwrap().split(' ').next().unwrap();
+            assert!(
+                USAGE.contains(flag),
+                "{flag} is in the README, not in --help"
+            );
+        }
+    }
+
     /// The man page documents every flag and command (roff escapes each '-').
     #[test]
     fn man_page_documents_every_flag() {

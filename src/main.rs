@@ -101,7 +101,15 @@ fn run() -> ExitCode {
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => fail(FAILURE, &error.to_string()),
+        Err(error) => {
+            let hint = match (config.dump == Config::default().dump, config.dump.exists()) {
+                (true, false) => {
+                    " (the default --dump: give --dump PATH, or the service's options from /etc/default/cnamed)"
+                }
+                _ => "",
+            };
+            fail(FAILURE, &format!("{error}{hint}"))
+        }
     }
 }
 
