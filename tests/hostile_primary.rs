@@ -251,3 +251,31 @@ fn notify_floods_coalesce_and_a_newer_serial_refreshes_at_once() {
     std::thread::sleep(SILENCE);
     assert_eq!(refreshes(metrics), before);
 }
+
+/// A refresh that fails logs one error line (before: two, one from the refresh and one from
+/// the reload that ran it), naming the primary and why, and the old zone keeps serving.
+#[test]
+fn a_failed_refresh_logs_one_line() {
+    let primary_dump = temp_dump("failed-refresh-primary", &dump(3, 10));
+    let primary = Cnamed::start_dump(&primary_dump, &["--xfr-allow", "127.0.0.1"]);
+    let secondary_dump = temp_dump("failed-refresh-secondary", "not a dump yet");
+    let primary_arg = primary.addr.to_string();
+    let mut secondary = Cnamed::start_dump(&secondary_dump, &["--primary", &primary_arg]);
+    drop(primary);
+    let _ = secondary.drain_log();
+    secondary.signal("HUP");
+    let line = secondary.wait_log("failed");
+    assert!(
+        line.contains("refresh from the primaries failed, still serving serial 3")
+            && line.contains(&primary_arg),
+        "{line}"
+    );
+    std::thread::sleep(SILENCE);
+    let errors: Vec<String> = secondary
+        .drain_log()
+        .into_iter()
+        .filter(|line| line.contains("error"))
+        .collect();
+    assert!(errors.is_empty(), "more error lines: {errors:?}");
+    assert_eq!(serial_of(&secondary), 3);
+}

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::snapshot::Snapshot;
-use crate::sys::{current_thread, set_thread_idle, unix_seconds};
+use crate::sys::{current_thread, lower_thread_priority, unix_seconds};
 use crate::tsig::{sign, Chain, Signing};
 use crate::wire::MAX_TCP;
 use crate::xfr::inbound::client::DEFAULT_LIMITS;
@@ -57,8 +57,10 @@ pub(super) fn spawn_pool(shared: &Arc<Shared>, threads: usize) -> io::Result<Sen
         std::thread::Builder::new()
             .name("cnamed-xfr".into())
             .spawn(move || {
-                // Queries first: a transfer gets the CPU the workers leave (SCHED_IDLE).
-                let _ = set_thread_idle(current_thread(), true);
+                // Queries first: a transfer gets little of a core the workers keep busy (nice
+                // 19), but not nothing, as SCHED_IDLE would give on a box that never idles:
+                // secondaries must get their zone before it expires.
+                let _ = lower_thread_priority(current_thread());
                 loop {
                     let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
                     let Ok(job) = job else { return };
