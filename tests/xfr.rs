@@ -481,15 +481,30 @@ fn ixfr_query(id: u16, serial: u32) -> Vec<u8> {
     encode(&query)
 }
 
-/// Every message of one transfer on a new connection, until the server closes it.
+/// Every message of one transfer on a new connection, until the server closes it. A transfer
+/// REFUSED is asked again (for 30 s): the four slots of the transfers before may not be
+/// given back yet when their threads wait for a busy core.
 fn transfer(server: &Cnamed, query: &[u8]) -> Vec<Message> {
-    let mut stream = connect(server);
-    stream.write_all(&frame(query)).unwrap();
-    let mut messages = Vec::new();
-    while let Some(frame) = read_frame(&mut stream) {
-        messages.push(Message::from_bytes(&frame).expect("hickory decodes every message"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut stream = connect(server);
+        stream.write_all(&frame(query)).unwrap();
+        let mut messages = Vec::new();
+        while let Some(frame) = read_frame(&mut stream) {
+            let message = Message::from_bytes(&frame).expect("hickory decodes every message");
+            let refused = message.response_code() == ResponseCode::Refused;
+            messages.push(message);
+            if refused {
+                break;
+            }
+        }
+        let refused =
+            matches!(&messages[..], [only] if only.response_code() == ResponseCode::Refused);
+        if !refused || std::time::Instant::now() > deadline {
+            return messages;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
-    messages
 }
 
 fn soa_serial(record: &Record) -> Option<u32> {

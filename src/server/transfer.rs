@@ -187,9 +187,9 @@ fn send(
             .ok_or_else(|| io::Error::other("no room for the TSIG error"))?;
         frame[..2].copy_from_slice(&(len as u16).to_be_bytes());
         stream.write_all(&frame[..2 + len])?;
-        return Err(io::Error::other(format!(
-            "TSIG error {error}, answered NOTAUTH"
-        )));
+        let failure = io::Error::other(format!("TSIG error {error}, answered NOTAUTH"));
+        request.release_slot();
+        return Err(failure);
     }
     let mut bytes = 0u64;
     let mut chain = match &request.auth {
@@ -212,6 +212,7 @@ fn send(
         stream.write_all(&frame[..2 + len])?;
         bytes += 2 + len as u64;
     }
+    request.release_slot();
     connection.shutdown(Shutdown::Write)?;
     Ok((transfer.records(), bytes))
 }

@@ -226,7 +226,7 @@ impl Gate {
             auth,
             question: raw,
             question_len: question.len(),
-            _permit: permit,
+            permit,
         })
     }
 
@@ -322,13 +322,19 @@ pub struct TransferRequest {
     pub auth: Auth,
     question: [u8; MAX_QUESTION],
     question_len: usize,
-    /// The transfer slot held (none over UDP), given back when the request is dropped: once
-    /// the zone is sent, before the connection lingers, so that a client that has read to
-    /// the end can start its next transfer at once.
-    _permit: Option<Permit>,
+    /// The transfer slot held (none over UDP), given back by [`Self::release_slot`] or when
+    /// the request is dropped.
+    permit: Option<Permit>,
 }
 
 impl TransferRequest {
+    /// Gives the transfer slot back as soon as the last message is written, before anything
+    /// else the thread does (a thread at low priority on a busy core may wait long for the
+    /// CPU), so that a client that has read to the end can start its next transfer at once.
+    pub fn release_slot(&mut self) {
+        self.permit = None;
+    }
+
     /// QNAME, QTYPE and QCLASS as received.
     pub fn question(&self) -> &[u8] {
         &self.question[..self.question_len]
