@@ -22,7 +22,6 @@ use crate::wire::{
 };
 use crate::wire::{Rtype, PTR_QNAME};
 
-pub use self::reply::size_limit;
 pub use crate::wire::DropReason;
 
 /// How the query arrived, which sets the response size limit.

@@ -204,7 +204,7 @@ impl<'b, 's> Reply<'b, 's> {
 /// the requestor's payload size, treated as 512 below it (RFC 6891 §6.2.5), and never more
 /// than the 1232 we send.
 #[inline(always)]
-pub fn size_limit(transport: Transport, opt: Option<&Opt<'_>>) -> usize {
+fn size_limit(transport: Transport, opt: Option<&Opt<'_>>) -> usize {
     match (transport, opt) {
         (Transport::Tcp, _) => MAX_TCP,
         (Transport::Udp, None) => PLAIN_UDP,
