@@ -117,7 +117,12 @@ pub fn fetch(
     stream.write_all(&query).map_err(|e| failed("send", e))?;
     let mut reader = match ask {
         Ask::Axfr => TransferReader::axfr(zone),
-        Ask::Ixfr(snapshot) => TransferReader::ixfr(zone, snapshot.serial),
+        // Twice the zone's CNAMEs (every app moved: deleted and added), and some room for
+        // a small zone growing.
+        Ask::Ixfr(snapshot) => TransferReader::ixfr(zone, snapshot.serial).map(|reader| {
+            let records = snapshot.app_count() * zone.services.len();
+            reader.with_max_changes(2 * records + 100_000)
+        }),
     }
     .map_err(|error| unreachable(error.0))?;
     let mut message = vec![0u8; MAX_TCP];

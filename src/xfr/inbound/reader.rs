@@ -50,6 +50,9 @@ pub struct TransferReader<'z> {
     apps: FxHashMap<Box<str>, (Box<str>, u64)>,
     /// Records deleted and added, in order, for an incremental one.
     changes: Vec<Change>,
+    /// The most `changes` may hold: a difference larger than twice the zone costs more than
+    /// the zone, and one without end (a hostile primary) must not grow without bound.
+    max_changes: usize,
     kind: Shape,
     /// The first SOA's REFRESH, RETRY and EXPIRE.
     timers: Option<Timers>,
@@ -106,6 +109,13 @@ impl<'z> TransferReader<'z> {
         Self::new(zone, Some(serial))
     }
 
+    /// At most `records` CNAMEs deleted and added in a difference (beyond, the read fails,
+    /// and the caller asks AXFR).
+    pub fn with_max_changes(mut self, records: usize) -> Self {
+        self.max_changes = records;
+        self
+    }
+
     fn new(zone: &'z Zone, ixfr_from: Option<u32>) -> Result<Self, ReadError> {
         if zone.services.len() > 64 {
             return Err("more than 64 services".into());
@@ -137,6 +147,7 @@ impl<'z> TransferReader<'z> {
             serial: 0,
             apps: FxHashMap::default(),
             changes: Vec::new(),
+            max_changes: usize::MAX,
             kind: Shape::Unknown,
             timers: None,
             ns: Vec::new(),
@@ -283,6 +294,12 @@ impl<'z> TransferReader<'z> {
                 let (app, service, cluster) = self.cname(owner, &target[..target_len])?;
                 match self.phase {
                     Phase::Full => self.full_zone_cname(app, service, cluster)?,
+                    _ if self.changes.len() >= self.max_changes => {
+                        return Err(format!(
+                            "the difference has more than {} records, twice the zone's: asking the whole zone instead",
+                            self.max_changes
+                        ));
+                    }
                     phase => self.changes.push(Change {
                         app: app.to_ascii_lowercase().into(),
                         service,
@@ -724,5 +741,36 @@ mod tests {
             )),
             "{error}"
         );
+    }
+
+    /// A difference larger than its cap is refused as it is read, not held: a primary that
+    /// streams changes without end cannot grow a secondary's memory (hardening round three,
+    /// item 2); the caller then asks AXFR.
+    #[test]
+    fn a_difference_past_its_cap_is_refused() {
+        let zone = crate::testing::zone();
+        let apps: Vec<(String, &str)> = (0..100).map(|i| (i.to_string(), "eu")).collect();
+        let moved: Vec<(String, &str)> = (0..100).map(|i| (i.to_string(), "us")).collect();
+        let build = |serial, apps: &[(String, &str)]| {
+            let apps = apps.iter().map(|(a, c)| (a.as_str(), *c));
+            Snapshot::from_apps(serial, apps, &zone).unwrap()
+        };
+        let (old, new) = (build(1, &apps), build(2, &moved));
+        let delta = [Arc::new(Delta::between(&old, &new))];
+        // 100 apps moved: 300 CNAMEs deleted and 300 added.
+        let read = |cap| {
+            let mut reader = TransferReader::ixfr(&zone, 1)
+                .unwrap()
+                .with_max_changes(cap);
+            let mut stream = ixfr(&new, &delta);
+            let mut buf = vec![0u8; MAX_MESSAGE];
+            while let Some(len) = stream.next_message(1, &question(), &mut buf) {
+                reader.read_message(&buf[..len])?;
+            }
+            reader.finish()
+        };
+        assert!(read(600).is_ok());
+        let error = read(599).unwrap_err().to_string();
+        assert!(error.contains("more than 599 records"), "{error}");
     }
 }
