@@ -126,7 +126,7 @@ fn transfer_first(config: &Config, zone: &Zone) -> Option<Initial> {
     let limits = config.transfer_limits_in();
     match cnamed::xfr::inbound::client::transfer_zone(&config.primary, zone, keys.first(), limits) {
         Ok(mut initial) => {
-            match cnamed::xfr::inbound::client::save_dump(&initial.snapshot, &config.dump) {
+            match cnamed::snapshot::save::save_dump(&initial.snapshot, &config.dump) {
                 Ok(()) => initial.snapshot.dump_modified_ms = cnamed::sys::unix_millis(),
                 Err(error) => {
                     cnamed::log!(Warning, "cannot write {}: {error}", config.dump.display())
@@ -160,7 +160,8 @@ fn fetch(config: &Config, zone: &Zone) -> std::io::Result<()> {
         match cnamed::xfr::inbound::client::fetch_axfr(primary, zone, keys.first(), limits) {
             Ok(zone) => {
                 let mut out = BufWriter::new(std::io::stdout().lock());
-                return cnamed::xfr::inbound::client::write_dump(&zone, &mut out)
+                let apps = zone.apps.iter().map(|(app, cluster)| (&**app, &**cluster));
+                return cnamed::snapshot::save::write_dump(zone.serial, apps, &mut out)
                     .and_then(|()| out.flush());
             }
             Err(error) => {

@@ -11,9 +11,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::metrics::ServerStats;
+use crate::snapshot::save::save_dump;
 use crate::snapshot::Snapshot;
 use crate::sys;
-use crate::xfr::inbound::client::save_dump;
 
 /// Least time between the starts of two writes.
 pub(super) const MIN_INTERVAL: Duration = Duration::from_secs(2);

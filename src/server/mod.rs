@@ -13,7 +13,7 @@
 //! The main loop (main_loop.rs) blocks on typed events (events.rs): reloads asked for by
 //! SIGHUP, a NOTIFY, the refresh timer (refresh.rs) or the control socket (control.rs),
 //! reloads finished, and SIGTERM; it reloads through the `Reloader` (running.rs) and stops
-//! through [`Running::shutdown`].
+//! through [`Running::shutdown`]. [`serve`] (serve.rs) puts it all together at start.
 
 mod control;
 mod dump_writer;
@@ -25,6 +25,7 @@ mod pipeline;
 mod refresh;
 mod reloaded;
 mod running;
+mod serve;
 mod shared;
 mod socket;
 mod status;
@@ -46,15 +47,13 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 
 use self::dump_writer::DumpWriter;
 use self::events::Event;
-use self::http::Health;
 pub use self::reloaded::{ReloadError, Reloaded};
 use self::running::Reloader;
 pub use self::running::Running;
+pub use self::serve::{serve, FirstLoad, InitialTransfer};
 use self::shared::Shared;
 pub use self::shared::{RrlSettings, TcpLimits, DRAIN_TIMEOUT};
 use self::socket::{bind_workers, WorkerSockets};
-use self::status::StatusBoard;
-use self::systemd::Notifier;
 use crate::config::Config;
 use crate::cookie::Secrets;
 pub use crate::metrics::Metrics;
@@ -63,10 +62,10 @@ use crate::rrl::RateLimiter;
 use crate::snapshot::guard::Rules;
 use crate::snapshot::{Snapshot, Zone};
 use crate::sys;
-use crate::xfr::inbound::secondary::{LastTransfer, RefreshOutcome, SecondaryStats};
+use crate::xfr::inbound::secondary::SecondaryStats;
 use crate::xfr::outbound::{Gate, MAX_TRANSFERS};
 use crate::xfr::pace::TransferLimits;
-use crate::xfr::{Timers, TransferType};
+use crate::xfr::Timers;
 
 /// Sockets bound for every worker, ready to run.
 pub struct Server {
@@ -141,7 +140,6 @@ impl Server {
                 snapshot: ArcSwap::from_pointee(snapshot),
                 cookies: ArcSwap::from_pointee(cookies),
                 tsig_keys: ArcSwapOption::new(tsig_keys.map(Arc::new)),
-                transfers: std::sync::OnceLock::new(),
                 primaries: config.primary.iter().map(SocketAddr::ip).collect(),
                 secondary: secondary.clone(),
                 shutdown: AtomicBool::new(false),
@@ -203,12 +201,18 @@ impl Server {
         let mut counters = Vec::new();
         let (ready, started) = std::sync::mpsc::channel();
         let workers = self.workers.len();
+        // The transfer threads, which workers hand transfers to, when anyone may transfer.
+        let transfers = match self.shared.xfr {
+            Some(_) => Some(transfer::spawn_pool(&self.shared, MAX_TRANSFERS)?),
+            None => None,
+        };
         for (index, sockets) in self.workers.into_iter().enumerate() {
             let worker_counters = Arc::new(WorkerCounters::default());
             counters.push(Arc::clone(&worker_counters));
             let worker = worker::Worker::new(
                 sockets,
                 Arc::clone(&self.shared),
+                transfers.clone(),
                 worker_counters,
                 self.tcp_limits,
                 self.rrl
@@ -251,10 +255,6 @@ impl Server {
                 Some(serials)
             }
         };
-        if self.shared.xfr.is_some() {
-            let pool = transfer::spawn_pool(&self.shared, MAX_TRANSFERS)?;
-            let _ = self.shared.transfers.set(pool);
-        }
         let dump_writer = match &self.secondary {
             Some(secondary) => {
                 refresh::spawn(Arc::clone(&self.shared), Arc::clone(secondary))?;
@@ -324,175 +324,4 @@ impl Drop for WorkerRunning {
     fn drop(&mut self) {
         self.0.workers_running.fetch_sub(1, Ordering::Relaxed);
     }
-}
-
-/// Descriptors a worker needs besides its TCP connections: its sockets, listeners, epoll and
-/// waker, with room to spare.
-const FDS_PER_WORKER: u64 = 16;
-
-/// Warns at start when the open-file limit cannot hold every worker's TCP connections: past
-/// it, accepts fail (counted by `cnamed_tcp_accept_errors_total`).
-fn check_fd_limit(limit: io::Result<u64>, config: &Config) {
-    let workers = config.threads.max(1) as u64;
-    let needed = workers * (config.tcp_max_connections as u64 + FDS_PER_WORKER);
-    match limit {
-        Ok(limit) if limit >= needed => {}
-        Ok(limit) => crate::log!(
-            Warning,
-            "open-file limit {limit} is below the {needed} that {workers} workers with --tcp-max-connections {} need: TCP accepts will fail past it (raise LimitNOFILE)",
-            config.tcp_max_connections
-        ),
-        Err(error) => crate::log!(Warning, "cannot read or raise the open-file limit: {error}"),
-    }
-}
-
-/// `cnamed serve`: starts the metrics endpoint (its probes say "starting"), loads the first
-/// snapshot with `load`, binds, starts the workers, tells systemd, then reloads on SIGHUP and
-/// control requests until SIGTERM or SIGINT stops it.
-/// The first snapshot, how long it took, and where it came from: the transfer it came by, if
-/// it did, or the last good copy instead of the dump.
-pub struct FirstLoad {
-    pub snapshot: Snapshot,
-    pub elapsed: Duration,
-    pub transfer: Option<InitialTransfer>,
-    pub from_last_good: bool,
-}
-
-/// A secondary's start-up AXFR: from whom, and what it cost.
-#[derive(Clone, Copy, Debug)]
-pub struct InitialTransfer {
-    pub primary: SocketAddr,
-    pub bytes: u64,
-    pub timers: Option<Timers>,
-}
-
-pub fn serve(
-    config: &Config,
-    zone: Zone,
-    secrets: Secrets,
-    load: impl FnOnce() -> io::Result<FirstLoad>,
-) -> io::Result<()> {
-    main_loop::block()?;
-    let health = Arc::new(Health::default());
-    let metrics_addr = match config.metrics {
-        Some(addr) => {
-            let listener = std::net::TcpListener::bind(addr).map_err(|error| {
-                io::Error::new(error.kind(), format!("cannot bind metrics {addr}: {error}"))
-            })?;
-            let bound = listener.local_addr()?;
-            http::spawn(listener, Arc::clone(&health))?;
-            Some(bound)
-        }
-        None => None,
-    };
-    let FirstLoad {
-        snapshot,
-        elapsed: load_time,
-        transfer,
-        from_last_good,
-    } = load()?;
-    match transfer {
-        Some(transfer) => crate::log!(
-            Info,
-            "AXFR from {}: serial {}, {} apps, {} bytes in {:.1} ms",
-            transfer.primary,
-            snapshot.serial,
-            snapshot.app_count(),
-            transfer.bytes,
-            load_time.as_secs_f64() * 1e3
-        ),
-        None => crate::log!(
-            Info,
-            "loaded {}: {} apps in {:.1} ms",
-            match (&config.last_good, from_last_good) {
-                (Some(last_good), true) => last_good,
-                _ => &config.dump,
-            }
-            .display(),
-            snapshot.app_count(),
-            load_time.as_secs_f64() * 1e3
-        ),
-    }
-    let (apps, clusters, serial) = (
-        snapshot.app_count(),
-        snapshot.cluster_count(),
-        snapshot.serial,
-    );
-    let limits = TcpLimits {
-        idle_timeout: config.tcp_idle_timeout,
-        io_timeout: config.tcp_io_timeout,
-        max_connections: config.tcp_max_connections,
-    };
-    // Soft: without it, fewer TCP connections fit, and accept failures say so.
-    check_fd_limit(sys::raise_fd_limit(), config);
-    let server = Server::bind(config, zone, snapshot, secrets, limits)?;
-    server.set_load_time(load_time);
-    server
-        .stats
-        .last_good_serving
-        .set(u64::from(from_last_good));
-    if let (Some(transfer), Some(secondary)) = (transfer, &server.secondary) {
-        secondary.record(
-            LastTransfer {
-                primary: Some(transfer.primary),
-                via: Some(TransferType::Axfr),
-                outcome: RefreshOutcome::Initial,
-                error: None,
-                bytes: transfer.bytes,
-                at_ms: sys::unix_millis(),
-            },
-            Some(serial),
-            transfer.timers,
-        );
-    }
-    // Removed at exit, when this is dropped.
-    let control_socket = match &config.control {
-        Some(path) => Some(control::bind(path)?),
-        None => None,
-    };
-    let local_addrs = server.local_addrs().to_vec();
-    let addrs: Vec<String> = local_addrs.iter().map(ToString::to_string).collect();
-    let running = server.start()?;
-    let notifier = Notifier::from_env();
-    let clusters = crate::log::count(clusters, "cluster");
-    crate::log!(
-        Info,
-        "serving {} with {apps} apps, {clusters}, serial {serial} on {} (udp, tcp), {} workers",
-        config.zone,
-        addrs.join(" "),
-        config.threads
-    );
-    health.serving(running.metrics());
-    if let Some(addr) = metrics_addr {
-        crate::log!(Info, "metrics on http://{addr}/metrics");
-    }
-    let board = Arc::new(StatusBoard::new(
-        Arc::clone(&running.reloader.shared),
-        Arc::clone(&running.metrics.stats),
-        config.zone.clone(),
-        config.dump.clone(),
-        local_addrs,
-        config.threads,
-        metrics_addr,
-    ));
-    let control_file = match control_socket {
-        Some((listener, file)) => {
-            let events = running.reloader.shared.events.clone();
-            let wait = control::wait_deadline(config.primary.len(), config.max_transfer_time_in);
-            control::spawn(listener, events, Arc::clone(&board), wait)?;
-            crate::log!(Info, "control socket {}", file.path().display());
-            Some(file)
-        }
-        None => None,
-    };
-    notifier.ready(&format!("serving {apps} apps, serial {serial}"));
-    let control = main_loop::Control {
-        health: &health,
-        notifier: &notifier,
-        dump: &config.dump,
-        board,
-    };
-    let stopped = main_loop::handle_until_stop(running, control);
-    drop(control_file);
-    stopped
 }

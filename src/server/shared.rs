@@ -2,14 +2,12 @@
 
 use std::net::IpAddr;
 use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::Sender;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 
 use super::events::Events;
-use super::transfer::Job;
 use crate::cookie::Secrets;
 use crate::snapshot::Snapshot;
 use crate::tsig::Key;
@@ -29,8 +27,6 @@ pub(crate) struct Shared {
     pub(crate) shutdown: AtomicBool,
     /// Zone transfers, when `--xfr-allow` lets anyone transfer.
     pub(crate) xfr: Option<Gate>,
-    /// The queue of the transfer threads, once they run (with `xfr`).
-    pub(crate) transfers: OnceLock<Sender<Job>>,
     /// The addresses of `--primary`: a NOTIFY from one of them starts a reload.
     pub(crate) primaries: Vec<IpAddr>,
     /// A secondary's state (`--primary`): whether its zone has expired.

@@ -44,7 +44,7 @@ pub(super) struct Job {
 /// The threads of zone transfers out: one per transfer slot, which send, and one that keeps
 /// the connections lingering after. However clients behave (connections that never close,
 /// readers that stall), transfers cost these threads and no more.
-pub(super) fn spawn_pool(shared: &Arc<Shared>, threads: usize) -> io::Result<Sender<Job>> {
+pub(super) fn spawn_pool(shared: &Arc<Shared>, threads: usize) -> io::Result<TransferQueue> {
     let (jobs, queue) = mpsc::channel::<Job>();
     let queue = Arc::new(Mutex::new(queue));
     let (lingering, closing) = mpsc::channel::<TcpStream>();
@@ -73,21 +73,20 @@ pub(super) fn spawn_pool(shared: &Arc<Shared>, threads: usize) -> io::Result<Sen
     Ok(jobs)
 }
 
+/// Where workers hand transfers to the pool.
+pub(super) type TransferQueue = Sender<Job>;
+
 /// Queues the transfer for `request` on the pool. The request holds a transfer slot, so a
 /// thread of the pool is free or about to be; the slot is given back once the zone is sent.
-/// An IXFR is answered from `shared`'s history: the differences since the client's serial,
-/// the SOA alone when it is current, the whole zone when its serial is not in the history.
+/// An IXFR is answered from the history: the differences since the client's serial, the SOA
+/// alone when it is current, the whole zone when its serial is not in the history.
 pub(super) fn start(
+    queue: &TransferQueue,
     stream: mio::net::TcpStream,
     request: TransferRequest,
     snapshot: Arc<Snapshot>,
-    shared: &Shared,
 ) {
-    let Some(pool) = shared.transfers.get() else {
-        crate::log!(Warning, "zone transfer refused: no transfer threads");
-        return;
-    };
-    let _ = pool.send(Job {
+    let _ = queue.send(Job {
         stream,
         request,
         snapshot,

@@ -12,7 +12,7 @@ use super::pipeline::Serving;
 use super::shared::{Shared, TcpLimits, DRAIN_TIMEOUT};
 use super::socket::WorkerSockets;
 use super::tcp::Connections;
-use super::transfer;
+use super::transfer::{self, TransferQueue};
 use super::udp::UdpSide;
 use crate::cookie::Secrets;
 use crate::metrics::WorkerCounters;
@@ -38,6 +38,8 @@ pub(super) struct Worker {
     accept_stalled: Vec<bool>,
     connections: Connections,
     shared: Arc<Shared>,
+    /// Where zone transfers go, with `--xfr-allow`.
+    transfers: Option<TransferQueue>,
     counters: Arc<WorkerCounters>,
 }
 
@@ -45,6 +47,7 @@ impl Worker {
     pub(super) fn new(
         sockets: WorkerSockets,
         shared: Arc<Shared>,
+        transfers: Option<TransferQueue>,
         counters: Arc<WorkerCounters>,
         limits: TcpLimits,
         rate_limiter: Option<RateLimiter>,
@@ -68,6 +71,7 @@ impl Worker {
             listeners,
             connections: Connections::new(CONN_BASE, limits),
             shared,
+            transfers,
             counters,
         })
     }
@@ -127,7 +131,11 @@ impl Worker {
                 // The transfer thread owns the socket from here; this worker's loop forgets it.
                 let _ = self.poll.registry().deregister(&mut stream);
                 let snapshot = self.shared.snapshot.load_full();
-                transfer::start(stream, request, snapshot, &self.shared);
+                match &self.transfers {
+                    Some(queue) => transfer::start(queue, stream, request, snapshot),
+                    // Not admitted without `--xfr-allow`: dropped, closed.
+                    None => drop((stream, request)),
+                }
             }
             self.udp.serve_pending(&self.shared, &self.counters);
             let now = Instant::now();

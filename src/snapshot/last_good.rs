@@ -55,7 +55,7 @@ pub fn choose_at_start(
 /// Writes `snapshot` as the last good copy at `path`, atomically and durably (a temporary
 /// file beside it, fsynced, renamed).
 pub fn save(snapshot: &Snapshot, path: &Path) -> io::Result<()> {
-    crate::xfr::inbound::client::save_dump(snapshot, path)
+    super::save::save_dump(snapshot, path)
 }
 
 #[cfg(test)]

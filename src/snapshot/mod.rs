@@ -11,6 +11,7 @@ mod error;
 pub mod guard;
 pub mod last_good;
 mod probe;
+pub mod save;
 mod strings;
 mod table;
 mod zone;

@@ -4,12 +4,13 @@
 //!   with a key), and turns what came into the next snapshot;
 //! - `reader`: checks each message of a transfer against our zone and collects the apps
 //!   (a whole zone) or the changes (an IXFR), which `resolve` turns into per-app changes
-//!   against the snapshot served;
+//!   against the snapshot served; `received`: what a transfer gave;
 //! - `secondary`: what the secondary knows of its primaries: the last transfer, the SOA
 //!   timers, expiry.
 
 pub mod client;
 mod error;
 pub mod reader;
+mod received;
 pub mod resolve;
 pub mod secondary;
