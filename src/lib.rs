@@ -8,6 +8,8 @@
 //! - [`log`](mod@log): log lines to stderr, written by a thread of their own (`sys`);
 //! - [`cookie`] (RFC 7873/9018) and [`rrl`] (response rate limiting): pure but for the
 //!   randomness of a fresh secret, keyed by SipHash (`siphash`);
+//! - [`journal`]: the durable, checksummed record of acknowledged changes, for DNS UPDATE
+//!   (issue 23; the server does not use it yet) (`siphash`);
 //! - [`tsig`]: RFC 8945 records, keys, signing and verifying chains of messages, key files
 //!   (`wire`);
 //! - [`snapshot`]: dump -> immutable lookup with answers pre-encoded (`wire`, `sys`, `log`);
@@ -31,6 +33,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod cookie;
+pub mod journal;
 pub mod log;
 pub mod metrics;
 pub mod rrl;

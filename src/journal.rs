@@ -1,0 +1,309 @@
+//! The journal of acknowledged changes (`--journal PATH`, issue 23): an append-only file of
+//! records, each the changes of one commit and the serial they lead to. A change is
+//! acknowledged only once its record is on disk (fsync); changes that arrive together share
+//! one write and one fsync (group commit).
+//!
+//! A record is length-prefixed and checksummed:
+//!
+//! ```text
+//! magic "CNJ1" (4) | payload length (4, big-endian) | SipHash-2-4 of the payload (8) | payload
+//! payload: serial (4) | changes (4) | per change: app length (1) | app | cluster length (1) | cluster
+//! ```
+//!
+//! A cluster length of 0 deletes the app. A crash can leave a torn record at the end (a
+//! partial write) or garbage after the last good one. Opening reads every record up to the
+//! first that does not check out and cuts the file there: never misread, never a panic.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use crate::siphash::siphash24;
+
+/// What starts every record.
+const MAGIC: &[u8; 4] = b"CNJ1";
+/// Magic, length and checksum.
+const RECORD_HEADER: usize = 4 + 4 + 8;
+/// The checksum's key: fixed, for it guards against torn writes and bit rot, not attackers.
+const CHECKSUM_KEY: [u8; 16] = *b"cnamed-journal-1";
+/// The longest payload read back: larger lengths are damage, not records.
+const MAX_PAYLOAD: usize = 64 << 20;
+
+/// One app's new state: its cluster, or `None` when it is deleted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub app: Box<str>,
+    pub cluster: Option<Box<str>>,
+}
+
+/// The changes of one commit, and the serial the zone has after them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub serial: u32,
+    pub changes: Vec<Change>,
+}
+
+/// An open journal, positioned for appending.
+#[derive(Debug)]
+pub struct Journal {
+    file: File,
+    /// Bytes of good records.
+    len: u64,
+}
+
+/// What opening found.
+#[derive(Debug)]
+pub struct Opened {
+    pub journal: Journal,
+    /// Every good record, in order.
+    pub entries: Vec<Entry>,
+    /// Bytes cut after the last good record (a torn write, or damage); 0 normally.
+    pub cut: u64,
+}
+
+impl Journal {
+    /// Opens (or creates) the journal at `path`, reads its records, and cuts whatever follows
+    /// the last good one (durably, before anything new is appended).
+    pub fn open(path: &Path) -> io::Result<Opened> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        let total = file.metadata()?.len();
+        let (entries, good) = read_records(BufReader::new(&mut file))?;
+        if good < total {
+            file.set_len(good)?;
+            file.sync_all()?;
+        }
+        file.seek(SeekFrom::Start(good))?;
+        Ok(Opened {
+            journal: Self { file, len: good },
+            entries,
+            cut: total - good,
+        })
+    }
+
+    /// Appends `entries` with one write and one fsync: when it returns `Ok`, they are on
+    /// disk. On an error the file is cut back to where it was, so that a failed commit
+    /// leaves no record a later open could take for acknowledged.
+    pub fn append(&mut self, entries: &[Entry]) -> io::Result<()> {
+        let mut bytes = Vec::new();
+        for entry in entries {
+            encode(entry, &mut bytes)?;
+        }
+        let written = self
+            .file
+            .write_all(&bytes)
+            .and_then(|()| self.file.sync_data());
+        if let Err(error) = written {
+            let _ = self.file.set_len(self.len);
+            let _ = self.file.seek(SeekFrom::Start(self.len));
+            return Err(error);
+        }
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes of good records.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Appends the record of `entry` to `out`.
+fn encode(entry: &Entry, out: &mut Vec<u8>) -> io::Result<()> {
+    let too_long =
+        |what: &str| io::Error::new(io::ErrorKind::InvalidInput, format!("{what} too long"));
+    let mut payload = Vec::new();
+    payload.extend_from_slice(&entry.serial.to_be_bytes());
+    let count = u32::try_from(entry.changes.len()).map_err(|_| too_long("a commit"))?;
+    payload.extend_from_slice(&count.to_be_bytes());
+    for change in &entry.changes {
+        let cluster = change.cluster.as_deref().unwrap_or("");
+        for text in [&*change.app, cluster] {
+            let len = u8::try_from(text.len()).map_err(|_| too_long("a name"))?;
+            payload.push(len);
+            payload.extend_from_slice(text.as_bytes());
+        }
+    }
+    if payload.len() > MAX_PAYLOAD {
+        return Err(too_long("a commit"));
+    }
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(&siphash24(&CHECKSUM_KEY, &payload).to_be_bytes());
+    out.extend_from_slice(&payload);
+    Ok(())
+}
+
+/// Reads records until the end or the first one that does not check out; returns them and
+/// the bytes they take.
+fn read_records(mut input: impl Read) -> io::Result<(Vec<Entry>, u64)> {
+    let mut entries = Vec::new();
+    let mut good = 0u64;
+    loop {
+        let mut header = [0u8; RECORD_HEADER];
+        if !read_full(&mut input, &mut header)? || &header[..4] != MAGIC {
+            return Ok((entries, good));
+        }
+        let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        if len > MAX_PAYLOAD {
+            return Ok((entries, good));
+        }
+        let checksum = u64::from_be_bytes(header[8..16].try_into().unwrap_or_default());
+        let mut payload = vec![0u8; len];
+        if !read_full(&mut input, &mut payload)? || siphash24(&CHECKSUM_KEY, &payload) != checksum {
+            return Ok((entries, good));
+        }
+        let Some(entry) = decode(&payload) else {
+            return Ok((entries, good));
+        };
+        entries.push(entry);
+        good += (RECORD_HEADER + len) as u64;
+    }
+}
+
+/// Fills `buf`; `false` when the input ends first.
+fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..]) {
+            Ok(0) => return Ok(false),
+            Ok(n) => filled += n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(true)
+}
+
+/// The entry of a payload whose checksum matched; `None` if it does not parse whole.
+fn decode(payload: &[u8]) -> Option<Entry> {
+    let mut at = 0;
+    let mut take = |n: usize| {
+        let part = payload.get(at..at + n)?;
+        at += n;
+        Some(part)
+    };
+    let serial = u32::from_be_bytes(take(4)?.try_into().ok()?);
+    let count = u32::from_be_bytes(take(4)?.try_into().ok()?);
+    let mut changes = Vec::new();
+    for _ in 0..count {
+        let mut text = || {
+            let len = usize::from(*take(1)?.first()?);
+            std::str::from_utf8(take(len)?).ok().map(Box::<str>::from)
+        };
+        let app = text()?;
+        let cluster = text()?;
+        let cluster = (!cluster.is_empty()).then_some(cluster);
+        changes.push(Change { app, cluster });
+    }
+    (at == payload.len()).then_some(Entry { serial, changes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(serial: u32, apps: &[(&str, Option<&str>)]) -> Entry {
+        let changes = apps
+            .iter()
+            .map(|(app, cluster)| Change {
+                app: (*app).into(),
+                cluster: cluster.map(Into::into),
+            })
+            .collect();
+        Entry { serial, changes }
+    }
+
+    fn temp(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("cnamed-journal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        let _ = std::fs::remove_file(&path);
+        path
+    }
+
+    #[test]
+    fn entries_come_back_in_order() {
+        let path = temp("order");
+        let first = [entry(2, &[("1", Some("eu")), ("app-x", Some("us"))])];
+        let next = [entry(3, &[("1", None)]), entry(4, &[("7", Some("mt1"))])];
+        let mut opened = Journal::open(&path).unwrap();
+        assert!(opened.entries.is_empty() && opened.journal.is_empty());
+        opened.journal.append(&first).unwrap();
+        opened.journal.append(&next).unwrap();
+        drop(opened);
+        let reopened = Journal::open(&path).unwrap();
+        let all: Vec<Entry> = first.iter().chain(&next).cloned().collect();
+        assert_eq!((reopened.entries, reopened.cut), (all, 0));
+        assert_eq!(
+            reopened.journal.len(),
+            std::fs::metadata(&path).unwrap().len()
+        );
+    }
+
+    /// A record cut anywhere (a crash mid-write) is dropped whole, the ones before it kept,
+    /// and the file cut back so that the next append follows the last good record.
+    #[test]
+    fn a_torn_tail_is_cut_never_misread() {
+        let path = temp("torn");
+        let good = entry(2, &[("1", Some("eu"))]);
+        let torn = entry(3, &[("2", Some("us")), ("3", None)]);
+        let mut journal = Journal::open(&path).unwrap().journal;
+        journal.append(std::slice::from_ref(&good)).unwrap();
+        let good_len = journal.len();
+        journal.append(&[torn]).unwrap();
+        let whole = std::fs::read(&path).unwrap();
+        drop(journal);
+        for cut_at in good_len as usize..whole.len() {
+            std::fs::write(&path, &whole[..cut_at]).unwrap();
+            let opened = Journal::open(&path).unwrap();
+            assert_eq!(
+                opened.entries,
+                std::slice::from_ref(&good),
+                "cut at {cut_at}"
+            );
+            assert_eq!(opened.cut, cut_at as u64 - good_len);
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), good_len);
+        }
+        // Appending after the cut continues from the good record.
+        let mut opened = Journal::open(&path).unwrap();
+        let later = entry(4, &[("9", Some("eu"))]);
+        opened.journal.append(std::slice::from_ref(&later)).unwrap();
+        assert_eq!(Journal::open(&path).unwrap().entries, [good, later]);
+    }
+
+    /// A flipped bit in a record fails its checksum: that record and everything after it are
+    /// cut, whatever they would have parsed as.
+    #[test]
+    fn damage_ends_the_journal_at_the_last_good_record() {
+        let path = temp("damage");
+        let entries = [
+            entry(2, &[("1", Some("eu"))]),
+            entry(3, &[("2", Some("us"))]),
+            entry(4, &[("3", Some("mt1"))]),
+        ];
+        Journal::open(&path)
+            .unwrap()
+            .journal
+            .append(&entries)
+            .unwrap();
+        let whole = std::fs::read(&path).unwrap();
+        let record = whole.len() / 3;
+        for at in [record + 4, record + 10, record + RECORD_HEADER + 2] {
+            let mut damaged = whole.clone();
+            damaged[at] ^= 0x10;
+            std::fs::write(&path, &damaged).unwrap();
+            let opened = Journal::open(&path).unwrap();
+            assert_eq!(opened.entries, entries[..1], "byte {at}");
+            assert_eq!(opened.cut as usize, whole.len() - record);
+        }
+    }
+}
