@@ -1,8 +1,9 @@
 //! Bytes <-> borrowed views of a DNS message (RFC 1035 §4).
 //!
 //! [`parse_query`] reads a query datagram without copying or allocating and returns views that
-//! borrow it; [`Writer`] appends to a caller's buffer under a fixed size limit. Nothing here
-//! knows about apps, zones or sockets.
+//! borrow it; [`Writer`] appends to a caller's buffer under a fixed size limit;
+//! [`update::parse_update`] reads an RFC 2136 UPDATE (off the query path: it allocates).
+//! Nothing here knows about apps, zones or sockets.
 //!
 //! Guarantee: no function in this module panics or reads out of bounds on any input; every
 //! length read from the wire is checked against the bytes actually present.
@@ -12,6 +13,7 @@ mod iana;
 pub mod name;
 mod query;
 pub mod record;
+pub mod update;
 mod writer;
 
 pub use header::Header;
