@@ -56,23 +56,24 @@ struct Notifies {
 }
 
 impl Askers {
-    fn add(&mut self, reason: Reason) {
+    /// Adds who asks; a NOTIFY is urgent when its serial is newer than the one served (the
+    /// worker's judgement) and than `primary_serial`, the primary's last.
+    fn add(&mut self, reason: Reason, primary_serial: u32) {
         match reason {
             Reason::Control(request) => self.requests.push(request),
             Reason::Hangup | Reason::RefreshTimer => self.signalled = true,
-            Reason::Notify(notified) => self.notify(notified, false),
-        }
-    }
-
-    fn notify(&mut self, notified: Notified, urgent: bool) {
-        let notifies = self.notified.get_or_insert(Notifies {
-            first: notified,
-            count: 0,
-            urgent: None,
-        });
-        notifies.count += 1;
-        if urgent {
-            notifies.urgent = notified.serial;
+            Reason::Notify(notified) => {
+                let notifies = self.notified.get_or_insert(Notifies {
+                    first: notified,
+                    count: 0,
+                    urgent: None,
+                });
+                notifies.count += 1;
+                let newer = |serial| serial_is_newer(serial, primary_serial);
+                if notified.newer && notified.serial.is_some_and(newer) {
+                    notifies.urgent = notified.serial;
+                }
+            }
         }
     }
 
@@ -176,17 +177,12 @@ pub(super) fn handle_until_stop(mut running: Running, control: Control<'_>) -> i
         let mut chained = false;
         match event {
             None => {}
-            Some(Event::Reload(Reason::Notify(notified))) => {
-                let known = secondary
+            Some(Event::Reload(reason)) => {
+                let primary_serial = secondary
                     .as_ref()
                     .map_or(0, |s| s.primary_serial.load(Ordering::Relaxed) as u32);
-                let urgent = notified.newer
-                    && notified
-                        .serial
-                        .is_some_and(|serial| serial_is_newer(serial, known));
-                next.notify(notified, urgent);
+                next.add(reason, primary_serial);
             }
-            Some(Event::Reload(reason)) => next.add(reason),
             Some(Event::Reloaded(outcome)) => {
                 let (status, line) = report(outcome, &running, dump);
                 board.record_reload(&line);

@@ -156,8 +156,8 @@ fn run(job: Job, shared: &Shared) -> Option<TcpStream> {
             snapshot.serial
         ),
     }
-    // The slot goes back before lingering, which another thread does.
-    drop(request);
+    // The slot is back already (`send` gave it up after the last message); the linger
+    // thread keeps the connection.
     match outcome {
         Ok(_) => Some(stream),
         // A NOTAUTH answer was sent: linger so that the client reads it.

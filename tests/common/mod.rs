@@ -112,7 +112,8 @@ impl Drop for Reaped {
 
 /// A running server; killed on drop.
 pub struct Cnamed {
-    child: Child,
+    /// Killed and reaped when the server is dropped.
+    child: Reaped,
     /// The first listen address; `addrs` has them all, in `--listen` order.
     pub addr: SocketAddr,
     pub addrs: Vec<SocketAddr>,
@@ -173,7 +174,7 @@ impl Cnamed {
             }
         });
         let mut server = Self {
-            child,
+            child: Reaped::new(child),
             addr: "127.0.0.1:0".parse().unwrap(),
             addrs: Vec::new(),
             log,
@@ -278,13 +279,6 @@ impl Cnamed {
     /// The reply over UDP and over TCP, which must agree but for TC.
     pub fn both(&self, packet: &[u8]) -> [Vec<u8>; 2] {
         [self.udp(packet), self.tcp(packet)]
-    }
-}
-
-impl Drop for Cnamed {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

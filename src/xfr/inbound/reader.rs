@@ -613,16 +613,20 @@ mod tests {
         assert!(resolved.changes.is_empty() && resolved.difference.is_empty());
     }
 
-    #[test]
-    fn misfits_are_named() {
-        let zone = crate::testing::zone();
-        let snapshot =
-            Snapshot::from_json(br#"{"serial": 1, "apps": {"7": "eu"}}"#, &zone).unwrap();
+    /// The AXFR of app 7 on eu at serial 1: one message, SOA to SOA.
+    fn one_app_axfr(zone: &Zone) -> Vec<u8> {
+        let snapshot = Snapshot::from_json(br#"{"serial": 1, "apps": {"7": "eu"}}"#, zone).unwrap();
         let mut buf = vec![0u8; MAX_MESSAGE];
         let len = axfr(&snapshot)
             .next_message(1, &question(), &mut buf)
             .unwrap();
-        let message = buf[..len].to_vec();
+        buf[..len].to_vec()
+    }
+
+    #[test]
+    fn misfits_are_named() {
+        let zone = crate::testing::zone();
+        let message = one_app_axfr(&zone);
         // The whole transfer is one message: it reads, and stopping before it fails.
         let mut reader = TransferReader::axfr(&zone).unwrap();
         assert_eq!(reader.read_message(&message), Ok(true));
@@ -676,13 +680,7 @@ mod tests {
         use hickory_proto::rr::{Name, RData, Record};
         use hickory_proto::serialize::binary::{BinDecodable, BinEncodable};
         let zone = crate::testing::zone();
-        let snapshot =
-            Snapshot::from_json(br#"{"serial": 1, "apps": {"7": "eu"}}"#, &zone).unwrap();
-        let mut buf = vec![0u8; MAX_MESSAGE];
-        let len = axfr(&snapshot)
-            .next_message(1, &question(), &mut buf)
-            .unwrap();
-        let whole = Message::from_bytes(&buf[..len]).unwrap();
+        let whole = Message::from_bytes(&one_app_axfr(&zone)).unwrap();
         let apex = Name::from_ascii("apps.example.com.").unwrap();
         let ns = |target: &str| {
             let target = Name::from_ascii(target).unwrap();

@@ -98,13 +98,20 @@ mod tests {
     use super::*;
     use crate::snapshot::Snapshot;
 
-    #[test]
-    fn notify_and_its_acknowledgement() {
+    /// The sample dump's snapshot and our NOTIFY for it with `id`.
+    fn sample_notify(id: u16) -> (Snapshot, Vec<u8>) {
         let zone = crate::testing::zone();
         let snapshot =
             Snapshot::from_json(include_bytes!("../../../data/apps.json"), &zone).unwrap();
         let mut out = [0u8; 512];
-        let len = message(0x1234, &zone.apex, snapshot.soa_answer(), &mut out).unwrap();
+        let len = message(id, &zone.apex, snapshot.soa_answer(), &mut out).unwrap();
+        (snapshot, out[..len].to_vec())
+    }
+
+    #[test]
+    fn notify_and_its_acknowledgement() {
+        let (snapshot, out) = sample_notify(0x1234);
+        let len = out.len();
         let notify = Message::from_bytes(&out[..len]).expect("hickory decodes it");
         assert_eq!(notify.op_code(), OpCode::Notify);
         assert!(notify.authoritative());
@@ -125,11 +132,8 @@ mod tests {
     /// none without an SOA there, or when the record is cut short.
     #[test]
     fn the_announced_serial_is_read_from_the_answer() {
-        let zone = crate::testing::zone();
-        let snapshot =
-            Snapshot::from_json(include_bytes!("../../../data/apps.json"), &zone).unwrap();
-        let mut out = [0u8; 512];
-        let len = message(7, &zone.apex, snapshot.soa_answer(), &mut out).unwrap();
+        let (snapshot, out) = sample_notify(7);
+        let (zone, len) = (&snapshot.zone, out.len());
         assert_eq!(
             announced_serial(&out[..len], &zone.apex),
             Some(snapshot.serial)
