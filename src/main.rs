@@ -9,7 +9,7 @@ use cnamed::cli::{self, Command, Invocation};
 use cnamed::config::{Config, VERSION_STRING};
 use cnamed::control::{self, Request};
 use cnamed::cookie::{SecretError, Secrets};
-use cnamed::server::{FirstLoad, InitialTransfer};
+use cnamed::server::FirstLoad;
 use cnamed::snapshot::{guard, last_good, LoadError, Snapshot, Zone};
 use cnamed::xfr::inbound::client::Initial;
 use cnamed::{server, zonefile};
@@ -185,20 +185,7 @@ fn load_first(config: &Config, zone: &Zone, from_primaries: bool) -> std::io::Re
         .then(|| transfer_first(config, zone))
         .flatten();
     let (snapshot, transfer) = match transferred {
-        Some(initial) => {
-            let Initial {
-                snapshot,
-                primary,
-                bytes,
-                timers,
-            } = initial;
-            let from = InitialTransfer {
-                primary,
-                bytes,
-                timers,
-            };
-            (snapshot, Some(from))
-        }
+        Some(initial) => (initial.snapshot, Some(initial.transfer)),
         None => {
             let snapshot = Snapshot::load(&config.dump, zone, config.max_dump_size)
                 .map_err(std::io::Error::other)?;

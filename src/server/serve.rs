@@ -3,7 +3,6 @@
 //! main loop until a stop.
 
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,8 +16,9 @@ use crate::cookie::Secrets;
 use crate::snapshot::Snapshot;
 use crate::snapshot::Zone;
 use crate::sys;
+pub use crate::xfr::inbound::client::InitialTransfer;
 use crate::xfr::inbound::secondary::{LastTransfer, RefreshOutcome};
-use crate::xfr::{Timers, TransferType};
+use crate::xfr::TransferType;
 
 /// Descriptors a worker needs besides its TCP connections: its sockets, listeners, epoll and
 /// waker, with room to spare.
@@ -50,14 +50,6 @@ pub struct FirstLoad {
     pub elapsed: Duration,
     pub transfer: Option<InitialTransfer>,
     pub from_last_good: bool,
-}
-
-/// A secondary's start-up AXFR: from whom, and what it cost.
-#[derive(Clone, Copy, Debug)]
-pub struct InitialTransfer {
-    pub primary: SocketAddr,
-    pub bytes: u64,
-    pub timers: Option<Timers>,
 }
 
 pub fn serve(

@@ -212,10 +212,16 @@ fn describe(error: ChainError) -> String {
     }
 }
 
-/// A whole zone transferred at start: the snapshot, from whom, and what it cost.
+/// A whole zone transferred at start: the snapshot, and the transfer it came by.
 #[derive(Debug)]
 pub struct Initial {
     pub snapshot: Snapshot,
+    pub transfer: InitialTransfer,
+}
+
+/// A secondary's start-up AXFR: from whom, and what it cost.
+#[derive(Clone, Copy, Debug)]
+pub struct InitialTransfer {
     pub primary: SocketAddr,
     pub bytes: u64,
     pub timers: Option<Timers>,
@@ -240,12 +246,12 @@ pub fn transfer_zone(
             }) => {
                 let snapshot = built_zone(&transferred, timers, zone)
                     .map_err(|why| TransferError(vec![format!("{primary}: {why}")]))?;
-                return Ok(Initial {
-                    snapshot,
+                let transfer = InitialTransfer {
                     primary,
                     bytes,
                     timers,
-                });
+                };
+                return Ok(Initial { snapshot, transfer });
             }
             Ok(_) => errors.push(format!("{primary}: an AXFR answered as IXFR")),
             Err(error) => errors.push(error.message),
