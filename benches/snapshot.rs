@@ -1,7 +1,8 @@
 //! Snapshot cost as it grows: lookups of random apps at 100k, 1M and 10M apps (cache misses
-//! are the risk), string IDs at 100k and 10M, loading a 1M-app dump, and a secondary's IXFR applied to a copy of a 1M-app
-//! snapshot (1k, 10k and 100k changed apps: the slope is the cost per changed app, the rest
-//! the copy).
+//! are the risk), string IDs at 100k and 10M, loading a 1M-app dump, changes (a secondary's
+//! IXFR, an UPDATE) applied to a 10M-app snapshot (1, 1k and 100k changed apps: they go to
+//! the overlay, so the cost is the changes' and the overlay's, not the table's), and the
+//! fold of a 100k-change overlay into new tables.
 
 use std::fmt::Write;
 use std::hint::black_box;
@@ -145,38 +146,53 @@ fn bench_load(c: &mut Criterion) {
     group.finish();
 }
 
+/// `changed` app changes spread over a table of `apps`: a third moved, a third removed, a
+/// third added.
+fn changes(apps: u64, changed: u64) -> Vec<(String, Option<&'static str>)> {
+    let step = apps / changed;
+    (0..changed)
+        .map(|i| match i % 3 {
+            2 => ((FIRST_APP + 2 * apps + i).to_string(), Some("mt9")),
+            1 => ((FIRST_APP + i * step).to_string(), None),
+            _ => ((FIRST_APP + i * step).to_string(), Some("mt9")),
+        })
+        .collect()
+}
+
 fn bench_changes(c: &mut Criterion) {
     let zone = zone();
-    let base = Snapshot::from_json(dump(1_000_000).as_bytes(), &zone).unwrap();
-    let mut group = c.benchmark_group("ixfr_apply_1M");
+    let apps = 10_000_000;
+    let base = Snapshot::from_json(dump(apps).as_bytes(), &zone).unwrap();
+    let mut group = c.benchmark_group("changes_apply_10M");
     group.sample_size(20);
-    for changed in [1_000u64, 10_000, 100_000] {
-        // A third moved, a third removed, a third added, spread over the table.
-        let step = 1_000_000 / changed;
-        let ids: Vec<String> = (0..changed)
-            .map(|i| match i % 3 {
-                2 => (FIRST_APP + 2_000_000 + i).to_string(),
-                _ => (FIRST_APP + i * step).to_string(),
-            })
-            .collect();
-        let changes: Vec<(&str, Option<&str>)> = ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| (id.as_str(), (i % 3 != 1).then_some("mt9")))
-            .collect();
+    for changed in [1u64, 1_000, 100_000] {
+        let changes = changes(apps, changed);
         group.throughput(Throughput::Elements(changed));
         group.bench_with_input(
             BenchmarkId::from_parameter(changed),
             &changes,
             |b, changes| {
                 b.iter(|| {
-                    let applied = base.with_changes(2, changes.iter().copied()).unwrap();
+                    let applied = base
+                        .with_changes(2, changes.iter().map(|(id, c)| (id.as_str(), *c)))
+                        .unwrap();
                     assert_eq!(applied.serial, 2);
                     applied
                 })
             },
         );
     }
+    group.finish();
+    // The overlay of 100k changes folded into new tables, off the query path.
+    let changes = changes(apps, 100_000);
+    let changed = base
+        .with_changes(2, changes.iter().map(|(id, c)| (id.as_str(), *c)))
+        .unwrap();
+    let mut group = c.benchmark_group("fold_10M");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
+    group.bench_function("100k_changes", |b| b.iter(|| changed.fold().unwrap()));
     group.finish();
 }
 

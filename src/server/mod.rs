@@ -18,6 +18,7 @@
 mod control;
 mod dump_writer;
 mod events;
+mod fold;
 pub mod http;
 mod main_loop;
 mod notify;
@@ -40,7 +41,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -144,6 +145,8 @@ impl Server {
                 secondary: secondary.clone(),
                 shutdown: AtomicBool::new(false),
                 events,
+                installing: Mutex::new(()),
+                folding: AtomicBool::new(false),
                 xfr: match config.xfr_allow.is_empty() {
                     true => None,
                     false => Some(
@@ -276,7 +279,7 @@ impl Server {
                 primaries: self.primaries,
                 transfer_limits: self.transfer_limits,
                 secondary: self.secondary.clone(),
-                dump_writer: std::sync::Mutex::new(dump_writer),
+                dump_writer: Mutex::new(dump_writer),
                 max_dump_size: self.max_dump_size,
                 last_good: self.last_good,
                 rules: self.rules,

@@ -203,6 +203,11 @@ impl Reloader {
         force: bool,
     ) -> Result<Reloaded, ReloadError> {
         let stats = &self.stats;
+        let _installing = self
+            .shared
+            .installing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let live = self.shared.snapshot.load_full();
         let checked = loaded.and_then(|mut loaded| {
             let Some(snapshot) = &loaded.snapshot else {
@@ -272,6 +277,7 @@ impl Reloader {
         let snapshot = Arc::new(snapshot);
         // The old snapshot is dropped here, on this thread, unless a worker still holds it.
         drop(self.shared.snapshot.swap(Arc::clone(&snapshot)));
+        super::fold::fold_if_due(&self.shared, &snapshot);
         stats.reloads_ok.add(1);
         stats.last_reload_ok_ms.set(unix_millis());
         stats.apps.set(done.apps as u64);

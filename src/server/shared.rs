@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -33,6 +33,11 @@ pub(crate) struct Shared {
     pub(crate) secondary: Option<Arc<SecondaryStats>>,
     /// The main loop's inputs: an accepted NOTIFY and the refresh timer ask for reloads.
     pub(crate) events: Events,
+    /// Held by whoever makes the next snapshot from the one served and swaps it in (a
+    /// reload, an UPDATE's commit, a fold), so that none undoes another's.
+    pub(crate) installing: Mutex<()>,
+    /// A fold of the overlay runs (at most one at a time).
+    pub(crate) folding: AtomicBool,
 }
 
 /// Limits of the TCP side, per worker.

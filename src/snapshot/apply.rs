@@ -1,38 +1,44 @@
-//! A snapshot's maps with a zone transfer's difference (IXFR) applied: copied, not rebuilt.
+//! Changes applied to a snapshot: recorded in a copy of its overlay, the base tables shared
+//! (a change costs what it changes), and folded into new base tables off the query path.
 
-use fxhash::FxHashMap;
+use std::sync::Arc;
 
 use super::clusters::Clusters;
-use super::dump::{app_id, strings_error, OwnedAppId, Parsed, OUT_OF_MEMORY};
+use super::dump::{app_id, strings_error, OUT_OF_MEMORY};
 use super::error::EntryError;
-use super::strings::StringTable;
-use super::table::NumericTable;
-use super::zone::Zone;
+use super::overlay::{Overlay, OverlayKey};
+use super::{Tables, Zone};
 use crate::wire::MAX_LABEL;
 
-/// A snapshot's maps, borrowed.
-pub(super) struct Base<'a> {
-    pub(super) numeric_apps: &'a NumericTable,
-    pub(super) named_apps: &'a StringTable,
-    pub(super) clusters: &'a [Box<str>],
-    pub(super) cnames: &'a [Box<[u8]>],
+/// A snapshot's overlay, clusters and app count after changes.
+pub(super) struct Applied {
+    pub(super) overlay: Overlay,
+    pub(super) clusters: Vec<Box<str>>,
+    pub(super) cnames: Vec<Box<[u8]>>,
+    pub(super) app_count: usize,
 }
 
-/// The maps of `base` with `changes` applied in order: `(app, Some(cluster))` puts an app on
-/// a cluster (added or moved), `(app, None)` removes one the zone has. Apps and clusters are
-/// checked as a dump's; the error names the first that is not. The maps are copied, not
-/// rebuilt: for a zone transfer's difference (IXFR).
+/// What a snapshot is made of, borrowed.
+pub(super) struct Current<'a> {
+    pub(super) tables: &'a Tables,
+    pub(super) overlay: &'a Overlay,
+    pub(super) clusters: &'a [Box<str>],
+    pub(super) cnames: &'a [Box<[u8]>],
+    pub(super) app_count: usize,
+}
+
+/// `current` with `changes` applied in order: `(app, Some(cluster))` puts an app on a
+/// cluster (added or moved), `(app, None)` removes one the zone has. Apps and clusters are
+/// checked as a dump's; the error names the first that is not.
 pub(super) fn apply_changes<'a>(
-    base: Base<'_>,
+    current: Current<'_>,
     zone: &Zone,
     changes: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
-) -> Result<Parsed, EntryError> {
-    let mut clusters = Clusters::new(zone, base.clusters.to_vec(), base.cnames.to_vec());
+) -> Result<Applied, EntryError> {
+    let mut clusters = Clusters::new(zone, current.clusters.to_vec(), current.cnames.to_vec());
     let max_app = MAX_LABEL - 1 - zone.longest_service;
-    let mut numeric: FxHashMap<u64, Option<u32>> = FxHashMap::default();
-    // The string IDs' changes in order, and the state so far of each one changed.
-    let mut named: Vec<(Box<[u8]>, Option<u32>)> = Vec::new();
-    let mut named_now: FxHashMap<Box<[u8]>, Option<u32>> = FxHashMap::default();
+    let mut overlay = current.overlay.clone();
+    let mut app_count = current.app_count;
     for (app, cluster) in changes {
         let id = app_id(app, max_app)?;
         let cluster = match cluster {
@@ -43,54 +49,44 @@ pub(super) fn apply_changes<'a>(
             ),
             None => None,
         };
-        let missing = || EntryError(format!("app {id} is removed but not in the zone"));
-        match (&id, cluster) {
-            (OwnedAppId::Numeric(number), _) => {
-                // A removal is checked against the state so far: earlier changes of the same
-                // app, else the base.
-                if cluster.is_none() {
-                    let present = match numeric.get(number) {
-                        Some(earlier) => earlier.is_some(),
-                        None => base.numeric_apps.get(*number).is_some(),
-                    };
-                    if !present {
-                        return Err(missing());
-                    }
-                }
-                numeric.insert(*number, cluster);
+        let key = OverlayKey::of(&id);
+        let base = current.tables.get(&key);
+        let before = overlay.get(&key).unwrap_or(base);
+        match (before, cluster) {
+            (None, None) => {
+                return Err(EntryError(format!(
+                    "app {id} is removed but not in the zone"
+                )))
             }
-            (OwnedAppId::Named { bytes, len }, _) => {
-                let name: Box<[u8]> = bytes[..usize::from(*len)].into();
-                if cluster.is_none() {
-                    let present = match named_now.get(&name) {
-                        Some(earlier) => earlier.is_some(),
-                        None => base.named_apps.get(&name).is_some(),
-                    };
-                    if !present {
-                        return Err(missing());
-                    }
-                }
-                named_now.insert(name.clone(), cluster);
-                named.push((name, cluster));
-            }
+            (None, Some(_)) => app_count += 1,
+            (Some(_), None) => app_count -= 1,
+            (Some(_), Some(_)) => {}
         }
+        overlay.set(key, cluster, base);
     }
-    let numeric: Vec<_> = numeric.into_iter().collect();
-    let named: Vec<(&[u8], Option<u32>)> = named.iter().map(|(id, c)| (&**id, *c)).collect();
-    let named = base
-        .named_apps
-        .with_changes(&named)
-        .map_err(|error| strings_error(error, 0))?;
-    let numeric_apps = base
+    let (clusters, cnames) = clusters.into_parts();
+    Ok(Applied {
+        overlay,
+        clusters,
+        cnames,
+        app_count,
+    })
+}
+
+/// New base tables: `tables` with `overlay` merged in (copies of the tables, changed).
+pub(super) fn fold(tables: &Tables, overlay: &Overlay) -> Result<Arc<Tables>, EntryError> {
+    let numeric: Vec<(u64, Option<u32>)> = overlay.numeric_entries().collect();
+    let named: Vec<(&[u8], Option<u32>)> = overlay.named_entries().collect();
+    let numeric_apps = tables
         .numeric_apps
         .with_changes(&numeric)
         .map_err(|_| OUT_OF_MEMORY.to_owned())?;
-    let (names, cnames) = clusters.into_parts();
-    Ok(Parsed {
-        serial: 0,
+    let named_apps = tables
+        .named_apps
+        .with_changes(&named)
+        .map_err(|error| strings_error(error, 0))?;
+    Ok(Arc::new(Tables {
         numeric_apps,
-        named_apps: named,
-        clusters: names,
-        cnames,
-    })
+        named_apps,
+    }))
 }

@@ -1,6 +1,9 @@
-//! The error every builder of a snapshot's tables returns.
+//! The errors of building a snapshot: an entry that cannot be served, a dump not loaded.
 
 use std::fmt;
+use std::path::PathBuf;
+
+use super::guard;
 
 /// An entry that cannot be served (an app, a cluster, a duplicate), or tables that cannot
 /// be built from the entries: which, and why, as the operator reads it. In a dump, serde
@@ -27,3 +30,45 @@ impl From<&str> for EntryError {
         Self(why.to_owned())
     }
 }
+
+/// Why a dump was not loaded.
+#[derive(Debug)]
+pub enum LoadError {
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// Larger than the operator allows (`--max-dump-size`), found before reading it.
+    TooLarge { path: PathBuf, size: u64, max: u64 },
+    /// Bad JSON or a bad entry; the message names the entry, line and column.
+    Invalid {
+        path: Option<PathBuf>,
+        error: serde_json::Error,
+    },
+    /// Loaded, but against a rule every snapshot must keep (`--clusters`).
+    Refused {
+        path: PathBuf,
+        refusal: guard::Refusal,
+    },
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Read { path, error } => write!(f, "cannot read {}: {error}", path.display()),
+            Self::TooLarge { path, size, max } => write!(
+                f,
+                "{} is {size} bytes, over --max-dump-size {max}",
+                path.display()
+            ),
+            Self::Invalid {
+                path: Some(path),
+                error,
+            } => write!(f, "{}: {error}", path.display()),
+            Self::Invalid { path: None, error } => write!(f, "{error}"),
+            Self::Refused { path, refusal } => write!(f, "{}: {refusal}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}

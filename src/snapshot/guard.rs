@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use super::{AppKey, Snapshot};
+use super::Snapshot;
 
 /// Default `--max-shrink`: a reload may remove at most this percentage of the live apps.
 pub const DEFAULT_MAX_SHRINK: u8 = 10;
@@ -224,12 +224,8 @@ pub fn compare(old: &Snapshot, new: &Snapshot) -> Difference {
             }
         }
     };
-    for (id, cluster) in new.numeric_apps.iter() {
-        visit(old.numeric_apps.get(id), cluster);
-    }
-    for (id, cluster) in new.named_apps.iter() {
-        debug_assert!(matches!(AppKey::new(id), AppKey::Named(_)));
-        visit(old.named_apps.get(id), cluster);
+    for (id, cluster) in new.app_entries() {
+        visit(old.cluster_of(id), cluster);
     }
     Difference {
         added: new.app_count() - common,

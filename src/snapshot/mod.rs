@@ -10,6 +10,7 @@ mod dump;
 mod error;
 pub mod guard;
 pub mod last_good;
+mod overlay;
 mod probe;
 pub mod save;
 mod strings;
@@ -17,10 +18,14 @@ mod table;
 mod zone;
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
-pub use error::EntryError;
+pub use error::{EntryError, LoadError};
+pub use overlay::FOLD_AT;
 pub use zone::{expand_target, Zone, ZoneSettings, APEX_TTL, SOA_EXPIRE, SOA_REFRESH, SOA_RETRY};
+
+use overlay::{Overlay, OverlayKey};
 
 use crate::wire::record::push_record_tail;
 use crate::wire::{Class, Rtype};
@@ -57,48 +62,6 @@ impl<'a> AppKey<'a> {
     }
 }
 
-/// Why a dump was not loaded.
-#[derive(Debug)]
-pub enum LoadError {
-    Read {
-        path: PathBuf,
-        error: std::io::Error,
-    },
-    /// Larger than the operator allows (`--max-dump-size`), found before reading it.
-    TooLarge { path: PathBuf, size: u64, max: u64 },
-    /// Bad JSON or a bad entry; the message names the entry, line and column.
-    Invalid {
-        path: Option<PathBuf>,
-        error: serde_json::Error,
-    },
-    /// Loaded, but against a rule every snapshot must keep (`--clusters`).
-    Refused {
-        path: PathBuf,
-        refusal: guard::Refusal,
-    },
-}
-
-impl fmt::Display for LoadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Read { path, error } => write!(f, "cannot read {}: {error}", path.display()),
-            Self::TooLarge { path, size, max } => write!(
-                f,
-                "{} is {size} bytes, over --max-dump-size {max}",
-                path.display()
-            ),
-            Self::Invalid {
-                path: Some(path),
-                error,
-            } => write!(f, "{}: {error}", path.display()),
-            Self::Invalid { path: None, error } => write!(f, "{error}"),
-            Self::Refused { path, refusal } => write!(f, "{}: {refusal}", path.display()),
-        }
-    }
-}
-
-impl std::error::Error for LoadError {}
-
 /// The apex SOA record without owner, for answers (TTL `APEX_TTL`) and for the authority
 /// section of negative answers (RFC 2308 §3).
 fn soa_records(zone: &Zone, serial: u32) -> (Vec<u8>, Vec<u8>) {
@@ -115,7 +78,28 @@ fn soa_records(zone: &Zone, serial: u32) -> (Vec<u8>, Vec<u8>) {
     (soa(APEX_TTL), soa(zone.negative_soa_ttl()))
 }
 
-/// One immutable version of the zone.
+/// The apps of a snapshot as loaded (or as last folded): large, built once, shared by the
+/// versions that changes make of it.
+pub(crate) struct Tables {
+    numeric_apps: table::NumericTable,
+    named_apps: strings::StringTable,
+}
+
+impl Tables {
+    /// The cluster of an app as these tables have it.
+    fn get(&self, key: &OverlayKey) -> Option<u32> {
+        match key {
+            OverlayKey::Numeric(id) => self.numeric_apps.get(*id),
+            OverlayKey::Named(id) => self.named_apps.get(id.as_bytes()),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.numeric_apps.len() + self.named_apps.len()
+    }
+}
+
+/// One immutable version of the zone: base tables and the changes made since (the overlay).
 #[derive(Debug)]
 pub struct Snapshot {
     pub zone: Zone,
@@ -127,12 +111,29 @@ pub struct Snapshot {
     soa_answer: Vec<u8>,
     /// The same with the negative-answer TTL, for the authority section (RFC 2308 §3).
     soa_negative: Vec<u8>,
-    numeric_apps: table::NumericTable,
-    named_apps: strings::StringTable,
+    tables: Arc<Tables>,
+    /// Apps changed since the tables were built: asked before them.
+    overlay: Overlay,
+    app_count: usize,
     /// Lower-case cluster names; an app's value indexes this.
     clusters: Vec<Box<str>>,
     /// CNAME records without owner, at `cluster * services + service`.
     cnames: Vec<Box<[u8]>>,
+}
+
+impl fmt::Debug for Tables {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tables")
+            .field("apps", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Base tables with an overlay merged in, from [`Snapshot::fold`]: for
+/// [`Snapshot::rebased`].
+pub struct Folded {
+    from: Arc<Tables>,
+    tables: Arc<Tables>,
 }
 
 impl Snapshot {
@@ -207,37 +208,92 @@ impl Snapshot {
         Ok(Self::from_parsed(parsed, zone))
     }
 
-    /// A copy of this snapshot at `serial` with `changes` applied in order: `(app,
-    /// Some(cluster))` puts an app on a cluster (added or moved), `(app, None)` removes one
-    /// the zone has. Checked as a dump's entries are; the error names the first that is not.
-    /// The maps are copied and changed, not built again: for a zone transfer's difference.
+    /// This snapshot at `serial` with `changes` applied in order: `(app, Some(cluster))`
+    /// puts an app on a cluster (added or moved), `(app, None)` removes one the zone has.
+    /// Checked as a dump's entries are; the error names the first that is not. The changes
+    /// go to a copy of the overlay, the base tables are shared: the cost is the overlay's
+    /// size and the changes', not the zone's. Past [`FOLD_AT`] entries, [`Self::fold`].
     pub fn with_changes<'a>(
         &self,
         serial: u32,
         changes: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
     ) -> Result<Self, EntryError> {
-        let base = apply::Base {
-            numeric_apps: &self.numeric_apps,
-            named_apps: &self.named_apps,
+        let current = apply::Current {
+            tables: &self.tables,
+            overlay: &self.overlay,
             clusters: &self.clusters,
             cnames: &self.cnames,
+            app_count: self.app_count,
         };
-        let mut parsed = apply::apply_changes(base, &self.zone, changes)?;
-        parsed.serial = serial;
-        Ok(Self::from_parsed(parsed, &self.zone))
+        let applied = apply::apply_changes(current, &self.zone, changes)?;
+        let (soa_answer, soa_negative) = soa_records(&self.zone, serial);
+        Ok(Self {
+            zone: self.zone.clone(),
+            serial,
+            dump_modified_ms: self.dump_modified_ms,
+            soa_answer,
+            soa_negative,
+            tables: Arc::clone(&self.tables),
+            overlay: applied.overlay,
+            app_count: applied.app_count,
+            clusters: applied.clusters,
+            cnames: applied.cnames,
+        })
+    }
+
+    /// Entries in the overlay: changes since the base tables were built.
+    pub fn overlay_len(&self) -> usize {
+        self.overlay.len()
+    }
+
+    /// New base tables with the overlay merged in: a copy of the tables, so slow at scale,
+    /// for a thread of its own; the snapshots served meanwhile are untouched.
+    pub fn fold(&self) -> Result<Folded, EntryError> {
+        Ok(Folded {
+            from: Arc::clone(&self.tables),
+            tables: apply::fold(&self.tables, &self.overlay)?,
+        })
+    }
+
+    /// This snapshot over `folded`'s tables, its overlay only what they do not say yet (the
+    /// changes since the fold began); `None` when this snapshot's tables are not the ones
+    /// that were folded (a load replaced them meanwhile).
+    pub fn rebased(&self, folded: &Folded) -> Option<Self> {
+        if !Arc::ptr_eq(&self.tables, &folded.from) {
+            return None;
+        }
+        let mut overlay = self.overlay.clone();
+        overlay.retain(|key, state| folded.tables.get(&key) != state);
+        Some(Self {
+            zone: self.zone.clone(),
+            serial: self.serial,
+            dump_modified_ms: self.dump_modified_ms,
+            soa_answer: self.soa_answer.clone(),
+            soa_negative: self.soa_negative.clone(),
+            tables: Arc::clone(&folded.tables),
+            overlay,
+            app_count: self.app_count,
+            clusters: self.clusters.clone(),
+            cnames: self.cnames.clone(),
+        })
     }
 
     fn from_parsed(parsed: dump::Parsed, zone: &Zone) -> Self {
         let serial = parsed.serial;
         let (soa_answer, soa_negative) = soa_records(zone, serial);
+        let tables = Tables {
+            numeric_apps: parsed.numeric_apps,
+            named_apps: parsed.named_apps,
+        };
         Self {
             zone: zone.clone(),
             serial,
             dump_modified_ms: 0,
             soa_answer,
             soa_negative,
-            numeric_apps: parsed.numeric_apps,
-            named_apps: parsed.named_apps,
+            app_count: tables.len(),
+            tables: Arc::new(tables),
+            overlay: Overlay::default(),
             clusters: parsed.clusters,
             cnames: parsed.cnames,
         }
@@ -255,7 +311,7 @@ impl Snapshot {
 
     /// Number of apps.
     pub fn app_count(&self) -> usize {
-        self.numeric_apps.len() + self.named_apps.len()
+        self.app_count
     }
 
     /// Number of distinct clusters.
@@ -276,7 +332,8 @@ impl Snapshot {
             .position(|s| s.eq_ignore_ascii_case(service))?;
         let cluster = match AppKey::new(app) {
             // Digits have no case: the common path folds nothing.
-            AppKey::Numeric(id) => self.numeric_apps.get(id),
+            AppKey::Numeric(id) if self.overlay.is_empty() => self.tables.numeric_apps.get(id),
+            AppKey::Numeric(id) => self.numeric_changed(id),
             AppKey::Named(id) => self.named_cluster(id),
         }?;
         let index = cluster as usize * self.zone.services.len() + service_index;
@@ -287,7 +344,20 @@ impl Snapshot {
     /// cost the numeric path (the common one) 4-8 instructions per query in register moves.
     #[inline(never)]
     fn named_cluster(&self, id: &[u8]) -> Option<u32> {
-        self.named_apps.get(id)
+        match self.overlay.named(id) {
+            Some(state) => state,
+            None => self.tables.named_apps.get(id),
+        }
+    }
+
+    /// The cluster of a numeric app when there are changes: out of line, so that the path
+    /// without any stays as it was.
+    #[inline(never)]
+    fn numeric_changed(&self, id: u64) -> Option<u32> {
+        match self.overlay.numeric(id) {
+            Some(state) => state,
+            None => self.tables.numeric_apps.get(id),
+        }
     }
 
     /// The apex SOA record without owner, for the answer section.
@@ -303,22 +373,36 @@ impl Snapshot {
     /// Every app with its cluster index, in no particular order, without allocating: for
     /// streaming the zone (AXFR).
     pub fn app_entries(&self) -> impl Iterator<Item = (AppKey<'_>, u32)> + '_ {
+        let overlay = &self.overlay;
         let numeric = self
+            .tables
             .numeric_apps
             .iter()
+            .filter(move |&(id, _)| overlay.is_empty() || overlay.numeric(id).is_none())
             .map(|(id, cluster)| (AppKey::Numeric(id), cluster));
         let named = self
+            .tables
             .named_apps
             .iter()
+            .filter(move |&(id, _)| overlay.is_empty() || overlay.named(id).is_none())
             .map(|(id, cluster)| (AppKey::Named(id), cluster));
-        numeric.chain(named)
+        let numeric_changed = overlay
+            .numeric_entries()
+            .filter_map(|(id, state)| Some((AppKey::Numeric(id), state?)));
+        let named_changed = overlay
+            .named_entries()
+            .filter_map(|(id, state)| Some((AppKey::Named(id), state?)));
+        numeric
+            .chain(named)
+            .chain(numeric_changed)
+            .chain(named_changed)
     }
 
     /// The cluster index of an app (a named ID in lower case), for comparing snapshots.
     pub fn cluster_of(&self, app: AppKey<'_>) -> Option<u32> {
         match app {
-            AppKey::Numeric(id) => self.numeric_apps.get(id),
-            AppKey::Named(id) => self.named_apps.get(id),
+            AppKey::Numeric(id) => self.numeric_changed(id),
+            AppKey::Named(id) => self.named_cluster(id),
         }
     }
 
@@ -336,17 +420,15 @@ impl Snapshot {
 
     /// Every app with its cluster, sorted by app ID as text. For the zone file; allocates.
     pub fn apps(&self) -> Vec<(String, &str)> {
-        let numeric = self
-            .numeric_apps
-            .iter()
-            .map(|(id, cluster)| (id.to_string(), cluster));
-        let named = self
-            .named_apps
-            .iter()
-            .map(|(id, cluster)| (String::from_utf8_lossy(id).into_owned(), cluster));
-        let mut apps: Vec<_> = numeric
-            .chain(named)
-            .map(|(id, cluster)| (id, &*self.clusters[cluster as usize]))
+        let mut apps: Vec<_> = self
+            .app_entries()
+            .map(|(id, cluster)| {
+                let id = match id {
+                    AppKey::Numeric(id) => id.to_string(),
+                    AppKey::Named(id) => String::from_utf8_lossy(id).into_owned(),
+                };
+                (id, &*self.clusters[cluster as usize])
+            })
             .collect();
         apps.sort_unstable();
         apps
@@ -445,6 +527,74 @@ mod tests {
                 .to_string();
             assert!(got.contains(error), "{got}");
         }
+    }
+
+    /// What a query or a transfer can see: the apps, their count, some answers.
+    type Seen<'a> = (Vec<(String, &'a str)>, usize, Vec<Option<Vec<u8>>>);
+
+    fn seen(snapshot: &Snapshot) -> Seen<'_> {
+        let labels = [
+            "ws-1",
+            "ws-2",
+            "ws-3",
+            "WS-4",
+            "api-App-X",
+            "api-app-y",
+            "ws-9",
+        ];
+        let cnames = labels
+            .iter()
+            .map(|label| snapshot.cname(label.as_bytes()).map(<[u8]>::to_vec))
+            .collect();
+        let entries = snapshot.app_entries().count();
+        assert_eq!(entries, snapshot.app_count());
+        (snapshot.apps(), entries, cnames)
+    }
+
+    #[test]
+    fn changes_share_the_tables_and_a_fold_changes_nothing_seen() {
+        let zone = zone();
+        let base = Snapshot::from_apps(
+            1,
+            [("1", "eu"), ("2", "eu"), ("3", "us"), ("app-x", "us")],
+            &zone,
+        )
+        .unwrap();
+        let changed = base
+            .with_changes(
+                2,
+                [
+                    ("1", None),
+                    ("2", Some("mt9")),
+                    ("4", Some("eu")),
+                    ("App-X", None),
+                    ("app-y", Some("us")),
+                ],
+            )
+            .unwrap();
+        assert!(Arc::ptr_eq(&base.tables, &changed.tables));
+        assert_eq!(changed.overlay_len(), 5);
+        // Moved back: the overlay forgets it, as the tables say the same.
+        let back = changed.with_changes(3, [("2", Some("eu"))]).unwrap();
+        assert_eq!(back.overlay_len(), 4);
+        let want = Snapshot::from_apps(
+            3,
+            [("2", "eu"), ("3", "us"), ("4", "eu"), ("app-y", "us")],
+            &zone,
+        )
+        .unwrap();
+        assert_eq!(seen(&back), seen(&want));
+
+        let folded = back.fold().unwrap();
+        // A change made while the fold ran is kept over the new tables.
+        let later = back.with_changes(4, [("9", Some("eu"))]).unwrap();
+        let rebased = later.rebased(&folded).unwrap();
+        assert_eq!(rebased.overlay_len(), 1);
+        assert_eq!(seen(&rebased), seen(&later));
+        assert_eq!(rebased.serial, 4);
+        assert_eq!(rebased.apps().len(), 5);
+        // Tables replaced meanwhile (a load): the fold is of no use.
+        assert!(want.rebased(&folded).is_none());
     }
 
     #[test]
