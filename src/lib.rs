@@ -14,6 +14,8 @@
 //!   (`wire`);
 //! - [`snapshot`]: dump -> immutable lookup with answers pre-encoded (`wire`, `sys`, `log`);
 //! - [`answer`]: query -> response, pure (`wire`, `snapshot`, `cookie`, `tsig`);
+//! - [`update`]: an RFC 2136 UPDATE judged against the zone served: prerequisites, the
+//!   policy (the zone's shape) and the per-app changes, pure (`wire`, `snapshot`);
 //! - [`xfr`]: zone transfers, one folder per direction: `outbound` (AXFR, IXFR, NOTIFY out,
 //!   who may transfer) and `inbound` (a secondary's client and reader), over the vocabulary
 //!   both share (`wire`, `tsig`, `snapshot`, `sys`, `log`);
@@ -44,6 +46,7 @@ pub mod sys;
 #[doc(hidden)]
 pub mod testing;
 pub mod tsig;
+pub mod update;
 pub mod wire;
 pub mod xfr;
 pub mod zonefile;

@@ -13,6 +13,7 @@ pub mod last_good;
 mod overlay;
 mod probe;
 pub mod save;
+mod shape;
 mod strings;
 mod table;
 mod zone;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 
 pub use error::{EntryError, LoadError};
 pub use overlay::FOLD_AT;
+pub use shape::CnameShape;
 pub use zone::{expand_target, Zone, ZoneSettings, APEX_TTL, SOA_EXPIRE, SOA_REFRESH, SOA_RETRY};
 
 use overlay::{Overlay, OverlayKey};

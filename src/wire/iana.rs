@@ -97,8 +97,16 @@ impl Rcode {
     pub const NXDOMAIN: Self = Self(3);
     pub const NOTIMP: Self = Self(4);
     pub const REFUSED: Self = Self(5);
-    /// Not authorized: a TSIG error (RFC 8945 §5.2).
+    /// RFC 2136 §2.2: a name that should not exist does.
+    pub const YXDOMAIN: Self = Self(6);
+    /// An RRset that should not exist does.
+    pub const YXRRSET: Self = Self(7);
+    /// An RRset that should exist does not.
+    pub const NXRRSET: Self = Self(8);
+    /// Not authorized: a TSIG error (RFC 8945 §5.2), or a zone not ours (RFC 2136 §3.1.2).
     pub const NOTAUTH: Self = Self(9);
+    /// A name of the prerequisite or update section outside the zone (RFC 2136 §3.2.2).
+    pub const NOTZONE: Self = Self(10);
     pub const BADVERS: Self = Self(16);
 
     /// The 4 bits that go in the header.

@@ -63,6 +63,30 @@ impl UpdateMessage<'_> {
         (end == record.rdata_at + record.rdata_len).then(|| name[..len].to_vec())
     }
 
+    /// The SOA RDATA of `record`: MNAME and RNAME, uncompressed, lower case, one after the
+    /// other, then SERIAL, REFRESH, RETRY, EXPIRE and MINIMUM.
+    pub fn rdata_soa(&self, record: &UpdateRecord) -> Option<(Vec<u8>, [u32; 5])> {
+        let end = record.rdata_at + record.rdata_len;
+        let rdata = self.message.get(..end)?;
+        let mut names = Vec::new();
+        let mut name = [0u8; MAX_NAME];
+        let mut at = record.rdata_at;
+        for _ in 0..2 {
+            let (len, after) = read_name(rdata, at, &mut name)?;
+            names.extend(name[..len].iter().map(u8::to_ascii_lowercase));
+            at = after;
+        }
+        let numbers = rdata.get(at..)?;
+        if numbers.len() != 20 {
+            return None;
+        }
+        let mut fields = [0u32; 5];
+        for (field, bytes) in fields.iter_mut().zip(numbers.chunks_exact(4)) {
+            *field = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        }
+        Some((names, fields))
+    }
+
     /// `record`'s RDATA as sent.
     pub fn rdata(&self, record: &UpdateRecord) -> &[u8] {
         &self.message[record.rdata_at..record.rdata_at + record.rdata_len]

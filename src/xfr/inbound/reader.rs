@@ -11,10 +11,10 @@ use fxhash::FxHashMap;
 pub use super::error::ReadError;
 pub use super::received::{Change, Received, Transferred};
 use crate::snapshot::guard::serial_is_newer;
-use crate::snapshot::Zone;
-use crate::wire::name::{check_label, read_name, wire_to_text, Charset, MAX_NAME};
+use crate::snapshot::{CnameShape, Zone};
+use crate::wire::name::{read_name, wire_to_text, MAX_NAME};
 use crate::wire::record::{field, fixed_at, read_be16, RR_FIXED};
-use crate::wire::{Header, Rtype, HEADER_LEN, MAX_LABEL};
+use crate::wire::{Header, Rtype, HEADER_LEN};
 use crate::xfr::Timers;
 
 /// Where a transfer is.
@@ -40,8 +40,8 @@ enum Phase {
 /// A zone transfer being read.
 pub struct TransferReader<'z> {
     zone: &'z Zone,
-    /// Per listed service, the target text before and after the cluster name.
-    targets: Vec<(String, String)>,
+    /// How CNAMEs name apps and clusters.
+    shape: CnameShape<'z>,
     /// The serial an IXFR asked from; `None` for an AXFR.
     ixfr_from: Option<u32>,
     phase: Phase,
@@ -89,31 +89,10 @@ impl<'z> TransferReader<'z> {
     }
 
     fn new(zone: &'z Zone, ixfr_from: Option<u32>) -> Result<Self, ReadError> {
-        if zone.services.len() > 64 {
-            return Err("more than 64 services".into());
-        }
-        let targets = zone
-            .services
-            .iter()
-            .map(|service| {
-                let service = String::from_utf8_lossy(service);
-                let template = zone
-                    .target_template
-                    .replace("{service}", &service)
-                    .to_ascii_lowercase();
-                let template = template.trim_end_matches('.');
-                match template.split_once("{cluster}") {
-                    Some((before, after)) => Ok((before.to_owned(), after.to_owned())),
-                    None => Err(format!(
-                        "--target {:?} has no {{cluster}}",
-                        zone.target_template
-                    )),
-                }
-            })
-            .collect::<Result<_, _>>()?;
+        let shape = CnameShape::new(zone)?;
         Ok(Self {
             zone,
-            targets,
+            shape,
             ixfr_from,
             phase: Phase::Start,
             serial: 0,
@@ -263,7 +242,7 @@ impl<'z> TransferReader<'z> {
                 let mut target = [0u8; MAX_NAME];
                 let (target_len, _) =
                     read_name(message, rdata_at, &mut target).ok_or("a bad CNAME target")?;
-                let (app, service, cluster) = self.cname(owner, &target[..target_len])?;
+                let (app, service, cluster) = self.shape.cname(owner, &target[..target_len])?;
                 match self.phase {
                     Phase::Full => self.full_zone_cname(app, service, cluster)?,
                     _ if self.changes.len() >= self.max_changes => {
@@ -313,34 +292,6 @@ impl<'z> TransferReader<'z> {
             ));
         }
         Ok(())
-    }
-
-    /// Reads the CNAME `owner` -> `target` of an app: its ID, service index and cluster.
-    fn cname(&self, owner: &[u8], target: &[u8]) -> Result<(String, usize, String), String> {
-        let label_len = usize::from(owner[0]);
-        if owner.get(1 + label_len..) != Some(&self.zone.apex[..]) {
-            return Err("not one label under the apex".into());
-        }
-        let label = std::str::from_utf8(&owner[1..1 + label_len]).map_err(|_| "not ASCII")?;
-        let (service, app) = label.split_once('-').ok_or("no '-' in the label")?;
-        let index = self
-            .zone
-            .services
-            .iter()
-            .position(|s| s.eq_ignore_ascii_case(service.as_bytes()))
-            .ok_or_else(|| format!("service {service:?} is not listed"))?;
-        let target = wire_to_text(target).to_ascii_lowercase();
-        let target = target.trim_end_matches('.');
-        let (before, after) = &self.targets[index];
-        let cluster = target
-            .strip_prefix(before.as_str())
-            .and_then(|rest| rest.strip_suffix(after.as_str()))
-            .ok_or_else(|| format!("target {target} is not the --target of a cluster"))?;
-        check_label(cluster, Charset::Hostname, MAX_LABEL)
-            .map_err(|why| format!("cluster {cluster:?} {why}"))?;
-        check_label(app, Charset::Hostname, MAX_LABEL)
-            .map_err(|why| format!("app {app:?} {why}"))?;
-        Ok((app.to_owned(), index, cluster.to_owned()))
     }
 
     /// Records an app's CNAME for `service` in a full zone.
