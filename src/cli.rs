@@ -111,6 +111,12 @@ Options:
   --tsig-key-file PATH       TSIG keys (tsig-keygen / keymgr -t format): a transfer must
                              then be signed with one of them [default: none]
   --ixfr-history N           reloads whose differences are kept for IXFR [default: 32]
+  --update-key NAME          a key of --tsig-key-file that may change apps by DNS UPDATE
+                             (RFC 2136), repeatable; needs --journal [default: none, every
+                             UPDATE is REFUSED]
+  --journal PATH             the journal of acknowledged UPDATEs: each is fsynced there
+                             before it is answered, and replayed on the dump at start
+                             [default: none]
   --notify ADDR:PORT         secondary sent a NOTIFY after each new serial, repeatable
                              (signed with the first TSIG key, if any) [default: none]
   --primary ADDR:PORT        a primary to transfer the zone from, repeatable, tried in
@@ -148,7 +154,7 @@ accepting, finish the TCP answers already asked for (at most 1 s) and exit.
 ";
 
 /// Every option that takes a value; anything else starting with '-' is unknown.
-const VALUE_FLAGS: [&str; 36] = [
+const VALUE_FLAGS: [&str; 38] = [
     "--dump",
     "--zone",
     "--target",
@@ -176,6 +182,8 @@ const VALUE_FLAGS: [&str; 36] = [
     "--xfr-allow",
     "--tsig-key-file",
     "--ixfr-history",
+    "--update-key",
+    "--journal",
     "--notify",
     "--primary",
     "--on-expire",
@@ -306,6 +314,8 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
             "--primary" => config.primary.push(value(flag, &text, "an ADDR:PORT")?),
             "--on-expire" => config.on_expire = value(flag, &text, "serve or servfail")?,
             "--ixfr-history" => config.ixfr_history = value(flag, &text, "a number of reloads")?,
+            "--update-key" => config.update_keys.push(text),
+            "--journal" => config.journal = Some(PathBuf::from(text)),
             "--max-transfer-time-in" => {
                 config.max_transfer_time_in = seconds(flag, &text)?;
             }

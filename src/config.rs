@@ -123,6 +123,11 @@ pub struct Config {
     pub tsig_key_file: Option<PathBuf>,
     /// Reloads whose differences are kept for IXFR.
     pub ixfr_history: usize,
+    /// Names of the TSIG keys (of `tsig_key_file`) that may send DNS UPDATE; none: every
+    /// UPDATE is REFUSED.
+    pub update_keys: Vec<String>,
+    /// The journal of acknowledged changes; required with `update_keys`.
+    pub journal: Option<PathBuf>,
     /// Secondaries told of each new serial (NOTIFY).
     pub notify: Vec<SocketAddr>,
     /// Primaries to transfer the zone from (`fetch`), in order.
@@ -175,6 +180,8 @@ impl Default for Config {
             xfr_allow: Vec::new(),
             tsig_key_file: None,
             ixfr_history: 32,
+            update_keys: Vec::new(),
+            journal: None,
             notify: Vec::new(),
             primary: Vec::new(),
             on_expire: OnExpire::default(),
@@ -227,7 +234,41 @@ impl Config {
                 return Err(invalid(flag, "needs at least 1 second"));
             }
         }
+        self.check_updates()?;
         self.guard_rules().map(drop)
+    }
+
+    /// DNS UPDATE needs its keys and a journal, and a primary: a secondary takes its
+    /// changes from its primaries.
+    pub fn check_updates(&self) -> Result<(), ConfigError> {
+        if self.update_keys.is_empty() {
+            return match self.journal {
+                Some(_) => Err(invalid(
+                    "--journal",
+                    "needs --update-key (it journals UPDATEs)",
+                )),
+                None => Ok(()),
+            };
+        }
+        if self.tsig_key_file.is_none() {
+            return Err(invalid(
+                "--update-key",
+                "needs --tsig-key-file, which holds the key",
+            ));
+        }
+        if self.journal.is_none() {
+            return Err(invalid(
+                "--update-key",
+                "needs --journal PATH: an acknowledged change must be on disk",
+            ));
+        }
+        if !self.primary.is_empty() {
+            return Err(invalid(
+                "--update-key",
+                "is for a primary: a secondary (--primary) takes changes from its primaries",
+            ));
+        }
+        Ok(())
     }
 
     /// The guard rails of reloads, clusters checked and folded to lower case.

@@ -65,12 +65,21 @@ impl Journal {
     /// Opens (or creates) the journal at `path`, reads its records, and cuts whatever follows
     /// the last good one (durably, before anything new is appended).
     pub fn open(path: &Path) -> io::Result<Opened> {
+        let created = !path.exists();
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(path)?;
+        if created {
+            // The new file's name must be on disk too, or a crash could lose the journal.
+            let directory = match path.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => parent,
+                _ => Path::new("."),
+            };
+            File::open(directory)?.sync_all()?;
+        }
         let total = file.metadata()?.len();
         let (entries, good) = read_records(BufReader::new(&mut file))?;
         if good < total {

@@ -181,14 +181,19 @@ pub fn respond_to(
             id,
             flags: query_flags,
         }) => {
-            // Keep the opcode: the client learns which one we do not implement.
+            // Keep the opcode: the client learns which one we do not implement. An UPDATE
+            // that reaches the rules finds no `--update-key`: REFUSED, before any TSIG is read.
             let opcode = query_flags & (flags::OPCODE_MASK << flags::OPCODE_SHIFT);
+            let rcode = match opcode >> flags::OPCODE_SHIFT {
+                5 => Rcode::REFUSED,
+                _ => Rcode::NOTIMP,
+            };
             let parts = ReplyParts::bare(id, query_flags);
             let mut reply = Reply::start(out, parts, snapshot, context.transport);
             reply.extra_flags = opcode;
             Summary {
                 records: None,
-                ..Summary::sent(reply.finish(Rcode::NOTIMP), Rcode::NOTIMP)
+                ..Summary::sent(reply.finish(rcode), rcode)
             }
         }
         Err(Reject::NoQuestion {

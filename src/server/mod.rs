@@ -34,6 +34,7 @@ pub mod systemd;
 mod tcp;
 mod transfer;
 mod udp;
+mod update;
 mod worker;
 
 use std::io;
@@ -57,6 +58,7 @@ pub use self::shared::{RrlSettings, TcpLimits, DRAIN_TIMEOUT};
 use self::socket::{bind_workers, WorkerSockets};
 use crate::config::Config;
 use crate::cookie::Secrets;
+use crate::journal::Journal;
 pub use crate::metrics::Metrics;
 use crate::metrics::{ServerStats, WorkerCounters};
 use crate::rrl::RateLimiter;
@@ -93,6 +95,15 @@ pub struct Server {
     stats: Arc<ServerStats>,
     /// The main loop's inputs; senders are in `shared`.
     inbox: Receiver<Event>,
+    /// With `--update-key`: the committer's queue, the keys (wire names) and the journal.
+    updates: Option<UpdateSetup>,
+}
+
+/// What the committer gets at start.
+struct UpdateSetup {
+    inbox: Receiver<update::Job>,
+    keys: Vec<Vec<u8>>,
+    journal: Option<Journal>,
 }
 
 impl Server {
@@ -134,6 +145,19 @@ impl Server {
         stats.dump_modified_ms.set(snapshot.dump_modified_ms);
         stats.start_time_ms.set(sys::unix_millis());
         let (events, inbox) = events::channel();
+        let (updates, update_setup) = match config.update_keys.is_empty() {
+            true => (None, None),
+            false => {
+                let keys = update_key_names(config, tsig_keys.as_deref().unwrap_or(&[]))?;
+                let (updates, inbox) = update::Updates::new();
+                let setup = UpdateSetup {
+                    inbox,
+                    keys,
+                    journal: None,
+                };
+                (Some(updates), Some(setup))
+            }
+        };
         Ok(Self {
             workers,
             local_addrs,
@@ -147,6 +171,7 @@ impl Server {
                 events,
                 installing: Mutex::new(()),
                 folding: AtomicBool::new(false),
+                updates,
                 xfr: match config.xfr_allow.is_empty() {
                     true => None,
                     false => Some(
@@ -184,7 +209,16 @@ impl Server {
             },
             stats: Arc::new(stats),
             inbox,
+            updates: update_setup,
         })
+    }
+
+    /// The journal UPDATEs are written to (`--journal`), opened and replayed by the caller.
+    pub fn with_journal(mut self, journal: Journal) -> Self {
+        if let Some(setup) = &mut self.updates {
+            setup.journal = Some(journal);
+        }
+        self
     }
 
     /// The addresses actually bound, port 0 resolved, in the order of `--listen`.
@@ -208,6 +242,16 @@ impl Server {
         let transfers = match self.shared.xfr {
             Some(_) => Some(transfer::spawn_pool(&self.shared, MAX_TRANSFERS)?),
             None => None,
+        };
+        // The committer answers UPDATEs over UDP from copies of the first worker's sockets:
+        // every worker's socket of a listen address has that address.
+        let reply_sockets = match (&self.updates, self.workers.first()) {
+            (Some(_), Some(first)) => first
+                .udp
+                .iter()
+                .map(std::net::UdpSocket::try_clone)
+                .collect::<io::Result<Vec<_>>>()?,
+            _ => Vec::new(),
         };
         for (index, sockets) in self.workers.into_iter().enumerate() {
             let worker_counters = Arc::new(WorkerCounters::default());
@@ -258,6 +302,21 @@ impl Server {
                 Some(serials)
             }
         };
+        if let Some(setup) = self.updates {
+            let journal = setup.journal.ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "UPDATE needs a journal")
+            })?;
+            update::spawn_committer(update::Committer {
+                shared: Arc::clone(&self.shared),
+                journal,
+                inbox: setup.inbox,
+                reply_sockets,
+                notify: notify.clone(),
+                update_keys: setup.keys,
+                clusters: self.rules.clusters.clone(),
+                stats: Arc::clone(&self.stats),
+            })?;
+        }
         let dump_writer = match &self.secondary {
             Some(secondary) => {
                 refresh::spawn(Arc::clone(&self.shared), Arc::clone(secondary))?;
@@ -296,6 +355,25 @@ impl Server {
             },
         })
     }
+}
+
+/// The wire names of `--update-key`, each a key of the key file.
+fn update_key_names(config: &Config, keys: &[crate::tsig::Key]) -> io::Result<Vec<Vec<u8>>> {
+    let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidInput, why);
+    config
+        .update_keys
+        .iter()
+        .map(|name| {
+            let wire = crate::wire::name::name_to_wire(&name.to_ascii_lowercase())
+                .map_err(|why| invalid(format!("--update-key {name:?}: {why}")))?;
+            match keys.iter().any(|key| key.name == wire) {
+                true => Ok(wire),
+                false => Err(invalid(format!(
+                    "--update-key {name:?} is not a key of --tsig-key-file"
+                ))),
+            }
+        })
+        .collect()
 }
 
 /// Writes `bytes[*sent..]` to a non-blocking stream until all is sent (`Ok(true)`) or it

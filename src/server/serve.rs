@@ -3,8 +3,11 @@
 //! main loop until a stop.
 
 use std::io;
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use fxhash::FxHashMap;
 
 use super::http::{self, Health};
 use super::main_loop;
@@ -13,8 +16,9 @@ use super::systemd::Notifier;
 use super::{control, Server, TcpLimits};
 use crate::config::Config;
 use crate::cookie::Secrets;
-use crate::snapshot::Snapshot;
-use crate::snapshot::Zone;
+use crate::journal::Journal;
+use crate::snapshot::guard::serial_is_newer;
+use crate::snapshot::{AppKey, Snapshot, Zone};
 use crate::sys;
 pub use crate::xfr::inbound::client::InitialTransfer;
 use crate::xfr::inbound::secondary::{LastTransfer, RefreshOutcome};
@@ -99,6 +103,13 @@ pub fn serve(
             load_time.as_secs_f64() * 1e3
         ),
     }
+    let (snapshot, journal) = match &config.journal {
+        Some(path) => {
+            let (snapshot, journal) = open_journal(path, snapshot)?;
+            (snapshot, Some(journal))
+        }
+        None => (snapshot, None),
+    };
     let (apps, clusters, serial) = (
         snapshot.app_count(),
         snapshot.cluster_count(),
@@ -111,7 +122,10 @@ pub fn serve(
     };
     // Soft: without it, fewer TCP connections fit, and accept failures say so.
     check_fd_limit(sys::raise_fd_limit(), config);
-    let server = Server::bind(config, zone, snapshot, secrets, limits)?;
+    let mut server = Server::bind(config, zone, snapshot, secrets, limits)?;
+    if let Some(journal) = journal {
+        server = server.with_journal(journal);
+    }
     server.set_load_time(load_time);
     server
         .stats
@@ -181,4 +195,77 @@ pub fn serve(
     let stopped = main_loop::handle_until_stop(running, control);
     drop(control_file);
     stopped
+}
+
+/// Opens the journal at `path` and replays on `snapshot` the changes it holds after the
+/// snapshot's serial (RFC 1982), as one change to the serial of the last: a start serves
+/// every acknowledged UPDATE. A record that does not apply stops the start (a journal that
+/// does not belong to this dump must not be half applied).
+fn open_journal(path: &Path, snapshot: Snapshot) -> io::Result<(Snapshot, Journal)> {
+    let started = Instant::now();
+    let opened = Journal::open(path).map_err(|error| {
+        io::Error::new(error.kind(), format!("journal {}: {error}", path.display()))
+    })?;
+    if opened.cut > 0 {
+        crate::log!(
+            Warning,
+            "journal {}: {} bytes after the last whole record cut (a write torn by a crash)",
+            path.display(),
+            opened.cut
+        );
+    }
+    let records = opened.entries.len();
+    let mut last = snapshot.serial;
+    // App -> its last state, in the order first changed.
+    let mut order: Vec<Box<str>> = Vec::new();
+    let mut state: FxHashMap<Box<str>, Option<Box<str>>> = FxHashMap::default();
+    for entry in opened.entries {
+        if !serial_is_newer(entry.serial, last) {
+            continue;
+        }
+        last = entry.serial;
+        for change in entry.changes {
+            if state.insert(change.app.clone(), change.cluster).is_none() {
+                order.push(change.app);
+            }
+        }
+    }
+    if last == snapshot.serial {
+        crate::log!(
+            Info,
+            "journal {}: {records} records, none after serial {}",
+            path.display(),
+            snapshot.serial
+        );
+        return Ok((snapshot, opened.journal));
+    }
+    let changes: Vec<(&str, Option<&str>)> = order
+        .iter()
+        .map(|app| (&**app, state[app].as_deref()))
+        // An app added and removed again since the dump: nothing to remove.
+        .filter(|(app, cluster)| {
+            cluster.is_some() || snapshot.cluster_of(AppKey::new(app.as_bytes())).is_some()
+        })
+        .collect();
+    let replayed = snapshot
+        .with_changes(last, changes.iter().copied())
+        .map_err(|error| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "journal {}: cannot replay on serial {}: {error}",
+                    path.display(),
+                    snapshot.serial
+                ),
+            )
+        })?;
+    crate::log!(
+        Info,
+        "journal {}: {records} records, {} replayed from serial {} to {last} in {:.1} ms",
+        path.display(),
+        crate::log::count(changes.len(), "app change"),
+        snapshot.serial,
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    Ok((replayed, opened.journal))
 }

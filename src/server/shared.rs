@@ -8,6 +8,7 @@ use std::time::Duration;
 use arc_swap::{ArcSwap, ArcSwapOption};
 
 use super::events::Events;
+use super::update::Updates;
 use crate::cookie::Secrets;
 use crate::snapshot::Snapshot;
 use crate::tsig::Key;
@@ -38,6 +39,8 @@ pub(crate) struct Shared {
     pub(crate) installing: Mutex<()>,
     /// A fold of the overlay runs (at most one at a time).
     pub(crate) folding: AtomicBool,
+    /// DNS UPDATE, with `--update-key`: where workers queue them.
+    pub(crate) updates: Option<Updates>,
 }
 
 /// Limits of the TCP side, per worker.

@@ -13,6 +13,7 @@ use mio::{Interest, Registry, Token};
 
 use super::pipeline::{handle, Handled, RateLimit, Serving};
 use super::shared::Shared;
+use super::update::{Job, Reply};
 use crate::answer::Transport;
 use crate::metrics::WorkerCounters;
 use crate::rrl::RateLimiter;
@@ -32,6 +33,9 @@ pub(super) struct UdpSide {
     rate_limiter: Option<RateLimiter>,
     /// The rate limiter's clock starts here.
     started: Instant,
+    /// UPDATEs of the batch being answered, by their index in it, for the committer; room
+    /// for a whole batch is made at start.
+    updates: Vec<(usize, Vec<u8>)>,
 }
 
 impl UdpSide {
@@ -45,6 +49,7 @@ impl UdpSide {
             batch: UdpBatch::new(),
             rate_limiter,
             started: Instant::now(),
+            updates: Vec::with_capacity(BATCH),
         }
     }
 
@@ -104,10 +109,15 @@ impl UdpSide {
                 serving: Serving::new(&snapshot, &cookies, counters).with_shared(shared),
                 rate_limiter: self.rate_limiter.as_mut(),
                 now_ms: self.started.elapsed().as_millis() as u64,
+                index: 0,
+                updates: &mut self.updates,
             };
             self.batch
                 .answer_each(|query, sender, out| answer.answer(query, sender, out));
             drop((snapshot, cookies));
+            if !self.updates.is_empty() {
+                queue_updates(&mut self.updates, &self.batch, i, shared);
+            }
             let sent = self.batch.send(socket);
             if let Some(error) = sent.error {
                 counters.udp_send_failed(sent.failed);
@@ -128,12 +138,33 @@ impl UdpSide {
     }
 }
 
+/// Queues the batch's UPDATEs for the committer, which answers them from socket `i`'s
+/// address; a full queue drops them (the client tries again).
+#[cold]
+fn queue_updates(pending: &mut Vec<(usize, Vec<u8>)>, batch: &UdpBatch, i: usize, shared: &Shared) {
+    for (index, message) in pending.drain(..) {
+        let (Some(updates), Some(peer)) = (&shared.updates, batch.peer(index)) else {
+            continue;
+        };
+        let reply = Reply::Udp { socket: i, peer };
+        updates.submit_udp(Job {
+            message,
+            peer,
+            reply,
+        });
+    }
+}
+
 /// Everything one UDP batch is answered with.
 struct UdpAnswer<'a> {
     serving: Serving<'a>,
     rate_limiter: Option<&'a mut RateLimiter>,
     /// The rate limiter's clock.
     now_ms: u64,
+    /// The index in the batch of the next datagram.
+    index: usize,
+    /// Where UPDATEs go until the batch is answered.
+    updates: &'a mut Vec<(usize, Vec<u8>)>,
 }
 
 impl UdpAnswer<'_> {
@@ -144,6 +175,8 @@ impl UdpAnswer<'_> {
             limiter,
             now_ms: self.now_ms,
         });
+        let index = self.index;
+        self.index += 1;
         match handle(
             &self.serving,
             Transport::Udp,
@@ -155,6 +188,11 @@ impl UdpAnswer<'_> {
             Handled::Answer(len) => len,
             // Over UDP a transfer (IXFR) is answered in place, never handed off.
             Handled::HandOff(_) => None,
+            Handled::Update(message) => {
+                // Within the capacity made at start: a batch holds at most BATCH.
+                self.updates.push((index, message));
+                None
+            }
         }
     }
 }

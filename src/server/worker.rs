@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::pipeline::Serving;
+use super::pipeline::{HandOff, Serving};
 use super::shared::{Shared, TcpLimits, DRAIN_TIMEOUT};
 use super::socket::WorkerSockets;
 use super::tcp::Connections;
 use super::transfer::{self, TransferQueue};
 use super::udp::UdpSide;
+use super::update;
 use crate::cookie::Secrets;
 use crate::metrics::WorkerCounters;
 use crate::rrl::RateLimiter;
@@ -127,14 +128,17 @@ impl Worker {
                     }
                 }
             }
-            for (mut stream, request) in self.connections.take_handoffs() {
-                // The transfer thread owns the socket from here; this worker's loop forgets it.
+            for (mut stream, handoff, pending) in self.connections.take_handoffs() {
+                // The other thread owns the socket from here; this worker's loop forgets it.
                 let _ = self.poll.registry().deregister(&mut stream);
-                let snapshot = self.shared.snapshot.load_full();
-                match &self.transfers {
-                    Some(queue) => transfer::start(queue, stream, request, snapshot),
+                match (handoff, &self.transfers) {
+                    (HandOff::Transfer(request), Some(queue)) => {
+                        let snapshot = self.shared.snapshot.load_full();
+                        transfer::start(queue, stream, request, snapshot);
+                    }
                     // Not admitted without `--xfr-allow`: dropped, closed.
-                    None => drop((stream, request)),
+                    (HandOff::Transfer(request), None) => drop((stream, request)),
+                    (HandOff::Update, _) => update::start_connection(&self.shared, stream, pending),
                 }
             }
             self.udp.serve_pending(&self.shared, &self.counters);

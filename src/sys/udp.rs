@@ -3,7 +3,7 @@
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
 
@@ -135,6 +135,34 @@ impl UdpBatch {
             let query = &self.queries[i][..self.query_lens[i]];
             let sender = peer_ip(&self.peers[i], self.peer_lens[i]);
             self.response_lens[i] = answer(query, sender, &mut self.responses[i]).unwrap_or(0);
+        }
+    }
+
+    /// The address datagram `i` of the last batch came from.
+    pub fn peer(&self, i: usize) -> Option<SocketAddr> {
+        if i >= self.received {
+            return None;
+        }
+        let (storage, len) = (&self.peers[i], self.peer_lens[i] as usize);
+        match libc::c_int::from(storage.ss_family) {
+            libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
+                // SAFETY: the family says the storage holds a sockaddr_in, and the kernel wrote
+                // at least that many bytes; sockaddr_storage is aligned for every sockaddr type.
+                let addr = unsafe {
+                    &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+                };
+                let ip = IpAddr::from(addr.sin_addr.s_addr.to_ne_bytes());
+                Some(SocketAddr::new(ip, u16::from_be(addr.sin_port)))
+            }
+            libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
+                // SAFETY: as above, for sockaddr_in6.
+                let addr = unsafe {
+                    &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+                };
+                let ip = IpAddr::from(addr.sin6_addr.s6_addr);
+                Some(SocketAddr::new(ip, u16::from_be(addr.sin6_port)))
+            }
+            _ => None,
         }
     }
 

@@ -411,16 +411,17 @@ fn apply(
     }
     for app in order {
         let (before, now) = states.remove(&app).unwrap_or_default();
-        let after =
-            match &now[..] {
-                [first, rest @ ..] if rest.iter().all(|other| other == first) => first.clone(),
-                _ => return Err(refused(
+        let after = match &now[..] {
+            [first, rest @ ..] if rest.iter().all(|other| other == first) => first.clone(),
+            _ => {
+                return Err(refused(
                     Rcode::REFUSED,
                     format!(
                         "app {app} would have CNAMEs for some services only, or on two clusters"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         if before != after {
             judged.changes.push((app.into(), after));
         }

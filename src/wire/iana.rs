@@ -109,6 +109,19 @@ impl Rcode {
     pub const NOTZONE: Self = Self(10);
     pub const BADVERS: Self = Self(16);
 
+    /// The mnemonic of the RCODEs of RFC 1035, 2136 and 6891, else `RCODEn`.
+    pub fn name(self) -> std::borrow::Cow<'static, str> {
+        const NAMES: [&str; 11] = [
+            "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN",
+            "YXRRSET", "NXRRSET", "NOTAUTH", "NOTZONE",
+        ];
+        match (self, NAMES.get(usize::from(self.0))) {
+            (Self::BADVERS, _) => "BADVERS".into(),
+            (_, Some(name)) => (*name).into(),
+            (Self(code), None) => format!("RCODE{code}").into(),
+        }
+    }
+
     /// The 4 bits that go in the header.
     pub fn header_bits(self) -> u16 {
         self.0 & super::flags::RCODE_MASK

@@ -24,6 +24,7 @@ use arc_swap::ArcSwapOption;
 
 use super::events::{Events, Notified};
 use super::shared::Shared;
+use super::update::Updates;
 use crate::answer::signed::sign_response;
 use crate::answer::{respond_to, Context, Summary, Transport};
 use crate::cookie::{self, Secrets};
@@ -34,6 +35,7 @@ use crate::snapshot::Snapshot;
 use crate::sys::unix_seconds;
 use crate::tsig::{self, Key};
 use crate::wire::record::{field, fixed_at, read_be16, RR_FIXED};
+use crate::wire::update::UPDATE;
 use crate::wire::{
     flags, skip_name, Header, Opcode, Rcode, Rtype, EDNS_UDP, HEADER_LEN, PLAIN_UDP,
 };
@@ -58,6 +60,8 @@ pub(crate) struct Serving<'a> {
     pub(crate) events: Option<&'a Events>,
     /// The zone expired under `--on-expire servfail`: every answer becomes SERVFAIL.
     pub(crate) refusing: bool,
+    /// DNS UPDATE, with `--update-key`.
+    pub(crate) updates: Option<&'a Updates>,
 }
 
 impl<'a> Serving<'a> {
@@ -77,6 +81,7 @@ impl<'a> Serving<'a> {
             primaries: &[],
             events: None,
             refusing: false,
+            updates: None,
         }
     }
 
@@ -87,6 +92,7 @@ impl<'a> Serving<'a> {
             tsig_keys: Some(&shared.tsig_keys),
             primaries: &shared.primaries,
             events: Some(&shared.events),
+            updates: shared.updates.as_ref(),
             refusing: shared
                 .secondary
                 .as_ref()
@@ -120,8 +126,21 @@ pub(super) struct RateLimit<'a> {
 pub(super) enum Handled {
     /// The answer is `out[..len]`; `None`: nothing is sent.
     Answer(Option<usize>),
-    /// A zone transfer over TCP, for a transfer thread: nothing is written.
-    HandOff(TransferRequest),
+    /// The connection goes to another thread (TCP): nothing is written.
+    HandOff(HandOff),
+    /// An UPDATE over UDP, copied into a buffer of the pool, for the committer, which
+    /// answers it: nothing is written.
+    Update(Vec<u8>),
+}
+
+/// Where a TCP connection goes.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub(super) enum HandOff {
+    /// A zone transfer, for a transfer thread.
+    Transfer(TransferRequest),
+    /// An UPDATE, for a thread of its own that reads what follows too (its place taken).
+    Update,
 }
 
 /// The kind of a message, decided once before anything is written. Small on purpose: the
@@ -135,6 +154,8 @@ enum MessageKind {
     /// An AXFR or IXFR of our zone, with transfers on: `--xfr-allow` (and the TSIG keys)
     /// decide in its handler; refused ones are ordinary queries (REFUSED).
     Transfer,
+    /// An UPDATE, with `--update-key` (without, the rules answer REFUSED).
+    Update,
 }
 
 /// Answers `message` from `client` over `transport` into `out`: its handler, then the steps
@@ -154,9 +175,15 @@ pub(super) fn handle(
         MessageKind::Query => None,
         MessageKind::Notify => answer_notify(serving, message, client, out),
         MessageKind::Transfer => match admit_transfer(serving, transport, message, client) {
-            Some(request) if transport == Transport::Tcp => return Handled::HandOff(request),
+            Some(request) if transport == Transport::Tcp => {
+                return Handled::HandOff(HandOff::Transfer(request))
+            }
             Some(request) => answer_ixfr_over_udp(serving, &request, out),
             None => None,
+        },
+        MessageKind::Update => match queue_update(serving, transport, message) {
+            Some(handled) => return handled,
+            None => Some(update_servfail(message, out)),
         },
     };
     // A NOTIFY for another zone, or a transfer refused or with no room: the ordinary rules.
@@ -183,7 +210,7 @@ pub(super) fn handle(
 fn classify(serving: &Serving<'_>, message: &[u8], client: Option<IpAddr>) -> MessageKind {
     // An edge that neither transfers out nor has primaries: every message is answered by the
     // pure rules, and its header is read there.
-    if serving.xfr.is_none() && serving.primaries.is_empty() {
+    if serving.xfr.is_none() && serving.primaries.is_empty() && serving.updates.is_none() {
         return MessageKind::Query;
     }
     let (Some(header), Some(client)) = (Header::new(message), client) else {
@@ -194,6 +221,7 @@ fn classify(serving: &Serving<'_>, message: &[u8], client: Option<IpAddr>) -> Me
             MessageKind::Transfer
         }
         Opcode::NOTIFY if serving.primaries.contains(&client) => MessageKind::Notify,
+        UPDATE if serving.updates.is_some() && !header.is_response() => MessageKind::Update,
         _ => MessageKind::Query,
     }
 }
@@ -245,6 +273,26 @@ fn answer_ixfr_over_udp(
 ) -> Option<Summary> {
     let len = answer_over_udp(request, serving.snapshot, serving.xfr?, out)?;
     Some(Summary::written(len, Rcode::NOERROR, Some(Rtype::IXFR)))
+}
+
+/// An UPDATE for the committer: over UDP copied into a buffer of the pool, over TCP with
+/// its connection; `None` when the pool or the connections are used up.
+#[cold]
+fn queue_update(serving: &Serving<'_>, transport: Transport, message: &[u8]) -> Option<Handled> {
+    let updates = serving.updates?;
+    match transport {
+        Transport::Udp => updates.take_buffer(message).map(Handled::Update),
+        Transport::Tcp => updates
+            .reserve_connection()
+            .then_some(Handled::HandOff(HandOff::Update)),
+    }
+}
+
+/// SERVFAIL to an UPDATE that finds no room: the client tries again later.
+#[cold]
+fn update_servfail(message: &[u8], out: &mut [u8]) -> Summary {
+    let len = super::update::write_answer(message, Rcode::SERVFAIL, out);
+    Summary::written(len, Rcode::SERVFAIL, None)
 }
 
 /// The acknowledgement of a NOTIFY for our zone from one of our primaries, which also asks

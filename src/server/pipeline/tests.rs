@@ -121,6 +121,7 @@ fn answer(
     ) {
         Handled::Answer(len) => len.map(|len| out[..len].to_vec()),
         Handled::HandOff(request) => panic!("unexpected hand-off: {request:?}"),
+        Handled::Update(_) => panic!("unexpected UPDATE hand-off"),
     }
 }
 

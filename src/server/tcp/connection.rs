@@ -9,9 +9,8 @@ use mio::net::TcpStream;
 
 use crate::answer::Transport;
 use crate::metrics::CloseReason;
-use crate::server::pipeline::{handle, Handled, Serving};
+use crate::server::pipeline::{handle, HandOff, Handled, Serving};
 use crate::wire::MAX_TCP;
-use crate::xfr::outbound::TransferRequest;
 
 /// Bytes of the length prefix (RFC 1035 §4.2.2).
 const PREFIX: usize = 2;
@@ -40,9 +39,9 @@ pub(super) struct Connection {
     /// is read and discarded until it closes, so that the close is not a reset, which would
     /// destroy answers the client has not read yet.
     lingering: bool,
-    /// An accepted zone transfer: answered by a transfer thread once the answers before it
-    /// are sent; no later query is read here.
-    transfer: Option<TransferRequest>,
+    /// An accepted zone transfer, or an UPDATE: the connection goes to another thread once
+    /// the answers before it are sent; no later message is read here.
+    handoff: Option<HandOff>,
 }
 
 /// What to do with a connection after driving it.
@@ -53,7 +52,7 @@ pub(super) enum State {
     /// The turn's budget ran out with work left: drive again next turn.
     Busy,
     Close(CloseReason),
-    /// Its answers are sent and a transfer was asked for: hand it to a transfer thread.
+    /// Its answers are sent and a transfer or an UPDATE came: hand it to another thread.
     HandOff,
 }
 
@@ -73,7 +72,7 @@ impl Connection {
             peer_done: false,
             draining: false,
             lingering: false,
-            transfer: None,
+            handoff: None,
         }
     }
 
@@ -82,14 +81,19 @@ impl Connection {
         self.draining = true;
     }
 
-    /// For a hand-off: the stream, the transfer asked for, and the buffers for the next
-    /// connection.
-    pub(super) fn into_transfer(self) -> (TcpStream, Option<TransferRequest>, Buffers) {
+    /// For a hand-off: the stream, where it goes, the bytes received and not answered (from
+    /// the UPDATE on; a transfer's connection reads nothing more), and the buffers for the
+    /// next connection.
+    pub(super) fn into_handoff(self) -> (TcpStream, Option<HandOff>, Vec<u8>, Buffers) {
+        let pending = match self.handoff {
+            Some(HandOff::Update) => self.inbox[self.read_at..self.received].to_vec(),
+            _ => Vec::new(),
+        };
         let buffers = Buffers {
             inbox: self.inbox,
             outbox: self.outbox,
         };
-        (self.stream, self.transfer, buffers)
+        (self.stream, self.handoff, pending, buffers)
     }
 
     /// The buffers, for the next connection.
@@ -114,7 +118,7 @@ impl Connection {
             let Ok(wrote) = self.flush() else {
                 return State::Close(CloseReason::Peer);
             };
-            if self.transfer.is_some() {
+            if self.handoff.is_some() {
                 if self.sent == self.queued {
                     return State::HandOff;
                 }
@@ -171,7 +175,7 @@ impl Connection {
     /// budget lasts.
     fn answer_frames(&mut self, serving: &Serving<'_>, budget: &mut usize) -> bool {
         let mut answered = false;
-        while *budget > 0 && self.transfer.is_none() && self.has_frame() {
+        while *budget > 0 && self.handoff.is_none() && self.has_frame() {
             if self.outbox.len() - self.queued < MAX_FRAME {
                 self.outbox.copy_within(self.sent..self.queued, 0);
                 self.queued -= self.sent;
@@ -189,12 +193,17 @@ impl Connection {
             let out = &mut self.outbox[self.queued + PREFIX..self.queued + MAX_FRAME];
             let answer = match handle(serving, Transport::Tcp, query, Some(self.peer), out, None) {
                 Handled::Answer(len) => len,
-                Handled::HandOff(request) => {
-                    self.transfer = Some(request);
-                    self.read_at = start + len;
+                Handled::HandOff(handoff) => {
+                    // An UPDATE stays in the inbox, for the thread that answers it.
+                    if let HandOff::Transfer(_) = handoff {
+                        self.read_at = start + len;
+                    }
+                    self.handoff = Some(handoff);
                     *budget -= 1;
                     return true;
                 }
+                // Over TCP an UPDATE goes with its connection, never into the pool.
+                Handled::Update(_) => None,
             };
             if let Some(response_len) = answer {
                 self.outbox[self.queued..self.queued + PREFIX]

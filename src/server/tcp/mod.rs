@@ -22,9 +22,9 @@ use mio::{Interest, Registry, Token};
 
 use self::connection::{Buffers, Connection, State, MAX_FRAME};
 use crate::metrics::{CloseReason, WorkerCounters};
+use crate::server::pipeline::HandOff;
 use crate::server::pipeline::Serving;
 use crate::server::shared::TcpLimits;
-use crate::xfr::outbound::TransferRequest;
 
 /// TCP queries a worker answers per turn of its loop: as many as one UDP socket's turn.
 const TURN_BUDGET: usize = 1024;
@@ -48,8 +48,9 @@ pub(super) struct Connections {
     queued: Vec<bool>,
     /// Buffers of closed connections, for the next ones.
     spare: Vec<Buffers>,
-    /// Connections that asked for a zone transfer, for the worker to hand on.
-    handoffs: Vec<(TcpStream, TransferRequest)>,
+    /// Connections that asked for a zone transfer or sent an UPDATE, for the worker to hand
+    /// on, with the bytes they sent that are not answered yet.
+    handoffs: Vec<(TcpStream, HandOff, Vec<u8>)>,
 }
 
 impl Connections {
@@ -170,7 +171,7 @@ impl Connections {
 
     /// Connections handed off since the last call: the worker deregisters them and starts
     /// their transfers.
-    pub(super) fn take_handoffs(&mut self) -> std::vec::Drain<'_, (TcpStream, TransferRequest)> {
+    pub(super) fn take_handoffs(&mut self) -> std::vec::Drain<'_, (TcpStream, HandOff, Vec<u8>)> {
         self.handoffs.drain(..)
     }
 
@@ -179,12 +180,12 @@ impl Connections {
             self.free.push(index);
             self.open -= 1;
             counters.tcp_closed(CloseReason::Transfer, self.open);
-            let (stream, request, buffers) = connection.into_transfer();
+            let (stream, handoff, pending, buffers) = connection.into_handoff();
             if self.spare.len() < self.limits.max_connections {
                 self.spare.push(buffers);
             }
-            if let Some(request) = request {
-                self.handoffs.push((stream, request));
+            if let Some(handoff) = handoff {
+                self.handoffs.push((stream, handoff, pending));
             }
         }
     }

@@ -1,0 +1,470 @@
+//! DNS UPDATE (RFC 2136) with `--update-key` and `--journal`: messages built by hickory-proto
+//! (an independent encoder), signed with cnamed's TSIG signer and, in one test, by nsupdate
+//! and knsupdate (real clients with their own TSIG code); answers read by hickory; what
+//! queries see after NOERROR; what a restart after `kill -9` serves.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use cnamed::tsig::{self, Algorithm, Key};
+use common::*;
+use hickory_proto::op::update_message::{self, UpdateMessage as _};
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::rdata::{CNAME, SOA};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordSet, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinEncodable};
+
+const ZONE: &str = "apps.example.com.";
+const SECRET: &str = "PNe84o+cKkIJkh9PXBBYvCPEPBJ6vOIysbX44qdczrQ=";
+const SERVICES: [&str; 3] = ["ws", "sockjs", "api"];
+
+/// A key file with `upd` (may update) and `other` (in the file, not an update key).
+fn key_file(test: &str) -> PathBuf {
+    temp_dump(
+        &format!("{test}-keys"),
+        &format!(
+            "key \"upd\" {{ algorithm hmac-sha256; secret \"{SECRET}\"; }};\n\
+             key \"other\" {{ algorithm hmac-sha256; secret \"{SECRET}\"; }};\n"
+        ),
+    )
+}
+
+fn key(name: &str, secret: &str) -> Key {
+    let text = format!("key \"{name}\" {{ algorithm hmac-sha256; secret \"{secret}\"; }};");
+    let mut keys = tsig::keyfile::parse(&text).unwrap();
+    let key = keys.remove(0);
+    assert_eq!(key.algorithm, Algorithm::HmacSha256);
+    key
+}
+
+/// A fresh journal path for `test` (none there yet).
+fn journal_path(test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("journals");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{test}-{}.journal", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+/// A primary taking UPDATEs signed with `upd`, apps 1 (eu) and 2 (us) at serial 100.
+fn start(dump: &Path, keys: &Path, journal: &Path, extra: &[&str]) -> Cnamed {
+    let mut args = vec![
+        "--tsig-key-file",
+        keys.to_str().unwrap(),
+        "--update-key",
+        "upd",
+        "--journal",
+        journal.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    Cnamed::start_dump(dump, &args)
+}
+
+fn base_dump(test: &str) -> PathBuf {
+    temp_dump(test, r#"{"serial": 100, "apps": {"1": "eu", "2": "us"}}"#)
+}
+
+fn name(text: &str) -> Name {
+    Name::from_ascii(text).unwrap()
+}
+
+fn cname(service: &str, app: &str, cluster: &str) -> Record {
+    Record::from_rdata(
+        name(&format!("{service}-{app}.{ZONE}")),
+        300,
+        RData::CNAME(CNAME(name(&format!("{service}-{cluster}.example.com.")))),
+    )
+}
+
+/// The three CNAMEs of `app` on `cluster`: adding them adds or moves the app.
+fn set(app: &str, cluster: &str) -> Vec<Record> {
+    SERVICES.iter().map(|s| cname(s, app, cluster)).collect()
+}
+
+/// The deletions of `app`'s three names (class ANY, type ANY).
+fn delete(app: &str) -> Vec<Record> {
+    SERVICES
+        .iter()
+        .map(|s| {
+            let mut record = Record::with(name(&format!("{s}-{app}.{ZONE}")), RecordType::ANY, 0);
+            record.set_dns_class(DNSClass::ANY);
+            record
+        })
+        .collect()
+}
+
+/// An UPDATE of `zone` with these prerequisites and updates, unsigned.
+fn update_for(zone: &str, id: u16, prerequisites: Vec<Record>, updates: Vec<Record>) -> Vec<u8> {
+    let placeholder = Record::from_rdata(
+        name(&format!("placeholder.{zone}")),
+        300,
+        RData::CNAME(CNAME(name("ws-eu.example.com."))),
+    );
+    let mut message: Message =
+        update_message::create(RecordSet::from(placeholder), name(zone), false);
+    message.take_answers();
+    message.take_name_servers();
+    message.set_id(id);
+    for record in prerequisites {
+        message.add_pre_requisite(record);
+    }
+    for record in updates {
+        message.add_update(record);
+    }
+    message.to_bytes().unwrap()
+}
+
+fn update(id: u16, updates: Vec<Record>) -> Vec<u8> {
+    update_for(ZONE, id, Vec::new(), updates)
+}
+
+/// `message` signed with `key` now.
+fn signed(mut message: Vec<u8>, key: &Key) -> Vec<u8> {
+    let len = message.len();
+    message.resize(len + 200, 0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (end, _) = tsig::sign_request(&mut message, len, key, now).unwrap();
+    message.truncate(end);
+    message
+}
+
+/// The RCODE of an answer, read by hickory, which must echo the ID and be an UPDATE reply.
+fn rcode(answer: &[u8], id: u16) -> ResponseCode {
+    let message = Message::from_bytes(answer).expect("hickory decodes the answer");
+    assert_eq!(message.id(), id);
+    assert_eq!(u8::from(message.op_code()), 5, "opcode UPDATE");
+    assert!(message.header().message_type() == hickory_proto::op::MessageType::Response);
+    message.response_code()
+}
+
+fn tsig_error(answer: &[u8]) -> Option<u16> {
+    tsig::find(answer).ok().flatten().map(|tsig| tsig.error)
+}
+
+fn target(server: &Cnamed, service: &str, app: &str) -> Option<String> {
+    target_of(server, &format!("{service}-{app}.{ZONE}"))
+}
+
+/// Every service of `app` answers `cluster` (or nothing, for `None`).
+fn assert_app(server: &Cnamed, app: &str, cluster: Option<&str>) {
+    for service in SERVICES {
+        let want = cluster.map(|c| format!("{service}-{c}.example.com."));
+        assert_eq!(target(server, service, app), want, "{service}-{app}");
+    }
+}
+
+#[test]
+fn updates_are_acknowledged_live_and_survive_kill_9() {
+    let (dump, keys, journal) = (
+        base_dump("update-live"),
+        key_file("update-live"),
+        journal_path("update-live"),
+    );
+    let upd = key("upd", SECRET);
+    let mut server = start(&dump, &keys, &journal, &[]);
+    assert_eq!(serial_of(&server), 100);
+    // A new app over UDP: live at once, serial + 1.
+    let answer = server.udp(&signed(update(1, set("3", "eu")), &upd));
+    assert_eq!(rcode(&answer, 1), ResponseCode::NoError);
+    assert!(
+        tsig::find(&answer).unwrap().is_some(),
+        "the answer is signed"
+    );
+    assert_app(&server, "3", Some("eu"));
+    assert_eq!(serial_of(&server), 101);
+    // A move over TCP, delete + add in one message.
+    let mut move_1 = delete("1");
+    move_1.extend(set("1", "mt9"));
+    let answer = server.tcp(&signed(update(2, move_1), &upd));
+    assert_eq!(rcode(&answer, 2), ResponseCode::NoError);
+    assert_app(&server, "1", Some("mt9"));
+    // A removal; then an UPDATE that changes nothing keeps the serial.
+    let answer = server.udp(&signed(update(3, delete("2")), &upd));
+    assert_eq!(rcode(&answer, 3), ResponseCode::NoError);
+    assert_app(&server, "2", None);
+    assert_eq!(serial_of(&server), 103);
+    let answer = server.udp(&signed(update(4, set("3", "eu")), &upd));
+    assert_eq!(rcode(&answer, 4), ResponseCode::NoError);
+    assert_eq!(serial_of(&server), 103);
+    server.wait_log("UPDATE from");
+
+    // kill -9, then the same flags: the changes and the serial come back from the journal.
+    drop(server);
+    let server = start(&dump, &keys, &journal, &[]);
+    assert_eq!(server.seen_log("replayed from serial 100 to 103").len(), 1);
+    assert_eq!(serial_of(&server), 103);
+    assert_app(&server, "1", Some("mt9"));
+    assert_app(&server, "2", None);
+    assert_app(&server, "3", Some("eu"));
+}
+
+#[test]
+fn refusals_and_tsig_errors_answer_as_the_rfcs_say() {
+    let (dump, keys, journal) = (
+        base_dump("update-refusals"),
+        key_file("update-refusals"),
+        journal_path("update-refusals"),
+    );
+    let upd = key("upd", SECRET);
+    let server = start(&dump, &keys, &journal, &[]);
+    let add = || set("5", "eu");
+    // Unsigned, or signed by a key of the file that may not update: REFUSED.
+    assert_eq!(
+        rcode(&server.udp(&update(10, add())), 10),
+        ResponseCode::Refused
+    );
+    let other = signed(update(11, add()), &key("other", SECRET));
+    assert_eq!(rcode(&server.udp(&other), 11), ResponseCode::Refused);
+    // A key not in the file: NOTAUTH, BADKEY; a bad signature: NOTAUTH, BADSIG.
+    let unknown = server.udp(&signed(update(12, add()), &key("nobody", SECRET)));
+    assert_eq!(rcode(&unknown, 12), ResponseCode::NotAuth);
+    assert_eq!(tsig_error(&unknown), Some(tsig::BADKEY));
+    let wrong_secret = key("upd", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+    let bad = server.tcp(&signed(update(13, add()), &wrong_secret));
+    assert_eq!(rcode(&bad, 13), ResponseCode::NotAuth);
+    assert_eq!(tsig_error(&bad), Some(tsig::BADSIG));
+    // Another zone: NOTAUTH; a name outside the zone: NOTZONE.
+    let other_zone = signed(update_for("example.org.", 14, vec![], vec![]), &upd);
+    assert_eq!(rcode(&server.udp(&other_zone), 14), ResponseCode::NotAuth);
+    let outside = Record::from_rdata(
+        name("ws-5.example.org."),
+        300,
+        RData::CNAME(CNAME(name("ws-eu.example.com."))),
+    );
+    let outside = signed(update(15, vec![outside]), &upd);
+    assert_eq!(rcode(&server.udp(&outside), 15), ResponseCode::NotZone);
+    // Two services of three, a target that is no cluster's: REFUSED, nothing changes.
+    let mut partial = add();
+    partial.pop();
+    let partial = signed(update(16, partial), &upd);
+    assert_eq!(rcode(&server.udp(&partial), 16), ResponseCode::Refused);
+    let mut elsewhere = add();
+    elsewhere[0] = Record::from_rdata(
+        name(&format!("ws-5.{ZONE}")),
+        300,
+        RData::CNAME(CNAME(name("www.example.net."))),
+    );
+    let elsewhere = signed(update(17, elsewhere), &upd);
+    assert_eq!(rcode(&server.udp(&elsewhere), 17), ResponseCode::Refused);
+    // Prerequisites: app 1's name must not be in use (it is): YXDOMAIN; app 5's must be.
+    let mut in_use = Record::with(name(&format!("ws-1.{ZONE}")), RecordType::ANY, 0);
+    in_use.set_dns_class(DNSClass::NONE);
+    let message = signed(update_for(ZONE, 18, vec![in_use], add()), &upd);
+    assert_eq!(rcode(&server.udp(&message), 18), ResponseCode::YXDomain);
+    let mut exists = Record::with(name(&format!("ws-5.{ZONE}")), RecordType::ANY, 0);
+    exists.set_dns_class(DNSClass::ANY);
+    let message = signed(update_for(ZONE, 19, vec![exists], add()), &upd);
+    assert_eq!(rcode(&server.udp(&message), 19), ResponseCode::NXDomain);
+    assert_app(&server, "5", None);
+    assert_eq!(serial_of(&server), 100, "nothing refused changed the zone");
+    // The prerequisite that holds: the app is added, with a serial the SOA sets.
+    let mut absent = Record::with(name(&format!("ws-5.{ZONE}")), RecordType::ANY, 0);
+    absent.set_dns_class(DNSClass::NONE);
+    let mut updates = add();
+    let soa = SOA::new(
+        name("ns1.example.com."),
+        name("hostmaster.apps.example.com."),
+        5000,
+        3600,
+        600,
+        604_800,
+        60,
+    );
+    updates.push(Record::from_rdata(name(ZONE), 3600, RData::SOA(soa)));
+    let message = signed(update_for(ZONE, 20, vec![absent], updates), &upd);
+    assert_eq!(rcode(&server.tcp(&message), 20), ResponseCode::NoError);
+    assert_app(&server, "5", Some("eu"));
+    assert_eq!(serial_of(&server), 5000);
+}
+
+/// Many UPDATEs pipelined on one connection and several connections at once: every one is
+/// answered NOERROR and every app is served (commits grouped, none lost).
+#[test]
+fn pipelined_and_concurrent_updates_all_land() {
+    let (dump, keys, journal) = (
+        base_dump("update-many"),
+        key_file("update-many"),
+        journal_path("update-many"),
+    );
+    let server = start(&dump, &keys, &journal, &[]);
+    let addr = server.addr;
+    let clients: Vec<_> = (0..4u16)
+        .map(|client| {
+            std::thread::spawn(move || {
+                let upd = key("upd", SECRET);
+                let mut stream = std::net::TcpStream::connect(addr).unwrap();
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+                let mut batch = Vec::new();
+                for i in 0..25u16 {
+                    let app = format!("{}", 1000 + client * 100 + i);
+                    batch.extend(frame(&signed(update(i, set(&app, "eu")), &upd)));
+                }
+                stream.write_all(&batch).unwrap();
+                (0..25u16)
+                    .map(|i| {
+                        let answer = read_frame(&mut stream).expect("an answer");
+                        rcode(&answer, i)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for client in clients {
+        let rcodes = client.join().unwrap();
+        assert!(
+            rcodes.iter().all(|r| *r == ResponseCode::NoError),
+            "{rcodes:?}"
+        );
+    }
+    for client in 0..4 {
+        for i in 0..25 {
+            let app = format!("{}", 1000 + client * 100 + i);
+            assert_eq!(
+                target(&server, "api", &app).as_deref(),
+                Some("api-eu.example.com.")
+            );
+        }
+    }
+    assert_eq!(serial_of(&server), 200);
+}
+
+/// nsupdate (BIND) and knsupdate (Knot), with their own TSIG code, add and move apps.
+#[test]
+fn nsupdate_and_knsupdate_update() {
+    let (dump, keys, journal) = (
+        base_dump("update-clients"),
+        key_file("update-clients"),
+        journal_path("update-clients"),
+    );
+    let server = start(&dump, &keys, &journal, &[]);
+    let port = server.addr.port();
+    for (program, app, cluster) in [("nsupdate", "61", "eu"), ("knsupdate", "62", "us")] {
+        let mut script = format!("server 127.0.0.1 {port}\nzone {ZONE}\n");
+        for service in SERVICES {
+            script += &format!(
+                "update add {service}-{app}.{ZONE} 300 CNAME {service}-{cluster}.example.com.\n"
+            );
+        }
+        script += "send\n";
+        let mut child = std::process::Command::new(program)
+            .args(["-y", &format!("hmac-sha256:upd:{SECRET}")])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{program}: {e}"));
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        let output = wait_output(child, Duration::from_secs(30));
+        assert!(
+            output.status.success(),
+            "{program}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_app(&server, app, Some(cluster));
+    }
+}
+
+/// Waits for `child` (killed past `timeout`, so that no test hangs on a client).
+fn wait_output(child: std::process::Child, timeout: Duration) -> std::process::Output {
+    let child = Reaped::new(child);
+    let deadline = Instant::now() + timeout;
+    let pid = child.id();
+    let watchdog = std::thread::spawn(move || {
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                return;
+            }
+        }
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+    });
+    let output = child.wait_with_output();
+    let _ = watchdog.join();
+    output
+}
+
+/// A client streams UPDATEs (one new app each) while the server is killed with SIGKILL at a
+/// random moment; after a restart with the same flags every acknowledged app is served. Three
+/// rounds on one journal.
+#[test]
+fn nothing_acknowledged_is_lost_to_kill_9() {
+    use std::hash::{BuildHasher, RandomState};
+    let (dump, keys, journal) = (
+        base_dump("update-kill"),
+        key_file("update-kill"),
+        journal_path("update-kill"),
+    );
+    let mut acknowledged: Vec<String> = Vec::new();
+    let random = RandomState::new();
+    for round in 0..3u64 {
+        let server = start(&dump, &keys, &journal, &[]);
+        for app in &acknowledged {
+            assert_eq!(
+                target(&server, "ws", app).as_deref(),
+                Some("ws-eu.example.com."),
+                "app {app}, acknowledged before round {round}"
+            );
+        }
+        let addr = server.addr;
+        let client = std::thread::spawn(move || {
+            let upd = key("upd", SECRET);
+            let mut done = Vec::new();
+            let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+                return done;
+            };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            for i in 0..10_000u32 {
+                let app = format!("k{round}-{i}");
+                let message = signed(update(i as u16, set(&app, "eu")), &upd);
+                if stream.write_all(&frame(&message)).is_err() {
+                    break;
+                }
+                match read_frame(&mut stream) {
+                    Some(answer) if rcode(&answer, i as u16) == ResponseCode::NoError => {
+                        done.push(app)
+                    }
+                    _ => break,
+                }
+            }
+            done
+        });
+        let wait = 50 + random.hash_one(round) % 400;
+        std::thread::sleep(Duration::from_millis(wait));
+        drop(server); // SIGKILL
+        let done = client.join().unwrap();
+        eprintln!(
+            "round {round}: killed after {wait} ms, {} acknowledged",
+            done.len()
+        );
+        assert!(
+            !done.is_empty() || round > 0 || wait < 100,
+            "some updates went through"
+        );
+        acknowledged.extend(done);
+    }
+    let server = start(&dump, &keys, &journal, &[]);
+    for app in &acknowledged {
+        assert_eq!(
+            target(&server, "ws", app).as_deref(),
+            Some("ws-eu.example.com."),
+            "app {app}"
+        );
+    }
+    assert!(!acknowledged.is_empty());
+}
