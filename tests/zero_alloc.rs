@@ -112,7 +112,8 @@ fn main() {
     cnamed::sys::block_signals(&cnamed::sys::SERVER_SIGNALS).unwrap();
     query_path_allocates_nothing(false);
     query_path_allocates_nothing(true);
-    println!("zero_alloc: 2 passed, 0 failed");
+    updates_leave_the_workers_allocation_free();
+    println!("zero_alloc: 3 passed, 0 failed");
 }
 
 /// As a primary, or as a secondary (`--primary`: its refresh timer, dump writer and expiry
@@ -256,5 +257,135 @@ fn query_path_allocates_nothing(secondary: bool) {
         0,
         "{served} allocations over {} queries (secondary: {secondary})",
         rounds * queries.len() * 2
+    );
+}
+
+/// A signed UPDATE adding app `app` on cluster eu (its three CNAMEs), built by hickory.
+fn update_adding(id: u16, app: u32, key: &cnamed::tsig::Key) -> Vec<u8> {
+    use hickory_proto::op::update_message::{self, UpdateMessage as _};
+    use hickory_proto::rr::rdata::CNAME;
+    use hickory_proto::rr::{Name, RData, Record, RecordSet};
+    use hickory_proto::serialize::binary::BinEncodable;
+    let name = |text: &str| Name::from_ascii(text).unwrap();
+    let cname = |service: &str| {
+        Record::from_rdata(
+            name(&format!("{service}-{app}.apps.example.com.")),
+            300,
+            RData::CNAME(CNAME(name(&format!("{service}-eu.example.com.")))),
+        )
+    };
+    let mut message = update_message::create(
+        RecordSet::from(cname("ws")),
+        name("apps.example.com."),
+        false,
+    );
+    message.take_answers();
+    message.set_id(id);
+    message.add_update(cname("sockjs"));
+    message.add_update(cname("api"));
+    let mut bytes = message.to_bytes().unwrap();
+    let len = bytes.len();
+    bytes.resize(len + 200, 0);
+    let (end, _) = cnamed::tsig::sign_request(&mut bytes, len, key, unix_now().into()).unwrap();
+    bytes.truncate(end);
+    bytes
+}
+
+/// UPDATEs arrive over UDP while queries are answered: the workers copy each into a buffer of
+/// the pool and queue it, and allocate nothing; the committer (which must allocate: the
+/// journal record, the new overlay) is not counted. Every UPDATE is acknowledged and served.
+fn updates_leave_the_workers_allocation_free() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("zero-alloc");
+    std::fs::create_dir_all(&dir).unwrap();
+    let keys = dir.join(format!("keys-{}", std::process::id()));
+    let secret = "PNe84o+cKkIJkh9PXBBYvCPEPBJ6vOIysbX44qdczrQ=";
+    let key_text = format!("key \"upd\" {{ algorithm hmac-sha256; secret \"{secret}\"; }};");
+    std::fs::write(&keys, &key_text).unwrap();
+    let journal = dir.join(format!("journal-{}", std::process::id()));
+    let _ = std::fs::remove_file(&journal);
+    let config = Config {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        threads: 2,
+        identity: Some("alloc-test".into()),
+        dump: concat!(env!("CARGO_MANIFEST_DIR"), "/data/apps.json").into(),
+        tsig_key_file: Some(keys.clone()),
+        update_keys: vec!["upd".into()],
+        journal: Some(journal.clone()),
+        ..Config::default()
+    };
+    let zone = config.zone().unwrap();
+    let snapshot = Snapshot::load(&config.dump, &zone, u64::MAX).unwrap();
+    let limits = TcpLimits {
+        idle_timeout: Duration::from_secs(60),
+        io_timeout: Duration::from_secs(60),
+        max_connections: 16,
+    };
+    let opened = cnamed::journal::Journal::open(&journal).unwrap();
+    let server = Server::bind(&config, zone, snapshot, Secrets::new([7; 16], None), limits)
+        .unwrap()
+        .with_journal(opened.journal);
+    let addr = server.local_addrs()[0];
+    let running = server.start().unwrap();
+    let key = cnamed::tsig::keyfile::parse(&key_text).unwrap().remove(0);
+    let updates: Vec<Vec<u8>> = (0..300u16)
+        .map(|i| update_adding(i, 8_000_000 + u32::from(i), &key))
+        .collect();
+    let queries = mixed_queries();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sender
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    // Warm-up: one UPDATE and one round of queries (first use of every path).
+    sender
+        .send_to(&update_adding(999, 8_999_999, &key), addr)
+        .unwrap();
+    let mut buf = [0u8; 65536];
+    sender.recv_from(&mut buf).unwrap();
+    for query in &queries {
+        udp.send_to(query, addr).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    while udp.recv_from(&mut buf).is_ok_and(|(len, _)| len > 0) {
+        udp.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+    }
+    udp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+
+    let mut acknowledged = 0;
+    let workers = ALLOCATOR.count_workers(|| {
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let mut buf = [0u8; 4096];
+                for update in &updates {
+                    sender.send_to(update, addr).unwrap();
+                    if let Ok((len, _)) = sender.recv_from(&mut buf) {
+                        acknowledged += usize::from(len >= 12 && buf[3] & 0xF == 0);
+                    }
+                }
+            });
+            for _ in 0..50 {
+                for query in &queries {
+                    udp.send_to(query, addr).unwrap();
+                    let _ = udp.recv_from(&mut buf);
+                }
+            }
+        });
+    });
+    let snapshot = running.snapshot();
+    running.shutdown().unwrap();
+    assert_eq!(
+        acknowledged,
+        updates.len(),
+        "every UPDATE acknowledged NOERROR"
+    );
+    assert!(
+        snapshot.cname(b"api-8000299").is_some(),
+        "the last app is served"
+    );
+    assert_eq!(
+        workers, 0,
+        "{workers} allocations by the workers with UPDATEs arriving"
     );
 }
