@@ -49,6 +49,9 @@ pub struct Journal {
     file: File,
     /// Bytes of good records.
     len: u64,
+    /// Records, and the serial of the first.
+    records: u64,
+    oldest: Option<u32>,
 }
 
 /// What opening found.
@@ -88,7 +91,12 @@ impl Journal {
         }
         file.seek(SeekFrom::Start(good))?;
         Ok(Opened {
-            journal: Self { file, len: good },
+            journal: Self {
+                file,
+                len: good,
+                records: entries.len() as u64,
+                oldest: entries.first().map(|entry| entry.serial),
+            },
             entries,
             cut: total - good,
         })
@@ -112,7 +120,21 @@ impl Journal {
             return Err(error);
         }
         self.len += bytes.len() as u64;
+        self.records += entries.len() as u64;
+        if self.oldest.is_none() {
+            self.oldest = entries.first().map(|entry| entry.serial);
+        }
         Ok(())
+    }
+
+    /// Good records.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// The serial of the first record, if there is one.
+    pub fn oldest_serial(&self) -> Option<u32> {
+        self.oldest
     }
 
     /// Bytes of good records.

@@ -468,3 +468,58 @@ fn nothing_acknowledged_is_lost_to_kill_9() {
     }
     assert!(!acknowledged.is_empty());
 }
+
+/// The metrics count UPDATEs by RCODE, the app changes and the journal; `cnamed status`
+/// shows the journal.
+#[test]
+fn metrics_and_status_show_updates_and_the_journal() {
+    let (dump, keys, journal) = (
+        base_dump("update-metrics"),
+        key_file("update-metrics"),
+        journal_path("update-metrics"),
+    );
+    let control = journal.with_extension("control");
+    let upd = key("upd", SECRET);
+    let mut server = start(
+        &dump,
+        &keys,
+        &journal,
+        &[
+            "--metrics",
+            "127.0.0.1:0",
+            "--control",
+            control.to_str().unwrap(),
+        ],
+    );
+    let addr = metrics_addr(&mut server);
+    for (id, app) in [(1, "7"), (2, "8")] {
+        let answer = server.udp(&signed(update(id, set(app, "eu")), &upd));
+        assert_eq!(rcode(&answer, id), ResponseCode::NoError);
+    }
+    let answer = server.udp(&update(3, set("9", "eu")));
+    assert_eq!(rcode(&answer, 3), ResponseCode::Refused);
+    let (code, body) = http_get(addr, "GET", "/metrics");
+    assert_eq!(code, 200);
+    let metrics = parse_metrics(&body);
+    let value = |name: &str| metrics.get(name).copied().unwrap_or(-1.0);
+    assert_eq!(value("cnamed_updates_total{rcode=\"NOERROR\"}"), 2.0);
+    assert_eq!(value("cnamed_updates_total{rcode=\"REFUSED\"}"), 1.0);
+    assert_eq!(value("cnamed_update_app_changes_total"), 2.0);
+    assert_eq!(value("cnamed_journal_records"), 2.0);
+    assert_eq!(value("cnamed_journal_oldest_serial"), 101.0);
+    let on_disk = std::fs::metadata(&journal).unwrap().len() as f64;
+    assert_eq!(value("cnamed_journal_bytes"), on_disk);
+    assert_eq!(value("cnamed_overlay_entries"), 2.0);
+    let status = std::process::Command::new(binary())
+        .args(["status", "--control", control.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{text}");
+    assert!(text.contains("journal_records: 2"), "{text}");
+    assert!(text.contains("updates_acknowledged: 2"), "{text}");
+    assert!(
+        text.contains(&format!("journal: {}", journal.display())),
+        "{text}"
+    );
+}

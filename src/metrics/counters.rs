@@ -223,6 +223,11 @@ pub struct ServerStats {
     pub last_good_serving: Counter,
     /// Writes of the last good copy that failed.
     pub last_good_write_failures: Counter,
+    /// Changes in the overlay of the snapshot served (not yet folded into its tables).
+    pub overlay_entries: Counter,
+    /// Folds of the overlay into new tables, and their time summed.
+    pub folds: Counter,
+    pub fold_micros: Counter,
     /// Worker threads in their event loop (each adds itself, and removes itself on exit).
     pub workers_running: AtomicU64,
 }

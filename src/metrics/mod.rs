@@ -1,7 +1,7 @@
 //! Counters, and their Prometheus text exposition (format 0.0.4).
 //!
 //! - `counters`: [`WorkerCounters`] (the query path's) and [`ServerStats`];
-//! - `server`, `xfr`, `secondary`: each subsystem's families, rendered from its figures;
+//! - `server`, `xfr`, `secondary`, `update`: each subsystem's families, rendered from its figures;
 //! - `text`: the exposition format.
 //!
 //! Each worker owns a [`WorkerCounters`] and is its only writer: an increment is a relaxed
@@ -16,12 +16,14 @@ mod server;
 #[cfg(test)]
 mod tests;
 mod text;
+mod update;
 mod xfr;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 pub use self::counters::{CloseReason, Counter, Limited, ServerStats, WorkerCounters};
+pub use self::update::UpdateStats;
 use crate::sys::unix_millis;
 use crate::xfr::inbound::secondary::SecondaryStats;
 use crate::xfr::outbound::XfrStats;
@@ -35,6 +37,8 @@ pub struct Metrics {
     pub(crate) xfr: Arc<XfrStats>,
     /// A secondary's transfers in, with `--primary`.
     pub(crate) secondary: Option<Arc<SecondaryStats>>,
+    /// DNS UPDATE and its journal, with `--update-key`.
+    pub(crate) updates: Option<Arc<UpdateStats>>,
 }
 
 impl Metrics {
@@ -51,6 +55,9 @@ impl Metrics {
         xfr::render(&self.xfr, &mut out);
         if let Some(secondary) = &self.secondary {
             secondary::render(secondary, unix_millis(), &mut out);
+        }
+        if let Some(updates) = &self.updates {
+            update::render(updates, &mut out);
         }
         out
     }

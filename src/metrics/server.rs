@@ -191,6 +191,27 @@ pub(super) fn render(workers: &[&WorkerCounters], stats: &ServerStats, out: &mut
     );
     single(
         out,
+        "cnamed_overlay_entries",
+        gauge,
+        "Changes (UPDATE, IXFR) served from the overlay, not yet folded into the tables.",
+        stats.overlay_entries.get(),
+    );
+    single(
+        out,
+        "cnamed_folds_total",
+        counter,
+        "Folds of the overlay of changes into new tables, off the query path.",
+        stats.folds.get(),
+    );
+    single(
+        out,
+        "cnamed_fold_seconds_total",
+        counter,
+        "Time spent folding, summed.",
+        stats.fold_micros.get() as f64 / 1e6,
+    );
+    single(
+        out,
         "cnamed_workers_running",
         gauge,
         "Worker threads serving; fewer than started means one has died.",

@@ -6,21 +6,27 @@ use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
 use super::shared::Shared;
+use crate::metrics::ServerStats;
 use crate::snapshot::{Snapshot, FOLD_AT};
 use crate::sys::{current_thread, lower_thread_priority};
 
 /// Starts a fold of `snapshot`'s overlay if it passed [`FOLD_AT`] entries and no fold runs.
 /// Changes installed while it runs stay in the overlay of the snapshot it swaps in.
-pub(super) fn fold_if_due(shared: &Arc<Shared>, snapshot: &Arc<Snapshot>) {
+pub(super) fn fold_if_due(
+    shared: &Arc<Shared>,
+    snapshot: &Arc<Snapshot>,
+    stats: &Arc<ServerStats>,
+) {
+    stats.overlay_entries.set(snapshot.overlay_len() as u64);
     if snapshot.overlay_len() < FOLD_AT || shared.folding.swap(true, Ordering::AcqRel) {
         return;
     }
-    let (shared, snapshot) = (Arc::clone(shared), Arc::clone(snapshot));
+    let (shared, snapshot, stats) = (Arc::clone(shared), Arc::clone(snapshot), Arc::clone(stats));
     let spawned = std::thread::Builder::new()
         .name("cnamed-fold".into())
         .spawn(move || {
             let _ = lower_thread_priority(current_thread());
-            fold(&shared, &snapshot);
+            fold(&shared, &snapshot, &stats);
             shared.folding.store(false, Ordering::Release);
         });
     if let Err(error) = spawned {
@@ -30,7 +36,7 @@ pub(super) fn fold_if_due(shared: &Arc<Shared>, snapshot: &Arc<Snapshot>) {
 
 /// Folds `snapshot`'s overlay and swaps in the snapshot served then, rebased on the new
 /// tables (unless a load replaced the tables meanwhile: then the fold is dropped).
-fn fold(shared: &Shared, snapshot: &Snapshot) {
+fn fold(shared: &Shared, snapshot: &Snapshot, stats: &ServerStats) {
     let started = Instant::now();
     let changes = snapshot.overlay_len();
     let folded = match snapshot.fold() {
@@ -49,6 +55,9 @@ fn fold(shared: &Shared, snapshot: &Snapshot) {
     };
     let left = rebased.overlay_len();
     drop(shared.snapshot.swap(Arc::new(rebased)));
+    stats.overlay_entries.set(left as u64);
+    stats.folds.add(1);
+    stats.fold_micros.add(started.elapsed().as_micros() as u64);
     crate::log!(
         Info,
         "folded {changes} changes into the tables in {:.1} ms ({left} made since)",

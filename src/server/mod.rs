@@ -315,6 +315,12 @@ impl Server {
                 update_keys: setup.keys,
                 clusters: self.rules.clusters.clone(),
                 stats: Arc::clone(&self.stats),
+                update_stats: self
+                    .shared
+                    .updates
+                    .as_ref()
+                    .map(|updates| Arc::clone(&updates.stats))
+                    .unwrap_or_default(),
             })?;
         }
         let dump_writer = match &self.secondary {
@@ -327,6 +333,11 @@ impl Server {
             }
             None => None,
         };
+        let update_stats = self
+            .shared
+            .updates
+            .as_ref()
+            .map(|updates| Arc::clone(&updates.stats));
         Ok(Running {
             reloader: Arc::new(Reloader {
                 shared: self.shared,
@@ -352,6 +363,7 @@ impl Server {
                 stats: self.stats,
                 xfr: xfr_stats,
                 secondary: self.secondary,
+                updates: update_stats,
             },
         })
     }

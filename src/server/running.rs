@@ -277,7 +277,7 @@ impl Reloader {
         let snapshot = Arc::new(snapshot);
         // The old snapshot is dropped here, on this thread, unless a worker still holds it.
         drop(self.shared.snapshot.swap(Arc::clone(&snapshot)));
-        super::fold::fold_if_due(&self.shared, &snapshot);
+        super::fold::fold_if_due(&self.shared, &snapshot, &self.stats);
         stats.reloads_ok.add(1);
         stats.last_reload_ok_ms.set(unix_millis());
         stats.apps.set(done.apps as u64);

@@ -166,7 +166,7 @@ pub fn serve(
     if let Some(addr) = metrics_addr {
         crate::log!(Info, "metrics on http://{addr}/metrics");
     }
-    let board = Arc::new(StatusBoard::new(
+    let mut board = StatusBoard::new(
         Arc::clone(&running.reloader.shared),
         Arc::clone(&running.metrics.stats),
         config.zone.clone(),
@@ -174,7 +174,9 @@ pub fn serve(
         local_addrs,
         config.threads,
         metrics_addr,
-    ));
+    );
+    board.journal = config.journal.clone();
+    let board = Arc::new(board);
     let control_file = match control_socket {
         Some((listener, file)) => {
             let events = running.reloader.shared.events.clone();

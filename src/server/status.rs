@@ -24,6 +24,8 @@ pub(super) struct StatusBoard {
     pub(super) listen: Vec<SocketAddr>,
     pub(super) workers: usize,
     pub(super) metrics: Option<SocketAddr>,
+    /// `--journal`, with `--update-key`.
+    pub(super) journal: Option<PathBuf>,
     /// Unix milliseconds and the answer line of the last reload.
     last_reload: Mutex<Option<(u64, String)>>,
 }
@@ -46,6 +48,7 @@ impl StatusBoard {
             listen,
             workers,
             metrics,
+            journal: None,
             last_reload: Mutex::new(None),
         }
     }
@@ -101,6 +104,27 @@ impl StatusBoard {
                 }),
             ),
         ];
+        facts.push((
+            "overlay_entries",
+            Fact::Number(snapshot.overlay_len() as u64),
+        ));
+        if let (Some(updates), Some(journal)) = (&self.shared.updates, &self.journal) {
+            let stats = &updates.stats;
+            facts.extend([
+                ("journal", Fact::Text(journal.display().to_string())),
+                ("journal_bytes", Fact::Number(stats.journal_bytes.get())),
+                ("journal_records", Fact::Number(stats.journal_records.get())),
+                (
+                    "journal_oldest_serial",
+                    Fact::Number(stats.journal_oldest_serial.get()),
+                ),
+                (
+                    "updates_acknowledged",
+                    Fact::Number(stats.answered_count("NOERROR")),
+                ),
+                ("update_app_changes", Fact::Number(stats.app_changes.get())),
+            ]);
+        }
         if let Some(secondary) = &self.shared.secondary {
             facts.extend(secondary_facts(secondary, now));
         }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::{Job, Reply};
 use crate::answer::signed::sign_response;
 use crate::journal::{Change, Entry, Journal};
-use crate::metrics::ServerStats;
+use crate::metrics::{ServerStats, UpdateStats};
 use crate::server::shared::Shared;
 use crate::snapshot::{CnameShape, Snapshot};
 use crate::sys::unix_seconds;
@@ -36,6 +36,7 @@ pub(in crate::server) struct Committer {
     /// `--clusters`, lower case.
     pub(in crate::server) clusters: Option<Vec<String>>,
     pub(in crate::server) stats: Arc<ServerStats>,
+    pub(in crate::server) update_stats: Arc<UpdateStats>,
 }
 
 /// Starts the committer thread.
@@ -58,6 +59,7 @@ struct Outcome {
 
 impl Committer {
     fn run(mut self) {
+        self.journal_facts();
         let mut out = vec![0u8; MAX_TCP];
         while let Ok(first) = self.inbox.recv() {
             let mut group = vec![first];
@@ -96,7 +98,10 @@ impl Committer {
             .filter_map(|o| o.commit.as_ref().map(|(entry, _)| entry.clone()))
             .collect();
         if !entries.is_empty() {
-            if let Err(error) = self.journal.append(&entries) {
+            let appended = self.journal.append(&entries);
+            self.journal_facts();
+            if let Err(error) = appended {
+                self.update_stats.journal_errors.add(1);
                 crate::log!(
                     Error,
                     "cannot write the journal: {error}; {} UPDATEs answered SERVFAIL",
@@ -116,9 +121,27 @@ impl Committer {
         }
         drop(installing);
         let elapsed = started.elapsed();
+        let stats = &self.update_stats;
         for outcome in outcomes {
+            if let Some((entry, _)) = &outcome.commit {
+                stats.app_changes.add(entry.changes.len() as u64);
+            }
+            stats.answered(outcome.rcode);
             self.answer(outcome, keys, out, elapsed);
         }
+        stats.commits.add(u64::from(!entries.is_empty()));
+        stats
+            .commit_micros
+            .add(started.elapsed().as_micros() as u64);
+    }
+
+    /// The journal's size, for the metrics and status.
+    fn journal_facts(&self) {
+        let stats = &self.update_stats;
+        stats.journal_bytes.set(self.journal.len());
+        stats.journal_records.set(self.journal.records());
+        let oldest = self.journal.oldest_serial().map_or(0, u64::from);
+        stats.journal_oldest_serial.set(oldest);
     }
 
     /// Records each commit's difference for IXFR, swaps in the last snapshot and tells the
@@ -133,7 +156,7 @@ impl Committer {
             }
         }
         drop(self.shared.snapshot.swap(Arc::clone(last)));
-        crate::server::fold::fold_if_due(&self.shared, last);
+        crate::server::fold::fold_if_due(&self.shared, last, &self.stats);
         self.stats.apps.set(last.app_count() as u64);
         self.stats.serial.set(u64::from(last.serial));
         if let Some(notify) = &self.notify {

@@ -19,11 +19,12 @@ mod connection;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 pub(super) use commit::{spawn_committer, write_answer, Committer};
 pub(super) use connection::start_connection;
 
+use crate::metrics::UpdateStats;
 use crate::wire::MAX_TCP;
 
 /// UPDATE datagrams waiting for the committer at most: beyond, SERVFAIL.
@@ -54,6 +55,8 @@ pub(super) struct Job {
 /// What workers share to queue UPDATEs: the pool of UDP buffers and the committer's queue.
 #[derive(Debug)]
 pub(crate) struct Updates {
+    /// The committer's figures, for the metrics and status.
+    pub(crate) stats: Arc<UpdateStats>,
     jobs: SyncSender<Job>,
     free: Mutex<Vec<Vec<u8>>>,
     connections: AtomicUsize,
@@ -66,6 +69,7 @@ impl Updates {
         let mut free = Vec::with_capacity(POOL);
         free.extend((0..POOL).map(|_| Vec::with_capacity(MAX_TCP)));
         let updates = Self {
+            stats: Arc::default(),
             jobs,
             free: Mutex::new(free),
             connections: AtomicUsize::new(0),
