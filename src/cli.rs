@@ -3,6 +3,8 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+
+use crate::updater::Change;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -29,16 +31,30 @@ enum Word {
     Run(Command),
     Reload,
     Status,
+    Update,
 }
 
 /// A parsed command line.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Invocation {
     Run(Command, Box<Config>),
+    /// `update`: one DNS UPDATE for the server, in the zone `Config` describes.
+    Update(UpdateRequest, Box<Config>),
     /// `reload` or `status`: a request for the server at the socket.
     Control(Request, PathBuf),
     Help,
     Version,
+}
+
+/// What `cnamed update` sends, and where.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UpdateRequest {
+    /// `--server`; `None`: the first `--listen`.
+    pub server: Option<SocketAddr>,
+    /// `--key`; `None`: the first `--update-key`, else the first key of the file.
+    pub key: Option<String>,
+    pub serial: Option<u32>,
+    pub change: Change,
 }
 
 /// A bad command line: names the flag or word at fault.
@@ -67,6 +83,12 @@ Usage:
                               outcome: exit 0 when the new mapping is live (or unchanged),
                               1 when refused or failed, 2 when the server cannot be reached
   cnamed status [--json]      print what the running server serves
+  cnamed update [--server ADDR:PORT] [--key NAME] [--serial N] set APP CLUSTER [APP CLUSTER ...]
+  cnamed update [--server ADDR:PORT] [--key NAME] [--serial N] delete APP [APP ...]
+                              send one DNS UPDATE (RFC 2136) signed with a key of
+                              --tsig-key-file: set adds or moves apps, delete removes them;
+                              exit 0 on NOERROR, 1 when refused (the RCODE says why), 2 when
+                              the server cannot be reached
 
 Options:
   --dump PATH                JSON dump of app -> cluster [default: data/apps.json]
@@ -144,6 +166,11 @@ Options:
   --force                    reload: override the guard rails (serial rollback, empty,
                              shrink), for this reload only
   --json                     status: one JSON object
+  --server ADDR:PORT         update: the primary to send it to [default: the first --listen]
+  --key NAME                 update: the key to sign with [default: the first --update-key,
+                             else the first key of --tsig-key-file]
+  --serial N                 update: also set the zone's serial to N (an SOA in the update;
+                             a serial not greater than the zone's is ignored)
   -h, --help                 print this help
   -V, --version              print the version
 
@@ -154,7 +181,7 @@ accepting, finish the TCP answers already asked for (at most 1 s) and exit.
 ";
 
 /// Every option that takes a value; anything else starting with '-' is unknown.
-const VALUE_FLAGS: [&str; 38] = [
+const VALUE_FLAGS: [&str; 41] = [
     "--dump",
     "--zone",
     "--target",
@@ -193,6 +220,9 @@ const VALUE_FLAGS: [&str; 38] = [
     "--max-transfers-per-address",
     "--min-refresh",
     "--last-good",
+    "--server",
+    "--key",
+    "--serial",
 ];
 
 fn value<T: FromStr>(flag: &str, text: &str, what: &str) -> Result<T, CliError> {
@@ -211,8 +241,14 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
     let mut listen = Vec::new();
     let mut ns = Vec::new();
     let (mut force, mut json) = (false, false);
+    let (mut server, mut key, mut serial) = (None, None, None);
+    let mut operands = Vec::new();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
+        if !arg.starts_with('-') && command == Some(Word::Update) {
+            operands.push(arg);
+            continue;
+        }
         if !arg.starts_with('-') {
             let chosen = match arg.as_str() {
                 "serve" => Word::Run(Command::Serve),
@@ -221,6 +257,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
                 "fetch" => Word::Run(Command::Fetch),
                 "reload" => Word::Reload,
                 "status" => Word::Status,
+                "update" => Word::Update,
                 "help" => return Ok(Invocation::Help),
                 "version" => return Ok(Invocation::Version),
                 other => return Err(CliError(format!("unknown command {other:?}"))),
@@ -330,6 +367,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
             }
             "--min-refresh" => config.min_refresh = seconds(flag, &text)?,
             "--last-good" => config.last_good = Some(PathBuf::from(text)),
+            "--server" => server = Some(value(flag, &text, "an ADDR:PORT")?),
+            "--key" => key = Some(text),
+            "--serial" => serial = Some(value(flag, &text, "a serial, 0 to 4294967295")?),
             "--xfr-allow" => config.xfr_allow.push(
                 text.parse()
                     .map_err(|why| CliError(format!("{flag}: {why}")))?,
@@ -350,10 +390,20 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
     if json && command != Word::Status {
         return Err(CliError("--json goes with status".into()));
     }
+    if command != Word::Update && (server.is_some() || key.is_some() || serial.is_some()) {
+        return Err(CliError(
+            "--server, --key and --serial go with update".into(),
+        ));
+    }
     // The zone is checked by the caller, which builds it; limits are only read later.
     config
         .check_limits()
         .map_err(|error| CliError(error.to_string()))?;
+    if command == Word::Run(Command::Serve) {
+        config
+            .check_updates()
+            .map_err(|error| CliError(error.to_string()))?;
+    }
     // The server's other flags are accepted and unused, so that one set of options (a unit's
     // EnvironmentFile) serves `serve` and `reload` alike.
     let socket = || {
@@ -365,8 +415,32 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
     Ok(match command {
         Word::Reload => Invocation::Control(Request::Reload { force }, socket()),
         Word::Status => Invocation::Control(Request::Status { json }, socket()),
+        Word::Update => {
+            let request = UpdateRequest {
+                server,
+                key,
+                serial,
+                change: update_change(operands)?,
+            };
+            Invocation::Update(request, Box::new(config))
+        }
         Word::Run(command) => Invocation::Run(command, Box::new(config)),
     })
+}
+
+/// `set APP CLUSTER ...` or `delete APP ...`.
+fn update_change(operands: Vec<String>) -> Result<Change, CliError> {
+    let usage = || CliError("update needs set APP CLUSTER [...] or delete APP [...]".into());
+    let (verb, rest) = operands.split_first().ok_or_else(usage)?;
+    match verb.as_str() {
+        "set" if !rest.is_empty() && rest.len() % 2 == 0 => Ok(Change::Set(
+            rest.chunks(2)
+                .map(|pair| (pair[0].clone(), pair[1].to_ascii_lowercase()))
+                .collect(),
+        )),
+        "delete" if !rest.is_empty() => Ok(Change::Delete(rest.to_vec())),
+        _ => Err(usage()),
+    }
 }
 
 #[cfg(test)]

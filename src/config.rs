@@ -234,12 +234,11 @@ impl Config {
                 return Err(invalid(flag, "needs at least 1 second"));
             }
         }
-        self.check_updates()?;
         self.guard_rules().map(drop)
     }
 
     /// DNS UPDATE needs its keys and a journal, and a primary: a secondary takes its
-    /// changes from its primaries.
+    /// changes from its primaries. For `serve`: other commands read what they need.
     pub fn check_updates(&self) -> Result<(), ConfigError> {
         if self.update_keys.is_empty() {
             return match self.journal {
@@ -549,5 +548,38 @@ mod tests {
             change(&mut config);
             assert_eq!(config.check_limits().unwrap_err().flag, flag, "{config:?}");
         }
+    }
+
+    #[test]
+    fn updates_need_keys_a_journal_and_a_primary() {
+        let updating = Config {
+            update_keys: vec!["upd".into()],
+            tsig_key_file: Some("keys".into()),
+            journal: Some("journal".into()),
+            ..Config::default()
+        };
+        assert_eq!(updating.check_updates(), Ok(()));
+        let cases = [
+            Config {
+                journal: None,
+                ..updating.clone()
+            },
+            Config {
+                tsig_key_file: None,
+                ..updating.clone()
+            },
+            Config {
+                primary: vec!["127.0.0.1:53".parse().unwrap()],
+                ..updating.clone()
+            },
+        ];
+        for config in cases {
+            assert_eq!(config.check_updates().unwrap_err().flag, "--update-key");
+        }
+        let journal_alone = Config {
+            update_keys: Vec::new(),
+            ..updating
+        };
+        assert_eq!(journal_alone.check_updates().unwrap_err().flag, "--journal");
     }
 }

@@ -26,8 +26,9 @@
 //!   events, reload, transfers on their threads, the control socket, using all of the above.
 //!
 //! At the top: [`cli`] (argv -> `Config`: the flags' syntax and values, and which go with which
-//! command), [`control`] (the control socket's protocol and client) and [`zonefile`]
-//! (a snapshot as a master file), used by `main.rs`; `testing` (hidden) holds what tests,
+//! command), [`control`] (the control socket's protocol and client), [`updater`] (`cnamed
+//! update`: one UPDATE built, signed and sent) and [`zonefile`] (a snapshot as a master file),
+//! used by `main.rs`; `testing` (hidden) holds what tests,
 //! benches and tools share.
 
 pub mod answer;
@@ -47,6 +48,7 @@ pub mod sys;
 pub mod testing;
 pub mod tsig;
 pub mod update;
+pub mod updater;
 pub mod wire;
 pub mod xfr;
 pub mod zonefile;

@@ -47,6 +47,7 @@ fn run() -> ExitCode {
         }
         Invocation::Run(command, config) => (command, config),
         Invocation::Control(request, socket) => return ask(request, &socket),
+        Invocation::Update(request, config) => return update(request, &config),
     };
     let zone = match config.zone() {
         Ok(zone) => zone,
@@ -273,6 +274,57 @@ fn ask(request: Request, socket: &Path) -> ExitCode {
     } else {
         eprintln_quiet(&format!("cnamed: error: {}", answer.trim_end()));
         ExitCode::from(FAILURE)
+    }
+}
+
+/// `cnamed update`: one UPDATE, signed with `--key` (else the first `--update-key`, else the
+/// first key of the file), to `--server` (else the first `--listen`).
+fn update(request: cli::UpdateRequest, config: &Config) -> ExitCode {
+    use cnamed::updater::{self, UpdateError};
+    let zone = match config.zone() {
+        Ok(zone) => zone,
+        Err(error) => return fail(USAGE_ERROR, &error.to_string()),
+    };
+    let Some(path) = &config.tsig_key_file else {
+        return fail(
+            USAGE_ERROR,
+            "update needs --tsig-key-file (an UPDATE must be signed)",
+        );
+    };
+    let keys = match cnamed::tsig::keyfile::load(path) {
+        Ok(keys) => keys,
+        Err(error) => return fail(USAGE_ERROR, &format!("TSIG key {error}")),
+    };
+    let wanted = request.key.as_ref().or(config.update_keys.first());
+    let key = match wanted {
+        Some(name) => {
+            let wire = cnamed::wire::name::name_to_wire(&name.to_ascii_lowercase());
+            keys.iter()
+                .find(|key| wire.as_ref().is_ok_and(|w| *w == key.name))
+        }
+        None => keys.first(),
+    };
+    let Some(key) = key else {
+        return fail(USAGE_ERROR, &format!("no such key in {}", path.display()));
+    };
+    let server = request.server.unwrap_or(config.listen[0]);
+    let mut id = [0u8; 2];
+    let _ = cnamed::sys::random_bytes(&mut id);
+    let message = match updater::build(
+        &zone,
+        &request.change,
+        request.serial,
+        u16::from_be_bytes(id),
+    ) {
+        Ok(message) => message,
+        Err(why) => return fail(USAGE_ERROR, &why),
+    };
+    match updater::send(server, message, key) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error @ UpdateError::Unreachable(_)) => {
+            fail(UNREACHABLE, &format!("update to {server}: {error}"))
+        }
+        Err(error) => fail(FAILURE, &format!("update to {server}: {error}")),
     }
 }
 

@@ -141,3 +141,126 @@ fn transfer_corpus_and_regressions() {
     }
     assert!(seen >= 8, "only {seen} inputs: are the seeds there?");
 }
+
+#[path = "../fuzz/oracles/update.rs"]
+mod update_oracle;
+
+/// UPDATE messages built by hickory-proto: adds, moves, the three deletions, a serial, a
+/// prerequisite, and ones the policy refuses. The seeds of fuzz/seeds/update/.
+fn written_updates() -> Vec<(String, Vec<u8>)> {
+    use hickory_proto::op::update_message::{self, UpdateMessage as _};
+    use hickory_proto::op::Message;
+    use hickory_proto::rr::rdata::{CNAME, SOA};
+    use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordSet, RecordType};
+    use hickory_proto::serialize::binary::BinEncodable;
+
+    let name = |text: &str| Name::from_ascii(text).unwrap();
+    let cname = |service: &str, app: &str, cluster: &str| {
+        Record::from_rdata(
+            name(&format!("{service}-{app}.apps.example.com.")),
+            300,
+            RData::CNAME(CNAME(name(&format!("{service}-{cluster}.example.com.")))),
+        )
+    };
+    let set = |app: &str, cluster: &str| -> Vec<Record> {
+        ["ws", "sockjs", "api"]
+            .iter()
+            .map(|s| cname(s, app, cluster))
+            .collect()
+    };
+    let empty = |owner: &str, rtype: RecordType, class: DNSClass| {
+        let mut record = Record::with(name(owner), rtype, 0);
+        record.set_dns_class(class);
+        record
+    };
+    let message = |prerequisites: Vec<Record>, updates: Vec<Record>| {
+        let mut message: Message = update_message::create(
+            RecordSet::from(cname("ws", "placeholder", "c0")),
+            name("apps.example.com."),
+            false,
+        );
+        message.take_answers();
+        message.take_name_servers();
+        for record in prerequisites {
+            message.add_pre_requisite(record);
+        }
+        for record in updates {
+            message.add_update(record);
+        }
+        message.to_bytes().unwrap()
+    };
+    let deletes = |app: &str, rtype: RecordType| -> Vec<Record> {
+        ["ws", "sockjs", "api"]
+            .iter()
+            .map(|s| {
+                empty(
+                    &format!("{s}-{app}.apps.example.com."),
+                    rtype,
+                    DNSClass::ANY,
+                )
+            })
+            .collect()
+    };
+    let mut move_1 = deletes("1", RecordType::CNAME);
+    move_1.extend(set("1", "c9"));
+    let delete_records: Vec<Record> = set("2", "c1")
+        .into_iter()
+        .map(|mut r| {
+            r.set_dns_class(DNSClass::NONE).set_ttl(0);
+            r
+        })
+        .collect();
+    let mut with_soa = set("new-app", "c1");
+    let soa = SOA::new(
+        name("ns1.example.com."),
+        name("hostmaster.apps.example.com."),
+        77,
+        3600,
+        600,
+        604_800,
+        60,
+    );
+    with_soa.push(Record::from_rdata(
+        name("apps.example.com."),
+        3600,
+        RData::SOA(soa),
+    ));
+    let mut partial = set("9", "c0");
+    partial.pop();
+    let absent = empty("ws-5.apps.example.com.", RecordType::ANY, DNSClass::NONE);
+    vec![
+        ("add".into(), message(vec![], set("5", "c0"))),
+        ("move".into(), message(vec![], move_1)),
+        (
+            "delete-names".into(),
+            message(vec![], deletes("app-x", RecordType::ANY)),
+        ),
+        ("delete-records".into(), message(vec![], delete_records)),
+        ("soa-serial".into(), message(vec![], with_soa)),
+        ("prerequisite".into(), message(vec![absent], set("5", "c0"))),
+        ("partial".into(), message(vec![], partial)),
+    ]
+}
+
+#[test]
+fn update_corpus_and_regressions() {
+    let base = update_oracle::base_snapshot();
+    let written = written_updates();
+    if let Some(dir) = std::env::var_os("CNAMED_WRITE_UPDATE_SEEDS") {
+        // How fuzz/seeds/update/ was made.
+        for (name, input) in &written {
+            std::fs::write(Path::new(&dir).join(name), input).unwrap();
+        }
+    }
+    let folders = ["seeds/update", "corpus/update", "regressions/update"];
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let present = folders.into_iter().filter(|f| root.join(f).is_dir());
+    let stored = present.flat_map(inputs);
+    let mut seen = 0;
+    for (name, input) in written.into_iter().chain(stored) {
+        let outcome = std::panic::catch_unwind(|| update_oracle::check(&input, base));
+        assert!(outcome.is_ok(), "{name} fails the oracle");
+        seen += 1;
+    }
+    assert!(seen >= 14, "only {seen} inputs: are the seeds there?");
+}

@@ -523,3 +523,63 @@ fn metrics_and_status_show_updates_and_the_journal() {
         "{text}"
     );
 }
+
+/// `cnamed update`: set and delete apps with the same options as `serve`, a serial, exit 1 on
+/// a refusal (naming the RCODE), 2 when nothing answers.
+#[test]
+fn cnamed_update_sets_and_deletes_apps() {
+    let (dump, keys, journal) = (
+        base_dump("update-cli"),
+        key_file("update-cli"),
+        journal_path("update-cli"),
+    );
+    let server = start(&dump, &keys, &journal, &["--clusters", "eu,us,mt9"]);
+    let run = |server_addr: &str, args: &[&str]| {
+        let output = std::process::Command::new(binary())
+            .arg("update")
+            .args([
+                "--server",
+                server_addr,
+                "--tsig-key-file",
+                keys.to_str().unwrap(),
+                "--update-key",
+                "upd",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (output.status.code(), stderr)
+    };
+    let addr = server.addr.to_string();
+    let (code, stderr) = run(&addr, &["set", "70", "eu", "71", "US"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_app(&server, "70", Some("eu"));
+    assert_app(&server, "71", Some("us"));
+    assert_eq!(serial_of(&server), 101);
+    let (code, stderr) = run(&addr, &["--serial", "900", "set", "1", "mt9"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_app(&server, "1", Some("mt9"));
+    assert_eq!(serial_of(&server), 900);
+    let (code, stderr) = run(&addr, &["delete", "70", "2"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_app(&server, "70", None);
+    assert_app(&server, "2", None);
+    // A cluster outside --clusters: REFUSED, exit 1.
+    let (code, stderr) = run(&addr, &["set", "72", "ap9"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("REFUSED"), "{stderr}");
+    // A key of the file that --update-key does not name: REFUSED.
+    let (code, stderr) = run(&addr, &["--key", "other", "set", "72", "eu"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("REFUSED"), "{stderr}");
+    // Nothing listening: exit 2.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_addr = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let (code, stderr) = run(&closed_addr, &["set", "72", "eu"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    // Bad usage: exit 2 before anything is sent.
+    let (code, _) = run(&addr, &["set", "72"]);
+    assert_eq!(code, Some(2));
+}
