@@ -240,34 +240,15 @@ impl Config {
     /// DNS UPDATE needs its keys and a journal, and a primary: a secondary takes its
     /// changes from its primaries. For `serve`: other commands read what they need.
     pub fn check_updates(&self) -> Result<(), ConfigError> {
-        if self.update_keys.is_empty() {
-            return match self.journal {
-                Some(_) => Err(invalid(
-                    "--journal",
-                    "needs --update-key (it journals UPDATEs)",
-                )),
-                None => Ok(()),
-            };
-        }
-        if self.tsig_key_file.is_none() {
-            return Err(invalid(
-                "--update-key",
-                "needs --tsig-key-file, which holds the key",
-            ));
-        }
-        if self.journal.is_none() {
-            return Err(invalid(
-                "--update-key",
-                "needs --journal PATH: an acknowledged change must be on disk",
-            ));
-        }
-        if !self.primary.is_empty() {
-            return Err(invalid(
-                "--update-key",
-                "is for a primary: a secondary (--primary) takes changes from its primaries",
-            ));
-        }
-        Ok(())
+        let why = match (self.update_keys.is_empty(), &self.journal) {
+            (true, Some(_)) => return Err(invalid("--journal", "needs --update-key")),
+            (true, None) => return Ok(()),
+            _ if self.tsig_key_file.is_none() => "needs --tsig-key-file, which holds the key",
+            (_, None) => "needs --journal PATH: an acknowledged change must be on disk",
+            _ if !self.primary.is_empty() => "is for a primary, not a secondary (--primary)",
+            _ => return Ok(()),
+        };
+        Err(invalid("--update-key", why))
     }
 
     /// The guard rails of reloads, clusters checked and folded to lower case.
