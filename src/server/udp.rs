@@ -146,7 +146,7 @@ fn queue_updates(pending: &mut Vec<(usize, Vec<u8>)>, batch: &UdpBatch, i: usize
         let (Some(updates), Some(peer)) = (&shared.updates, batch.peer(index)) else {
             continue;
         };
-        let reply = Reply::Udp { socket: i, peer };
+        let reply = Reply::Udp { socket: i };
         updates.submit_udp(Job {
             message,
             peer,

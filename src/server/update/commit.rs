@@ -244,16 +244,16 @@ impl Committer {
         let Outcome {
             job, rcode, note, ..
         } = outcome;
-        let level_ok = rcode == Rcode::NOERROR;
-        let rcode_name = rcode.name();
-        match level_ok {
-            true => crate::log!(
+        if rcode == Rcode::NOERROR {
+            crate::log!(
                 Info,
                 "UPDATE from {}: {note} ({:.1} ms)",
                 job.peer,
                 elapsed.as_secs_f64() * 1e3
-            ),
-            false => crate::log!(Warning, "UPDATE from {}: {rcode_name}: {note}", job.peer),
+            );
+        } else {
+            let rcode = rcode.name();
+            crate::log!(Warning, "UPDATE from {}: {rcode}: {note}", job.peer);
         }
         let len = write_answer(&job.message, rcode, out);
         let len = match tsig::find(&job.message) {
@@ -262,9 +262,9 @@ impl Committer {
         };
         if let Some(len) = len {
             match &job.reply {
-                Reply::Udp { socket, peer } => {
+                Reply::Udp { socket } => {
                     if let Some(socket) = self.reply_sockets.get(*socket) {
-                        let _ = socket.send_to(&out[..len], peer);
+                        let _ = socket.send_to(&out[..len], job.peer);
                     }
                 }
                 Reply::Tcp(sender) => {

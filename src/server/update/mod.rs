@@ -37,8 +37,9 @@ pub(super) const MAX_CONNECTIONS: usize = 16;
 /// Where the committer sends an answer.
 #[derive(Debug)]
 pub(super) enum Reply {
-    /// Over UDP, from a copy of the socket of this listen address (its index).
-    Udp { socket: usize, peer: SocketAddr },
+    /// Over UDP, to the job's peer, from a copy of the socket of this listen address (its
+    /// index).
+    Udp { socket: usize },
     /// To the thread of a TCP connection.
     Tcp(mpsc::Sender<Vec<u8>>),
 }
