@@ -21,7 +21,11 @@ fn commit(serial: u32) -> Entry {
             cluster: (i % 7 != 0).then(|| format!("c{}", i % 4).into()),
         })
         .collect();
-    Entry { serial, changes }
+    Entry {
+        previous: serial - 1,
+        serial,
+        changes,
+    }
 }
 
 #[test]

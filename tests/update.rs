@@ -583,3 +583,142 @@ fn cnamed_update_sets_and_deletes_apps() {
     let (code, _) = run(&addr, &["set", "72"]);
     assert_eq!(code, Some(2));
 }
+
+/// `cnamed reload` over the control socket: exit code, stdout, stderr.
+fn reload(control: &Path) -> (i32, String, String) {
+    let output = std::process::Command::new(binary())
+        .args(["reload", "--control", control.to_str().unwrap()])
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A dump at `serial` of apps 1..=20 on eu, with `edits` on top (cluster "" removes).
+fn export(serial: u32, edits: &[(&str, &str)]) -> String {
+    let mut apps: Vec<(String, String)> = (1..=20).map(|i| (i.to_string(), "eu".into())).collect();
+    for (app, cluster) in edits {
+        apps.retain(|(a, _)| a != app);
+        if !cluster.is_empty() {
+            apps.push(((*app).into(), (*cluster).into()));
+        }
+    }
+    let apps: Vec<String> = apps.iter().map(|(a, c)| format!("{a:?}: {c:?}")).collect();
+    format!(r#"{{"serial": {serial}, "apps": {{{}}}}}"#, apps.join(", "))
+}
+
+/// Full exports never undo an UPDATE: an export older than the zone is reloaded with the
+/// journal's changes after its serial replayed on top (a journaled change beats the export
+/// where they disagree), under a new serial, journaled so that a restart keeps it; an
+/// export at the same serial with other content is refused; a newer one supersedes the
+/// journal (emptied); an older one the journal does not reach back to is refused.
+#[test]
+fn exports_never_undo_updates() {
+    let test = "update-reconcile";
+    let (dump, keys, journal) = (
+        temp_dump(test, &export(100, &[])),
+        key_file(test),
+        journal_path(test),
+    );
+    let control = journal.with_extension("control");
+    let flags = ["--control", control.to_str().unwrap()];
+    let upd = key("upd", SECRET);
+    let server = start(&dump, &keys, &journal, &flags);
+    // Two UPDATEs after the export of serial 100: a new app, a move.
+    let answer = server.udp(&signed(update(1, set("500", "eu")), &upd));
+    assert_eq!(rcode(&answer, 1), ResponseCode::NoError);
+    let mut move_1 = delete("1");
+    move_1.extend(set("1", "us"));
+    let answer = server.tcp(&signed(update(2, move_1), &upd));
+    assert_eq!(rcode(&answer, 2), ResponseCode::NoError);
+    assert_eq!(serial_of(&server), 102);
+
+    // The export race: an export of serial 100 reloaded now. It lacks app 500, says app 1
+    // is on mt9 (older than the journaled move) and removes app 2 (its own news).
+    std::fs::write(&dump, export(100, &[("1", "mt9"), ("2", "")])).unwrap();
+    let (code, out, err) = reload(&control);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("serial 103 (was 102), 20 apps: 0 added, 1 removed, 0 moved")
+            && out.contains("the dump of serial 100 with 2 journal records after it replayed"),
+        "{out}"
+    );
+    assert_app(&server, "500", Some("eu"));
+    assert_app(&server, "1", Some("us"));
+    assert_app(&server, "2", None);
+    assert_app(&server, "3", Some("eu"));
+    // Again: the same apps, nothing new.
+    let (code, out, _) = reload(&control);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("unchanged: serial 103"), "{out}");
+
+    // kill -9 and the same flags: the reconciled zone comes back (dump + journal).
+    drop(server);
+    let server = start(&dump, &keys, &journal, &flags);
+    assert_eq!(serial_of(&server), 103);
+    assert_app(&server, "500", Some("eu"));
+    assert_app(&server, "1", Some("us"));
+    assert_app(&server, "2", None);
+
+    // The same serial, other content: refused, as before there was a journal.
+    std::fs::write(&dump, export(103, &[("3", "")])).unwrap();
+    let (code, _, err) = reload(&control);
+    assert_eq!(code, 1);
+    assert!(err.contains("serial 103 is not newer"), "{err}");
+    assert_app(&server, "3", Some("eu"));
+
+    // A newer export supersedes the journal: its apps are the zone, the journal is emptied.
+    std::fs::write(&dump, export(200, &[])).unwrap();
+    let (code, out, err) = reload(&control);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("serial 200 (was 103)"), "{out}");
+    assert_app(&server, "500", None);
+    assert_app(&server, "2", Some("eu"));
+    assert_eq!(std::fs::metadata(&journal).unwrap().len(), 0);
+    // Older than the journal reaches (it starts after 200 now): refused.
+    std::fs::write(&dump, export(150, &[("4", "us")])).unwrap();
+    let (code, _, err) = reload(&control);
+    assert_eq!(code, 1);
+    assert!(err.contains("serial 150 is not newer"), "{err}");
+
+    // UPDATEs after the new export, kill -9: the export plus the journal since.
+    std::fs::write(&dump, export(200, &[])).unwrap();
+    let answer = server.udp(&signed(update(3, set("600", "us")), &upd));
+    assert_eq!(rcode(&answer, 3), ResponseCode::NoError);
+    drop(server);
+    let server = start(&dump, &keys, &journal, &flags);
+    assert_eq!(serial_of(&server), 201);
+    assert_app(&server, "600", Some("us"));
+    assert_app(&server, "500", None);
+    drop(server);
+
+    // An export older than where the journal starts: the start refuses, naming both.
+    std::fs::write(&dump, export(150, &[])).unwrap();
+    let output = std::process::Command::new(binary())
+        .args([
+            "serve",
+            "--zone",
+            "apps.example.com",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--dump", dump.to_str().unwrap()])
+        .args([
+            "--tsig-key-file",
+            keys.to_str().unwrap(),
+            "--update-key",
+            "upd",
+        ])
+        .args(["--journal", journal.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("the journal starts at serial 200, after serial 150"),
+        "{stderr}"
+    );
+}

@@ -23,6 +23,7 @@ pub mod http;
 mod main_loop;
 mod notify;
 mod pipeline;
+mod reconcile;
 mod refresh;
 mod reloaded;
 mod running;
@@ -302,13 +303,15 @@ impl Server {
                 Some(serials)
             }
         };
+        let mut journal = None;
         if let Some(setup) = self.updates {
-            let journal = setup.journal.ok_or_else(|| {
+            let shared_journal = Arc::new(Mutex::new(setup.journal.ok_or_else(|| {
                 io::Error::new(io::ErrorKind::InvalidInput, "UPDATE needs a journal")
-            })?;
+            })?));
+            journal = Some(Arc::clone(&shared_journal));
             update::spawn_committer(update::Committer {
                 shared: Arc::clone(&self.shared),
-                journal,
+                journal: shared_journal,
                 inbox: setup.inbox,
                 reply_sockets,
                 notify: notify.clone(),
@@ -353,6 +356,7 @@ impl Server {
                 max_dump_size: self.max_dump_size,
                 last_good: self.last_good,
                 rules: self.rules,
+                journal,
                 stats: Arc::clone(&self.stats),
             }),
             wakers,

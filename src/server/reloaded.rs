@@ -20,6 +20,8 @@ pub enum ReloadError {
     Transfer(TransferError),
     /// The dump loaded, but the guard rails refuse it.
     Refused(Refusal),
+    /// The journal could not be read, replayed on the dump or written.
+    Journal(String),
     /// The thread running the reload ended without a result.
     Died,
 }
@@ -33,6 +35,7 @@ impl ReloadError {
             | Self::CookieSecret(_)
             | Self::TsigKeys(_)
             | Self::Transfer(_)
+            | Self::Journal(_)
             | Self::Died => Refusal::INVALID,
         }
     }
@@ -49,6 +52,7 @@ impl fmt::Display for ReloadError {
                 write!(f, "refused: {refusal} (cnamed reload --force overrides)")
             }
             Self::Refused(refusal) => write!(f, "refused: {refusal}"),
+            Self::Journal(why) => write!(f, "journal: {why}"),
             Self::Died => f.write_str("the reload thread died"),
         }
     }
@@ -68,6 +72,9 @@ pub struct Reloaded {
     pub elapsed: Duration,
     /// Time spent recording the difference for IXFR, when transfers are on.
     pub difference_time: Option<Duration>,
+    /// An export older than the zone, reconciled with the journal: its serial, and the
+    /// journal records replayed on it.
+    pub replayed: Option<(u32, usize)>,
 }
 
 impl Reloaded {
@@ -80,16 +87,23 @@ impl Reloaded {
 impl fmt::Display for Reloaded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let millis = self.elapsed.as_secs_f64() * 1e3;
+        let replayed = match self.replayed {
+            Some((serial, records)) => format!(
+                " (the dump of serial {serial} with {} after it replayed)",
+                crate::log::count(records, "journal record")
+            ),
+            None => String::new(),
+        };
         if self.unchanged() {
             write!(
                 f,
-                "unchanged: serial {}, {} apps, {millis:.1} ms",
+                "unchanged: serial {}, {} apps{replayed}, {millis:.1} ms",
                 self.serial, self.apps
             )
         } else {
             write!(
                 f,
-                "serial {} (was {}), {} apps: {} added, {} removed, {} moved, {millis:.1} ms",
+                "serial {} (was {}), {} apps: {} added, {} removed, {} moved{replayed}, {millis:.1} ms",
                 self.serial,
                 self.previous_serial,
                 self.apps,

@@ -14,6 +14,7 @@ use super::events::Event;
 use super::reloaded::{ReloadError, Reloaded};
 use super::shared::Shared;
 use crate::cookie::Secrets;
+use crate::journal::{Entry, Journal};
 use crate::metrics::{Metrics, ServerStats};
 use crate::snapshot::guard::{check_difference, compare, Difference, Rules};
 use crate::snapshot::{Snapshot, Zone};
@@ -48,17 +49,25 @@ pub(super) struct Reloader {
     /// `--last-good`: where each dump installed is copied.
     pub(super) last_good: Option<PathBuf>,
     pub(super) rules: Rules,
+    /// With UPDATE: the journal, shared with the committer. A reload of an older export
+    /// replays it, any other new dump empties it (see reconcile.rs).
+    pub(super) journal: Option<Arc<Mutex<Journal>>>,
     pub(super) stats: Arc<ServerStats>,
 }
 
 /// A dump, and the cookie secrets and TSIG keys if there are files, loaded and checked but
 /// not serving.
 pub(super) struct Loaded {
-    /// `None`: the primary had nothing newer than the snapshot served.
-    snapshot: Option<Snapshot>,
+    /// `None`: the primary had nothing newer than the snapshot served (or a reconciled
+    /// export has the same apps).
+    pub(super) snapshot: Option<Snapshot>,
     /// The apps an IXFR changed, when the snapshot came from one: no comparison needed.
     changes: Option<Resolved>,
-    transfer: Option<TransferInfo>,
+    pub(super) transfer: Option<TransferInfo>,
+    /// An export reconciled with the journal: the record that leads to it.
+    pub(super) record: Option<Entry>,
+    /// ... and the export's serial, and the journal records replayed on it.
+    pub(super) replayed: Option<(u32, usize)>,
     secrets: Option<Secrets>,
     keys: Option<Vec<Key>>,
     elapsed: Duration,
@@ -109,6 +118,8 @@ impl Reloader {
                 snapshot: Some(snapshot),
                 changes: None,
                 transfer: None,
+                record: None,
+                replayed: None,
                 secrets,
                 keys,
                 elapsed: started.elapsed(),
@@ -145,6 +156,8 @@ impl Reloader {
             snapshot,
             changes,
             transfer: Some(transfer),
+            record: None,
+            replayed: None,
             secrets,
             keys,
             elapsed: started.elapsed(),
@@ -210,13 +223,15 @@ impl Reloader {
             .unwrap_or_else(PoisonError::into_inner);
         let live = self.shared.snapshot.load_full();
         let checked = loaded.and_then(|mut loaded| {
+            let reconciled = self.reconcile(&live, &mut loaded)?;
             let Some(snapshot) = &loaded.snapshot else {
                 // Up to date: the live snapshot stays, as after an unchanged reload.
                 return Ok((loaded, live.serial, Difference::default()));
             };
-            let difference = match &loaded.changes {
-                Some(resolved) => resolved.difference,
-                None => compare(&live, snapshot),
+            let difference = match (&loaded.changes, reconciled) {
+                (Some(resolved), _) => resolved.difference,
+                (None, Some(difference)) => difference,
+                (None, None) => compare(&live, snapshot),
             };
             match check_difference(&live, snapshot, difference, &self.rules, force) {
                 Ok(difference) => {
@@ -245,6 +260,7 @@ impl Reloader {
             difference,
             elapsed: loaded.elapsed,
             difference_time: None,
+            replayed: loaded.replayed,
         };
         if let Some(secrets) = loaded.secrets {
             self.shared.cookies.store(Arc::new(secrets));
@@ -259,6 +275,11 @@ impl Reloader {
                 return Ok(done);
             }
         };
+        // Before the swap: nothing served may depend on memory alone.
+        if let Err(error) = self.journal_install(loaded.record.as_ref()) {
+            stats.reloads_refused[error.reason_index()].add(1);
+            return Err(error);
+        }
         if self.primaries.is_empty() {
             // A secondary's dump is written after the swap; the writer notes when.
             stats.dump_modified_ms.set(snapshot.dump_modified_ms);
@@ -266,10 +287,11 @@ impl Reloader {
         if let Some(gate) = &self.shared.xfr {
             // Before the swap: a transfer that sees the new serial finds its delta.
             let started = Instant::now();
-            let changed = loaded
-                .changes
-                .as_ref()
-                .map(|resolved| resolved.changes.iter().map(|(app, _)| &**app));
+            let changed: Option<Vec<&str>> = match (&loaded.changes, &loaded.record) {
+                (Some(resolved), _) => Some(resolved.changes.iter().map(|(a, _)| &**a).collect()),
+                (None, Some(record)) => Some(record.changes.iter().map(|c| &*c.app).collect()),
+                (None, None) => None,
+            };
             gate.record_reload(&live, &snapshot, changed);
             done.difference_time = Some(started.elapsed());
         }

@@ -7,8 +7,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fxhash::FxHashMap;
-
 use super::http::{self, Health};
 use super::main_loop;
 use super::status::StatusBoard;
@@ -16,9 +14,8 @@ use super::systemd::Notifier;
 use super::{control, Server, TcpLimits};
 use crate::config::Config;
 use crate::cookie::Secrets;
-use crate::journal::Journal;
-use crate::snapshot::guard::serial_is_newer;
-use crate::snapshot::{AppKey, Snapshot, Zone};
+use crate::journal::{replay, Journal};
+use crate::snapshot::{Snapshot, Zone};
 use crate::sys;
 pub use crate::xfr::inbound::client::InitialTransfer;
 use crate::xfr::inbound::secondary::{LastTransfer, RefreshOutcome};
@@ -201,13 +198,16 @@ pub fn serve(
 
 /// Opens the journal at `path` and replays on `snapshot` the changes it holds after the
 /// snapshot's serial (RFC 1982), as one change to the serial of the last: a start serves
-/// every acknowledged UPDATE. A record that does not apply stops the start (a journal that
-/// does not belong to this dump must not be half applied).
+/// every acknowledged UPDATE. A record that does not apply, or a journal that starts after
+/// the dump (changes in neither), stops the start: a journal that does not belong to this
+/// dump must not be half applied. A dump newer than every record supersedes them: the
+/// journal is emptied.
 fn open_journal(path: &Path, snapshot: Snapshot) -> io::Result<(Snapshot, Journal)> {
     let started = Instant::now();
-    let opened = Journal::open(path).map_err(|error| {
-        io::Error::new(error.kind(), format!("journal {}: {error}", path.display()))
-    })?;
+    let failed =
+        |kind, why: String| io::Error::new(kind, format!("journal {}: {why}", path.display()));
+    let mut opened =
+        Journal::open(path).map_err(|error| failed(error.kind(), error.to_string()))?;
     if opened.cut > 0 {
         crate::log!(
             Warning,
@@ -217,55 +217,44 @@ fn open_journal(path: &Path, snapshot: Snapshot) -> io::Result<(Snapshot, Journa
         );
     }
     let records = opened.entries.len();
-    let mut last = snapshot.serial;
-    // App -> its last state, in the order first changed.
-    let mut order: Vec<Box<str>> = Vec::new();
-    let mut state: FxHashMap<Box<str>, Option<Box<str>>> = FxHashMap::default();
-    for entry in opened.entries {
-        if !serial_is_newer(entry.serial, last) {
-            continue;
+    let after = replay::after(&opened.entries, snapshot.serial).map_err(|gap| {
+        let why = format!(
+            "{gap}; start from a dump of serial {} or later, or move the journal away",
+            gap.journal_from
+        );
+        failed(io::ErrorKind::InvalidData, why)
+    })?;
+    let Some(last) = after.last().map(|entry| entry.serial) else {
+        let superseded =
+            opened.entries.last().map(|entry| entry.serial) != Some(snapshot.serial) && records > 0;
+        if superseded {
+            opened
+                .journal
+                .reset()
+                .map_err(|error| failed(error.kind(), format!("cannot empty it: {error}")))?;
         }
-        last = entry.serial;
-        for change in entry.changes {
-            if state.insert(change.app.clone(), change.cluster).is_none() {
-                order.push(change.app);
-            }
-        }
-    }
-    if last == snapshot.serial {
         crate::log!(
             Info,
-            "journal {}: {records} records, none after serial {}",
+            "journal {}: {records} records, none after serial {}{}",
             path.display(),
-            snapshot.serial
+            snapshot.serial,
+            if superseded {
+                ": the dump supersedes them, journal emptied"
+            } else {
+                ""
+            }
         );
         return Ok((snapshot, opened.journal));
-    }
-    let changes: Vec<(&str, Option<&str>)> = order
-        .iter()
-        .map(|app| (&**app, state[app].as_deref()))
-        // An app added and removed again since the dump: nothing to remove.
-        .filter(|(app, cluster)| {
-            cluster.is_some() || snapshot.cluster_of(AppKey::new(app.as_bytes())).is_some()
-        })
-        .collect();
-    let replayed = snapshot
-        .with_changes(last, changes.iter().copied())
-        .map_err(|error| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "journal {}: cannot replay on serial {}: {error}",
-                    path.display(),
-                    snapshot.serial
-                ),
-            )
-        })?;
+    };
+    let (replayed, changes) = replay::replay(&snapshot, after, last).map_err(|error| {
+        let why = format!("cannot replay on serial {}: {error}", snapshot.serial);
+        failed(io::ErrorKind::InvalidData, why)
+    })?;
     crate::log!(
         Info,
         "journal {}: {records} records, {} replayed from serial {} to {last} in {:.1} ms",
         path.display(),
-        crate::log::count(changes.len(), "app change"),
+        crate::log::count(changes, "app change"),
         snapshot.serial,
         started.elapsed().as_secs_f64() * 1e3
     );

@@ -3,7 +3,7 @@
 
 use std::net::UdpSocket;
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use super::{Job, Reply};
@@ -25,7 +25,8 @@ const GROUP: usize = 256;
 /// What the committer thread owns.
 pub(in crate::server) struct Committer {
     pub(in crate::server) shared: Arc<Shared>,
-    pub(in crate::server) journal: Journal,
+    /// Shared with the reloader, which locks it too (always after `installing`).
+    pub(in crate::server) journal: Arc<Mutex<Journal>>,
     pub(in crate::server) inbox: Receiver<Job>,
     /// Per listen address, a copy of a worker's UDP socket to answer from.
     pub(in crate::server) reply_sockets: Vec<UdpSocket>,
@@ -98,7 +99,9 @@ impl Committer {
             .filter_map(|o| o.commit.as_ref().map(|(entry, _)| entry.clone()))
             .collect();
         if !entries.is_empty() {
-            let appended = self.journal.append(&entries);
+            let mut journal = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
+            let appended = journal.append(&entries);
+            drop(journal);
             self.journal_facts();
             if let Err(error) = appended {
                 self.update_stats.journal_errors.add(1);
@@ -137,11 +140,8 @@ impl Committer {
 
     /// The journal's size, for the metrics and status.
     fn journal_facts(&self) {
-        let stats = &self.update_stats;
-        stats.journal_bytes.set(self.journal.len());
-        stats.journal_records.set(self.journal.records());
-        let oldest = self.journal.oldest_serial().map_or(0, u64::from);
-        stats.journal_oldest_serial.set(oldest);
+        let journal = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        journal_facts(&journal, &self.update_stats);
     }
 
     /// Records each commit's difference for IXFR, swaps in the last snapshot and tells the
@@ -225,6 +225,7 @@ impl Committer {
             crate::log::count(changes.len(), "app")
         );
         let entry = Entry {
+            previous: current.serial,
             serial,
             changes: changes
                 .into_iter()
@@ -276,6 +277,14 @@ impl Committer {
             updates.give_back(job.message);
         }
     }
+}
+
+/// The journal's size, for the metrics and status.
+pub(in crate::server) fn journal_facts(journal: &Journal, stats: &UpdateStats) {
+    stats.journal_bytes.set(journal.len());
+    stats.journal_records.set(journal.records());
+    let oldest = journal.oldest_serial().map_or(0, u64::from);
+    stats.journal_oldest_serial.set(oldest);
 }
 
 /// The answer to the UPDATE `message`: its ID, QR, opcode UPDATE and `rcode`, and its zone

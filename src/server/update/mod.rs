@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 
-pub(super) use commit::{spawn_committer, write_answer, Committer};
+pub(super) use commit::{journal_facts, spawn_committer, write_answer, Committer};
 pub(super) use connection::start_connection;
 
 use crate::metrics::UpdateStats;

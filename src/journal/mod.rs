@@ -1,27 +1,35 @@
 //! The journal of acknowledged changes (`--journal PATH`, issue 23): an append-only file of
-//! records, each the changes of one commit and the serial they lead to. A change is
-//! acknowledged only once its record is on disk (fsync); changes that arrive together share
-//! one write and one fsync (group commit).
+//! records, each the changes of one commit, the serial they start from and the serial they
+//! lead to. A change is acknowledged only once its record is on disk (fsync); changes that
+//! arrive together share one write and one fsync (group commit). The journal holds every
+//! change since the dump it was started on: a start (and a reload of an older export, see
+//! [`replay`]) is that dump with the records after its serial replayed.
 //!
 //! A record is length-prefixed and checksummed:
 //!
 //! ```text
-//! magic "CNJ1" (4) | payload length (4, big-endian) | SipHash-2-4 of the payload (8) | payload
-//! payload: serial (4) | changes (4) | per change: app length (1) | app | cluster length (1) | cluster
+//! magic "CNJ2" (4) | payload length (4, big-endian) | SipHash-2-4 of the payload (8) | payload
+//! payload: previous serial (4) | serial (4) | changes (4)
+//!          | per change: app length (1) | app | cluster length (1) | cluster
 //! ```
 //!
 //! A cluster length of 0 deletes the app. A crash can leave a torn record at the end (a
 //! partial write) or garbage after the last good one. Opening reads every record up to the
-//! first that does not check out and cuts the file there: never misread, never a panic.
+//! first that does not check out and cuts the file there: never misread, never a panic. A
+//! file that does not start like a journal is refused, never cut: `--journal` pointed at
+//! the wrong file must not destroy it.
+
+pub mod replay;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::siphash::siphash24;
 
 /// What starts every record.
-const MAGIC: &[u8; 4] = b"CNJ1";
+const MAGIC: &[u8; 4] = b"CNJ2";
 /// Magic, length and checksum.
 const RECORD_HEADER: usize = 4 + 4 + 8;
 /// The checksum's key: fixed, for it guards against torn writes and bit rot, not attackers.
@@ -36,9 +44,11 @@ pub struct Change {
     pub cluster: Option<Box<str>>,
 }
 
-/// The changes of one commit, and the serial the zone has after them.
+/// The changes of one commit, the serial of the zone they apply to and the serial it has
+/// after them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
+    pub previous: u32,
     pub serial: u32,
     pub changes: Vec<Change>,
 }
@@ -52,6 +62,7 @@ pub struct Journal {
     /// Records, and the serial of the first.
     records: u64,
     oldest: Option<u32>,
+    newest: Option<u32>,
 }
 
 /// What opening found.
@@ -84,6 +95,15 @@ impl Journal {
             File::open(directory)?.sync_all()?;
         }
         let total = file.metadata()?.len();
+        let mut start = [0u8; MAGIC.len()];
+        let start_len = fill(&mut file, &mut start)?;
+        if start[..start_len] != MAGIC[..start_len] {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "not a cnamed journal (it does not start with \"CNJ2\"); left untouched",
+            ));
+        }
+        file.seek(SeekFrom::Start(0))?;
         let (entries, good) = read_records(BufReader::new(&mut file))?;
         if good < total {
             file.set_len(good)?;
@@ -96,6 +116,7 @@ impl Journal {
                 len: good,
                 records: entries.len() as u64,
                 oldest: entries.first().map(|entry| entry.serial),
+                newest: entries.last().map(|entry| entry.serial),
             },
             entries,
             cut: total - good,
@@ -124,7 +145,49 @@ impl Journal {
         if self.oldest.is_none() {
             self.oldest = entries.first().map(|entry| entry.serial);
         }
+        if let Some(last) = entries.last() {
+            self.newest = Some(last.serial);
+        }
         Ok(())
+    }
+
+    /// Every record, read back from the file in order (a reload of an older export replays
+    /// them). Reads with positioned reads: the append position stays.
+    pub fn entries(&self) -> io::Result<Vec<Entry>> {
+        let reader = ReadAt {
+            file: &self.file,
+            at: 0,
+            end: self.len,
+        };
+        let (entries, good) = read_records(BufReader::new(reader))?;
+        if good != self.len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the journal changed under us: {good} good bytes of {}",
+                    self.len
+                ),
+            ));
+        }
+        Ok(entries)
+    }
+
+    /// Empties the journal, durably: a dump that supersedes every record has been put in
+    /// service, and a start must not replay them on it.
+    pub fn reset(&mut self) -> io::Result<()> {
+        self.file.set_len(0)?;
+        self.file.seek(SeekFrom::Start(0))?;
+        self.file.sync_all()?;
+        self.len = 0;
+        self.records = 0;
+        self.oldest = None;
+        self.newest = None;
+        Ok(())
+    }
+
+    /// The serial of the last record, if there is one.
+    pub fn newest_serial(&self) -> Option<u32> {
+        self.newest
     }
 
     /// Good records.
@@ -152,6 +215,7 @@ fn encode(entry: &Entry, out: &mut Vec<u8>) -> io::Result<()> {
     let too_long =
         |what: &str| io::Error::new(io::ErrorKind::InvalidInput, format!("{what} too long"));
     let mut payload = Vec::new();
+    payload.extend_from_slice(&entry.previous.to_be_bytes());
     payload.extend_from_slice(&entry.serial.to_be_bytes());
     let count = u32::try_from(entry.changes.len()).map_err(|_| too_long("a commit"))?;
     payload.extend_from_slice(&count.to_be_bytes());
@@ -200,18 +264,40 @@ fn read_records(mut input: impl Read) -> io::Result<(Vec<Entry>, u64)> {
     }
 }
 
+/// Reads `file` from `at` to `end` by positioned reads, leaving its offset alone.
+struct ReadAt<'a> {
+    file: &'a File,
+    at: u64,
+    end: u64,
+}
+
+impl Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = usize::try_from(self.end - self.at).unwrap_or(usize::MAX);
+        let want = buf.len().min(left);
+        let n = self.file.read_at(&mut buf[..want], self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
 /// Fills `buf`; `false` when the input ends first.
 fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
+    Ok(fill(input, buf)? == buf.len())
+}
+
+/// Reads into `buf` until it is full or the input ends; returns how much it holds.
+fn fill(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match input.read(&mut buf[filled..]) {
-            Ok(0) => return Ok(false),
+            Ok(0) => break,
             Ok(n) => filled += n,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) => return Err(error),
         }
     }
-    Ok(true)
+    Ok(filled)
 }
 
 /// The entry of a payload whose checksum matched; `None` if it does not parse whole.
@@ -222,6 +308,7 @@ fn decode(payload: &[u8]) -> Option<Entry> {
         at += n;
         Some(part)
     };
+    let previous = u32::from_be_bytes(take(4)?.try_into().ok()?);
     let serial = u32::from_be_bytes(take(4)?.try_into().ok()?);
     let count = u32::from_be_bytes(take(4)?.try_into().ok()?);
     let mut changes = Vec::new();
@@ -235,7 +322,11 @@ fn decode(payload: &[u8]) -> Option<Entry> {
         let cluster = (!cluster.is_empty()).then_some(cluster);
         changes.push(Change { app, cluster });
     }
-    (at == payload.len()).then_some(Entry { serial, changes })
+    (at == payload.len()).then_some(Entry {
+        previous,
+        serial,
+        changes,
+    })
 }
 
 #[cfg(test)]
@@ -250,7 +341,11 @@ mod tests {
                 cluster: cluster.map(Into::into),
             })
             .collect();
-        Entry { serial, changes }
+        Entry {
+            previous: serial - 1,
+            serial,
+            changes,
+        }
     }
 
     fn temp(name: &str) -> std::path::PathBuf {
@@ -336,5 +431,52 @@ mod tests {
             assert_eq!(opened.entries, entries[..1], "byte {at}");
             assert_eq!(opened.cut as usize, whole.len() - record);
         }
+    }
+
+    /// `--journal` pointed at another file (the dump, say): refused, not a byte cut. A start
+    /// of the magic alone is a torn first write: cut.
+    #[test]
+    fn a_file_that_is_no_journal_is_left_alone() {
+        let path = temp("foreign");
+        let dump = br#"{"serial": 1, "apps": {"1": "eu"}}"#;
+        std::fs::write(&path, dump).unwrap();
+        let error = Journal::open(&path).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        assert!(
+            error.to_string().contains("not a cnamed journal"),
+            "{error}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), dump);
+        std::fs::write(&path, &MAGIC[..3]).unwrap();
+        let opened = Journal::open(&path).unwrap();
+        assert_eq!((opened.entries.len(), opened.cut), (0, 3));
+    }
+
+    /// Records read back while the journal stays open for appending; emptied, it holds
+    /// nothing, on disk too, and appends start over.
+    #[test]
+    fn entries_read_back_and_reset() {
+        let path = temp("reset");
+        let mut journal = Journal::open(&path).unwrap().journal;
+        let first = [entry(2, &[("1", Some("eu"))]), entry(3, &[("2", None)])];
+        journal.append(&first).unwrap();
+        assert_eq!(journal.entries().unwrap(), first);
+        let later = entry(4, &[("3", Some("us"))]);
+        journal.append(std::slice::from_ref(&later)).unwrap();
+        assert_eq!(journal.entries().unwrap().len(), 3);
+        assert_eq!(
+            (journal.oldest_serial(), journal.newest_serial()),
+            (Some(2), Some(4))
+        );
+        journal.reset().unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+        assert!(journal.entries().unwrap().is_empty() && journal.is_empty());
+        assert_eq!(
+            (journal.oldest_serial(), journal.newest_serial()),
+            (None, None)
+        );
+        journal.append(std::slice::from_ref(&later)).unwrap();
+        drop(journal);
+        assert_eq!(Journal::open(&path).unwrap().entries, [later]);
     }
 }
