@@ -6,13 +6,15 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use fxhash::FxHashMap;
+
 use crate::snapshot::{expand_target, Zone};
 use crate::sys::unix_seconds;
 use crate::tsig::{sign_request, Key, ResponseChain};
 use crate::wire::name::{check_label, name_to_wire, Charset};
 use crate::wire::record::push_record_tail;
 use crate::wire::update::{CLASS_ANY, UPDATE};
-use crate::wire::{flags, Class, Header, Rcode, Rtype, MAX_LABEL, MAX_TCP};
+use crate::wire::{flags, Class, Header, Rcode, Rtype, HEADER_LEN, MAX_LABEL, MAX_TCP};
 
 /// How long the server gets to answer (a commit is one fsync; a batch of apps, more).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -75,13 +77,7 @@ pub fn build(
     serial: Option<u32>,
     id: u16,
 ) -> Result<Vec<u8>, String> {
-    // The update section, and how many records it has.
-    let (mut records, mut count) = (Vec::with_capacity(512), 0usize);
-    let mut push = |owner: &[u8], rtype, class, ttl, rdata: &[u8]| {
-        records.extend_from_slice(owner);
-        push_record_tail(&mut records, rtype, class, ttl, &[rdata]);
-        count += 1;
-    };
+    let mut section = Section::default();
     let owner = |service: &[u8], app: &str| -> Result<Vec<u8>, String> {
         check_label(app, Charset::Hostname, MAX_LABEL)
             .map_err(|why| format!("app {app:?} {why}"))?;
@@ -89,28 +85,43 @@ pub fn build(
         owner.extend_from_slice(service);
         owner.push(b'-');
         owner.extend(app.bytes().map(|b| b.to_ascii_lowercase()));
-        owner.extend_from_slice(&zone.apex);
+        owner.extend_from_slice(&ZONE_POINTER);
         Ok(owner)
     };
     match change {
         Change::Set(apps) => {
+            // Where each target was first written: apps on one cluster share them.
+            let mut written: FxHashMap<Vec<u8>, u16> = FxHashMap::default();
+            let records_at = HEADER_LEN + zone.apex.len() + 4;
             for (app, cluster) in apps {
                 check_label(cluster, Charset::Hostname, MAX_LABEL)
                     .map_err(|why| format!("cluster {cluster:?} {why}"))?;
                 for service in &zone.services {
                     let text = String::from_utf8_lossy(service);
                     let target = expand_target(&zone.target_template, &text, cluster);
-                    let target =
-                        name_to_wire(&target).map_err(|why| format!("target {target}: {why}"))?;
+                    let target = name_to_wire(&target.to_ascii_lowercase())
+                        .map_err(|why| format!("target {target}: {why}"))?;
                     let owner = owner(service, app)?;
-                    push(&owner, Rtype::CNAME, Class::IN, zone.cname_ttl, &target);
+                    let rdata_at = records_at + section.records.len() + owner.len() + 10;
+                    let rdata = match written.get(&target) {
+                        Some(&at) => (0xC000 | at).to_be_bytes().to_vec(),
+                        None => {
+                            if let Ok(at) = u16::try_from(rdata_at) {
+                                if at < 0x4000 {
+                                    written.insert(target.clone(), at);
+                                }
+                            }
+                            compressed(&target, &zone.apex)
+                        }
+                    };
+                    section.push(&owner, Rtype::CNAME, Class::IN, zone.cname_ttl, &rdata);
                 }
             }
         }
         Change::Delete(apps) => {
             for app in apps {
                 for service in &zone.services {
-                    push(&owner(service, app)?, Rtype::ANY, CLASS_ANY, 0, &[]);
+                    section.push(&owner(service, app)?, Rtype::ANY, CLASS_ANY, 0, &[]);
                 }
             }
         }
@@ -121,8 +132,15 @@ pub fn build(
         for field in [serial, refresh, retry, expire, zone.negative_ttl] {
             rdata.extend_from_slice(&field.to_be_bytes());
         }
-        push(&zone.apex, Rtype::SOA, Class::IN, zone.negative_ttl, &rdata);
+        section.push(
+            &ZONE_POINTER,
+            Rtype::SOA,
+            Class::IN,
+            zone.negative_ttl,
+            &rdata,
+        );
     }
+    let Section { records, count } = section;
     let count = u16::try_from(count).map_err(|_| "too many apps for one UPDATE")?;
     let mut message = Vec::with_capacity(512);
     message.extend_from_slice(&id.to_be_bytes());
@@ -141,6 +159,52 @@ pub fn build(
         ));
     }
     Ok(message)
+}
+
+/// The update section being written, and how many records it has.
+#[derive(Default)]
+struct Section {
+    records: Vec<u8>,
+    count: usize,
+}
+
+impl Section {
+    fn push(&mut self, owner: &[u8], rtype: Rtype, class: Class, ttl: u32, rdata: &[u8]) {
+        self.records.extend_from_slice(owner);
+        push_record_tail(&mut self.records, rtype, class, ttl, &[rdata]);
+        self.count += 1;
+    }
+}
+
+/// A compression pointer (RFC 1035 §4.1.4) to the zone's name, which the zone section writes
+/// right after the header: names end with it, so that 500 apps fit one message.
+const ZONE_POINTER: [u8; 2] = [0xC0, HEADER_LEN as u8];
+
+/// `name` (wire form) with its longest suffix that is also a suffix of `apex` replaced by a
+/// pointer into the zone section.
+fn compressed(name: &[u8], apex: &[u8]) -> Vec<u8> {
+    let starts = |wire: &[u8]| {
+        let mut at = 0;
+        let mut starts = Vec::new();
+        while at < wire.len() && wire[at] != 0 {
+            starts.push(at);
+            at += 1 + usize::from(wire[at]);
+        }
+        starts
+    };
+    let apex_starts = starts(apex);
+    for at in starts(name) {
+        let found = apex_starts
+            .iter()
+            .find(|&&from| apex[from..].eq_ignore_ascii_case(&name[at..]));
+        if let Some(&from) = found {
+            let pointer = 0xC000 | (HEADER_LEN + from) as u16;
+            let mut out = name[..at].to_vec();
+            out.extend_from_slice(&pointer.to_be_bytes());
+            return out;
+        }
+    }
+    name.to_vec()
 }
 
 /// Sends `message` signed with `key` to `server` over TCP and reads the answer: `Ok` on
@@ -190,4 +254,45 @@ fn exchange(server: SocketAddr, message: &[u8]) -> io::Result<Vec<u8>> {
     let mut answer = vec![0u8; usize::from(u16::from_be_bytes(prefix))];
     stream.read_exact(&mut answer)?;
     Ok(answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::Message;
+    use hickory_proto::rr::RData;
+    use hickory_proto::serialize::binary::BinDecodable;
+
+    /// 500 apps fit one message (names compressed against the zone), and an independent
+    /// decoder reads every record back as written.
+    #[test]
+    fn five_hundred_apps_fit_one_update() {
+        let zone = crate::testing::zone();
+        let apps: Vec<(String, String)> = (0..500)
+            .map(|i| (format!("app-{i:06}"), format!("Cluster{}", i % 7)))
+            .collect();
+        let message = build(&zone, &Change::Set(apps.clone()), Some(7), 1).unwrap();
+        assert!(message.len() < 64 * 1024, "{} bytes", message.len());
+        let decoded = Message::from_bytes(&message).unwrap();
+        let records = decoded.name_servers();
+        assert_eq!(records.len(), 500 * zone.services.len() + 1);
+        for (i, record) in records[..records.len() - 1].iter().enumerate() {
+            let (app, cluster) = &apps[i / zone.services.len()];
+            let service = String::from_utf8_lossy(&zone.services[i % zone.services.len()]);
+            assert_eq!(
+                record.name().to_ascii(),
+                format!("{service}-{app}.apps.example.com.")
+            );
+            let Some(RData::CNAME(target)) = record.data() else {
+                panic!("{record}");
+            };
+            let want = expand_target(&zone.target_template, &service, cluster);
+            assert!(target
+                .0
+                .to_ascii()
+                .eq_ignore_ascii_case(&format!("{want}.")));
+        }
+        let soa = records.last().unwrap();
+        assert_eq!(soa.name().to_ascii(), "apps.example.com.");
+    }
 }

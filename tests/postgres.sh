@@ -9,8 +9,13 @@
 # check, rename); serves it with cnamed; moves 1,000 apps and adds 1,000 in the database,
 # exports again, runs `cnamed reload` and checks every changed name over DNS with dig; then
 # writes half an export over the dump (a crash mid-write without the rename) and checks the
-# reload is refused and nothing changed; then exports N apps (default 10M) and reports the
-# export and reload times. Removes everything at the end.
+# reload is refused and nothing changed. Then real-time changes, the README's outbox recipe
+# (data/postgres): a cnamed primary with a journal fed by the publisher, a cnamed secondary
+# following it; an app created in the database answers on both within 1 s of its commit; an
+# export taken before that commit and reloaded after it keeps the app; 1,000 apps created by
+# 8 concurrent clients, with an export taken while they commit, all answer on both. Last,
+# exports N apps (default 10M) and reports the export and reload times. Removes everything
+# at the end.
 . "$(dirname "$0")/../tests/lib.sh"
 
 big=10000000
@@ -23,7 +28,7 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
 fi
 need dig:bind9-dnsutils
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-build cnamed
+build cnamed cnamed-gen
 cnamed=$bin/cnamed
 
 make_work postgres
@@ -157,6 +162,110 @@ answers "$work/changed"
 [ "$(dig @127.0.0.1 -p "$port" +short apps.example.com SOA | awk '{print $3}')" = "$serial_after" ] \
     || fail "the serial changed"
 grep -q 'still serving' <<<"$line" || fail "no reason given: $line"
+
+step "real time: the outbox recipe, a primary with a journal, a cnamed secondary"
+pg_recipe=$root/data/postgres
+sql < "$pg_recipe/outbox.sql"
+read -r primary_port secondary_port <<< "$(free_ports 2)"
+printf 'key "upd" { algorithm hmac-sha256; secret "%s"; };\n' "$(head -c 32 /dev/urandom | base64)" \
+    > "$work/cnamed/keys"
+rt_dump=$work/cnamed/rt.json
+# The real-time export, as the README runs it: export.sql, cnamed check, rename.
+rt_export() {
+    local tmp
+    tmp=$(mktemp "$work/cnamed/.rt.json.XXXXXX")
+    sql -t -A < "$pg_recipe/export.sql" > "$tmp" || { rm -f "$tmp"; return 1; }
+    "$cnamed" check "${opts[@]}" --dump "$tmp" >/dev/null || { rm -f "$tmp"; return 1; }
+    mv "$tmp" "$1"
+}
+rt_export "$rt_dump"
+"$cnamed" serve "${opts[@]}" --dump "$rt_dump" --listen "127.0.0.1:$primary_port" --threads 1 \
+    --tsig-key-file "$work/cnamed/keys" --update-key upd --journal "$work/cnamed/journal" \
+    --xfr-allow 127.0.0.1 --notify "127.0.0.1:$secondary_port" --control "$work/rt-control" \
+    2>"$work/primary.log" &
+track $!
+for _ in $(seq 1 100); do grep -q serving "$work/primary.log" && break; sleep 0.1; done
+echo "not a dump yet" > "$work/cnamed/secondary.json"
+"$cnamed" serve "${opts[@]}" --dump "$work/cnamed/secondary.json" --threads 1 \
+    --listen "127.0.0.1:$secondary_port" --primary "127.0.0.1:$primary_port" \
+    --tsig-key-file "$work/cnamed/keys" 2>"$work/secondary.log" &
+track $!
+for _ in $(seq 1 100); do grep -q serving "$work/secondary.log" && break; sleep 0.1; done
+soa_of() { dig @127.0.0.1 -p "$1" +short +time=1 +tries=1 apps.example.com SOA | awk '{print $3}'; }
+[ "$(soa_of "$secondary_port")" = "$(soa_of "$primary_port")" ] || fail "the secondary is not in step"
+PSQL="runuser -u nobody -- psql -h $work/sock -U postgres -d cnamed" CNAMED="$cnamed" \
+    CNAMED_OPTS="${opts[*]} --server 127.0.0.1:$primary_port --tsig-key-file $work/cnamed/keys --update-key upd" \
+    CNAMED_PUBLISH_INTERVAL=0.05 "$pg_recipe/cnamed-publish" 2>"$work/publisher.log" &
+track $!
+# target PORT APP: what ws-APP answers there.
+target() { dig @127.0.0.1 -p "$1" +short +time=1 +tries=1 "ws-$2.apps.example.com" CNAME; }
+
+step "an app created in the database answers on the primary and the secondary within 1 s"
+stale=$work/cnamed/stale.json
+rt_export "$stale"            # an export taken before the commit
+committed=$(date +%s%N)
+sql -c "INSERT INTO apps VALUES ('fresh-1', 'mt2')"
+for side in primary secondary; do
+    side_port=$primary_port
+    [ "$side" = primary ] || side_port=$secondary_port
+    until [ "$(target "$side_port" fresh-1)" = "ws-mt2.example.com." ]; do
+        [ $(( ($(date +%s%N) - committed) / 1000000 )) -lt 10000 ] || fail "fresh-1 not on the $side after 10 s"
+        sleep 0.01
+    done
+    live_ms=$(( ($(date +%s%N) - committed) / 1000000 ))
+    echo "  fresh-1 answers on the $side $live_ms ms after its commit" >&2
+    [ "$live_ms" -le 1000 ] || fail "fresh-1 took $live_ms ms to answer on the $side (goal: 1 s)"
+done
+
+step "the export taken before the commit, reloaded after it, keeps the app"
+cp "$stale" "$rt_dump"
+line=$("$cnamed" reload --control "$work/rt-control") || fail "reload: $line"
+echo "  $line" >&2
+grep -q "journal record" <<<"$line" || fail "the stale export was not reconciled: $line"
+[ "$(target "$primary_port" fresh-1)" = "ws-mt2.example.com." ] || fail "the stale export removed fresh-1"
+[ "$(target "$secondary_port" fresh-1)" = "ws-mt2.example.com." ] || fail "fresh-1 left the secondary"
+
+step "1,000 apps created by 8 concurrent clients, an export taken while they commit"
+clients=()
+for client in $(seq 1 8); do
+    # One transaction per app: 1,000 commits racing each other and the publisher.
+    ( for i in $(seq 1 125); do
+          echo "INSERT INTO apps VALUES ('burst-$client-$i', 'mt$(( i % 4 ))');"
+      done | sql ) &
+    clients+=($!)
+    track $!
+done
+sleep 0.3
+rt_export "$work/cnamed/racing.json"
+for client in "${clients[@]}"; do wait "$client" || fail "a client failed"; done
+[ "$(sql -t -A -c "SELECT count(*) FROM apps WHERE app_id LIKE 'burst-%'")" = 1000 ] || fail "not 1000 rows"
+# Published: every outbox row numbered and sent.
+for _ in $(seq 1 600); do
+    [ "$(sql -t -A -c "SELECT count(*) FROM cnamed_outbox")" = 0 ] && break
+    sleep 0.1
+done
+[ "$(sql -t -A -c "SELECT count(*) FROM cnamed_outbox")" = 0 ] || fail "the publisher did not drain the outbox"
+published=$(sql -t -A -c "SELECT position % 4294967296 FROM cnamed_published")
+for _ in $(seq 1 100); do
+    [ "$(soa_of "$secondary_port")" = "$published" ] && break
+    sleep 0.1
+done
+[ "$(soa_of "$primary_port")" = "$published" ] || fail "the primary serves $(soa_of "$primary_port"), not $published"
+[ "$(soa_of "$secondary_port")" = "$published" ] || fail "the secondary serves $(soa_of "$secondary_port"), not $published"
+# The export raced the commits: reloaded now, it loses none of them.
+cp "$work/cnamed/racing.json" "$rt_dump"
+line=$("$cnamed" reload --control "$work/rt-control") || fail "reload: $line"
+echo "  racing export: $line" >&2
+sql -t -A -F ' ' -c "SELECT app_id, cluster FROM apps WHERE app_id LIKE 'burst-%' OR app_id = 'fresh-1'" \
+    > "$work/burst"
+port_saved=$port
+for port in "$primary_port" "$secondary_port"; do answers "$work/burst"; done
+port=$port_saved
+echo "  1,001 apps answer on the primary and the secondary at serial $published" >&2
+# And the latest export is the zone: a reload of it changes nothing.
+rt_export "$rt_dump"
+line=$("$cnamed" reload --control "$work/rt-control") || fail "reload: $line"
+case "$line" in "unchanged: serial $published"*) ;; *) fail "a fresh export differs: $line" ;; esac
 
 step "$big apps: export and reload times"
 sql -c "TRUNCATE apps"
