@@ -378,6 +378,63 @@ fn nsupdate_and_knsupdate_update() {
     }
 }
 
+/// dnspython (Debian's python3-dnspython, run by the system's Python): an app added over TCP,
+/// moved with a prerequisite, and deleted over UDP, each answer's TSIG checked by dnspython
+/// (it raises on a bad one); a prerequisite that fails answers NXRRSET.
+#[test]
+fn dnspython_updates() {
+    let (dump, keys, journal) = (
+        base_dump("update-dnspython"),
+        key_file("update-dnspython"),
+        journal_path("update-dnspython"),
+    );
+    let server = start(&dump, &keys, &journal, &[]);
+    let script = format!(
+        r#"
+import sys, dns.update, dns.query, dns.tsigkeyring, dns.rcode, dns.tsig
+keyring = dns.tsigkeyring.from_text({{"upd": ("hmac-sha256", "{SECRET}")}})
+services = {SERVICES:?}
+port = {port}
+def update(app, cluster=None, require=None):
+    u = dns.update.Update("{ZONE}", keyring=keyring, keyname="upd", keyalgorithm=dns.tsig.HMAC_SHA256)
+    for s in services:
+        if require:
+            u.present(f"{{s}}-{{app}}", "CNAME", f"{{s}}-{{require}}.example.com.")
+        if cluster:
+            u.replace(f"{{s}}-{{app}}", 300, "CNAME", f"{{s}}-{{cluster}}.example.com.")
+        else:
+            u.delete(f"{{s}}-{{app}}")
+    return u
+def send(u, tcp):
+    r = (dns.query.tcp if tcp else dns.query.udp)(u, "127.0.0.1", port=port, timeout=10)
+    return dns.rcode.to_text(r.rcode())
+print(send(update("81", "eu"), True))
+print(send(update("81", "us", require="eu"), True))
+print(send(update("81", "ap", require="eu"), False))
+print(send(update("2"), False))
+"#,
+        port = server.addr.port()
+    );
+    let child = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("/usr/bin/python3 (with python3-dnspython)");
+    let output = wait_output(child, Duration::from_secs(60));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rcodes: Vec<&str> = stdout.lines().collect();
+    assert_eq!(rcodes, ["NOERROR", "NOERROR", "NXRRSET", "NOERROR"]);
+    assert_app(&server, "81", Some("us"));
+    assert_app(&server, "2", None);
+    assert_eq!(serial_of(&server), 103);
+}
+
 /// Waits for `child` (killed past `timeout`, so that no test hangs on a client).
 fn wait_output(child: std::process::Child, timeout: Duration) -> std::process::Output {
     let child = Reaped::new(child);
