@@ -17,8 +17,10 @@
 #      sample answer as cnamed does;
 #   3. `cnamed fetch` (the AXFR client) takes the zone back from it, checking its TSIG
 #      signatures, and gets the dump's mapping;
-# then a wrong key gets NOTAUTH (BADSIG) and an address outside --xfr-allow REFUSED, and cnamed
-# keeps serving. Removes everything at the end.
+# then UPDATEs (`cnamed update`, a second key) add, move and remove apps on cnamed, and each
+# secondary follows them by IXFR and answers as cnamed does; then a wrong key gets NOTAUTH
+# (BADSIG) and an address outside --xfr-allow REFUSED, and cnamed keeps serving. Removes
+# everything at the end.
 . "$(dirname "$0")/../tests/lib.sh"
 
 apps=100000
@@ -33,9 +35,13 @@ read -r primary knot_port nsd_port bind_port <<< "$(free_ports 4)"
 step "cnamed with $apps apps, a TSIG key from tsig-keygen, NOTIFY to three secondaries"
 tsig-keygen -a hmac-sha256 xfr-key > "$work/xfr-key.conf"
 secret=$(sed -n 's/.*secret "\(.*\)";/\1/p' "$work/xfr-key.conf")
+# cnamed's file also holds the key that may UPDATE (the secondaries know only xfr-key).
+cp "$work/xfr-key.conf" "$work/cnamed-keys.conf"
+tsig-keygen -a hmac-sha256 upd >> "$work/cnamed-keys.conf"
 "$bin/cnamed-gen" dump --apps "$apps" --clusters 8 > "$work/apps.json"
 "$bin/cnamed" serve --dump "$work/apps.json" --zone "$zone" --listen "127.0.0.1:$primary" --threads 2 \
-    --xfr-allow 127.0.0.1 --tsig-key-file "$work/xfr-key.conf" --metrics 127.0.0.1:0 \
+    --xfr-allow 127.0.0.1 --tsig-key-file "$work/cnamed-keys.conf" --metrics 127.0.0.1:0 \
+    --update-key upd --journal "$work/journal" \
     --notify "127.0.0.1:$knot_port" --notify "127.0.0.1:$nsd_port" --notify "127.0.0.1:$bind_port" \
     2>"$work/cnamed.log" &
 cnamed_pid=$!
@@ -253,6 +259,57 @@ for name in knot nsd bind; do
         || fail "fetch from $name: the mapping differs: $same"
     echo "$name: fetched by cnamed (TSIG checked), $(grep -c '": "' "$work/fetched-$name.json") apps, the dump's mapping" >&2
 done
+
+step "UPDATEs: Knot, NSD and BIND follow each by IXFR"
+old_serial=$serial
+update() {
+    "$bin/cnamed" update --zone "$zone" --server "127.0.0.1:$primary" \
+        --tsig-key-file "$work/cnamed-keys.conf" --update-key upd "$@" \
+        || fail "cnamed update $*"
+}
+# Three new apps, one moved, one removed: three UPDATEs, three serials.
+update set upd-1 upd1 upd-2 upd1 upd-3 upd2
+moved=$(sed -n '2s/^"\([^"]*\)".*/\1/p' "$work/apps.json")
+[ -n "$moved" ] || fail "no app to move in the dump"
+update set "$moved" upd2
+update delete upd-2
+serial=$((old_serial + 3))
+[ "$(serial_of "$primary")" = "$serial" ] || fail "cnamed serves $(serial_of "$primary"), not $serial"
+for app in upd-1 upd-2 upd-3 "$moved"; do
+    for service in ws sockjs api; do echo "$service-$app.$zone CNAME"; done
+done >> "$work/sample"
+updated_at=$(date +%s%3N)
+pending=(knot nsd bind)
+while [ ${#pending[@]} -gt 0 ]; do
+    elapsed=$(($(date +%s%3N) - updated_at))
+    [ "$elapsed" -le 60000 ] || fail "${pending[*]} not at serial $serial within 60 s"
+    still=()
+    for name in "${pending[@]}"; do
+        if [ "$(serial_of "${ports[$name]}")" = "$serial" ]; then
+            caught_up[$name]=$elapsed
+        else
+            still+=("$name")
+        fi
+    done
+    pending=("${still[@]}")
+    sleep 0.05
+done
+for name in knot nsd bind; do
+    echo "$name: serial $serial served ${caught_up[$name]} ms after the last UPDATE" >&2
+done
+grep -E "UPDATE from|serial $serial," "$work/cnamed.log" | tail -8 | sed 's/^/  /' >&2
+incremental=$(grep -c "(incremental) to .*: serial $serial," "$work/cnamed.log" || true)
+[ "$incremental" -ge 3 ] || fail "only $incremental incremental IXFRs to serial $serial"
+if grep -A1000 "serial $((old_serial + 1))" "$work/cnamed.log" | grep -q "^cnamed: info: AXFR to"; then
+    fail "a secondary needed an AXFR after the UPDATEs"
+fi
+answers "$primary" > "$work/want"
+grep -q "ws-upd-1.$zone.* ws-upd1.example.com." "$work/want" || fail "cnamed does not answer upd-1"
+records=$(dig @127.0.0.1 -p "$primary" -y "$key" "$zone" AXFR \
+    | sed -n 's/.*XFR size: \([0-9]*\) records.*/\1/p')
+check knot "$knot_port"
+check nsd "$nsd_port"
+check bind "$bind_port"
 
 step "a wrong key and an address outside --xfr-allow get nothing"
 out=$(kdig @127.0.0.1 -p "$primary" -y "hmac-sha256:xfr-key:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" "$zone" AXFR 2>&1 || true)
