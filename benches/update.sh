@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# UPDATE latency and throughput against the size of the zone (issue 23): a cnamed primary
+# with a journal (in target/load, on the same disk as the bare fsync measured beside it).
+#
+#   benches/update.sh [--sizes "1000000 10000000"] [--count N]
+#
+# For each size: one app per UPDATE at 100 UPDATEs/s over TCP (N of them, default 1000): the
+# round trip from send to NOERROR (fsync included) p50/p99; then batches of 500 apps per
+# UPDATE, 4 in flight, 200 messages: app changes per second. First, 4 KB append + fdatasync
+# in the same directory: the floor of any durable commit.
+. "$(dirname "$0")/../tests/lib.sh"
+
+sizes="1000000 10000000"
+count=1000
+parse_flags '[--sizes "N ..."] [--count N]' sizes count -- "$@"
+work=$root/target/load
+mkdir -p "$work"
+build cnamed cnamed-gen cnamed-update-load
+read -r port <<< "$(free_ports 1)"
+printf 'key "upd" { algorithm hmac-sha256; secret "%s"; };\n' "$(head -c 32 /dev/urandom | base64)" \
+    > "$work/update-keys"
+
+"$bin/cnamed-update-load" --fsync "$work/fsync-probe" --count "$count"
+for apps in $sizes; do
+    [ -s "$work/apps-$apps.json" ] || "$bin/cnamed-gen" dump --apps "$apps" --clusters 8 > "$work/apps-$apps.json"
+    rm -f "$work/update.journal"
+    : > "$work/update.log"
+    "$bin/cnamed" serve --dump "$work/apps-$apps.json" --listen "127.0.0.1:$port" --threads 1 \
+        --tsig-key-file "$work/update-keys" --update-key upd --journal "$work/update.journal" \
+        2>>"$work/update.log" &
+    pid=$!
+    track "$pid"
+    for _ in $(seq 1 1200); do grep -q serving "$work/update.log" && break; sleep 0.1; done
+    grep -q serving "$work/update.log" || fail "cnamed did not start"
+    echo "== $apps apps" >&2
+    "$bin/cnamed-update-load" --server "127.0.0.1:$port" --keys "$work/update-keys" \
+        --count "$count" --rate 100 --batch 1 --first 1000000000
+    "$bin/cnamed-update-load" --server "127.0.0.1:$port" --keys "$work/update-keys" \
+        --count 200 --rate 0 --batch 500 --pipeline 4 --first 2000000000
+    echo "  RSS $(awk '/VmRSS/ {print $2}' "/proc/$pid/status") KiB, journal $(stat -c %s "$work/update.journal") bytes" >&2
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+done
