@@ -139,6 +139,8 @@ Options:
   --journal PATH             the journal of acknowledged UPDATEs: each is fsynced there
                              before it is answered, and replayed on the dump at start
                              [default: none]
+  --journal-max-size BYTES   past this size the zone is written beside the journal as a
+                             checkpoint and the records it holds dropped [default: 100 MiB]
   --notify ADDR:PORT         secondary sent a NOTIFY after each new serial, repeatable
                              (signed with the first TSIG key, if any) [default: none]
   --primary ADDR:PORT        a primary to transfer the zone from, repeatable, tried in
@@ -181,7 +183,7 @@ accepting, finish the TCP answers already asked for (at most 1 s) and exit.
 ";
 
 /// Every option that takes a value; anything else starting with '-' is unknown.
-const VALUE_FLAGS: [&str; 41] = [
+const VALUE_FLAGS: [&str; 42] = [
     "--dump",
     "--zone",
     "--target",
@@ -211,6 +213,7 @@ const VALUE_FLAGS: [&str; 41] = [
     "--ixfr-history",
     "--update-key",
     "--journal",
+    "--journal-max-size",
     "--notify",
     "--primary",
     "--on-expire",
@@ -353,6 +356,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
             "--ixfr-history" => config.ixfr_history = value(flag, &text, "a number of reloads")?,
             "--update-key" => config.update_keys.push(text),
             "--journal" => config.journal = Some(PathBuf::from(text)),
+            "--journal-max-size" => {
+                config.journal_max_size = value(flag, &text, "a number of bytes")?
+            }
             "--max-transfer-time-in" => {
                 config.max_transfer_time_in = seconds(flag, &text)?;
             }

@@ -128,6 +128,8 @@ pub struct Config {
     pub update_keys: Vec<String>,
     /// The journal of acknowledged changes; required with `update_keys`.
     pub journal: Option<PathBuf>,
+    /// Past this size the journal is checkpointed (`--journal-max-size`).
+    pub journal_max_size: u64,
     /// Secondaries told of each new serial (NOTIFY).
     pub notify: Vec<SocketAddr>,
     /// Primaries to transfer the zone from (`fetch`), in order.
@@ -182,6 +184,7 @@ impl Default for Config {
             ixfr_history: 32,
             update_keys: Vec::new(),
             journal: None,
+            journal_max_size: 100 << 20,
             notify: Vec::new(),
             primary: Vec::new(),
             on_expire: OnExpire::default(),

@@ -779,3 +779,44 @@ fn exports_never_undo_updates() {
         "{stderr}"
     );
 }
+
+/// `--journal-max-size`: past it the zone is written beside the journal as a checkpoint and
+/// the records it holds dropped; after `kill -9` a start from the same (old) dump serves
+/// every acknowledged change: the checkpoint, then the journal after it.
+#[test]
+fn the_journal_is_bounded_by_checkpoints() {
+    let test = "update-checkpoint";
+    let (dump, keys, journal) = (base_dump(test), key_file(test), journal_path(test));
+    let checkpoint = PathBuf::from(format!("{}.checkpoint", journal.display()));
+    let _ = std::fs::remove_file(&checkpoint);
+    let upd = key("upd", SECRET);
+    let flags = ["--journal-max-size", "1000"];
+    let mut server = start(&dump, &keys, &journal, &flags);
+    for i in 0..40u16 {
+        let answer = server.udp(&signed(update(i, set(&format!("c{i}"), "eu")), &upd));
+        assert_eq!(rcode(&answer, i), ResponseCode::NoError);
+    }
+    let line = server.wait_log("journal checkpoint: serial");
+    assert!(checkpoint.exists(), "{line}");
+    // Every record in the journal is after the checkpoint's serial.
+    let at: u32 = line
+        .split("serial ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .expect("the checkpoint's serial");
+    let opened = cnamed::journal::Journal::open(&journal).unwrap();
+    assert!(opened.entries.iter().all(|e| e.serial > at), "{line}");
+    assert!(opened.entries.len() < 40);
+    drop(opened);
+    drop(server);
+    let server = start(&dump, &keys, &journal, &flags);
+    assert!(!server
+        .seen_log("newer than the dump (serial 100): starting from it")
+        .is_empty());
+    assert_eq!(serial_of(&server), 140);
+    for i in 0..40 {
+        assert_app(&server, &format!("c{i}"), Some("eu"));
+    }
+    assert_app(&server, "1", Some("eu"));
+}

@@ -24,9 +24,10 @@ pub mod replay;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::siphash::siphash24;
+use crate::snapshot::guard::serial_is_newer;
 
 /// What starts every record.
 const MAGIC: &[u8; 4] = b"CNJ2";
@@ -57,6 +58,9 @@ pub struct Entry {
 #[derive(Debug)]
 pub struct Journal {
     file: File,
+    path: PathBuf,
+    /// Counts resets: a checkpoint written across one is stale.
+    generation: u64,
     /// Bytes of good records.
     len: u64,
     /// Records, and the serial of the first.
@@ -88,11 +92,7 @@ impl Journal {
             .open(path)?;
         if created {
             // The new file's name must be on disk too, or a crash could lose the journal.
-            let directory = match path.parent() {
-                Some(parent) if !parent.as_os_str().is_empty() => parent,
-                _ => Path::new("."),
-            };
-            File::open(directory)?.sync_all()?;
+            sync_directory(path)?;
         }
         let total = file.metadata()?.len();
         let mut start = [0u8; MAGIC.len()];
@@ -113,6 +113,8 @@ impl Journal {
         Ok(Opened {
             journal: Self {
                 file,
+                path: path.to_path_buf(),
+                generation: 0,
                 len: good,
                 records: entries.len() as u64,
                 oldest: entries.first().map(|entry| entry.serial),
@@ -172,9 +174,15 @@ impl Journal {
         Ok(entries)
     }
 
-    /// Empties the journal, durably: a dump that supersedes every record has been put in
-    /// service, and a start must not replay them on it.
+    /// Empties the journal, durably, and removes its checkpoint: a dump that supersedes
+    /// every record has been put in service, and a start must not replay them on it.
     pub fn reset(&mut self) -> io::Result<()> {
+        self.generation += 1;
+        let checkpoint = checkpoint_path(&self.path);
+        if checkpoint.exists() {
+            std::fs::remove_file(&checkpoint)?;
+            sync_directory(&self.path)?;
+        }
         self.file.set_len(0)?;
         self.file.seek(SeekFrom::Start(0))?;
         self.file.sync_all()?;
@@ -182,6 +190,48 @@ impl Journal {
         self.records = 0;
         self.oldest = None;
         self.newest = None;
+        Ok(())
+    }
+
+    /// Where the journal is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// How many times the journal was reset.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Drops the records up to `serial`, which a checkpoint holds: the records after it go
+    /// to a new file that replaces the journal atomically (a crash leaves the old one or
+    /// the new one, both good with the checkpoint).
+    pub fn drop_through(&mut self, serial: u32) -> io::Result<()> {
+        let entries = self.entries()?;
+        let kept: Vec<&Entry> = entries
+            .iter()
+            .filter(|entry| serial_is_newer(entry.serial, serial))
+            .collect();
+        let mut bytes = Vec::new();
+        for entry in &kept {
+            encode(entry, &mut bytes)?;
+        }
+        let mut name = self.path.clone().into_os_string();
+        name.push(".new");
+        let new_path = PathBuf::from(name);
+        let mut new = File::create(&new_path)?;
+        new.write_all(&bytes)?;
+        new.sync_all()?;
+        drop(new);
+        std::fs::rename(&new_path, &self.path)?;
+        sync_directory(&self.path)?;
+        let mut file = OpenOptions::new().read(true).write(true).open(&self.path)?;
+        file.seek(SeekFrom::End(0))?;
+        self.file = file;
+        self.len = bytes.len() as u64;
+        self.records = kept.len() as u64;
+        self.oldest = kept.first().map(|entry| entry.serial);
+        self.newest = kept.last().map(|entry| entry.serial);
         Ok(())
     }
 
@@ -208,6 +258,22 @@ impl Journal {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+}
+
+/// Where the checkpoint of the journal at `journal` is: beside it, `<journal>.checkpoint`.
+pub fn checkpoint_path(journal: &Path) -> PathBuf {
+    let mut name = journal.as_os_str().to_owned();
+    name.push(".checkpoint");
+    PathBuf::from(name)
+}
+
+/// Makes the names in the directory of `path` durable (a file created, renamed or removed).
+pub fn sync_directory(path: &Path) -> io::Result<()> {
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    File::open(directory)?.sync_all()
 }
 
 /// Appends the record of `entry` to `out`.
@@ -348,7 +414,7 @@ mod tests {
         }
     }
 
-    fn temp(name: &str) -> std::path::PathBuf {
+    fn temp(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("cnamed-journal-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(name);
@@ -478,5 +544,24 @@ mod tests {
         journal.append(std::slice::from_ref(&later)).unwrap();
         drop(journal);
         assert_eq!(Journal::open(&path).unwrap().entries, [later]);
+    }
+
+    /// Dropping the records a checkpoint holds keeps the later ones, on disk, and appends
+    /// go on after them.
+    #[test]
+    fn records_up_to_a_checkpoint_are_dropped() {
+        let path = temp("drop");
+        let mut journal = Journal::open(&path).unwrap().journal;
+        let all: Vec<Entry> = (2..7).map(|s| entry(s, &[("1", Some("eu"))])).collect();
+        journal.append(&all).unwrap();
+        journal.drop_through(4).unwrap();
+        assert_eq!(journal.entries().unwrap(), all[3..]);
+        assert_eq!((journal.oldest_serial(), journal.records()), (Some(5), 2));
+        let later = entry(7, &[("2", None)]);
+        journal.append(std::slice::from_ref(&later)).unwrap();
+        drop(journal);
+        let opened = Journal::open(&path).unwrap();
+        assert_eq!(opened.entries, [all[3].clone(), all[4].clone(), later]);
+        assert_eq!(opened.cut, 0);
     }
 }

@@ -15,6 +15,7 @@
 //! reloads finished, and SIGTERM; it reloads through the `Reloader` (running.rs) and stops
 //! through [`Running::shutdown`]. [`serve`] (serve.rs) puts it all together at start.
 
+mod checkpoint;
 mod control;
 mod dump_writer;
 mod events;
@@ -105,6 +106,8 @@ struct UpdateSetup {
     inbox: Receiver<update::Job>,
     keys: Vec<Vec<u8>>,
     journal: Option<Journal>,
+    /// `--journal-max-size`.
+    journal_max_size: u64,
 }
 
 impl Server {
@@ -155,6 +158,7 @@ impl Server {
                     inbox,
                     keys,
                     journal: None,
+                    journal_max_size: config.journal_max_size,
                 };
                 (Some(updates), Some(setup))
             }
@@ -309,21 +313,29 @@ impl Server {
                 io::Error::new(io::ErrorKind::InvalidInput, "UPDATE needs a journal")
             })?));
             journal = Some(Arc::clone(&shared_journal));
+            let update_stats = self
+                .shared
+                .updates
+                .as_ref()
+                .map(|updates| Arc::clone(&updates.stats))
+                .unwrap_or_default();
+            let checkpointer = checkpoint::Checkpointer {
+                shared: Arc::clone(&self.shared),
+                journal: Arc::clone(&shared_journal),
+                stats: Arc::clone(&update_stats),
+                running: Arc::default(),
+            };
             update::spawn_committer(update::Committer {
                 shared: Arc::clone(&self.shared),
                 journal: shared_journal,
+                checkpoint: (setup.journal_max_size, checkpointer),
                 inbox: setup.inbox,
                 reply_sockets,
                 notify: notify.clone(),
                 update_keys: setup.keys,
                 clusters: self.rules.clusters.clone(),
                 stats: Arc::clone(&self.stats),
-                update_stats: self
-                    .shared
-                    .updates
-                    .as_ref()
-                    .map(|updates| Arc::clone(&updates.stats))
-                    .unwrap_or_default(),
+                update_stats,
             })?;
         }
         let dump_writer = match &self.secondary {

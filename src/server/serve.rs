@@ -102,6 +102,7 @@ pub fn serve(
     }
     let (snapshot, journal) = match &config.journal {
         Some(path) => {
+            let snapshot = newer_checkpoint(path, snapshot, &zone, config.max_dump_size)?;
             let (snapshot, journal) = open_journal(path, snapshot)?;
             (snapshot, Some(journal))
         }
@@ -194,6 +195,39 @@ pub fn serve(
     let stopped = main_loop::handle_until_stop(running, control);
     drop(control_file);
     stopped
+}
+
+/// The newer of `snapshot` (the dump) and the journal's checkpoint, if it has one: what the
+/// journal is replayed on. A checkpoint that does not load stops the start (the records it
+/// holds are no longer in the journal).
+fn newer_checkpoint(
+    journal: &Path,
+    snapshot: Snapshot,
+    zone: &Zone,
+    max_size: u64,
+) -> io::Result<Snapshot> {
+    let path = crate::journal::checkpoint_path(journal);
+    if !path.exists() {
+        return Ok(snapshot);
+    }
+    let checkpoint = Snapshot::load(&path, zone, max_size).map_err(|error| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("journal checkpoint {}: {error}", path.display()),
+        )
+    })?;
+    if !crate::snapshot::guard::serial_is_newer(checkpoint.serial, snapshot.serial) {
+        return Ok(snapshot);
+    }
+    crate::log!(
+        Info,
+        "journal checkpoint {}: serial {}, {} apps, newer than the dump (serial {}): starting from it",
+        path.display(),
+        checkpoint.serial,
+        checkpoint.app_count(),
+        snapshot.serial
+    );
+    Ok(checkpoint)
 }
 
 /// Opens the journal at `path` and replays on `snapshot` the changes it holds after the

@@ -10,6 +10,7 @@ use super::{Job, Reply};
 use crate::answer::signed::sign_response;
 use crate::journal::{Change, Entry, Journal};
 use crate::metrics::{ServerStats, UpdateStats};
+use crate::server::checkpoint::Checkpointer;
 use crate::server::shared::Shared;
 use crate::snapshot::{CnameShape, Snapshot};
 use crate::sys::unix_seconds;
@@ -27,6 +28,8 @@ pub(in crate::server) struct Committer {
     pub(in crate::server) shared: Arc<Shared>,
     /// Shared with the reloader, which locks it too (always after `installing`).
     pub(in crate::server) journal: Arc<Mutex<Journal>>,
+    /// Past this size (`--journal-max-size`), a checkpoint.
+    pub(in crate::server) checkpoint: (u64, Checkpointer),
     pub(in crate::server) inbox: Receiver<Job>,
     /// Per listen address, a copy of a worker's UDP socket to answer from.
     pub(in crate::server) reply_sockets: Vec<UdpSocket>,
@@ -121,6 +124,15 @@ impl Committer {
         }
         if !Arc::ptr_eq(&current, &live) {
             self.publish(&live, &outcomes, &current);
+            let (max_size, checkpointer) = &self.checkpoint;
+            let size = self
+                .journal
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len();
+            if size > *max_size {
+                checkpointer.start(Arc::clone(&current));
+            }
         }
         drop(installing);
         let elapsed = started.elapsed();
