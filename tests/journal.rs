@@ -18,6 +18,7 @@ fn commit(serial: u32) -> Entry {
     let changes = (0..1 + serial % 50)
         .map(|i| Change {
             app: format!("app-{serial}-{i}").into(),
+            before: (i % 3 == 0).then(|| "old".into()),
             cluster: (i % 7 != 0).then(|| format!("c{}", i % 4).into()),
         })
         .collect();

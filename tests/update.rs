@@ -820,3 +820,136 @@ fn the_journal_is_bounded_by_checkpoints() {
     }
     assert_app(&server, "1", Some("eu"));
 }
+
+/// An IXFR request for `serial` over TCP, signed with `key`: the records of every message,
+/// read until the transfer's last SOA (of `current`, the serial served).
+fn ixfr_records(server: &Cnamed, serial: u32, current: u32, key: &Key) -> Vec<Record> {
+    let apex = name(ZONE);
+    let mut query = Message::new();
+    query.set_id(7);
+    query.add_query(hickory_proto::op::Query::query(
+        apex.clone(),
+        RecordType::IXFR,
+    ));
+    let soa = SOA::new(
+        name("ns1.example.com."),
+        name("hostmaster.apps.example.com."),
+        serial,
+        3600,
+        600,
+        604800,
+        60,
+    );
+    query.add_name_server(Record::from_rdata(apex, 0, RData::SOA(soa)));
+    let mut stream = server.tcp_connect();
+    stream
+        .write_all(&frame(&signed(query.to_bytes().unwrap(), key)))
+        .unwrap();
+    let mut records: Vec<Record> = Vec::new();
+    let at_current = |records: &[Record]| {
+        records
+            .iter()
+            .filter(|r| matches!(r.data(), Some(RData::SOA(soa)) if soa.serial() == current))
+            .count()
+    };
+    // AXFR-style ends at the second SOA of the current serial; incremental (an SOA second)
+    // at the third.
+    let done = |records: &[Record]| {
+        let incremental = records
+            .get(1)
+            .is_some_and(|r| r.record_type() == RecordType::SOA);
+        at_current(records) >= if incremental { 3 } else { 2 }
+    };
+    while !done(&records) {
+        let frame = read_frame(&mut stream).expect("the transfer goes on");
+        let message = Message::from_bytes(&frame).expect("hickory decodes every message");
+        assert_eq!(message.response_code(), ResponseCode::NoError);
+        records.extend(message.answers().iter().cloned());
+    }
+    records
+}
+
+/// (name, cluster target) of the CNAMEs between the `from`th and `to`th SOA records.
+fn cnames_between(records: &[Record], from: usize, to: usize) -> Vec<(String, String)> {
+    let soas: Vec<usize> = (0..records.len())
+        .filter(|&i| records[i].record_type() == RecordType::SOA)
+        .collect();
+    let mut cnames: Vec<(String, String)> = records[soas[from] + 1..soas[to]]
+        .iter()
+        .filter_map(|r| match r.data() {
+            Some(RData::CNAME(target)) => Some((r.name().to_ascii(), target.0.to_ascii())),
+            _ => None,
+        })
+        .collect();
+    cnames.sort();
+    cnames
+}
+
+fn expect(apps: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut cnames: Vec<(String, String)> = apps
+        .iter()
+        .flat_map(|(app, cluster)| {
+            SERVICES.iter().map(move |s| {
+                (
+                    format!("{s}-{app}.{ZONE}"),
+                    format!("{s}-{cluster}.example.com."),
+                )
+            })
+        })
+        .collect();
+    cnames.sort();
+    cnames
+}
+
+/// IXFR from a serial the history in memory no longer has (`--ixfr-history 1`) is answered
+/// from the journal, as one condensed difference (RFC 1995 §4); from a serial older than the
+/// journal, AXFR-style.
+#[test]
+fn ixfr_is_answered_from_the_journal() {
+    let test = "update-ixfr";
+    let (dump, keys, journal) = (base_dump(test), key_file(test), journal_path(test));
+    let upd = key("upd", SECRET);
+    let flags = ["--xfr-allow", "127.0.0.1", "--ixfr-history", "1"];
+    let mut server = start(&dump, &keys, &journal, &flags);
+    let mut move_1 = delete("1");
+    move_1.extend(set("1", "us"));
+    for (id, updates) in [
+        (1, set("10", "eu")),
+        (2, move_1),
+        (3, delete("2")),
+        (4, set("11", "eu")),
+    ] {
+        let answer = server.tcp(&signed(update(id, updates), &upd));
+        assert_eq!(rcode(&answer, id), ResponseCode::NoError);
+    }
+    assert_eq!(serial_of(&server), 104);
+    // From the dump's serial: every change since, condensed.
+    let records = ixfr_records(&server, 100, 104, &upd);
+    let serials: Vec<u32> = records
+        .iter()
+        .filter_map(|r| match r.data() {
+            Some(RData::SOA(soa)) => Some(soa.serial()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(serials, [104, 100, 104, 104]);
+    assert_eq!(
+        cnames_between(&records, 1, 2),
+        expect(&[("1", "eu"), ("2", "us")])
+    );
+    assert_eq!(
+        cnames_between(&records, 2, 3),
+        expect(&[("1", "us"), ("10", "eu"), ("11", "eu")])
+    );
+    server.wait_log("IXFR from 100 (incremental)");
+    // From the middle of the journal.
+    let records = ixfr_records(&server, 102, 104, &upd);
+    assert_eq!(cnames_between(&records, 1, 2), expect(&[("2", "us")]));
+    assert_eq!(cnames_between(&records, 2, 3), expect(&[("11", "eu")]));
+    // Older than the journal: the whole zone.
+    let records = ixfr_records(&server, 99, 104, &upd);
+    assert_eq!(
+        cnames_between(&records, 0, 1),
+        expect(&[("1", "us"), ("10", "eu"), ("11", "eu")])
+    );
+}

@@ -10,10 +10,13 @@
 //! ```text
 //! magic "CNJ2" (4) | payload length (4, big-endian) | SipHash-2-4 of the payload (8) | payload
 //! payload: previous serial (4) | serial (4) | changes (4)
-//!          | per change: app length (1) | app | cluster length (1) | cluster
+//!          | per change: app length (1) | app | before length (1) | cluster before
+//!                        | cluster length (1) | cluster
 //! ```
 //!
-//! A cluster length of 0 deletes the app. A crash can leave a torn record at the end (a
+//! A cluster length of 0 deletes the app; a before length of 0: the app was not there. The
+//! cluster before makes each record a whole difference, so IXFR is answered from the
+//! journal. A crash can leave a torn record at the end (a
 //! partial write) or garbage after the last good one. Opening reads every record up to the
 //! first that does not check out and cuts the file there: never misread, never a panic. A
 //! file that does not start like a journal is refused, never cut: `--journal` pointed at
@@ -38,10 +41,12 @@ const CHECKSUM_KEY: [u8; 16] = *b"cnamed-journal-1";
 /// The longest payload read back: larger lengths are damage, not records.
 const MAX_PAYLOAD: usize = 64 << 20;
 
-/// One app's new state: its cluster, or `None` when it is deleted.
+/// One app's change: its cluster before (`None`: it was not there) and after (`None`: it
+/// is deleted).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
     pub app: Box<str>,
+    pub before: Option<Box<str>>,
     pub cluster: Option<Box<str>>,
 }
 
@@ -286,8 +291,9 @@ fn encode(entry: &Entry, out: &mut Vec<u8>) -> io::Result<()> {
     let count = u32::try_from(entry.changes.len()).map_err(|_| too_long("a commit"))?;
     payload.extend_from_slice(&count.to_be_bytes());
     for change in &entry.changes {
+        let before = change.before.as_deref().unwrap_or("");
         let cluster = change.cluster.as_deref().unwrap_or("");
-        for text in [&*change.app, cluster] {
+        for text in [&*change.app, before, cluster] {
             let len = u8::try_from(text.len()).map_err(|_| too_long("a name"))?;
             payload.push(len);
             payload.extend_from_slice(text.as_bytes());
@@ -384,9 +390,13 @@ fn decode(payload: &[u8]) -> Option<Entry> {
             std::str::from_utf8(take(len)?).ok().map(Box::<str>::from)
         };
         let app = text()?;
+        let before = text()?;
         let cluster = text()?;
-        let cluster = (!cluster.is_empty()).then_some(cluster);
-        changes.push(Change { app, cluster });
+        changes.push(Change {
+            app,
+            before: (!before.is_empty()).then_some(before),
+            cluster: (!cluster.is_empty()).then_some(cluster),
+        });
     }
     (at == payload.len()).then_some(Entry {
         previous,
@@ -404,6 +414,7 @@ mod tests {
             .iter()
             .map(|(app, cluster)| Change {
                 app: (*app).into(),
+                before: None,
                 cluster: cluster.map(Into::into),
             })
             .collect();

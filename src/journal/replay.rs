@@ -80,7 +80,7 @@ pub fn replay(
 }
 
 /// Every app whose cluster differs from `old` to `new` (added, moved or removed), with its
-/// state in `new`: the record that leads from one to the other. Walks both zones.
+/// state in both: the record that leads from one to the other. Walks both zones.
 pub fn changes_between(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
     let text = |key: AppKey<'_>| -> Box<str> {
         match key {
@@ -95,14 +95,16 @@ pub fn changes_between(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
         if before != now {
             changes.push(Change {
                 app: text(app),
+                before: before.map(Into::into),
                 cluster: now.map(Into::into),
             });
         }
     }
-    for (app, _) in old.app_entries() {
+    for (app, cluster) in old.app_entries() {
         if new.cluster_of(app).is_none() {
             changes.push(Change {
                 app: text(app),
+                before: old.cluster_name(cluster).map(Into::into),
                 cluster: None,
             });
         }

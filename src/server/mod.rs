@@ -313,6 +313,9 @@ impl Server {
                 io::Error::new(io::ErrorKind::InvalidInput, "UPDATE needs a journal")
             })?));
             journal = Some(Arc::clone(&shared_journal));
+            if let Some(gate) = &self.shared.xfr {
+                gate.set_journal(Arc::clone(&shared_journal));
+            }
             let update_stats = self
                 .shared
                 .updates

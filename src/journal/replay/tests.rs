@@ -20,9 +20,18 @@ fn entry(previous: u32, serial: u32, changes: &[(&str, Option<&str>)]) -> Entry 
             .iter()
             .map(|(app, cluster)| Change {
                 app: (*app).into(),
+                before: None,
                 cluster: cluster.map(Into::into),
             })
             .collect(),
+    }
+}
+
+fn change(app: &str, before: Option<&str>, cluster: Option<&str>) -> Change {
+    Change {
+        app: app.into(),
+        before: before.map(Into::into),
+        cluster: cluster.map(Into::into),
     }
 }
 
@@ -107,12 +116,12 @@ fn changes_between_lists_what_differs() {
     let new = snapshot(2, &[("1", "us"), ("2", "eu"), ("app-y", "eu")]);
     let mut changes = changes_between(&old, &new);
     changes.sort_by(|a, b| a.app.cmp(&b.app));
-    let expected = entry(
-        0,
-        0,
-        &[("2", Some("eu")), ("app-x", None), ("app-y", Some("eu"))],
-    );
-    assert_eq!(changes, expected.changes);
+    let expected = [
+        change("2", Some("us"), Some("eu")),
+        change("app-x", Some("eu"), None),
+        change("app-y", None, Some("eu")),
+    ];
+    assert_eq!(changes, expected);
     assert!(changes_between(&old, &old).is_empty());
     // Cluster indexes differ between snapshots: names are compared.
     let reordered = snapshot(3, &[("app-x", "eu"), ("2", "us"), ("1", "us")]);
@@ -155,7 +164,12 @@ fn an_older_export_keeps_the_journaled_changes() {
     );
     let mut record = record.expect("a record");
     record.changes.sort_by(|a, b| a.app.cmp(&b.app));
-    assert_eq!(record, entry(12, 13, &[("2", None), ("app-z", Some("us"))]));
+    let changes = [
+        change("2", Some("us"), None),
+        change("app-z", None, Some("us")),
+    ];
+    assert_eq!((record.previous, record.serial), (12, 13));
+    assert_eq!(record.changes, changes);
 }
 
 #[test]

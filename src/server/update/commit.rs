@@ -12,7 +12,7 @@ use crate::journal::{Change, Entry, Journal};
 use crate::metrics::{ServerStats, UpdateStats};
 use crate::server::checkpoint::Checkpointer;
 use crate::server::shared::Shared;
-use crate::snapshot::{CnameShape, Snapshot};
+use crate::snapshot::{AppKey, CnameShape, Snapshot};
 use crate::sys::unix_seconds;
 use crate::tsig::{self, Key, Verdict};
 use crate::update::{judge, Judged, Policy};
@@ -241,7 +241,17 @@ impl Committer {
             serial,
             changes: changes
                 .into_iter()
-                .map(|(app, cluster)| Change { app, cluster })
+                .map(|(app, cluster)| {
+                    let before = current
+                        .cluster_of(AppKey::new(app.as_bytes()))
+                        .and_then(|index| current.cluster_name(index))
+                        .map(Into::into);
+                    Change {
+                        app,
+                        before,
+                        cluster,
+                    }
+                })
                 .collect(),
         };
         Outcome {

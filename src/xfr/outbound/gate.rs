@@ -3,12 +3,14 @@
 
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use arc_swap::ArcSwapOption;
 
 use super::history::{Delta, History};
 use super::{Prefix, RequestKind, XfrStats};
+use crate::journal::replay::after;
+use crate::journal::Journal;
 use crate::snapshot::guard::serial_is_newer;
 use crate::snapshot::Snapshot;
 use crate::sys::unix_seconds;
@@ -57,6 +59,9 @@ pub struct Gate {
     stats: Arc<XfrStats>,
     /// What the last reloads changed, for IXFR.
     history: Mutex<History>,
+    /// With UPDATE, the journal: IXFR from a serial the history no longer has is answered
+    /// from it.
+    journal: OnceLock<Arc<Mutex<Journal>>>,
 }
 
 impl Gate {
@@ -70,7 +75,13 @@ impl Gate {
             limits: DEFAULT_LIMITS,
             stats: Arc::default(),
             history: Mutex::new(History::new(history)),
+            journal: OnceLock::new(),
         }
+    }
+
+    /// Answers IXFR from `journal` too, for serials the history does not reach.
+    pub fn set_journal(&self, journal: Arc<Mutex<Journal>>) {
+        let _ = self.journal.set(journal);
     }
 
     /// At most `per_address` transfers at once to one address (0: no cap but the total).
@@ -118,11 +129,36 @@ impl Gate {
     /// How to answer an IXFR from `serial` with `snapshot`: the deltas to send (none: the
     /// client is current), or `None` for the whole zone.
     pub fn ixfr_path(&self, serial: u32, snapshot: &Snapshot) -> Option<Vec<Arc<Delta>>> {
+        self.ixfr_path_in_memory(serial, snapshot)
+            .or_else(|| self.journal_path(serial, snapshot))
+    }
+
+    /// [`Self::ixfr_path`] from the history in memory alone: no file read.
+    pub fn ixfr_path_in_memory(&self, serial: u32, snapshot: &Snapshot) -> Option<Vec<Arc<Delta>>> {
         if serial == snapshot.serial || serial_is_newer(serial, snapshot.serial) {
             return Some(Vec::new());
         }
         let history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
         history.path(serial, snapshot.serial)
+    }
+
+    /// The difference from `serial` to `snapshot`, condensed from the journal: when its
+    /// records lead from exactly `serial` to the serial served.
+    fn journal_path(&self, serial: u32, snapshot: &Snapshot) -> Option<Vec<Arc<Delta>>> {
+        let journal = self.journal.get()?;
+        let entries = journal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entries()
+            .ok()?;
+        let records = after(&entries, serial).ok()?;
+        let (first, last) = (records.first()?, records.last()?);
+        if first.previous != serial || last.serial != snapshot.serial {
+            return None;
+        }
+        Some(vec![Arc::new(Delta::from_journal(
+            serial, snapshot, records,
+        ))])
     }
 
     /// The transfer counters.

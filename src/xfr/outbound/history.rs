@@ -6,9 +6,15 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use fxhash::FxHashMap;
+
 use super::message::{target_suffixes, Suffix};
+use crate::journal::Entry;
 use crate::snapshot::guard::serial_is_newer;
-use crate::snapshot::{AppKey, Snapshot};
+use crate::snapshot::{expand_target, AppKey, Snapshot, Zone};
+use crate::wire::name::name_to_wire;
+use crate::wire::record::push_record_tail;
+use crate::wire::{Class, Rtype};
 
 /// An app ID held by a delta.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,6 +60,35 @@ impl Side {
             apps: Vec::new(),
             cnames: records().map(|record| record.map(Box::from)).collect(),
             suffixes: target_suffixes(records(), &snapshot.zone.apex),
+        }
+    }
+
+    /// No apps yet, and the CNAME records of `clusters` (lower-case names) in `zone`; a
+    /// name that makes no target has none.
+    fn of_clusters(zone: &Zone, clusters: &[&str]) -> Self {
+        let mut cnames = Vec::with_capacity(clusters.len() * zone.services.len());
+        for cluster in clusters {
+            for service in &zone.services {
+                let service = std::str::from_utf8(service).unwrap_or_default();
+                let target = expand_target(&zone.target_template, service, cluster);
+                cnames.push(name_to_wire(&target).ok().map(|wire| {
+                    let mut record = Vec::new();
+                    push_record_tail(
+                        &mut record,
+                        Rtype::CNAME,
+                        Class::IN,
+                        zone.cname_ttl,
+                        &[&wire],
+                    );
+                    record.into_boxed_slice()
+                }));
+            }
+        }
+        let suffixes = target_suffixes(cnames.iter().map(Option::as_deref), &zone.apex);
+        Self {
+            apps: Vec::new(),
+            cnames,
+            suffixes,
         }
     }
 
@@ -137,6 +172,55 @@ impl Delta {
         Self {
             from: old.serial,
             to: new.serial,
+            removed,
+            added,
+        }
+    }
+
+    /// The difference from serial `from` to `current`, condensed from the journal's
+    /// `records` (every record after `from`, the first starting at it): per app, its
+    /// cluster before the first record that touches it and in `current` (RFC 1995 §4
+    /// allows a condensed difference).
+    pub fn from_journal(from: u32, current: &Snapshot, records: &[Entry]) -> Self {
+        let mut first_before: FxHashMap<&str, Option<&str>> = FxHashMap::default();
+        let mut order: Vec<&str> = Vec::new();
+        for change in records.iter().flat_map(|record| &record.changes) {
+            first_before.entry(&change.app).or_insert_with(|| {
+                order.push(&change.app);
+                change.before.as_deref()
+            });
+        }
+        let zone = &current.zone;
+        // The clusters apps left, by name: one may be gone from the zone now.
+        let mut old_names: Vec<&str> = Vec::new();
+        let mut removed_apps = Vec::new();
+        let mut added = Side::of(current);
+        for app in order {
+            let key = AppKey::new(app.as_bytes());
+            let now = current.cluster_of(key);
+            let before = first_before[app];
+            if before.is_some() && before == now.and_then(|c| current.cluster_name(c)) {
+                continue;
+            }
+            if let Some(before) = before {
+                let index = old_names
+                    .iter()
+                    .position(|n| *n == before)
+                    .unwrap_or_else(|| {
+                        old_names.push(before);
+                        old_names.len() - 1
+                    });
+                removed_apps.push((OwnedKey::new(key), index as u32));
+            }
+            if let Some(now) = now {
+                added.apps.push((OwnedKey::new(key), now));
+            }
+        }
+        let mut removed = Side::of_clusters(zone, &old_names);
+        removed.apps = removed_apps;
+        Self {
+            from,
+            to: current.serial,
             removed,
             added,
         }

@@ -35,7 +35,11 @@ pub fn answer_over_udp(
     };
     let limit = out.len().min(PLAIN_UDP);
     let out = &mut out[..limit];
-    let deltas = gate.ixfr_path(serial, snapshot).unwrap_or_default();
+    // The history in memory only: a worker does not read the journal (the SOA alone sends
+    // the client to TCP, RFC 1995 §2).
+    let deltas = gate
+        .ixfr_path_in_memory(serial, snapshot)
+        .unwrap_or_default();
     let mut scratch = [0u8; PLAIN_UDP];
     // The first of these that fits, signed when the request was: the differences, the SOA
     // alone, the question alone.
