@@ -6,8 +6,11 @@
 #
 # For each size: one app per UPDATE at 100 UPDATEs/s over TCP (N of them, default 1000): the
 # round trip from send to NOERROR (fsync included) p50/p99; then batches of 500 apps per
-# UPDATE, 4 in flight, 200 messages: app changes per second. First, 4 KB append + fdatasync
-# in the same directory: the floor of any durable commit.
+# UPDATE, 4 in flight, 200 messages: app changes per second. Then UDP queries (cnamed-load,
+# CNAME hits and misses, 10 s) quiet and while 40 UPDATEs of 500 apps a second arrive (20,000
+# app changes/s, two folds of the overlay on the way): q/s, their ratio, p99, the folds' times
+# and the peak RSS. cnamed has one worker pinned to core 0, the clients run on core 1. First,
+# 4 KB append + fdatasync in the same directory: the floor of any durable commit.
 . "$(dirname "$0")/../tests/lib.sh"
 
 sizes="1000000 10000000"
@@ -25,7 +28,9 @@ for apps in $sizes; do
     [ -s "$work/apps-$apps.json" ] || "$bin/cnamed-gen" dump --apps "$apps" --clusters 8 > "$work/apps-$apps.json"
     rm -f "$work/update.journal"
     : > "$work/update.log"
-    "$bin/cnamed" serve --dump "$work/apps-$apps.json" --listen "127.0.0.1:$port" --threads 1 \
+    [ -s "$work/queries-$apps.txt" ] \
+        || "$bin/cnamed-gen" queries --apps "$apps" --count 1000000 --mix mixed > "$work/queries-$apps.txt"
+    taskset -c 0 "$bin/cnamed" serve --dump "$work/apps-$apps.json" --listen "127.0.0.1:$port" --threads 1 \
         --tsig-key-file "$work/update-keys" --update-key upd --journal "$work/update.journal" \
         2>>"$work/update.log" &
     pid=$!
@@ -37,7 +42,24 @@ for apps in $sizes; do
         --count "$count" --rate 100 --batch 1 --first 1000000000
     "$bin/cnamed-update-load" --server "127.0.0.1:$port" --keys "$work/update-keys" \
         --count 200 --rate 0 --batch 500 --pipeline 4 --first 2000000000
-    echo "  RSS $(awk '/VmRSS/ {print $2}' "/proc/$pid/status") KiB, journal $(stat -c %s "$work/update.journal") bytes" >&2
+    load() {
+        taskset -c 1 "$bin/cnamed-load" --server "127.0.0.1:$port" --queries "$work/queries-$apps.txt" \
+            --duration 10 --warmup 1
+    }
+    quiet=$(load)
+    echo "  queries, quiet:        $quiet"
+    taskset -c 1 "$bin/cnamed-update-load" --server "127.0.0.1:$port" --keys "$work/update-keys" \
+        --count 440 --rate 40 --batch 500 --pipeline 4 --first 3000000000 > "$work/update-during.txt" &
+    writer=$!
+    sleep 0.5
+    busy=$(load)
+    wait "$writer"
+    echo "  queries, with UPDATEs: $busy"
+    echo "  UPDATEs meanwhile: $(cat "$work/update-during.txt")"
+    qps() { sed -n 's/.*qps=\([0-9.]*\).*/\1/p' <<<"$1"; }
+    echo "  q/s with UPDATEs / quiet: $(echo "scale=3; $(qps "$busy") / $(qps "$quiet")" | bc)"
+    grep -E "folded" "$work/update.log" | sed 's/^/  /' || true
+    echo "  RSS $(awk '/VmRSS/ {print $2}' "/proc/$pid/status") KiB, peak $(awk '/VmHWM/ {print $2}' "/proc/$pid/status") KiB, journal $(stat -c %s "$work/update.journal") bytes"
     kill "$pid"
     wait "$pid" 2>/dev/null || true
 done
