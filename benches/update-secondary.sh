@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# A cnamed secondary following UPDATEs at scale (issue 23): a primary with a journal and a
+# cnamed secondary (--primary) at N apps; `cnamed update` changes 1 app, then 1,000 apps in
+# one UPDATE; for each, the secondary's own log line (IXFR bytes, time to build the snapshot:
+# the overlay) and its RSS steady and at peak (VmHWM) around the apply.
+#
+#   benches/update-secondary.sh [--apps N]
+. "$(dirname "$0")/../tests/lib.sh"
+
+apps=10000000
+parse_flags "[--apps N]" apps -- "$@"
+build cnamed cnamed-gen
+work=$root/target/load
+mkdir -p "$work"
+read -r primary secondary <<< "$(free_ports 2)"
+printf 'key "upd" { algorithm hmac-sha256; secret "%s"; };\n' "$(head -c 32 /dev/urandom | base64)" \
+    > "$work/update-keys"
+[ -s "$work/apps-$apps.json" ] || "$bin/cnamed-gen" dump --apps "$apps" --clusters 8 > "$work/apps-$apps.json"
+rm -f "$work/secondary.journal"
+: > "$work/us-primary.log"
+: > "$work/us-secondary.log"
+"$bin/cnamed" serve --dump "$work/apps-$apps.json" --listen "127.0.0.1:$primary" --threads 1 \
+    --tsig-key-file "$work/update-keys" --update-key upd --journal "$work/secondary.journal" \
+    --xfr-allow 127.0.0.1 --notify "127.0.0.1:$secondary" 2>>"$work/us-primary.log" &
+track $!
+for _ in $(seq 1 1200); do grep -q serving "$work/us-primary.log" && break; sleep 0.1; done
+echo "not a dump yet" > "$work/us-secondary.json"
+"$bin/cnamed" serve --dump "$work/us-secondary.json" --listen "127.0.0.1:$secondary" --threads 1 \
+    --primary "127.0.0.1:$primary" --tsig-key-file "$work/update-keys" 2>>"$work/us-secondary.log" &
+pid=$!
+track "$pid"
+for _ in $(seq 1 3000); do grep -q serving "$work/us-secondary.log" && break; sleep 0.1; done
+grep -q serving "$work/us-secondary.log" || fail "the secondary did not start"
+sleep 5   # its dump written, memory settled
+soa() { dig @127.0.0.1 -p "$1" +short +time=1 +tries=1 apps.example.com SOA | awk '{print $3}'; }
+status_kib() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$pid/status"; }
+seen=0
+for batch in 1 1000; do
+    steady=$(status_kib VmRSS)
+    # At most 500 apps fit one UPDATE: 1,000 go in two, back to back (one IXFR, or two).
+    for first in $(seq 1 500 "$batch"); do
+        apps_args=()
+        for i in $(seq "$first" $((first + 499 < batch ? first + 499 : batch))); do
+            apps_args+=("$((900000000 + batch * 1000 + i))" mt9)
+        done
+        "$bin/cnamed" update --server "127.0.0.1:$primary" --tsig-key-file "$work/update-keys" \
+            --update-key upd set "${apps_args[@]}"
+    done
+    serial=$(soa "$primary")
+    for _ in $(seq 1 500); do [ "$(soa "$secondary")" = "$serial" ] && break; sleep 0.01; done
+    [ "$(soa "$secondary")" = "$serial" ] || fail "the secondary is not at $serial"
+    grep "IXFR from .*: serial" "$work/us-secondary.log" | tail -n +$((seen + 1)) \
+        | sed "s/^cnamed: info: /$apps apps, $batch app(s) changed: /"
+    seen=$(grep -c "IXFR from .*: serial" "$work/us-secondary.log")
+    echo "  RSS steady $steady KiB, after $(status_kib VmRSS) KiB, peak so far $(status_kib VmHWM) KiB"
+done
