@@ -67,6 +67,35 @@ fn bench_lookup(c: &mut Criterion) {
     group.finish();
 }
 
+/// CNAME hits at 1M apps with an empty overlay and with a 100k-entry one (100k apps moved,
+/// spread over the zone, as UPDATEs leave it before a fold): the lookup cost an overlay adds.
+fn bench_lookup_overlay(c: &mut Criterion) {
+    let zone = zone();
+    let apps = 1_000_000u64;
+    let plain = Snapshot::from_json(dump(apps).as_bytes(), &zone).unwrap();
+    let ids: Vec<String> = (0..100_000u64)
+        .map(|i| (FIRST_APP + i * 10).to_string())
+        .collect();
+    let with_overlay = plain
+        .with_changes(2, ids.iter().map(|id| (id.as_str(), Some("moved"))))
+        .unwrap();
+    assert_eq!(with_overlay.overlay_len(), 100_000);
+    let labels = labels(apps);
+    let mut group = c.benchmark_group("lookup_overlay_1M");
+    group.throughput(Throughput::Elements(1));
+    for (name, snapshot) in [("empty", &plain), ("100k_entries", &with_overlay)] {
+        assert!(labels.iter().all(|label| snapshot.cname(label).is_some()));
+        let mut next = 0;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                next = (next + 1) % labels.len();
+                snapshot.cname(black_box(&labels[next])).map(<[u8]>::len)
+            })
+        });
+    }
+    group.finish();
+}
+
 /// A dump of `apps` string IDs as `cnamed-gen --ids strings` writes them (8-30 bytes, about
 /// 17: words, hyphens, digits, a tenth numeric-looking with leading zeros).
 fn string_ids(apps: u64) -> Vec<String> {
@@ -200,6 +229,7 @@ criterion_group!(
     benches,
     bench_lookup,
     bench_lookup_strings,
+    bench_lookup_overlay,
     bench_load,
     bench_changes
 );
