@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# A fold at scale (issue 23): a primary with N apps (default 100M) takes 100,000 app changes
+# by UPDATE as fast as it answers (500 per message), which starts a fold of the overlay into
+# new tables; UDP queries (cnamed-load, 1 s windows) run from before the changes until after
+# the fold. Prints the fold's time from the log, RSS steady and peak (VmHWM), and each
+# window's q/s and p99. cnamed on core 0 (one worker; the fold shares it), clients on core 1.
+#
+#   benches/fold.sh [--apps N]
+. "$(dirname "$0")/../tests/lib.sh"
+
+apps=100000000
+parse_flags "[--apps N]" apps -- "$@"
+build cnamed cnamed-gen cnamed-load cnamed-update-load
+work=$root/target/load
+mkdir -p "$work"
+read -r port <<< "$(free_ports 1)"
+printf 'key "upd" { algorithm hmac-sha256; secret "%s"; };\n' "$(head -c 32 /dev/urandom | base64)" \
+    > "$work/fold-keys"
+[ -s "$work/apps-$apps.json" ] || "$bin/cnamed-gen" dump --apps "$apps" --clusters 8 > "$work/apps-$apps.json"
+[ -s "$work/queries-$apps.txt" ] \
+    || "$bin/cnamed-gen" queries --apps "$apps" --count 1000000 --mix mixed > "$work/queries-$apps.txt"
+rm -f "$work/fold.journal"
+taskset -c 0 "$bin/cnamed" serve --dump "$work/apps-$apps.json" --listen "127.0.0.1:$port" \
+    --threads 1 --tsig-key-file "$work/fold-keys" --update-key upd --journal "$work/fold.journal" \
+    2>"$work/fold.log" &
+pid=$!
+track "$pid"
+for _ in $(seq 1 3000); do grep -q serving "$work/fold.log" && break; sleep 0.1; done
+grep -q serving "$work/fold.log" || fail "cnamed did not start"
+sleep 2
+steady=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+window() {
+    taskset -c 1 "$bin/cnamed-load" --server "127.0.0.1:$port" --queries "$work/queries-$apps.txt" \
+        --duration 1 | sed -n 's/.*qps=\([0-9]*\).*p99_us=\([0-9]*\).*/q\/s \1, p99 \2 us/p'
+}
+echo "before: $(window)"
+taskset -c 1 "$bin/cnamed-update-load" --server "127.0.0.1:$port" --keys "$work/fold-keys" \
+    --count 200 --rate 0 --batch 500 --pipeline 4 --first 5000000000
+for second in $(seq 1 120); do
+    echo "second $second: $(window)"
+    grep -q folded "$work/fold.log" && break
+done
+echo "after: $(window)"
+grep folded "$work/fold.log" || echo "no fold finished within 120 s"
+echo "RSS steady $steady KiB, now $(awk '/VmRSS/ {print $2}' "/proc/$pid/status") KiB, peak $(awk '/VmHWM/ {print $2}' "/proc/$pid/status") KiB"
