@@ -136,9 +136,8 @@ Options:
   --update-key NAME          a key of --tsig-key-file that may change apps by DNS UPDATE
                              (RFC 2136), repeatable; needs --journal [default: none, every
                              UPDATE is REFUSED]
-  --journal PATH             the journal of acknowledged UPDATEs: each is fsynced there
-                             before it is answered, and replayed on the dump at start
-                             [default: none]
+  --journal PATH             the journal of acknowledged UPDATEs, each fsynced before it
+                             is answered, replayed on the dump at start [default: none]
   --journal-max-size BYTES   past this size the zone is written beside the journal as a
                              checkpoint and the records it holds dropped [default: 100 MiB]
   --notify ADDR:PORT         secondary sent a NOTIFY after each new serial, repeatable
