@@ -2,7 +2,7 @@
 # UPDATE latency and throughput against the size of the zone (issue 23): a cnamed primary
 # with a journal (in target/load, on the same disk as the bare fsync measured beside it).
 #
-#   benches/update.sh [--sizes "1000000 10000000"] [--count N]
+#   benches/update.sh [--sizes "1000000 10000000"] [--count N] [--rounds R]
 #
 # For each size: one app per UPDATE at 100 UPDATEs/s over TCP (N of them, default 1000): the
 # round trip from send to NOERROR (fsync included) p50/p99; then batches of 500 apps per
@@ -15,7 +15,8 @@
 
 sizes="1000000 10000000"
 count=1000
-parse_flags '[--sizes "N ..."] [--count N]' sizes count -- "$@"
+rounds=1
+parse_flags '[--sizes "N ..."] [--count N] [--rounds R]' sizes count rounds -- "$@"
 work=$root/target/load
 mkdir -p "$work"
 build cnamed cnamed-gen cnamed-update-load
@@ -46,18 +47,25 @@ for apps in $sizes; do
         taskset -c 1 "$bin/cnamed-load" --server "127.0.0.1:$port" --queries "$work/queries-$apps.txt" \
             --duration 10 --warmup 1
     }
-    quiet=$(load)
-    echo "  queries, quiet:        $quiet"
-    taskset -c 1 "$bin/cnamed-update-load" --server "127.0.0.1:$port" --keys "$work/update-keys" \
-        --count 440 --rate 40 --batch 500 --pipeline 4 --first 3000000000 > "$work/update-during.txt" &
-    writer=$!
-    sleep 0.5
-    busy=$(load)
-    wait "$writer"
-    echo "  queries, with UPDATEs: $busy"
-    echo "  UPDATEs meanwhile: $(cat "$work/update-during.txt")"
     qps() { sed -n 's/.*qps=\([0-9.]*\).*/\1/p' <<<"$1"; }
-    echo "  q/s with UPDATEs / quiet: $(echo "scale=3; $(qps "$busy") / $(qps "$quiet")" | bc)"
+    # R rounds of quiet, then busy (each busy window adds 220,000 apps to the zone).
+    ratios=()
+    for round in $(seq 1 "$rounds"); do
+        quiet=$(load)
+        echo "  round $round, queries, quiet:        $quiet"
+        taskset -c 1 "$bin/cnamed-update-load" --server "127.0.0.1:$port" --keys "$work/update-keys" \
+            --count 440 --rate 40 --batch 500 --pipeline 4 --first $((3000000000 + round * 1000000)) \
+            > "$work/update-during.txt" &
+        writer=$!
+        sleep 0.5
+        busy=$(load)
+        wait "$writer"
+        echo "  round $round, queries, with UPDATEs: $busy"
+        echo "  UPDATEs meanwhile: $(cat "$work/update-during.txt")"
+        ratios+=("$(echo "scale=3; $(qps "$busy") / $(qps "$quiet")" | bc)")
+    done
+    sorted=($(printf '%s\n' "${ratios[@]}" | sort -n))
+    echo "  q/s with UPDATEs / quiet: ${ratios[*]}; median ${sorted[$(( (${#sorted[@]} - 1) / 2 ))]}, range ${sorted[0]}-${sorted[-1]}"
     grep -E "folded" "$work/update.log" | sed 's/^/  /' || true
     echo "  RSS $(awk '/VmRSS/ {print $2}' "/proc/$pid/status") KiB, peak $(awk '/VmHWM/ {print $2}' "/proc/$pid/status") KiB, journal $(stat -c %s "$work/update.journal") bytes"
     kill "$pid"
