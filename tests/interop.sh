@@ -216,28 +216,32 @@ for _ in $(seq 1 600); do grep -q "serial $serial" "$work/cnamed.log" && break; 
 grep -q "serial $serial" "$work/cnamed.log" || fail "cnamed did not reload to serial $serial"
 reloaded_at=$(date +%s%3N)
 grep "reloaded" "$work/cnamed.log" | tail -1 >&2
-declare -A caught_up
-pending=(knot nsd bind)
 declare -A ports=([knot]=$knot_port [nsd]=$nsd_port [bind]=$bind_port)
-while [ ${#pending[@]} -gt 0 ]; do
-    elapsed=$(($(date +%s%3N) - reloaded_at))
-    # A property, not a speed: the times are reported below (milliseconds when idle); the
-    # bound only ends a run whose secondaries never follow.
-    [ "$elapsed" -le 60000 ] || fail "${pending[*]} not at serial $serial within 60 s"
-    still=()
-    for name in "${pending[@]}"; do
-        if [ "$(serial_of "${ports[$name]}")" = "$serial" ]; then
-            caught_up[$name]=$elapsed
-        else
-            still+=("$name")
-        fi
+# follow SINCE_MS WHAT: waits until every secondary serves $serial and says how long after
+# SINCE_MS (the time of WHAT) each did. A property, not a speed: the times are reported
+# (milliseconds when idle); the bound only ends a run whose secondaries never follow.
+follow() {
+    local since=$1 what=$2 elapsed name still pending=(knot nsd bind)
+    declare -A caught_up
+    while [ ${#pending[@]} -gt 0 ]; do
+        elapsed=$(($(date +%s%3N) - since))
+        [ "$elapsed" -le 60000 ] || fail "${pending[*]} not at serial $serial within 60 s"
+        still=()
+        for name in "${pending[@]}"; do
+            if [ "$(serial_of "${ports[$name]}")" = "$serial" ]; then
+                caught_up[$name]=$elapsed
+            else
+                still+=("$name")
+            fi
+        done
+        pending=("${still[@]}")
+        sleep 0.05
     done
-    pending=("${still[@]}")
-    sleep 0.05
-done
-for name in knot nsd bind; do
-    echo "$name: serial $serial served ${caught_up[$name]} ms after the reload" >&2
-done
+    for name in knot nsd bind; do
+        echo "$name: serial $serial served ${caught_up[$name]} ms after $what" >&2
+    done
+}
+follow "$reloaded_at" "the reload"
 answers "$primary" > "$work/want"
 incremental=$(grep -c "IXFR from $old_serial (incremental)" "$work/cnamed.log" || true)
 grep "IXFR from $old_serial" "$work/cnamed.log" | sed 's/^/  /' >&2
@@ -278,25 +282,7 @@ serial=$((old_serial + 3))
 for app in upd-1 upd-2 upd-3 "$moved"; do
     for service in ws sockjs api; do echo "$service-$app.$zone CNAME"; done
 done >> "$work/sample"
-updated_at=$(date +%s%3N)
-pending=(knot nsd bind)
-while [ ${#pending[@]} -gt 0 ]; do
-    elapsed=$(($(date +%s%3N) - updated_at))
-    [ "$elapsed" -le 60000 ] || fail "${pending[*]} not at serial $serial within 60 s"
-    still=()
-    for name in "${pending[@]}"; do
-        if [ "$(serial_of "${ports[$name]}")" = "$serial" ]; then
-            caught_up[$name]=$elapsed
-        else
-            still+=("$name")
-        fi
-    done
-    pending=("${still[@]}")
-    sleep 0.05
-done
-for name in knot nsd bind; do
-    echo "$name: serial $serial served ${caught_up[$name]} ms after the last UPDATE" >&2
-done
+follow "$(date +%s%3N)" "the last UPDATE"
 grep -E "UPDATE from|serial $serial," "$work/cnamed.log" | tail -8 | sed 's/^/  /' >&2
 incremental=$(grep -c "(incremental) to .*: serial $serial," "$work/cnamed.log" || true)
 [ "$incremental" -ge 3 ] || fail "only $incremental incremental IXFRs to serial $serial"

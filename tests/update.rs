@@ -824,26 +824,9 @@ fn the_journal_is_bounded_by_checkpoints() {
 /// An IXFR request for `serial` over TCP, signed with `key`: the records of every message,
 /// read until the transfer's last SOA (of `current`, the serial served).
 fn ixfr_records(server: &Cnamed, serial: u32, current: u32, key: &Key) -> Vec<Record> {
-    let apex = name(ZONE);
-    let mut query = Message::new();
-    query.set_id(7);
-    query.add_query(hickory_proto::op::Query::query(
-        apex.clone(),
-        RecordType::IXFR,
-    ));
-    let soa = SOA::new(
-        name("ns1.example.com."),
-        name("hostmaster.apps.example.com."),
-        serial,
-        3600,
-        600,
-        604800,
-        60,
-    );
-    query.add_name_server(Record::from_rdata(apex, 0, RData::SOA(soa)));
     let mut stream = server.tcp_connect();
     stream
-        .write_all(&frame(&signed(query.to_bytes().unwrap(), key)))
+        .write_all(&frame(&signed(ixfr_query(7, serial), key)))
         .unwrap();
     let mut records: Vec<Record> = Vec::new();
     let at_current = |records: &[Record]| {

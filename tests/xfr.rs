@@ -457,30 +457,6 @@ fn signed_queries_get_signed_answers() {
     assert!(out.contains("status: NOERROR"), "{out}");
 }
 
-/// An IXFR request from `serial`: the question, and the client's SOA in authority.
-fn ixfr_query(id: u16, serial: u32) -> Vec<u8> {
-    use hickory_proto::rr::rdata::SOA;
-    use hickory_proto::rr::RData;
-    let mut query = Message::new();
-    query.set_id(id);
-    let apex: hickory_proto::rr::Name = "apps.example.com.".parse().unwrap();
-    query.add_query(hickory_proto::op::Query::query(
-        apex.clone(),
-        RecordType::IXFR,
-    ));
-    let soa = SOA::new(
-        "ns1.example.com.".parse().unwrap(),
-        "hostmaster.apps.example.com.".parse().unwrap(),
-        serial,
-        3600,
-        600,
-        604800,
-        60,
-    );
-    query.add_name_server(Record::from_rdata(apex, 0, RData::SOA(soa)));
-    encode(&query)
-}
-
 /// Every message of one transfer on a new connection, until the server closes it. A transfer
 /// REFUSED is asked again (for 30 s): the four slots of the transfers before may not be
 /// given back yet when their threads wait for a busy core.

@@ -14,6 +14,7 @@ use crate::snapshot::save::save_dump;
 use crate::snapshot::Snapshot;
 
 /// What a checkpoint needs; one runs at a time (`running`).
+#[derive(Clone)]
 pub(super) struct Checkpointer {
     pub(super) shared: Arc<Shared>,
     pub(super) journal: Arc<Mutex<Journal>>,
@@ -27,12 +28,7 @@ impl Checkpointer {
         if self.running.swap(true, Ordering::AcqRel) {
             return;
         }
-        let checkpointer = Self {
-            shared: Arc::clone(&self.shared),
-            journal: Arc::clone(&self.journal),
-            stats: Arc::clone(&self.stats),
-            running: Arc::clone(&self.running),
-        };
+        let checkpointer = self.clone();
         let spawned = std::thread::Builder::new()
             .name("cnamed-checkpoint".into())
             .spawn(move || {

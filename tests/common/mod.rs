@@ -534,3 +534,28 @@ pub fn serial_of(server: &Cnamed) -> u32 {
         other => panic!("{other:?}"),
     }
 }
+
+/// An IXFR request from `serial`: the question, and the client's SOA in authority.
+pub fn ixfr_query(id: u16, serial: u32) -> Vec<u8> {
+    use hickory_proto::rr::rdata::SOA;
+    use hickory_proto::rr::RData;
+    let mut query = Message::new();
+    query.set_id(id);
+    let apex: Name = "apps.example.com.".parse().unwrap();
+    query.add_query(Query::query(apex.clone(), RecordType::IXFR));
+    let soa = SOA::new(
+        "ns1.example.com.".parse().unwrap(),
+        "hostmaster.apps.example.com.".parse().unwrap(),
+        serial,
+        3600,
+        600,
+        604800,
+        60,
+    );
+    query.add_name_server(hickory_proto::rr::Record::from_rdata(
+        apex,
+        0,
+        RData::SOA(soa),
+    ));
+    encode(&query)
+}

@@ -1,15 +1,7 @@
 use super::*;
 
 fn snapshot(serial: u32, apps: &[(&str, &str)]) -> Snapshot {
-    let entries: Vec<String> = apps
-        .iter()
-        .map(|(app, cluster)| format!("{app:?}: {cluster:?}"))
-        .collect();
-    let json = format!(
-        r#"{{"serial": {serial}, "apps": {{{}}}}}"#,
-        entries.join(",")
-    );
-    Snapshot::from_json(json.as_bytes(), &crate::testing::zone()).unwrap()
+    Snapshot::from_apps(serial, apps.iter().copied(), &crate::testing::zone()).unwrap()
 }
 
 fn entry(previous: u32, serial: u32, changes: &[(&str, Option<&str>)]) -> Entry {

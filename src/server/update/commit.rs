@@ -101,11 +101,13 @@ impl Committer {
             .iter()
             .filter_map(|o| o.commit.as_ref().map(|(entry, _)| entry.clone()))
             .collect();
+        let mut journal_size = 0;
         if !entries.is_empty() {
             let mut journal = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
             let appended = journal.append(&entries);
+            journal_facts(&journal, &self.update_stats);
+            journal_size = journal.len();
             drop(journal);
-            self.journal_facts();
             if let Err(error) = appended {
                 self.update_stats.journal_errors.add(1);
                 crate::log!(
@@ -125,12 +127,7 @@ impl Committer {
         if !Arc::ptr_eq(&current, &live) {
             self.publish(&live, &outcomes, &current);
             let (max_size, checkpointer) = &self.checkpoint;
-            let size = self
-                .journal
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .len();
-            if size > *max_size {
+            if journal_size > *max_size {
                 checkpointer.start(Arc::clone(&current));
             }
         }
