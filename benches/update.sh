@@ -43,6 +43,15 @@ for apps in $sizes; do
         --count "$count" --rate 100 --batch 1 --first 1000000000
     "$bin/cnamed-update-load" --server "127.0.0.1:$port" --keys "$work/update-keys" \
         --count 200 --rate 0 --batch 500 --pipeline 4 --first 2000000000
+    # CPU time in ns: the whole process (every thread, including those gone), the worker.
+    cpu_split() {
+        local ticks worker
+        ticks=$(awk '{print $14 + $15}' "/proc/$1/stat")
+        for task in /proc/"$1"/task/*; do
+            [ "$(cat "$task/comm")" = cnamed-worker-0 ] && worker=$(awk '{print $1}' "$task/schedstat")
+        done
+        echo "$(( ticks * 1000000000 / $(getconf CLK_TCK) )) $worker"
+    }
     load() {
         taskset -c 1 "$bin/cnamed-load" --server "127.0.0.1:$port" --queries "$work/queries-$apps.txt" \
             --duration 10 --warmup 1
@@ -58,10 +67,16 @@ for apps in $sizes; do
             > "$work/update-during.txt" &
         writer=$!
         sleep 0.5
+        cpu_before=$(cpu_split "$pid")
         busy=$(load)
+        cpu_after=$(cpu_split "$pid")
         wait "$writer"
         echo "  round $round, queries, with UPDATEs: $busy"
         echo "  UPDATEs meanwhile: $(cat "$work/update-during.txt")"
+        read -r total0 worker0 <<< "$cpu_before"
+        read -r total1 worker1 <<< "$cpu_after"
+        echo "  CPU of core 0 over the window: worker $(( (worker1 - worker0) / 1000000 )) ms," \
+            "the rest of cnamed (commits, folds) $(( (total1 - total0 - worker1 + worker0) / 1000000 )) ms"
         ratios+=("$(echo "scale=3; $(qps "$busy") / $(qps "$quiet")" | bc)")
     done
     sorted=($(printf '%s\n' "${ratios[@]}" | sort -n))

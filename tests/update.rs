@@ -936,3 +936,61 @@ fn ixfr_is_answered_from_the_journal() {
         expect(&[("1", "us"), ("10", "eu"), ("11", "eu")])
     );
 }
+
+/// Past 100k changes the overlay is folded into new base tables on a thread of its own while
+/// UPDATEs keep arriving: the changes made during the fold are kept over the new tables,
+/// every app is served as its last UPDATE left it, and the fold is counted.
+#[test]
+fn a_fold_keeps_every_change() {
+    let test = "update-fold";
+    let (dump, keys, journal) = (base_dump(test), key_file(test), journal_path(test));
+    let upd = key("upd", SECRET);
+    let mut server = start(&dump, &keys, &journal, &["--metrics", "127.0.0.1:0"]);
+    let addr = metrics_addr(&mut server);
+    let app = |n: u32| format!("f{n}");
+    let send = |id: u16, updates: Vec<Record>| {
+        let answer = server.tcp(&signed(update(id, updates), &upd));
+        assert_eq!(rcode(&answer, id), ResponseCode::NoError, "UPDATE {id}");
+    };
+    // 105,000 new apps start a fold.
+    const BATCH: u32 = 500;
+    for batch in 0..210u16 {
+        let first = u32::from(batch) * BATCH;
+        send(
+            batch,
+            (first..first + BATCH)
+                .flat_map(|n| set(&app(n), "eu"))
+                .collect(),
+        );
+    }
+    // Meanwhile (the fold of a zone this small takes milliseconds: some of these land
+    // before its install, some after): moves and removals of apps already folded.
+    for round in 0..20u16 {
+        let mut updates = Vec::new();
+        for n in (u32::from(round)..105_000).step_by(1_000) {
+            updates.extend(match n % 2 {
+                0 => set(&app(n), "us"),
+                _ => delete(&app(n)),
+            });
+        }
+        send(1_000 + round, updates);
+    }
+    let metrics = wait_metric(addr, "cnamed_folds_total", 1.0);
+    assert!(metrics["cnamed_folds_total"] >= 1.0, "no fold counted");
+    let folded = server.wait_log("changes into the tables");
+    let entries = metrics["cnamed_overlay_entries"];
+    assert!(
+        entries < 100_000.0,
+        "{entries} overlay entries after: {folded}"
+    );
+    let expected = |n: u32| match (n % 1_000 < 20, n % 2) {
+        (false, _) => Some("eu"),
+        (true, 0) => Some("us"),
+        (true, _) => None,
+    };
+    for n in (0..105_000).step_by(97).chain(0..40).chain(1_000..1_040) {
+        assert_app(&server, &app(n), expected(n));
+    }
+    assert_app(&server, "1", Some("eu"));
+    assert_eq!(serial_of(&server), 100 + 230);
+}

@@ -102,7 +102,14 @@ pub(crate) fn check(message: &[u8], base: &Snapshot) {
     let mut got: Vec<(String, Option<String>)> = judged
         .changes
         .iter()
-        .map(|(app, cluster)| (app.to_string(), cluster.as_deref().map(str::to_owned)))
+        .map(|change| {
+            let before = change.before.as_deref().map(str::to_owned);
+            assert_eq!(before, cluster_of(base, &change.app), "app {}", change.app);
+            (
+                change.app.to_string(),
+                change.cluster.as_deref().map(str::to_owned),
+            )
+        })
         .collect();
     got.sort();
     expected.sort();
@@ -114,7 +121,10 @@ pub(crate) fn check(message: &[u8], base: &Snapshot) {
         return;
     }
     let serial = judged.serial.unwrap_or(base.serial + 1);
-    let changes = judged.changes.iter().map(|(a, c)| (&**a, c.as_deref()));
+    let changes = judged
+        .changes
+        .iter()
+        .map(|c| (&*c.app, c.cluster.as_deref()));
     // Apps the zone's rules refuse (a bad ID, cluster) are refused here too, never served.
     let Ok(next) = base.with_changes(serial, changes) else {
         return;

@@ -133,10 +133,14 @@ impl Journal {
     /// Appends `entries` with one write and one fsync: when it returns `Ok`, they are on
     /// disk. On an error the file is cut back to where it was, so that a failed commit
     /// leaves no record a later open could take for acknowledged.
-    pub fn append(&mut self, entries: &[Entry]) -> io::Result<()> {
+    pub fn append<'e>(&mut self, entries: impl IntoIterator<Item = &'e Entry>) -> io::Result<()> {
         let mut bytes = Vec::new();
+        let (mut records, mut first, mut last) = (0, None, None);
         for entry in entries {
             encode(entry, &mut bytes)?;
+            records += 1;
+            first = first.or(Some(entry.serial));
+            last = Some(entry.serial);
         }
         let written = self
             .file
@@ -148,13 +152,9 @@ impl Journal {
             return Err(error);
         }
         self.len += bytes.len() as u64;
-        self.records += entries.len() as u64;
-        if self.oldest.is_none() {
-            self.oldest = entries.first().map(|entry| entry.serial);
-        }
-        if let Some(last) = entries.last() {
-            self.newest = Some(last.serial);
-        }
+        self.records += records;
+        self.oldest = self.oldest.or(first);
+        self.newest = last.or(self.newest);
         Ok(())
     }
 

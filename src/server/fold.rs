@@ -1,5 +1,10 @@
 //! Folding the overlay of changes into new base tables, on a thread of its own: a copy of
 //! the tables (seconds at 100M apps) must never hold up a query, an UPDATE or a reload.
+//!
+//! The copy runs at the lowest priority, so that a busy worker keeps its core; the install
+//! (under the lock every install takes) runs at normal priority, or an UPDATE waiting for
+//! that lock would wait for a thread the scheduler hardly runs (a priority inversion:
+//! measured, an UPDATE answered after a second).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
@@ -7,10 +12,10 @@ use std::time::Instant;
 
 use super::shared::Shared;
 use crate::metrics::ServerStats;
-use crate::snapshot::{Snapshot, FOLD_AT};
+use crate::snapshot::{fold_at, Snapshot};
 use crate::sys::{current_thread, lower_thread_priority};
 
-/// Starts a fold of `snapshot`'s overlay if it passed [`FOLD_AT`] entries and no fold runs.
+/// Starts a fold of `snapshot`'s overlay if it passed [`fold_at`] entries and no fold runs.
 /// Changes installed while it runs stay in the overlay of the snapshot it swaps in.
 pub(super) fn fold_if_due(
     shared: &Arc<Shared>,
@@ -18,14 +23,15 @@ pub(super) fn fold_if_due(
     stats: &Arc<ServerStats>,
 ) {
     stats.overlay_entries.set(snapshot.overlay_len() as u64);
-    if snapshot.overlay_len() < FOLD_AT || shared.folding.swap(true, Ordering::AcqRel) {
+    if snapshot.overlay_len() < fold_at(snapshot.app_count())
+        || shared.folding.swap(true, Ordering::AcqRel)
+    {
         return;
     }
     let (shared, snapshot, stats) = (Arc::clone(shared), Arc::clone(snapshot), Arc::clone(stats));
     let spawned = std::thread::Builder::new()
         .name("cnamed-fold".into())
         .spawn(move || {
-            let _ = lower_thread_priority(current_thread());
             fold(&shared, &snapshot, &stats);
             shared.folding.store(false, Ordering::Release);
         });
@@ -39,7 +45,22 @@ pub(super) fn fold_if_due(
 fn fold(shared: &Shared, snapshot: &Snapshot, stats: &ServerStats) {
     let started = Instant::now();
     let changes = snapshot.overlay_len();
-    let folded = match snapshot.fold() {
+    let copy = std::thread::scope(|scope| {
+        let copier = std::thread::Builder::new()
+            .name("cnamed-fold-copy".into())
+            .spawn_scoped(scope, || {
+                let _ = lower_thread_priority(current_thread());
+                snapshot.fold()
+            });
+        match copier {
+            Ok(copier) => copier
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            // No second thread: copy at this one's priority.
+            Err(_) => snapshot.fold(),
+        }
+    });
+    let folded = match copy {
         Ok(folded) => folded,
         Err(error) => {
             crate::log!(Warning, "cannot fold {changes} changes: {error}");

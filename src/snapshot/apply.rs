@@ -51,7 +51,7 @@ pub(super) fn apply_changes<'a>(
         };
         let key = OverlayKey::of(&id);
         let base = current.tables.get(&key);
-        let before = overlay.get(&key).unwrap_or(base);
+        let before = overlay.set(key, cluster, base).unwrap_or(base);
         match (before, cluster) {
             (None, None) => {
                 return Err(EntryError(format!(
@@ -62,7 +62,6 @@ pub(super) fn apply_changes<'a>(
             (Some(_), None) => app_count -= 1,
             (Some(_), Some(_)) => {}
         }
-        overlay.set(key, cluster, base);
     }
     let (clusters, cnames) = clusters.into_parts();
     Ok(Applied {

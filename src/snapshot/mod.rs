@@ -23,7 +23,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use error::{EntryError, LoadError};
-pub use overlay::FOLD_AT;
+pub use overlay::fold_at;
 pub use shape::CnameShape;
 pub use zone::{expand_target, Zone, ZoneSettings, APEX_TTL, SOA_EXPIRE, SOA_REFRESH, SOA_RETRY};
 
@@ -92,7 +92,8 @@ impl Tables {
     fn get(&self, key: &OverlayKey) -> Option<u32> {
         match key {
             OverlayKey::Numeric(id) => self.numeric_apps.get(*id),
-            OverlayKey::Named(id) => self.named_apps.get(id.as_bytes()),
+            OverlayKey::Short(id) => self.named_apps.get(id.as_bytes()),
+            OverlayKey::Long(id) => self.named_apps.get(id.as_bytes()),
         }
     }
 
@@ -214,7 +215,7 @@ impl Snapshot {
     /// puts an app on a cluster (added or moved), `(app, None)` removes one the zone has.
     /// Checked as a dump's entries are; the error names the first that is not. The changes
     /// go to a copy of the overlay, the base tables are shared: the cost is the overlay's
-    /// size and the changes', not the zone's. Past [`FOLD_AT`] entries, [`Self::fold`].
+    /// size and the changes', not the zone's. Past [`fold_at`] entries, [`Self::fold`].
     pub fn with_changes<'a>(
         &self,
         serial: u32,

@@ -70,7 +70,8 @@ impl<'z> CnameShape<'z> {
 
     /// The cluster a CNAME target (wire form, any case) of `service` names.
     pub fn cluster(&self, service: usize, target: &[u8]) -> Result<String, String> {
-        let target = wire_to_text(target).to_ascii_lowercase();
+        let mut target = wire_to_text(target);
+        target.make_ascii_lowercase();
         let target = target.trim_end_matches('.');
         let (before, after) = &self.targets[service];
         let cluster = target

@@ -17,17 +17,18 @@ mod tests;
 
 use fxhash::FxHashMap;
 
+use crate::journal::Change;
 use crate::snapshot::guard::serial_is_newer;
 use crate::snapshot::{AppKey, CnameShape, Snapshot};
 use crate::wire::name::wire_to_text;
 use crate::wire::update::{UpdateMessage, UpdateRecord, CLASS_ANY, CLASS_NONE};
 use crate::wire::{Class, Rcode, Rtype};
 
-/// What an UPDATE changes: each app whose state it changes, with its new cluster (`None`:
-/// removed), and the serial its SOA sets, if it sets one.
+/// What an UPDATE changes: each app whose state it changes, with its cluster before and
+/// after (`None`: not there, removed), and the serial its SOA sets, if it sets one.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Judged {
-    pub changes: Vec<(Box<str>, Option<Box<str>>)>,
+    pub changes: Vec<Change>,
     pub serial: Option<u32>,
 }
 
@@ -103,7 +104,10 @@ impl View<'_> {
             return Owner::Apex;
         }
         match self.shape.owner(owner) {
-            Ok((app, service)) => Owner::App(app.to_ascii_lowercase(), service),
+            Ok((mut app, service)) => {
+                app.make_ascii_lowercase();
+                Owner::App(app, service)
+            }
             Err(why) => Owner::Other(why),
         }
     }
@@ -319,10 +323,14 @@ fn apply(
 ) -> Result<Judged, Refused> {
     let zone = view.shape.zone();
     let services = zone.services.len();
-    // App -> (cluster before, cluster per service now).
-    type State = (Option<Box<str>>, Vec<Option<Box<str>>>);
-    let mut states: FxHashMap<String, State> = FxHashMap::default();
-    let mut order: Vec<String> = Vec::new();
+    // The clusters named, once each: an app's state is indices into them, so that a record
+    // costs no copy of a name.
+    let mut clusters: Vec<Box<str>> = Vec::new();
+    // Each app touched, in order, with its cluster before; `now` holds its cluster per
+    // service (`services` slots an app).
+    let mut index: FxHashMap<String, usize> = FxHashMap::default();
+    let mut touched: Vec<(String, Option<usize>)> = Vec::new();
+    let mut now: Vec<Option<usize>> = Vec::new();
     let mut serial = view.snapshot.serial;
     let mut judged = Judged::default();
     for record in &message.updates {
@@ -362,12 +370,17 @@ fn apply(
                 ))
             }
         };
-        let (_, now) = states.entry(app.clone()).or_insert_with(|| {
-            order.push(app.clone());
-            let before: Option<Box<str>> = view.cluster(&app).map(Box::from);
-            (before.clone(), vec![before; services])
-        });
-        let slot = &mut now[service];
+        let at = match index.get(app.as_str()) {
+            Some(&at) => at,
+            None => {
+                let before = view.cluster(&app).map(|name| intern(&mut clusters, name));
+                index.insert(app.clone(), touched.len());
+                touched.push((app, before));
+                now.extend(std::iter::repeat_n(before, services));
+                touched.len() - 1
+            }
+        };
+        let slot = &mut now[at * services + service];
         let target_cluster = || {
             message
                 .rdata_name(record)
@@ -390,13 +403,13 @@ fn apply(
                     }
                 }
                 // A CNAME added where one is replaces it (§3.4.2.2).
-                *slot = Some(cluster.into());
+                *slot = Some(intern(&mut clusters, &cluster));
             }
             (CLASS_ANY, Rtype::ANY | Rtype::CNAME) => *slot = None,
             (CLASS_NONE, Rtype::CNAME) => {
                 // Deletes the record only if it is there (§3.4.2.4).
                 if let Ok(cluster) = target_cluster() {
-                    if slot.as_deref() == Some(cluster.as_str()) {
+                    if slot.is_some_and(|at| *clusters[at] == *cluster) {
                         *slot = None;
                     }
                 }
@@ -409,10 +422,10 @@ fn apply(
             }
         }
     }
-    for app in order {
-        let (before, now) = states.remove(&app).unwrap_or_default();
-        let after = match &now[..] {
-            [first, rest @ ..] if rest.iter().all(|other| other == first) => first.clone(),
+    let name_of = |at: Option<usize>| at.map(|at| clusters[at].clone());
+    for ((app, before), now) in touched.into_iter().zip(now.chunks(services.max(1))) {
+        let after = match now {
+            [first, rest @ ..] if rest.iter().all(|other| other == first) => *first,
             _ => {
                 return Err(refused(
                     Rcode::REFUSED,
@@ -423,8 +436,23 @@ fn apply(
             }
         };
         if before != after {
-            judged.changes.push((app.into(), after));
+            judged.changes.push(Change {
+                app: app.into(),
+                before: name_of(before),
+                cluster: name_of(after),
+            });
         }
     }
     Ok(judged)
+}
+
+/// The index of `name` in `names`, added if new (an UPDATE names a few clusters).
+fn intern(names: &mut Vec<Box<str>>, name: &str) -> usize {
+    match names.iter().position(|known| **known == *name) {
+        Some(at) => at,
+        None => {
+            names.push(name.into());
+            names.len() - 1
+        }
+    }
 }

@@ -92,7 +92,7 @@ fn changes(bytes: &[u8]) -> Vec<(String, Option<String>)> {
     judged
         .changes
         .into_iter()
-        .map(|(app, cluster)| (app.into(), cluster.map(String::from)))
+        .map(|change| (change.app.into(), change.cluster.map(String::from)))
         .collect()
 }
 

@@ -8,11 +8,11 @@ use std::time::Instant;
 
 use super::{Job, Reply};
 use crate::answer::signed::sign_response;
-use crate::journal::{Change, Entry, Journal};
+use crate::journal::{Entry, Journal};
 use crate::metrics::{ServerStats, UpdateStats};
 use crate::server::checkpoint::Checkpointer;
 use crate::server::shared::Shared;
-use crate::snapshot::{AppKey, CnameShape, Snapshot};
+use crate::snapshot::{CnameShape, Snapshot};
 use crate::sys::unix_seconds;
 use crate::tsig::{self, Key, Verdict};
 use crate::update::{judge, Judged, Policy};
@@ -97,14 +97,14 @@ impl Committer {
             }
             outcomes.push(outcome);
         }
-        let entries: Vec<Entry> = outcomes
+        let entries = outcomes
             .iter()
-            .filter_map(|o| o.commit.as_ref().map(|(entry, _)| entry.clone()))
-            .collect();
+            .filter_map(|o| o.commit.as_ref().map(|(entry, _)| entry));
+        let records = entries.clone().count();
         let mut journal_size = 0;
-        if !entries.is_empty() {
+        if records > 0 {
             let mut journal = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
-            let appended = journal.append(&entries);
+            let appended = journal.append(entries);
             journal_facts(&journal, &self.update_stats);
             journal_size = journal.len();
             drop(journal);
@@ -112,8 +112,7 @@ impl Committer {
                 self.update_stats.journal_errors.add(1);
                 crate::log!(
                     Error,
-                    "cannot write the journal: {error}; {} UPDATEs answered SERVFAIL",
-                    entries.len()
+                    "cannot write the journal: {error}; {records} UPDATEs answered SERVFAIL"
                 );
                 for outcome in &mut outcomes {
                     if outcome.commit.take().is_some() {
@@ -141,7 +140,7 @@ impl Committer {
             stats.answered(outcome.rcode);
             self.answer(outcome, keys, out, elapsed);
         }
-        stats.commits.add(u64::from(!entries.is_empty()));
+        stats.commits.add(u64::from(records > 0));
         stats
             .commit_micros
             .add(started.elapsed().as_micros() as u64);
@@ -223,7 +222,7 @@ impl Committer {
             serial,
             changes
                 .iter()
-                .map(|(app, cluster)| (&**app, cluster.as_deref())),
+                .map(|change| (&*change.app, change.cluster.as_deref())),
         );
         let next = match applied {
             Ok(next) => next,
@@ -236,20 +235,7 @@ impl Committer {
         let entry = Entry {
             previous: current.serial,
             serial,
-            changes: changes
-                .into_iter()
-                .map(|(app, cluster)| {
-                    let before = current
-                        .cluster_of(AppKey::new(app.as_bytes()))
-                        .and_then(|index| current.cluster_name(index))
-                        .map(Into::into);
-                    Change {
-                        app,
-                        before,
-                        cluster,
-                    }
-                })
-                .collect(),
+            changes,
         };
         Outcome {
             job,
