@@ -376,7 +376,7 @@ fn apply(
                 let before = view.cluster(&app).map(|name| intern(&mut clusters, name));
                 index.insert(app.clone(), touched.len());
                 touched.push((app, before));
-                now.extend(std::iter::repeat_n(before, services));
+                now.resize(now.len() + services, before);
                 touched.len() - 1
             }
         };
