@@ -2,9 +2,10 @@
 # UPDATE latency and throughput against the size of the zone (issue 23): a cnamed primary
 # with a journal (in target/load, on the same disk as the bare fsync measured beside it).
 #
-#   benches/update.sh [--sizes "1000000 10000000"] [--count N] [--rounds R]
+#   benches/update.sh [--sizes "1000000 10000000"] [--count N] [--rounds R] [--ids numeric|named]
 #
-# For each size: one app per UPDATE at 100 UPDATEs/s over TCP (N of them, default 1000): the
+# The zone's apps are numeric; the UPDATEs add numeric apps too (`--ids named`: string IDs
+# `u{N}` beside them, whose overlay entries are larger). For each size: one app per UPDATE at 100 UPDATEs/s over TCP (N of them, default 1000): the
 # round trip from send to NOERROR (fsync included) p50/p99; then batches of 500 apps per
 # UPDATE, 4 in flight, 200 messages: app changes per second. Then UDP queries (cnamed-load,
 # CNAME hits and misses, 10 s) quiet and while 40 UPDATEs of 500 apps a second arrive (20,000
@@ -16,7 +17,10 @@
 sizes="1000000 10000000"
 count=1000
 rounds=1
-parse_flags '[--sizes "N ..."] [--count N] [--rounds R]' sizes count rounds -- "$@"
+ids=numeric
+parse_flags '[--sizes "N ..."] [--count N] [--rounds R] [--ids numeric|named]' sizes count rounds ids -- "$@"
+named=()
+[ "$ids" = named ] && named=(--named)
 work=$root/target/load
 mkdir -p "$work"
 build cnamed cnamed-gen cnamed-update-load
@@ -39,9 +43,9 @@ for apps in $sizes; do
     for _ in $(seq 1 1200); do grep -q serving "$work/update.log" && break; sleep 0.1; done
     grep -q serving "$work/update.log" || fail "cnamed did not start"
     echo "== $apps apps" >&2
-    "$bin/cnamed-update-load" --server "127.0.0.1:$port" --keys "$work/update-keys" \
+    "$bin/cnamed-update-load" --server "127.0.0.1:$port" --keys "$work/update-keys" "${named[@]}" \
         --count "$count" --rate 100 --batch 1 --first 1000000000
-    "$bin/cnamed-update-load" --server "127.0.0.1:$port" --keys "$work/update-keys" \
+    "$bin/cnamed-update-load" --server "127.0.0.1:$port" --keys "$work/update-keys" "${named[@]}" \
         --count 200 --rate 0 --batch 500 --pipeline 4 --first 2000000000
     # CPU time in ns: the whole process (every thread, including those gone), the worker.
     cpu_split() {
@@ -62,7 +66,7 @@ for apps in $sizes; do
     for round in $(seq 1 "$rounds"); do
         quiet=$(load)
         echo "  round $round, queries, quiet:        $quiet"
-        taskset -c 1 "$bin/cnamed-update-load" --server "127.0.0.1:$port" --keys "$work/update-keys" \
+        taskset -c 1 "$bin/cnamed-update-load" --server "127.0.0.1:$port" --keys "$work/update-keys" "${named[@]}" \
             --count 440 --rate 40 --batch 500 --pipeline 4 --first $((3000000000 + round * 1000000)) \
             > "$work/update-during.txt" &
         writer=$!

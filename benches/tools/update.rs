@@ -2,10 +2,11 @@
 //! sends only once the change is fsynced and served), and a bare fsync for comparison.
 //!
 //!     cnamed-update-load --server ADDR:PORT --keys FILE [--key NAME] [--count N] [--rate R]
-//!         [--batch K] [--pipeline P] [--first ID]
+//!         [--batch K] [--pipeline P] [--first ID] [--named]
 //!     cnamed-update-load --fsync FILE [--count N]
 //!
-//! Each UPDATE sets K new apps (`u{ID}`, IDs counting from `--first`) on cluster `mt1`, signed
+//! Each UPDATE sets K new apps (numeric IDs counting from `--first`, or `u{ID}` with
+//! `--named`: string IDs beside the numeric ones of a numeric zone) on cluster `mt1`, signed
 //! with the key, over one TCP connection with up to P messages in flight, R messages a second
 //! at most (0: as fast as answers come). Prints the round trip's p50, p99 and max, and app
 //! changes per second. `--fsync`: N appends of 4 KB each followed by fdatasync, the floor of
@@ -75,6 +76,7 @@ struct Options {
     batch: usize,
     pipeline: usize,
     first: u64,
+    named: bool,
 }
 
 fn run(options: &Options) -> Result<(), String> {
@@ -130,7 +132,8 @@ fn run(options: &Options) -> Result<(), String> {
         let apps = (0..options.batch)
             .map(|_| {
                 next_app += 1;
-                (format!("u{next_app}"), "mt1".to_owned())
+                let prefix = if options.named { "u" } else { "" };
+                (format!("{prefix}{next_app}"), "mt1".to_owned())
             })
             .collect();
         let id = i as u16;
@@ -185,7 +188,7 @@ fn main() -> ExitCode {
         value("--server").and_then(|s| s.parse().ok()),
         value("--keys"),
     ) else {
-        eprintln!("usage: cnamed-update-load --server ADDR:PORT --keys FILE [--key NAME] [--count N] [--rate R] [--batch K] [--pipeline P] [--first ID] | --fsync FILE [--count N]");
+        eprintln!("usage: cnamed-update-load --server ADDR:PORT --keys FILE [--key NAME] [--count N] [--rate R] [--batch K] [--pipeline P] [--first ID] [--named] | --fsync FILE [--count N]");
         return ExitCode::from(2);
     };
     let options = Options {
@@ -201,6 +204,7 @@ fn main() -> ExitCode {
             .and_then(|v| v.parse().ok())
             .unwrap_or(1),
         first: value("--first").and_then(|v| v.parse().ok()).unwrap_or(0),
+        named: args.iter().any(|arg| arg == "--named"),
     };
     match run(&options) {
         Ok(()) => ExitCode::SUCCESS,
