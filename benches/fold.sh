@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# A fold at scale (issue 23): a primary with N apps (default 100M) takes 100,000 app changes
-# by UPDATE as fast as it answers (500 per message), which starts a fold of the overlay into
-# new tables; UDP queries (cnamed-load, 1 s windows) run from before the changes until after
+# A fold at scale (issue 23): a primary with N apps (default 100M) takes as many app changes
+# as start a fold (the larger of 100,000 and sqrt(2 * N * 16384): 1.81M at 100M apps)
+# by UPDATE as fast as it answers (500 per message), so that the overlay is folded into new
+# tables; UDP queries (cnamed-load, 1 s windows) run from before the changes until after
 # the fold. Prints the fold's time from the log, RSS steady and peak (VmHWM), and each
 # window's q/s and p99. cnamed on core 0 (one worker; the fold shares it), clients on core 1.
 #
@@ -11,6 +12,8 @@
 apps=100000000
 parse_flags "[--apps N]" apps -- "$@"
 build cnamed cnamed-gen cnamed-load cnamed-update-load
+# Messages of 500 changes past the fold threshold (snapshot::fold_at).
+messages=$(awk -v n="$apps" 'BEGIN { f = sqrt(2 * n * 16384); if (f < 100000) f = 100000; print int(f / 500) + 10 }')
 work=$root/target/load
 mkdir -p "$work"
 read -r port <<< "$(free_ports 1)"
@@ -35,7 +38,7 @@ window() {
 }
 echo "before: $(window)"
 taskset -c 1 "$bin/cnamed-update-load" --server "127.0.0.1:$port" --keys "$work/fold-keys" \
-    --count 200 --rate 0 --batch 500 --pipeline 4 --first 5000000000
+    --count "$messages" --rate 0 --batch 500 --pipeline 4 --first 5000000000
 for second in $(seq 1 120); do
     echo "second $second: $(window)"
     grep -q folded "$work/fold.log" && break
