@@ -22,7 +22,7 @@ use crate::snapshot::guard::serial_is_newer;
 use crate::snapshot::{AppKey, CnameShape, Snapshot};
 use crate::wire::name::wire_to_text;
 use crate::wire::update::{UpdateMessage, UpdateRecord, CLASS_ANY, CLASS_NONE};
-use crate::wire::{Class, Rcode, Rtype};
+use crate::wire::{Class, Rcode, Rtype, MAX_LABEL, MAX_NAME};
 
 /// What an UPDATE changes: each app whose state it changes, with its cluster before and
 /// after (`None`: not there, removed), and the serial its SOA sets, if it sets one.
@@ -93,7 +93,7 @@ struct View<'a> {
 enum Owner {
     Apex,
     /// An app's CNAME owner: the app and the service index.
-    App(String, usize),
+    App(AppId, usize),
     /// Any other name in the zone: it has no records.
     Other(String),
 }
@@ -103,11 +103,8 @@ impl View<'_> {
         if owner.eq_ignore_ascii_case(&self.shape.zone().apex) {
             return Owner::Apex;
         }
-        match self.shape.owner(owner) {
-            Ok((mut app, service)) => {
-                app.make_ascii_lowercase();
-                Owner::App(app, service)
-            }
+        match self.shape.owner_in(owner) {
+            Ok((app, service)) => Owner::App(AppId::lower_case(app), service),
             Err(why) => Owner::Other(why),
         }
     }
@@ -122,9 +119,42 @@ impl View<'_> {
     fn types_at(&self, owner: &[u8]) -> &'static [Rtype] {
         match self.owner(owner) {
             Owner::Apex => &[Rtype::SOA, Rtype::NS],
-            Owner::App(app, _) if self.cluster(&app).is_some() => &[Rtype::CNAME],
+            Owner::App(app, _) if self.cluster(app.as_str()).is_some() => &[Rtype::CNAME],
             _ => &[],
         }
+    }
+}
+
+/// An app ID in lower case, on the stack: reading a record's owner allocates nothing.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct AppId {
+    len: u8,
+    /// Zero past `len`, so that equal IDs are equal arrays.
+    bytes: [u8; MAX_LABEL],
+}
+
+impl AppId {
+    /// `app` (at most a label, as the shape checked) in lower case.
+    fn lower_case(app: &str) -> Self {
+        let mut bytes = [0u8; MAX_LABEL];
+        let len = app.len().min(MAX_LABEL);
+        bytes[..len].copy_from_slice(&app.as_bytes()[..len]);
+        bytes.make_ascii_lowercase();
+        Self {
+            len: len as u8,
+            bytes,
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        // ASCII: the shape checked it (a hostname label).
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for AppId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -234,7 +264,7 @@ fn rrset_is(
     let zone = view.shape.zone();
     match (view.owner(&first.owner), first.rtype) {
         (Owner::App(app, service), Rtype::CNAME) => {
-            let Some(cluster) = view.cluster(&app) else {
+            let Some(cluster) = view.cluster(app.as_str()) else {
                 return false;
             };
             set.iter().all(|record| {
@@ -328,8 +358,9 @@ fn apply(
     let mut clusters: Vec<Box<str>> = Vec::new();
     // Each app touched, in order, with its cluster before; `now` holds its cluster per
     // service (`services` slots an app).
-    let mut index: FxHashMap<String, usize> = FxHashMap::default();
-    let mut touched: Vec<(String, Option<usize>)> = Vec::new();
+    let mut index: FxHashMap<AppId, usize> = FxHashMap::default();
+    let mut touched: Vec<(AppId, Option<usize>)> = Vec::new();
+    let mut scratch = ([0u8; MAX_NAME], [0u8; MAX_NAME]);
     let mut now: Vec<Option<usize>> = Vec::new();
     let mut serial = view.snapshot.serial;
     let mut judged = Judged::default();
@@ -370,32 +401,24 @@ fn apply(
                 ))
             }
         };
-        let at = match index.get(app.as_str()) {
+        let at = match index.get(&app) {
             Some(&at) => at,
             None => {
-                let before = view.cluster(&app).map(|name| intern(&mut clusters, name));
-                index.insert(app.clone(), touched.len());
+                let before = view
+                    .cluster(app.as_str())
+                    .map(|name| intern(&mut clusters, name));
+                index.insert(app, touched.len());
                 touched.push((app, before));
                 now.resize(now.len() + services, before);
                 touched.len() - 1
             }
         };
         let slot = &mut now[at * services + service];
-        let target_cluster = || {
-            message
-                .rdata_name(record)
-                .ok_or_else(|| refused(Rcode::FORMERR, format!("a bad CNAME target at {}", name())))
-                .and_then(|target| {
-                    view.shape
-                        .cluster(service, &target)
-                        .map_err(|why| refused(Rcode::REFUSED, format!("{}: {why}", name())))
-                })
-        };
         match (record.class, record.rtype) {
             (Class::IN, Rtype::CNAME) => {
-                let cluster = target_cluster()?;
+                let cluster = target_cluster(message, record, view.shape, service, &mut scratch)?;
                 if let Some(allowed) = policy.clusters {
-                    if !allowed.contains(&cluster) {
+                    if !allowed.iter().any(|known| known == cluster) {
                         return Err(refused(
                             Rcode::REFUSED,
                             format!("{}: cluster {cluster} is not in --clusters", name()),
@@ -403,12 +426,14 @@ fn apply(
                     }
                 }
                 // A CNAME added where one is replaces it (§3.4.2.2).
-                *slot = Some(intern(&mut clusters, &cluster));
+                *slot = Some(intern(&mut clusters, cluster));
             }
             (CLASS_ANY, Rtype::ANY | Rtype::CNAME) => *slot = None,
             (CLASS_NONE, Rtype::CNAME) => {
                 // Deletes the record only if it is there (§3.4.2.4).
-                if let Ok(cluster) = target_cluster() {
+                if let Ok(cluster) =
+                    target_cluster(message, record, view.shape, service, &mut scratch)
+                {
                     if slot.is_some_and(|at| *clusters[at] == *cluster) {
                         *slot = None;
                     }
@@ -437,13 +462,31 @@ fn apply(
         };
         if before != after {
             judged.changes.push(Change {
-                app: app.into(),
+                app: app.as_str().into(),
                 before: name_of(before),
                 cluster: name_of(after),
             });
         }
     }
     Ok(judged)
+}
+
+/// The cluster the target of the CNAME `record` (of `service`) names, read with `scratch`.
+fn target_cluster<'s>(
+    message: &UpdateMessage<'_>,
+    record: &UpdateRecord,
+    shape: &CnameShape<'_>,
+    service: usize,
+    scratch: &'s mut ([u8; MAX_NAME], [u8; MAX_NAME]),
+) -> Result<&'s str, Refused> {
+    let name = || wire_to_text(&record.owner);
+    let (name_scratch, text_scratch) = scratch;
+    let target = message
+        .rdata_name_in(record, name_scratch)
+        .ok_or_else(|| refused(Rcode::FORMERR, format!("a bad CNAME target at {}", name())))?;
+    shape
+        .cluster_in(service, target, text_scratch)
+        .map_err(|why| refused(Rcode::REFUSED, format!("{}: {why}", name())))
 }
 
 /// The index of `name` in `names`, added if new (an UPDATE names a few clusters).

@@ -57,10 +57,19 @@ pub enum UpdateError {
 impl UpdateMessage<'_> {
     /// The name at the start of `record`'s RDATA (a CNAME's target), uncompressed, lower case.
     pub fn rdata_name(&self, record: &UpdateRecord) -> Option<Vec<u8>> {
-        let rdata = self.message.get(..record.rdata_at + record.rdata_len)?;
         let mut name = [0u8; MAX_NAME];
-        let (len, end) = read_name(rdata, record.rdata_at, &mut name)?;
-        (end == record.rdata_at + record.rdata_len).then(|| name[..len].to_vec())
+        self.rdata_name_in(record, &mut name).map(<[u8]>::to_vec)
+    }
+
+    /// As [`Self::rdata_name`], read into `scratch`.
+    pub fn rdata_name_in<'s>(
+        &self,
+        record: &UpdateRecord,
+        scratch: &'s mut [u8; MAX_NAME],
+    ) -> Option<&'s [u8]> {
+        let rdata = self.message.get(..record.rdata_at + record.rdata_len)?;
+        let (len, end) = read_name(rdata, record.rdata_at, scratch)?;
+        (end == record.rdata_at + record.rdata_len).then(|| &scratch[..len])
     }
 
     /// The SOA RDATA of `record`: MNAME and RNAME, uncompressed, lower case, one after the
