@@ -12,17 +12,20 @@
 //! Anything else is REFUSED, and nothing changes. The TTL an UPDATE carries is ignored:
 //! every CNAME is served with `--ttl`.
 
+mod read;
 #[cfg(test)]
 mod tests;
 
 use fxhash::FxHashMap;
+
+use read::{intern, target_cluster, AppId};
 
 use crate::journal::Change;
 use crate::snapshot::guard::serial_is_newer;
 use crate::snapshot::{AppKey, CnameShape, Snapshot};
 use crate::wire::name::wire_to_text;
 use crate::wire::update::{UpdateMessage, UpdateRecord, CLASS_ANY, CLASS_NONE};
-use crate::wire::{Class, Rcode, Rtype, MAX_LABEL, MAX_NAME};
+use crate::wire::{Class, Rcode, Rtype, MAX_NAME};
 
 /// What an UPDATE changes: each app whose state it changes, with its cluster before and
 /// after (`None`: not there, removed), and the serial its SOA sets, if it sets one.
@@ -122,39 +125,6 @@ impl View<'_> {
             Owner::App(app, _) if self.cluster(app.as_str()).is_some() => &[Rtype::CNAME],
             _ => &[],
         }
-    }
-}
-
-/// An app ID in lower case, on the stack: reading a record's owner allocates nothing.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-struct AppId {
-    len: u8,
-    /// Zero past `len`, so that equal IDs are equal arrays.
-    bytes: [u8; MAX_LABEL],
-}
-
-impl AppId {
-    /// `app` (at most a label, as the shape checked) in lower case.
-    fn lower_case(app: &str) -> Self {
-        let mut bytes = [0u8; MAX_LABEL];
-        let len = app.len().min(MAX_LABEL);
-        bytes[..len].copy_from_slice(&app.as_bytes()[..len]);
-        bytes.make_ascii_lowercase();
-        Self {
-            len: len as u8,
-            bytes,
-        }
-    }
-
-    fn as_str(&self) -> &str {
-        // ASCII: the shape checked it (a hostname label).
-        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
-    }
-}
-
-impl std::fmt::Display for AppId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -469,33 +439,4 @@ fn apply(
         }
     }
     Ok(judged)
-}
-
-/// The cluster the target of the CNAME `record` (of `service`) names, read with `scratch`.
-fn target_cluster<'s>(
-    message: &UpdateMessage<'_>,
-    record: &UpdateRecord,
-    shape: &CnameShape<'_>,
-    service: usize,
-    scratch: &'s mut ([u8; MAX_NAME], [u8; MAX_NAME]),
-) -> Result<&'s str, Refused> {
-    let name = || wire_to_text(&record.owner);
-    let (name_scratch, text_scratch) = scratch;
-    let target = message
-        .rdata_name_in(record, name_scratch)
-        .ok_or_else(|| refused(Rcode::FORMERR, format!("a bad CNAME target at {}", name())))?;
-    shape
-        .cluster_in(service, target, text_scratch)
-        .map_err(|why| refused(Rcode::REFUSED, format!("{}: {why}", name())))
-}
-
-/// The index of `name` in `names`, added if new (an UPDATE names a few clusters).
-fn intern(names: &mut Vec<Box<str>>, name: &str) -> usize {
-    match names.iter().position(|known| **known == *name) {
-        Some(at) => at,
-        None => {
-            names.push(name.into());
-            names.len() - 1
-        }
-    }
 }
