@@ -78,6 +78,11 @@ impl<'z> CnameShape<'z> {
     pub fn cluster(&self, service: usize, target: &[u8]) -> Result<String, String> {
         let mut target = wire_to_text(target);
         target.make_ascii_lowercase();
+        self.cluster_of_text(service, &target).map(str::to_owned)
+    }
+
+    /// The cluster a target in text form (lower case) of `service` names.
+    fn cluster_of_text<'t>(&self, service: usize, target: &'t str) -> Result<&'t str, String> {
         let target = target.trim_end_matches('.');
         let (before, after) = &self.targets[service];
         let cluster = target
@@ -86,7 +91,7 @@ impl<'z> CnameShape<'z> {
             .ok_or_else(|| format!("target {target} is not the --target of a cluster"))?;
         check_label(cluster, Charset::Hostname, MAX_LABEL)
             .map_err(|why| format!("cluster {cluster:?} {why}"))?;
-        Ok(cluster.to_owned())
+        Ok(cluster)
     }
 
     /// As [`Self::cluster`], the name written into `scratch`: a target in ASCII (any valid
@@ -108,15 +113,7 @@ impl<'z> CnameShape<'z> {
         };
         // ASCII by construction.
         let text = std::str::from_utf8(&scratch[..len]).unwrap_or_default();
-        let text = text.trim_end_matches('.');
-        let (before, after) = &self.targets[service];
-        let cluster = text
-            .strip_prefix(before.as_str())
-            .and_then(|rest| rest.strip_suffix(after.as_str()))
-            .ok_or_else(|| format!("target {text} is not the --target of a cluster"))?;
-        check_label(cluster, Charset::Hostname, MAX_LABEL)
-            .map_err(|why| format!("cluster {cluster:?} {why}"))?;
-        Ok(cluster)
+        self.cluster_of_text(service, text)
     }
 
     /// Reads the CNAME `owner` -> `target` of an app: its ID, service index and cluster.
