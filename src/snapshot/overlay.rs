@@ -4,8 +4,8 @@
 //!
 //! An overlay maps app IDs to their state now: on a cluster, or gone. A lookup asks the
 //! overlay first, then the base. Overlays are small (a fold merges one into new base tables
-//! once it passes `FOLD_AT` entries) and their entries are plain data; the next version
-//! shares the older changes and copies only the recent ones (two layers, see [`Overlay`]).
+//! once it passes [`fold_at`] entries) and their entries are plain data; the next version
+//! shares the older changes and copies only the recent ones (three layers, see [`Overlay`]).
 //! An entry that says what the base says is not kept.
 
 use std::sync::Arc;
@@ -18,11 +18,11 @@ use crate::wire::MAX_LABEL;
 
 /// Entries past which the overlay of a zone of `apps` apps is folded into new base tables.
 /// A fold copies the base (`apps` entries) once per this many changes, and a merge into the
-/// overlay's `settled` layer copies it once per `MIDDLE_MAX`: at the square root of
-/// `2 · apps · MIDDLE_MAX` both cost a change about the same (5 entries at 1M apps, 55 at
-/// 100M, where a fixed 100k made it 1,000). Never below 100k.
+/// overlay's `settled` layer copies it once per `MIDDLE_MIN` changes or more: at the square
+/// root of `2 · apps · MIDDLE_MIN` both cost a change at most about the same (5 entries at
+/// 1M apps, 55 at 100M, where a fixed 100k made it 1,000). Never below 100k.
 pub fn fold_at(apps: usize) -> usize {
-    let balanced = (2.0 * apps as f64 * MIDDLE_MAX as f64).sqrt() as usize;
+    let balanced = (2.0 * apps as f64 * MIDDLE_MIN as f64).sqrt() as usize;
     balanced.max(100_000)
 }
 
@@ -111,11 +111,11 @@ impl OverlayKey {
 /// Changes over the base: each app's cluster now, `None` when it went. Three layers, so that
 /// a change does not copy every earlier one: `recent` (at most [`RECENT_MAX`] entries) is
 /// copied with each new version and merged into a new `middle` when full; `middle` (at most
-/// [`MIDDLE_MAX`]) is shared by the versions made meanwhile and merged into a new `settled`
-/// when full; `settled` is shared until the next merge. A change copies about
-/// `RECENT_MAX / 2 / batch + MIDDLE_MAX / 2 / RECENT_MAX + settled / MIDDLE_MAX` entries: a
-/// few dozen, where two layers copied hundreds once the overlay passed 100k (the merge
-/// into `settled` copies it).
+/// [`middle_max`] of `settled`'s size) is shared by the versions made meanwhile and merged
+/// into a new `settled` when full; `settled` is shared until the next merge. A change copies
+/// about `RECENT_MAX / 2 / batch + middle / 2 / RECENT_MAX + settled / middle` entries: a few
+/// dozen, where two layers copied hundreds once the overlay passed 100k (the merge into
+/// `settled` copies it).
 #[derive(Clone, Default, Debug)]
 pub(super) struct Overlay {
     settled: Arc<Layer<Option<u32>>>,
@@ -187,6 +187,20 @@ impl<T: Copy> Layer<T> {
         numeric.chain(short).chain(long)
     }
 
+    /// Every entry.
+    fn entries(&self) -> impl Iterator<Item = (OverlayKey, T)> + '_ {
+        let numeric = self
+            .numeric
+            .iter()
+            .map(|(&id, &v)| (OverlayKey::Numeric(id), v));
+        let short = self
+            .short
+            .iter()
+            .map(|(&id, &v)| (OverlayKey::Short(id), v));
+        let long = self.long.iter().map(|(&id, &v)| (OverlayKey::Long(id), v));
+        numeric.chain(short).chain(long)
+    }
+
     /// Every string entry: the ID and the value.
     fn named(&self) -> impl Iterator<Item = (&[u8], T)> + '_ {
         let short = self.short.iter().map(|(id, &v)| (id.as_bytes(), v));
@@ -205,8 +219,19 @@ impl<T: Copy> Layer<T> {
 
 /// Entries of `recent` past which it is merged into `middle`.
 const RECENT_MAX: usize = 1024;
-/// Entries of `middle` past which it is merged into `settled`.
-const MIDDLE_MAX: usize = 16 * 1024;
+/// Entries of `middle` past which it is merged into `settled`, at the least.
+const MIDDLE_MIN: usize = 16 * 1024;
+
+/// Entries of `middle` past which it is merged into a `settled` of `settled` entries: the
+/// bound at which the two merges cost a change the same (`middle / 2 / RECENT_MAX` entries
+/// copied into `middle`, `settled / middle` into `settled`). A large `settled` is the costly
+/// copy (fresh pages for tens of megabytes, where `middle`'s allocator reuses its memory),
+/// so it is copied less often as it grows: 61k at 1.8M entries, where 16k copied it four
+/// times as often.
+fn middle_max(settled: usize) -> usize {
+    let balanced = (2.0 * RECENT_MAX as f64 * settled as f64).sqrt() as usize;
+    balanced.max(MIDDLE_MIN)
+}
 
 impl Overlay {
     /// Entries that differ from the base.
@@ -281,7 +306,7 @@ impl Overlay {
         self.len = self.len + usize::from(changed) - usize::from(previous.is_some());
         if self.recent.len() > RECENT_MAX {
             self.merge_recent();
-            if self.middle.len() > MIDDLE_MAX {
+            if self.middle.len() > middle_max(self.settled.len()) {
                 self.merge_middle();
             }
         }
@@ -302,8 +327,7 @@ impl Overlay {
     /// Merges `middle` into a new `settled`.
     fn merge_middle(&mut self) {
         let mut settled = Layer::clone(&self.settled);
-        let mut middle = Layer::clone(&self.middle);
-        for (key, entry) in middle.drain() {
+        for (key, entry) in self.middle.entries() {
             settled.put(key, entry);
         }
         self.settled = Arc::new(settled);
@@ -414,6 +438,26 @@ mod tests {
     /// The layers behave as one map: random sets across many merges of the layers agree
     /// with a plain map of what differs from the base, entry by entry and in count, for
     /// numeric, short and long string IDs.
+    #[test]
+    fn the_middle_layer_grows_with_the_settled_one() {
+        assert_eq!(middle_max(0), MIDDLE_MIN);
+        assert_eq!(middle_max(100_000), MIDDLE_MIN);
+        assert_eq!(middle_max(1_800_000), 60_715);
+        let mut overlay = Overlay::default();
+        let mut largest_middle = 0;
+        for id in 0..300_000 {
+            overlay.set(OverlayKey::Numeric(id), Some(1), None);
+            largest_middle = largest_middle.max(overlay.middle.len());
+            assert!(overlay.recent.len() <= RECENT_MAX);
+            assert!(overlay.middle.len() <= middle_max(overlay.settled.len()));
+        }
+        assert!(largest_middle > MIDDLE_MIN + RECENT_MAX, "{largest_middle}");
+        assert_eq!(overlay.len(), 300_000);
+        for id in (0..300_000).step_by(997) {
+            assert_eq!(overlay.get(&OverlayKey::Numeric(id)), Some(Some(1)));
+        }
+    }
+
     #[test]
     fn the_layers_agree_with_one_map() {
         const APPS: u64 = 40_000;
