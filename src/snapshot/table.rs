@@ -211,6 +211,11 @@ impl NumericTable {
         }
     }
 
+    /// Starts bringing `key`'s home slot into the caches (see [`crate::sys::prefetch`]).
+    pub(crate) fn prefetch(&self, key: u64) {
+        crate::sys::prefetch(&self.slots[home(hash(key), self.slots.len())]);
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.len
     }

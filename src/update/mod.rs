@@ -83,7 +83,18 @@ pub fn judge(
     for record in &message.updates {
         prescan(record, &zone.apex)?;
     }
-    apply(message, &view, policy)
+    // Each update's owner, read once. The base's slots of their apps are asked for before
+    // the first lookup: at 100M apps each is a cache miss, and asked for together they
+    // overlap (a fifth of a commit's time at 20,000 app changes/s, one after the other).
+    let owners: Vec<Owner> = (message.updates.iter())
+        .map(|record| view.owner(&record.owner))
+        .collect();
+    for owner in &owners {
+        if let Owner::App(app, _) = owner {
+            snapshot.prefetch(AppKey::new(app.as_str().as_bytes()));
+        }
+    }
+    apply(message, &owners, &view, policy)
 }
 
 /// The zone as the prerequisites see it.
@@ -318,6 +329,7 @@ fn prescan(record: &UpdateRecord, apex: &[u8]) -> Result<(), Refused> {
 /// none.
 fn apply(
     message: &UpdateMessage<'_>,
+    owners: &[Owner],
     view: &View<'_>,
     policy: Policy<'_>,
 ) -> Result<Judged, Refused> {
@@ -334,9 +346,9 @@ fn apply(
     let mut now: Vec<Option<usize>> = Vec::new();
     let mut serial = view.snapshot.serial;
     let mut judged = Judged::default();
-    for record in &message.updates {
+    for (record, owner) in message.updates.iter().zip(owners) {
         let name = || wire_to_text(&record.owner);
-        let (app, service) = match view.owner(&record.owner) {
+        let (app, service) = match *owner {
             Owner::App(app, service) => (app, service),
             Owner::Apex if record.class == Class::IN && record.rtype == Rtype::SOA => {
                 let Some((names, fields)) = message.rdata_soa(record) else {
@@ -364,7 +376,7 @@ fn apply(
                     ),
                 ))
             }
-            Owner::Other(why) => {
+            Owner::Other(ref why) => {
                 return Err(refused(
                     Rcode::REFUSED,
                     format!("{} is not an app's name: {why}", name()),

@@ -195,6 +195,15 @@ impl StringTable {
         })
     }
 
+    /// Starts bringing the home slot of `id` (any ASCII case) into the caches (see
+    /// [`crate::sys::prefetch`]); its entry in the arena is the next miss, left to the lookup.
+    pub(crate) fn prefetch(&self, id: &[u8]) {
+        let mut words = KeyWords::default();
+        if let Some(key) = Key::fold(id, &mut words) {
+            crate::sys::prefetch(&self.slots[home32(key.tag(), self.slots.len())]);
+        }
+    }
+
     /// The slot holding `key`.
     #[inline]
     fn find(&self, key: &Key) -> Option<usize> {
