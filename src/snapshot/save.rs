@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::Snapshot;
+use super::{AppKey, Snapshot};
 
 /// Writes `snapshot` to `path` as a dump, atomically (a temporary file beside it, renamed).
 /// The temporary file is always a new one (O_EXCL): whatever was left at its name, a stale
@@ -23,16 +23,51 @@ pub fn save_dump(snapshot: &Snapshot, path: &Path) -> io::Result<()> {
         .write(true)
         .create_new(true)
         .open(&temporary)?;
-    let mut out = io::BufWriter::new(file);
-    let apps = snapshot.apps();
-    write_dump(
-        snapshot.serial,
-        apps.iter().map(|(app, cluster)| (app.as_str(), *cluster)),
-        &mut out,
-    )?;
+    let mut out = io::BufWriter::with_capacity(1 << 20, file);
+    write_snapshot(snapshot, &mut out)?;
     out.flush()?;
     out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     std::fs::rename(&temporary, path)
+}
+
+/// Writes `snapshot` as a dump, one app a line: numeric IDs in numeric order, then string IDs
+/// in byte order. What it sorts is a copy of the entries alone, 16 bytes an app with a
+/// numeric ID and 24 with a string ID: a string per app, as [`Snapshot::apps`] makes, took
+/// about 90 bytes an app (9 GB beside the 2 GB of a zone of 100M apps, at every checkpoint,
+/// last good copy and secondary's dump).
+pub fn write_snapshot(snapshot: &Snapshot, out: &mut impl Write) -> io::Result<()> {
+    let named_count = (snapshot.app_entries())
+        .filter(|(app, _)| matches!(app, AppKey::Named(_)))
+        .count();
+    let mut numeric: Vec<(u64, u32)> = Vec::new();
+    let mut named: Vec<(&[u8], u32)> = Vec::new();
+    let too_many = |_| io::Error::new(io::ErrorKind::OutOfMemory, "no memory to sort the apps");
+    numeric
+        .try_reserve_exact(snapshot.app_count().saturating_sub(named_count))
+        .map_err(too_many)?;
+    named.try_reserve_exact(named_count).map_err(too_many)?;
+    for (app, cluster) in snapshot.app_entries() {
+        match app {
+            AppKey::Numeric(id) => numeric.push((id, cluster)),
+            AppKey::Named(id) => named.push((id, cluster)),
+        }
+    }
+    numeric.sort_unstable();
+    named.sort_unstable();
+    let cluster = |index: u32| snapshot.cluster_name(index).unwrap_or_default();
+    write!(out, "{{\"serial\": {}, \"apps\": {{", snapshot.serial)?;
+    let mut separator = "\n";
+    for &(id, index) in &numeric {
+        write!(out, "{separator}\"{id}\": \"{}\"", cluster(index))?;
+        separator = ",\n";
+    }
+    for &(id, index) in &named {
+        // App IDs and clusters are host-name labels: nothing to escape in JSON.
+        let id = String::from_utf8_lossy(id);
+        write!(out, "{separator}\"{id}\": \"{}\"", cluster(index))?;
+        separator = ",\n";
+    }
+    writeln!(out, "\n}}}}")
 }
 
 /// Writes a dump (`{"serial": N, "apps": {...}}`) of `apps` (app, cluster), sorted, one a line.
@@ -55,6 +90,44 @@ pub fn write_dump<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The dump written holds every app of the snapshot, its changes included, numeric IDs
+    /// in numeric order and string IDs after them in byte order (read back by serde_json).
+    #[test]
+    fn a_written_dump_holds_every_app_in_order() {
+        let snapshot = crate::testing::snapshot(
+            r#"{"serial": 7, "apps": {"10": "eu", "9": "us", "b-app": "eu", "a-app": "us", "0123": "eu"}}"#,
+        );
+        let changes = [("9", None), ("11", Some("ap")), ("c-app", Some("eu"))];
+        let snapshot = snapshot.with_changes(8, changes).unwrap();
+        let mut out = Vec::new();
+        write_snapshot(&snapshot, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let ids: Vec<&str> = text
+            .lines()
+            .skip(1)
+            .filter_map(|line| line.split('"').nth(1))
+            .collect();
+        assert_eq!(
+            ids,
+            ["10", "11", "0123", "a-app", "b-app", "c-app"],
+            "{text}"
+        );
+        let read: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(read["serial"], 8);
+        let mut apps: Vec<(String, String)> = read["apps"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(id, cluster)| (id.clone(), cluster.as_str().unwrap().to_owned()))
+            .collect();
+        apps.sort();
+        let mut want: Vec<(String, String)> = (snapshot.apps().into_iter())
+            .map(|(id, cluster)| (id, cluster.to_owned()))
+            .collect();
+        want.sort();
+        assert_eq!(apps, want);
+    }
 
     /// A symlink planted at the temporary file's name is replaced, its target untouched
     /// (hardening round three, item 11).
