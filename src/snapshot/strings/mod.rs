@@ -258,16 +258,21 @@ impl StringTable {
         let too_full = slot_count(self.len + inserted) > self.slots.len();
         let too_dirty = self.garbage + added_bytes > self.arena.len() / 4 + 4096;
         if too_full || too_dirty {
-            let mut current: fxhash::FxHashMap<&[u8], u32> = self.iter().collect();
-            for &(id, cluster) in changes {
-                match cluster {
-                    Some(cluster) => current.insert(id, cluster),
-                    None => current.remove(id),
-                };
-            }
+            // The entries no change touches, then each changed ID's last state: a map of
+            // the changes, not of the whole table (the numeric table's fold at 100M apps
+            // peaked at 2.8x the steady RSS that way).
+            let mut last: fxhash::FxHashMap<&[u8], Option<u32>> = fxhash::FxHashMap::default();
+            last.extend(changes.iter().copied());
             let mut builder = StringsBuilder::default();
-            for (id, cluster) in current {
-                builder.push(id, cluster)?;
+            for (id, cluster) in self.iter() {
+                if !last.contains_key(id) {
+                    builder.push(id, cluster)?;
+                }
+            }
+            for (&id, &cluster) in &last {
+                if let Some(cluster) = cluster {
+                    builder.push(id, cluster)?;
+                }
             }
             return builder.build();
         }
