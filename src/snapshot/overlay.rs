@@ -176,15 +176,11 @@ impl<T: Copy> Layer<T> {
         }
     }
 
-    /// Every entry, emptying the layer.
-    fn drain(&mut self) -> impl Iterator<Item = (OverlayKey, T)> + '_ {
-        let numeric = self
-            .numeric
-            .drain()
-            .map(|(id, v)| (OverlayKey::Numeric(id), v));
-        let short = self.short.drain().map(|(id, v)| (OverlayKey::Short(id), v));
-        let long = self.long.drain().map(|(id, v)| (OverlayKey::Long(id), v));
-        numeric.chain(short).chain(long)
+    /// Empties the layer, keeping its memory.
+    fn clear(&mut self) {
+        self.numeric.clear();
+        self.short.clear();
+        self.long.clear();
     }
 
     /// Every entry.
@@ -316,12 +312,13 @@ impl Overlay {
     /// Merges `recent` into a new `middle`.
     fn merge_recent(&mut self) {
         let mut middle = Layer::clone(&self.middle);
-        for (key, entry) in self.recent.drain() {
+        for (key, entry) in self.recent.entries() {
             // "As the base" over nothing settled needs no entry.
             let keep = entry.is_some() || self.settled.get(&key).is_some();
             middle.put(key, keep.then_some(entry));
         }
         self.middle = Arc::new(middle);
+        self.recent.clear();
     }
 
     /// Merges `middle` into a new `settled`.

@@ -2,6 +2,7 @@
 //! what `cnamed fetch` prints. Files are written atomically and durably: a new temporary file
 //! beside the target, fsynced, renamed over it.
 
+use std::fmt::Display;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -55,19 +56,14 @@ pub fn write_snapshot(snapshot: &Snapshot, out: &mut impl Write) -> io::Result<(
     numeric.sort_unstable();
     named.sort_unstable();
     let cluster = |index: u32| snapshot.cluster_name(index).unwrap_or_default();
-    write!(out, "{{\"serial\": {}, \"apps\": {{", snapshot.serial)?;
-    let mut separator = "\n";
+    let mut dump = DumpWriter::start(out, snapshot.serial)?;
     for &(id, index) in &numeric {
-        write!(out, "{separator}\"{id}\": \"{}\"", cluster(index))?;
-        separator = ",\n";
+        dump.app(id, cluster(index))?;
     }
     for &(id, index) in &named {
-        // App IDs and clusters are host-name labels: nothing to escape in JSON.
-        let id = String::from_utf8_lossy(id);
-        write!(out, "{separator}\"{id}\": \"{}\"", cluster(index))?;
-        separator = ",\n";
+        dump.app(String::from_utf8_lossy(id), cluster(index))?;
     }
-    writeln!(out, "\n}}}}")
+    dump.finish()
 }
 
 /// Writes a dump (`{"serial": N, "apps": {...}}`) of `apps` (app, cluster), sorted, one a line.
@@ -78,13 +74,38 @@ pub fn write_dump<'a>(
 ) -> io::Result<()> {
     let mut apps: Vec<_> = apps.collect();
     apps.sort_unstable();
-    write!(out, "{{\"serial\": {serial}, \"apps\": {{")?;
-    for (i, (app, cluster)) in apps.into_iter().enumerate() {
-        let separator = if i == 0 { "\n" } else { ",\n" };
-        // App IDs and clusters are host-name labels: nothing to escape in JSON.
-        write!(out, "{separator}\"{app}\": \"{cluster}\"")?;
+    let mut dump = DumpWriter::start(out, serial)?;
+    for (app, cluster) in apps {
+        dump.app(app, cluster)?;
     }
-    writeln!(out, "\n}}}}")
+    dump.finish()
+}
+
+/// A dump written one app a line, in the order given.
+struct DumpWriter<'w, W: Write> {
+    out: &'w mut W,
+    separator: &'static str,
+}
+
+impl<'w, W: Write> DumpWriter<'w, W> {
+    fn start(out: &'w mut W, serial: u32) -> io::Result<Self> {
+        write!(out, "{{\"serial\": {serial}, \"apps\": {{")?;
+        Ok(Self {
+            out,
+            separator: "\n",
+        })
+    }
+
+    fn app(&mut self, id: impl Display, cluster: &str) -> io::Result<()> {
+        // App IDs and clusters are host-name labels: nothing to escape in JSON.
+        write!(self.out, "{}\"{id}\": \"{cluster}\"", self.separator)?;
+        self.separator = ",\n";
+        Ok(())
+    }
+
+    fn finish(self) -> io::Result<()> {
+        writeln!(self.out, "\n}}}}")
+    }
 }
 
 #[cfg(test)]
