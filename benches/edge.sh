@@ -39,7 +39,7 @@ step "building"
 build
 dump=$work/apps-$apps.json
 queries=$work/queries-$apps.txt
-[ -s "$dump" ] || "$bin/cnamed-gen" dump --apps "$apps" --clusters 8 > "$dump"
+cached_dump "$apps" "$dump"
 [ -s "$queries" ] || "$bin/cnamed-gen" queries --apps "$apps" --count 1000000 --mix mixed > "$queries"
 
 baseline_bin=$work/baseline-target/release/cnamed

@@ -20,9 +20,8 @@ messages=$(awk -v n="$apps" 'BEGIN { k = 2 * 16384; f = (k + sqrt(k * k + 4 * k 
 work=$root/target/load
 mkdir -p "$work"
 read -r port <<< "$(free_ports 1)"
-printf 'key "upd" { algorithm hmac-sha256; secret "%s"; };\n' "$(head -c 32 /dev/urandom | base64)" \
-    > "$work/fold-keys"
-[ -s "$work/apps-$apps.json" ] || "$bin/cnamed-gen" dump --apps "$apps" --clusters 8 > "$work/apps-$apps.json"
+update_key_file "$work/fold-keys"
+cached_dump "$apps" "$work/apps-$apps.json"
 [ -s "$work/queries-$apps.txt" ] \
     || "$bin/cnamed-gen" queries --apps "$apps" --count 1000000 --mix mixed > "$work/queries-$apps.txt"
 rm -f "$work/fold.journal"
@@ -31,8 +30,7 @@ taskset -c 0 "$bin/cnamed" serve --dump "$work/apps-$apps.json" --listen "127.0.
     2>"$work/fold.log" &
 pid=$!
 track "$pid"
-for _ in $(seq 1 3000); do grep -q serving "$work/fold.log" && break; sleep 0.1; done
-grep -q serving "$work/fold.log" || fail "cnamed did not start"
+wait_serving "$work/fold.log" 300 cnamed
 sleep 2
 steady=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
 window() {

@@ -14,9 +14,8 @@ build cnamed cnamed-gen cnamed-update-load
 work=$root/target/load
 mkdir -p "$work"
 read -r port <<< "$(free_ports 1)"
-printf 'key "upd" { algorithm hmac-sha256; secret "%s"; };\n' "$(head -c 32 /dev/urandom | base64)" \
-    > "$work/js-keys"
-[ -s "$work/apps-$apps.json" ] || "$bin/cnamed-gen" dump --apps "$apps" --clusters 8 > "$work/apps-$apps.json"
+update_key_file "$work/js-keys"
+cached_dump "$apps" "$work/apps-$apps.json"
 rm -f "$work/js.journal" "$work/js.journal.checkpoint"
 start() {
     : > "$work/js.log"
@@ -27,8 +26,7 @@ start() {
         2>>"$work/js.log" &
     pid=$!
     track "$pid"
-    for _ in $(seq 1 3000); do grep -q serving "$work/js.log" && break; sleep 0.01; done
-    grep -q serving "$work/js.log" || fail "cnamed did not start"
+    wait_serving "$work/js.log" 30 cnamed
     echo "  launch to serving: $(( ($(date +%s%N) - began) / 1000000 )) ms"
 }
 start

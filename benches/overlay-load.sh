@@ -15,9 +15,8 @@ work=$root/target/load
 mkdir -p "$work"
 apps=1000000
 read -r plain changed <<< "$(free_ports 2)"
-printf 'key "upd" { algorithm hmac-sha256; secret "%s"; };\n' "$(head -c 32 /dev/urandom | base64)" \
-    > "$work/overlay-keys"
-[ -s "$work/apps-$apps.json" ] || "$bin/cnamed-gen" dump --apps "$apps" --clusters 8 > "$work/apps-$apps.json"
+update_key_file "$work/overlay-keys"
+cached_dump "$apps" "$work/apps-$apps.json"
 "$bin/cnamed-gen" queries --apps "$apps" --count 1000000 --mix hits > "$work/hits-$apps.txt"
 for name in plain changed; do
     port=${!name}

@@ -29,7 +29,7 @@ pid=
 
 data() {
     local apps=$1
-    [ -s "$work/apps-$apps.json" ] || "$bin/cnamed-gen" dump --apps "$apps" --clusters 8 > "$work/apps-$apps.json"
+    cached_dump "$apps" "$work/apps-$apps.json"
     [ -s "$work/queries-$apps.txt" ] || "$bin/cnamed-gen" queries --apps "$apps" --count 1000000 --mix mixed > "$work/queries-$apps.txt"
 }
 

@@ -25,7 +25,7 @@ work=$root/target/load
 mkdir -p "$work"
 dump=$work/apps-$apps.json
 queries=$work/queries-$apps.txt
-[ -s "$dump" ] || "$bin/cnamed-gen" dump --apps "$apps" --clusters 8 > "$dump"
+cached_dump "$apps" "$dump"
 [ -s "$queries" ] || "$bin/cnamed-gen" queries --apps "$apps" --count 1000000 --mix mixed > "$queries"
 
 baseline_bin=$work/callgrind-$baseline/release/cnamed

@@ -17,9 +17,8 @@ build cnamed cnamed-gen
 work=$root/target/load
 mkdir -p "$work"
 read -r primary secondary <<< "$(free_ports 2)"
-printf 'key "upd" { algorithm hmac-sha256; secret "%s"; };\n' "$(head -c 32 /dev/urandom | base64)" \
-    > "$work/update-keys"
-[ -s "$work/apps-$apps.json" ] || "$bin/cnamed-gen" dump --apps "$apps" --clusters 8 > "$work/apps-$apps.json"
+update_key_file "$work/update-keys"
+cached_dump "$apps" "$work/apps-$apps.json"
 rm -f "$work/secondary.journal"
 : > "$work/us-primary.log"
 : > "$work/us-secondary.log"
@@ -28,16 +27,14 @@ start_primary() {
         --tsig-key-file "$work/update-keys" --update-key upd --journal "$work/secondary.journal" \
         --xfr-allow 127.0.0.1 --notify "127.0.0.1:$secondary" 2>>"$work/us-primary.log" &
     track $!
-    for _ in $(seq 1 1200); do grep -q serving "$work/us-primary.log" && break; sleep 0.1; done
-    grep -q serving "$work/us-primary.log" || fail "the primary did not start"
+    wait_serving "$work/us-primary.log" 120 "the primary"
 }
 start_secondary() {
     "$bin/cnamed" serve --dump "$work/us-secondary.json" --listen "127.0.0.1:$secondary" --threads 1 \
         --primary "127.0.0.1:$primary" --tsig-key-file "$work/update-keys" 2>>"$work/us-secondary.log" &
     pid=$!
     track "$pid"
-    for _ in $(seq 1 9000); do grep -q serving "$work/us-secondary.log" && break; sleep 0.1; done
-    grep -q serving "$work/us-secondary.log" || fail "the secondary did not start"
+    wait_serving "$work/us-secondary.log" 900 "the secondary"
 }
 if [ "$from" = dump ]; then
     # A restart while the primary is away: the secondary serves its dump, and the primary's

@@ -25,12 +25,11 @@ work=$root/target/load
 mkdir -p "$work"
 build cnamed cnamed-gen cnamed-update-load
 read -r port <<< "$(free_ports 1)"
-printf 'key "upd" { algorithm hmac-sha256; secret "%s"; };\n' "$(head -c 32 /dev/urandom | base64)" \
-    > "$work/update-keys"
+update_key_file "$work/update-keys"
 
 "$bin/cnamed-update-load" --fsync "$work/fsync-probe" --count "$count"
 for apps in $sizes; do
-    [ -s "$work/apps-$apps.json" ] || "$bin/cnamed-gen" dump --apps "$apps" --clusters 8 > "$work/apps-$apps.json"
+    cached_dump "$apps" "$work/apps-$apps.json"
     rm -f "$work/update.journal"
     : > "$work/update.log"
     [ -s "$work/queries-$apps.txt" ] \
@@ -40,8 +39,7 @@ for apps in $sizes; do
         2>>"$work/update.log" &
     pid=$!
     track "$pid"
-    for _ in $(seq 1 1200); do grep -q serving "$work/update.log" && break; sleep 0.1; done
-    grep -q serving "$work/update.log" || fail "cnamed did not start"
+    wait_serving "$work/update.log" 120 cnamed
     echo "== $apps apps" >&2
     "$bin/cnamed-update-load" --server "127.0.0.1:$port" --keys "$work/update-keys" "${named[@]}" \
         --count "$count" --rate 100 --batch 1 --first 1000000000

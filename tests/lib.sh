@@ -111,6 +111,26 @@ on_exit() { _exit_hooks+=("$1"); }
 
 free_ports() { "$bin/cnamed-gen" ports "$1"; }
 
+# A TSIG key file at $1 holding one random hmac-sha256 key, "upd" (the UPDATE benches' and
+# tests' signer).
+update_key_file() {
+    printf 'key "upd" { algorithm hmac-sha256; secret "%s"; };\n' "$(head -c 32 /dev/urandom | base64)" \
+        > "$1"
+}
+
+# Waits up to $2 seconds for cnamed's "serving" line in the log $1; else fails, naming $3.
+wait_serving() {
+    local i
+    for ((i = 0; i < $2 * 100; i++)); do
+        grep -q serving "$1" && return
+        sleep 0.01
+    done
+    fail "$3 did not start: no \"serving\" in $1 after $2 s"
+}
+
+# A dump of $1 numeric apps on 8 clusters at $2, generated once and kept for later runs.
+cached_dump() { [ -s "$2" ] || "$bin/cnamed-gen" dump --apps "$1" --clusters 8 > "$2"; }
+
 step() { echo "== $*" >&2; }
 
 fail() {

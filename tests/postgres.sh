@@ -167,8 +167,7 @@ step "real time: the outbox recipe, a primary with a journal, a cnamed secondary
 pg_recipe=$root/data/postgres
 sql < "$pg_recipe/outbox.sql"
 read -r primary_port secondary_port <<< "$(free_ports 2)"
-printf 'key "upd" { algorithm hmac-sha256; secret "%s"; };\n' "$(head -c 32 /dev/urandom | base64)" \
-    > "$work/cnamed/keys"
+update_key_file "$work/cnamed/keys"
 rt_dump=$work/cnamed/rt.json
 # The real-time export, as the README runs it: export.sql, cnamed check, rename.
 rt_export() {
