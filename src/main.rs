@@ -161,8 +161,7 @@ fn fetch(config: &Config, zone: &Zone) -> std::io::Result<()> {
         match cnamed::xfr::inbound::client::fetch_axfr(primary, zone, keys.first(), limits) {
             Ok(zone) => {
                 let mut out = BufWriter::new(std::io::stdout().lock());
-                let apps = zone.apps.iter().map(|(app, cluster)| (&**app, &**cluster));
-                return cnamed::snapshot::save::write_dump(zone.serial, apps, &mut out)
+                return cnamed::snapshot::save::write_snapshot(&zone.snapshot, &mut out)
                     .and_then(|()| out.flush());
             }
             Err(error) => {

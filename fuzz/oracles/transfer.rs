@@ -59,10 +59,15 @@ pub(crate) fn check(input: &[u8], base: &Snapshot) {
             assert!(!serial_is_newer(serial, base.serial));
         }
         Received::Full(transferred) => {
-            let apps = transferred.apps.iter().map(|(a, c)| (&**a, &**c));
-            if let Ok(snapshot) = Snapshot::from_apps(transferred.serial, apps, zone) {
-                assert_eq!(snapshot.app_count(), transferred.apps.len());
-            }
+            // Built as it was read: its apps, checked as a dump's, build the same snapshot.
+            let snapshot = &transferred.snapshot;
+            assert_eq!(snapshot.serial, transferred.serial);
+            let apps = snapshot.apps();
+            let listed = apps.iter().map(|(app, cluster)| (app.as_str(), *cluster));
+            let rebuilt = Snapshot::from_apps(snapshot.serial, listed, zone)
+                .expect("a transferred zone's apps are valid");
+            assert_eq!(rebuilt.apps(), apps);
+            assert_eq!(snapshot.app_count(), apps.len());
         }
         Received::Incremental { serial, changes } => {
             assert!(mode & 1 == 1, "an AXFR is never incremental");

@@ -40,6 +40,11 @@ impl<'z> Clusters<'z> {
         }
     }
 
+    /// The name of cluster `index`.
+    pub(super) fn name(&self, index: u32) -> Option<&str> {
+        self.names.get(index as usize).map(|name| &**name)
+    }
+
     /// The names, by index, and their CNAME records.
     pub(super) fn into_parts(self) -> (Vec<Box<str>>, Vec<Box<[u8]>>) {
         (self.names, self.cnames)

@@ -196,6 +196,31 @@ impl<'z> AppsBuilder<'z> {
         self.insert(app, cluster)
     }
 
+    /// The index of cluster `name`, checked and interned as a dump's are.
+    pub(super) fn cluster(&mut self, name: &str) -> Result<u32, EntryError> {
+        (self.clusters.intern(name)).map_err(|why| format!("cluster {name:?} {why}").into())
+    }
+
+    pub(super) fn cluster_name(&self, index: u32) -> Option<&str> {
+        self.clusters.name(index)
+    }
+
+    /// Adds `app` on the cluster of index `cluster` (from [`Self::cluster`]).
+    pub(super) fn add_on(&mut self, app: &str, cluster: u32) -> Result<(), EntryError> {
+        let app = app_id(app, self.max_app)?;
+        self.insert(app, cluster)
+    }
+
+    /// Adds numeric app `id` (its decimal form a valid app ID) on the cluster of index
+    /// `cluster`: the common app of a transfer, without reading its digits again.
+    pub(super) fn add_numeric(&mut self, id: u64, cluster: u32) -> Result<(), EntryError> {
+        if id.checked_ilog10().unwrap_or(0) as usize >= self.max_app {
+            // Too long for every service's label: the general path says so.
+            return self.add_on(&id.to_string(), cluster);
+        }
+        self.insert(OwnedAppId::Numeric(id), cluster)
+    }
+
     fn insert(&mut self, app: OwnedAppId, cluster: u32) -> Result<(), EntryError> {
         match app {
             OwnedAppId::Numeric(id) => self

@@ -5,6 +5,7 @@
 //! bad dump never touches the one being served.
 
 mod apply;
+mod builder;
 mod clusters;
 mod dump;
 mod error;
@@ -22,6 +23,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use builder::SnapshotBuilder;
 pub use error::{EntryError, LoadError};
 pub use overlay::fold_at;
 pub use shape::CnameShape;
@@ -202,13 +204,11 @@ impl Snapshot {
         apps: impl IntoIterator<Item = (&'a str, &'a str)>,
         zone: &Zone,
     ) -> Result<Self, EntryError> {
-        let mut builder = dump::AppsBuilder::new(zone);
+        let mut builder = SnapshotBuilder::new(zone);
         for (app, cluster) in apps {
             builder.add(app, cluster)?;
         }
-        let mut parsed = builder.finish()?;
-        parsed.serial = serial;
-        Ok(Self::from_parsed(parsed, zone))
+        builder.finish(serial)
     }
 
     /// This snapshot at `serial` with `changes` applied in order: `(app, Some(cluster))`

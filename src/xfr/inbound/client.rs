@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 pub use super::error::TransferError;
 use super::reader::{Received, TransferReader, Transferred};
 use super::resolve::{resolve, Resolved};
-use crate::snapshot::{EntryError, Snapshot, Zone};
+use crate::snapshot::{Snapshot, Zone};
 use crate::sys::{random_bytes, unix_seconds};
 use crate::tsig::{self, sign_request, ChainError, Key, ResponseChain};
 use crate::wire::{flags, Class, Rtype, HEADER_LEN, MAX_TCP};
@@ -19,6 +19,9 @@ use crate::xfr::{Timers, TransferType};
 
 /// How long a transfer waits on a primary for each read or write.
 pub const TRANSFER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The read buffer of a transfer in.
+const READ_BUFFER: usize = 1 << 20;
 
 /// The limits of a transfer in by default: `--max-transfer-time-in` 600 s,
 /// `--min-transfer-rate` 1024 bytes/s, and [`TRANSFER_TIMEOUT`] a read.
@@ -114,6 +117,9 @@ pub fn fetch(
         .map_err(|e| failed("connect", e))?;
     let mut stream = PacedStream::new(&connected, limits);
     stream.write_all(&query).map_err(|e| failed("send", e))?;
+    // Read in large gulps: a 64 KB message comes in several pieces, each a system call (and
+    // a timeout set) without the buffer.
+    let mut stream = io::BufReader::with_capacity(READ_BUFFER, stream);
     let mut reader = match ask {
         Ask::Axfr => TransferReader::axfr(zone),
         // Twice the zone's CNAMEs (every app moved: deleted and added), and some room for
@@ -244,8 +250,7 @@ pub fn transfer_zone(
                 bytes,
                 ..
             }) => {
-                let snapshot = built_zone(&transferred, timers, zone)
-                    .map_err(|why| TransferError(vec![format!("{primary}: {why}")]))?;
+                let snapshot = built_zone(transferred, timers);
                 let transfer = InitialTransfer {
                     primary,
                     bytes,
@@ -273,14 +278,8 @@ fn warn_if_more(primaries: &[SocketAddr], primary: SocketAddr, errors: &[String]
 
 /// The snapshot of a whole zone transferred, with the primary's SOA timers, which a
 /// secondary serves as they are.
-fn built_zone(
-    transferred: &Transferred,
-    timers: Option<Timers>,
-    zone: &Zone,
-) -> Result<Snapshot, EntryError> {
-    let apps = transferred.apps.iter().map(|(a, c)| (&**a, &**c));
-    let snapshot = Snapshot::from_apps(transferred.serial, apps, zone)?;
-    Ok(with_timers(snapshot, timers))
+fn built_zone(transferred: Transferred, timers: Option<Timers>) -> Snapshot {
+    with_timers(*transferred.snapshot, timers)
 }
 
 /// `snapshot` with the primary's SOA timers.
@@ -351,11 +350,12 @@ pub fn refresh(
                 timers,
                 ..
             }) => {
+                // The tables are built as the records arrive: the time on the wire is the
+                // build's too.
                 let fetch_time = started.elapsed();
-                let built = Instant::now();
-                let snapshot = built_zone(&transferred, timers, zone)
-                    .map_err(|why| TransferError(vec![format!("{primary}: {why}")]))?;
-                let build_time = built.elapsed();
+                let build_time = Duration::ZERO;
+                let serial = transferred.serial;
+                let snapshot = built_zone(transferred, timers);
                 // The guard rails compare it with the live one: the same serial and content
                 // is "unchanged".
                 let refreshed = Refreshed::Changed {
@@ -366,7 +366,7 @@ pub fn refresh(
                     refreshed,
                     primary,
                     via: TransferType::Axfr,
-                    serial: transferred.serial,
+                    serial,
                     bytes,
                     timers,
                     fetch_time,
@@ -401,11 +401,10 @@ fn incremental(
     let (refreshed, serial) = match fetched.received {
         Received::UpToDate(serial) => (Refreshed::UpToDate, serial),
         Received::Full(transferred) => {
-            let snapshot =
-                built_zone(&transferred, fetched.timers, zone).map_err(|error| refused(error.0))?;
+            let serial = transferred.serial;
+            let snapshot = Box::new(built_zone(transferred, fetched.timers));
             let changes = None;
-            let snapshot = Box::new(snapshot);
-            (Refreshed::Changed { snapshot, changes }, transferred.serial)
+            (Refreshed::Changed { snapshot, changes }, serial)
         }
         Received::Incremental { serial, changes } => {
             let resolved = resolve(live, &changes).map_err(|error| refused(error.0))?;

@@ -10,6 +10,7 @@
 
 pub mod client;
 mod error;
+mod full_zone;
 pub mod reader;
 mod received;
 pub mod resolve;

@@ -6,9 +6,8 @@
 //! `resolve` (resolve.rs) turns into per-app changes against the snapshot served. The first
 //! record that does not fit is named in the error ([`ReadError`]).
 
-use fxhash::FxHashMap;
-
 pub use super::error::ReadError;
+use super::full_zone::FullZone;
 pub use super::received::{Change, Received, Transferred};
 use crate::snapshot::guard::serial_is_newer;
 use crate::snapshot::{CnameShape, Zone};
@@ -47,8 +46,8 @@ pub struct TransferReader<'z> {
     phase: Phase,
     /// The serial of the first SOA: the zone's version after the transfer.
     serial: u32,
-    /// App -> (cluster, bit per service seen), for a full zone.
-    apps: FxHashMap<Box<str>, (Box<str>, u64)>,
+    /// The apps of a full zone, collected into a snapshot's tables.
+    full: FullZone<'z>,
     /// Records deleted and added, in order, for an incremental one.
     changes: Vec<Change>,
     /// The most `changes` may hold: a difference larger than twice the zone costs more than
@@ -96,7 +95,7 @@ impl<'z> TransferReader<'z> {
             ixfr_from,
             phase: Phase::Start,
             serial: 0,
-            apps: FxHashMap::default(),
+            full: FullZone::new(zone),
             changes: Vec::new(),
             max_changes: usize::MAX,
             kind: Shape::Unknown,
@@ -118,9 +117,20 @@ impl<'z> TransferReader<'z> {
         for _ in 0..questions {
             at = read_name(message, at, &mut name).ok_or("a bad question")?.1 + 4;
         }
+        self.full.start_message();
         for _ in 0..answers {
             if self.phase == Phase::Done {
                 return Err("records after the closing SOA".into());
+            }
+            if self.phase == Phase::Full {
+                if let Some(cname) = self.full.quick_cname(&self.shape, message, at) {
+                    (self
+                        .full
+                        .add(cname.app, cname.numeric, cname.service, cname.cluster))
+                    .map_err(|why| misfit_at(message, at, Rtype::CNAME, &why))?;
+                    at = cname.next;
+                    continue;
+                }
             }
             let (owner_len, after) = read_name(message, at, &mut name).ok_or("a bad owner name")?;
             let owner = &name[..owner_len];
@@ -242,9 +252,16 @@ impl<'z> TransferReader<'z> {
                 let mut target = [0u8; MAX_NAME];
                 let (target_len, _) =
                     read_name(message, rdata_at, &mut target).ok_or("a bad CNAME target")?;
-                let (app, service, cluster) = self.shape.cname(owner, &target[..target_len])?;
+                let (app, service) = self.shape.owner_in(owner)?;
+                let mut scratch = [0u8; MAX_NAME];
+                let cluster =
+                    self.shape
+                        .cluster_in(service, &target[..target_len], &mut scratch)?;
                 match self.phase {
-                    Phase::Full => self.full_zone_cname(app, service, cluster)?,
+                    Phase::Full => {
+                        let cluster = self.full.cluster(cluster)?;
+                        self.full.add(app.as_bytes(), None, service, cluster)?
+                    }
                     _ if self.changes.len() >= self.max_changes => {
                         return Err(format!(
                             "the difference has more than {} records, twice the zone's: asking the whole zone instead",
@@ -254,7 +271,7 @@ impl<'z> TransferReader<'z> {
                     phase => self.changes.push(Change {
                         app: app.to_ascii_lowercase().into(),
                         service,
-                        cluster: cluster.to_ascii_lowercase().into(),
+                        cluster: cluster.into(),
                         added: matches!(phase, Phase::Adding { .. }),
                     }),
                 }
@@ -290,31 +307,6 @@ impl<'z> TransferReader<'z> {
                 "the primary's SOA MINIMUM {minimum} differs from --negative-ttl {}",
                 self.zone.negative_ttl
             ));
-        }
-        Ok(())
-    }
-
-    /// Records an app's CNAME for `service` in a full zone.
-    fn full_zone_cname(
-        &mut self,
-        app: String,
-        service: usize,
-        cluster: String,
-    ) -> Result<(), String> {
-        let bit = 1u64 << service;
-        match self.apps.get_mut(&*app) {
-            Some((known, seen)) => {
-                if **known != *cluster {
-                    return Err(format!("app {app} is on {known} for another service"));
-                }
-                if *seen & bit != 0 {
-                    return Err(format!("app {app} has two records for one service"));
-                }
-                *seen |= bit;
-            }
-            None => {
-                self.apps.insert(app.into(), (cluster.into(), bit));
-            }
         }
         Ok(())
     }
@@ -360,19 +352,19 @@ impl<'z> TransferReader<'z> {
             )
             .into());
         }
-        let all = u64::MAX >> (64 - self.zone.services.len());
-        let mut apps = Vec::with_capacity(self.apps.len());
-        for (app, (cluster, seen)) in self.apps {
-            if seen != all {
-                return Err(format!("app {app} lacks a CNAME for some listed service").into());
-            }
-            apps.push((app, cluster));
-        }
+        let snapshot = Box::new(self.full.finish(self.serial)?);
         Ok(Received::Full(Transferred {
             serial: self.serial,
-            apps,
+            snapshot,
         }))
     }
+}
+
+/// Why the record at `at` of `message` does not fit, naming it.
+fn misfit_at(message: &[u8], at: usize, rtype: Rtype, why: &str) -> ReadError {
+    let mut name = [0u8; MAX_NAME];
+    let owner = read_name(message, at, &mut name).map_or(&[][..], |(len, _)| &name[..len]);
+    format!("record {} {rtype}: {why}", wire_to_text(owner)).into()
 }
 
 /// MNAME and RNAME, wire form one after the other, as text.
@@ -396,6 +388,8 @@ mod tests {
     use crate::xfr::outbound::history::Delta;
     use crate::xfr::outbound::ixfr::ixfr;
     use crate::xfr::outbound::message::{Stream, MAX_MESSAGE};
+    use hickory_proto::op::{Message as HickoryMessage, MessageType, Query};
+    use hickory_proto::rr::{Name, Record, RecordType};
     use std::sync::Arc;
 
     fn question() -> Vec<u8> {
@@ -429,28 +423,137 @@ mod tests {
             panic!("not a full zone")
         };
         assert_eq!(got.serial, 42);
-        // Built into a snapshot, it answers as the original does.
-        let rebuilt = Snapshot::from_apps(
-            got.serial,
-            got.apps.iter().map(|(a, c)| (&**a, &**c)),
-            &zone,
-        )
-        .unwrap();
+        // Built into a snapshot as it arrived, it answers as the original does.
+        let rebuilt = got.snapshot;
         assert_eq!(rebuilt.apps(), snapshot.apps());
         assert_eq!(rebuilt.soa_answer(), snapshot.soa_answer());
         assert_eq!(rebuilt.cname(b"ws-App-7"), snapshot.cname(b"ws-app-7"));
-        let mut apps: Vec<(String, String)> = got
-            .apps
-            .iter()
-            .map(|(a, c)| (a.to_string(), c.to_string()))
-            .collect();
-        apps.sort();
-        let want: Vec<(String, String)> = snapshot
-            .apps()
+    }
+
+    /// Our AXFR's records re-encoded by hickory (its own compression), in `order`, one
+    /// message per 500 records, the SOA first and last.
+    fn reencoded(snapshot: &Snapshot, order: impl Fn(&mut Vec<Record>)) -> Vec<Vec<u8>> {
+        let mut records = Vec::new();
+        let mut stream = axfr(snapshot);
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        while let Some(len) = stream.next_message(1, &question(), &mut buf) {
+            records.extend(
+                HickoryMessage::from_vec(&buf[..len])
+                    .unwrap()
+                    .take_answers(),
+            );
+        }
+        let soa = records.remove(0);
+        records.pop();
+        let (mut apex, mut cnames): (Vec<Record>, Vec<Record>) = records
             .into_iter()
-            .map(|(a, c)| (a, c.to_owned()))
+            .partition(|record| record.record_type() == RecordType::NS);
+        order(&mut cnames);
+        let mut all = vec![soa.clone()];
+        all.append(&mut apex);
+        all.append(&mut cnames);
+        all.push(soa);
+        all.chunks(500)
+            .map(|chunk| {
+                let mut message = HickoryMessage::new();
+                message.set_id(1).set_message_type(MessageType::Response);
+                message.add_query(Query::query(
+                    Name::from_ascii("apps.example.com.").unwrap(),
+                    RecordType::AXFR,
+                ));
+                message.add_answers(chunk.iter().cloned());
+                message.to_vec().unwrap()
+            })
+            .collect()
+    }
+
+    fn read_messages(zone: &Zone, messages: &[Vec<u8>]) -> Result<Received, ReadError> {
+        let mut reader = TransferReader::axfr(zone).unwrap();
+        for message in messages {
+            reader.read_message(message)?;
+        }
+        reader.finish()
+    }
+
+    /// An app's CNAMEs need not arrive together: service by service (a primary sending in
+    /// canonical order), or shuffled, the zone read is the one sent; an app short of a
+    /// service, with one service twice, or on two clusters is refused, named.
+    #[test]
+    fn a_zone_reads_the_same_in_any_order() {
+        let zone = crate::testing::zone();
+        let entries: Vec<String> = (0..2000)
+            .map(|i| match i % 5 {
+                0 => format!(r#""Named-{i}": "eu""#),
+                _ => format!(r#""{i}": "mt{}""#, i % 3),
+            })
             .collect();
-        assert_eq!(apps, want);
+        let json = format!(r#"{{"serial": 9, "apps": {{{}}}}}"#, entries.join(","));
+        let snapshot = Snapshot::from_json(json.as_bytes(), &zone).unwrap();
+        let by_owner = |records: &mut Vec<Record>| records.sort_by_key(|r| r.name().to_string());
+        let shuffled = |records: &mut Vec<Record>| {
+            let mut state = 7u64;
+            let mut random = || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state
+            };
+            for i in (1..records.len()).rev() {
+                records.swap(i, (random() % (i as u64 + 1)) as usize);
+            }
+        };
+        for messages in [
+            reencoded(&snapshot, |_| ()),
+            reencoded(&snapshot, by_owner),
+            reencoded(&snapshot, shuffled),
+        ] {
+            let Ok(Received::Full(got)) = read_messages(&zone, &messages) else {
+                panic!("not read")
+            };
+            assert_eq!(got.snapshot.apps(), snapshot.apps());
+        }
+        let refusal = |edit: &dyn Fn(&mut Vec<Record>)| {
+            let messages = reencoded(&snapshot, |records| edit(records));
+            read_messages(&zone, &messages).unwrap_err().to_string()
+        };
+        fn owned(name: &str) -> impl Fn(&Record) -> bool + '_ {
+            move |record| record.name().to_ascii() == name
+        }
+        let error = refusal(&|records| records.retain(|r| !owned("sockjs-7.apps.example.com.")(r)));
+        assert!(error.contains("app 7 lacks a CNAME"), "{error}");
+        let error = refusal(&|records| {
+            let at = records
+                .iter()
+                .position(owned("ws-7.apps.example.com."))
+                .unwrap();
+            records.push(records[at].clone());
+        });
+        assert!(error.contains("app 7 lacks a CNAME"), "{error}");
+        let error = refusal(&|records| {
+            let at = records
+                .iter()
+                .position(owned("ws-7.apps.example.com."))
+                .unwrap();
+            records.insert(at, records[at].clone());
+        });
+        assert!(
+            error.contains("app 7 has two records for one service"),
+            "{error}"
+        );
+        let error = refusal(&|records| {
+            let at = records
+                .iter()
+                .position(owned("ws-7.apps.example.com."))
+                .unwrap();
+            let eu = records
+                .iter()
+                .find(|r| r.name().to_ascii().contains("ws-named-"))
+                .unwrap();
+            let mut moved = records[at].clone();
+            moved.set_data(eu.data().cloned());
+            records[at] = moved;
+        });
+        assert!(error.contains("app 7 is on"), "{error}");
     }
 
     fn read_all(mut stream: impl Stream, mut reader: TransferReader<'_>) -> Received {
@@ -527,7 +630,7 @@ mod tests {
             panic!("not a full zone: {full:?}")
         };
         assert_eq!(full.serial, 3);
-        assert_eq!(full.apps.len(), 4);
+        assert_eq!(full.snapshot.app_count(), 4);
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! What a transfer in gave: the whole zone, the changes since a serial, or word that the
 //! primary has nothing newer; read by `reader`, used by `client` and `resolve`.
 
-/// The zone a complete AXFR carried.
+use crate::snapshot::Snapshot;
+
+/// The zone a complete AXFR carried, built into a snapshot as it arrived (the SOA timers
+/// are this server's until the caller sets the primary's).
 #[derive(Debug)]
 pub struct Transferred {
     pub serial: u32,
-    /// Every app with its cluster, in no set order.
-    pub apps: Vec<(Box<str>, Box<str>)>,
+    pub snapshot: Box<Snapshot>,
 }
 
 /// One CNAME record an IXFR deletes or adds: app and cluster in lower case.

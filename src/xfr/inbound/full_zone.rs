@@ -1,0 +1,376 @@
+//! A whole zone's CNAMEs (AXFR, or IXFR answered AXFR-style) collected straight into a
+//! snapshot's tables as they arrive: an app whose CNAMEs, one per listed service, arrive
+//! together (cnamed primaries send them so, and every zone of one service has them so) goes
+//! into the tables the moment it is complete, with no copy of its ID or cluster kept beside
+//! them. Apps whose records come apart (a primary sending them in canonical order, service
+//! by service) wait in a map until their last one arrives.
+//!
+//! [`FullZone::quick_cname`] reads the common record without decompressing names: an owner
+//! `{service}-{app}` with a pointer to the apex, a target seen before in the same message
+//! (its bytes, pointers included, mean the same name there). Anything else is left to the
+//! reader's general path, which accepts and refuses exactly the same records.
+
+use fxhash::FxHashMap;
+
+use crate::snapshot::{CnameShape, Snapshot, SnapshotBuilder, Zone};
+use crate::wire::name::{check_label, read_name, Charset};
+use crate::wire::record::{field, fixed_at, read_be16, RR_FIXED};
+use crate::wire::{Rtype, MAX_LABEL, MAX_NAME};
+
+/// Longest target (RDATA bytes) remembered per message.
+const MAX_REMEMBERED_TARGET: usize = 32;
+
+/// Slots of the targets remembered per message (a message of 64 KB holds a few dozen).
+const TARGET_SLOTS: usize = 64;
+
+/// The CNAMEs of a whole zone read so far.
+pub(super) struct FullZone<'z> {
+    builder: SnapshotBuilder<'z>,
+    /// One bit per listed service: an app with all of them is complete.
+    all: u64,
+    /// The app whose records are arriving, not yet complete.
+    pending: Option<Pending>,
+    /// Incomplete apps whose records came apart: lower-case app -> (cluster, services seen).
+    scattered: FxHashMap<Box<[u8]>, (u32, u64)>,
+    /// In the message being read: offsets where the apex is written.
+    apex_at: Vec<u16>,
+    /// In the message being read: targets met, as their RDATA bytes, with their service and
+    /// cluster, by a hash of both (open addressing; once full, new ones are not kept).
+    targets: [Option<Target>; TARGET_SLOTS],
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct TargetKey {
+    /// RDATA bytes, zero-padded, and how many there are.
+    rdata: [u128; 2],
+    len: u8,
+    service: u8,
+}
+
+impl TargetKey {
+    fn new(rdata: &[u8], service: usize) -> Option<Self> {
+        let mut bytes = [0u8; MAX_REMEMBERED_TARGET];
+        bytes.get_mut(..rdata.len())?.copy_from_slice(rdata);
+        let (low, high) = bytes.split_at(16);
+        Some(Self {
+            rdata: [
+                u128::from_le_bytes(low.try_into().ok()?),
+                u128::from_le_bytes(high.try_into().ok()?),
+            ],
+            len: rdata.len() as u8,
+            service: u8::try_from(service).ok()?,
+        })
+    }
+
+    fn slot(&self) -> usize {
+        let folded = self.rdata[0] ^ self.rdata[1].rotate_left(7);
+        let mixed = (folded as u64 ^ (folded >> 64) as u64 ^ u64::from(self.service))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (mixed >> 58) as usize % TARGET_SLOTS
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Target {
+    key: TargetKey,
+    cluster: u32,
+}
+
+/// A CNAME read by [`FullZone::quick_cname`].
+pub(super) struct QuickCname<'m> {
+    /// ASCII, any case.
+    pub app: &'m [u8],
+    /// The app's number, when its ID is one (digits without a leading zero).
+    pub numeric: Option<u64>,
+    pub service: usize,
+    pub cluster: u32,
+    /// Where the next record starts.
+    pub next: usize,
+}
+
+/// An incomplete app, on the stack: its lower-case ID, cluster and the services seen.
+struct Pending {
+    app: [u8; MAX_LABEL],
+    len: u8,
+    numeric: Option<u64>,
+    cluster: u32,
+    seen: u64,
+}
+
+impl Pending {
+    fn new(app: &[u8], numeric: Option<u64>, cluster: u32, seen: u64) -> Option<Self> {
+        let mut pending = Self {
+            app: [0; MAX_LABEL],
+            len: u8::try_from(app.len()).ok()?,
+            numeric,
+            cluster,
+            seen,
+        };
+        pending.app.get_mut(..app.len())?.copy_from_slice(app);
+        pending.app[..app.len()].make_ascii_lowercase();
+        Some(pending)
+    }
+
+    fn app(&self) -> &[u8] {
+        &self.app[..usize::from(self.len)]
+    }
+}
+
+impl<'z> FullZone<'z> {
+    pub(super) fn new(zone: &'z Zone) -> Self {
+        Self {
+            builder: SnapshotBuilder::new(zone),
+            all: u64::MAX >> (64 - zone.services.len().clamp(1, 64)),
+            pending: None,
+            scattered: FxHashMap::default(),
+            apex_at: Vec::new(),
+            targets: [None; TARGET_SLOTS],
+        }
+    }
+
+    /// The index of cluster `name`.
+    pub(super) fn cluster(&mut self, name: &str) -> Result<u32, String> {
+        self.builder.cluster(name).map_err(|error| error.0)
+    }
+
+    /// Forgets what the last message's offsets meant: called before each message.
+    pub(super) fn start_message(&mut self) {
+        self.apex_at.clear();
+        self.targets = [None; TARGET_SLOTS];
+    }
+
+    /// The CNAME record at `at` of `message`, when it has the common form (see the module's
+    /// notes), or `None` for the general path to read it.
+    pub(super) fn quick_cname<'m>(
+        &mut self,
+        shape: &CnameShape<'_>,
+        message: &'m [u8],
+        at: usize,
+    ) -> Option<QuickCname<'m>> {
+        let zone = shape.zone();
+        // The owner: one label, then a pointer to the apex.
+        let label_len = usize::from(*message.get(at)?);
+        if label_len == 0 || label_len > MAX_LABEL {
+            return None;
+        }
+        let label = message.get(at + 1..at + 1 + label_len)?;
+        let pointer_at = at + 1 + label_len;
+        let pointer = message.get(pointer_at..pointer_at + 2)?;
+        if pointer[0] & 0xC0 != 0xC0 {
+            return None;
+        }
+        let to = u16::from_be_bytes([pointer[0] & 0x3F, pointer[1]]);
+        if usize::from(to) >= pointer_at {
+            return None;
+        }
+        if !self.apex_at.contains(&to) {
+            let mut name = [0u8; MAX_NAME];
+            let (len, _) = read_name(message, usize::from(to), &mut name)?;
+            if name[..len] != zone.apex[..] {
+                return None;
+            }
+            self.apex_at.push(to);
+        }
+        let dash = label.iter().position(|&byte| byte == b'-')?;
+        let service = zone
+            .services
+            .iter()
+            .position(|s| s.eq_ignore_ascii_case(&label[..dash]))?;
+        let app = &label[dash + 1..];
+        let numeric = number(app);
+        if numeric.is_none() {
+            let text = std::str::from_utf8(app).ok()?;
+            check_label(text, Charset::Hostname, MAX_LABEL).ok()?;
+        }
+        // The record's type and RDATA.
+        let after = pointer_at + 2;
+        let fixed: &[u8; RR_FIXED] = fixed_at(message, after)?;
+        if Rtype(read_be16(fixed, field::TYPE)) != Rtype::CNAME {
+            return None;
+        }
+        let rdata_at = after + RR_FIXED;
+        let next = rdata_at + usize::from(read_be16(fixed, field::RDLENGTH));
+        let rdata = message.get(rdata_at..next)?;
+        let key = TargetKey::new(rdata, service);
+        let cluster = match key.and_then(|key| self.known_target(key)) {
+            Some(cluster) => cluster,
+            None => self.learn_target(shape, message, rdata_at, key, service)?,
+        };
+        Some(QuickCname {
+            app,
+            numeric,
+            service,
+            cluster,
+            next,
+        })
+    }
+
+    /// The cluster of a target met before in this message.
+    fn known_target(&self, key: TargetKey) -> Option<u32> {
+        let start = key.slot();
+        for probe in 0..TARGET_SLOTS {
+            let known = self.targets[(start + probe) % TARGET_SLOTS].as_ref()?;
+            if known.key == key {
+                return Some(known.cluster);
+            }
+        }
+        None
+    }
+
+    /// The cluster of a target not met before in this message, remembered when short.
+    fn learn_target(
+        &mut self,
+        shape: &CnameShape<'_>,
+        message: &[u8],
+        rdata_at: usize,
+        key: Option<TargetKey>,
+        service: usize,
+    ) -> Option<u32> {
+        let mut target = [0u8; MAX_NAME];
+        let (len, _) = read_name(message, rdata_at, &mut target)?;
+        let mut scratch = [0u8; MAX_NAME];
+        let name = shape
+            .cluster_in(service, &target[..len], &mut scratch)
+            .ok()?;
+        let cluster = self.builder.cluster(name).ok()?;
+        if let Some(key) = key {
+            let start = key.slot();
+            let free = (0..TARGET_SLOTS)
+                .map(|probe| (start + probe) % TARGET_SLOTS)
+                .find(|&slot| self.targets[slot].is_none());
+            if let Some(slot) = free {
+                self.targets[slot] = Some(Target { key, cluster });
+            }
+        }
+        Some(cluster)
+    }
+
+    /// Adds the CNAME of `app` (a checked label, any case) for service number `service` to
+    /// the cluster of index `cluster`; the error says what does not fit.
+    pub(super) fn add(
+        &mut self,
+        app: &[u8],
+        numeric: Option<u64>,
+        service: usize,
+        cluster: u32,
+    ) -> Result<(), String> {
+        let bit = 1u64 << service;
+        if let Some(pending) = &mut self.pending {
+            let same = match (pending.numeric, numeric) {
+                (Some(known), Some(id)) => known == id,
+                _ => pending.app().eq_ignore_ascii_case(app),
+            };
+            if same {
+                pending.seen = join(
+                    &self.builder,
+                    app,
+                    pending.cluster,
+                    pending.seen,
+                    cluster,
+                    bit,
+                )?;
+                if pending.seen == self.all {
+                    let pending = self.pending.take().unwrap_or_else(|| unreachable!());
+                    self.complete(pending.app(), pending.numeric, pending.cluster)?;
+                }
+                return Ok(());
+            }
+            // Another app starts before this one is complete: its records come apart.
+            if let Some(pending) = self.pending.take() {
+                self.scatter(pending.app(), pending.cluster, pending.seen)?;
+            }
+        }
+        if !self.scattered.is_empty() {
+            let lower = app.to_ascii_lowercase();
+            if self.scattered.contains_key(&*lower) {
+                return self.scatter(&lower, cluster, bit);
+            }
+        }
+        if bit == self.all {
+            return self.complete(app, numeric, cluster);
+        }
+        let pending = Pending::new(app, numeric, cluster, bit)
+            .ok_or_else(|| format!("app {} too long", text(app)))?;
+        self.pending = Some(pending);
+        Ok(())
+    }
+
+    /// Adds services `seen` of `app` (lower case) to the scattered apps, and the app to the
+    /// tables when that completes it.
+    fn scatter(&mut self, app: &[u8], cluster: u32, seen: u64) -> Result<(), String> {
+        let Some(&(known, known_seen)) = self.scattered.get(app) else {
+            self.scattered.insert(app.into(), (cluster, seen));
+            return Ok(());
+        };
+        let joined = join(&self.builder, app, known, known_seen, cluster, seen)?;
+        if joined == self.all {
+            self.scattered.remove(app);
+            return self.complete(app, number(app), cluster);
+        }
+        self.scattered.insert(app.into(), (cluster, joined));
+        Ok(())
+    }
+
+    fn complete(&mut self, app: &[u8], numeric: Option<u64>, cluster: u32) -> Result<(), String> {
+        if let Some(id) = numeric {
+            return self
+                .builder
+                .add_numeric(id, cluster)
+                .map_err(|error| error.0);
+        }
+        let app = std::str::from_utf8(app).map_err(|_| format!("app {} not ASCII", text(app)))?;
+        self.builder.add_on(app, cluster).map_err(|error| error.0)
+    }
+
+    /// The snapshot at `serial`, once every app has a CNAME for every listed service.
+    pub(super) fn finish(self, serial: u32) -> Result<Snapshot, String> {
+        let incomplete = match &self.pending {
+            Some(pending) => Some(pending.app()),
+            None => self.scattered.keys().next().map(|app| &**app),
+        };
+        if let Some(app) = incomplete {
+            let app = text(app);
+            // Or a record repeated after the app was complete (which is not looked up).
+            return Err(format!(
+                "app {app} lacks a CNAME for some listed service, or has one twice"
+            ));
+        }
+        self.builder.finish(serial).map_err(|error| error.0)
+    }
+}
+
+/// The services of an incomplete app on cluster `known` with `known_seen`, once services
+/// `seen` on `cluster` join them.
+fn join(
+    builder: &SnapshotBuilder<'_>,
+    app: &[u8],
+    known: u32,
+    known_seen: u64,
+    cluster: u32,
+    seen: u64,
+) -> Result<u64, String> {
+    if known != cluster {
+        let name = builder.cluster_name(known).unwrap_or("?");
+        let app = text(app);
+        return Err(format!("app {app} is on {name} for another service"));
+    }
+    if known_seen & seen != 0 {
+        let app = text(app);
+        return Err(format!("app {app} has two records for one service"));
+    }
+    Ok(known_seen | seen)
+}
+
+/// An app ID for a message.
+fn text(app: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(app)
+}
+
+/// The number an app ID of digits names, without a leading zero ("0123" is a name, so it
+/// never equals "123"), as [`AppKey::new`](crate::snapshot::AppKey::new) reads it.
+fn number(app: &[u8]) -> Option<u64> {
+    match crate::snapshot::AppKey::new(app) {
+        crate::snapshot::AppKey::Numeric(id) => Some(id),
+        crate::snapshot::AppKey::Named(_) => None,
+    }
+}
