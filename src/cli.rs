@@ -32,6 +32,7 @@ enum Word {
     Reload,
     Status,
     Update,
+    Wait,
 }
 
 /// A parsed command line.
@@ -42,6 +43,8 @@ pub enum Invocation {
     Update(UpdateRequest, Box<Config>),
     /// `reload` or `status`: a request for the server at the socket.
     Control(Request, PathBuf),
+    /// `wait`: until the server's `--notify` targets serve a serial.
+    Wait(WaitRequest, PathBuf),
     Help,
     Version,
 }
@@ -55,7 +58,21 @@ pub struct UpdateRequest {
     pub key: Option<String>,
     pub serial: Option<u32>,
     pub change: Change,
+    /// `--wait`: then wait, as `cnamed wait`, for the serial the update made.
+    pub wait: Option<WaitRequest>,
 }
+
+/// What `cnamed wait` waits for.
+#[derive(Debug, PartialEq, Eq)]
+pub struct WaitRequest {
+    /// `--serial`; `None`: the one served when asked.
+    pub serial: Option<u32>,
+    /// `--timeout` [default: 30 s].
+    pub timeout: Duration,
+}
+
+/// How long `cnamed wait` waits when not told.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 
 /// A bad command line: names the flag or word at fault.
 #[derive(Debug, PartialEq, Eq)]
@@ -83,12 +100,19 @@ Usage:
                               outcome: exit 0 when the new mapping is live (or unchanged),
                               1 when refused or failed, 2 when the server cannot be reached
   cnamed status [--json]      print what the running server serves
+  cnamed wait [--serial N] [--timeout SECONDS]
+                              wait until every --notify target of the running server serves
+                              serial N or newer [default: the serial it serves now; 30 s]:
+                              exit 0 when they do, 1 on timeout (naming those behind), 2 when
+                              the server cannot be reached
   cnamed update [--server ADDR:PORT] [--key NAME] [--serial N] set APP CLUSTER [APP CLUSTER ...]
   cnamed update [--server ADDR:PORT] [--key NAME] [--serial N] delete APP [APP ...]
                               send one DNS UPDATE (RFC 2136) signed with a key of
                               --tsig-key-file: set adds or moves apps, delete removes them;
                               exit 0 on NOERROR, 1 when refused (the RCODE says why), 2 when
-                              the server cannot be reached
+                              the server cannot be reached; with --wait [--timeout SECONDS],
+                              then as `cnamed wait` for the serial the update made (run it on
+                              the primary's host: it asks the --control socket)
 
 Options:
   --dump PATH                JSON dump of app -> cluster [default: data/apps.json]
@@ -171,7 +195,10 @@ Options:
   --key NAME                 update: the key to sign with [default: the first --update-key,
                              else the first key of --tsig-key-file]
   --serial N                 update: also set the zone's serial to N (an SOA in the update;
-                             a serial not greater than the zone's is ignored)
+                             a serial not greater than the zone's is ignored); wait: the
+                             serial to wait for [default: the one served]
+  --wait                     update: then wait until every --notify target serves it
+  --timeout SECONDS          wait, update --wait: how long [default: 30]
   -h, --help                 print this help
   -V, --version              print the version
 
@@ -182,7 +209,7 @@ accepting, finish the TCP answers already asked for (at most 1 s) and exit.
 ";
 
 /// Every option that takes a value; anything else starting with '-' is unknown.
-const VALUE_FLAGS: [&str; 42] = [
+const VALUE_FLAGS: [&str; 43] = [
     "--dump",
     "--zone",
     "--target",
@@ -225,6 +252,7 @@ const VALUE_FLAGS: [&str; 42] = [
     "--server",
     "--key",
     "--serial",
+    "--timeout",
 ];
 
 fn value<T: FromStr>(flag: &str, text: &str, what: &str) -> Result<T, CliError> {
@@ -244,6 +272,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
     let mut ns = Vec::new();
     let (mut force, mut json) = (false, false);
     let (mut server, mut key, mut serial) = (None, None, None);
+    let (mut wait, mut timeout) = (false, None);
     let mut operands = Vec::new();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -260,6 +289,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
                 "reload" => Word::Reload,
                 "status" => Word::Status,
                 "update" => Word::Update,
+                "wait" => Word::Wait,
                 "help" => return Ok(Invocation::Help),
                 "version" => return Ok(Invocation::Version),
                 other => return Err(CliError(format!("unknown command {other:?}"))),
@@ -284,6 +314,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
             }
             "--json" if inline.is_none() => {
                 json = true;
+                continue;
+            }
+            "--wait" if inline.is_none() => {
+                wait = true;
                 continue;
             }
             known if VALUE_FLAGS.contains(&known) => {}
@@ -375,6 +409,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
             "--server" => server = Some(value(flag, &text, "an ADDR:PORT")?),
             "--key" => key = Some(text),
             "--serial" => serial = Some(value(flag, &text, "a serial, 0 to 4294967295")?),
+            "--timeout" => timeout = Some(seconds(flag, &text)?),
             "--xfr-allow" => config.xfr_allow.push(
                 text.parse()
                     .map_err(|why| CliError(format!("{flag}: {why}")))?,
@@ -395,11 +430,19 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
     if json && command != Word::Status {
         return Err(CliError("--json goes with status".into()));
     }
-    if command != Word::Update && (server.is_some() || key.is_some() || serial.is_some()) {
-        return Err(CliError(
-            "--server, --key and --serial go with update".into(),
-        ));
+    if command != Word::Update && (server.is_some() || key.is_some()) {
+        return Err(CliError("--server and --key go with update".into()));
     }
+    if !matches!(command, Word::Update | Word::Wait) && serial.is_some() {
+        return Err(CliError("--serial goes with update and wait".into()));
+    }
+    if command != Word::Update && wait {
+        return Err(CliError("--wait goes with update".into()));
+    }
+    if !(command == Word::Wait || wait) && timeout.is_some() {
+        return Err(CliError("--timeout goes with wait and update --wait".into()));
+    }
+    let timeout = timeout.unwrap_or(DEFAULT_WAIT);
     // The zone is checked by the caller, which builds it; limits are only read later.
     config
         .check_limits()
@@ -420,12 +463,17 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
     Ok(match command {
         Word::Reload => Invocation::Control(Request::Reload { force }, socket()),
         Word::Status => Invocation::Control(Request::Status { json }, socket()),
+        Word::Wait => Invocation::Wait(WaitRequest { serial, timeout }, socket()),
         Word::Update => {
             let request = UpdateRequest {
                 server,
                 key,
                 serial,
                 change: update_change(operands)?,
+                wait: wait.then_some(WaitRequest {
+                    serial: None,
+                    timeout,
+                }),
             };
             Invocation::Update(request, Box::new(config))
         }

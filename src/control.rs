@@ -10,6 +10,9 @@
 //! ```
 //!
 //! A reload is answered once it is over: the new snapshot is live, or it was refused.
+//!
+//! `cnamed wait` asks `status json` until the fleet view (its `notify_targets`) says every
+//! `--notify` target serves the serial waited for.
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -107,6 +110,65 @@ pub fn ask(socket: &Path, request: Request) -> Result<String, ClientError> {
         return Err(no_answer(io::ErrorKind::UnexpectedEof.into()));
     }
     Ok(answer)
+}
+
+/// How often `cnamed wait` asks the server.
+const WAIT_POLL: Duration = Duration::from_millis(20);
+
+/// How a wait for the fleet ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Waited {
+    /// Every `--notify` target serves `serial` or a newer one.
+    Live { serial: u32, targets: usize },
+    /// The time ran out: the targets not live at `serial`, each with what it serves.
+    Behind { serial: u32, behind: Vec<String> },
+    /// The server has no `--notify` targets: nothing can confirm a change is out.
+    NoTargets,
+}
+
+/// Asks the server at `socket` (its status, every 20 ms) until every `--notify` target is
+/// live at `serial` (default: the serial it serves when first asked), or `timeout` passes.
+pub fn wait_live(
+    socket: &Path,
+    serial: Option<u32>,
+    timeout: Duration,
+) -> Result<Waited, ClientError> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut wanted = serial;
+    loop {
+        let answer = ask(socket, Request::Status { json: true })?;
+        let status: serde_json::Value = serde_json::from_str(&answer).map_err(|error| {
+            ClientError::NoAnswer(io::Error::new(io::ErrorKind::InvalidData, error))
+        })?;
+        let serial = *wanted.get_or_insert_with(|| {
+            status["serial"].as_u64().unwrap_or_default() as u32
+        });
+        let Some(targets) = status["notify_targets"].as_array() else {
+            return Ok(Waited::NoTargets);
+        };
+        let behind: Vec<String> = targets
+            .iter()
+            .filter(|target| {
+                let seen = target["serial"].as_u64().map(|seen| seen as u32);
+                !seen.is_some_and(|seen| !crate::snapshot::guard::serial_is_newer(serial, seen))
+            })
+            .map(|target| {
+                let name = target["target"].as_str().unwrap_or("?");
+                match target["serial"].as_u64() {
+                    Some(seen) => format!("{name} (serial {seen})"),
+                    None => format!("{name} (never answered)"),
+                }
+            })
+            .collect();
+        if behind.is_empty() {
+            let targets = targets.len();
+            return Ok(Waited::Live { serial, targets });
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(Waited::Behind { serial, behind });
+        }
+        std::thread::sleep(WAIT_POLL);
+    }
 }
 
 #[cfg(test)]

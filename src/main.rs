@@ -48,6 +48,7 @@ fn run() -> ExitCode {
         Invocation::Run(command, config) => (command, config),
         Invocation::Control(request, socket) => return ask(request, &socket),
         Invocation::Update(request, config) => return update(request, &config),
+        Invocation::Wait(request, socket) => return wait(&request, &socket),
     };
     let zone = match config.zone() {
         Ok(zone) => zone,
@@ -276,6 +277,35 @@ fn ask(request: Request, socket: &Path) -> ExitCode {
     }
 }
 
+/// `cnamed wait`: until every `--notify` target of the server at `socket` serves the serial
+/// asked for; exit 0 then, 1 on timeout or without targets, 2 when it cannot be reached.
+fn wait(request: &cli::WaitRequest, socket: &Path) -> ExitCode {
+    match control::wait_live(socket, request.serial, request.timeout) {
+        Ok(control::Waited::Live { serial, targets }) => {
+            print_quiet(&format!("live: serial {serial} on all {targets} --notify targets\n"));
+            ExitCode::SUCCESS
+        }
+        Ok(control::Waited::Behind { serial, behind }) => {
+            let timeout = request.timeout.as_secs();
+            let line = format!(
+                "cnamed: error: after {timeout} s, not live at serial {serial}: {}",
+                behind.join(", ")
+            );
+            eprintln_quiet(&line);
+            ExitCode::from(FAILURE)
+        }
+        Ok(control::Waited::NoTargets) => {
+            let line = "cnamed: error: the server has no --notify targets: nothing to wait for";
+            eprintln_quiet(line);
+            ExitCode::from(FAILURE)
+        }
+        Err(error) => {
+            eprintln_quiet(&format!("cnamed: error: {}: {error}", socket.display()));
+            ExitCode::from(UNREACHABLE)
+        }
+    }
+}
+
 /// `cnamed update`: one UPDATE, signed with `--key` (else the first `--update-key`, else the
 /// first key of the file), to `--server` (else the first `--listen`).
 fn update(request: cli::UpdateRequest, config: &Config) -> ExitCode {
@@ -319,7 +349,15 @@ fn update(request: cli::UpdateRequest, config: &Config) -> ExitCode {
         Err(why) => return fail(USAGE_ERROR, &why),
     };
     match updater::send(server, message, key) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => match &request.wait {
+            // The serial served once the update is acknowledged is the one it made, or a
+            // later one: waiting for it waits for this change.
+            Some(wait_request) => {
+                let socket = config.control.clone();
+                wait(wait_request, &socket.unwrap_or_else(|| control::DEFAULT_SOCKET.into()))
+            }
+            None => ExitCode::SUCCESS,
+        },
         Err(error @ UpdateError::Unreachable(_)) => {
             fail(UNREACHABLE, &format!("update to {server}: {error}"))
         }

@@ -1,7 +1,7 @@
 //! Counters, and their Prometheus text exposition (format 0.0.4).
 //!
 //! - `counters`: [`WorkerCounters`] (the query path's) and [`ServerStats`];
-//! - `server`, `xfr`, `secondary`, `update`: each subsystem's families, rendered from its figures;
+//! - `server`, `xfr`, `secondary`, `update`, `fleet`: each subsystem's families, rendered from its figures;
 //! - `text`: the exposition format.
 //!
 //! Each worker owns a [`WorkerCounters`] and is its only writer: an increment is a relaxed
@@ -11,6 +11,7 @@
 //! tear one.
 
 mod counters;
+mod fleet;
 mod secondary;
 mod server;
 #[cfg(test)]
@@ -26,6 +27,7 @@ pub use self::counters::{CloseReason, Counter, Limited, ServerStats, WorkerCount
 pub use self::update::UpdateStats;
 use crate::sys::unix_millis;
 use crate::xfr::inbound::secondary::SecondaryStats;
+use crate::xfr::outbound::fleet::Fleet;
 use crate::xfr::outbound::XfrStats;
 
 /// Everything the metrics endpoint reads: cheap to clone, safe to read from any thread.
@@ -39,6 +41,8 @@ pub struct Metrics {
     pub(crate) secondary: Option<Arc<SecondaryStats>>,
     /// DNS UPDATE and its journal, with `--update-key`.
     pub(crate) updates: Option<Arc<UpdateStats>>,
+    /// What the `--notify` targets serve, with `--notify`.
+    pub(crate) fleet: Option<Arc<Fleet>>,
 }
 
 impl Metrics {
@@ -58,6 +62,9 @@ impl Metrics {
         }
         if let Some(updates) = &self.updates {
             update::render(updates, &mut out);
+        }
+        if let Some(fleet) = &self.fleet {
+            fleet::render(fleet, self.stats.serial.get(), unix_millis(), &mut out);
         }
         out
     }

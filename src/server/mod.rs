@@ -294,11 +294,14 @@ impl Server {
             .as_ref()
             .map(Gate::stats)
             .unwrap_or_default();
+        let mut fleet_view = None;
         let notify = match self.notify.is_empty() {
             true => None,
             false => {
+                let fleet = Arc::new(crate::xfr::outbound::fleet::Fleet::new(self.notify));
+                fleet_view = Some(Arc::clone(&fleet));
                 let serials = notify::spawn(
-                    self.notify,
+                    fleet,
                     Arc::clone(&self.shared),
                     Arc::clone(&xfr_stats),
                 )?;
@@ -383,6 +386,7 @@ impl Server {
                 xfr: xfr_stats,
                 secondary: self.secondary,
                 updates: update_stats,
+                fleet: fleet_view,
             },
         })
     }

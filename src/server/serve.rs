@@ -174,6 +174,7 @@ pub fn serve(
         metrics_addr,
     );
     board.journal = config.journal.clone();
+    board.fleet = running.metrics.fleet.clone();
     let board = Arc::new(board);
     let control_file = match control_socket {
         Some((listener, file)) => {

@@ -12,6 +12,7 @@ use crate::config::VERSION_STRING;
 use crate::metrics::ServerStats;
 use crate::sys;
 use crate::xfr::inbound::secondary::{LastTransfer, OnExpire, RefreshOutcome, SecondaryStats};
+use crate::xfr::outbound::fleet::Fleet;
 use crate::xfr::TransferType;
 
 /// What `cnamed status` reports: fixed facts, the live snapshot and counters, and the last
@@ -26,6 +27,8 @@ pub(super) struct StatusBoard {
     pub(super) metrics: Option<SocketAddr>,
     /// `--journal`, with `--update-key`.
     pub(super) journal: Option<PathBuf>,
+    /// What the `--notify` targets serve.
+    pub(super) fleet: Option<Arc<Fleet>>,
     /// Unix milliseconds and the answer line of the last reload.
     last_reload: Mutex<Option<(u64, String)>>,
 }
@@ -49,6 +52,7 @@ impl StatusBoard {
             workers,
             metrics,
             journal: None,
+            fleet: None,
             last_reload: Mutex::new(None),
         }
     }
@@ -127,6 +131,9 @@ impl StatusBoard {
         }
         if let Some(secondary) = &self.shared.secondary {
             facts.extend(secondary_facts(secondary, now));
+        }
+        if let Some(fleet) = &self.fleet {
+            facts.push(("notify_targets", fleet_fact(fleet, snapshot.serial, now)));
         }
         facts
     }
@@ -239,6 +246,39 @@ fn secondary_facts(secondary: &SecondaryStats, now: u64) -> Vec<(&'static str, F
             ),
         ),
     ]
+}
+
+/// The `--notify` targets against the serial served: how many are live, then each with
+/// the serial it last answered, when, and how far behind it is. In JSON, a list of objects.
+fn fleet_fact(fleet: &Fleet, serial: u32, now: u64) -> Fact {
+    let view = fleet.view(serial, now);
+    let live = view.iter().filter(|target| target.live).count();
+    let mut text = format!("{live} of {} live at serial {serial}", view.len());
+    let mut json = Vec::new();
+    for target in &view {
+        let state = match (target.seen, target.live) {
+            (None, _) => "never answered".to_owned(),
+            (Some((seen, _)), true) => format!("serial {seen}"),
+            (Some((seen, _)), false) => format!(
+                "serial {seen}, BEHIND by {} for {:.1} s",
+                target.lag_serials.unwrap_or_default(),
+                target.lag_seconds
+            ),
+        };
+        let age = target.seen.map_or_else(String::new, |(_, at)| {
+            format!(", seen {:.1} s ago", now.saturating_sub(at) as f64 / 1e3)
+        });
+        let _ = write!(text, "; {} {state}{age}", target.target);
+        json.push(serde_json::json!({
+            "target": target.target.to_string(),
+            "serial": target.seen.map(|(serial, _)| serial),
+            "seen": target.seen.map(|(_, at)| at as f64 / 1e3),
+            "live": target.live,
+            "lag_serials": target.lag_serials,
+            "lag_seconds": target.lag_seconds,
+        }));
+    }
+    Fact::Record(text, serde_json::Value::from(json))
 }
 
 /// The last transfer in as a JSON object (`null` before the first): its type and primary

@@ -4,13 +4,16 @@
 //! - `axfr` and `ixfr`: the streams of messages (RFC 5936, RFC 1995), written by `message`;
 //! - `history`: what the last reloads changed, which IXFR answers from;
 //! - `udp`: the answers that fit one message (IXFR over UDP, a TSIG failure's NOTAUTH);
-//! - `notify`: NOTIFY messages (RFC 1996), sent to secondaries and answered from primaries.
+//! - `notify`: NOTIFY messages (RFC 1996), sent to secondaries and answered from primaries,
+//!   and the SOA queries that ask a secondary its serial;
+//! - `fleet`: which serial each `--notify` target was last seen serving.
 //!
 //! A TCP connection whose query is an allowed AXFR or IXFR for the apex is handed, once its
 //! earlier answers are sent, to a thread of its own (see `server::transfer`): transfers never
 //! take a worker's time, and a transfer keeps the snapshot it started with.
 
 pub mod axfr;
+pub mod fleet;
 mod gate;
 pub mod history;
 pub mod ixfr;

@@ -89,6 +89,44 @@ pub fn acknowledgement(response: &[u8], id: u16) -> Option<Rcode> {
     matches.then_some(Rcode(header.rcode_low()))
 }
 
+/// The query `apex SOA IN` (wire form apex) with `id`, no recursion asked: how a primary
+/// asks a secondary which serial it serves. Returns the length, `None` if `out` is too
+/// small.
+pub fn soa_query(id: u16, apex: &[u8], out: &mut [u8]) -> Option<usize> {
+    let mut header = [0u8; HEADER_LEN];
+    header[..2].copy_from_slice(&id.to_be_bytes());
+    header[4..6].copy_from_slice(&1u16.to_be_bytes());
+    let parts: [&[u8]; 4] = [
+        &header,
+        apex,
+        &Rtype::SOA.0.to_be_bytes(),
+        &Class::IN.0.to_be_bytes(),
+    ];
+    let mut len = 0;
+    for part in parts {
+        out.get_mut(len..len + part.len())?.copy_from_slice(part);
+        len += part.len();
+    }
+    Some(len)
+}
+
+/// The serial in `response` if it answers [`soa_query`] with `id` for `apex`: QR set,
+/// opcode QUERY, NOERROR, the question as asked and the zone's SOA first in the answers.
+pub fn soa_answer_serial(response: &[u8], id: u16, apex: &[u8]) -> Option<u32> {
+    let header = Header::new(response)?;
+    let answers = header.id() == id
+        && header.is_response()
+        && header.opcode() == Opcode::QUERY
+        && header.rcode_low() == 0
+        && header.qdcount() == 1;
+    let question = response.get(HEADER_LEN..HEADER_LEN + apex.len() + 4)?;
+    let (name, fixed) = question.split_at(apex.len());
+    if !answers || !name.eq_ignore_ascii_case(apex) || fixed != [0, 6, 0, 1] {
+        return None;
+    }
+    announced_serial(response, apex)
+}
+
 #[cfg(test)]
 mod tests {
     use hickory_proto::op::{Message, OpCode};
@@ -130,6 +168,46 @@ mod tests {
 
     /// The serial in a NOTIFY's answer section, as we send it and as hickory encodes one;
     /// none without an SOA there, or when the record is cut short.
+    /// The SOA query reads as one to hickory; an answer to it gives its serial, and one to
+    /// another ID, an error or another question gives none.
+    #[test]
+    fn soa_queries_and_their_answers() {
+        let (snapshot, _) = sample_notify(1);
+        let apex = &snapshot.zone.apex;
+        let mut out = [0u8; 512];
+        let len = soa_query(77, apex, &mut out).unwrap();
+        let query = Message::from_bytes(&out[..len]).unwrap();
+        assert_eq!(query.id(), 77);
+        assert!(!query.recursion_desired());
+        assert_eq!(query.queries()[0].query_type(), RecordType::SOA);
+        assert_eq!(query.queries()[0].name().to_ascii(), "apps.example.com.");
+        let mut answer = query.clone();
+        answer.set_message_type(hickory_proto::op::MessageType::Response);
+        let soa = hickory_proto::rr::Record::from_rdata(
+            query.queries()[0].name().clone(),
+            300,
+            hickory_proto::rr::RData::SOA(hickory_proto::rr::rdata::SOA::new(
+                hickory_proto::rr::Name::from_ascii("ns1.example.com.").unwrap(),
+                hickory_proto::rr::Name::from_ascii("hostmaster.example.com.").unwrap(),
+                4_000_000_123,
+                1,
+                2,
+                3,
+                4,
+            )),
+        );
+        answer.add_answer(soa);
+        let bytes = answer.to_bytes().unwrap();
+        assert_eq!(soa_answer_serial(&bytes, 77, apex), Some(4_000_000_123));
+        assert_eq!(soa_answer_serial(&bytes, 78, apex), None);
+        assert_eq!(soa_answer_serial(&out[..len], 77, apex), None, "a query");
+        let mut refused = answer.clone();
+        refused.set_response_code(hickory_proto::op::ResponseCode::Refused);
+        assert_eq!(soa_answer_serial(&refused.to_bytes().unwrap(), 77, apex), None);
+        let other = b"\x05other\x07example\x03com\x00";
+        assert_eq!(soa_answer_serial(&bytes, 77, other), None);
+    }
+
     #[test]
     fn the_announced_serial_is_read_from_the_answer() {
         let (snapshot, out) = sample_notify(7);
