@@ -440,7 +440,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
         return Err(CliError("--wait goes with update".into()));
     }
     if !(command == Word::Wait || wait) && timeout.is_some() {
-        return Err(CliError("--timeout goes with wait and update --wait".into()));
+        return Err(CliError(
+            "--timeout goes with wait and update --wait".into(),
+        ));
     }
     let timeout = timeout.unwrap_or(DEFAULT_WAIT);
     // The zone is checked by the caller, which builds it; limits are only read later.
@@ -576,9 +578,10 @@ mod tests {
             .skip(2)
             .take_while(|line| line.starts_with('|'))
             .collect();
-        let flags = VALUE_FLAGS
-            .iter()
-            .chain(&["--force", "--json", "--help", "--version"]);
+        let flags =
+            VALUE_FLAGS
+                .iter()
+                .chain(&["--force", "--json", "--wait", "--help", "--version"]);
         for flag in flags {
             let row = format!("`{flag}");
             assert!(
@@ -595,18 +598,60 @@ mod tests {
         }
     }
 
+    /// `wait` with and without its flags, and `update --wait`.
+    #[test]
+    fn wait_and_update_wait() {
+        let socket = PathBuf::from(DEFAULT_SOCKET);
+        assert_eq!(
+            run(&["wait"]),
+            Ok(Invocation::Wait(
+                WaitRequest {
+                    serial: None,
+                    timeout: DEFAULT_WAIT
+                },
+                socket
+            ))
+        );
+        let waited = WaitRequest {
+            serial: Some(7),
+            timeout: Duration::from_secs(5),
+        };
+        assert_eq!(
+            run(&[
+                "wait",
+                "--serial=7",
+                "--timeout",
+                "5",
+                "--control",
+                "/tmp/c"
+            ]),
+            Ok(Invocation::Wait(waited, PathBuf::from("/tmp/c")))
+        );
+        let Ok(Invocation::Update(request, _)) =
+            run(&["update", "--wait", "--timeout", "9", "set", "1", "eu"])
+        else {
+            panic!("not an update")
+        };
+        let wait = request.wait.expect("--wait");
+        assert_eq!((wait.serial, wait.timeout), (None, Duration::from_secs(9)));
+    }
+
     /// The man page documents every flag and command (roff escapes each '-').
     #[test]
     fn man_page_documents_every_flag() {
         let man = include_str!("../data/man/cnamed.8");
-        let flags = VALUE_FLAGS
-            .iter()
-            .chain(&["--force", "--json", "--help", "--version"]);
+        let flags =
+            VALUE_FLAGS
+                .iter()
+                .chain(&["--force", "--json", "--wait", "--help", "--version"]);
         for flag in flags {
             let escaped = flag.replace('-', "\\-");
             assert!(man.contains(&escaped), "{flag} missing from cnamed.8");
         }
-        for command in ["serve", "check", "zonefile", "fetch", "reload", "status"] {
+        let commands = [
+            "serve", "check", "zonefile", "fetch", "reload", "status", "wait",
+        ];
+        for command in commands {
             assert!(man.contains(&format!(".B {command}")), "{command}");
         }
     }
@@ -635,6 +680,18 @@ mod tests {
             (&["--force"], "--force goes with reload"),
             (&["reload", "--json"], "--json goes with status"),
             (&["reload", "--force=1"], "unknown option --force"),
+            (
+                &["status", "--serial", "5"],
+                "--serial goes with update and wait",
+            ),
+            (&["wait", "--wait"], "--wait goes with update"),
+            (&["status", "--timeout", "5"], "--timeout goes with wait"),
+            (
+                &["update", "--timeout", "5", "set", "1", "eu"],
+                "--timeout goes with wait",
+            ),
+            (&["wait", "--key", "k"], "--server and --key go with update"),
+            (&["wait", "--timeout", "soon"], "--timeout"),
         ];
         for (args, expected) in cases {
             let error = run(args).unwrap_err().to_string();

@@ -140,9 +140,8 @@ pub fn wait_live(
         let status: serde_json::Value = serde_json::from_str(&answer).map_err(|error| {
             ClientError::NoAnswer(io::Error::new(io::ErrorKind::InvalidData, error))
         })?;
-        let serial = *wanted.get_or_insert_with(|| {
-            status["serial"].as_u64().unwrap_or_default() as u32
-        });
+        let serial =
+            *wanted.get_or_insert_with(|| status["serial"].as_u64().unwrap_or_default() as u32);
         let Some(targets) = status["notify_targets"].as_array() else {
             return Ok(Waited::NoTargets);
         };

@@ -282,7 +282,9 @@ fn ask(request: Request, socket: &Path) -> ExitCode {
 fn wait(request: &cli::WaitRequest, socket: &Path) -> ExitCode {
     match control::wait_live(socket, request.serial, request.timeout) {
         Ok(control::Waited::Live { serial, targets }) => {
-            print_quiet(&format!("live: serial {serial} on all {targets} --notify targets\n"));
+            print_quiet(&format!(
+                "live: serial {serial} on all {targets} --notify targets\n"
+            ));
             ExitCode::SUCCESS
         }
         Ok(control::Waited::Behind { serial, behind }) => {
@@ -354,7 +356,10 @@ fn update(request: cli::UpdateRequest, config: &Config) -> ExitCode {
             // later one: waiting for it waits for this change.
             Some(wait_request) => {
                 let socket = config.control.clone();
-                wait(wait_request, &socket.unwrap_or_else(|| control::DEFAULT_SOCKET.into()))
+                wait(
+                    wait_request,
+                    &socket.unwrap_or_else(|| control::DEFAULT_SOCKET.into()),
+                )
             }
             None => ExitCode::SUCCESS,
         },

@@ -9,7 +9,10 @@ pub(super) fn render(fleet: &Fleet, serial: u64, now_ms: u64, out: &mut String) 
     let view = fleet.view(serial as u32, now_ms);
     let label = |target: &std::net::SocketAddr| format!("{{target=\"{target}\"}}");
     let seen: Vec<_> = (view.iter())
-        .filter_map(|t| t.seen.map(|(serial, _)| (label(&t.target), serial.to_string())))
+        .filter_map(|t| {
+            t.seen
+                .map(|(serial, _)| (label(&t.target), serial.to_string()))
+        })
         .collect();
     family(
         out,

@@ -300,11 +300,8 @@ impl Server {
             false => {
                 let fleet = Arc::new(crate::xfr::outbound::fleet::Fleet::new(self.notify));
                 fleet_view = Some(Arc::clone(&fleet));
-                let serials = notify::spawn(
-                    fleet,
-                    Arc::clone(&self.shared),
-                    Arc::clone(&xfr_stats),
-                )?;
+                let serials =
+                    notify::spawn(fleet, Arc::clone(&self.shared), Arc::clone(&xfr_stats))?;
                 // The secondaries learn the serial of a (re)started primary at once.
                 let _ = serials.send(self.shared.snapshot.load().serial);
                 Some(serials)

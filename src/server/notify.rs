@@ -16,11 +16,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::shared::Shared;
+use crate::snapshot::guard::serial_is_newer;
+use crate::sys::unix_millis;
 use crate::sys::{random_bytes, unix_seconds};
 use crate::tsig::sign_request;
 use crate::wire::Rcode;
-use crate::snapshot::guard::serial_is_newer;
-use crate::sys::unix_millis;
 use crate::xfr::outbound::fleet::Fleet;
 use crate::xfr::outbound::{notify, XfrStats};
 

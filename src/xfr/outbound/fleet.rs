@@ -111,7 +111,8 @@ impl Fleet {
                     seen,
                     live,
                     lag_serials,
-                    lag_seconds: behind_since.map_or(0.0, |at| now_ms.saturating_sub(at) as f64 / 1e3),
+                    lag_seconds: behind_since
+                        .map_or(0.0, |at| now_ms.saturating_sub(at) as f64 / 1e3),
                 }
             })
             .collect()

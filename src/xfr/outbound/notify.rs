@@ -203,7 +203,10 @@ mod tests {
         assert_eq!(soa_answer_serial(&out[..len], 77, apex), None, "a query");
         let mut refused = answer.clone();
         refused.set_response_code(hickory_proto::op::ResponseCode::Refused);
-        assert_eq!(soa_answer_serial(&refused.to_bytes().unwrap(), 77, apex), None);
+        assert_eq!(
+            soa_answer_serial(&refused.to_bytes().unwrap(), 77, apex),
+            None
+        );
         let other = b"\x05other\x07example\x03com\x00";
         assert_eq!(soa_answer_serial(&bytes, 77, other), None);
     }
