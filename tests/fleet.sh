@@ -15,6 +15,8 @@
 #      dump it wrote.
 #   4. The primary comes back with a newer serial (its NOTIFY at start): every secondary
 #      catches up.
+#   After 1, 2 and 4, `cnamed wait` on the primary returns: its fleet view (SOA queries to
+#   every --notify target) has all four, Knot included, at the serial.
 #   5. Knot as a primary, serving `cnamed zonefile`'s export and making IXFR from the
 #      differences of the zone file (zonefile-load: difference): a cnamed secondary loads it
 #      by AXFR, and after a changed zone file and `knotc zone-reload`, follows by IXFR
@@ -46,6 +48,15 @@ wait_log() {
     for _ in $(seq 1 200); do grep -q "$2" "$work/$1.log" 2>/dev/null && return 0; sleep 0.05; done
     fail "$1: no log line with '$2'"
 }
+# `cnamed wait` for SERIAL: every --notify target of the primary (three cnamed edges and
+# Knot) serves it, as the primary's SOA queries found.
+wait_live() {
+    local out
+    out=$("$bin/cnamed" wait --control "$work/control.sock" --serial "$1" --timeout 60 2>&1) \
+        || fail "cnamed wait --serial $1: $out"
+    [[ "$out" == *"on all 4 --notify targets"* ]] || fail "cnamed wait: $out"
+    echo "  cnamed wait: $out" >&2
+}
 serial_of() {
     dig @127.0.0.1 -p "${port[$1]}" +short +time=1 +tries=1 "$zone" SOA 2>/dev/null | awk '{print $3}'
 }
@@ -58,7 +69,7 @@ start_primary() {
     "$bin/cnamed" serve --dump "$work/primary.json" --zone "$zone" --listen "127.0.0.1:${port[primary]}" \
         --threads 1 --xfr-allow 127.0.0.1 --tsig-key-file "$work/key.conf" --soa-timers 60,5,600 \
         --notify "127.0.0.1:$edge1" --notify "127.0.0.1:$edge2" --notify "127.0.0.1:$edge3" \
-        --notify "127.0.0.1:$knot_port" 2>>"$work/primary.log" &
+        --notify "127.0.0.1:$knot_port" --control "$work/control.sock" 2>>"$work/primary.log" &
     pid_of[primary]=$!
     track $!
     wait_log primary "serving"
@@ -141,6 +152,9 @@ track $!
 for _ in $(seq 1 300); do [ "$(serial_of knot)" = "$serial" ] && break; sleep 0.1; done
 "$bin/cnamed-gen" sample --dump "$work/primary.json" --count 300 --missing 50 > "$work/sample"
 same_answers "$work/sample" "$primary_port" edge1 edge2 edge3 knot
+# The fleet view: the primary has asked all four their SOA (Knot as any edge).
+wait_live "$serial"
+"$bin/cnamed" status --control "$work/control.sock" | grep '^notify_targets:' | sed 's/^/  /' >&2
 
 step "the primary reloads: $changes apps moved, $changes added, $changes removed"
 old_serial=$serial
@@ -170,6 +184,8 @@ done
 for name in edge1 edge2 edge3 knot; do
     echo "  $name: serial $serial served ${caught_up[$name]} ms after SIGHUP to the primary" >&2
 done
+wait_live "$serial"
+echo "  cnamed wait --serial $serial returned $(($(now_ms) - reloaded_at)) ms after SIGHUP" >&2
 for edge in "${edges[@]}"; do
     by_ixfr=$(metric "$edge" 'cnamed_secondary_transfers_total{type="IXFR",result="changed"}')
     by_axfr=$(metric "$edge" 'cnamed_secondary_transfers_total{type="AXFR",result="changed"}')
@@ -204,6 +220,7 @@ for name in edge1 edge2 edge3 knot; do
     [ "$(serial_of "$name")" = "$serial" ] || fail "$name did not catch up to $serial"
 done
 echo "  all four at serial $serial $(($(now_ms) - started_at)) ms after the primary started" >&2
+wait_live "$serial"
 same_answers "$work/sample" "$primary_port" edge1 edge2 edge3 knot
 
 step "Knot as the primary (IXFR from zone-file differences), a cnamed secondary following it"
