@@ -182,6 +182,9 @@ Options:
   --max-transfers-per-address N
                              transfers out at once to one client address, beyond them
                              REFUSED; 0 no cap but the total of 4 [default: 0]
+  --max-ixfr-ratio PERCENT   an IXFR whose difference has more CNAMEs than PERCENT of the
+                             zone's records is answered with the whole zone; unlimited:
+                             never [default: 50]
   --min-refresh SECONDS      a secondary refreshes at most this often on NOTIFYs that do
                              not announce a newer serial, and on SOA timers set lower
                              [default: 2]
@@ -209,7 +212,7 @@ accepting, finish the TCP answers already asked for (at most 1 s) and exit.
 ";
 
 /// Every option that takes a value; anything else starting with '-' is unknown.
-const VALUE_FLAGS: [&str; 43] = [
+const VALUE_FLAGS: [&str; 44] = [
     "--dump",
     "--zone",
     "--target",
@@ -253,6 +256,7 @@ const VALUE_FLAGS: [&str; 43] = [
     "--key",
     "--serial",
     "--timeout",
+    "--max-ixfr-ratio",
 ];
 
 fn value<T: FromStr>(flag: &str, text: &str, what: &str) -> Result<T, CliError> {
@@ -400,6 +404,12 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
             }
             "--min-transfer-rate" => {
                 config.min_transfer_rate = value(flag, &text, "a number of bytes per second")?
+            }
+            "--max-ixfr-ratio" => {
+                config.max_ixfr_ratio = match text.as_str() {
+                    "unlimited" => None,
+                    percent => Some(value(flag, percent, "a percentage or unlimited")?),
+                }
             }
             "--max-transfers-per-address" => {
                 config.max_transfers_per_address = value(flag, &text, "a number of transfers")?

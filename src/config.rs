@@ -147,6 +147,9 @@ pub struct Config {
     pub min_transfer_rate: u64,
     /// Transfers out at once to one client address; 0: only the total cap.
     pub max_transfers_per_address: usize,
+    /// `--max-ixfr-ratio`: an IXFR difference past this percentage of the zone's records is
+    /// answered with the whole zone; `None`: unlimited.
+    pub max_ixfr_ratio: Option<u32>,
     /// A secondary's least time between refreshes not asked for by the operator or by a
     /// NOTIFY announcing a newer serial.
     pub min_refresh: Duration,
@@ -193,6 +196,7 @@ impl Default for Config {
             max_transfer_time_out: DEFAULT_LIMITS.max_time,
             min_transfer_rate: DEFAULT_LIMITS.min_rate,
             max_transfers_per_address: 0,
+            max_ixfr_ratio: Some(crate::xfr::outbound::DEFAULT_MAX_IXFR_RATIO),
             min_refresh: Duration::from_secs(2),
         }
     }

@@ -182,6 +182,7 @@ impl Server {
                     false => Some(
                         Gate::new(config.xfr_allow.clone(), MAX_TRANSFERS, config.ixfr_history)
                             .with_per_address(config.max_transfers_per_address)
+                            .with_max_ixfr_ratio(config.max_ixfr_ratio)
                             .with_limits(config.transfer_limits_out()),
                     ),
                 },

@@ -62,7 +62,13 @@ pub struct Gate {
     /// With UPDATE, the journal: IXFR from a serial the history no longer has is answered
     /// from it.
     journal: OnceLock<Arc<Mutex<Journal>>>,
+    /// `--max-ixfr-ratio`: a difference larger than this percentage of the zone's records is
+    /// answered with the whole zone; `None`: unlimited.
+    max_ixfr_ratio: Option<u32>,
 }
+
+/// `--max-ixfr-ratio` when not given.
+pub const DEFAULT_MAX_IXFR_RATIO: u32 = 50;
 
 impl Gate {
     /// Transfers for `allow`, at most `max` at once, with `history` deltas kept for IXFR;
@@ -76,12 +82,19 @@ impl Gate {
             stats: Arc::default(),
             history: Mutex::new(History::new(history)),
             journal: OnceLock::new(),
+            max_ixfr_ratio: Some(DEFAULT_MAX_IXFR_RATIO),
         }
     }
 
     /// Answers IXFR from `journal` too, for serials the history does not reach.
     pub fn set_journal(&self, journal: Arc<Mutex<Journal>>) {
         let _ = self.journal.set(journal);
+    }
+
+    /// IXFR answered AXFR-style past `percent` of the zone's records (`None`: never).
+    pub fn with_max_ixfr_ratio(mut self, percent: Option<u32>) -> Self {
+        self.max_ixfr_ratio = percent;
+        self
     }
 
     /// At most `per_address` transfers at once to one address (0: no cap but the total).
@@ -128,18 +141,40 @@ impl Gate {
 
     /// How to answer an IXFR from `serial` with `snapshot`: the deltas to send (none: the
     /// client is current), or `None` for the whole zone.
+    /// A difference past `--max-ixfr-ratio` of the zone is the whole zone too.
     pub fn ixfr_path(&self, serial: u32, snapshot: &Snapshot) -> Option<Vec<Arc<Delta>>> {
-        self.ixfr_path_in_memory(serial, snapshot)
-            .or_else(|| self.journal_path(serial, snapshot))
+        let deltas = (self.history_path(serial, snapshot))
+            .or_else(|| self.journal_path(serial, snapshot))?;
+        self.within_ratio(&deltas, snapshot).then_some(deltas)
     }
 
     /// [`Self::ixfr_path`] from the history in memory alone: no file read.
     pub fn ixfr_path_in_memory(&self, serial: u32, snapshot: &Snapshot) -> Option<Vec<Arc<Delta>>> {
+        let deltas = self.history_path(serial, snapshot)?;
+        self.within_ratio(&deltas, snapshot).then_some(deltas)
+    }
+
+    fn history_path(&self, serial: u32, snapshot: &Snapshot) -> Option<Vec<Arc<Delta>>> {
         if serial == snapshot.serial || serial_is_newer(serial, snapshot.serial) {
             return Some(Vec::new());
         }
         let history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
         history.path(serial, snapshot.serial)
+    }
+
+    /// Whether the CNAMEs `deltas` delete and add are at most `--max-ixfr-ratio` percent of
+    /// the records of `snapshot`'s zone (BIND's `max-ixfr-ratio`): past that, the whole zone
+    /// costs the secondary less than applying the difference.
+    fn within_ratio(&self, deltas: &[Arc<Delta>], snapshot: &Snapshot) -> bool {
+        let Some(percent) = self.max_ixfr_ratio else {
+            return true;
+        };
+        let services = snapshot.zone.services.len() as u64;
+        let changed: u64 = (deltas.iter())
+            .map(|delta| (delta.removed.apps.len() + delta.added.apps.len()) as u64 * services)
+            .sum();
+        let zone = snapshot.app_count() as u64 * services + 1 + snapshot.zone.ns_text.len() as u64;
+        changed * 100 <= u64::from(percent) * zone
     }
 
     /// The difference from `serial` to `snapshot`, condensed from the journal: when its
@@ -381,6 +416,33 @@ impl TransferRequest {
 mod tests {
     use super::*;
     use crate::testing::QueryBuilder;
+
+    /// A difference past `--max-ixfr-ratio` of the zone is answered whole; one within it, or
+    /// any with `unlimited`, by its deltas.
+    #[test]
+    fn a_difference_past_the_ratio_is_the_whole_zone() {
+        let zone = crate::testing::zone();
+        let build = |serial, moved: usize| {
+            let apps: Vec<(String, &str)> = (0..100)
+                .map(|i| (i.to_string(), if i < moved { "us" } else { "eu" }))
+                .collect();
+            Snapshot::from_apps(serial, apps.iter().map(|(a, c)| (a.as_str(), *c)), &zone).unwrap()
+        };
+        let (base, few, many) = (build(1, 0), build(2, 20), build(3, 60));
+        let allow = || vec!["127.0.0.0/8".parse().unwrap()];
+        for (ratio, many_whole) in [(Some(50), true), (None, false)] {
+            let gate = Gate::new(allow(), 2, 4).with_max_ixfr_ratio(ratio);
+            gate.record_reload(&base, &few, None::<[&str; 0]>);
+            // 20 apps moved: 120 of 301 records (40%).
+            let path = gate.ixfr_path(1, &few).expect("deltas");
+            assert_eq!(path.len(), 1);
+            gate.record_reload(&few, &many, None::<[&str; 0]>);
+            // From 1: 60 moved, 360 of 301 records; from 2: 40 moved, 240 (80%).
+            assert_eq!(gate.ixfr_path(1, &many).is_none(), many_whole, "{ratio:?}");
+            assert_eq!(gate.ixfr_path_in_memory(2, &many).is_none(), many_whole);
+            assert_eq!(gate.ixfr_path(3, &many).map(|path| path.len()), Some(0));
+        }
+    }
 
     #[test]
     fn requests_are_allowed_axfrs_of_the_apex_within_the_cap() {

@@ -24,7 +24,7 @@ pub mod udp;
 
 use std::sync::atomic::AtomicU64;
 
-pub use self::gate::{Auth, Gate, TransferRequest};
+pub use self::gate::{Auth, Gate, TransferRequest, DEFAULT_MAX_IXFR_RATIO};
 pub use self::prefix::Prefix;
 use super::TransferType;
 
