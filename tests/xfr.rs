@@ -594,6 +594,7 @@ fn ixfr_sends_the_differences() {
 
 /// NOTIFY (RFC 1996): sent at start and after each new serial to every `--notify` target,
 /// with the SOA; sent again with the same ID until acknowledged; signed when there are keys.
+/// After an acknowledgement, SOA queries ask the target what it serves (the fleet view).
 #[test]
 fn notify_until_acknowledged() {
     use hickory_proto::op::{MessageType, OpCode};
@@ -621,10 +622,19 @@ fn notify_until_acknowledged() {
         ],
     );
     let metrics = metrics_addr(&mut server);
-    let receive = || {
+    // Once a NOTIFY is acknowledged, the primary asks the target its SOA (the fleet view):
+    // those that come before a NOTIFY are skipped here, unanswered (counted).
+    let soa_queries = std::cell::Cell::new(0);
+    let receive = || loop {
         let mut buf = [0u8; 1024];
         let (len, from) = secondary.recv_from(&mut buf).expect("a NOTIFY");
         let message = Message::from_bytes(&buf[..len]).expect("hickory decodes it");
+        if message.op_code() == OpCode::Query {
+            assert_eq!(message.message_type(), MessageType::Query);
+            assert_eq!(message.queries()[0].query_type(), RecordType::SOA);
+            soa_queries.set(soa_queries.get() + 1);
+            continue;
+        }
         assert_eq!(message.op_code(), OpCode::Notify);
         assert_eq!(message.queries()[0].query_type(), RecordType::SOA);
         let signed = cnamed::tsig::find(&buf[..len]).unwrap().expect("signed");
@@ -637,7 +647,7 @@ fn notify_until_acknowledged() {
             matches!(verdict, cnamed::tsig::Verdict::Valid { .. }),
             "{verdict:?}"
         );
-        (message, from)
+        return (message, from);
     };
     let (first, _) = receive();
     assert_eq!(soa_serial(&first.answers()[0]), Some(5));
@@ -662,6 +672,14 @@ fn notify_until_acknowledged() {
     ack.set_message_type(MessageType::Response);
     secondary.send_to(&ack.to_bytes().unwrap(), from).unwrap();
     wait_metric_for(metrics, acked, 2.0, Duration::from_secs(5));
+    // Now the SOA queries of the fleet view come, 10 ms after the acknowledgement and then
+    // backing off; nothing else does.
+    let mut buf = [0u8; 1024];
+    let (len, _) = secondary.recv_from(&mut buf).expect("an SOA query");
+    let query = Message::from_bytes(&buf[..len]).unwrap();
+    assert_eq!(query.op_code(), OpCode::Query);
+    assert_eq!(query.queries()[0].query_type(), RecordType::SOA);
+    assert_eq!(query.queries()[0].name().to_ascii(), "apps.example.com.");
 }
 
 /// IXFR over UDP (RFC 1995 §2): the differences when they fit one 512-byte datagram, else
