@@ -85,6 +85,8 @@ pub(super) fn spawn(
     std::thread::Builder::new()
         .name("cnamed-notify".into())
         .spawn(move || {
+            // The apex is the zone's for the server's life: reloads change the apps, not the zone.
+            let apex = shared.snapshot.load().zone.apex.clone();
             let mut rounds: Vec<Pending> = Vec::new();
             let mut polls: Vec<Poll> = (targets.iter())
                 .map(|&target| Poll {
@@ -119,7 +121,6 @@ pub(super) fn spawn(
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => return,
                 }
-                let apex = shared.snapshot.load().zone.apex.clone();
                 for socket in std::iter::once(&v4).chain(&v6) {
                     let mut answers = Answers {
                         rounds: &mut rounds,

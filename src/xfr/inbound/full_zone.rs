@@ -298,17 +298,16 @@ impl<'z> FullZone<'z> {
     /// Adds services `seen` of `app` (lower case) to the scattered apps, and the app to the
     /// tables when that completes it.
     fn scatter(&mut self, app: &[u8], cluster: u32, seen: u64) -> Result<(), String> {
-        let Some(&(known, known_seen)) = self.scattered.get(app) else {
+        let Some(entry) = self.scattered.get_mut(app) else {
             self.scattered.insert(app.into(), (cluster, seen));
             return Ok(());
         };
-        let joined = join(&self.builder, app, known, known_seen, cluster, seen)?;
-        if joined == self.all {
-            self.scattered.remove(app);
-            return self.complete(app, number(app), cluster);
+        entry.1 = join(&self.builder, app, entry.0, entry.1, cluster, seen)?;
+        if entry.1 != self.all {
+            return Ok(());
         }
-        self.scattered.insert(app.into(), (cluster, joined));
-        Ok(())
+        self.scattered.remove(app);
+        self.complete(app, number(app), cluster)
     }
 
     fn complete(&mut self, app: &[u8], numeric: Option<u64>, cluster: u32) -> Result<(), String> {

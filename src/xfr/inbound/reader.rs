@@ -398,28 +398,36 @@ mod tests {
         question
     }
 
+    /// `apps` apps at `serial`: every `named.1`th a string ID `{named.0}{i}` on eu, the
+    /// others numeric on `mt{i % clusters}`.
+    fn mixed_snapshot(
+        zone: &Zone,
+        serial: u32,
+        apps: u32,
+        named: (&str, u32),
+        clusters: u32,
+    ) -> Snapshot {
+        let (prefix, every) = named;
+        let entries: Vec<String> = (0..apps)
+            .map(|i| match i % every {
+                0 => format!(r#""{prefix}{i}": "eu""#),
+                _ => format!(r#""{i}": "mt{}""#, i % clusters),
+            })
+            .collect();
+        let json = format!(
+            r#"{{"serial": {serial}, "apps": {{{}}}}}"#,
+            entries.join(",")
+        );
+        Snapshot::from_json(json.as_bytes(), zone).unwrap()
+    }
+
     /// Our own AXFR, read back, is the snapshot's mapping exactly.
     #[test]
     fn reads_back_what_axfr_sends() {
         let zone = crate::testing::zone();
-        let entries: Vec<String> = (0..3000)
-            .map(|i| match i % 7 {
-                0 => format!(r#""App-{i}": "eu""#),
-                _ => format!(r#""{i}": "mt{}""#, i % 5),
-            })
-            .collect();
-        let json = format!(r#"{{"serial": 42, "apps": {{{}}}}}"#, entries.join(","));
-        let snapshot = Snapshot::from_json(json.as_bytes(), &zone).unwrap();
-        let mut reader = TransferReader::axfr(&zone).unwrap();
-        let mut transfer = axfr(&snapshot);
-        let mut buf = vec![0u8; MAX_MESSAGE];
-        let mut done = false;
-        while let Some(len) = transfer.next_message(1, &question(), &mut buf) {
-            assert!(!done, "records after the end");
-            done = reader.read_message(&buf[..len]).unwrap();
-        }
-        assert!(done);
-        let Received::Full(got) = reader.finish().unwrap() else {
+        let snapshot = mixed_snapshot(&zone, 42, 3000, ("App-", 7), 5);
+        let reader = TransferReader::axfr(&zone).unwrap();
+        let Received::Full(got) = read_all(axfr(&snapshot), reader) else {
             panic!("not a full zone")
         };
         assert_eq!(got.serial, 42);
@@ -481,14 +489,7 @@ mod tests {
     #[test]
     fn a_zone_reads_the_same_in_any_order() {
         let zone = crate::testing::zone();
-        let entries: Vec<String> = (0..2000)
-            .map(|i| match i % 5 {
-                0 => format!(r#""Named-{i}": "eu""#),
-                _ => format!(r#""{i}": "mt{}""#, i % 3),
-            })
-            .collect();
-        let json = format!(r#"{{"serial": 9, "apps": {{{}}}}}"#, entries.join(","));
-        let snapshot = Snapshot::from_json(json.as_bytes(), &zone).unwrap();
+        let snapshot = mixed_snapshot(&zone, 9, 2000, ("Named-", 5), 3);
         let by_owner = |records: &mut Vec<Record>| records.sort_by_key(|r| r.name().to_string());
         let shuffled = |records: &mut Vec<Record>| {
             let mut state = 7u64;
