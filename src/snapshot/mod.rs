@@ -138,6 +138,8 @@ impl fmt::Debug for Tables {
 /// [`Snapshot::rebased`].
 pub struct Folded {
     from: Arc<Tables>,
+    /// The overlay merged in: what may differ between `from` and `tables`.
+    overlay: Overlay,
     tables: Arc<Tables>,
 }
 
@@ -254,6 +256,7 @@ impl Snapshot {
     pub fn fold(&self) -> Result<Folded, EntryError> {
         Ok(Folded {
             from: Arc::clone(&self.tables),
+            overlay: self.overlay.clone(),
             tables: apply::fold(&self.tables, &self.overlay)?,
         })
     }
@@ -266,7 +269,11 @@ impl Snapshot {
             return None;
         }
         let mut overlay = self.overlay.clone();
-        overlay.retain(|key, state| folded.tables.get(&key) != state);
+        overlay.rebase(
+            &folded.overlay,
+            |key| self.tables.get(key),
+            |key| folded.tables.get(key),
+        );
         Some(Self {
             zone: self.zone.clone(),
             serial: self.serial,
@@ -607,6 +614,49 @@ mod tests {
         assert_eq!(rebased.apps().len(), 5);
         // Tables replaced meanwhile (a load): the fold is of no use.
         assert!(want.rebased(&folded).is_none());
+    }
+
+    /// While a fold runs, an app it adds is deleted, one it deletes comes back, one it
+    /// moves moves back: each is now as the old tables say, which the overlay keeps no
+    /// entry for, but the new tables say otherwise. Found by tests/update.rs
+    /// `a_fold_keeps_every_change` (an acknowledged delete answered after a fold).
+    #[test]
+    fn a_change_back_to_the_old_tables_survives_the_fold() {
+        let zone = zone();
+        let base =
+            Snapshot::from_apps(1, [("1", "eu"), ("2", "eu"), ("app-x", "us")], &zone).unwrap();
+        let changes = [
+            ("1", None),
+            ("2", Some("us")),
+            ("3", Some("eu")),
+            ("app-x", None),
+            ("app-y", Some("eu")),
+        ];
+        let mut changed = base.with_changes(2, changes).unwrap();
+        // Past the overlay's first layer, so that the changes back are merged down.
+        for n in 0..3_000u32 {
+            let id = format!("{}", 1_000 + n);
+            changed = changed
+                .with_changes(3, [(id.as_str(), Some("eu"))])
+                .unwrap();
+        }
+        let folded = changed.fold().unwrap();
+        let undone = [
+            ("1", Some("eu")),
+            ("2", Some("eu")),
+            ("3", None),
+            ("app-x", Some("us")),
+            ("app-y", None),
+        ];
+        let mut later = changed.with_changes(4, undone).unwrap();
+        for n in 0..3_000u32 {
+            let id = format!("{}", 10_000 + n);
+            later = later.with_changes(5, [(id.as_str(), Some("us"))]).unwrap();
+        }
+        let rebased = later.rebased(&folded).unwrap();
+        assert_eq!(seen(&rebased), seen(&later));
+        assert_eq!(rebased.overlay_len(), 3_000 + 5);
+        assert_eq!(rebased.apps().len(), later.apps().len());
     }
 
     #[test]

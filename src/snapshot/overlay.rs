@@ -382,9 +382,37 @@ impl Overlay {
         settled.chain(middle).chain(recent)
     }
 
-    /// Keeps the entries `keep` says to (after a fold: those the new base does not say).
-    /// Leaves one layer.
-    pub(super) fn retain(&mut self, keep: impl FnMut(OverlayKey, Option<u32>) -> bool) {
+    /// This overlay, made over the `old` base tables, over `new` ones: those a fold made of
+    /// `old` and `folded` (an earlier version of this overlay). Keeps the entries `new` does
+    /// not say and, for an app `folded` changed that this overlay leaves to the base (changed
+    /// back while the fold ran: a new app deleted, a moved one moved back), what `old` says
+    /// where `new` says otherwise. Leaves one layer.
+    pub(super) fn rebase(
+        &mut self,
+        folded: &Self,
+        old: impl Fn(&OverlayKey) -> Option<u32>,
+        new: impl Fn(&OverlayKey) -> Option<u32>,
+    ) {
+        let folded_keys = (folded.settled.entries().map(|(key, _)| key))
+            .chain(folded.middle.entries().map(|(key, _)| key))
+            .chain(folded.recent.entries().map(|(key, _)| key));
+        let restored: Vec<(OverlayKey, Option<u32>)> = folded_keys
+            .filter(|key| self.get(key).is_none())
+            .filter_map(|key| {
+                let state = old(&key);
+                (new(&key) != state).then_some((key, state))
+            })
+            .collect();
+        self.retain(|key, state| new(&key) != state);
+        let settled = Arc::make_mut(&mut self.settled);
+        for (key, state) in restored {
+            settled.put(key, Some(state));
+        }
+        self.len = settled.len();
+    }
+
+    /// Keeps the entries `keep` says to. Leaves one layer.
+    fn retain(&mut self, keep: impl FnMut(OverlayKey, Option<u32>) -> bool) {
         self.merge_recent();
         self.merge_middle();
         let mut settled = Layer::clone(&self.settled);
@@ -397,6 +425,7 @@ impl Overlay {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     #[test]
     fn entries_equal_to_the_base_are_not_kept() {
@@ -468,7 +497,7 @@ mod tests {
             Some(name) => OverlayKey::named(name.as_bytes()).unwrap(),
         };
         let mut overlay = Overlay::default();
-        let mut model: std::collections::HashMap<u64, Option<u32>> = Default::default();
+        let mut model: HashMap<u64, Option<u32>> = Default::default();
         let base = |id: u64| (id % 7 != 0).then_some((id % 5) as u32);
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let mut versions = Vec::new();
@@ -526,5 +555,67 @@ mod tests {
             .filter(|id| *id % 3 == 0 && *id % 2 == 0)
             .count();
         assert_eq!((last.len(), entries(&last).len()), (even, even));
+    }
+
+    /// A fold at random points of random changes: after each rebase, every app reads as a
+    /// plain map of the changes says, and the overlay keeps only what the new base does not.
+    #[test]
+    fn a_rebase_keeps_what_every_app_is() {
+        const APPS: u64 = 5_000;
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut base: HashMap<u64, u32> = (0..APPS)
+            .filter(|id| id % 3 != 0)
+            .map(|id| (id, (id % 4) as u32))
+            .collect();
+        let mut truth = base.clone();
+        let mut overlay = Overlay::default();
+        for round in 0..6 {
+            let mut change = |overlay: &mut Overlay, truth: &mut HashMap<u64, u32>, n: usize| {
+                for _ in 0..n {
+                    let r = next();
+                    let id = r % APPS;
+                    let state = (r >> 61 != 0).then_some(((r >> 32) % 4) as u32);
+                    overlay.set(OverlayKey::Numeric(id), state, base.get(&id).copied());
+                    match state {
+                        Some(cluster) => drop(truth.insert(id, cluster)),
+                        None => drop(truth.remove(&id)),
+                    }
+                }
+            };
+            change(&mut overlay, &mut truth, 20_000);
+            // The fold: the base with the overlay merged in, while changes go on.
+            let folded = overlay.clone();
+            let new = truth.clone();
+            change(&mut overlay, &mut truth, 3_000 + round * 500);
+            let old = base.clone();
+            overlay.rebase(
+                &folded,
+                |key| match key {
+                    OverlayKey::Numeric(id) => old.get(id).copied(),
+                    _ => None,
+                },
+                |key| match key {
+                    OverlayKey::Numeric(id) => new.get(id).copied(),
+                    _ => None,
+                },
+            );
+            base = new;
+            let mut differing = 0;
+            for id in 0..APPS {
+                let read = match overlay.numeric(id) {
+                    Some(state) => state,
+                    None => base.get(&id).copied(),
+                };
+                assert_eq!(read, truth.get(&id).copied(), "app {id}, round {round}");
+                differing += usize::from(base.get(&id) != truth.get(&id));
+            }
+            assert_eq!(overlay.len(), differing, "round {round}");
+        }
     }
 }
