@@ -245,11 +245,17 @@ impl Config {
     }
 
     /// DNS UPDATE needs its keys and a journal, and a primary: a secondary takes its
-    /// changes from its primaries. For `serve`: other commands read what they need.
+    /// changes from its primaries. A journal is a primary's of UPDATEs or a secondary's of
+    /// the changes its primaries sent. For `serve`: other commands read what they need.
     pub fn check_updates(&self) -> Result<(), ConfigError> {
         let why = match (self.update_keys.is_empty(), &self.journal) {
-            (true, Some(_)) => return Err(invalid("--journal", "needs --update-key")),
-            (true, None) => return Ok(()),
+            (true, Some(_)) if self.primary.is_empty() => {
+                return Err(invalid(
+                    "--journal",
+                    "needs --update-key (a primary's journal) or --primary (a secondary's)",
+                ))
+            }
+            (true, _) => return Ok(()),
             _ if self.tsig_key_file.is_none() => "needs --tsig-key-file, which holds the key",
             (_, None) => "needs --journal PATH: an acknowledged change must be on disk",
             _ if !self.primary.is_empty() => "is for a primary, not a secondary (--primary)",
@@ -569,5 +575,11 @@ mod tests {
             ..updating
         };
         assert_eq!(journal_alone.check_updates().unwrap_err().flag, "--journal");
+        // A secondary keeps a journal of what its primaries sent.
+        let secondary = Config {
+            primary: vec!["127.0.0.1:53".parse().unwrap()],
+            ..journal_alone
+        };
+        assert_eq!(secondary.check_updates(), Ok(()));
     }
 }

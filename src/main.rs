@@ -75,6 +75,14 @@ fn run() -> ExitCode {
             // starting.
             let load = || match (&config.last_good, config.primary.is_empty()) {
                 (Some(last_good), true) => load_with_last_good(&config, &zone, last_good),
+                // A secondary with a journal starts from its dump and journal, then asks its
+                // primaries for what is newer (IXFR): no whole transfer at each start.
+                (_, false) if config.journal.is_some() && config.dump.exists() => {
+                    load_first(&config, &zone, false).or_else(|error| {
+                        cnamed::log!(Warning, "{error}: asking the primaries for the zone");
+                        load_first(&config, &zone, true)
+                    })
+                }
                 _ => load_first(&config, &zone, true),
             };
             server::serve(&config, zone.clone(), secrets, load)

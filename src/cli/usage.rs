@@ -76,7 +76,9 @@ Options:
                              (RFC 2136), repeatable; needs --journal [default: none, every
                              UPDATE is REFUSED]
   --journal PATH             the journal of acknowledged UPDATEs, each fsynced before it
-                             is answered, replayed on the dump at start [default: none]
+                             is answered, replayed on the dump at start; on a secondary,
+                             of the differences its primaries sent, instead of a dump
+                             written after each [default: none]
   --journal-max-size BYTES   past this size the zone is written beside the journal as a
                              checkpoint and the records it holds dropped [default: 100 MiB]
   --notify ADDR:PORT         secondary sent a NOTIFY after each new serial, repeatable

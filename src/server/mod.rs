@@ -97,17 +97,18 @@ pub struct Server {
     stats: Arc<ServerStats>,
     /// The main loop's inputs; senders are in `shared`.
     inbox: Receiver<Event>,
-    /// With `--update-key`: the committer's queue, the keys (wire names) and the journal.
+    /// With `--update-key`: the committer's queue and the keys (wire names).
     updates: Option<UpdateSetup>,
+    /// `--journal`: a primary's of UPDATEs, a secondary's of what its primaries sent.
+    journal: Option<Journal>,
+    /// `--journal-max-size`.
+    journal_max_size: u64,
 }
 
 /// What the committer gets at start.
 struct UpdateSetup {
     inbox: Receiver<update::Job>,
     keys: Vec<Vec<u8>>,
-    journal: Option<Journal>,
-    /// `--journal-max-size`.
-    journal_max_size: u64,
 }
 
 impl Server {
@@ -154,12 +155,7 @@ impl Server {
             false => {
                 let keys = update_key_names(config, tsig_keys.as_deref().unwrap_or(&[]))?;
                 let (updates, inbox) = update::Updates::new();
-                let setup = UpdateSetup {
-                    inbox,
-                    keys,
-                    journal: None,
-                    journal_max_size: config.journal_max_size,
-                };
+                let setup = UpdateSetup { inbox, keys };
                 (Some(updates), Some(setup))
             }
         };
@@ -216,14 +212,15 @@ impl Server {
             stats: Arc::new(stats),
             inbox,
             updates: update_setup,
+            journal: None,
+            journal_max_size: config.journal_max_size,
         })
     }
 
-    /// The journal UPDATEs are written to (`--journal`), opened and replayed by the caller.
+    /// The journal (`--journal`), opened and replayed by the caller: a primary's of UPDATEs,
+    /// a secondary's of the differences its primaries sent.
     pub fn with_journal(mut self, journal: Journal) -> Self {
-        if let Some(setup) = &mut self.updates {
-            setup.journal = Some(journal);
-        }
+        self.journal = Some(journal);
         self
     }
 
@@ -308,31 +305,36 @@ impl Server {
                 Some(serials)
             }
         };
-        let mut journal = None;
-        if let Some(setup) = self.updates {
-            let shared_journal = Arc::new(Mutex::new(setup.journal.ok_or_else(|| {
-                io::Error::new(io::ErrorKind::InvalidInput, "UPDATE needs a journal")
-            })?));
-            journal = Some(Arc::clone(&shared_journal));
-            if let Some(gate) = &self.shared.xfr {
-                gate.set_journal(Arc::clone(&shared_journal));
-            }
-            let update_stats = self
-                .shared
-                .updates
-                .as_ref()
-                .map(|updates| Arc::clone(&updates.stats))
-                .unwrap_or_default();
+        let update_stats = self
+            .shared
+            .updates
+            .as_ref()
+            .map(|updates| Arc::clone(&updates.stats))
+            .unwrap_or_default();
+        let journal = self.journal.map(|journal| Arc::new(Mutex::new(journal)));
+        let checkpoint = journal.as_ref().map(|journal| {
             let checkpointer = checkpoint::Checkpointer {
                 shared: Arc::clone(&self.shared),
-                journal: Arc::clone(&shared_journal),
+                journal: Arc::clone(journal),
                 stats: Arc::clone(&update_stats),
                 running: Arc::default(),
             };
+            (self.journal_max_size, checkpointer)
+        });
+        if let (Some(gate), Some(journal)) = (&self.shared.xfr, &journal) {
+            gate.set_journal(Arc::clone(journal));
+        }
+        if let Some(setup) = self.updates {
+            let (Some(journal), Some(checkpoint)) = (&journal, &checkpoint) else {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "UPDATE needs a journal",
+                ));
+            };
             update::spawn_committer(update::Committer {
                 shared: Arc::clone(&self.shared),
-                journal: shared_journal,
-                checkpoint: (setup.journal_max_size, checkpointer),
+                journal: Arc::clone(journal),
+                checkpoint: checkpoint.clone(),
                 inbox: setup.inbox,
                 reply_sockets,
                 notify: notify.clone(),
@@ -369,6 +371,7 @@ impl Server {
                 transfer_limits: self.transfer_limits,
                 secondary: self.secondary.clone(),
                 dump_writer: Mutex::new(dump_writer),
+                checkpoint,
                 max_dump_size: self.max_dump_size,
                 last_good: self.last_good,
                 rules: self.rules,

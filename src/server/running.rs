@@ -9,8 +9,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::checkpoint::Checkpointer;
 use super::dump_writer::DumpWriter;
 use super::events::Event;
+use super::reconcile::{journal_len, secondary_record};
 use super::reloaded::{ReloadError, Reloaded};
 use super::shared::Shared;
 use crate::cookie::Secrets;
@@ -43,8 +45,11 @@ pub(super) struct Reloader {
     pub(super) transfer_limits: TransferLimits,
     /// A secondary's state: the last transfer, timers, expiry.
     pub(super) secondary: Option<Arc<SecondaryStats>>,
-    /// Writes a secondary's dump; taken out when stopping, to write what is pending.
+    /// Writes a secondary's dump; taken out when stopping, to write what is pending. With
+    /// a journal, only a whole zone (AXFR) is written: a difference goes to the journal.
     pub(super) dump_writer: Mutex<Option<DumpWriter>>,
+    /// With a journal: its bound (`--journal-max-size`) and the checkpoints past it.
+    pub(super) checkpoint: Option<(u64, Checkpointer)>,
     pub(super) max_dump_size: u64,
     /// `--last-good`: where each dump installed is copied.
     pub(super) last_good: Option<PathBuf>,
@@ -243,7 +248,7 @@ impl Reloader {
                 Err(refusal) => Err(ReloadError::Refused(refusal)),
             }
         });
-        let (loaded, previous_serial, difference) = match checked {
+        let (mut loaded, previous_serial, difference) = match checked {
             Ok(checked) => checked,
             Err(error) => {
                 stats.reloads_refused[error.reason_index()].add(1);
@@ -275,6 +280,12 @@ impl Reloader {
                 return Ok(done);
             }
         };
+        // A secondary journals the difference its primary sent; a whole zone empties the
+        // journal (it supersedes every record) and is written as the dump.
+        let whole_zone = loaded.changes.is_none();
+        if let (Some(resolved), true) = (&loaded.changes, self.secondary.is_some()) {
+            loaded.record = Some(secondary_record(&live, &snapshot, &resolved.changes));
+        }
         // Before the swap: nothing served may depend on memory alone.
         if let Err(error) = self.journal_install(loaded.record.as_ref()) {
             stats.reloads_refused[error.reason_index()].add(1);
@@ -311,13 +322,20 @@ impl Reloader {
         if self.primaries.is_empty() {
             self.save_last_good(&snapshot);
         }
+        if let Some((max_size, checkpointer)) = &self.checkpoint {
+            if loaded.record.is_some() && journal_len(checkpointer) > *max_size {
+                checkpointer.start(Arc::clone(&snapshot));
+            }
+        }
         // What a restart serves when no primary answers.
         if let Some(writer) = &*self
             .dump_writer
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
         {
-            writer.write(snapshot);
+            if whole_zone || self.journal.is_none() {
+                writer.write(snapshot);
+            }
         }
         Ok(done)
     }

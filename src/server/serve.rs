@@ -103,7 +103,8 @@ pub fn serve(
     let (snapshot, journal) = match &config.journal {
         Some(path) => {
             let snapshot = newer_checkpoint(path, snapshot, &zone, config.max_dump_size)?;
-            let (snapshot, journal) = open_journal(path, snapshot)?;
+            let secondary = !config.primary.is_empty();
+            let (snapshot, journal) = open_journal(path, snapshot, secondary)?;
             (snapshot, Some(journal))
         }
         None => (snapshot, None),
@@ -234,10 +235,16 @@ fn newer_checkpoint(
 /// Opens the journal at `path` and replays on `snapshot` the changes it holds after the
 /// snapshot's serial (RFC 1982), as one change to the serial of the last: a start serves
 /// every acknowledged UPDATE. A record that does not apply, or a journal that starts after
-/// the dump (changes in neither), stops the start: a journal that does not belong to this
-/// dump must not be half applied. A dump newer than every record supersedes them: the
-/// journal is emptied.
-fn open_journal(path: &Path, snapshot: Snapshot) -> io::Result<(Snapshot, Journal)> {
+/// the dump (changes in neither), stops a primary's start: a journal that does not belong to
+/// this dump must not be half applied. A `secondary`'s journal only spares it transfers (its
+/// primaries have every change): one that does not follow the dump is emptied, with a
+/// warning, and the primaries bring the zone up to date. A dump newer than every record
+/// supersedes them: the journal is emptied.
+fn open_journal(
+    path: &Path,
+    snapshot: Snapshot,
+    secondary: bool,
+) -> io::Result<(Snapshot, Journal)> {
     let started = Instant::now();
     let failed =
         |kind, why: String| io::Error::new(kind, format!("journal {}: {why}", path.display()));
@@ -252,13 +259,30 @@ fn open_journal(path: &Path, snapshot: Snapshot) -> io::Result<(Snapshot, Journa
         );
     }
     let records = opened.entries.len();
-    let after = replay::after(&opened.entries, snapshot.serial).map_err(|gap| {
-        let why = format!(
-            "{gap}; start from a dump of serial {} or later, or move the journal away",
-            gap.journal_from
+    let not_following = |mut journal: Journal, snapshot: Snapshot, why: String| {
+        if !secondary {
+            return Err(failed(io::ErrorKind::InvalidData, why));
+        }
+        journal
+            .reset()
+            .map_err(|error| failed(error.kind(), format!("cannot empty it: {error}")))?;
+        crate::log!(
+            Warning,
+            "journal {}: {why}; emptied, the primaries bring the zone up to date",
+            path.display()
         );
-        failed(io::ErrorKind::InvalidData, why)
-    })?;
+        Ok((snapshot, journal))
+    };
+    let after = match replay::after(&opened.entries, snapshot.serial) {
+        Ok(after) => after,
+        Err(gap) => {
+            let why = format!(
+                "{gap}; start from a dump of serial {} or later, or move the journal away",
+                gap.journal_from
+            );
+            return not_following(opened.journal, snapshot, why);
+        }
+    };
     let Some(last) = after.last().map(|entry| entry.serial) else {
         let superseded =
             opened.entries.last().map(|entry| entry.serial) != Some(snapshot.serial) && records > 0;
@@ -281,10 +305,13 @@ fn open_journal(path: &Path, snapshot: Snapshot) -> io::Result<(Snapshot, Journa
         );
         return Ok((snapshot, opened.journal));
     };
-    let (replayed, changes) = replay::replay(&snapshot, after, last).map_err(|error| {
-        let why = format!("cannot replay on serial {}: {error}", snapshot.serial);
-        failed(io::ErrorKind::InvalidData, why)
-    })?;
+    let (replayed, changes) = match replay::replay(&snapshot, after, last) {
+        Ok(replayed) => replayed,
+        Err(error) => {
+            let why = format!("cannot replay on serial {}: {error}", snapshot.serial);
+            return not_following(opened.journal, snapshot, why);
+        }
+    };
     crate::log!(
         Info,
         "journal {}: {records} records, {} replayed from serial {} to {last} in {:.1} ms",
