@@ -208,3 +208,50 @@ fn wait_without_targets_fails() {
     assert_eq!(code, 1);
     assert!(stderr.contains("no --notify targets"), "{stderr}");
 }
+
+/// A target that asks for IXFR from a serial has it: the request counts in the view (here
+/// the target answers no SOA query at all, as one behind a firewall that lets transfers
+/// out would not).
+#[test]
+fn an_ixfr_request_from_a_target_counts() {
+    use std::io::Write;
+    let json = r#"{"serial": 100, "apps": {"1": "eu", "2": "us"}}"#;
+    let primary_dump = temp_dump("fleet-view-ixfr", json);
+    let control = fresh_path("fleet-view-ixfr-control");
+    // Nothing listens at the target: the primary's NOTIFYs and SOA polls go unanswered.
+    let target = format!("127.0.0.2:{}", fixed_port());
+    let primary = Cnamed::start_dump(
+        &primary_dump,
+        &[
+            "--xfr-allow",
+            "127.0.0.0/8",
+            "--notify",
+            &target,
+            "--control",
+            control.to_str().unwrap(),
+        ],
+    );
+    let control = control.to_str().unwrap();
+    let (code, _, stderr) = cnamed(&["wait", "--control", control, "--timeout", "1"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains(&target), "{stderr}");
+    // An IXFR request from the target's address (another port), carrying serial 100.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let source: std::net::SocketAddr = "127.0.0.2:0".parse().unwrap();
+    socket.bind(&source.into()).unwrap();
+    socket.connect(&primary.addr.into()).unwrap();
+    let mut stream: std::net::TcpStream = socket.into();
+    let query = ixfr_query(7, 100);
+    let mut framed = (query.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&query);
+    stream.write_all(&framed).unwrap();
+    let answer = decode(&read_frame(&mut stream).expect("an IXFR answer"));
+    assert_eq!(answer.id(), 7);
+    let (code, stdout, stderr) = cnamed(&["wait", "--control", control, "--timeout", "5"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let (_, status, _) = cnamed(&["status", "--control", control]);
+    assert!(
+        status.contains(&target) && status.contains("100"),
+        "{status}"
+    );
+}

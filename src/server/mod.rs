@@ -68,6 +68,7 @@ use crate::snapshot::guard::Rules;
 use crate::snapshot::{Snapshot, Zone};
 use crate::sys;
 use crate::xfr::inbound::secondary::SecondaryStats;
+use crate::xfr::outbound::fleet::Fleet;
 use crate::xfr::outbound::{Gate, MAX_TRANSFERS};
 use crate::xfr::pace::TransferLimits;
 use crate::xfr::Timers;
@@ -81,8 +82,6 @@ pub struct Server {
     dump: PathBuf,
     cookie_secret_file: Option<PathBuf>,
     tsig_key_file: Option<PathBuf>,
-    /// `--notify` targets.
-    notify: Vec<SocketAddr>,
     /// `--primary`: where reloads take the zone from.
     primaries: Vec<SocketAddr>,
     /// How long and how slowly a transfer from them may go.
@@ -173,6 +172,8 @@ impl Server {
                 installing: Mutex::new(()),
                 folding: AtomicBool::new(false),
                 updates,
+                fleet: (!config.notify.is_empty())
+                    .then(|| Arc::new(Fleet::new(config.notify.clone()))),
                 xfr: match config.xfr_allow.is_empty() {
                     true => None,
                     false => Some(
@@ -187,7 +188,6 @@ impl Server {
             dump: config.dump.clone(),
             cookie_secret_file: config.cookie_secret_file.clone(),
             tsig_key_file: config.tsig_key_file.clone(),
-            notify: config.notify.clone(),
             primaries: config.primary.clone(),
             transfer_limits: config.transfer_limits_in(),
             secondary,
@@ -292,12 +292,11 @@ impl Server {
             .as_ref()
             .map(Gate::stats)
             .unwrap_or_default();
-        let mut fleet_view = None;
-        let notify = match self.notify.is_empty() {
-            true => None,
-            false => {
-                let fleet = Arc::new(crate::xfr::outbound::fleet::Fleet::new(self.notify));
-                fleet_view = Some(Arc::clone(&fleet));
+        let fleet_view = self.shared.fleet.clone();
+        let notify = match &self.shared.fleet {
+            None => None,
+            Some(fleet) => {
+                let fleet = Arc::clone(fleet);
                 let serials =
                     notify::spawn(fleet, Arc::clone(&self.shared), Arc::clone(&xfr_stats))?;
                 // The secondaries learn the serial of a (re)started primary at once.

@@ -13,6 +13,7 @@ use crate::cookie::Secrets;
 use crate::snapshot::Snapshot;
 use crate::tsig::Key;
 use crate::xfr::inbound::secondary::SecondaryStats;
+use crate::xfr::outbound::fleet::Fleet;
 use crate::xfr::outbound::Gate;
 
 /// How long a stopping worker keeps finishing TCP answers already asked for.
@@ -41,6 +42,9 @@ pub(crate) struct Shared {
     pub(crate) folding: AtomicBool,
     /// DNS UPDATE, with `--update-key`: where workers queue them.
     pub(crate) updates: Option<Updates>,
+    /// The `--notify` targets' serials, when there are targets: the NOTIFY thread's SOA
+    /// polls and the IXFRs they ask for feed it.
+    pub(crate) fleet: Option<Arc<Fleet>>,
 }
 
 /// Limits of the TCP side, per worker.

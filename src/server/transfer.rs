@@ -108,6 +108,10 @@ fn run(job: Job, shared: &Shared) -> Option<TcpStream> {
         .peer_addr()
         .map_or_else(|_| request.peer.to_string(), |addr| addr.to_string());
     let kind = request.kind;
+    if let (RequestKind::Ixfr { serial }, Some(fleet)) = (kind, &shared.fleet) {
+        // A `--notify` target asking for what follows `serial` has `serial`.
+        fleet.reported(request.peer, serial, crate::sys::unix_millis());
+    }
     let (deltas, style) = match (kind, shared.xfr.as_ref()) {
         (RequestKind::Ixfr { serial }, Some(gate)) => match gate.ixfr_path(serial, &snapshot) {
             Some(deltas) if deltas.is_empty() => (deltas, Some(IxfrStyle::UpToDate)),

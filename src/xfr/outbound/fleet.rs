@@ -5,7 +5,7 @@
 //! metrics and `cnamed wait` read the view here.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 
 use crate::snapshot::guard::serial_is_newer;
@@ -83,6 +83,28 @@ impl Fleet {
         }
     }
 
+    /// What an IXFR request from `address` says: the client has `serial`. It counts for the
+    /// target at that address if exactly one has it (targets on one host, told apart by
+    /// port, cannot be told apart by a request from an ephemeral port), and only forward:
+    /// a late request must not undo a newer SOA answer.
+    pub fn reported(&self, address: IpAddr, serial: u32, at_ms: u64) {
+        let mut at = self.targets.iter().enumerate();
+        let Some((index, _)) = at.find(|(_, target)| target.ip() == address) else {
+            return;
+        };
+        if at.any(|(_, target)| target.ip() == address) {
+            return;
+        }
+        let mut state = self.state();
+        let newer = match state.seen[index] {
+            Some((have, _)) => serial_is_newer(serial, have),
+            None => true,
+        };
+        if newer {
+            state.seen[index] = Some((serial, at_ms));
+        }
+    }
+
     /// Every target against `serial` (usually the one served now), at `now_ms`.
     pub fn view(&self, serial: u32, now_ms: u64) -> Vec<TargetView> {
         let state = self.state();
@@ -155,5 +177,29 @@ mod tests {
         let view = fleet.view(3, 9_000);
         assert!(view[1].live, "3 is past 4294967295");
         assert_eq!(view[1].lag_serials, Some(0));
+    }
+
+    #[test]
+    fn an_ixfr_request_reports_the_serial_it_carries() {
+        let (a, b, c): (SocketAddr, SocketAddr, SocketAddr) = (
+            "192.0.2.1:53".parse().unwrap(),
+            "192.0.2.2:53".parse().unwrap(),
+            "192.0.2.2:5300".parse().unwrap(),
+        );
+        let fleet = Fleet::new(vec![a, b, c]);
+        fleet.published(7, 1_000);
+        fleet.reported(a.ip(), 7, 2_000);
+        // Two targets at one address: a request cannot say which.
+        fleet.reported(b.ip(), 7, 2_000);
+        // Nobody's.
+        fleet.reported("192.0.2.9".parse().unwrap(), 7, 2_000);
+        let view = fleet.view(7, 3_000);
+        assert_eq!(view[0].seen, Some((7, 2_000)));
+        assert!(view[0].live);
+        assert_eq!((view[1].seen, view[2].seen), (None, None));
+        // Only forward: an SOA answer of 8, then a late request from 7.
+        fleet.seen(a, 8, 4_000);
+        fleet.reported(a.ip(), 7, 5_000);
+        assert_eq!(fleet.view(8, 6_000)[0].seen, Some((8, 4_000)));
     }
 }
