@@ -14,11 +14,13 @@
 #      (hits, misses, the apex) get the same answers from it as from cnamed (dig);
 #   2. after a reload that moves 1% of the apps, adds 1% and removes 1%, it serves the new
 #      serial (how soon is reported), by IXFR (cnamed's log and metrics), and the changed names and the
-#      sample answer as cnamed does;
+#      sample answer as cnamed does; `cnamed wait` (cnamed's fleet view of its --notify
+#      targets) returns once all three serve it;
 #   3. `cnamed fetch` (the AXFR client) takes the zone back from it, checking its TSIG
 #      signatures, and gets the dump's mapping;
 # then UPDATEs (`cnamed update`, a second key) add, move and remove apps on cnamed, and each
-# secondary follows them by IXFR and answers as cnamed does; then a wrong key gets NOTAUTH
+# secondary follows them by IXFR (`cnamed wait` sees each catch up) and answers as cnamed
+# does; then a wrong key gets NOTAUTH
 # (BADSIG) and an address outside --xfr-allow REFUSED, and cnamed keeps serving. Removes
 # everything at the end.
 . "$(dirname "$0")/../tests/lib.sh"
@@ -41,7 +43,7 @@ tsig-keygen -a hmac-sha256 upd >> "$work/cnamed-keys.conf"
 "$bin/cnamed-gen" dump --apps "$apps" --clusters 8 > "$work/apps.json"
 "$bin/cnamed" serve --dump "$work/apps.json" --zone "$zone" --listen "127.0.0.1:$primary" --threads 2 \
     --xfr-allow 127.0.0.1 --tsig-key-file "$work/cnamed-keys.conf" --metrics 127.0.0.1:0 \
-    --update-key upd --journal "$work/journal" \
+    --update-key upd --journal "$work/journal" --control "$work/control" \
     --notify "127.0.0.1:$knot_port" --notify "127.0.0.1:$nsd_port" --notify "127.0.0.1:$bind_port" \
     2>"$work/cnamed.log" &
 cnamed_pid=$!
@@ -202,7 +204,7 @@ check knot "$knot_port"
 check nsd "$nsd_port"
 check bind "$bind_port"
 
-step "a reload moving 1% of the apps, adding 1% and removing 1%: NOTIFY, then IXFR"
+step "a reload moving 1% of the apps, adding 1% and removing 1%: NOTIFY, IXFR, cnamed wait"
 old_serial=$serial
 # 1% of the apps each: moved, removed and added ("new0"...); every tenth changed name kept.
 changed=$((apps / 100 > 0 ? apps / 100 : 1))
@@ -241,6 +243,16 @@ follow() {
         echo "$name: serial $serial served ${caught_up[$name]} ms after $what" >&2
     done
 }
+# wait_live WHAT: `cnamed wait` on the primary's control socket returns once its fleet
+# view (SOA polls after each NOTIFY, IXFR requests) has Knot, NSD and BIND at $serial.
+wait_live() {
+    local started=$(date +%s%3N)
+    "$bin/cnamed" wait --control "$work/control" --serial "$serial" --timeout 60 \
+        || fail "cnamed wait: not every --notify target live at serial $serial"
+    echo "cnamed wait: Knot, NSD and BIND live at serial $serial, returned $(($(date +%s%3N) - started)) ms after $1" >&2
+    "$bin/cnamed" status --control "$work/control" | grep "notify_targets" | sed 's/^/  /' >&2
+}
+wait_live "the reload"
 follow "$reloaded_at" "the reload"
 answers "$primary" > "$work/want"
 incremental=$(grep -c "IXFR from $old_serial (incremental)" "$work/cnamed.log" || true)
@@ -264,7 +276,7 @@ for name in knot nsd bind; do
     echo "$name: fetched by cnamed (TSIG checked), $(grep -c '": "' "$work/fetched-$name.json") apps, the dump's mapping" >&2
 done
 
-step "UPDATEs: Knot, NSD and BIND follow each by IXFR"
+step "UPDATEs: Knot, NSD and BIND follow each by IXFR, and cnamed wait sees it"
 old_serial=$serial
 update() {
     "$bin/cnamed" update --zone "$zone" --server "127.0.0.1:$primary" \
@@ -282,7 +294,9 @@ serial=$((old_serial + 3))
 for app in upd-1 upd-2 upd-3 "$moved"; do
     for service in ws sockjs api; do echo "$service-$app.$zone CNAME"; done
 done >> "$work/sample"
-follow "$(date +%s%3N)" "the last UPDATE"
+updated_at=$(date +%s%3N)
+wait_live "the last UPDATE"
+follow "$updated_at" "the last UPDATE"
 grep -E "UPDATE from|serial $serial," "$work/cnamed.log" | tail -8 | sed 's/^/  /' >&2
 incremental=$(grep -c "(incremental) to .*: serial $serial," "$work/cnamed.log" || true)
 [ "$incremental" -ge 3 ] || fail "only $incremental incremental IXFRs to serial $serial"
