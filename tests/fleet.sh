@@ -12,9 +12,10 @@
 #      IXFR (the cnamed secondaries' metrics, the primary's log for all four), and the
 #      changed names and the sample answer as the primary does.
 #   3. The primary stops; a cnamed secondary restarts and serves the last mapping from the
-#      dump it wrote.
+#      dump it wrote; edge2, which keeps a journal (--journal: the IXFR appended, its dump
+#      left as the start's AXFR wrote it), is killed (-9) and restarts from dump + journal.
 #   4. The primary comes back with a newer serial (its NOTIFY at start): every secondary
-#      catches up.
+#      catches up, edge2 by IXFR from the journal's serial.
 #   After 1, 2 and 4, `cnamed wait` on the primary returns: its fleet view (SOA queries to
 #   every --notify target) has all four, Knot included, at the serial.
 #   5. Knot as a primary, serving `cnamed zonefile`'s export and making IXFR from the
@@ -35,6 +36,8 @@ declare -A pid_of
 now_ms() { date +%s%3N; }
 zone=apps.example.com
 edges=(edge1 edge2 edge3)
+# edge2 keeps a journal of the differences instead of writing its dump after each.
+declare -A edge_flags=([edge2]="--journal $work/edge2.journal")
 read -r primary_port edge1 edge2 edge3 knot_port knot_primary_port follower_port <<< "$(free_ports 7)"
 declare -A port=([primary]=$primary_port [edge1]=$edge1 [edge2]=$edge2 [edge3]=$edge3
     [knot]=$knot_port [knot-primary]=$knot_primary_port [follower]=$follower_port)
@@ -79,7 +82,7 @@ start_edge() {
     [ ! -f "$work/$1.log" ] || mv "$work/$1.log" "$work/$1.log.$(now_ms)"
     "$bin/cnamed" serve --dump "$work/$1.json" --zone "$zone" --listen "127.0.0.1:${port[$1]}" \
         --threads 1 --primary "127.0.0.1:${port[primary]}" --tsig-key-file "$work/key.conf" \
-        --metrics 127.0.0.1:0 2>"$work/$1.log" &
+        --metrics 127.0.0.1:0 ${edge_flags[$1]:-} 2>"$work/$1.log" &
     pid_of[$1]=$!
     track $!
     wait_log "$1" "serving"
@@ -158,6 +161,7 @@ wait_live "$serial"
 
 step "the primary reloads: $changes apps moved, $changes added, $changes removed"
 old_serial=$serial
+edge2_dump=$(md5sum < "$work/edge2.json")
 "$bin/cnamed-gen" change --dump "$work/primary.json" --move "$changes" --remove "$changes" \
     --add "$changes" --prefix fleet --names "$work/changed" --every 3
 serial=$((old_serial + 1))
@@ -197,6 +201,9 @@ incremental=$(grep -c "IXFR from $old_serial (incremental)" "$work/primary.log" 
 grep "IXFR from $old_serial (incremental)" "$work/primary.log" | sed 's/^/  primary: /' >&2
 same_answers "$work/changed" "$primary_port" edge1 edge2 edge3 knot
 same_answers "$work/sample" "$primary_port" edge1 edge2 edge3 knot
+sleep 3   # past the dump writer's 2 s: edge1 and edge3 write their dumps, edge2 must not
+[ "$(md5sum < "$work/edge2.json")" = "$edge2_dump" ] || fail "edge2 rewrote its dump"
+echo "  edge2: the difference in its journal ($(stat -c %s "$work/edge2.journal") bytes), its dump as the AXFR left it" >&2
 
 step "the primary stops; edge1 restarts and serves the last mapping from its dump"
 answers "$primary_port" "$work/changed" > "$work/want-changed"
@@ -209,6 +216,14 @@ grep -q "no primary gave the zone" "$work/edge1.log" || fail "edge1 did not fall
 answers "$edge1" "$work/changed" > "$work/got-restarted"
 diff -q "$work/want-changed" "$work/got-restarted" >/dev/null || fail "edge1's dump differs"
 echo "  edge1: serial $serial from $work/edge1.json, the changed names answered as before" >&2
+kill -9 "${pid_of[edge2]}"; wait "${pid_of[edge2]}" 2>/dev/null || true
+start_edge edge2
+grep -q "replayed from serial $old_serial to $serial" "$work/edge2.log" \
+    || fail "edge2 did not replay its journal: $(grep journal "$work/edge2.log")"
+[ "$(serial_of edge2)" = "$serial" ] || fail "edge2 restarted with serial $(serial_of edge2)"
+answers "$edge2" "$work/changed" > "$work/got-restarted"
+diff -q "$work/want-changed" "$work/got-restarted" >/dev/null || fail "edge2's dump + journal differ"
+grep "journal" "$work/edge2.log" | sed 's/^/  edge2 (kill -9, restarted): /' >&2
 
 step "the primary comes back with a newer serial: every secondary catches up"
 "$bin/cnamed-gen" change --dump "$work/primary.json" --add 1 --prefix back-again
@@ -220,6 +235,9 @@ for name in edge1 edge2 edge3 knot; do
     [ "$(serial_of "$name")" = "$serial" ] || fail "$name did not catch up to $serial"
 done
 echo "  all four at serial $serial $(($(now_ms) - started_at)) ms after the primary started" >&2
+by_ixfr=$(metric edge2 'cnamed_secondary_transfers_total{type="IXFR",result="changed"}')
+[ "$by_ixfr" = 1 ] && ! grep -q "AXFR from" "$work/edge2.log" \
+    || fail "edge2 did not catch up by IXFR from its journal's serial"
 wait_live "$serial"
 same_answers "$work/sample" "$primary_port" edge1 edge2 edge3 knot
 
