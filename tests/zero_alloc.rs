@@ -113,7 +113,8 @@ fn main() {
     query_path_allocates_nothing(false);
     query_path_allocates_nothing(true);
     updates_leave_the_workers_allocation_free();
-    println!("zero_alloc: 3 passed, 0 failed");
+    a_secondary_following_changes_allocates_nothing();
+    println!("zero_alloc: 4 passed, 0 failed");
 }
 
 /// As a primary, or as a secondary (`--primary`: its refresh timer, dump writer and expiry
@@ -351,7 +352,9 @@ fn updates_leave_the_workers_allocation_free() {
         udp.set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
     }
-    udp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    // Some of the mixed queries get no answer (silence is their answer): wait briefly.
+    udp.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
 
     let mut acknowledged = 0;
     let workers = ALLOCATOR.count_workers(|| {
@@ -387,5 +390,167 @@ fn updates_leave_the_workers_allocation_free() {
     assert_eq!(
         workers, 0,
         "{workers} allocations by the workers with UPDATEs arriving"
+    );
+}
+
+/// A primary in a process of its own (its workers and transfer threads are not this
+/// process's), killed on drop.
+struct Primary {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Primary {
+    fn start(args: &[&str]) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cnamed"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--threads", "1"])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let serving = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find(|line| line.contains("serving"))
+            .expect("the primary starts");
+        // The rest of its log, read so that it never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        let addr = serving
+            .split(" on ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|addr| addr.parse().ok())
+            .expect("the address in the start line");
+        Self { child, addr }
+    }
+}
+
+impl Drop for Primary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A secondary with a journal follows 100 changes of its primary (an UPDATE there, then a
+/// refresh here: an IXFR applied, journaled and swapped in) while queries are answered: its
+/// workers allocate nothing; the refreshes (which must) are not counted.
+fn a_secondary_following_changes_allocates_nothing() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("zero-alloc");
+    std::fs::create_dir_all(&dir).unwrap();
+    let pid = std::process::id();
+    let keys = dir.join(format!("secondary-keys-{pid}"));
+    let secret = "PNe84o+cKkIJkh9PXBBYvCPEPBJ6vOIysbX44qdczrQ=";
+    let key_text = format!("key \"upd\" {{ algorithm hmac-sha256; secret \"{secret}\"; }};");
+    std::fs::write(&keys, &key_text).unwrap();
+    let (primary_journal, journal) = (
+        dir.join(format!("primary-journal-{pid}")),
+        dir.join(format!("secondary-journal-{pid}")),
+    );
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/data/apps.json");
+    // The secondary's own dump: written only if a refresh falls back to a whole zone.
+    let dump = dir.join(format!("secondary-dump-{pid}.json"));
+    std::fs::copy(sample, &dump).unwrap();
+    for path in [&primary_journal, &journal] {
+        let _ = std::fs::remove_file(path);
+    }
+    let primary = Primary::start(&[
+        "--dump",
+        sample,
+        "--xfr-allow",
+        "127.0.0.1",
+        "--tsig-key-file",
+        keys.to_str().unwrap(),
+        "--update-key",
+        "upd",
+        "--journal",
+        primary_journal.to_str().unwrap(),
+    ]);
+    let config = Config {
+        primary: vec![primary.addr],
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        threads: 2,
+        identity: Some("alloc-test".into()),
+        dump: dump.clone(),
+        tsig_key_file: Some(keys.clone()),
+        journal: Some(journal.clone()),
+        ..Config::default()
+    };
+    let zone = config.zone().unwrap();
+    let snapshot = Snapshot::load(&config.dump, &zone, u64::MAX).unwrap();
+    let first_serial = snapshot.serial;
+    let limits = TcpLimits {
+        idle_timeout: Duration::from_secs(60),
+        io_timeout: Duration::from_secs(60),
+        max_connections: 16,
+    };
+    let opened = cnamed::journal::Journal::open(&journal).unwrap();
+    let server = Server::bind(&config, zone, snapshot, Secrets::new([7; 16], None), limits)
+        .unwrap()
+        .with_journal(opened.journal);
+    let addr = server.local_addrs()[0];
+    let running = server.start().unwrap();
+    let key = cnamed::tsig::keyfile::parse(&key_text).unwrap().remove(0);
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sender
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 65536];
+    // One change: the primary acknowledges it, the secondary refreshes (IXFR).
+    let mut change = |id: u16| {
+        sender
+            .send_to(
+                &update_adding(id, 9_000_000 + u32::from(id), &key),
+                primary.addr,
+            )
+            .unwrap();
+        let (len, _) = sender.recv_from(&mut buf).unwrap();
+        assert!(len >= 12 && buf[3] & 0xF == 0, "UPDATE {id} acknowledged");
+        running.reload(false).unwrap()
+    };
+    let queries = mixed_queries();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    // Warm-up: a change, and a round of queries.
+    change(0);
+    let mut answer = [0u8; 65536];
+    for query in &queries {
+        udp.send_to(query, addr).unwrap();
+        let _ = udp.recv_from(&mut answer);
+    }
+    let workers = ALLOCATOR.count_workers(|| {
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let mut answer = [0u8; 65536];
+                for _ in 0..30 {
+                    for query in &queries {
+                        udp.send_to(query, addr).unwrap();
+                        let _ = udp.recv_from(&mut answer);
+                    }
+                }
+            });
+            for id in 1..=100 {
+                let reloaded = change(id);
+                assert!(!reloaded.unchanged(), "change {id} not transferred");
+            }
+        });
+    });
+    let snapshot = running.snapshot();
+    running.shutdown().unwrap();
+    drop(primary);
+    assert_eq!(snapshot.serial, first_serial.wrapping_add(101));
+    assert!(
+        snapshot.cname(b"api-9000100").is_some(),
+        "the last app is served"
+    );
+    let journaled = cnamed::journal::Journal::open(&journal).unwrap();
+    assert_eq!(journaled.entries.len(), 101, "every difference journaled");
+    assert_eq!(
+        workers, 0,
+        "{workers} allocations by a secondary's workers with changes arriving"
     );
 }
