@@ -4,21 +4,29 @@
 #   dump      `cnamed serve --dump` of the primary's dump (this tree),
 #   baseline  the same with the loader of be43cb6 (before the load-speed issue), built once,
 #   axfr      `cnamed serve --primary` (the dump file not a dump: the zone comes by AXFR).
-# The primary (one worker) serves N numeric apps on 8 clusters, 3 services (3N CNAMEs).
+# The primary (one worker) serves N apps on 8 clusters, 3 services (3N CNAMEs): numeric IDs,
+# or string IDs (`--ids strings`: 8-30 bytes, cnamed-gen's).
 #
-#   benches/cold-start.sh [--apps N] [--rounds R]      (default 10M apps, 5 rounds)
+#   benches/cold-start.sh [--apps N] [--rounds R] [--ids numbers|strings]
+#                                                    (default 10M numeric apps, 5 rounds)
 . "$(dirname "$0")/../tests/lib.sh"
 
 apps=10000000
 rounds=5
-parse_flags "[--apps N] [--rounds R]" apps rounds -- "$@"
+ids=numbers
+parse_flags "[--apps N] [--rounds R] [--ids numbers|strings]" apps rounds ids -- "$@"
 build cnamed cnamed-gen
 baseline_dir="$root/target/baseline-be43cb6"
 build_at be43cb6 "$baseline_dir" cnamed
 make_work cold-start
 mkdir -p "$root/target/load"
 dump="$root/target/load/apps-$apps.json"
-cached_dump "$apps" "$dump"
+if [ "$ids" = strings ]; then
+    dump="$root/target/load/apps-$apps-strings.json"
+    [ -s "$dump" ] || "$bin/cnamed-gen" dump --apps "$apps" --clusters 8 --ids strings > "$dump"
+else
+    cached_dump "$apps" "$dump"
+fi
 read -r primary_port edge_port <<< "$(free_ports 2)"
 "$bin/cnamed" serve --dump "$dump" --listen "127.0.0.1:$primary_port" --threads 1 \
     --xfr-allow 127.0.0.1 2> "$work/primary.log" &
