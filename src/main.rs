@@ -123,8 +123,9 @@ fn run() -> ExitCode {
     }
 }
 
-/// With `--primary` (serve only): the zone transferred from the first primary that gives it,
-/// saved as the dump for a restart without primaries; `None` (logged) falls back to the dump.
+/// With `--primary` (serve only): the zone transferred from the first primary that gives it
+/// (the server writes it as the dump once it serves, for a restart without primaries);
+/// `None` (logged) falls back to the dump.
 fn transfer_first(config: &Config, zone: &Zone) -> Option<Initial> {
     if config.primary.is_empty() {
         return None;
@@ -135,15 +136,7 @@ fn transfer_first(config: &Config, zone: &Zone) -> Option<Initial> {
     };
     let limits = config.transfer_limits_in();
     match cnamed::xfr::inbound::client::transfer_zone(&config.primary, zone, keys.first(), limits) {
-        Ok(mut initial) => {
-            match cnamed::snapshot::save::save_dump(&initial.snapshot, &config.dump) {
-                Ok(()) => initial.snapshot.dump_modified_ms = cnamed::sys::unix_millis(),
-                Err(error) => {
-                    cnamed::log!(Warning, "cannot write {}: {error}", config.dump.display())
-                }
-            }
-            Some(initial)
-        }
+        Ok(initial) => Some(initial),
         Err(error) => {
             cnamed::log!(
                 Error,

@@ -818,6 +818,8 @@ fn a_secondary_follows_its_primary_on_start_and_reload() {
         reply.answers()[0].data().unwrap().to_string()
     };
     assert_eq!(cluster_of(&secondary, 7), "ws-c3.example.com.");
+    // Written once it serves, by the dump writer.
+    secondary.wait_log("wrote ");
     let saved = std::fs::read_to_string(&secondary_dump).unwrap();
     assert!(
         saved.starts_with(r#"{"serial": 1, "apps": {"#),

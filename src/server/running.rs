@@ -409,6 +409,14 @@ impl Running {
         self.metrics.clone()
     }
 
+    /// Has a secondary's dump writer write the snapshot served (a zone transferred at start).
+    pub(super) fn write_dump(&self) {
+        let writer = self.reloader.dump_writer.lock();
+        if let Some(writer) = &*writer.unwrap_or_else(PoisonError::into_inner) {
+            writer.write(self.snapshot());
+        }
+    }
+
     /// The snapshot being served.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.reloader.shared.snapshot.load_full()
