@@ -112,6 +112,32 @@ pub fn changes_between(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
     changes
 }
 
+/// The record of a difference (`changes`: each app's cluster now, `None` when it went) that
+/// takes `live` to `new`, with each app's cluster before: a secondary journals what its
+/// primary sent.
+pub fn record_of(
+    live: &Snapshot,
+    new: &Snapshot,
+    changes: &[(Box<str>, Option<Box<str>>)],
+) -> Entry {
+    let changes = changes
+        .iter()
+        .map(|(app, cluster)| Change {
+            app: app.clone(),
+            before: live
+                .cluster_of(AppKey::new(app.as_bytes()))
+                .and_then(|cluster| live.cluster_name(cluster))
+                .map(Into::into),
+            cluster: cluster.clone(),
+        })
+        .collect();
+    Entry {
+        previous: live.serial,
+        serial: new.serial,
+        changes,
+    }
+}
+
 /// A reload of an export against the zone served and the journal.
 #[derive(Debug)]
 pub enum Reconciled {

@@ -46,6 +46,12 @@ impl Checkpointer {
         }
     }
 
+    /// The journal's length in bytes.
+    pub(super) fn journal_len(&self) -> u64 {
+        let journal = self.journal.lock();
+        journal.unwrap_or_else(PoisonError::into_inner).len()
+    }
+
     fn write(&self, snapshot: &Snapshot) -> std::io::Result<()> {
         let started = Instant::now();
         let (path, generation) = {

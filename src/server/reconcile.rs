@@ -10,13 +10,12 @@
 //!   the swap, so that a restart does not replay them on it.
 //!
 //! A secondary's journal holds the differences (IXFR) its primaries sent, each appended
-//! before it is served ([`secondary_record`]); a whole zone (AXFR) empties it and is written
-//! as the dump. A restart is the dump (or the newer checkpoint) plus the journal, then an
-//! IXFR for what is newer.
+//! before it is served ([`crate::journal::replay::record_of`]); a whole zone (AXFR) empties it
+//! and is written as the dump. A restart is the dump (or the newer checkpoint) plus the
+//! journal, then an IXFR for what is newer.
 
 use std::sync::PoisonError;
 
-use super::checkpoint::Checkpointer;
 use super::reloaded::ReloadError;
 use super::running::{Loaded, Reloader};
 use crate::journal::replay::{reconcile, Reconciled};
@@ -100,34 +99,4 @@ fn difference_of(live: &Snapshot, changes: &[Change]) -> Difference {
         }
     }
     difference
-}
-
-/// The journal record of a difference a secondary's primary sent: from `live` to `new`.
-pub(super) fn secondary_record(
-    live: &Snapshot,
-    new: &Snapshot,
-    changes: &[(Box<str>, Option<Box<str>>)],
-) -> Entry {
-    let changes = changes
-        .iter()
-        .map(|(app, cluster)| Change {
-            app: app.clone(),
-            before: live
-                .cluster_of(AppKey::new(app.as_bytes()))
-                .and_then(|cluster| live.cluster_name(cluster))
-                .map(Into::into),
-            cluster: cluster.clone(),
-        })
-        .collect();
-    Entry {
-        previous: live.serial,
-        serial: new.serial,
-        changes,
-    }
-}
-
-/// The journal's length in bytes.
-pub(super) fn journal_len(checkpointer: &Checkpointer) -> u64 {
-    let journal = checkpointer.journal.lock();
-    journal.unwrap_or_else(PoisonError::into_inner).len()
 }

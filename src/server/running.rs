@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use super::checkpoint::Checkpointer;
 use super::dump_writer::DumpWriter;
 use super::events::Event;
-use super::reconcile::{journal_len, secondary_record};
 use super::reloaded::{ReloadError, Reloaded};
 use super::shared::Shared;
 use crate::cookie::Secrets;
+use crate::journal::replay::record_of;
 use crate::journal::{Entry, Journal};
 use crate::metrics::{Metrics, ServerStats};
 use crate::snapshot::guard::{check_difference, compare, Difference, Rules};
@@ -284,7 +284,7 @@ impl Reloader {
         // journal (it supersedes every record) and is written as the dump.
         let whole_zone = loaded.changes.is_none();
         if let (Some(resolved), true) = (&loaded.changes, self.secondary.is_some()) {
-            loaded.record = Some(secondary_record(&live, &snapshot, &resolved.changes));
+            loaded.record = Some(record_of(&live, &snapshot, &resolved.changes));
         }
         // Before the swap: nothing served may depend on memory alone.
         if let Err(error) = self.journal_install(loaded.record.as_ref()) {
@@ -323,7 +323,7 @@ impl Reloader {
             self.save_last_good(&snapshot);
         }
         if let Some((max_size, checkpointer)) = &self.checkpoint {
-            if loaded.record.is_some() && journal_len(checkpointer) > *max_size {
+            if loaded.record.is_some() && checkpointer.journal_len() > *max_size {
                 checkpointer.start(Arc::clone(&snapshot));
             }
         }

@@ -7,7 +7,7 @@ use super::clusters::Clusters;
 use super::dump::{app_id, strings_error, OUT_OF_MEMORY};
 use super::error::EntryError;
 use super::overlay::{Overlay, OverlayKey};
-use super::{Tables, Zone};
+use super::{Snapshot, Tables, Zone};
 use crate::wire::MAX_LABEL;
 
 /// A snapshot's overlay, clusters and app count after changes.
@@ -88,4 +88,52 @@ pub(super) fn fold(tables: &Tables, overlay: &Overlay) -> Result<Arc<Tables>, En
         numeric_apps,
         named_apps,
     }))
+}
+
+/// Base tables with an overlay merged in, from [`Snapshot::fold`]: for
+/// [`Snapshot::rebased`].
+pub struct Folded {
+    from: Arc<Tables>,
+    /// The overlay merged in: what may differ between `from` and `tables`.
+    overlay: Overlay,
+    tables: Arc<Tables>,
+}
+
+impl Snapshot {
+    /// New base tables with the overlay merged in: a copy of the tables, so slow at scale,
+    /// for a thread of its own; the snapshots served meanwhile are untouched.
+    pub fn fold(&self) -> Result<Folded, EntryError> {
+        Ok(Folded {
+            from: Arc::clone(&self.tables),
+            overlay: self.overlay.clone(),
+            tables: fold(&self.tables, &self.overlay)?,
+        })
+    }
+
+    /// This snapshot over `folded`'s tables, its overlay only what they do not say yet (the
+    /// changes since the fold began); `None` when this snapshot's tables are not the ones
+    /// that were folded (a load replaced them meanwhile).
+    pub fn rebased(&self, folded: &Folded) -> Option<Self> {
+        if !Arc::ptr_eq(&self.tables, &folded.from) {
+            return None;
+        }
+        let mut overlay = self.overlay.clone();
+        overlay.rebase(
+            &folded.overlay,
+            |key| self.tables.get(key),
+            |key| folded.tables.get(key),
+        );
+        Some(Self {
+            zone: self.zone.clone(),
+            serial: self.serial,
+            dump_modified_ms: self.dump_modified_ms,
+            soa_answer: self.soa_answer.clone(),
+            soa_negative: self.soa_negative.clone(),
+            tables: Arc::clone(&folded.tables),
+            overlay,
+            app_count: self.app_count,
+            clusters: self.clusters.clone(),
+            cnames: self.cnames.clone(),
+        })
+    }
 }

@@ -5,6 +5,7 @@
 //! bad dump never touches the one being served.
 
 mod apply;
+pub use apply::Folded;
 mod builder;
 mod clusters;
 mod dump;
@@ -134,15 +135,6 @@ impl fmt::Debug for Tables {
     }
 }
 
-/// Base tables with an overlay merged in, from [`Snapshot::fold`]: for
-/// [`Snapshot::rebased`].
-pub struct Folded {
-    from: Arc<Tables>,
-    /// The overlay merged in: what may differ between `from` and `tables`.
-    overlay: Overlay,
-    tables: Arc<Tables>,
-}
-
 impl Snapshot {
     /// Reads and loads the dump at `path`, refusing one over `max_size` bytes before reading
     /// it (a FIFO or a growing file is cut off at the limit instead). The file is read as it
@@ -249,43 +241,6 @@ impl Snapshot {
     /// Entries in the overlay: changes since the base tables were built.
     pub fn overlay_len(&self) -> usize {
         self.overlay.len()
-    }
-
-    /// New base tables with the overlay merged in: a copy of the tables, so slow at scale,
-    /// for a thread of its own; the snapshots served meanwhile are untouched.
-    pub fn fold(&self) -> Result<Folded, EntryError> {
-        Ok(Folded {
-            from: Arc::clone(&self.tables),
-            overlay: self.overlay.clone(),
-            tables: apply::fold(&self.tables, &self.overlay)?,
-        })
-    }
-
-    /// This snapshot over `folded`'s tables, its overlay only what they do not say yet (the
-    /// changes since the fold began); `None` when this snapshot's tables are not the ones
-    /// that were folded (a load replaced them meanwhile).
-    pub fn rebased(&self, folded: &Folded) -> Option<Self> {
-        if !Arc::ptr_eq(&self.tables, &folded.from) {
-            return None;
-        }
-        let mut overlay = self.overlay.clone();
-        overlay.rebase(
-            &folded.overlay,
-            |key| self.tables.get(key),
-            |key| folded.tables.get(key),
-        );
-        Some(Self {
-            zone: self.zone.clone(),
-            serial: self.serial,
-            dump_modified_ms: self.dump_modified_ms,
-            soa_answer: self.soa_answer.clone(),
-            soa_negative: self.soa_negative.clone(),
-            tables: Arc::clone(&folded.tables),
-            overlay,
-            app_count: self.app_count,
-            clusters: self.clusters.clone(),
-            cnames: self.cnames.clone(),
-        })
     }
 
     fn from_parsed(parsed: dump::Parsed, zone: &Zone) -> Self {
