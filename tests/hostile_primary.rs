@@ -118,6 +118,8 @@ fn a_trickling_primary_is_abandoned_for_the_next() {
         samples[r#"cnamed_secondary_transfers_total{type="AXFR",result="changed"}"#],
         0.0
     );
+    // The zone is written as the dump once it serves, by the dump writer.
+    secondary.wait_log_seen("wrote ");
     let status = std::process::Command::new(binary())
         .args(["status", "--control", control.to_str().unwrap()])
         .output()
@@ -259,6 +261,8 @@ fn a_failed_refresh_logs_one_line() {
     let secondary_dump = temp_dump("failed-refresh-secondary", "not a dump yet");
     let primary_arg = primary.addr.to_string();
     let mut secondary = Cnamed::start_dump(&secondary_dump, &["--primary", &primary_arg]);
+    // Its dump written (the path names the test: "failed" is in it).
+    secondary.wait_log_seen("wrote ");
     drop(primary);
     let _ = secondary.drain_log();
     secondary.signal("HUP");

@@ -141,7 +141,7 @@ fn differences_go_to_the_journal_and_a_restart_is_dump_plus_journal() {
     let mut secondary = fleet.secondary(&[]);
     // The first start has no dump: a whole transfer, written as the dump once it serves.
     assert_eq!(secondary.seen_log("AXFR from").len(), 1);
-    secondary.wait_log("wrote ");
+    secondary.wait_log_seen("wrote ");
     let dump_after_start = modified(&fleet.secondary_dump);
     for round in 1..=20 {
         fleet.publish(round);
@@ -194,7 +194,7 @@ fn differences_go_to_the_journal_and_a_restart_is_dump_plus_journal() {
 fn past_its_bound_the_journal_is_checkpointed() {
     let mut fleet = Fleet::new("sj-checkpoint");
     let mut secondary = fleet.secondary(&["--journal-max-size", "300"]);
-    secondary.wait_log("wrote ");
+    secondary.wait_log_seen("wrote ");
     for round in 1..=12 {
         fleet.publish(round);
         wait_serial(&secondary, round + 1);
@@ -227,7 +227,7 @@ fn past_its_bound_the_journal_is_checkpointed() {
 fn a_journal_that_does_not_follow_the_dump_is_emptied() {
     let mut fleet = Fleet::new("sj-gap");
     let mut secondary = fleet.secondary(&[]);
-    secondary.wait_log("wrote ");
+    secondary.wait_log_seen("wrote ");
     let first_dump = std::fs::read(&fleet.secondary_dump).unwrap();
     for round in 1..=3 {
         fleet.publish(round);

@@ -819,7 +819,7 @@ fn a_secondary_follows_its_primary_on_start_and_reload() {
     };
     assert_eq!(cluster_of(&secondary, 7), "ws-c3.example.com.");
     // Written once it serves, by the dump writer.
-    secondary.wait_log("wrote ");
+    secondary.wait_log_seen("wrote ");
     let saved = std::fs::read_to_string(&secondary_dump).unwrap();
     assert!(
         saved.starts_with(r#"{"serial": 1, "apps": {"#),

@@ -214,6 +214,15 @@ impl Cnamed {
         }
     }
 
+    /// A line with `needle` among those read so far, or the next one: for a line that may
+    /// come before or after one waited for (a secondary's dump written as it starts).
+    pub fn wait_log_seen(&mut self, needle: &str) -> String {
+        match self.seen_log(needle).first() {
+            Some(line) => line.to_string(),
+            None => self.wait_log(needle),
+        }
+    }
+
     /// The lines `wait_log` has read so far (those before "serving" included) that contain
     /// `needle`.
     pub fn seen_log(&self, needle: &str) -> Vec<&str> {
