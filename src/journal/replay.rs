@@ -91,7 +91,7 @@ pub fn changes_between(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
     let mut changes = Vec::new();
     for (app, cluster) in new.app_entries() {
         let now = new.cluster_name(cluster);
-        let before = old.cluster_of(app).and_then(|c| old.cluster_name(c));
+        let before = old.cluster_name_of(app);
         if before != now {
             changes.push(Change {
                 app: text(app),
@@ -125,8 +125,7 @@ pub fn record_of(
         .map(|(app, cluster)| Change {
             app: app.clone(),
             before: live
-                .cluster_of(AppKey::new(app.as_bytes()))
-                .and_then(|cluster| live.cluster_name(cluster))
+                .cluster_name_of(AppKey::new(app.as_bytes()))
                 .map(Into::into),
             cluster: cluster.clone(),
         })

@@ -385,6 +385,12 @@ impl Snapshot {
         self.clusters.get(index as usize).map(|name| &**name)
     }
 
+    /// The name of the cluster `app` is on (a named ID in lower case).
+    pub fn cluster_name_of(&self, app: AppKey<'_>) -> Option<&str> {
+        self.cluster_of(app)
+            .and_then(|index| self.cluster_name(index))
+    }
+
     /// The CNAME record (without owner) of `service` (an index into the zone's services) on
     /// cluster `cluster`.
     pub fn cname_record(&self, cluster: u32, service: usize) -> Option<&[u8]> {

@@ -125,8 +125,7 @@ impl View<'_> {
 
     /// The cluster `app` is on.
     fn cluster(&self, app: &str) -> Option<&str> {
-        let index = self.snapshot.cluster_of(AppKey::new(app.as_bytes()))?;
-        self.snapshot.cluster_name(index)
+        self.snapshot.cluster_name_of(AppKey::new(app.as_bytes()))
     }
 
     /// The types of the RRsets at `owner`.
