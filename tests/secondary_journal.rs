@@ -130,6 +130,12 @@ impl Fleet {
     }
 }
 
+/// `kill -9`, and waits for the end.
+fn kill_9(server: &mut Cnamed) {
+    server.signal("KILL");
+    server.wait_exit(Duration::from_secs(10));
+}
+
 fn modified(path: &Path) -> (std::time::SystemTime, u64) {
     let meta = std::fs::metadata(path).unwrap();
     (meta.modified().unwrap(), meta.len())
@@ -158,8 +164,7 @@ fn differences_go_to_the_journal_and_a_restart_is_dump_plus_journal() {
     );
 
     // kill -9; the primary moves on meanwhile.
-    secondary.signal("KILL");
-    secondary.wait_exit(Duration::from_secs(10));
+    kill_9(&mut secondary);
     drop(secondary);
     fleet.publish(21);
     let mut secondary = fleet.secondary(&[]);
@@ -180,11 +185,9 @@ fn differences_go_to_the_journal_and_a_restart_is_dump_plus_journal() {
     assert_eq!(modified(&fleet.secondary_dump), dump_after_start);
 
     // Without the primary, a restart still serves every change it had.
-    secondary.signal("KILL");
-    secondary.wait_exit(Duration::from_secs(10));
+    kill_9(&mut secondary);
     drop(secondary);
-    fleet.primary.signal("KILL");
-    fleet.primary.wait_exit(Duration::from_secs(10));
+    kill_9(&mut fleet.primary);
     let secondary = fleet.secondary(&[]);
     assert_eq!(serial_of(&secondary), 22);
     check_round(&secondary, 21);
@@ -209,11 +212,9 @@ fn past_its_bound_the_journal_is_checkpointed() {
     }
     let journal_bytes = std::fs::metadata(&fleet.journal).unwrap().len();
     assert!(journal_bytes < 1_000, "{journal_bytes} bytes: not cut back");
-    secondary.signal("KILL");
-    secondary.wait_exit(Duration::from_secs(10));
+    kill_9(&mut secondary);
     drop(secondary);
-    fleet.primary.signal("KILL");
-    fleet.primary.wait_exit(Duration::from_secs(10));
+    kill_9(&mut fleet.primary);
     // The newer of the dump and the checkpoint, plus the journal after it.
     let secondary = fleet.secondary(&[]);
     assert_eq!(secondary.seen_log("newer than the dump").len(), 1);
@@ -233,8 +234,7 @@ fn a_journal_that_does_not_follow_the_dump_is_emptied() {
         fleet.publish(round);
         wait_serial(&secondary, round + 1);
     }
-    secondary.signal("KILL");
-    secondary.wait_exit(Duration::from_secs(10));
+    kill_9(&mut secondary);
     drop(secondary);
     // An operator restores a dump of serial 0 (older than the journal's first record).
     let old = String::from_utf8(first_dump)

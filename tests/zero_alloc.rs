@@ -170,11 +170,7 @@ fn query_path_allocates_nothing(secondary: bool) {
     assert_eq!(direct, 0, "respond() allocated");
 
     // The whole server: sockets, batches, event loops, snapshot loads.
-    let limits = TcpLimits {
-        idle_timeout: Duration::from_secs(60),
-        io_timeout: Duration::from_secs(60),
-        max_connections: 16,
-    };
+    let limits = tcp_limits();
     let server = Server::bind(&config, zone, snapshot, secrets.clone(), limits).unwrap();
     let addr = server.local_addrs()[0];
     let running = server.start().unwrap();
@@ -316,11 +312,7 @@ fn updates_leave_the_workers_allocation_free() {
     };
     let zone = config.zone().unwrap();
     let snapshot = Snapshot::load(&config.dump, &zone, u64::MAX).unwrap();
-    let limits = TcpLimits {
-        idle_timeout: Duration::from_secs(60),
-        io_timeout: Duration::from_secs(60),
-        max_connections: 16,
-    };
+    let limits = tcp_limits();
     let opened = cnamed::journal::Journal::open(&journal).unwrap();
     let server = Server::bind(&config, zone, snapshot, Secrets::new([7; 16], None), limits)
         .unwrap()
@@ -482,11 +474,7 @@ fn a_secondary_following_changes_allocates_nothing() {
     let zone = config.zone().unwrap();
     let snapshot = Snapshot::load(&config.dump, &zone, u64::MAX).unwrap();
     let first_serial = snapshot.serial;
-    let limits = TcpLimits {
-        idle_timeout: Duration::from_secs(60),
-        io_timeout: Duration::from_secs(60),
-        max_connections: 16,
-    };
+    let limits = tcp_limits();
     let opened = cnamed::journal::Journal::open(&journal).unwrap();
     let server = Server::bind(&config, zone, snapshot, Secrets::new([7; 16], None), limits)
         .unwrap()
@@ -553,4 +541,13 @@ fn a_secondary_following_changes_allocates_nothing() {
         workers, 0,
         "{workers} allocations by a secondary's workers with changes arriving"
     );
+}
+
+/// TCP limits no test here reaches.
+fn tcp_limits() -> TcpLimits {
+    TcpLimits {
+        idle_timeout: Duration::from_secs(60),
+        io_timeout: Duration::from_secs(60),
+        max_connections: 16,
+    }
 }
