@@ -86,7 +86,9 @@ impl NumericBuilder {
         let len = slots.len();
         let count = slot_count(len);
         let home_of = |slot: &Slot| home(hash(slot.key), count);
-        sort_by_key(&mut slots, |slot| (home_of(slot), slot.key));
+        // Home slots grow with the hash, and the hash of a key is unique to it: sorting by
+        // hash alone orders by home and keeps a key's duplicates side by side.
+        sort_by_key(&mut slots, |slot| hash(slot.key));
         if let Some(pair) = slots.windows(2).find(|pair| pair[0].key == pair[1].key) {
             return Err(BuildError::Duplicate(pair[0].key));
         }

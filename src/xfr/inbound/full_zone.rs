@@ -12,68 +12,26 @@
 
 use fxhash::FxHashMap;
 
+use super::message_targets::MessageTargets;
 use crate::snapshot::{CnameShape, Snapshot, SnapshotBuilder, Zone};
 use crate::wire::name::{check_label, read_name, Charset};
 use crate::wire::record::{field, fixed_at, read_be16, RR_FIXED};
 use crate::wire::{Rtype, MAX_LABEL, MAX_NAME};
-
-/// Longest target (RDATA bytes) remembered per message.
-const MAX_REMEMBERED_TARGET: usize = 32;
-
-/// Slots of the targets remembered per message (a message of 64 KB holds a few dozen).
-const TARGET_SLOTS: usize = 64;
 
 /// The CNAMEs of a whole zone read so far.
 pub(super) struct FullZone<'z> {
     builder: SnapshotBuilder<'z>,
     /// One bit per listed service: an app with all of them is complete.
     all: u64,
-    /// The app whose records are arriving, not yet complete.
-    pending: Option<Pending>,
+    /// The app whose records are arriving, not yet complete (none while `seen` is 0). Kept
+    /// in place: moving it in and out of an `Option` cost a tenth of a cold start.
+    pending: Pending,
     /// Incomplete apps whose records came apart: lower-case app -> (cluster, services seen).
     scattered: FxHashMap<Box<[u8]>, (u32, u64)>,
     /// In the message being read: offsets where the apex is written.
     apex_at: Vec<u16>,
-    /// In the message being read: targets met, as their RDATA bytes, with their service and
-    /// cluster, by a hash of both (open addressing; once full, new ones are not kept).
-    targets: [Option<Target>; TARGET_SLOTS],
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct TargetKey {
-    /// RDATA bytes, zero-padded, and how many there are.
-    rdata: [u128; 2],
-    len: u8,
-    service: u8,
-}
-
-impl TargetKey {
-    fn new(rdata: &[u8], service: usize) -> Option<Self> {
-        let mut bytes = [0u8; MAX_REMEMBERED_TARGET];
-        bytes.get_mut(..rdata.len())?.copy_from_slice(rdata);
-        let (low, high) = bytes.split_at(16);
-        Some(Self {
-            rdata: [
-                u128::from_le_bytes(low.try_into().ok()?),
-                u128::from_le_bytes(high.try_into().ok()?),
-            ],
-            len: rdata.len() as u8,
-            service: u8::try_from(service).ok()?,
-        })
-    }
-
-    fn slot(&self) -> usize {
-        let folded = self.rdata[0] ^ self.rdata[1].rotate_left(7);
-        let mixed = (folded as u64 ^ (folded >> 64) as u64 ^ u64::from(self.service))
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        (mixed >> 58) as usize % TARGET_SLOTS
-    }
-}
-
-#[derive(Clone, Copy)]
-struct Target {
-    key: TargetKey,
-    cluster: u32,
+    /// In the message being read: the clusters of the targets met.
+    targets: MessageTargets,
 }
 
 /// A CNAME read by [`FullZone::quick_cname`].
@@ -88,7 +46,7 @@ pub(super) struct QuickCname<'m> {
     pub next: usize,
 }
 
-/// An incomplete app, on the stack: its lower-case ID, cluster and the services seen.
+/// An incomplete app: its lower-case ID, cluster and the services seen.
 struct Pending {
     app: [u8; MAX_LABEL],
     len: u8,
@@ -98,17 +56,24 @@ struct Pending {
 }
 
 impl Pending {
-    fn new(app: &[u8], numeric: Option<u64>, cluster: u32, seen: u64) -> Option<Self> {
-        let mut pending = Self {
-            app: [0; MAX_LABEL],
-            len: u8::try_from(app.len()).ok()?,
-            numeric,
-            cluster,
-            seen,
-        };
-        pending.app.get_mut(..app.len())?.copy_from_slice(app);
-        pending.app[..app.len()].make_ascii_lowercase();
-        Some(pending)
+    const NONE: Self = Self {
+        app: [0; MAX_LABEL],
+        len: 0,
+        numeric: None,
+        cluster: 0,
+        seen: 0,
+    };
+
+    /// Starts `app` (at most [`MAX_LABEL`] bytes, or `None`).
+    fn set(&mut self, app: &[u8], numeric: Option<u64>, cluster: u32, seen: u64) -> Option<()> {
+        let stored = self.app.get_mut(..app.len())?;
+        stored.copy_from_slice(app);
+        stored.make_ascii_lowercase();
+        self.len = app.len() as u8;
+        self.numeric = numeric;
+        self.cluster = cluster;
+        self.seen = seen;
+        Some(())
     }
 
     fn app(&self) -> &[u8] {
@@ -121,10 +86,10 @@ impl<'z> FullZone<'z> {
         Self {
             builder: SnapshotBuilder::new(zone),
             all: u64::MAX >> (64 - zone.services.len().clamp(1, 64)),
-            pending: None,
+            pending: Pending::NONE,
             scattered: FxHashMap::default(),
             apex_at: Vec::new(),
-            targets: [None; TARGET_SLOTS],
+            targets: MessageTargets::default(),
         }
     }
 
@@ -136,7 +101,7 @@ impl<'z> FullZone<'z> {
     /// Forgets what the last message's offsets meant: called before each message.
     pub(super) fn start_message(&mut self) {
         self.apex_at.clear();
-        self.targets = [None; TARGET_SLOTS];
+        self.targets = MessageTargets::default();
     }
 
     /// The CNAME record at `at` of `message`, when it has the common form (see the module's
@@ -191,10 +156,13 @@ impl<'z> FullZone<'z> {
         let rdata_at = after + RR_FIXED;
         let next = rdata_at + usize::from(read_be16(fixed, field::RDLENGTH));
         let rdata = message.get(rdata_at..next)?;
-        let key = TargetKey::new(rdata, service);
-        let cluster = match key.and_then(|key| self.known_target(key)) {
+        let cluster = match self.targets.cluster_of(rdata, service) {
             Some(cluster) => cluster,
-            None => self.learn_target(shape, message, rdata_at, key, service)?,
+            None => {
+                let cluster = self.learn_target(shape, message, rdata_at, service)?;
+                self.targets.remember(rdata, service, cluster);
+                cluster
+            }
         };
         Some(QuickCname {
             app,
@@ -205,25 +173,12 @@ impl<'z> FullZone<'z> {
         })
     }
 
-    /// The cluster of a target met before in this message.
-    fn known_target(&self, key: TargetKey) -> Option<u32> {
-        let start = key.slot();
-        for probe in 0..TARGET_SLOTS {
-            let known = self.targets[(start + probe) % TARGET_SLOTS].as_ref()?;
-            if known.key == key {
-                return Some(known.cluster);
-            }
-        }
-        None
-    }
-
-    /// The cluster of a target not met before in this message, remembered when short.
+    /// The cluster of a target not met before in this message.
     fn learn_target(
         &mut self,
         shape: &CnameShape<'_>,
         message: &[u8],
         rdata_at: usize,
-        key: Option<TargetKey>,
         service: usize,
     ) -> Option<u32> {
         let mut target = [0u8; MAX_NAME];
@@ -232,17 +187,7 @@ impl<'z> FullZone<'z> {
         let name = shape
             .cluster_in(service, &target[..len], &mut scratch)
             .ok()?;
-        let cluster = self.builder.cluster(name).ok()?;
-        if let Some(key) = key {
-            let start = key.slot();
-            let free = (0..TARGET_SLOTS)
-                .map(|probe| (start + probe) % TARGET_SLOTS)
-                .find(|&slot| self.targets[slot].is_none());
-            if let Some(slot) = free {
-                self.targets[slot] = Some(Target { key, cluster });
-            }
-        }
-        Some(cluster)
+        self.builder.cluster(name).ok()
     }
 
     /// Adds the CNAME of `app` (a checked label, any case) for service number `service` to
@@ -255,7 +200,8 @@ impl<'z> FullZone<'z> {
         cluster: u32,
     ) -> Result<(), String> {
         let bit = 1u64 << service;
-        if let Some(pending) = &mut self.pending {
+        let pending = &mut self.pending;
+        if pending.seen != 0 {
             let same = match (pending.numeric, numeric) {
                 (Some(known), Some(id)) => known == id,
                 _ => pending.app().eq_ignore_ascii_case(app),
@@ -270,15 +216,18 @@ impl<'z> FullZone<'z> {
                     bit,
                 )?;
                 if pending.seen == self.all {
-                    let pending = self.pending.take().unwrap_or_else(|| unreachable!());
-                    self.complete(pending.app(), pending.numeric, pending.cluster)?;
+                    pending.seen = 0;
+                    let (numeric, cluster) = (pending.numeric, pending.cluster);
+                    return complete(&mut self.builder, pending.app(), numeric, cluster);
                 }
                 return Ok(());
             }
             // Another app starts before this one is complete: its records come apart.
-            if let Some(pending) = self.pending.take() {
-                self.scatter(pending.app(), pending.cluster, pending.seen)?;
-            }
+            let (before, before_cluster, before_seen) =
+                (pending.app, pending.cluster, pending.seen);
+            let before = &before[..pending.app().len()];
+            pending.seen = 0;
+            self.scatter(before, before_cluster, before_seen)?;
         }
         if !self.scattered.is_empty() {
             let lower = app.to_ascii_lowercase();
@@ -287,12 +236,10 @@ impl<'z> FullZone<'z> {
             }
         }
         if bit == self.all {
-            return self.complete(app, numeric, cluster);
+            return complete(&mut self.builder, app, numeric, cluster);
         }
-        let pending = Pending::new(app, numeric, cluster, bit)
-            .ok_or_else(|| format!("app {} too long", text(app)))?;
-        self.pending = Some(pending);
-        Ok(())
+        (self.pending.set(app, numeric, cluster, bit))
+            .ok_or_else(|| format!("app {} too long", text(app)))
     }
 
     /// Adds services `seen` of `app` (lower case) to the scattered apps, and the app to the
@@ -307,25 +254,14 @@ impl<'z> FullZone<'z> {
             return Ok(());
         }
         self.scattered.remove(app);
-        self.complete(app, number(app), cluster)
-    }
-
-    fn complete(&mut self, app: &[u8], numeric: Option<u64>, cluster: u32) -> Result<(), String> {
-        if let Some(id) = numeric {
-            return self
-                .builder
-                .add_numeric(id, cluster)
-                .map_err(|error| error.0);
-        }
-        let app = std::str::from_utf8(app).map_err(|_| format!("app {} not ASCII", text(app)))?;
-        self.builder.add_on(app, cluster).map_err(|error| error.0)
+        complete(&mut self.builder, app, number(app), cluster)
     }
 
     /// The snapshot at `serial`, once every app has a CNAME for every listed service.
     pub(super) fn finish(self, serial: u32) -> Result<Snapshot, String> {
-        let incomplete = match &self.pending {
-            Some(pending) => Some(pending.app()),
-            None => self.scattered.keys().next().map(|app| &**app),
+        let incomplete = match self.pending.seen {
+            0 => self.scattered.keys().next().map(|app| &**app),
+            _ => Some(self.pending.app()),
         };
         if let Some(app) = incomplete {
             let app = text(app);
@@ -336,6 +272,20 @@ impl<'z> FullZone<'z> {
         }
         self.builder.finish(serial).map_err(|error| error.0)
     }
+}
+
+/// Adds `app` to the tables being built.
+fn complete(
+    builder: &mut SnapshotBuilder<'_>,
+    app: &[u8],
+    numeric: Option<u64>,
+    cluster: u32,
+) -> Result<(), String> {
+    if let Some(id) = numeric {
+        return builder.add_numeric(id, cluster).map_err(|error| error.0);
+    }
+    let app = std::str::from_utf8(app).map_err(|_| format!("app {} not ASCII", text(app)))?;
+    builder.add_on(app, cluster).map_err(|error| error.0)
 }
 
 /// The services of an incomplete app on cluster `known` with `known_seen`, once services
