@@ -224,16 +224,35 @@ impl StringTable {
     }
 
     /// Every (ID, cluster), in no particular order.
+    ///
+    /// In the arena's order when no entry there is garbage: read front to back, where the
+    /// slots' order costs a cache miss per app (an AXFR of 10M string IDs spent half its
+    /// time there). In the slots' order otherwise.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], u32)> + '_ {
-        self.slots
-            .iter()
+        let in_arena = self.garbage == 0;
+        let mut at = 0;
+        let arena = std::iter::from_fn(move || {
+            let len = usize::from(*self.arena.get(at)?);
+            let entry = (
+                &self.arena[at + 1..at + 1 + len],
+                entry_cluster(&self.arena, at as u32),
+            );
+            at += len + ENTRY_OVERHEAD;
+            Some(entry)
+        });
+        let slots = (self.slots.iter())
             .filter(|slot| slot.offset != EMPTY)
             .map(|slot| {
                 (
                     entry_id(&self.arena, slot.offset),
                     entry_cluster(&self.arena, slot.offset),
                 )
-            })
+            });
+        let (arena, slots) = (in_arena.then_some(arena), (!in_arena).then_some(slots));
+        arena
+            .into_iter()
+            .flatten()
+            .chain(slots.into_iter().flatten())
     }
 
     /// Heap bytes: the arena and the slots.

@@ -127,6 +127,12 @@ fn changes_on_a_copy_match_a_map() {
             let id = name.as_bytes();
             assert_eq!(next.get(id), model.get(id).copied(), "{name}");
         }
+        // Every entry once, in whichever order (the arena's or the slots').
+        let mut listed: Vec<(&[u8], u32)> = next.iter().collect();
+        let mut expected: Vec<(&[u8], u32)> = model.iter().map(|(&id, &c)| (id, c)).collect();
+        listed.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(listed, expected, "round {round}");
         table = next;
     }
 }

@@ -143,7 +143,9 @@ impl<'z> FullZone<'z> {
             .position(|s| s.eq_ignore_ascii_case(&label[..dash]))?;
         let app = &label[dash + 1..];
         let numeric = number(app);
-        if numeric.is_none() {
+        // An app's second and later records: its ID was checked with its first.
+        let checked = self.pending.seen != 0 && self.pending.app().eq_ignore_ascii_case(app);
+        if numeric.is_none() && !checked {
             let text = std::str::from_utf8(app).ok()?;
             check_label(text, Charset::Hostname, MAX_LABEL).ok()?;
         }
