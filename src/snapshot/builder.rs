@@ -42,6 +42,12 @@ impl<'z> SnapshotBuilder<'z> {
         self.apps.add_on(app, cluster)
     }
 
+    /// Adds app `app`, a label already checked as a hostname label (any case) that is not a
+    /// number, on the cluster of index `cluster`.
+    pub fn add_checked_label(&mut self, app: &[u8], cluster: u32) -> Result<(), EntryError> {
+        self.apps.add_checked_label(app, cluster)
+    }
+
     /// Adds the app whose ID is the decimal form of `id` (no leading zero) on the cluster
     /// of index `cluster`.
     pub fn add_numeric(&mut self, id: u64, cluster: u32) -> Result<(), EntryError> {

@@ -211,6 +211,20 @@ impl<'z> AppsBuilder<'z> {
         self.insert(app, cluster)
     }
 
+    /// Adds app `app`, a label already checked as a hostname label (any case) that is not a
+    /// number: a transfer's app, without checking it again.
+    pub(super) fn add_checked_label(&mut self, app: &[u8], cluster: u32) -> Result<(), EntryError> {
+        let mut bytes = [0u8; MAX_LABEL];
+        match fold_label(app, &mut bytes) {
+            Some(folded) if folded.len() <= self.max_app => {
+                let len = folded.len() as u8;
+                self.insert(OwnedAppId::Named { bytes, len }, cluster)
+            }
+            // Too long for every service's label: the general path says so.
+            _ => self.add_on(&String::from_utf8_lossy(app), cluster),
+        }
+    }
+
     /// Adds numeric app `id` (its decimal form a valid app ID) on the cluster of index
     /// `cluster`: the common app of a transfer, without reading its digits again.
     pub(super) fn add_numeric(&mut self, id: u64, cluster: u32) -> Result<(), EntryError> {

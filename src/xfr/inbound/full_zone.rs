@@ -286,8 +286,8 @@ fn complete(
     if let Some(id) = numeric {
         return builder.add_numeric(id, cluster).map_err(|error| error.0);
     }
-    let app = std::str::from_utf8(app).map_err(|_| format!("app {} not ASCII", text(app)))?;
-    builder.add_on(app, cluster).map_err(|error| error.0)
+    // Every app here passed `check_label` (the quick path's or the general one's).
+    (builder.add_checked_label(app, cluster)).map_err(|error| error.0)
 }
 
 /// The services of an incomplete app on cluster `known` with `known_seen`, once services
