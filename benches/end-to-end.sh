@@ -44,38 +44,7 @@ done
 edges=(--edge "edge1=127.0.0.1:$edge1" --edge "edge2=127.0.0.1:$edge2" --edge "edge3=127.0.0.1:$edge3")
 if [ "$knot" = yes ]; then
     step "Knot as a secondary"
-    mkdir -p "$work/knot"
-    cat > "$work/knot/knot.conf" <<CONF
-server:
-    listen: 127.0.0.1@$knot_port
-    rundir: $work/knot
-database:
-    storage: $work/knot
-log:
-  - target: stderr
-    any: info
-key:
-  - id: upd
-    algorithm: hmac-sha256
-    secret: $secret
-remote:
-  - id: cnamed
-    address: 127.0.0.1@$primary
-    key: upd
-acl:
-  - id: notify-from-cnamed
-    address: 127.0.0.1
-    key: upd
-    action: notify
-zone:
-  - domain: $zone
-    storage: $work/knot
-    master: cnamed
-    acl: [notify-from-cnamed]
-    zonefile-sync: -1
-    zonefile-load: none
-    journal-content: changes
-CONF
+    knot_secondary_conf "$work/knot" "$knot_port" "$primary" "$zone" upd "$secret"
     knotd -c "$work/knot/knot.conf" 2>"$work/knot.log" &
     track $!
     serial=$(dig @127.0.0.1 -p "$primary" +short "$zone" SOA | awk '{print $3}')

@@ -114,41 +114,7 @@ for edge in "${edges[@]}"; do
     echo "not a dump yet" > "$work/$edge.json"
     start_edge "$edge"
 done
-mkdir -p "$work/knot"
-cat > "$work/knot/knot.conf" <<CONF
-server:
-    listen: 127.0.0.1@$knot_port
-    rundir: $work/knot
-database:
-    storage: $work/knot
-log:
-  - target: stderr
-    any: info
-key:
-  - id: fleet-key
-    algorithm: hmac-sha256
-    secret: $secret
-remote:
-  - id: cnamed
-    address: 127.0.0.1@$primary_port
-    key: fleet-key
-acl:
-  - id: notify-from-cnamed
-    address: 127.0.0.1
-    key: fleet-key
-    action: notify
-  - id: transfer
-    address: 127.0.0.1
-    action: transfer
-zone:
-  - domain: $zone
-    storage: $work/knot
-    master: cnamed
-    acl: [notify-from-cnamed, transfer]
-    zonefile-sync: -1
-    zonefile-load: none
-    journal-content: changes
-CONF
+knot_secondary_conf "$work/knot" "$knot_port" "$primary_port" "$zone" fleet-key "$secret"
 knotd -c "$work/knot/knot.conf" 2>"$work/knot.log" &
 pid_of[knot]=$!
 track $!

@@ -58,47 +58,7 @@ records=$(dig @127.0.0.1 -p "$primary" -y "$key" "$zone" AXFR \
 [ "$records" -eq $((apps * 3 + 3)) ] || fail "cnamed's AXFR has $records records"
 
 step "Knot as a secondary"
-mkdir -p "$work/knot"
-cat > "$work/knot/knot.conf" <<CONF
-server:
-    listen: 127.0.0.1@$knot_port
-    rundir: $work/knot
-database:
-    storage: $work/knot
-log:
-  - target: stderr
-    any: info
-key:
-  - id: xfr-key
-    algorithm: hmac-sha256
-    secret: $secret
-remote:
-  - id: cnamed
-    address: 127.0.0.1@$primary
-    key: xfr-key
-acl:
-  - id: local
-    address: 127.0.0.1
-    action: transfer
-  - id: local-signed
-    address: 127.0.0.1
-    key: xfr-key
-    action: transfer
-  - id: notify-from-cnamed
-    address: 127.0.0.1
-    key: xfr-key
-    action: notify
-template:
-  - id: default
-    storage: $work/knot
-zone:
-  - domain: $zone
-    master: cnamed
-    acl: [local, local-signed, notify-from-cnamed]
-    zonefile-sync: -1
-    zonefile-load: none
-    journal-content: changes
-CONF
+knot_secondary_conf "$work/knot" "$knot_port" "$primary" "$zone" xfr-key "$secret"
 knotd -c "$work/knot/knot.conf" 2>"$work/knot.log" &
 track $!
 

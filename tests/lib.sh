@@ -128,6 +128,53 @@ wait_serving() {
     fail "$3 did not start: no \"serving\" in $1 after $2 s"
 }
 
+# Writes $1/knot.conf: Knot listening on 127.0.0.1@$2 as a secondary for zone $4 of the
+# cnamed primary on 127.0.0.1@$3, transfers and NOTIFY signed with hmac-sha256 key $5 (base64
+# secret $6); 127.0.0.1 may transfer the zone from Knot, signed or not. Logs at info on
+# stderr (the benches read its apply times), never writes a zone file.
+knot_secondary_conf() {
+    local dir=$1 port=$2 primary=$3 zone=$4 key=$5 secret=$6
+    mkdir -p "$dir"
+    cat > "$dir/knot.conf" <<CONF
+server:
+    listen: 127.0.0.1@$port
+    rundir: $dir
+database:
+    storage: $dir
+log:
+  - target: stderr
+    any: info
+key:
+  - id: $key
+    algorithm: hmac-sha256
+    secret: $secret
+remote:
+  - id: cnamed
+    address: 127.0.0.1@$primary
+    key: $key
+acl:
+  - id: local
+    address: 127.0.0.1
+    action: transfer
+  - id: local-signed
+    address: 127.0.0.1
+    key: $key
+    action: transfer
+  - id: notify-from-cnamed
+    address: 127.0.0.1
+    key: $key
+    action: notify
+zone:
+  - domain: $zone
+    storage: $dir
+    master: cnamed
+    acl: [local, local-signed, notify-from-cnamed]
+    zonefile-sync: -1
+    zonefile-load: none
+    journal-content: changes
+CONF
+}
+
 # A dump of $1 numeric apps on 8 clusters at $2, generated once and kept for later runs.
 cached_dump() { [ -s "$2" ] || "$bin/cnamed-gen" dump --apps "$1" --clusters 8 > "$2"; }
 

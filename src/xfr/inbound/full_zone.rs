@@ -283,7 +283,8 @@ fn complete(
     numeric: Option<u64>,
     cluster: u32,
 ) -> Result<(), String> {
-    if let Some(id) = numeric {
+    // The general path does not read the number: an ID of digits is a number all the same.
+    if let Some(id) = numeric.or_else(|| number(app)) {
         return builder.add_numeric(id, cluster).map_err(|error| error.0);
     }
     // Every app here passed `check_label` (the quick path's or the general one's).

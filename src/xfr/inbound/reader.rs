@@ -421,6 +421,15 @@ mod tests {
         Snapshot::from_json(json.as_bytes(), zone).unwrap()
     }
 
+    /// Every app of `original` is found in `rebuilt` by lookup, on the same cluster: a
+    /// numeric ID filed as a string would still be listed by `apps()`, but never found.
+    fn found_by_lookup(rebuilt: &Snapshot, original: &Snapshot) {
+        for (app, cluster) in original.apps() {
+            let key = crate::snapshot::AppKey::new(app.as_bytes());
+            assert_eq!(rebuilt.cluster_name_of(key), Some(cluster), "app {app}");
+        }
+    }
+
     /// Our own AXFR, read back, is the snapshot's mapping exactly.
     #[test]
     fn reads_back_what_axfr_sends() {
@@ -434,6 +443,7 @@ mod tests {
         // Built into a snapshot as it arrived, it answers as the original does.
         let rebuilt = got.snapshot;
         assert_eq!(rebuilt.apps(), snapshot.apps());
+        found_by_lookup(&rebuilt, &snapshot);
         assert_eq!(rebuilt.soa_answer(), snapshot.soa_answer());
         assert_eq!(rebuilt.cname(b"ws-App-7"), snapshot.cname(b"ws-app-7"));
     }
@@ -512,6 +522,7 @@ mod tests {
                 panic!("not read")
             };
             assert_eq!(got.snapshot.apps(), snapshot.apps());
+            found_by_lookup(&got.snapshot, &snapshot);
         }
         let refusal = |edit: &dyn Fn(&mut Vec<Record>)| {
             let messages = reencoded(&snapshot, |records| edit(records));
