@@ -192,8 +192,9 @@ impl<'z> FullZone<'z> {
         self.builder.cluster(name).ok()
     }
 
-    /// Adds the CNAME of `app` (a checked label, any case) for service number `service` to
-    /// the cluster of index `cluster`; the error says what does not fit.
+    /// Adds the CNAME of `app` (a checked label, any case; `numeric` its [`number`], `None`
+    /// only when it is not one) for service number `service` to the cluster of index
+    /// `cluster`; the error says what does not fit.
     pub(super) fn add(
         &mut self,
         app: &[u8],
@@ -283,8 +284,7 @@ fn complete(
     numeric: Option<u64>,
     cluster: u32,
 ) -> Result<(), String> {
-    // The general path does not read the number: an ID of digits is a number all the same.
-    if let Some(id) = numeric.or_else(|| number(app)) {
+    if let Some(id) = numeric {
         return builder.add_numeric(id, cluster).map_err(|error| error.0);
     }
     // Every app here passed `check_label` (the quick path's or the general one's).
@@ -320,7 +320,7 @@ fn text(app: &[u8]) -> std::borrow::Cow<'_, str> {
 
 /// The number an app ID of digits names, without a leading zero ("0123" is a name, so it
 /// never equals "123"), as [`AppKey::new`](crate::snapshot::AppKey::new) reads it.
-fn number(app: &[u8]) -> Option<u64> {
+pub(super) fn number(app: &[u8]) -> Option<u64> {
     match crate::snapshot::AppKey::new(app) {
         crate::snapshot::AppKey::Numeric(id) => Some(id),
         crate::snapshot::AppKey::Named(_) => None,

@@ -7,7 +7,7 @@
 //! record that does not fit is named in the error ([`ReadError`]).
 
 pub use super::error::ReadError;
-use super::full_zone::FullZone;
+use super::full_zone::{self, FullZone};
 pub use super::received::{Change, Received, Transferred};
 use crate::snapshot::guard::serial_is_newer;
 use crate::snapshot::{CnameShape, Zone};
@@ -260,7 +260,8 @@ impl<'z> TransferReader<'z> {
                 match self.phase {
                     Phase::Full => {
                         let cluster = self.full.cluster(cluster)?;
-                        self.full.add(app.as_bytes(), None, service, cluster)?
+                        let numeric = full_zone::number(app.as_bytes());
+                        self.full.add(app.as_bytes(), numeric, service, cluster)?
                     }
                     _ if self.changes.len() >= self.max_changes => {
                         return Err(format!(
