@@ -214,12 +214,8 @@ impl<'z> AppsBuilder<'z> {
     /// Adds app `app`, a label already checked as a hostname label (any case) that is not a
     /// number: a transfer's app, without checking it again.
     pub(super) fn add_checked_label(&mut self, app: &[u8], cluster: u32) -> Result<(), EntryError> {
-        let mut bytes = [0u8; MAX_LABEL];
-        match fold_label(app, &mut bytes) {
-            Some(folded) if folded.len() <= self.max_app => {
-                let len = folded.len() as u8;
-                self.insert(OwnedAppId::Named { bytes, len }, cluster)
-            }
+        match OwnedAppId::named(app) {
+            Some(named) if app.len() <= self.max_app => self.insert(named, cluster),
             // Too long for every service's label: the general path says so.
             _ => self.add_on(&String::from_utf8_lossy(app), cluster),
         }
@@ -312,6 +308,15 @@ pub(super) enum OwnedAppId {
     },
 }
 
+impl OwnedAppId {
+    /// A string ID, `id` in lower case; `None` when longer than a label.
+    fn named(id: &[u8]) -> Option<Self> {
+        let mut bytes = [0u8; MAX_LABEL];
+        let len = fold_label(id, &mut bytes)?.len() as u8;
+        Some(Self::Named { bytes, len })
+    }
+}
+
 impl fmt::Display for OwnedAppId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -369,14 +374,7 @@ pub(super) fn app_id(id: &str, max_len: usize) -> Result<OwnedAppId, EntryError>
     Ok(match AppKey::new(id.as_bytes()) {
         AppKey::Numeric(number) => OwnedAppId::Numeric(number),
         AppKey::Named(_) => {
-            let mut bytes = [0u8; MAX_LABEL];
-            let folded = fold_label(id.as_bytes(), &mut bytes)
-                .ok_or_else(|| format!("app {id:?} is too long"))?
-                .len();
-            OwnedAppId::Named {
-                bytes,
-                len: folded as u8,
-            }
+            OwnedAppId::named(id.as_bytes()).ok_or_else(|| format!("app {id:?} is too long"))?
         }
     })
 }
