@@ -25,6 +25,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use builder::SnapshotBuilder;
+pub use dump::Reading;
 pub use error::{EntryError, LoadError};
 pub use overlay::fold_at;
 pub use shape::CnameShape;
@@ -138,41 +139,34 @@ impl fmt::Debug for Tables {
 impl Snapshot {
     /// Reads and loads the dump at `path`, refusing one over `max_size` bytes before reading
     /// it (a FIFO or a growing file is cut off at the limit instead). The file is read as it
-    /// is parsed, through a 1 MB buffer, never whole: a reload holds the old snapshot and the
-    /// new one's tables, not the file too (as fast as parsing it from memory: measured).
+    /// is parsed, a block at a time, never whole: a reload holds the old snapshot and the
+    /// new one's tables, not the file too.
+    ///
+    /// The apps are read by the fast reader on every core (`dump::fast`). When it refuses a
+    /// regular file, the general reader reads the file again and has the last word: its
+    /// message names the line and column. A FIFO's refusal names the byte offset instead.
     pub fn load(path: &Path, zone: &Zone, max_size: u64) -> Result<Self, LoadError> {
-        use std::io::Read;
         let read_error = |error| LoadError::Read {
             path: path.to_owned(),
             error,
         };
         let file = std::fs::File::open(path).map_err(read_error)?;
         let metadata = file.metadata().map_err(read_error)?;
-        let too_large = |size| LoadError::TooLarge {
-            path: path.to_owned(),
-            size,
-            max: max_size,
-        };
         if metadata.len() > max_size {
-            return Err(too_large(metadata.len()));
+            return Err(LoadError::TooLarge {
+                path: path.to_owned(),
+                size: metadata.len(),
+                max: max_size,
+            });
         }
-        let mut limited = file.take(max_size.saturating_add(1));
-        let parsed = dump::parse_reader(
-            std::io::BufReader::with_capacity(READ_BUFFER, &mut limited),
-            metadata.len(),
-            zone,
-        )
-        .and_then(dump::Unbuilt::build);
-        if limited.limit() == 0 {
-            return Err(too_large(max_size.saturating_add(1)));
-        }
-        let parsed = parsed.map_err(|error| match error.is_io() {
-            true => read_error(error.into()),
-            false => LoadError::Invalid {
-                path: Some(path.to_owned()),
-                error,
-            },
-        })?;
+        let read =
+            |file, reading| Self::read_dump(path, file, metadata.len(), zone, max_size, reading);
+        let parsed = match read(file, Some(Reading::every_core())) {
+            Err(LoadError::Invalid { .. }) if metadata.is_file() => {
+                read(std::fs::File::open(path).map_err(read_error)?, None)
+            }
+            parsed => parsed,
+        }?;
         let mut snapshot = Self::from_parsed(parsed, zone);
         snapshot.dump_modified_ms = metadata
             .modified()
@@ -182,13 +176,75 @@ impl Snapshot {
         Ok(snapshot)
     }
 
-    /// Loads a dump held in memory.
+    /// Reads the dump `file` of `size` bytes at `path`, cut off past `max_size`: by the fast
+    /// reader, or by the general one (`reading` `None`).
+    fn read_dump(
+        path: &Path,
+        file: std::fs::File,
+        size: u64,
+        zone: &Zone,
+        max_size: u64,
+        reading: Option<Reading>,
+    ) -> Result<dump::Parsed, LoadError> {
+        use std::io::Read;
+        let mut limited = file.take(max_size.saturating_add(1));
+        let reader = std::io::BufReader::with_capacity(READ_BUFFER, &mut limited);
+        let parsed = match reading {
+            Some(reading) => dump::parse_stream(reader, size, zone, reading),
+            None => dump::parse_reader(reader, size, zone),
+        }
+        .and_then(dump::Unbuilt::build);
+        if limited.limit() == 0 {
+            return Err(LoadError::TooLarge {
+                path: path.to_owned(),
+                size: max_size.saturating_add(1),
+                max: max_size,
+            });
+        }
+        parsed.map_err(|error| match error.is_io() {
+            true => LoadError::Read {
+                path: path.to_owned(),
+                error: error.into(),
+            },
+            false => LoadError::Invalid {
+                path: Some(path.to_owned()),
+                error,
+            },
+        })
+    }
+
+    /// Loads a dump held in memory (the fast reader first, the general one on a refusal, as
+    /// [`Self::load`] does).
     pub fn from_json(json: &[u8], zone: &Zone) -> Result<Self, LoadError> {
+        Self::from_json_read_by(json, zone, Some(Reading::every_core()))
+            .or_else(|_| Self::from_json_read_by(json, zone, None))
+    }
+
+    /// Loads a dump held in memory by the fast reader only, or (`None`) the general one
+    /// only: for the fuzz target that compares them, and benchmarks.
+    #[doc(hidden)]
+    pub fn from_json_read_by(
+        json: &[u8],
+        zone: &Zone,
+        reading: Option<Reading>,
+    ) -> Result<Self, LoadError> {
         let invalid = |error| LoadError::Invalid { path: None, error };
-        let parsed = dump::parse(json, zone)
-            .and_then(dump::Unbuilt::build)
-            .map_err(invalid)?;
+        let parsed = match reading {
+            Some(reading) => dump::parse_stream(json, json.len() as u64, zone, reading),
+            None => dump::parse(json, zone),
+        };
+        let parsed = parsed.and_then(dump::Unbuilt::build).map_err(invalid)?;
         Ok(Self::from_parsed(parsed, zone))
+    }
+
+    /// Reads the apps of a dump held in memory with the fast reader, without building the
+    /// tables: how many; for the scanner's benchmark.
+    #[doc(hidden)]
+    pub fn scan_json(json: &[u8], zone: &Zone, reading: Reading) -> Result<usize, LoadError> {
+        let invalid = |error| LoadError::Invalid { path: None, error };
+        let unbuilt =
+            dump::parse_stream(json, json.len() as u64, zone, reading).map_err(invalid)?;
+        Ok(unbuilt.len())
     }
 
     /// A snapshot of `apps` (ID, cluster) at `serial`, each checked as a dump's entries are;

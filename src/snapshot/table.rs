@@ -79,6 +79,32 @@ impl NumericBuilder {
         Ok(())
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Empties the builder, keeping its memory for more.
+    pub(crate) fn clear(&mut self) {
+        self.slots.clear();
+    }
+
+    /// Moves `other`'s apps after this builder's, leaving it empty.
+    pub(crate) fn append(&mut self, other: &mut Self) -> Result<(), BuildError> {
+        (self.slots)
+            .try_reserve(other.slots.len())
+            .map_err(|_| BuildError::OutOfMemory)?;
+        self.slots.extend_from_slice(&other.slots);
+        other.slots.clear();
+        Ok(())
+    }
+
+    /// Replaces each app's cluster index by `map` of it.
+    pub(crate) fn map_clusters(&mut self, map: impl Fn(u32) -> u32) {
+        for slot in &mut self.slots {
+            slot.cluster = map(slot.cluster);
+        }
+    }
+
     /// Builds the table in place (see `probe::spread_in_place`), unless a key appears twice
     /// or memory for it cannot be had.
     pub(crate) fn build(self) -> Result<NumericTable, BuildError> {

@@ -92,6 +92,47 @@ impl StringsBuilder {
         self.slots.len()
     }
 
+    /// Empties the builder, keeping its memory for more.
+    pub(crate) fn clear(&mut self) {
+        self.arena.clear();
+        self.slots.clear();
+    }
+
+    /// Moves `other`'s apps after this builder's, leaving it empty.
+    pub(crate) fn append(&mut self, other: &mut Self) -> Result<(), BuildError> {
+        let base = u32::try_from(self.arena.len()).map_err(|_| BuildError::TooLarge)?;
+        let end = u64::from(base) + other.arena.len() as u64;
+        if end >= u64::from(EMPTY) {
+            return Err(BuildError::TooLarge);
+        }
+        reserve(&mut self.arena, other.arena.len(), false, Pages::Huge)
+            .ok_or(BuildError::OutOfMemory)?;
+        reserve(&mut self.slots, other.slots.len(), false, Pages::Huge)
+            .ok_or(BuildError::OutOfMemory)?;
+        self.arena.extend_from_slice(&other.arena);
+        let moved = other.slots.iter().map(|slot| Slot {
+            offset: slot.offset + base,
+            tag: slot.tag,
+        });
+        self.slots.extend(moved);
+        other.clear();
+        Ok(())
+    }
+
+    /// Replaces each app's cluster index by `map` of it.
+    pub(crate) fn map_clusters(&mut self, map: impl Fn(u32) -> u32) {
+        let mut at = 0;
+        while at < self.arena.len() {
+            let cluster_at = at + 1 + usize::from(self.arena[at]);
+            let cluster = &mut self.arena[cluster_at..cluster_at + 4];
+            let mapped = map(u32::from_le_bytes([
+                cluster[0], cluster[1], cluster[2], cluster[3],
+            ]));
+            cluster.copy_from_slice(&mapped.to_le_bytes());
+            at = cluster_at + 4;
+        }
+    }
+
     /// Reserves, untouched, the most a dump of `size` bytes can need: an entry takes at most
     /// the bytes of its JSON text in the arena (`"id":"c"`: the ID and 6 more, against its
     /// 5), and there are at most `size / 7` entries, each 8 / 0.6 bytes of slots. Untouched

@@ -5,6 +5,12 @@
 //! {"serial": 2026112601, "apps": {"123456": "mt1", "my-app": "eu"}}
 //! ```
 
+mod entries;
+mod fast;
+
+pub(super) use fast::parse_stream;
+pub use fast::Reading;
+
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
@@ -34,6 +40,11 @@ pub(super) struct Unbuilt<'z> {
 }
 
 impl Unbuilt<'_> {
+    /// How many apps were read.
+    pub(super) fn len(&self) -> usize {
+        self.apps.numeric_apps.len() + self.apps.named_apps.len()
+    }
+
     /// Builds the tables; the error names a duplicate app.
     pub(super) fn build(self) -> Result<Parsed, serde_json::Error> {
         let mut parsed = self.apps.finish().map_err(de::Error::custom)?;
@@ -299,6 +310,7 @@ fn duplicate(app: &OwnedAppId) -> EntryError {
 }
 
 /// A validated app ID: a number (no allocation, the common case) or lower-case bytes.
+#[derive(Clone)]
 pub(super) enum OwnedAppId {
     Numeric(u64),
     /// Lower case, on the stack: a dump of string IDs allocates nothing per app.
