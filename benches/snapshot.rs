@@ -1,5 +1,6 @@
 //! Snapshot cost as it grows: lookups of random apps at 100k, 1M and 10M apps (cache misses
-//! are the risk), string IDs at 100k and 10M, loading a 1M-app dump, changes (a secondary's
+//! are the risk), string IDs at 100k and 10M, loading a 1M-app dump, the fast dump reader
+//! alone on one thread (bytes per second, numeric and string IDs), changes (a secondary's
 //! IXFR, an UPDATE) applied to a 10M-app snapshot (1, 1k and 100k changed apps: they go to
 //! the overlay, so the cost is the changes' and the overlay's, not the table's), and the
 //! fold of a 100k-change overlay into new tables.
@@ -11,7 +12,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 use cnamed::config::Config;
-use cnamed::snapshot::{Snapshot, Zone};
+use cnamed::snapshot::{Reading, Snapshot, Zone};
 
 const FIRST_APP: u64 = 100_000;
 
@@ -157,6 +158,48 @@ fn bench_lookup_strings(c: &mut Criterion) {
     group.finish();
 }
 
+/// A dump of `ids` as `cnamed-gen` and the exporters write one: an app per line, clusters
+/// at random.
+fn dump_of(ids: impl Iterator<Item = String>) -> Vec<u8> {
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut json = String::from("{\"serial\": 1, \"apps\": {\n");
+    for (i, id) in ids.enumerate() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let separator = if i == 0 { "" } else { ",\n" };
+        write!(json, r#"{separator}"{id}": "mt{}""#, state % 8 + 1).unwrap();
+    }
+    json.push_str("\n}}\n");
+    json.into_bytes()
+}
+
+/// The fast dump reader alone (the apps read, checked and collected; the tables not built),
+/// on one thread, from memory: bytes per second.
+fn bench_scan(c: &mut Criterion) {
+    let zone = zone();
+    let one_thread = Reading {
+        threads: 1,
+        block: 4 << 20,
+    };
+    let mut group = c.benchmark_group("scan");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
+    let numbers = dump_of((FIRST_APP..FIRST_APP + 1_000_000).map(|id| id.to_string()));
+    let strings = dump_of(string_ids(1_000_000).into_iter());
+    for (name, json) in [("numeric_1M", numbers), ("strings_1M", strings)] {
+        group.throughput(Throughput::Bytes(json.len() as u64));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let apps = Snapshot::scan_json(black_box(&json), &zone, one_thread).unwrap();
+                assert_eq!(apps, 1_000_000);
+            })
+        });
+    }
+    group.finish();
+}
+
 fn bench_load(c: &mut Criterion) {
     let zone = zone();
     let json = dump(1_000_000);
@@ -231,6 +274,7 @@ criterion_group!(
     bench_lookup_strings,
     bench_lookup_overlay,
     bench_load,
+    bench_scan,
     bench_changes
 );
 criterion_main!(benches);

@@ -54,6 +54,44 @@ fn dump_corpus_and_regressions() {
     assert!(seen >= 7, "only {seen} inputs: are the seeds there?");
 }
 
+#[path = "../fuzz/oracles/dump_fast.rs"]
+mod dump_fast_oracle;
+
+/// The fast dump reader against the general one: the `dump_fast` corpus, every input of the
+/// `dump` target's as raw bytes, and dump-shaped text from pseudo-random recipes.
+#[test]
+fn dump_fast_corpus_and_regressions() {
+    let zone = Config::default().zone().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let folders = ["seeds/dump_fast", "corpus/dump_fast", "regressions/dump_fast"];
+    let present = folders.into_iter().filter(|f| root.join(f).is_dir());
+    let mut inputs: Vec<(String, Vec<u8>)> = present.flat_map(inputs).collect();
+    for folder in ["seeds/dump", "corpus/dump", "regressions/dump"] {
+        for (name, json) in self::inputs(folder) {
+            inputs.push((name, [&[1u8][..], &json].concat()));
+        }
+    }
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    for round in 0..2000 {
+        let recipe: Vec<u8> = (0..round % 90)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        inputs.push((format!("recipe {recipe:?}"), [&[(round % 80) as u8 * 2][..], &recipe].concat()));
+    }
+    let mut seen = 0;
+    for (name, input) in inputs {
+        let outcome = std::panic::catch_unwind(|| dump_fast_oracle::check(&input, &zone));
+        assert!(outcome.is_ok(), "{name} fails the oracle");
+        seen += 1;
+    }
+    assert!(seen >= 4000, "only {seen} inputs: is the corpus there?");
+}
+
 #[path = "../fuzz/oracles/transfer.rs"]
 mod transfer_oracle;
 

@@ -22,32 +22,97 @@ pub(super) fn home32(tag: u32, count: usize) -> usize {
     ((u64::from(tag) * count as u64) >> 32) as usize
 }
 
-/// Below this many entries a table's entries are sorted on one thread.
+/// Below this many entries a table's entries are sorted on one thread, in one piece.
 const PARALLEL_SORT_MIN: usize = 1 << 20;
+/// Entries per bucket aimed at when splitting by hash: a bucket's sort stays in the caches.
+const BUCKET_ENTRIES: usize = 1 << 15;
 
-/// Sorts `entries` by `key` on two threads when there are many: split around the median
-/// key in place, each half sorted by its own thread (a build runs with both cores' help at
-/// start; a reload's threads share the loader's SCHED_IDLE priority). One thread when a
-/// second cannot be had.
-pub(super) fn sort_by_key<T: Send, K: Ord>(entries: &mut [T], key: impl Fn(&T) -> K + Sync) {
-    if entries.len() < PARALLEL_SORT_MIN {
-        entries.sort_unstable_by_key(key);
+/// Sorts `entries` by `hash`, whose top bits are spread evenly (a key's hash, or a tag
+/// shifted up), without a global sort: the entries are split in place into buckets by the
+/// top bits of their hash (an American flag sort: each entry moved once, straight to its
+/// bucket), then each bucket is sorted on its own, the buckets shared among every core this
+/// process may use (a build runs with all of them at start; a reload's threads share the
+/// loader's SCHED_IDLE priority). One thread when no other can be had.
+pub(super) fn sort_by_hash<T: Send + Copy>(entries: &mut [T], hash: impl Fn(&T) -> u64 + Sync) {
+    let len = entries.len();
+    if len < PARALLEL_SORT_MIN {
+        entries.sort_unstable_by_key(hash);
         return;
     }
-    let middle = entries.len() / 2;
-    entries.select_nth_unstable_by_key(middle, &key);
-    let (low, high) = entries.split_at_mut(middle);
-    let key = &key;
+    let bits = (len / BUCKET_ENTRIES).next_power_of_two().trailing_zeros().clamp(8, 16);
+    let bucket_of = |entry: &T| (hash(entry) >> (64 - bits)) as usize;
+    let mut ends = vec![0usize; 1 << bits];
+    for entry in entries.iter() {
+        ends[bucket_of(entry)] += 1;
+    }
+    let mut heads = Vec::with_capacity(ends.len());
+    let mut sum = 0;
+    for end in &mut ends {
+        heads.push(sum);
+        sum += *end;
+        *end = sum;
+    }
+    let starts = heads.clone();
+    for bucket in 0..ends.len() {
+        while heads[bucket] < ends[bucket] {
+            // Follow the cycle from the first entry not in place: each entry taken goes to
+            // the next free place of its bucket, displacing the one there.
+            let mut entry = entries[heads[bucket]];
+            let mut home = bucket_of(&entry);
+            while home != bucket {
+                std::mem::swap(&mut entry, &mut entries[heads[home]]);
+                heads[home] += 1;
+                home = bucket_of(&entry);
+            }
+            entries[heads[bucket]] = entry;
+            heads[bucket] += 1;
+        }
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Each thread sorts a run of whole buckets holding about its share of the entries.
+    let mut pieces = Vec::with_capacity(threads);
+    let mut rest = &mut *entries;
+    let mut taken = 0;
+    let mut first_bucket = 0;
+    for thread in 1..=threads {
+        let share = len * thread / threads;
+        let last_bucket = match thread {
+            _ if thread == threads => ends.len(),
+            _ => ends.partition_point(|&end| end <= share).max(first_bucket),
+        };
+        let end = match last_bucket {
+            0 => 0,
+            _ => ends[last_bucket - 1],
+        };
+        let (piece, tail) = rest.split_at_mut(end - taken);
+        pieces.push((piece, taken, first_bucket..last_bucket));
+        rest = tail;
+        taken = end;
+        first_bucket = last_bucket;
+    }
+    let sort_piece = |(piece, offset, buckets): (&mut [T], usize, std::ops::Range<usize>)| {
+        for bucket in buckets {
+            piece[starts[bucket] - offset..ends[bucket] - offset].sort_unstable_by_key(&hash);
+        }
+    };
+    let sort_piece = &sort_piece;
     let spawned = std::thread::scope(|scope| {
-        let helper = std::thread::Builder::new()
-            .name("cnamed-sort".into())
-            .spawn_scoped(scope, || low.sort_unstable_by_key(key));
-        high.sort_unstable_by_key(key);
-        helper.is_ok()
+        let mut pieces = pieces.into_iter();
+        let head = pieces.next();
+        let mut spawned = true;
+        for piece in pieces {
+            let job = move || sort_piece(piece);
+            let thread = std::thread::Builder::new().name("cnamed-sort".into());
+            spawned &= thread.spawn_scoped(scope, job).is_ok();
+        }
+        if let Some(head) = head {
+            sort_piece(head);
+        }
+        spawned
     });
     if !spawned {
-        crate::log!(Warning, "no second thread to sort with: sorting on one");
-        entries[..middle].sort_unstable_by_key(key);
+        crate::log!(Warning, "no thread to sort with: sorting on one");
+        entries.sort_unstable_by_key(&hash);
     }
 }
 
@@ -157,19 +222,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sorting_on_two_threads_sorts() {
+    fn sorting_by_hash_sorts() {
         let mut state = 7u64;
         let mut values: Vec<(u32, u64)> = (0..PARALLEL_SORT_MIN as u64 + 1000)
             .map(|i| {
                 state = state
                     .wrapping_mul(6_364_136_223_846_793_005)
                     .wrapping_add(1);
-                ((state >> 40) as u32, i)
+                ((state >> 32) as u32, i)
             })
             .collect();
         let mut expected = values.clone();
-        expected.sort_unstable_by_key(|&(key, i)| (key, i));
-        sort_by_key(&mut values, |&(key, i)| (key, i));
+        expected.sort_unstable();
+        sort_by_hash(&mut values, |&(key, _)| u64::from(key) << 32);
+        assert!(values.is_sorted_by_key(|&(key, _)| key));
+        // Equal keys in any order: the same entries once sorted by both.
+        values.sort_unstable();
         assert_eq!(values, expected);
     }
 

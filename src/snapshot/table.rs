@@ -7,7 +7,7 @@
 //! keys end up adjacent, which finds duplicates for free. A lookup is one multiply and, at the
 //! load factor used (at most 0.6), almost always one cache line.
 
-use super::probe::{distance, home, next, slot_count, sort_by_key, spread_in_place, Pages};
+use super::probe::{distance, home, next, slot_count, sort_by_hash, spread_in_place, Pages};
 
 /// Marks an empty slot. No app ID is this large: IDs have at most 19 digits.
 const EMPTY: u64 = u64::MAX;
@@ -114,7 +114,7 @@ impl NumericBuilder {
         let home_of = |slot: &Slot| home(hash(slot.key), count);
         // Home slots grow with the hash, and the hash of a key is unique to it: sorting by
         // hash alone orders by home and keeps a key's duplicates side by side.
-        sort_by_key(&mut slots, |slot| hash(slot.key));
+        sort_by_hash(&mut slots, |slot| hash(slot.key));
         if let Some(pair) = slots.windows(2).find(|pair| pair[0].key == pair[1].key) {
             return Err(BuildError::Duplicate(pair[0].key));
         }

@@ -97,8 +97,7 @@ pub(super) fn read_part(
     max_app: usize,
     part: &mut Part,
 ) -> Stop {
-    // The cluster of the entry before, where the next entry's often is.
-    let mut last: (&[u8], u32) = (&[], u32::MAX);
+    let mut recent = RecentClusters::default();
     loop {
         let start = at;
         let short = Stop::Short { at: start, first };
@@ -152,12 +151,14 @@ pub(super) fn read_part(
         };
         at += 1;
         let index = match &cluster {
-            Token::Plain(spelling) if *spelling == last.0 => last.1,
-            Token::Plain(spelling) => {
-                let index = cluster_index(spelling, known, part, &app, start);
-                last = (spelling, index);
-                index
-            }
+            Token::Plain(spelling) => match recent.get(spelling) {
+                Some(index) => index,
+                None => {
+                    let index = cluster_index(spelling, known, part, &app, start);
+                    recent.insert(spelling, index);
+                    index
+                }
+            },
             Token::Decoded(spelling) => {
                 cluster_index(spelling.as_bytes(), known, part, &app, start)
             }
@@ -178,6 +179,57 @@ pub(super) fn read_part(
             return Stop::Closed { after: at };
         }
         first = false;
+    }
+}
+
+/// Short cluster spellings met in this part, by their bytes as one word: most apps' cluster
+/// is found with one comparison, without hashing or comparing its bytes.
+struct RecentClusters {
+    slots: [(u64, u32); RECENT_SLOTS],
+}
+
+const RECENT_SLOTS: usize = 64;
+/// Marks an empty slot: no spelling of at most 7 bytes has this word (its top byte is the
+/// length).
+const NO_WORD: u64 = u64::MAX;
+
+impl Default for RecentClusters {
+    fn default() -> Self {
+        Self {
+            slots: [(NO_WORD, 0); RECENT_SLOTS],
+        }
+    }
+}
+
+impl RecentClusters {
+    /// A spelling of up to 7 bytes as one word: its bytes, and its length in the top byte.
+    #[inline]
+    fn word(spelling: &[u8]) -> Option<u64> {
+        if spelling.len() > 7 {
+            return None;
+        }
+        let mut bytes = [0u8; 8];
+        bytes[..spelling.len()].copy_from_slice(spelling);
+        bytes[7] = spelling.len() as u8;
+        Some(u64::from_le_bytes(bytes))
+    }
+
+    #[inline]
+    fn slot(word: u64) -> usize {
+        (word.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize
+    }
+
+    #[inline]
+    fn get(&self, spelling: &[u8]) -> Option<u32> {
+        let word = Self::word(spelling)?;
+        let (found, index) = self.slots[Self::slot(word)];
+        (found == word).then_some(index)
+    }
+
+    fn insert(&mut self, spelling: &[u8], index: u32) {
+        if let Some(word) = Self::word(spelling) {
+            self.slots[Self::slot(word)] = (word, index);
+        }
     }
 }
 

@@ -17,7 +17,7 @@ mod key;
 
 use self::key::{Key, KeyWords};
 use super::probe::{
-    distance, home32, next, reserve, slot_count, sort_by_key, spread_in_place, Pages,
+    distance, home32, next, reserve, slot_count, sort_by_hash, spread_in_place, Pages,
 };
 
 /// Marks an empty slot: no entry starts at the arena's last possible offset.
@@ -158,7 +158,7 @@ impl StringsBuilder {
         } = self;
         let len = slots.len();
         let count = slot_count(len);
-        sort_by_key(&mut slots, |slot| slot.tag);
+        sort_by_hash(&mut slots, |slot| u64::from(slot.tag) << 32);
         for run in slots.chunk_by(|a, b| a.tag == b.tag) {
             for (i, a) in run.iter().enumerate() {
                 let id = entry_id(&arena, a.offset);
