@@ -63,7 +63,11 @@ mod dump_fast_oracle;
 fn dump_fast_corpus_and_regressions() {
     let zone = Config::default().zone().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
-    let folders = ["seeds/dump_fast", "corpus/dump_fast", "regressions/dump_fast"];
+    let folders = [
+        "seeds/dump_fast",
+        "corpus/dump_fast",
+        "regressions/dump_fast",
+    ];
     let present = folders.into_iter().filter(|f| root.join(f).is_dir());
     let mut inputs: Vec<(String, Vec<u8>)> = present.flat_map(inputs).collect();
     for folder in ["seeds/dump", "corpus/dump", "regressions/dump"] {
@@ -81,7 +85,10 @@ fn dump_fast_corpus_and_regressions() {
                 state as u8
             })
             .collect();
-        inputs.push((format!("recipe {recipe:?}"), [&[(round % 80) as u8 * 2][..], &recipe].concat()));
+        inputs.push((
+            format!("recipe {recipe:?}"),
+            [&[(round % 80) as u8 * 2][..], &recipe].concat(),
+        ));
     }
     let mut seen = 0;
     for (name, input) in inputs {

@@ -1,13 +1,14 @@
 //! The oracle of the `dump_fast` fuzz target, shared with tests/fuzz_corpus.rs: the fast
 //! dump reader (on one thread in large blocks, and on three threads in blocks of a few
-//! bytes, so that entries are cut and parts split everywhere) against the general one,
+//! bytes, so that entries are cut and parts split everywhere; reading a stream, and bytes
+//! in memory where they lie) against the general one,
 //! serde_json's: the same serial and apps, or both refuse.
 //!
 //! The input's first byte chooses what is read: odd, the rest of the bytes as they are;
 //! even, a dump built from them ([`dump_shaped`]), so that most inputs are dumps with a
 //! few surprises rather than text the readers refuse at the first byte.
 
-use cnamed::snapshot::{Reading, Snapshot, Zone};
+use cnamed::snapshot::{DumpReader, Reading, Snapshot, Zone};
 
 pub(crate) fn check(input: &[u8], zone: &Zone) {
     let Some((&mode, rest)) = input.split_first() else {
@@ -17,19 +18,21 @@ pub(crate) fn check(input: &[u8], zone: &Zone) {
         1 => rest.to_vec(),
         _ => dump_shaped(rest),
     };
-    let general = Snapshot::from_json_read_by(&json, zone, None);
+    let general = Snapshot::from_json_read_by(&json, zone, DumpReader::General);
+    let small = Reading {
+        threads: 3,
+        block: 1 + usize::from(mode / 2) % 40,
+    };
     let readings = [
-        Reading {
+        DumpReader::Stream(Reading {
             threads: 1,
             block: 1 << 20,
-        },
-        Reading {
-            threads: 3,
-            block: 1 + usize::from(mode / 2) % 40,
-        },
+        }),
+        DumpReader::Stream(small),
+        DumpReader::InPlace(small),
     ];
     for reading in readings {
-        let fast = Snapshot::from_json_read_by(&json, zone, Some(reading));
+        let fast = Snapshot::from_json_read_by(&json, zone, reading);
         match (&general, &fast) {
             (Ok(general), Ok(fast)) => {
                 assert_eq!(general.serial, fast.serial, "{reading:?}");

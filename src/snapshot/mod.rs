@@ -26,6 +26,18 @@ use std::sync::Arc;
 
 pub use builder::SnapshotBuilder;
 pub use dump::Reading;
+
+/// Which dump reader reads a dump held in memory (see [`Snapshot::from_json_read_by`]).
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub enum DumpReader {
+    /// serde_json's.
+    General,
+    /// The fast one, the bytes read as a stream (as a file is).
+    Stream(Reading),
+    /// The fast one, each block read where it lies.
+    InPlace(Reading),
+}
 pub use error::{EntryError, LoadError};
 pub use overlay::fold_at;
 pub use shape::CnameShape;
@@ -216,34 +228,36 @@ impl Snapshot {
     /// Loads a dump held in memory (the fast reader first, the general one on a refusal, as
     /// [`Self::load`] does).
     pub fn from_json(json: &[u8], zone: &Zone) -> Result<Self, LoadError> {
-        Self::from_json_read_by(json, zone, Some(Reading::every_core()))
-            .or_else(|_| Self::from_json_read_by(json, zone, None))
+        Self::from_json_read_by(json, zone, DumpReader::InPlace(Reading::every_core()))
+            .or_else(|_| Self::from_json_read_by(json, zone, DumpReader::General))
     }
 
-    /// Loads a dump held in memory by the fast reader only, or (`None`) the general one
-    /// only: for the fuzz target that compares them, and benchmarks.
+    /// Loads a dump held in memory with one reader only: for the fuzz target that compares
+    /// them, and benchmarks.
     #[doc(hidden)]
     pub fn from_json_read_by(
         json: &[u8],
         zone: &Zone,
-        reading: Option<Reading>,
+        reader: DumpReader,
     ) -> Result<Self, LoadError> {
         let invalid = |error| LoadError::Invalid { path: None, error };
-        let parsed = match reading {
-            Some(reading) => dump::parse_stream(json, json.len() as u64, zone, reading),
-            None => dump::parse(json, zone),
+        let parsed = match reader {
+            DumpReader::General => dump::parse(json, zone),
+            DumpReader::Stream(reading) => {
+                dump::parse_stream(json, json.len() as u64, zone, reading)
+            }
+            DumpReader::InPlace(reading) => dump::parse_in_place(json, zone, reading),
         };
         let parsed = parsed.and_then(dump::Unbuilt::build).map_err(invalid)?;
         Ok(Self::from_parsed(parsed, zone))
     }
 
-    /// Reads the apps of a dump held in memory with the fast reader, without building the
-    /// tables: how many; for the scanner's benchmark.
+    /// Reads the apps of a dump held in memory with the fast reader, in place, without
+    /// building the tables: how many; for the reader's benchmark.
     #[doc(hidden)]
     pub fn scan_json(json: &[u8], zone: &Zone, reading: Reading) -> Result<usize, LoadError> {
         let invalid = |error| LoadError::Invalid { path: None, error };
-        let unbuilt =
-            dump::parse_stream(json, json.len() as u64, zone, reading).map_err(invalid)?;
+        let unbuilt = dump::parse_in_place(json, zone, reading).map_err(invalid)?;
         Ok(unbuilt.len())
     }
 

@@ -39,7 +39,10 @@ pub(super) fn sort_by_hash<T: Send + Copy>(entries: &mut [T], hash: impl Fn(&T) 
         entries.sort_unstable_by_key(hash);
         return;
     }
-    let bits = (len / BUCKET_ENTRIES).next_power_of_two().trailing_zeros().clamp(8, 16);
+    let bits = (len / BUCKET_ENTRIES)
+        .next_power_of_two()
+        .trailing_zeros()
+        .clamp(8, 16);
     let bucket_of = |entry: &T| (hash(entry) >> (64 - bits)) as usize;
     let mut ends = vec![0usize; 1 << bits];
     for entry in entries.iter() {

@@ -98,9 +98,13 @@ impl NumericBuilder {
         Ok(())
     }
 
-    /// Replaces each app's cluster index by `map` of it.
-    pub(crate) fn map_clusters(&mut self, map: impl Fn(u32) -> u32) {
-        for slot in &mut self.slots {
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.slots.truncate(len);
+    }
+
+    /// Replaces the cluster index of each app from the `from`th on by `map` of it.
+    pub(crate) fn map_clusters(&mut self, from: usize, map: impl Fn(u32) -> u32) {
+        for slot in &mut self.slots[from..] {
             slot.cluster = map(slot.cluster);
         }
     }

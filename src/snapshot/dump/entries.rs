@@ -9,6 +9,7 @@
 //! afterwards, in order, by the one thread that interns clusters.
 
 use std::borrow::Cow;
+use std::fmt;
 
 use fxhash::FxHashMap;
 
@@ -16,6 +17,7 @@ use super::{app_id, OwnedAppId, OUT_OF_MEMORY};
 use crate::snapshot::strings::StringsBuilder;
 use crate::snapshot::table::NumericBuilder;
 use crate::snapshot::MAX_NUMERIC_DIGITS;
+use crate::wire::name::{fold_label, MAX_LABEL};
 
 /// Marks a provisional cluster index: the low bits index [`Part::new_clusters`].
 pub(super) const NEW_CLUSTER: u32 = 1 << 31;
@@ -33,9 +35,8 @@ pub(super) struct Part {
 /// A cluster spelling met for the first time in a part.
 pub(super) struct NewCluster {
     pub(super) spelling: Box<str>,
-    /// The first app on it, and where that entry starts: an error about the cluster names
-    /// them.
-    pub(super) app: OwnedAppId,
+    /// The first app on it, as an error names it, and where that entry starts.
+    pub(super) app: String,
     pub(super) at: usize,
 }
 
@@ -98,6 +99,8 @@ pub(super) fn read_part(
     part: &mut Part,
 ) -> Stop {
     let mut recent = RecentClusters::default();
+    // A named ID folded to lower case, as the table keeps it.
+    let mut scratch = [0u8; MAX_LABEL];
     loop {
         let start = at;
         let short = Stop::Short { at: start, first };
@@ -109,16 +112,16 @@ pub(super) fn read_part(
             Some(_) if first => return failed(at, "expected an app ID or '}'"),
             Some(_) => return failed(at, "expected an app ID after ','"),
         }
-        let app = match string(bytes, &mut at) {
-            Ok(Token::Plain(id)) => numeric_id(id, max_app).map_or_else(
-                || app_id(std::str::from_utf8(id).unwrap_or("\u{fffd}"), max_app),
-                Ok,
-            ),
-            Ok(Token::Decoded(id)) => app_id(&id, max_app),
+        let other = match read_id(bytes, &mut at, max_app) {
+            Ok(Id::Valid(app)) => Ok(app),
+            Ok(Id::Other(Token::Plain(id))) => {
+                app_id(std::str::from_utf8(id).unwrap_or("\u{fffd}"), max_app).map(App::owned)
+            }
+            Ok(Id::Other(Token::Decoded(id))) => app_id(&id, max_app).map(App::owned),
             Err(TokenError::Short) => return short,
             Err(TokenError::Invalid(why)) => return failed(start, &why),
         };
-        let app = match app {
+        let app = match other {
             Ok(app) => app,
             Err(why) => return failed(start, &why.0),
         };
@@ -164,13 +167,20 @@ pub(super) fn read_part(
             }
         };
         let added = match app {
-            OwnedAppId::Numeric(id) => part
-                .numeric
+            App::Numeric(id) => (part.numeric)
                 .push(id, index)
                 .map_err(|_| OUT_OF_MEMORY.into()),
-            OwnedAppId::Named { bytes, len } => (part.named)
-                .push(&bytes[..usize::from(len)], index)
+            App::Named(id) => (part.named)
+                .push(fold_label(id, &mut scratch).unwrap_or_default(), index)
                 .map_err(|error| super::strings_error(error, part.named.len())),
+            App::Owned(app) => match *app {
+                OwnedAppId::Numeric(id) => (part.numeric)
+                    .push(id, index)
+                    .map_err(|_| OUT_OF_MEMORY.into()),
+                OwnedAppId::Named { bytes, len } => (part.named)
+                    .push(&bytes[..usize::from(len)], index)
+                    .map_err(|error| super::strings_error(error, part.named.len())),
+            },
         };
         if let Err(why) = added {
             return failed(start, &why.0);
@@ -179,6 +189,32 @@ pub(super) fn read_part(
             return Stop::Closed { after: at };
         }
         first = false;
+    }
+}
+
+/// An app ID read and checked, in the form that costs least to keep until it is added.
+enum App<'a> {
+    Numeric(u64),
+    /// Valid as it stands, not folded yet.
+    Named(&'a [u8]),
+    /// Read by the general path (rare: boxed, to keep the others small).
+    Owned(Box<OwnedAppId>),
+}
+
+impl App<'_> {
+    fn owned(app: OwnedAppId) -> Self {
+        Self::Owned(Box::new(app))
+    }
+}
+
+/// As [`OwnedAppId`] shows an app: the folded ID, quoted.
+impl fmt::Display for App<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Numeric(id) => write!(f, "\"{id}\""),
+            Self::Named(id) => write!(f, "{:?}", String::from_utf8_lossy(&id.to_ascii_lowercase())),
+            Self::Owned(app) => app.fmt(f),
+        }
     }
 }
 
@@ -203,15 +239,16 @@ impl Default for RecentClusters {
 
 impl RecentClusters {
     /// A spelling of up to 7 bytes as one word: its bytes, and its length in the top byte.
-    #[inline]
+    #[inline(always)]
     fn word(spelling: &[u8]) -> Option<u64> {
         if spelling.len() > 7 {
             return None;
         }
-        let mut bytes = [0u8; 8];
-        bytes[..spelling.len()].copy_from_slice(spelling);
-        bytes[7] = spelling.len() as u8;
-        Some(u64::from_le_bytes(bytes))
+        let mut word = (spelling.len() as u64) << 56;
+        for (i, &byte) in spelling.iter().enumerate() {
+            word |= u64::from(byte) << (8 * i);
+        }
+        Some(word)
     }
 
     #[inline]
@@ -219,7 +256,7 @@ impl RecentClusters {
         (word.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize
     }
 
-    #[inline]
+    #[inline(always)]
     fn get(&self, spelling: &[u8]) -> Option<u32> {
         let word = Self::word(spelling)?;
         let (found, index) = self.slots[Self::slot(word)];
@@ -245,7 +282,7 @@ fn cluster_index(
     spelling: &[u8],
     known: &KnownClusters,
     part: &mut Part,
-    app: &OwnedAppId,
+    app: &App,
     at: usize,
 ) -> u32 {
     if let Some(index) = known.get(spelling) {
@@ -259,31 +296,145 @@ fn cluster_index(
     let spelling = String::from_utf8_lossy(spelling);
     new.push(NewCluster {
         spelling: spelling.into(),
-        app: app.clone(),
+        app: app.to_string(),
         at,
     });
     NEW_CLUSTER | (new.len() - 1) as u32
 }
 
-/// A numeric app ID as [`app_id`] reads one (no leading zero, at most 19 digits and the
-/// longest app), in one pass over its digits; `None` for any other ID.
+/// An app ID token.
+enum Id<'a> {
+    /// Plain and valid, read in one pass: most IDs.
+    Valid(App<'a>),
+    /// Any other: left to [`app_id`], which checks it and says why it is refused.
+    Other(Token<'a>),
+}
+
+/// What a byte is in an app ID (bits of [`CLASSES`]).
+const DIGIT: u8 = 1;
+const LETTER: u8 = 2;
+const HYPHEN: u8 = 4;
+/// Another printable ASCII byte but the quote and backslash: an ID with one is refused.
+const OTHER: u8 = 8;
+/// The quote, the backslash, a control character or a non-ASCII byte: the token is not
+/// plain, or ends.
+const SPECIAL: u8 = 16;
+
+const CLASSES: [u8; 256] = {
+    let mut classes = [SPECIAL; 256];
+    let mut byte = 0x20;
+    while byte < 0x7f {
+        classes[byte] = match byte as u8 {
+            b'0'..=b'9' => DIGIT,
+            b'a'..=b'z' | b'A'..=b'Z' => LETTER,
+            b'-' => HYPHEN,
+            b'"' | b'\\' => SPECIAL,
+            _ => OTHER,
+        };
+        byte += 1;
+    }
+    classes
+};
+
+/// The app ID token at `at` (its opening quote); `at` moves past it. A plain ID is checked
+/// and classified as [`app_id`] does in the one pass that finds its end (a number read as
+/// it goes), then a named one folded.
 #[inline]
-fn numeric_id(id: &[u8], max_app: usize) -> Option<OwnedAppId> {
-    if id.is_empty()
-        || id.len() > max_app.min(MAX_NUMERIC_DIGITS)
-        || (id[0] == b'0' && id.len() > 1)
-    {
-        return None;
+fn read_id<'a>(bytes: &'a [u8], at: &mut usize, max_app: usize) -> Result<Id<'a>, TokenError> {
+    let start = *at + 1;
+    let end = find_quote(bytes, start).ok_or(TokenError::Short)?;
+    let id = &bytes[start..end];
+    // Each byte's class looked up independently of the others: no chain from byte to byte.
+    let seen = id
+        .iter()
+        .fold(0, |seen, &byte| seen | CLASSES[usize::from(byte)]);
+    if seen & SPECIAL != 0 {
+        return string(bytes, at).map(Id::Other);
     }
-    let mut value = 0u64;
-    for &digit in id {
-        let digit = digit.wrapping_sub(b'0');
-        if digit > 9 {
-            return None;
+    *at = end + 1;
+    let len = id.len();
+    if len == 0 || len > max_app || seen & OTHER != 0 {
+        return Ok(Id::Other(Token::Plain(id)));
+    }
+    if seen == DIGIT && len <= MAX_NUMERIC_DIGITS && (id[0] != b'0' || len == 1) {
+        return Ok(Id::Valid(App::Numeric(digits_value(bytes, start, end))));
+    }
+    if id[0] == b'-' || id[len - 1] == b'-' {
+        return Ok(Id::Other(Token::Plain(id)));
+    }
+    Ok(Id::Valid(App::Named(id)))
+}
+
+/// Where the first `"` at or after `from` is, eight bytes at a time; `None` when the bytes
+/// end first.
+#[inline(always)]
+fn find_quote(bytes: &[u8], mut from: usize) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const QUOTES: u64 = u64::from_ne_bytes([b'"'; 8]);
+    while let Some(&chunk) = bytes.get(from..).and_then(|rest| rest.first_chunk::<8>()) {
+        // A zero byte where a quote was; the lowest flag is exact (a borrow only flags
+        // bytes above a true zero).
+        let word = u64::from_le_bytes(chunk) ^ QUOTES;
+        let zeros = word.wrapping_sub(ONES) & !word & HIGHS;
+        if zeros != 0 {
+            return Some(from + (zeros.trailing_zeros() / 8) as usize);
         }
-        value = value * 10 + u64::from(digit);
+        from += 8;
     }
-    Some(OwnedAppId::Numeric(value))
+    memchr::memchr(b'"', bytes.get(from..)?).map(|offset| from + offset)
+}
+
+/// The number written by the ASCII digits `bytes[start..end]` (at most 19 of them),
+/// eight at a time.
+#[inline(always)]
+fn digits_value(bytes: &[u8], start: usize, end: usize) -> u64 {
+    match end - start {
+        0..=8 => up_to_eight_digits(bytes, start, end),
+        9..=16 => {
+            let high = up_to_eight_digits(bytes, start, end - 8);
+            high * 100_000_000 + up_to_eight_digits(bytes, end - 8, end)
+        }
+        _ => {
+            let high = up_to_eight_digits(bytes, start, end - 16);
+            let middle = up_to_eight_digits(bytes, end - 16, end - 8);
+            (high * 100_000_000 + middle) * 100_000_000 + up_to_eight_digits(bytes, end - 8, end)
+        }
+    }
+}
+
+/// [`digits_value`] of at most eight digits.
+#[inline(always)]
+fn up_to_eight_digits(bytes: &[u8], start: usize, end: usize) -> u64 {
+    let Some(&chunk) = end
+        .checked_sub(8)
+        .and_then(|from| bytes[from..].first_chunk::<8>())
+    else {
+        let digits = &bytes[start..end];
+        return digits
+            .iter()
+            .fold(0, |value, &digit| value * 10 + u64::from(digit - b'0'));
+    };
+    // The eight bytes before `end`: the digits at the top (little-endian), the bytes before
+    // them replaced by zeros.
+    let leading = 8 - (end - start);
+    let below = u64::MAX.checked_shr(64 - 8 * leading as u32).unwrap_or(0);
+    let word = (u64::from_le_bytes(chunk) & !below) | (u64::from_ne_bytes([b'0'; 8]) & below);
+    eight_digits(word)
+}
+
+/// The value of eight ASCII digits in a little-endian word, the first the most significant
+/// (simdjson's `parse_eight_digits_unrolled`).
+#[inline]
+fn eight_digits(word: u64) -> u64 {
+    const MASK: u64 = 0x0000_00FF_0000_00FF;
+    const MUL1: u64 = 0x000F_4240_0000_0064; // 100 + (1_000_000 << 32)
+    const MUL2: u64 = 0x0000_2710_0000_0001; // 1 + (10_000 << 32)
+    let mut value = word.wrapping_sub(u64::from_ne_bytes([b'0'; 8]));
+    value = value.wrapping_mul(10).wrapping_add(value >> 8);
+    let high = (value & MASK).wrapping_mul(MUL1);
+    let low = ((value >> 16) & MASK).wrapping_mul(MUL2);
+    (high.wrapping_add(low) >> 32) as u32 as u64
 }
 
 /// JSON's whitespace (RFC 8259 §2): space, tab, line feed, carriage return.
@@ -296,23 +447,26 @@ fn skip_whitespace(bytes: &[u8], mut at: usize) -> usize {
 }
 
 /// The string token at `at` (its opening quote); `at` moves past its closing quote.
-#[inline]
+#[inline(always)]
 fn string<'a>(bytes: &'a [u8], at: &mut usize) -> Result<Token<'a>, TokenError> {
     let start = *at + 1;
-    let mut end = start;
-    loop {
-        match bytes.get(end) {
-            None => return Err(TokenError::Short),
-            Some(b'"') => {
-                *at = end + 1;
-                return Ok(Token::Plain(&bytes[start..end]));
-            }
-            Some(&byte) if byte == b'\\' || !(0x20..0x80).contains(&byte) => break,
-            Some(_) => end += 1,
-        }
+    let end = find_quote(bytes, start).ok_or(TokenError::Short)?;
+    let text = &bytes[start..end];
+    if text
+        .iter()
+        .all(|&byte| CLASSES[usize::from(byte)] != SPECIAL)
+    {
+        *at = end + 1;
+        return Ok(Token::Plain(text));
     }
-    // An escape, a control character or a non-ASCII byte: the token ends at the first
-    // quote not escaped, and serde_json reads it.
+    decoded(bytes, at)
+}
+
+/// A string token with an escape, a control character or a non-ASCII byte: it ends at the
+/// first quote not escaped, and serde_json reads it.
+#[cold]
+fn decoded(bytes: &[u8], at: &mut usize) -> Result<Token<'static>, TokenError> {
+    let mut end = *at + 1;
     while let Some(&byte) = bytes.get(end) {
         match byte {
             b'\\' => end += 2,
@@ -429,26 +583,77 @@ mod tests {
     }
 
     #[test]
-    fn numbers_read_as_app_id_reads_them() {
-        for id in [
+    fn digits_and_quotes_found_by_words_as_by_bytes() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        for len in 1..=19 {
+            for round in 0..200 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let digits: String = (0..len)
+                    .map(|i| char::from(b'0' + ((state >> (i * 3)) % 10) as u8))
+                    .collect();
+                let digits = if round == 0 { "9".repeat(len) } else { digits };
+                let expected: u64 = digits.parse().unwrap();
+                for before in ["", "\"", "xxxxxxxxx\""] {
+                    let text = format!("{before}{digits}\"");
+                    let start = before.len();
+                    let end = find_quote(text.as_bytes(), start);
+                    assert_eq!(end, Some(text.len() - 1), "{text}");
+                    assert_eq!(
+                        digits_value(text.as_bytes(), start, text.len() - 1),
+                        expected,
+                        "{text}"
+                    );
+                }
+            }
+        }
+        assert_eq!(find_quote(b"abcdefghijklmnop", 0), None);
+        assert_eq!(find_quote(b"\"", 1), None);
+        assert_eq!(find_quote(b"ab\"cdefghij\"", 3), Some(11));
+    }
+
+    #[test]
+    fn plain_ids_read_as_app_id_reads_them() {
+        let long = "a".repeat(MAX_APP);
+        let longer = "a".repeat(MAX_APP + 1);
+        let ids = [
             "0",
             "7",
             "10",
             "0123",
-            "18446744073709551615",
             "1234567890123456789",
+            "12345678901234567890",
             "12a",
-        ] {
-            let fast = numeric_id(id.as_bytes(), MAX_APP).map(|app| app.to_string());
-            let general = match app_id(id, MAX_APP).unwrap() {
-                app @ OwnedAppId::Numeric(_) => Some(app.to_string()),
-                OwnedAppId::Named { .. } => None,
+            "Ab-C",
+            "-a",
+            "a-",
+            "a_b",
+            "a b",
+            "",
+            &long,
+            &longer,
+            "a.b",
+            "Z9",
+        ];
+        for id in ids {
+            let token = format!("\"{id}\"");
+            let mut at = 0;
+            let fast = match read_id(token.as_bytes(), &mut at, MAX_APP) {
+                Ok(Id::Valid(app)) => Some(app.to_string()),
+                Ok(Id::Other(Token::Plain(plain))) => {
+                    assert_eq!(plain, id.as_bytes());
+                    None
+                }
+                _ => panic!("{id}: not plain"),
             };
-            assert_eq!(fast, general, "{id}");
+            assert_eq!(at, token.len(), "{id}");
+            let general = app_id(id, MAX_APP).ok().map(|app| app.to_string());
+            match fast {
+                Some(_) => assert_eq!(fast, general, "{id}"),
+                // Left to app_id: refused there, or a valid ID the one pass does not take.
+                None => assert!(general.is_none(), "{id}: {general:?}"),
+            }
         }
-        assert!(
-            numeric_id(b"123", 2).is_none(),
-            "longer than the longest app"
-        );
     }
 }

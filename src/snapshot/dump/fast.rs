@@ -63,25 +63,59 @@ pub(in crate::snapshot) fn parse_stream<'z>(
         if let Some(start) = apps_start(&buffer) {
             break start;
         }
-        let more =
+        let ended =
             read_more(&mut reader, &mut buffer, filled + 4096).map_err(serde_json::Error::io)?;
-        if more == 0 || buffer.len() > MAX_PREFIX {
+        if ended && apps_start(&buffer).is_none() || buffer.len() > MAX_PREFIX {
             let whole = std::io::Cursor::new(buffer).chain(reader);
             return super::parse_reader(whole, size, zone);
         }
     };
     let prefix = buffer[..body].to_vec();
     buffer.drain(..body);
-    let mut reader = Blocks {
+    let stream = Stream {
         reader,
         buffer,
-        base: body as u64,
-        eof: false,
-        reading,
+        ended: false,
     };
+    read_after_prefix(stream, prefix, size, zone, reading)
+}
+
+/// [`parse_stream`] of a dump in memory, its blocks read where they lie.
+pub(in crate::snapshot) fn parse_in_place<'z>(
+    json: &[u8],
+    zone: &'z Zone,
+    reading: Reading,
+) -> Result<Unbuilt<'z>, serde_json::Error> {
+    let Some(body) = apps_start(json) else {
+        return super::parse(json, zone);
+    };
+    let source = InPlace {
+        bytes: json,
+        at: body,
+        end: body,
+    };
+    read_after_prefix(
+        source,
+        json[..body].to_vec(),
+        json.len() as u64,
+        zone,
+        reading,
+    )
+}
+
+/// Reads the apps from `source` and the rest of the document after them, `prefix` the
+/// document up to the apps' `{`.
+fn read_after_prefix<'z>(
+    mut source: impl Source,
+    prefix: Vec<u8>,
+    size: u64,
+    zone: &'z Zone,
+    reading: Reading,
+) -> Result<Unbuilt<'z>, serde_json::Error> {
     let mut apps = AppsBuilder::new(zone);
     apps.named_apps.reserve_for_dump(size);
-    let tail = reader.read_apps(&mut apps)?;
+    let base = prefix.len() as u64;
+    let tail = read_apps(&mut source, base, &mut apps, reading)?;
     let mut document = prefix;
     document.push(b'}');
     document.extend_from_slice(&tail);
@@ -92,17 +126,20 @@ pub(in crate::snapshot) fn parse_stream<'z>(
     })
 }
 
-/// Reads up to `want` bytes into `buffer` (grown to it); how many were read, 0 at the end.
-fn read_more(reader: &mut impl Read, buffer: &mut Vec<u8>, want: usize) -> std::io::Result<usize> {
-    let filled = buffer.len();
-    if want <= filled {
-        return Ok(0);
+/// Reads into `buffer` until it holds `want` bytes or the reader ends; whether it ended.
+fn read_more(reader: &mut impl Read, buffer: &mut Vec<u8>, want: usize) -> std::io::Result<bool> {
+    let mut at = buffer.len();
+    if want <= at {
+        return Ok(false);
     }
     buffer.resize(want, 0);
-    let mut at = filled;
+    let mut ended = false;
     while at < want {
         match reader.read(&mut buffer[at..]) {
-            Ok(0) => break,
+            Ok(0) => {
+                ended = true;
+                break;
+            }
             Ok(n) => at += n,
             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
             Err(error) => {
@@ -112,7 +149,7 @@ fn read_more(reader: &mut impl Read, buffer: &mut Vec<u8>, want: usize) -> std::
         }
     }
     buffer.truncate(at);
-    Ok(at - filled)
+    Ok(ended)
 }
 
 /// Where the apps' entries start: just after `{"serial": DIGITS, "apps": {` (the serial
@@ -145,66 +182,111 @@ fn apps_start(bytes: &[u8]) -> Option<usize> {
     (expect(&mut at, b"\"apps\"") && expect(&mut at, b":") && expect(&mut at, b"{")).then_some(at)
 }
 
-/// The stream after the apps' `{`, read a block at a time.
-struct Blocks<R> {
-    reader: R,
-    /// Bytes read and not consumed yet: an entry's start first.
-    buffer: Vec<u8>,
-    /// The stream offset of `buffer[0]`, for errors.
-    base: u64,
-    eof: bool,
-    reading: Reading,
+/// Where the blocks of the apps come from.
+trait Source {
+    /// Makes at least `want` bytes unread, unless the dump ends first; whether it ends
+    /// with the unread bytes.
+    fn fill(&mut self, want: usize) -> std::io::Result<bool>;
+    fn unread(&self) -> &[u8];
+    fn consume(&mut self, len: usize);
+    /// The bytes not consumed, to the end.
+    fn rest(&mut self) -> std::io::Result<Vec<u8>>;
 }
 
-impl<R: Read> Blocks<R> {
-    /// Reads the apps into `apps`; what follows them, to the end of the stream.
-    fn read_apps(&mut self, apps: &mut AppsBuilder) -> Result<Vec<u8>, serde_json::Error> {
-        let mut known = KnownClusters::default();
-        let mut parts: Vec<Part> = Vec::new();
-        let mut first = true;
-        loop {
-            let mut want = self.reading.block.max(1);
-            if self.buffer.len() >= want {
+/// A stream read into a buffer: an entry cut by a block's end is moved to the start.
+struct Stream<R> {
+    reader: R,
+    buffer: Vec<u8>,
+    ended: bool,
+}
+
+impl<R: Read> Source for Stream<R> {
+    fn fill(&mut self, want: usize) -> std::io::Result<bool> {
+        if !self.ended {
+            self.ended = read_more(&mut self.reader, &mut self.buffer, want)?;
+        }
+        Ok(self.ended)
+    }
+
+    fn unread(&self) -> &[u8] {
+        &self.buffer
+    }
+
+    fn consume(&mut self, len: usize) {
+        self.buffer.drain(..len);
+    }
+
+    fn rest(&mut self) -> std::io::Result<Vec<u8>> {
+        if !self.ended {
+            self.reader.read_to_end(&mut self.buffer)?;
+        }
+        Ok(std::mem::take(&mut self.buffer))
+    }
+}
+
+/// A dump in memory, each block read where it lies.
+struct InPlace<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    /// The end of the current block.
+    end: usize,
+}
+
+impl Source for InPlace<'_> {
+    fn fill(&mut self, want: usize) -> std::io::Result<bool> {
+        self.end = self.bytes.len().min(self.at.saturating_add(want));
+        Ok(self.end == self.bytes.len())
+    }
+
+    fn unread(&self) -> &[u8] {
+        &self.bytes[self.at..self.end]
+    }
+
+    fn consume(&mut self, len: usize) {
+        self.at += len;
+    }
+
+    fn rest(&mut self) -> std::io::Result<Vec<u8>> {
+        Ok(self.bytes[self.at..].to_vec())
+    }
+}
+
+/// Reads the apps from `source` (at stream offset `base`) into `apps`; what follows them,
+/// to the end of the dump.
+fn read_apps(
+    source: &mut impl Source,
+    mut base: u64,
+    apps: &mut AppsBuilder,
+    reading: Reading,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let mut known = KnownClusters::default();
+    let mut parts: Vec<Part> = Vec::new();
+    let mut first = true;
+    let mut want = reading.block.max(1);
+    loop {
+        let ended = source.fill(want).map_err(serde_json::Error::io)?;
+        let block = source.unread();
+        match read_block(block, first, &mut known, apps, &mut parts, reading) {
+            Stop::Short { at, first: more } => {
+                if ended {
+                    let at = base + block.len() as u64;
+                    return Err(custom(&format!("EOF while reading the apps at byte {at}")));
+                }
                 // One entry longer than a block (whitespace, say): a larger block.
-                want = self.buffer.len() * 2;
+                want = match at {
+                    0 => block.len().saturating_mul(2).max(want),
+                    _ => reading.block.max(1),
+                };
+                source.consume(at);
+                base += at as u64;
+                first = more;
             }
-            if !self.eof {
-                let filled = self.buffer.len();
-                self.eof = read_more(&mut self.reader, &mut self.buffer, want)
-                    .map_err(serde_json::Error::io)?
-                    == 0
-                    && self.buffer.len() == filled;
+            Stop::Closed { after } => {
+                source.consume(after);
+                return source.rest().map_err(serde_json::Error::io);
             }
-            let stop = read_block(
-                &self.buffer,
-                first,
-                &mut known,
-                apps,
-                &mut parts,
-                self.reading,
-            );
-            match stop {
-                Stop::Short { at, first: more } => {
-                    if self.eof {
-                        let at = self.base + self.buffer.len() as u64;
-                        return Err(custom(&format!("EOF while reading the apps at byte {at}")));
-                    }
-                    self.buffer.drain(..at);
-                    self.base += at as u64;
-                    first = more;
-                }
-                Stop::Closed { after } => {
-                    self.buffer.drain(..after);
-                    if !self.eof {
-                        self.reader
-                            .read_to_end(&mut self.buffer)
-                            .map_err(serde_json::Error::io)?;
-                    }
-                    return Ok(std::mem::take(&mut self.buffer));
-                }
-                Stop::Failed { at, why } => {
-                    return Err(custom(&format!("{why} at byte {}", self.base + at as u64)));
-                }
+            Stop::Failed { at, why } => {
+                return Err(custom(&format!("{why} at byte {}", base + at as u64)));
             }
         }
     }
@@ -226,19 +308,43 @@ fn read_block(
 ) -> Stop {
     let starts = part_starts(block, reading);
     parts.resize_with(starts.len().max(parts.len()), Part::default);
-    let mut stops = read_parts(block, &starts, first, known, apps.max_app, parts);
+    // The first part reads into the apps' own builders: on one thread nothing is copied.
+    std::mem::swap(&mut apps.numeric_apps, &mut parts[0].numeric);
+    std::mem::swap(&mut apps.named_apps, &mut parts[0].named);
+    let before = Mark::of(&parts[0]);
+    let stops = read_parts(block, &starts, first, known, apps.max_app, parts);
     // A part after the first began where the one before it ended, or all is read again.
-    let aligned = (1..starts.len()).all(|i| match &stops[i - 1] {
-        Stop::Short { at, first } => *at == starts[i] && !first,
-        _ => true,
-    });
-    if !aligned {
-        clear(&mut parts[..starts.len()]);
-        stops = read_parts(block, &[0], first, known, apps.max_app, parts);
-    }
+    let aligned = |stops: &[Stop]| {
+        (1..starts.len()).all(|i| match &stops[i - 1] {
+            Stop::Short { at, first } => *at == starts[i] && !first,
+            _ => true,
+        })
+    };
+    let stops = match stops {
+        Some(stops) if aligned(&stops) => stops,
+        _ => {
+            before.truncate(&mut parts[0]);
+            clear(parts);
+            let known = &*known;
+            vec![read_part(
+                block,
+                0,
+                first,
+                known,
+                apps.max_app,
+                &mut parts[0],
+            )]
+        }
+    };
     let mut last = Stop::Short { at: 0, first };
-    for (part, stop) in parts.iter_mut().zip(stops) {
-        if let Some(refused) = merge(part, known, apps) {
+    for (i, stop) in stops.into_iter().enumerate() {
+        let from = if i == 0 { before } else { Mark::default() };
+        let refused = merge(&mut parts[i], from, known, apps, i > 0);
+        if i == 0 {
+            std::mem::swap(&mut apps.numeric_apps, &mut parts[0].numeric);
+            std::mem::swap(&mut apps.named_apps, &mut parts[0].named);
+        }
+        if let Some(refused) = refused {
             last = refused;
             break;
         }
@@ -252,10 +358,36 @@ fn read_block(
     last
 }
 
+/// How many apps a part's builders held before it was read.
+#[derive(Clone, Copy, Default)]
+struct Mark {
+    numeric: usize,
+    named: (usize, usize),
+}
+
+impl Mark {
+    fn of(part: &Part) -> Self {
+        Self {
+            numeric: part.numeric.len(),
+            named: part.named.mark(),
+        }
+    }
+
+    fn truncate(self, part: &mut Part) {
+        part.numeric.truncate(self.numeric);
+        part.named.truncate(self.named);
+        part.new_clusters.clear();
+    }
+}
+
+/// Empties the parts, all but the builders of the first, which are the apps' (see
+/// [`read_block`]) and are empty or swapped back by now.
 fn clear(parts: &mut [Part]) {
-    for part in parts {
-        part.numeric.clear();
-        part.named.clear();
+    for (i, part) in parts.iter_mut().enumerate() {
+        if i > 0 {
+            part.numeric.clear();
+            part.named.clear();
+        }
         part.new_clusters.clear();
     }
 }
@@ -282,8 +414,8 @@ fn part_starts(block: &[u8], reading: Reading) -> Vec<usize> {
 }
 
 /// Reads the parts starting at `starts` (each ending where the next starts), the first on
-/// this thread and the others on their own; their stops, in order. When a thread cannot be
-/// had, the block is read as one part here.
+/// this thread and the others on their own; their stops, in order. `None` when a thread
+/// could not be had.
 fn read_parts(
     block: &[u8],
     starts: &[usize],
@@ -291,7 +423,7 @@ fn read_parts(
     known: &KnownClusters,
     max_app: usize,
     parts: &mut [Part],
-) -> Vec<Stop> {
+) -> Option<Vec<Stop>> {
     let ends = starts.iter().skip(1).copied().chain([block.len()]);
     let (spawned, stops) = std::thread::scope(|scope| {
         let mut jobs = starts.iter().zip(ends).zip(parts.iter_mut());
@@ -320,20 +452,26 @@ fn read_parts(
         }
         (spawned, stops)
     });
-    if spawned {
-        return stops;
+    if !spawned {
+        crate::log!(
+            Warning,
+            "no thread to read a dump's part with: reading on one"
+        );
+        return None;
     }
-    crate::log!(
-        Warning,
-        "no thread to read a dump's part with: reading on one"
-    );
-    clear(parts);
-    vec![read_part(block, 0, first, known, max_app, &mut parts[0])]
+    Some(stops)
 }
 
 /// Adds a part's entries to `apps`, its new clusters interned first in the order they were
-/// met; the refusal of one, at the entry that first named it.
-fn merge(part: &mut Part, known: &mut KnownClusters, apps: &mut AppsBuilder) -> Option<Stop> {
+/// met; the refusal of one, at the entry that first named it. Adds the part's entries past `from` to `apps` (`append`), or leaves them where they are
+/// (the first part, which read into the apps' builders).
+fn merge(
+    part: &mut Part,
+    from: Mark,
+    known: &mut KnownClusters,
+    apps: &mut AppsBuilder,
+    append: bool,
+) -> Option<Stop> {
     let mut indices = Vec::with_capacity(part.new_clusters.len());
     for new in &part.new_clusters {
         match apps.clusters.intern(&new.spelling) {
@@ -352,8 +490,11 @@ fn merge(part: &mut Part, known: &mut KnownClusters, apps: &mut AppsBuilder) -> 
             0 => cluster,
             _ => indices[(cluster & !NEW_CLUSTER) as usize],
         };
-        part.numeric.map_clusters(resolve);
-        part.named.map_clusters(resolve);
+        part.numeric.map_clusters(from.numeric, resolve);
+        part.named.map_clusters(from.named, resolve);
+    }
+    if !append {
+        return None;
     }
     let out_of_memory = || Stop::Failed {
         at: 0,

@@ -8,8 +8,8 @@
 mod entries;
 mod fast;
 
-pub(super) use fast::parse_stream;
 pub use fast::Reading;
+pub(super) use fast::{parse_in_place, parse_stream};
 
 use std::fmt;
 

@@ -119,9 +119,18 @@ impl StringsBuilder {
         Ok(())
     }
 
-    /// Replaces each app's cluster index by `map` of it.
-    pub(crate) fn map_clusters(&mut self, map: impl Fn(u32) -> u32) {
-        let mut at = 0;
+    /// Where the builder is: to truncate it back to, or map the clusters from.
+    pub(crate) fn mark(&self) -> (usize, usize) {
+        (self.arena.len(), self.slots.len())
+    }
+
+    pub(crate) fn truncate(&mut self, (arena, slots): (usize, usize)) {
+        self.arena.truncate(arena);
+        self.slots.truncate(slots);
+    }
+
+    /// Replaces the cluster index of each app from `mark` on by `map` of it.
+    pub(crate) fn map_clusters(&mut self, (mut at, _): (usize, usize), map: impl Fn(u32) -> u32) {
         while at < self.arena.len() {
             let cluster_at = at + 1 + usize::from(self.arena[at]);
             let cluster = &mut self.arena[cluster_at..cluster_at + 4];
