@@ -150,7 +150,7 @@ pub(crate) fn dump_shaped(recipe: &[u8]) -> Vec<u8> {
         json.push_str(if separator % 7 == 0 { " : " } else { ": " });
         match cluster % 8 {
             0 => json.push_str(&format!("\"{}\"", CLUSTERS[(cluster / 8) % CLUSTERS.len()])),
-            1 if cluster > 250 => json.push_str("5"),
+            1 if cluster > 250 => json.push('5'),
             _ => json.push_str(&format!("\"mt{}\"", cluster % 5)),
         }
     }
