@@ -71,10 +71,13 @@ impl NumericBuilder {
         Ok(builder)
     }
 
+    #[inline]
     pub(crate) fn push(&mut self, key: u64, cluster: u32) -> Result<(), BuildError> {
-        self.slots
-            .try_reserve(1)
-            .map_err(|_| BuildError::OutOfMemory)?;
+        if self.slots.len() == self.slots.capacity() {
+            (self.slots)
+                .try_reserve(1)
+                .map_err(|_| BuildError::OutOfMemory)?;
+        }
         self.slots.push(Slot { key, cluster });
         Ok(())
     }

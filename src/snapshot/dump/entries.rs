@@ -17,7 +17,6 @@ use super::{app_id, OwnedAppId, OUT_OF_MEMORY};
 use crate::snapshot::strings::StringsBuilder;
 use crate::snapshot::table::NumericBuilder;
 use crate::snapshot::MAX_NUMERIC_DIGITS;
-use crate::wire::name::{fold_label, MAX_LABEL};
 
 /// Marks a provisional cluster index: the low bits index [`Part::new_clusters`].
 pub(super) const NEW_CLUSTER: u32 = 1 << 31;
@@ -99,8 +98,6 @@ pub(super) fn read_part(
     part: &mut Part,
 ) -> Stop {
     let mut recent = RecentClusters::default();
-    // A named ID folded to lower case, as the table keeps it.
-    let mut scratch = [0u8; MAX_LABEL];
     loop {
         let start = at;
         let short = Stop::Short { at: start, first };
@@ -125,22 +122,30 @@ pub(super) fn read_part(
             Ok(app) => app,
             Err(why) => return failed(start, &why.0),
         };
-        at = skip_whitespace(bytes, at);
-        match bytes.get(at) {
-            None => return short,
-            Some(b':') => at += 1,
-            Some(_) => return failed(at, &format!("expected ':' after app {app}")),
+        if bytes.get(at..at + 3) == Some(b": \"") {
+            at += 2;
+        } else {
+            at = skip_whitespace(bytes, at);
+            match bytes.get(at) {
+                None => return short,
+                Some(b':') => at += 1,
+                Some(_) => return failed(at, &format!("expected ':' after app {app}")),
+            }
+            at = skip_whitespace(bytes, at);
+            match bytes.get(at) {
+                None => return short,
+                Some(b'"') => {}
+                Some(_) => return failed(at, &format!("expected a cluster name for app {app}")),
+            }
         }
-        at = skip_whitespace(bytes, at);
-        match bytes.get(at) {
-            None => return short,
-            Some(b'"') => {}
-            Some(_) => return failed(at, &format!("expected a cluster name for app {app}")),
-        }
-        let cluster = match string(bytes, &mut at) {
-            Ok(cluster) => cluster,
-            Err(TokenError::Short) => return short,
-            Err(TokenError::Invalid(why)) => return failed(start, &why),
+        // The common cluster first: a short spelling met before, found by one word.
+        let cluster = match recent.find(bytes, &mut at) {
+            Some(index) => Ok(index),
+            None => match string(bytes, &mut at) {
+                Ok(cluster) => Err(cluster),
+                Err(TokenError::Short) => return short,
+                Err(TokenError::Invalid(why)) => return failed(start, &why),
+            },
         };
         at = skip_whitespace(bytes, at);
         let closed = match bytes.get(at) {
@@ -154,15 +159,13 @@ pub(super) fn read_part(
         };
         at += 1;
         let index = match &cluster {
-            Token::Plain(spelling) => match recent.get(spelling) {
-                Some(index) => index,
-                None => {
-                    let index = cluster_index(spelling, known, part, &app, start);
-                    recent.insert(spelling, index);
-                    index
-                }
-            },
-            Token::Decoded(spelling) => {
+            Ok(index) => *index,
+            Err(Token::Plain(spelling)) => {
+                let index = cluster_index(spelling, known, part, &app, start);
+                recent.insert(spelling, index);
+                index
+            }
+            Err(Token::Decoded(spelling)) => {
                 cluster_index(spelling.as_bytes(), known, part, &app, start)
             }
         };
@@ -171,7 +174,7 @@ pub(super) fn read_part(
                 .push(id, index)
                 .map_err(|_| OUT_OF_MEMORY.into()),
             App::Named(id) => (part.named)
-                .push(fold_label(id, &mut scratch).unwrap_or_default(), index)
+                .push(id, index)
                 .map_err(|error| super::strings_error(error, part.named.len())),
             App::Owned(app) => match *app {
                 OwnedAppId::Numeric(id) => (part.numeric)
@@ -195,7 +198,7 @@ pub(super) fn read_part(
 /// An app ID read and checked, in the form that costs least to keep until it is added.
 enum App<'a> {
     Numeric(u64),
-    /// Valid as it stands, not folded yet.
+    /// Valid as it stands, not folded yet (the table folds it as it keeps it).
     Named(&'a [u8]),
     /// Read by the general path (rare: boxed, to keep the others small).
     Owned(Box<OwnedAppId>),
@@ -256,11 +259,29 @@ impl RecentClusters {
         (word.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize
     }
 
+    /// The index of the string token at `at` (its opening quote) when it is a spelling
+    /// met before; `at` then moves past it. Only plain tokens are kept: one with an escape
+    /// never matches.
     #[inline(always)]
-    fn get(&self, spelling: &[u8]) -> Option<u32> {
-        let word = Self::word(spelling)?;
+    fn find(&self, bytes: &[u8], at: &mut usize) -> Option<u32> {
+        const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+        const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+        const QUOTES: u64 = u64::from_ne_bytes([b'"'; 8]);
+        let start = *at + 1;
+        let chunk = u64::from_le_bytes(*bytes.get(start..)?.first_chunk::<8>()?);
+        let quoted = chunk ^ QUOTES;
+        let zeros = quoted.wrapping_sub(ONES) & !quoted & HIGHS;
+        let len = (zeros.trailing_zeros() / 8) as usize;
+        if len > 7 {
+            return None;
+        }
+        let word = (chunk & !(u64::MAX << (8 * len))) | (len as u64) << 56;
         let (found, index) = self.slots[Self::slot(word)];
-        (found == word).then_some(index)
+        if found != word {
+            return None;
+        }
+        *at = start + len + 1;
+        Some(index)
     }
 
     fn insert(&mut self, spelling: &[u8], index: u32) {
@@ -343,6 +364,15 @@ const CLASSES: [u8; 256] = {
 fn read_id<'a>(bytes: &'a [u8], at: &mut usize, max_app: usize) -> Result<Id<'a>, TokenError> {
     let start = *at + 1;
     let end = find_quote(bytes, start).ok_or(TokenError::Short)?;
+    let len = end - start;
+    // The common ID first: a number, checked eight digits at a time.
+    if (1..=MAX_NUMERIC_DIGITS.min(max_app)).contains(&len)
+        && bytes[start] != b'0'
+        && all_digits(bytes, start, end)
+    {
+        *at = end + 1;
+        return Ok(Id::Valid(App::Numeric(digits_value(bytes, start, end))));
+    }
     let id = &bytes[start..end];
     // Each byte's class looked up independently of the others: no chain from byte to byte.
     let seen = id
@@ -352,7 +382,6 @@ fn read_id<'a>(bytes: &'a [u8], at: &mut usize, max_app: usize) -> Result<Id<'a>
         return string(bytes, at).map(Id::Other);
     }
     *at = end + 1;
-    let len = id.len();
     if len == 0 || len > max_app || seen & OTHER != 0 {
         return Ok(Id::Other(Token::Plain(id)));
     }
@@ -383,6 +412,32 @@ fn find_quote(bytes: &[u8], mut from: usize) -> Option<usize> {
         from += 8;
     }
     memchr::memchr(b'"', bytes.get(from..)?).map(|offset| from + offset)
+}
+
+/// Whether `bytes[start..end]` are all ASCII digits, eight at a time (a byte at a time
+/// when the eight bytes before `end` are not there).
+#[inline(always)]
+fn all_digits(bytes: &[u8], start: usize, mut end: usize) -> bool {
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    while end > start {
+        let len = (end - start).min(8);
+        let Some(&chunk) = end
+            .checked_sub(8)
+            .and_then(|from| bytes[from..].first_chunk::<8>())
+        else {
+            return bytes[start..end].iter().all(u8::is_ascii_digit);
+        };
+        // A digit becomes 0-9, and 0x76 more stays below 0x80; any other byte reaches it
+        // (or had it). A carry out of a byte only ever sets a flag above it, never clears one.
+        let word = u64::from_le_bytes(chunk) ^ u64::from_ne_bytes([b'0'; 8]);
+        let flags = (word.wrapping_add(u64::from_ne_bytes([0x76; 8])) | word) & HIGHS;
+        // The ID's bytes are the top `len` of the eight.
+        if flags & (u64::MAX << (8 * (8 - len))) != 0 {
+            return false;
+        }
+        end -= len;
+    }
+    true
 }
 
 /// The number written by the ASCII digits `bytes[start..end]` (at most 19 of them),
@@ -608,6 +663,27 @@ mod tests {
                 }
             }
         }
+        for text in [
+            "12a4",
+            "x123456789",
+            "1234567/",
+            "12345678:",
+            "/",
+            "1 2",
+            "123456789012é",
+        ] {
+            let expected = text.bytes().all(|byte| byte.is_ascii_digit());
+            for before in ["", "\"", "\"\"\"\"\"\"\"\"\""] {
+                let padded = format!("{before}{text}");
+                let start = before.len();
+                assert_eq!(
+                    all_digits(padded.as_bytes(), start, padded.len()),
+                    expected,
+                    "{padded}"
+                );
+            }
+        }
+        assert!(all_digits(b"\"1234567890123456789", 1, 20));
         assert_eq!(find_quote(b"abcdefghijklmnop", 0), None);
         assert_eq!(find_quote(b"\"", 1), None);
         assert_eq!(find_quote(b"ab\"cdefghij\"", 3), Some(11));

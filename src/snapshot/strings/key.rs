@@ -48,6 +48,16 @@ impl<'w> Key<'w> {
         })
     }
 
+    /// Appends the folded ID to `out`, a word at a time.
+    #[inline(always)]
+    pub(super) fn push_folded(&self, out: &mut Vec<u8>) {
+        let end = out.len() + self.len;
+        for word in &self.words[..self.len.div_ceil(8)] {
+            out.extend_from_slice(&word.to_le_bytes());
+        }
+        out.truncate(end);
+    }
+
     /// The top 32 bits of the hash.
     pub(super) fn tag(&self) -> u32 {
         (self.hash >> 32) as u32

@@ -60,8 +60,8 @@ pub(crate) struct StringsBuilder {
 }
 
 impl StringsBuilder {
-    /// Adds `id` (already lower case, at most a label's 63 bytes) on `cluster`; duplicates
-    /// are found when building.
+    /// Adds `id` (in any ASCII case, kept folded; at most a label's 63 bytes) on `cluster`;
+    /// duplicates are found when building.
     pub(crate) fn push(&mut self, id: &[u8], cluster: u32) -> Result<(), BuildError> {
         let mut words = KeyWords::default();
         let key = Key::fold(id, &mut words).ok_or_else(|| BuildError::TooLong(id.to_vec()))?;
@@ -70,16 +70,17 @@ impl StringsBuilder {
             .filter(|&offset| offset < EMPTY)
             .ok_or(BuildError::TooLarge)?;
         let len = id.len() as u8; // At most MAX_LABEL: folded above.
+                                  // Room for the last word written whole.
         reserve(
             &mut self.arena,
-            id.len() + ENTRY_OVERHEAD,
+            id.len() + 8 + ENTRY_OVERHEAD,
             false,
             Pages::Huge,
         )
         .ok_or(BuildError::OutOfMemory)?;
         reserve(&mut self.slots, 1, false, Pages::Huge).ok_or(BuildError::OutOfMemory)?;
         self.arena.push(len);
-        self.arena.extend_from_slice(id);
+        key.push_folded(&mut self.arena);
         self.arena.extend_from_slice(&cluster.to_le_bytes());
         self.slots.push(Slot {
             offset,
