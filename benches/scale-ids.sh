@@ -8,6 +8,15 @@
 # lookups at 100k, 1M and 10M apps (`cargo bench --bench snapshot -- lookup`, criterion).
 #
 #   benches/scale-ids.sh [--strings N] [--numbers N] [--seconds S] [--no-lookups]
+#                        [--vs REV] [--rounds N] [--loads-only]
+#
+# First, the load against the previous loader (issue 25): cnamed built at REV (default
+# fdc957e, the last commit before the fast reader) and this tree load the 10M string-ID and
+# the 100M numeric dumps in turn, ROUNDS times (default 5): the time to serving from the log
+# ("loaded ... in N ms"), medians and the spread of the per-round ratio; this tree also on one
+# core (taskset) for the scaling; the peak RSS (VmHWM: all of it anonymous but the binary's
+# text, the dump being read, not mapped); and `wc -l` on the same file (page cache) for the
+# floor. --loads-only stops after it.
 #
 # Dumps are generated once into target/load (not timed; the 100M one is 1.9 GB). cnamed loads
 # with both cores, then its threads are pinned to core 0 (one worker), cnamed-load on core 1,
@@ -18,8 +27,11 @@ strings=10000000
 numbers=100000000
 seconds=10
 no_lookups=no
-parse_flags "[--strings N] [--numbers N] [--seconds S] [--no-lookups]" \
-    strings numbers seconds no-lookups? -- "$@"
+vs=fdc957e
+rounds=5
+loads_only=no
+parse_flags "[--strings N] [--numbers N] [--seconds S] [--no-lookups] [--vs REV] [--rounds N] [--loads-only]" \
+    strings numbers seconds no-lookups? vs rounds loads-only? -- "$@"
 lookups=1
 [ "$no_lookups" = no ] || lookups=
 
@@ -71,6 +83,64 @@ serve "$work/empty.json"; empty_rss=$(rss_kib); kill "$pid"; wait "$pid" 2>/dev/
 data numbers 100000
 data strings "$strings"
 data numbers "$numbers"
+
+# load_once BIN DUMP CPUS: BIN serves DUMP with its threads on CPUS; once it serves, prints
+# "load_ms peak_kib" (the load's time from its log; VmHWM) and stops it.
+load_once() {
+    : > "$work/load-vs.log"
+    taskset -c "$3" "$1" --dump "$2" --listen "127.0.0.1:$port" --threads 1 \
+        --max-dump-size 100000000000 --max-shrink 100 2>>"$work/load-vs.log" &
+    pid=$!
+    track "$pid"
+    for _ in $(seq 1 12000); do
+        grep -q serving "$work/load-vs.log" && break
+        sleep 0.05
+    done
+    grep -q serving "$work/load-vs.log" || { cat "$work/load-vs.log" >&2; exit 1; }
+    local ms hwm
+    ms=$(sed -n 's/.*loaded.* in \([0-9.]*\) ms$/\1/p' "$work/load-vs.log" | head -1)
+    hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    pid=
+    echo "$ms $hwm"
+}
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+spread() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%.2f-%.2f", lo, hi}'; }
+
+previous=$root/target/previous-loader
+build_at "$vs" "$previous" cnamed
+all_cpus=0-$(($(nproc) - 1))
+echo "## Load against the previous loader ($(date -u +%Y-%m-%d), $(nproc) CPUs, cnamed $(git rev-parse --short HEAD) vs $vs, $rounds rounds)"
+echo
+printf '| dump | MiB | previous s | now s | now / previous (rounds) | now on 1 core s | 1 core / all | peak RSS MiB previous / now | wc -l s | now on 1 core / wc -l |\n'
+printf '|---|---|---|---|---|---|---|---|---|---|\n'
+for case in "strings $strings" "numbers $numbers"; do
+    read -r kind apps <<< "$case"
+    dump=$work/$kind-$apps-1.json
+    before=() now=() one=() ratios=() one_ratios=() hwm_before=() hwm_now=() wc_s=()
+    for _ in $(seq 1 "$rounds"); do
+        read -r ms hwm < <(load_once "$previous/release/cnamed" "$dump" "$all_cpus")
+        before+=("$ms") hwm_before+=("$hwm")
+        read -r ms hwm < <(load_once "$bin/cnamed" "$dump" "$all_cpus")
+        now+=("$ms") hwm_now+=("$hwm")
+        ratios+=("$(echo "$ms / ${before[-1]}" | bc -l)")
+        read -r ms _ < <(load_once "$bin/cnamed" "$dump" 0)
+        one+=("$ms")
+        one_ratios+=("$(echo "$ms / ${now[-1]}" | bc -l)")
+        started=$(date +%s%N)
+        wc -l "$dump" >/dev/null
+        wc_s+=("$(echo "($(date +%s%N) - $started) / 1000000000" | bc -l)")
+    done
+    printf '| %s %s | %d | %.2f | %.2f | %.3f (%s) | %.2f | %.2f | %d / %d | %.3f | %.0f |\n' "$apps" "$kind" \
+        $(( $(stat -c %s "$dump") / 1048576 )) "$(echo "$(median "${before[@]}") / 1000" | bc -l)" \
+        "$(echo "$(median "${now[@]}") / 1000" | bc -l)" "$(median "${ratios[@]}")" "$(spread "${ratios[@]}")" \
+        "$(echo "$(median "${one[@]}") / 1000" | bc -l)" "$(median "${one_ratios[@]}")" \
+        $(( $(median "${hwm_before[@]}") / 1024 )) $(( $(median "${hwm_now[@]}") / 1024 )) \
+        "$(median "${wc_s[@]}")" "$(echo "$(median "${one[@]}") / 1000 / $(median "${wc_s[@]}")" | bc -l)"
+done
+echo
+[ "$loads_only" = no ] || exit 0
 
 echo "## Scale by ID kind ($(date -u +%Y-%m-%d), $(nproc) CPUs, cnamed $(git rev-parse --short HEAD))"
 echo

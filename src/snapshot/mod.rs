@@ -200,10 +200,13 @@ impl Snapshot {
     ) -> Result<dump::Parsed, LoadError> {
         use std::io::Read;
         let mut limited = file.take(max_size.saturating_add(1));
-        let reader = std::io::BufReader::with_capacity(READ_BUFFER, &mut limited);
+        // The fast reader reads blocks of its own; serde_json a byte at a time, buffered.
         let parsed = match reading {
-            Some(reading) => dump::parse_stream(reader, size, zone, reading),
-            None => dump::parse_reader(reader, size, zone),
+            Some(reading) => dump::parse_stream(&mut limited, size, zone, reading),
+            None => {
+                let reader = std::io::BufReader::with_capacity(READ_BUFFER, &mut limited);
+                dump::parse_reader(reader, size, zone)
+            }
         }
         .and_then(dump::Unbuilt::build);
         if limited.limit() == 0 {

@@ -47,7 +47,7 @@ pub(super) enum Stop {
     Short { at: usize, first: bool },
     /// The object closed: `after` is the byte after its `}`.
     Closed { after: usize },
-    /// Refused at byte `at`.
+    /// Refused at byte `at` (the start of the entry refused, or of what is not JSON).
     Failed { at: usize, why: String },
 }
 
@@ -109,6 +109,8 @@ pub(super) fn read_part(
             Some(_) if first => return failed(at, "expected an app ID or '}'"),
             Some(_) => return failed(at, "expected an app ID after ','"),
         }
+        // Where the app's ID starts: what a refusal of the entry points at.
+        let entry = at;
         let other = match read_id(bytes, &mut at, max_app) {
             Ok(Id::Valid(app)) => Ok(app),
             Ok(Id::Other(Token::Plain(id))) => {
@@ -116,11 +118,11 @@ pub(super) fn read_part(
             }
             Ok(Id::Other(Token::Decoded(id))) => app_id(&id, max_app).map(App::owned),
             Err(TokenError::Short) => return short,
-            Err(TokenError::Invalid(why)) => return failed(start, &why),
+            Err(TokenError::Invalid(why)) => return failed(entry, &why),
         };
         let app = match other {
             Ok(app) => app,
-            Err(why) => return failed(start, &why.0),
+            Err(why) => return failed(entry, &why.0),
         };
         if bytes.get(at..at + 3) == Some(b": \"") {
             at += 2;
@@ -144,7 +146,7 @@ pub(super) fn read_part(
             None => match string(bytes, &mut at) {
                 Ok(cluster) => Err(cluster),
                 Err(TokenError::Short) => return short,
-                Err(TokenError::Invalid(why)) => return failed(start, &why),
+                Err(TokenError::Invalid(why)) => return failed(entry, &why),
             },
         };
         at = skip_whitespace(bytes, at);
@@ -161,12 +163,12 @@ pub(super) fn read_part(
         let index = match &cluster {
             Ok(index) => *index,
             Err(Token::Plain(spelling)) => {
-                let index = cluster_index(spelling, known, part, &app, start);
+                let index = cluster_index(spelling, known, part, &app, entry);
                 recent.insert(spelling, index);
                 index
             }
             Err(Token::Decoded(spelling)) => {
-                cluster_index(spelling.as_bytes(), known, part, &app, start)
+                cluster_index(spelling.as_bytes(), known, part, &app, entry)
             }
         };
         let added = match app {
@@ -186,7 +188,7 @@ pub(super) fn read_part(
             },
         };
         if let Err(why) = added {
-            return failed(start, &why.0);
+            return failed(entry, &why.0);
         }
         if closed {
             return Stop::Closed { after: at };
@@ -622,7 +624,7 @@ mod tests {
             (
                 r#""1": "mt1", "1 2": "mt1"}"#,
                 true,
-                11,
+                12,
                 "app \"1 2\" contains ' '",
             ),
         ];

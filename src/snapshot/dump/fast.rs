@@ -33,7 +33,7 @@ pub struct Reading {
 }
 
 impl Reading {
-    /// Every core this process may run on (its CPU affinity), in 4 MiB blocks per thread.
+    /// Every core this process may run on (its CPU affinity), in 1 MiB blocks per thread.
     pub fn every_core() -> Self {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self {
@@ -43,7 +43,10 @@ impl Reading {
     }
 }
 
-const BLOCK_PER_THREAD: usize = 4 << 20;
+/// As much as the general reader's buffer held: a load's memory stays what it was.
+const BLOCK_PER_THREAD: usize = 1 << 20;
+/// The general reader's buffer, for a dump left to it: serde_json reads a byte at a time.
+const FALLBACK_BUFFER: usize = 1 << 20;
 /// The most bytes read for the start of the document before it is left to serde_json.
 const MAX_PREFIX: usize = 64 << 10;
 /// Below this, a block is read by one thread: a thread costs more than it saves.
@@ -66,7 +69,8 @@ pub(in crate::snapshot) fn parse_stream<'z>(
         let ended =
             read_more(&mut reader, &mut buffer, filled + 4096).map_err(serde_json::Error::io)?;
         if ended && apps_start(&buffer).is_none() || buffer.len() > MAX_PREFIX {
-            let whole = std::io::Cursor::new(buffer).chain(reader);
+            let rest = std::io::BufReader::with_capacity(FALLBACK_BUFFER, reader);
+            let whole = std::io::Cursor::new(buffer).chain(rest);
             return super::parse_reader(whole, size, zone);
         }
     };
@@ -270,7 +274,9 @@ fn read_apps(
             Stop::Short { at, first: more } => {
                 if ended {
                     let at = base + block.len() as u64;
-                    return Err(custom(&format!("EOF while reading the apps at byte {at}")));
+                    return Err(custom(&format!(
+                        "EOF while reading the apps at byte offset {at}"
+                    )));
                 }
                 // One entry longer than a block (whitespace, say): a larger block.
                 want = match at {
@@ -286,7 +292,10 @@ fn read_apps(
                 return source.rest().map_err(serde_json::Error::io);
             }
             Stop::Failed { at, why } => {
-                return Err(custom(&format!("{why} at byte {}", base + at as u64)));
+                return Err(custom(&format!(
+                    "{why} at byte offset {}",
+                    base + at as u64
+                )));
             }
         }
     }
@@ -509,4 +518,112 @@ fn merge(
         return Some(Stop::Failed { at: 0, why });
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::{DumpReader, LoadError, Snapshot};
+
+    #[test]
+    fn the_usual_starts_are_read_fast() {
+        for start in [
+            "{\"serial\": 2026112601, \"apps\": {\n",
+            "{\"serial\":1,\"apps\":{",
+            " {\n  \"serial\" : 7 ,\n  \"apps\" : {",
+            "{\"apps\": {",
+            "{\"apps\": {}, \"serial\": 1}",
+        ] {
+            let end = start.rfind('{').unwrap() + 1;
+            assert_eq!(apps_start(start.as_bytes()), Some(end), "{start:?}");
+        }
+        for start in [
+            "{\"version\": 1, \"serial\": 1, \"apps\": {",
+            "{\"serial\": 1, \"apps\": [",
+            "{\"serial\": 1, \"apps\"",
+            "[",
+        ] {
+            assert_eq!(apps_start(start.as_bytes()), None, "{start:?}");
+        }
+    }
+
+    fn message(result: Result<Snapshot, LoadError>) -> String {
+        match result {
+            Ok(_) => panic!("accepted"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    /// Refusals in memory and from a file are the general reader's, line and column
+    /// included; from a FIFO, the fast reader's, which names the app and the byte.
+    #[test]
+    fn refusals_read_as_before() {
+        let zone = crate::testing::zone();
+        let dir = std::env::temp_dir().join(format!("cnamed-fast-refusals-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dumps = [
+            (
+                "{\"serial\": 1, \"apps\": {\n\"1\": \"mt1\",\n\"1 2\": \"mt1\"\n}}",
+                "app \"1 2\" contains ' '",
+            ),
+            (
+                "{\"serial\": 1, \"apps\": {\n\"1\": \"mt1\",\n\"2\": \"a_b\"\n}}",
+                "app \"2\": cluster \"a_b\" contains '_'",
+            ),
+            (
+                "{\"serial\": 1, \"apps\": {\n\"7\": \"mt1\",\n\"7\": \"mt2\"\n}}",
+                "app \"7\" appears twice",
+            ),
+            ("{\"serial\": 1, \"apps\": {\n\"1\": \"mt1\",\n", "EOF"),
+            (
+                "{\"serial\": 1, \"apps\": {\"1\": \"mt1\"}, \"serial\": 2}",
+                "\"serial\" appears twice",
+            ),
+            ("{\"apps\": {\"1\": \"mt1\"}}", "no \"serial\""),
+        ];
+        for (json, why) in dumps {
+            let general = message(Snapshot::from_json_read_by(
+                json.as_bytes(),
+                &zone,
+                DumpReader::General,
+            ));
+            assert!(general.contains(why), "{json}: {general}");
+            assert_eq!(
+                message(Snapshot::from_json(json.as_bytes(), &zone)),
+                general,
+                "{json}"
+            );
+            let path = dir.join("dump.json");
+            std::fs::write(&path, json).unwrap();
+            let from_file = message(Snapshot::load(&path, &zone, 1 << 20));
+            // serde_json counts columns its own way per source: the file read generally.
+            let file = std::fs::File::open(&path).unwrap();
+            let read = Snapshot::read_dump(&path, file, json.len() as u64, &zone, 1 << 20, None);
+            let general = match read {
+                Ok(_) => panic!("accepted {json}"),
+                Err(error) => error.to_string(),
+            };
+            assert!(general.contains(why), "{json}: {general}");
+            assert_eq!(from_file, general, "{json}");
+        }
+        // A FIFO cannot be read twice: the fast reader's own refusal, with the byte offset.
+        let fifo = dir.join("dump.fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let json = dumps[0].0;
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::write(fifo, json).unwrap())
+        };
+        let refused = message(Snapshot::load(&fifo, &zone, 1 << 20));
+        writer.join().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            refused.contains("app \"1 2\" contains ' '") && refused.contains("at byte offset 36"),
+            "{refused}"
+        );
+    }
 }
