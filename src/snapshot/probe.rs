@@ -119,6 +119,62 @@ pub(super) fn sort_by_hash<T: Send + Copy>(entries: &mut [T], hash: impl Fn(&T) 
     }
 }
 
+/// Sorts each of `buckets` by `hash`, the buckets shared among every core this process may
+/// use (in runs of whole buckets holding about a thread's share of the entries); on one
+/// thread when no other can be had.
+pub(super) fn sort_buckets<T: Send>(buckets: &mut [Vec<T>], hash: impl Fn(&T) -> u64 + Sync) {
+    let total: usize = buckets.iter().map(Vec::len).sum();
+    let threads = match total < PARALLEL_SORT_MIN {
+        true => 1,
+        false => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let hash = &hash;
+    let sort = |run: &mut [Vec<T>]| {
+        run.iter_mut()
+            .for_each(|bucket| bucket.sort_unstable_by_key(hash))
+    };
+    let sort = &sort;
+    let mut runs = Vec::with_capacity(threads);
+    let mut rest = &mut *buckets;
+    for thread in (1..=threads).rev() {
+        // Whole buckets until this thread's share of what is left.
+        let left: usize = rest.iter().map(Vec::len).sum();
+        let mut taken = 0;
+        let split = match thread {
+            1 => rest.len(),
+            _ => rest
+                .iter()
+                .take_while(|b| {
+                    taken += b.len();
+                    taken <= left / thread
+                })
+                .count(),
+        };
+        let (run, tail) = rest.split_at_mut(split);
+        runs.push(run);
+        rest = tail;
+    }
+    let spawned = std::thread::scope(|scope| {
+        let mut runs = runs.into_iter();
+        let head = runs.next();
+        let mut spawned = Vec::new();
+        for run in runs {
+            let thread = std::thread::Builder::new().name("cnamed-sort".into());
+            if let Err(error) = thread.spawn_scoped(scope, move || sort(run)) {
+                spawned.push(error);
+            }
+        }
+        if let Some(head) = head {
+            sort(head);
+        }
+        spawned.is_empty()
+    });
+    if !spawned {
+        crate::log!(Warning, "no thread to sort with: sorting on one");
+        sort(buckets);
+    }
+}
+
 /// Turns `entries`, sorted by home slot, into a table of `count` slots in their own
 /// allocation: grown to `count` (large blocks grow by remapping, without a copy), each entry
 /// moved, last first, to where linear probing puts it. In sorted order an entry's slot is its
@@ -130,7 +186,6 @@ pub(super) fn spread_in_place<T: Copy>(
     entries: &mut Vec<T>,
     count: usize,
     empty: T,
-    pages: Pages,
     home_of: impl Fn(&T) -> usize,
 ) -> Option<Vec<T>> {
     let len = entries.len();
@@ -146,7 +201,7 @@ pub(super) fn spread_in_place<T: Copy>(
     }
     let wrapped: Vec<T> = entries.drain(len - end.saturating_sub(count)..).collect();
     let placed = entries.len();
-    reserve(entries, count - placed, true, pages)?;
+    reserve(entries, count - placed, true)?;
     entries.resize(count, empty);
     let is_start = |i: usize| run_starts[i / 64] & (1 << (i % 64)) != 0;
     let (mut start, mut start_home) = (placed, 0);
@@ -167,33 +222,21 @@ pub(super) fn spread_in_place<T: Copy>(
     Some(wrapped)
 }
 
-/// What backs a table's memory.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Pages {
-    /// The kernel's default. The numeric table: its lookups are one cache line, fast enough
-    /// without, and huge pages made a 100M-app load 4.7 s slower (12.5 -> 17.1 s).
-    Default,
-    /// Transparent huge pages advised (`sys::advise_huge_pages`). The string table: two
-    /// dependent misses per lookup, each cheaper without a TLB miss in front of it.
-    Huge,
-}
-
-/// Room for `additional` more entries in a table's buffer (amortized growth, or exactly
-/// that much), advised for huge pages, if asked, whenever the allocation changes, before
-/// the room is written. `None` when memory cannot be had.
-pub(super) fn reserve<T>(
-    buffer: &mut Vec<T>,
-    additional: usize,
-    exact: bool,
-    pages: Pages,
-) -> Option<()> {
+/// Room for `additional` more entries in a string table's buffer (amortized growth, or
+/// exactly that much), advised for transparent huge pages (`sys::advise_huge_pages`)
+/// whenever the allocation changes, before the room is written: a string lookup's two
+/// dependent misses are each cheaper without a TLB miss in front of it. (The numeric
+/// table stays on the kernel's default pages: its lookups are one cache line, fast enough
+/// without, and huge pages made a 100M-app load 4.7 s slower, 12.5 -> 17.1 s.) `None` when
+/// memory cannot be had.
+pub(super) fn reserve<T>(buffer: &mut Vec<T>, additional: usize, exact: bool) -> Option<()> {
     let capacity = buffer.capacity();
     if exact {
         buffer.try_reserve_exact(additional).ok()?;
     } else {
         buffer.try_reserve(additional).ok()?;
     }
-    if pages == Pages::Huge && buffer.capacity() != capacity {
+    if buffer.capacity() != capacity {
         crate::sys::advise_huge_pages(buffer);
     }
     Some(())

@@ -23,6 +23,7 @@ use serde::de::Error as _;
 
 use super::entries::{read_part, KnownClusters, Part, Stop, NEW_CLUSTER};
 use super::{AppsBuilder, Unbuilt};
+use crate::snapshot::table::NumericMark;
 use crate::snapshot::zone::Zone;
 
 /// How a dump is read: by how many threads, in blocks of how many bytes.
@@ -118,6 +119,7 @@ fn read_after_prefix<'z>(
 ) -> Result<Unbuilt<'z>, serde_json::Error> {
     let mut apps = AppsBuilder::new(zone);
     apps.named_apps.reserve_for_dump(size);
+    apps.numeric_apps.reserve_for_dump(size);
     let base = prefix.len() as u64;
     let tail = read_apps(&mut source, base, &mut apps, reading)?;
     let mut document = prefix;
@@ -347,7 +349,11 @@ fn read_block(
     };
     let mut last = Stop::Short { at: 0, first };
     for (i, stop) in stops.into_iter().enumerate() {
-        let from = if i == 0 { before } else { Mark::default() };
+        let from = if i == 0 {
+            before.clone()
+        } else {
+            Mark::default()
+        };
         let refused = merge(&mut parts[i], from, known, apps, i > 0);
         if i == 0 {
             std::mem::swap(&mut apps.numeric_apps, &mut parts[0].numeric);
@@ -368,22 +374,22 @@ fn read_block(
 }
 
 /// How many apps a part's builders held before it was read.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Default)]
 struct Mark {
-    numeric: usize,
+    numeric: NumericMark,
     named: (usize, usize),
 }
 
 impl Mark {
     fn of(part: &Part) -> Self {
         Self {
-            numeric: part.numeric.len(),
+            numeric: part.numeric.mark(),
             named: part.named.mark(),
         }
     }
 
-    fn truncate(self, part: &mut Part) {
-        part.numeric.truncate(self.numeric);
+    fn truncate(&self, part: &mut Part) {
+        part.numeric.truncate(&self.numeric);
         part.named.truncate(self.named);
         part.new_clusters.clear();
     }
@@ -409,7 +415,8 @@ fn part_starts(block: &[u8], reading: Reading) -> Vec<usize> {
         .clamp(1, block.len() / MIN_PART.min(reading.block).max(1) + 1);
     let mut starts = vec![0];
     for i in 1..threads {
-        let share = block.len() * i / threads;
+        // The first thread also reads the blocks in and merges the parts: a smaller share.
+        let share = block.len() * (i * 10 - 1) / (threads * 10);
         let from = share.max(starts[starts.len() - 1] + 1);
         if let Some(comma) = block
             .get(from..)
@@ -499,7 +506,7 @@ fn merge(
             0 => cluster,
             _ => indices[(cluster & !NEW_CLUSTER) as usize],
         };
-        part.numeric.map_clusters(from.numeric, resolve);
+        part.numeric.map_clusters(&from.numeric, resolve);
         part.named.map_clusters(from.named, resolve);
     }
     if !append {

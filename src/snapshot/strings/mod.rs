@@ -11,14 +11,12 @@
 //! A query's ID is folded to lower case, hashed and compared eight bytes at a time
 //! ([`Key`]), inline: folding into a buffer, hashing byte-wise and `memcmp` took as long as
 //! the two cache misses of a lookup in a 10M-app table. Both buffers ask for transparent
-//! huge pages (`probe::Pages::Huge`), so that those misses rarely miss the TLB as well.
+//! huge pages (`probe::reserve`), so that those misses rarely miss the TLB as well.
 
 mod key;
 
 use self::key::{Key, KeyWords};
-use super::probe::{
-    distance, home32, next, reserve, slot_count, sort_by_hash, spread_in_place, Pages,
-};
+use super::probe::{distance, home32, next, reserve, slot_count, sort_by_hash, spread_in_place};
 
 /// Marks an empty slot: no entry starts at the arena's last possible offset.
 const EMPTY: u32 = u32::MAX;
@@ -71,14 +69,9 @@ impl StringsBuilder {
             .ok_or(BuildError::TooLarge)?;
         let len = id.len() as u8; // At most MAX_LABEL: folded above.
                                   // Room for the last word written whole.
-        reserve(
-            &mut self.arena,
-            id.len() + 8 + ENTRY_OVERHEAD,
-            false,
-            Pages::Huge,
-        )
-        .ok_or(BuildError::OutOfMemory)?;
-        reserve(&mut self.slots, 1, false, Pages::Huge).ok_or(BuildError::OutOfMemory)?;
+        reserve(&mut self.arena, id.len() + 8 + ENTRY_OVERHEAD, false)
+            .ok_or(BuildError::OutOfMemory)?;
+        reserve(&mut self.slots, 1, false).ok_or(BuildError::OutOfMemory)?;
         self.arena.push(len);
         key.push_folded(&mut self.arena);
         self.arena.extend_from_slice(&cluster.to_le_bytes());
@@ -106,10 +99,8 @@ impl StringsBuilder {
         if end >= u64::from(EMPTY) {
             return Err(BuildError::TooLarge);
         }
-        reserve(&mut self.arena, other.arena.len(), false, Pages::Huge)
-            .ok_or(BuildError::OutOfMemory)?;
-        reserve(&mut self.slots, other.slots.len(), false, Pages::Huge)
-            .ok_or(BuildError::OutOfMemory)?;
+        reserve(&mut self.arena, other.arena.len(), false).ok_or(BuildError::OutOfMemory)?;
+        reserve(&mut self.slots, other.slots.len(), false).ok_or(BuildError::OutOfMemory)?;
         self.arena.extend_from_slice(&other.arena);
         let moved = other.slots.iter().map(|slot| Slot {
             offset: slot.offset + base,
@@ -154,8 +145,8 @@ impl StringsBuilder {
             return;
         };
         let entries = size / 7;
-        if reserve(&mut self.arena, size, true, Pages::Huge).is_some() {
-            reserve(&mut self.slots, slot_count(entries), true, Pages::Huge);
+        if reserve(&mut self.arena, size, true).is_some() {
+            reserve(&mut self.slots, slot_count(entries), true);
         }
     }
 
@@ -180,7 +171,7 @@ impl StringsBuilder {
                 }
             }
         }
-        let wrapped = spread_in_place(&mut slots, count, EMPTY_SLOT, Pages::Huge, |slot| {
+        let wrapped = spread_in_place(&mut slots, count, EMPTY_SLOT, |slot| {
             home32(slot.tag, count)
         })
         .ok_or(BuildError::OutOfMemory)?;
@@ -359,11 +350,10 @@ impl StringTable {
     /// A copy with room for `more_bytes` in its arena.
     fn try_clone(&self, more_bytes: usize) -> Result<Self, BuildError> {
         let mut arena = Vec::new();
-        reserve(&mut arena, self.arena.len() + more_bytes, true, Pages::Huge)
-            .ok_or(BuildError::OutOfMemory)?;
+        reserve(&mut arena, self.arena.len() + more_bytes, true).ok_or(BuildError::OutOfMemory)?;
         arena.extend_from_slice(&self.arena);
         let mut slots = Vec::new();
-        reserve(&mut slots, self.slots.len(), true, Pages::Huge).ok_or(BuildError::OutOfMemory)?;
+        reserve(&mut slots, self.slots.len(), true).ok_or(BuildError::OutOfMemory)?;
         slots.extend_from_slice(&self.slots);
         Ok(Self {
             arena,
