@@ -7,6 +7,8 @@
 
 mod entries;
 mod fast;
+mod source;
+mod tokens;
 
 pub use fast::Reading;
 pub(super) use fast::{parse_in_place, parse_stream};
