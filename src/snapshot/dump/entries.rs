@@ -12,6 +12,7 @@ use fxhash::FxHashMap;
 
 use super::tokens::{read_id, skip_whitespace, string, App, Id, Token, TokenError};
 use super::{app_id, OwnedAppId, OUT_OF_MEMORY};
+use crate::snapshot::error::EntryError;
 use crate::snapshot::strings::StringsBuilder;
 use crate::snapshot::table::NumericBuilder;
 
@@ -26,6 +27,21 @@ pub(super) struct Part {
     pub(super) named: StringsBuilder,
     /// Cluster spellings not known when the part was read, in order of first use.
     pub(super) new_clusters: Vec<NewCluster>,
+}
+
+impl Part {
+    fn add_numeric(&mut self, id: u64, cluster: u32) -> Result<(), EntryError> {
+        (self.numeric)
+            .push(id, cluster)
+            .map_err(|_| OUT_OF_MEMORY.into())
+    }
+
+    /// Adds a string ID in any case (the table folds it).
+    fn add_named(&mut self, id: &[u8], cluster: u32) -> Result<(), EntryError> {
+        (self.named)
+            .push(id, cluster)
+            .map_err(|error| super::strings_error(error, self.named.len()))
+    }
 }
 
 /// A cluster spelling met for the first time in a part.
@@ -156,19 +172,13 @@ pub(super) fn read_part(
             }
         };
         let added = match app {
-            App::Numeric(id) => (part.numeric)
-                .push(id, index)
-                .map_err(|_| OUT_OF_MEMORY.into()),
-            App::Named(id) => (part.named)
-                .push(id, index)
-                .map_err(|error| super::strings_error(error, part.named.len())),
+            App::Numeric(id) => part.add_numeric(id, index),
+            App::Named(id) => part.add_named(id, index),
             App::Owned(app) => match *app {
-                OwnedAppId::Numeric(id) => (part.numeric)
-                    .push(id, index)
-                    .map_err(|_| OUT_OF_MEMORY.into()),
-                OwnedAppId::Named { bytes, len } => (part.named)
-                    .push(&bytes[..usize::from(len)], index)
-                    .map_err(|error| super::strings_error(error, part.named.len())),
+                OwnedAppId::Numeric(id) => part.add_numeric(id, index),
+                OwnedAppId::Named { bytes, len } => {
+                    part.add_named(&bytes[..usize::from(len)], index)
+                }
             },
         };
         if let Err(why) = added {
