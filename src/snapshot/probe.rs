@@ -119,60 +119,44 @@ pub(super) fn sort_by_hash<T: Send + Copy>(entries: &mut [T], hash: impl Fn(&T) 
     }
 }
 
-/// Sorts each of `buckets` by `hash`, the buckets shared among every core this process may
-/// use (in runs of whole buckets holding about a thread's share of the entries); on one
-/// thread when no other can be had.
-pub(super) fn sort_buckets<T: Send>(buckets: &mut [Vec<T>], hash: impl Fn(&T) -> u64 + Sync) {
-    let total: usize = buckets.iter().map(Vec::len).sum();
-    let threads = match total < PARALLEL_SORT_MIN {
-        true => 1,
-        false => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
-    let hash = &hash;
-    let sort = |run: &mut [Vec<T>]| {
-        run.iter_mut()
-            .for_each(|bucket| bucket.sort_unstable_by_key(hash))
-    };
-    let sort = &sort;
-    let mut runs = Vec::with_capacity(threads);
-    let mut rest = &mut *buckets;
-    for thread in (1..=threads).rev() {
-        // Whole buckets until this thread's share of what is left.
-        let left: usize = rest.iter().map(Vec::len).sum();
-        let mut taken = 0;
-        let split = match thread {
-            1 => rest.len(),
-            _ => rest
-                .iter()
-                .take_while(|b| {
-                    taken += b.len();
-                    taken <= left / thread
-                })
-                .count(),
+/// Runs `work` on each of `jobs`, one thread each (this one among them; jobs are taken in
+/// order as threads come free), and returns the results in the jobs' order. Jobs whose
+/// thread cannot be had run on this one.
+pub(super) fn on_threads<J: Send, R: Send>(jobs: Vec<J>, work: impl Fn(J) -> R + Sync) -> Vec<R> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Mutex, PoisonError};
+    let count = jobs.len();
+    let jobs: Vec<Mutex<Option<J>>> = jobs.into_iter().map(|job| Mutex::new(Some(job))).collect();
+    let results: Vec<Mutex<Option<R>>> = (0..count).map(|_| Mutex::new(None)).collect();
+    let taken = AtomicUsize::new(0);
+    let worker = || loop {
+        let i = taken.fetch_add(1, Ordering::Relaxed);
+        let Some(job) = jobs.get(i) else {
+            return;
         };
-        let (run, tail) = rest.split_at_mut(split);
-        runs.push(run);
-        rest = tail;
-    }
-    let spawned = std::thread::scope(|scope| {
-        let mut runs = runs.into_iter();
-        let head = runs.next();
-        let mut spawned = Vec::new();
-        for run in runs {
-            let thread = std::thread::Builder::new().name("cnamed-sort".into());
-            if let Err(error) = thread.spawn_scoped(scope, move || sort(run)) {
-                spawned.push(error);
+        let job = job.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(job) = job {
+            let result = work(job);
+            *results[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..count {
+            let thread = std::thread::Builder::new().name("cnamed-build".into());
+            if thread.spawn_scoped(scope, worker).is_err() {
+                crate::log!(Warning, "no thread to build a table with: building on one");
+                break;
             }
         }
-        if let Some(head) = head {
-            sort(head);
-        }
-        spawned.is_empty()
+        worker();
     });
-    if !spawned {
-        crate::log!(Warning, "no thread to sort with: sorting on one");
-        sort(buckets);
-    }
+    results
+        .into_iter()
+        .map(|result| {
+            let result = result.into_inner().unwrap_or_else(PoisonError::into_inner);
+            result.expect("every job ran: a panic in one ended the scope")
+        })
+        .collect()
 }
 
 /// Turns `entries`, sorted by home slot, into a table of `count` slots in their own
@@ -285,6 +269,13 @@ mod tests {
         // Equal keys in any order: the same entries once sorted by both.
         values.sort_unstable();
         assert_eq!(values, expected);
+    }
+
+    #[test]
+    fn jobs_on_threads_give_results_in_order() {
+        let results = on_threads((0..5u64).collect(), |job| job * 10);
+        assert_eq!(results, [0, 10, 20, 30, 40]);
+        assert!(on_threads(Vec::<u64>::new(), |job| job).is_empty());
     }
 
     #[test]

@@ -2,22 +2,41 @@
 //! over 12-byte slots (see `probe`), keyed by Fibonacci hashing (`key * 2^64/φ`, whose top
 //! bits pick the home slot).
 //!
-//! It is built once from all pairs, sorted by home slot, so that building writes memory in
-//! order instead of missing the cache on every insert (10M apps: ~270 MB of table), and equal
-//! keys end up adjacent, which finds duplicates for free. A lookup is one multiply and, at the
+//! It is built once from all pairs, collected in buckets by the top bits of their hash: a
+//! bucket's homes lie in one stretch of the table (2 MB at 100M apps), so its entries are
+//! placed from the caches rather than missing them on every insert, and the buckets are
+//! placed on every core, each thread its own stretch. A lookup is one multiply and, at the
 //! load factor used (at most 0.6), almost always one cache line.
 
-use super::probe::{distance, home, next, slot_count, sort_buckets};
+use super::probe::{distance, home, next, slot_count};
 
-/// Marks an empty slot. No app ID is this large: IDs have at most 19 digits.
-const EMPTY: u64 = u64::MAX;
+/// One slot, 12 bytes: `key + 1` in the first two words (low word first), the cluster in the
+/// third; all zero when empty. Plain words, so that a table comes from zeroed memory
+/// ([`crate::sys::try_zeroed_words`]): a build writes each slot once, on the thread that
+/// fills its stretch, and never the whole table beforehand.
+type Slot = [u32; 3];
+
+/// The word of an empty slot. No app ID is `u64::MAX` (IDs have at most 19 digits), so no
+/// key's word is zero.
+const EMPTY: u64 = 0;
 /// 2^64 / φ, odd: consecutive IDs land far apart.
 const FIBONACCI: u64 = 0x9E37_79B9_7F4A_7C15;
 
-/// One slot; packed so that 10M apps take 12 bytes a slot rather than 16.
+fn slot(key: u64, cluster: u32) -> Slot {
+    let word = key.wrapping_add(1);
+    [word as u32, (word >> 32) as u32, cluster]
+}
+
+/// The slot's key word: `key + 1`, or [`EMPTY`].
+#[inline]
+fn word(slot: &Slot) -> u64 {
+    u64::from(slot[0]) | u64::from(slot[1]) << 32
+}
+
+/// A numeric app while the table is being built; packed to 12 bytes like a slot.
 #[derive(Clone, Copy)]
 #[repr(C, packed(4))]
-struct Slot {
+struct Entry {
     key: u64,
     cluster: u32,
 }
@@ -48,21 +67,16 @@ fn hash(key: u64) -> u64 {
     key.wrapping_mul(FIBONACCI)
 }
 
-const EMPTY_SLOT: Slot = Slot {
-    key: EMPTY,
-    cluster: 0,
-};
-
 /// Numeric apps being collected, 12 bytes each, in buckets by the top bits of their key's
-/// hash: the table is then built bucket by bucket, each sorted on its own (on every core)
-/// and written to the table's slots in order, and freed. A global sort of 100M apps missed
-/// the caches at every step (3.7 s of a 100M-app load moving entries to their buckets in
-/// place); and a load or reload never holds more than the table and the buckets not yet
-/// written to it.
+/// hash: the table is then filled bucket by bucket, each bucket's entries into the stretch of
+/// slots their homes lie in, on every core, each bucket freed once placed. A global sort of
+/// 100M apps by home missed the caches at every step, and sorting each bucket still cost a
+/// quarter of a load; and a load or reload never holds more than the table and the buckets
+/// not yet placed in it.
 #[derive(Default)]
 pub(crate) struct NumericBuilder {
     /// [`BUCKETS`] of them once an app is pushed.
-    buckets: Vec<Vec<Slot>>,
+    buckets: Vec<Vec<Entry>>,
     len: usize,
 }
 
@@ -70,6 +84,8 @@ const BUCKET_BITS: u32 = 10;
 const BUCKETS: usize = 1 << BUCKET_BITS;
 /// The bytes of a numeric app in a dump, about: `"100000123": "mt1",` and a line feed.
 const NUMERIC_ENTRY_BYTES: usize = 19;
+/// Below this many apps a table is filled on one thread: a thread costs more than it saves.
+const PARALLEL_FILL_MIN: usize = 1 << 20;
 
 /// How many apps each bucket of a builder held: to go back to, or to change from.
 #[derive(Clone, Default)]
@@ -78,6 +94,11 @@ pub(crate) struct NumericMark(Vec<usize>);
 impl NumericBuilder {
     fn bucket(key: u64) -> usize {
         (hash(key) >> (64 - BUCKET_BITS)) as usize
+    }
+
+    /// The first slot a key of `bucket` may have as its home, in a table of `count` slots.
+    fn first_home(bucket: usize, count: usize) -> usize {
+        home((bucket as u64) << (64 - BUCKET_BITS), count)
     }
 
     #[inline]
@@ -89,7 +110,7 @@ impl NumericBuilder {
         if bucket.len() == bucket.capacity() {
             bucket.try_reserve(1).map_err(|_| BuildError::OutOfMemory)?;
         }
-        bucket.push(Slot { key, cluster });
+        bucket.push(Entry { key, cluster });
         self.len += 1;
         Ok(())
     }
@@ -156,47 +177,144 @@ impl NumericBuilder {
     pub(crate) fn map_clusters(&mut self, mark: &NumericMark, map: impl Fn(u32) -> u32) {
         for (i, bucket) in self.buckets.iter_mut().enumerate() {
             let from = mark.0.get(i).copied().unwrap_or(0);
-            for slot in &mut bucket[from..] {
-                slot.cluster = map(slot.cluster);
+            for entry in &mut bucket[from..] {
+                entry.cluster = map(entry.cluster);
             }
         }
     }
 
-    /// Builds the table, unless a key appears twice or memory for it cannot be had: each
-    /// bucket sorted by hash (its keys' home order, where a key's duplicates are side by
-    /// side), then in order each entry written to its home or the slot after the entry
-    /// before, whichever is later; entries that pass the table's end wrap to its start.
+    /// Builds the table, unless a key appears twice or memory for it cannot be had. Each
+    /// thread takes a run of whole buckets (about its share of the apps) and the slots from
+    /// its first bucket's first home to the next run's: an entry goes to its home or the
+    /// first empty slot after it, where a duplicate key is met; the few entries that would
+    /// pass the end of their thread's slots are inserted afterwards, on this thread.
     pub(crate) fn build(self) -> Result<NumericTable, BuildError> {
+        let threads = match self.len < PARALLEL_FILL_MIN {
+            true => 1,
+            false => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        self.build_on(threads)
+    }
+
+    /// [`Self::build`] on up to `threads` threads.
+    fn build_on(self, threads: usize) -> Result<NumericTable, BuildError> {
         let Self { mut buckets, len } = self;
         let count = slot_count(len);
-        let mut slots = Vec::new();
-        (slots.try_reserve_exact(count)).map_err(|_| BuildError::OutOfMemory)?;
-        sort_buckets(&mut buckets, |slot: &Slot| hash(slot.key));
-        let mut wrapped = Vec::new();
-        for bucket in buckets {
-            if let Some(pair) = bucket.windows(2).find(|pair| pair[0].key == pair[1].key) {
-                return Err(BuildError::Duplicate(pair[0].key));
-            }
-            for slot in bucket {
-                let at = home(hash(slot.key), count).max(slots.len());
-                if at >= count {
-                    wrapped.push(slot);
-                    continue;
-                }
-                slots.resize(at, EMPTY_SLOT);
-                slots.push(slot);
-            }
+        let mut slots = crate::sys::try_zeroed_words(count).ok_or(BuildError::OutOfMemory)?;
+        let ends = run_ends(&buckets, threads);
+        let mut stretches = Vec::with_capacity(ends.len());
+        let (mut buckets_left, mut slots_left) = (&mut buckets[..], &mut slots[..]);
+        let (mut first_bucket, mut first_slot) = (0, 0);
+        for (run, &end) in ends.iter().enumerate() {
+            let end_slot = match run + 1 == ends.len() {
+                true => count,
+                false => Self::first_home(end, count),
+            };
+            let (run_buckets, rest) = buckets_left.split_at_mut(end - first_bucket);
+            let (run_slots, rest_slots) = slots_left.split_at_mut(end_slot - first_slot);
+            stretches.push((run_buckets, run_slots, first_slot));
+            (buckets_left, slots_left) = (rest, rest_slots);
+            (first_bucket, first_slot) = (end, end_slot);
         }
-        slots.resize(count, EMPTY_SLOT);
+        let filled = super::probe::on_threads(stretches, |(buckets, slots, first)| {
+            fill(buckets, slots, first, count)
+        });
         let mut table = NumericTable {
             slots: slots.into_boxed_slice(),
-            len: len - wrapped.len(),
+            len: 0,
         };
-        for slot in wrapped {
-            table.insert(slot.key, slot.cluster);
+        let mut spilled = Vec::new();
+        for stretch in filled {
+            let (placed, spills) = stretch?;
+            table.len += placed;
+            spilled.push(spills);
+        }
+        for entry in spilled.into_iter().flatten() {
+            if table.insert(entry.key, entry.cluster) {
+                return Err(BuildError::Duplicate(entry.key));
+            }
         }
         Ok(table)
     }
+}
+
+/// Splits `buckets` into up to `runs` runs of whole buckets, each holding about an equal
+/// share of the entries: where each run ends (the bucket after it).
+fn run_ends(buckets: &[Vec<Entry>], runs: usize) -> Vec<usize> {
+    let total: usize = buckets.iter().map(Vec::len).sum();
+    let mut ends = Vec::with_capacity(runs);
+    let mut taken = 0;
+    for (bucket, entries) in buckets.iter().enumerate() {
+        taken += entries.len();
+        if ends.len() + 1 < runs && taken >= total * (ends.len() + 1) / runs {
+            ends.push(bucket + 1);
+        }
+    }
+    if ends.last() != Some(&buckets.len()) {
+        ends.push(buckets.len());
+    }
+    ends
+}
+
+/// Places the entries of `buckets` in `slots`, a table of `count` slots from slot `first`
+/// on, each bucket freed once placed: each entry at its home or the first empty slot after
+/// it. How many were placed, and those that would pass the end of `slots` (for the caller
+/// to insert; they wrap when `slots` ends the table).
+fn fill(
+    buckets: &mut [Vec<Entry>],
+    slots: &mut [Slot],
+    first: usize,
+    count: usize,
+) -> Result<(usize, Vec<Entry>), BuildError> {
+    let mut placed = 0;
+    let mut spilled = Vec::new();
+    // Slots before this have been written (see `touch`).
+    let mut touched = 0;
+    for bucket in buckets {
+        for entry in std::mem::take(bucket) {
+            let key = entry.key;
+            let wanted = key.wrapping_add(1);
+            let mut at = home(hash(key), count) - first;
+            loop {
+                if at >= touched {
+                    touched = touch(slots, touched, at);
+                }
+                let Some(found) = slots.get_mut(at) else {
+                    spilled.push(entry);
+                    break;
+                };
+                match word(found) {
+                    EMPTY => {
+                        *found = slot(key, entry.cluster);
+                        placed += 1;
+                        break;
+                    }
+                    word if word == wanted => return Err(BuildError::Duplicate(key)),
+                    _ => at += 1,
+                }
+            }
+        }
+    }
+    Ok((placed, spilled))
+}
+
+/// Slots per write that touches a page: a page is 4,096 bytes, so a write every 341 slots
+/// (4,092 bytes) lands on each.
+const SLOTS_PER_PAGE: usize = 4096 / size_of::<Slot>();
+/// Slots touched ahead at a time: 64 KiB.
+const TOUCH_AHEAD: usize = 16 * SLOTS_PER_PAGE;
+
+/// Writes a zero slot every page from `from` to past `at` (fresh slots: they are zero
+/// already), and returns where that ends. A page of the table is written before it is read:
+/// read first, an untouched page was mapped to the kernel's shared zero page and the write
+/// after it copied that and flushed the TLBs of every core the process runs on (a fifth of
+/// a 100M-app build, in interrupts).
+fn touch(slots: &mut [Slot], from: usize, at: usize) -> usize {
+    let end = (at + TOUCH_AHEAD).min(slots.len());
+    for index in (from..end).step_by(SLOTS_PER_PAGE) {
+        slots[index] = [0; 3];
+    }
+    end
 }
 
 impl NumericTable {
@@ -250,36 +368,46 @@ impl NumericTable {
         };
         for &(key, cluster) in changes {
             match cluster {
-                Some(cluster) => table.insert(key, cluster),
+                Some(cluster) => {
+                    table.insert(key, cluster);
+                }
                 None => table.remove(key),
             }
         }
         Ok(table)
     }
 
-    /// Sets `key`; the caller has checked there is room below the load factor.
-    fn insert(&mut self, key: u64, cluster: u32) {
+    /// Sets `key`; whether it was there before. The caller has checked there is room below
+    /// the load factor.
+    fn insert(&mut self, key: u64, cluster: u32) -> bool {
         let count = self.slots.len();
+        let wanted = key.wrapping_add(1);
         let mut index = home(hash(key), count);
-        while self.slots[index].key != EMPTY && self.slots[index].key != key {
-            index = next(index, count);
+        loop {
+            match word(&self.slots[index]) {
+                EMPTY => break,
+                word if word == wanted => break,
+                _ => index = next(index, count),
+            }
         }
-        if self.slots[index].key == EMPTY {
+        let was_there = word(&self.slots[index]) != EMPTY;
+        if !was_there {
             self.len += 1;
         }
-        self.slots[index] = Slot { key, cluster };
+        self.slots[index] = slot(key, cluster);
+        was_there
     }
 
     /// Removes `key` by shifting back the entries of its probe run that may move (no
     /// tombstones: lookups stay as short as after a build).
     fn remove(&mut self, key: u64) {
         let count = self.slots.len();
+        let wanted = key.wrapping_add(1);
         let mut hole = home(hash(key), count);
         loop {
-            let found = self.slots[hole].key;
-            match found {
+            match word(&self.slots[hole]) {
                 EMPTY => return,
-                _ if found == key => break,
+                found if found == wanted => break,
                 _ => hole = next(hole, count),
             }
         }
@@ -287,37 +415,33 @@ impl NumericTable {
         let mut index = hole;
         loop {
             index = next(index, count);
-            let moving = self.slots[index].key;
+            let moving = word(&self.slots[index]);
             if moving == EMPTY {
                 break;
             }
             // The entry at `index` may fill the hole unless its home lies cyclically in
             // (hole, index]: then the hole is before its home and a lookup would miss it.
-            let home_ahead = distance(hole, home(hash(moving), count), count);
+            let home_ahead = distance(hole, home(hash(moving - 1), count), count);
             if home_ahead == 0 || home_ahead > distance(hole, index, count) {
                 self.slots[hole] = self.slots[index];
                 hole = index;
             }
         }
-        self.slots[hole] = Slot {
-            key: EMPTY,
-            cluster: 0,
-        };
+        self.slots[hole] = [0; 3];
     }
 
     pub(crate) fn get(&self, key: u64) -> Option<u32> {
         let count = self.slots.len();
+        let wanted = key.wrapping_add(1);
         let mut index = home(hash(key), count);
         // Terminates: the load factor keeps at least 40% of the slots empty.
         loop {
-            let slot = self.slots[index];
-            if slot.key == key {
-                return Some(slot.cluster);
+            let slot = &self.slots[index];
+            match word(slot) {
+                EMPTY => return None,
+                found if found == wanted => return Some(slot[2]),
+                _ => index = next(index, count),
             }
-            if slot.key == EMPTY {
-                return None;
-            }
-            index = next(index, count);
         }
     }
 
@@ -334,8 +458,8 @@ impl NumericTable {
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
         self.slots
             .iter()
-            .filter(|slot| slot.key != EMPTY)
-            .map(|slot| (slot.key, slot.cluster))
+            .filter(|slot| word(slot) != EMPTY)
+            .map(|slot| (word(slot) - 1, slot[2]))
     }
 }
 
@@ -418,6 +542,63 @@ mod tests {
             assert_eq!(all, want);
             table = next;
         }
+    }
+
+    /// Entries whose probe passes the end of their thread's stretch are placed afterwards,
+    /// and a duplicate among them is still found.
+    #[test]
+    fn entries_past_a_stretch_are_placed_after() {
+        let filler: Vec<u64> = (0..50_000u64).map(|i| i * 7 + 3).collect();
+        let extra = 6;
+        let count = slot_count(filler.len() + extra);
+        let mut builder = NumericBuilder::default();
+        for &key in &filler {
+            builder.push(key, 1).unwrap();
+        }
+        let ends = run_ends(&builder.buckets, 2);
+        let boundary = NumericBuilder::first_home(ends[0], count);
+        let crowded: Vec<u64> = (1_000_000_000u64..)
+            .filter(|&key| home(hash(key), count) == boundary - 1)
+            .take(extra)
+            .collect();
+        for &key in &crowded {
+            builder.push(key, 2).unwrap();
+        }
+        assert_eq!(
+            run_ends(&builder.buckets, 2),
+            ends,
+            "the stretches stay as planned"
+        );
+        let mut with_duplicate = NumericBuilder::default();
+        for &key in filler.iter().chain(&crowded).chain(&crowded[3..4]) {
+            with_duplicate.push(key, 3).unwrap();
+        }
+        let table = builder.build_on(2).unwrap();
+        assert_eq!(table.len(), filler.len() + extra);
+        for &key in &filler {
+            assert_eq!(table.get(key), Some(1));
+        }
+        for &key in &crowded {
+            assert_eq!(table.get(key), Some(2));
+        }
+        assert_eq!(table.iter().count(), table.len());
+        assert_eq!(
+            with_duplicate.build_on(2).err(),
+            Some(BuildError::Duplicate(crowded[3]))
+        );
+    }
+
+    #[test]
+    fn runs_share_the_entries() {
+        let sizes = |sizes: &[usize]| -> Vec<Vec<Entry>> {
+            let entry = Entry { key: 0, cluster: 0 };
+            sizes.iter().map(|&size| vec![entry; size]).collect()
+        };
+        assert_eq!(run_ends(&sizes(&[5, 5, 5, 5]), 2), [2, 4]);
+        assert_eq!(run_ends(&sizes(&[9, 1, 0, 0]), 2), [1, 4]);
+        assert_eq!(run_ends(&sizes(&[0, 0, 0, 9]), 3), [4]);
+        assert_eq!(run_ends(&sizes(&[]), 2), [0]);
+        assert_eq!(run_ends(&sizes(&[1, 1, 1]), 8), [1, 2, 3]);
     }
 
     #[test]

@@ -34,6 +34,27 @@ pub fn advise_huge_pages<T>(buffer: &Vec<T>) {
     }
 }
 
+/// `count` arrays of zero words from the allocator's zeroed memory: a large allocation is
+/// fresh pages from the kernel, zero until written, so nothing is written here and each page
+/// is first touched (and cleared) by whichever thread writes it. A table built on every core
+/// then costs no pass over its memory beforehand, and its resident size grows only as it is
+/// filled. `None` when the memory cannot be had.
+pub fn try_zeroed_words<const N: usize>(count: usize) -> Option<Vec<[u32; N]>> {
+    let layout = std::alloc::Layout::array::<[u32; N]>(count).ok()?;
+    if layout.size() == 0 {
+        return Some(Vec::new());
+    }
+    // SAFETY: the layout's size is not zero.
+    let words = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<[u32; N]>();
+    if words.is_null() {
+        return None;
+    }
+    // SAFETY: `words` was allocated by the global allocator with the layout of `count`
+    // arrays, which is the size and alignment a Vec of that capacity frees with; all zero
+    // bytes are valid u32s, so all `count` arrays are initialized.
+    Some(unsafe { Vec::from_raw_parts(words, count, count) })
+}
+
 /// Asks the CPU to bring the cache line holding `value` into its caches, without waiting
 /// for it (PREFETCHT0 on x86-64; nothing elsewhere). A lookup in a table of gigabytes misses
 /// the caches: asking for the slots of a batch of keys first lets their misses overlap.
@@ -63,6 +84,15 @@ fn advised_range(address: usize, bytes: usize) -> Option<Range<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zeroed_words_are_zero() {
+        let words = try_zeroed_words::<3>(100_000).unwrap();
+        assert_eq!(words.len(), 100_000);
+        assert!(words.iter().all(|word| *word == [0; 3]));
+        assert!(try_zeroed_words::<3>(0).unwrap().is_empty());
+        assert!(try_zeroed_words::<3>(usize::MAX / 4).is_none());
+    }
 
     #[test]
     fn only_whole_huge_pages_of_large_buffers_are_advised() {

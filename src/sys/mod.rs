@@ -15,7 +15,7 @@ mod signal;
 mod udp;
 
 pub use clock::{monotonic_usec, unix_millis, unix_seconds};
-pub use memory::{advise_huge_pages, prefetch};
+pub use memory::{advise_huge_pages, prefetch, try_zeroed_words};
 pub use process::{
     current_thread, host_name, lower_thread_priority, process_usage, raise_fd_limit,
     set_thread_idle, with_umask, ProcessUsage, ThreadId,
