@@ -228,7 +228,7 @@ fn read_block(
     // The first part reads into the apps' own builders: on one thread nothing is copied.
     std::mem::swap(&mut apps.numeric_apps, &mut parts[0].numeric);
     std::mem::swap(&mut apps.named_apps, &mut parts[0].named);
-    let before = Mark::of(&parts[0]);
+    let before = Mark::of(&mut parts[0]);
     let stops = read_parts(block, &starts, first, known, apps.max_app, parts);
     // A part after the first began where the one before it ended, or all is read again.
     let aligned = |stops: &[Stop]| {
@@ -287,7 +287,7 @@ struct Mark {
 }
 
 impl Mark {
-    fn of(part: &Part) -> Self {
+    fn of(part: &mut Part) -> Self {
         Self {
             numeric: part.numeric.mark(),
             named: part.named.mark(),

@@ -92,9 +92,15 @@ pub(super) fn read_id<'a>(
     max_app: usize,
 ) -> Result<Id<'a>, TokenError> {
     let start = *at + 1;
+    if let Some((id, len)) = short_number(bytes, start) {
+        if len <= max_app {
+            *at = start + len + 1;
+            return Ok(Id::Valid(App::Numeric(id)));
+        }
+    }
     let end = find_quote(bytes, start).ok_or(TokenError::Short)?;
     let len = end - start;
-    // The common ID first: a number, checked eight digits at a time.
+    // A number, checked eight digits at a time.
     if (1..=MAX_NUMERIC_DIGITS.min(max_app)).contains(&len)
         && bytes[start] != b'0'
         && all_digits(bytes, start, end)
@@ -122,6 +128,77 @@ pub(super) fn read_id<'a>(
     }
     Ok(Id::Valid(App::Named(id)))
 }
+
+/// The most common ID read from two words: 1 to 15 digits, the first not a zero, and the
+/// closing quote, at `start` with 16 bytes to read from there. Its value and length; `None`
+/// for anything else (left to the general steps).
+#[inline(always)]
+fn short_number(bytes: &[u8], start: usize) -> Option<(u64, usize)> {
+    let chunk = bytes.get(start..)?.first_chunk::<16>()?;
+    let (low, high) = chunk.split_at(8);
+    let low = u64::from_le_bytes(low.try_into().ok()?);
+    let high = u64::from_le_bytes(high.try_into().ok()?);
+    let (quote_low, quote_high) = (quotes(low), quotes(high));
+    let len = match (quote_low, quote_high) {
+        (0, 0) => return None,
+        (0, _) => 8 + (quote_high.trailing_zeros() / 8) as usize,
+        _ => (quote_low.trailing_zeros() / 8) as usize,
+    };
+    if len == 0 || len == 16 || chunk[0] == b'0' {
+        return None;
+    }
+    let (in_low, in_high) = (len.min(8), len.saturating_sub(8));
+    if not_digits(low) & first_bytes(in_low) | not_digits(high) & first_bytes(in_high) != 0 {
+        return None;
+    }
+    let value = match in_high {
+        0 => first_digits(low, in_low),
+        _ => eight_digits(low) * POWERS_OF_TEN[in_high] + first_digits(high, in_high),
+    };
+    Some((value, len))
+}
+
+/// The high bit of each byte of `word` that is a quote (exact for the lowest; a borrow may
+/// flag bytes above it).
+#[inline(always)]
+fn quotes(word: u64) -> u64 {
+    let word = word ^ u64::from_ne_bytes([b'"'; 8]);
+    word.wrapping_sub(u64::from_ne_bytes([0x01; 8])) & !word & u64::from_ne_bytes([0x80; 8])
+}
+
+/// The high bit of each byte of `word` that is not an ASCII digit (see [`all_digits`]).
+#[inline(always)]
+fn not_digits(word: u64) -> u64 {
+    let word = word ^ u64::from_ne_bytes([b'0'; 8]);
+    (word.wrapping_add(u64::from_ne_bytes([0x76; 8])) | word) & u64::from_ne_bytes([0x80; 8])
+}
+
+/// The bits of a little-endian word's first `count` (0 to 8) bytes.
+#[inline(always)]
+fn first_bytes(count: usize) -> u64 {
+    u64::MAX.checked_shr(64 - 8 * count as u32).unwrap_or(0)
+}
+
+/// The value of the first `count` (1 to 8) digits of `word`: moved to its top, zeros
+/// before them.
+#[inline(always)]
+fn first_digits(word: u64, count: usize) -> u64 {
+    let shift = 8 * (8 - count) as u32;
+    let zeros = u64::from_ne_bytes([b'0'; 8]) & first_bytes(8 - count);
+    eight_digits(word.checked_shl(shift).unwrap_or(0) | zeros)
+}
+
+const POWERS_OF_TEN: [u64; 9] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+];
 
 /// Where the first `"` at or after `from` is, eight bytes at a time; `None` when the bytes
 /// end first.
@@ -209,7 +286,7 @@ fn up_to_eight_digits(bytes: &[u8], start: usize, end: usize) -> u64 {
 
 /// The value of eight ASCII digits in a little-endian word, the first the most significant
 /// (simdjson's `parse_eight_digits_unrolled`).
-#[inline]
+#[inline(always)]
 fn eight_digits(word: u64) -> u64 {
     const MASK: u64 = 0x0000_00FF_0000_00FF;
     const MUL1: u64 = 0x000F_4240_0000_0064; // 100 + (1_000_000 << 32)
@@ -322,6 +399,24 @@ mod tests {
             }
         }
         assert!(all_digits(b"\"1234567890123456789", 1, 20));
+        for len in 1..=15 {
+            let digits = &"987654321012345"[..len];
+            for after in ["\"xxxxxxxxxxxxxxxx", "\": \"mt1\",\n\"12345\": \"mt2\""] {
+                let text = format!("\"{digits}{after}");
+                let expected = (text.len() >= 17).then(|| (digits.parse().unwrap(), len));
+                assert_eq!(short_number(text.as_bytes(), 1), expected, "{text}");
+            }
+        }
+        for text in [
+            "\"0123\"xxxxxxxxxxxx",
+            "\"12a4\"xxxxxxxxxxxx",
+            "\"1234567890123456\"",
+            "\"\"xxxxxxxxxxxxxxxxx",
+            "\"123/\"xxxxxxxxxxxx",
+            "\"1234567:9\"xxxxxxx",
+        ] {
+            assert_eq!(short_number(text.as_bytes(), 1), None, "{text}");
+        }
         assert_eq!(find_quote(b"abcdefghijklmnop", 0), None);
         assert_eq!(find_quote(b"\"", 1), None);
         assert_eq!(find_quote(b"ab\"cdefghij\"", 3), Some(11));
