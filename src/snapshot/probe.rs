@@ -93,30 +93,14 @@ pub(super) fn sort_by_hash<T: Send + Copy>(entries: &mut [T], hash: impl Fn(&T) 
         taken = end;
         first_bucket = last_bucket;
     }
-    let sort_piece = |(piece, offset, buckets): (&mut [T], usize, std::ops::Range<usize>)| {
-        for bucket in buckets {
-            piece[starts[bucket] - offset..ends[bucket] - offset].sort_unstable_by_key(&hash);
-        }
-    };
-    let sort_piece = &sort_piece;
-    let spawned = std::thread::scope(|scope| {
-        let mut pieces = pieces.into_iter();
-        let head = pieces.next();
-        let mut spawned = true;
-        for piece in pieces {
-            let job = move || sort_piece(piece);
-            let thread = std::thread::Builder::new().name("cnamed-sort".into());
-            spawned &= thread.spawn_scoped(scope, job).is_ok();
-        }
-        if let Some(head) = head {
-            sort_piece(head);
-        }
-        spawned
-    });
-    if !spawned {
-        crate::log!(Warning, "no thread to sort with: sorting on one");
-        entries.sort_unstable_by_key(&hash);
-    }
+    on_threads(
+        pieces,
+        |(piece, offset, buckets): (&mut [T], usize, std::ops::Range<usize>)| {
+            for bucket in buckets {
+                piece[starts[bucket] - offset..ends[bucket] - offset].sort_unstable_by_key(&hash);
+            }
+        },
+    );
 }
 
 /// Runs `work` on each of `jobs`, one thread each (this one among them; jobs are taken in

@@ -10,7 +10,7 @@
 
 use fxhash::FxHashMap;
 
-use super::tokens::{read_id, skip_whitespace, string, App, Id, Token, TokenError};
+use super::tokens::{quotes, read_id, skip_whitespace, string, App, Id, Token, TokenError};
 use super::{app_id, OwnedAppId, OUT_OF_MEMORY};
 use crate::snapshot::error::EntryError;
 use crate::snapshot::strings::StringsBuilder;
@@ -234,14 +234,9 @@ impl RecentClusters {
     /// never matches.
     #[inline(always)]
     fn find(&self, bytes: &[u8], at: &mut usize) -> Option<u32> {
-        const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-        const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-        const QUOTES: u64 = u64::from_ne_bytes([b'"'; 8]);
         let start = *at + 1;
         let chunk = u64::from_le_bytes(*bytes.get(start..)?.first_chunk::<8>()?);
-        let quoted = chunk ^ QUOTES;
-        let zeros = quoted.wrapping_sub(ONES) & !quoted & HIGHS;
-        let len = (zeros.trailing_zeros() / 8) as usize;
+        let len = (quotes(chunk).trailing_zeros() / 8) as usize;
         if len > 7 {
             return None;
         }

@@ -158,15 +158,17 @@ fn short_number(bytes: &[u8], start: usize) -> Option<(u64, usize)> {
     Some((value, len))
 }
 
-/// The high bit of each byte of `word` that is a quote (exact for the lowest; a borrow may
-/// flag bytes above it).
+/// The high bit of each byte of `word` that is a quote: a zero byte where a quote was. The
+/// lowest flag is exact (a borrow only flags bytes above a true zero).
 #[inline(always)]
-fn quotes(word: u64) -> u64 {
+pub(super) fn quotes(word: u64) -> u64 {
     let word = word ^ u64::from_ne_bytes([b'"'; 8]);
     word.wrapping_sub(u64::from_ne_bytes([0x01; 8])) & !word & u64::from_ne_bytes([0x80; 8])
 }
 
-/// The high bit of each byte of `word` that is not an ASCII digit (see [`all_digits`]).
+/// The high bit of each byte of `word` that is not an ASCII digit: a digit becomes 0-9, and
+/// 0x76 more stays below 0x80; any other byte reaches it (or had it). A carry out of a byte
+/// only ever sets a flag above it, never clears one.
 #[inline(always)]
 fn not_digits(word: u64) -> u64 {
     let word = word ^ u64::from_ne_bytes([b'0'; 8]);
@@ -204,14 +206,8 @@ const POWERS_OF_TEN: [u64; 9] = [
 /// end first.
 #[inline(always)]
 fn find_quote(bytes: &[u8], mut from: usize) -> Option<usize> {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    const QUOTES: u64 = u64::from_ne_bytes([b'"'; 8]);
     while let Some(&chunk) = bytes.get(from..).and_then(|rest| rest.first_chunk::<8>()) {
-        // A zero byte where a quote was; the lowest flag is exact (a borrow only flags
-        // bytes above a true zero).
-        let word = u64::from_le_bytes(chunk) ^ QUOTES;
-        let zeros = word.wrapping_sub(ONES) & !word & HIGHS;
+        let zeros = quotes(u64::from_le_bytes(chunk));
         if zeros != 0 {
             return Some(from + (zeros.trailing_zeros() / 8) as usize);
         }
@@ -224,7 +220,6 @@ fn find_quote(bytes: &[u8], mut from: usize) -> Option<usize> {
 /// when the eight bytes before `end` are not there).
 #[inline(always)]
 fn all_digits(bytes: &[u8], start: usize, mut end: usize) -> bool {
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
     while end > start {
         let len = (end - start).min(8);
         let Some(&chunk) = end
@@ -233,12 +228,8 @@ fn all_digits(bytes: &[u8], start: usize, mut end: usize) -> bool {
         else {
             return bytes[start..end].iter().all(u8::is_ascii_digit);
         };
-        // A digit becomes 0-9, and 0x76 more stays below 0x80; any other byte reaches it
-        // (or had it). A carry out of a byte only ever sets a flag above it, never clears one.
-        let word = u64::from_le_bytes(chunk) ^ u64::from_ne_bytes([b'0'; 8]);
-        let flags = (word.wrapping_add(u64::from_ne_bytes([0x76; 8])) | word) & HIGHS;
         // The ID's bytes are the top `len` of the eight.
-        if flags & (u64::MAX << (8 * (8 - len))) != 0 {
+        if not_digits(u64::from_le_bytes(chunk)) & (u64::MAX << (8 * (8 - len))) != 0 {
             return false;
         }
         end -= len;
