@@ -10,7 +10,9 @@
 
 use fxhash::FxHashMap;
 
-use super::tokens::{quotes, read_id, skip_whitespace, string, App, Id, Token, TokenError};
+use super::tokens::{
+    first_bytes, quotes, read_id, short_number, skip_whitespace, string, App, Id, Token, TokenError,
+};
 use super::{app_id, OwnedAppId, OUT_OF_MEMORY};
 use crate::snapshot::error::EntryError;
 use crate::snapshot::strings::StringsBuilder;
@@ -30,6 +32,7 @@ pub(super) struct Part {
 }
 
 impl Part {
+    #[inline]
     fn add_numeric(&mut self, id: u64, cluster: u32) -> Result<(), EntryError> {
         (self.numeric)
             .push(id, cluster)
@@ -99,6 +102,15 @@ pub(super) fn read_part(
 ) -> Stop {
     let mut recent = RecentClusters::default();
     loop {
+        let short_number = match common_entry(bytes, at, max_app, &recent, part) {
+            Common::Read(next) => {
+                at = next;
+                first = false;
+                continue;
+            }
+            Common::NotShortNumber => false,
+            Common::Other => true,
+        };
         let start = at;
         let short = Stop::Short { at: start, first };
         at = skip_whitespace(bytes, at);
@@ -111,7 +123,7 @@ pub(super) fn read_part(
         }
         // Where the app's ID starts: what a refusal of the entry points at.
         let entry = at;
-        let other = match read_id(bytes, &mut at, max_app) {
+        let other = match read_id(bytes, &mut at, max_app, short_number) {
             Ok(Id::Valid(app)) => Ok(app),
             Ok(Id::Other(Token::Plain(id))) => {
                 app_id(std::str::from_utf8(id).unwrap_or("\u{fffd}"), max_app).map(App::owned)
@@ -191,6 +203,69 @@ pub(super) fn read_part(
     }
 }
 
+/// The entry most dumps are made of, read in one step: `"DIGITS": "CLUSTER",` after at most
+/// one whitespace byte, the ID a short number (see [`short_number`]) and the cluster a
+/// spelling of up to 6 bytes met before. Adds it to `part`; where the next entry starts.
+/// Anything else is left to the general steps, nothing added (they say why one is refused);
+/// what this step accepts, they accept with the same result.
+#[inline(always)]
+fn common_entry(
+    bytes: &[u8],
+    at: usize,
+    max_app: usize,
+    recent: &RecentClusters,
+    part: &mut Part,
+) -> Common {
+    let Some(head) = bytes.get(at..).and_then(<[u8]>::first_chunk::<2>) else {
+        return Common::Other;
+    };
+    let quote = match head {
+        [b'"', _] => at,
+        [b' ' | b'\n' | b'\r' | b'\t', b'"'] => at + 1,
+        _ => return Common::Other,
+    };
+    match short_number(bytes, quote + 1) {
+        Some((id, len)) if len <= max_app => common_tail(bytes, quote + 1 + len, recent, part, id)
+            .map_or(Common::Other, Common::Read),
+        Some(_) => Common::Other,
+        None => Common::NotShortNumber,
+    }
+}
+
+/// What [`common_entry`] did.
+enum Common {
+    /// Read the entry: the next starts here.
+    Read(usize),
+    /// Left it to the general steps, its ID not a short number: they need not try again.
+    NotShortNumber,
+    /// Left it to the general steps.
+    Other,
+}
+
+/// The rest of a [`common_entry`] from the ID's closing quote at `after_id`.
+#[inline(always)]
+fn common_tail(
+    bytes: &[u8],
+    after_id: usize,
+    recent: &RecentClusters,
+    part: &mut Part,
+    id: u64,
+) -> Option<usize> {
+    // From the ID's closing quote: `": "`, then the cluster, its quote and a comma.
+    let separator = u64::from_le_bytes(*bytes.get(after_id..)?.first_chunk::<8>()?);
+    if separator & first_bytes(4) != u64::from_le_bytes(*b"\": \"\0\0\0\0") {
+        return None;
+    }
+    let cluster = u64::from_le_bytes(*bytes.get(after_id + 4..)?.first_chunk::<8>()?);
+    let cluster_len = (quotes(cluster).trailing_zeros() / 8) as usize;
+    if cluster_len > 6 || (cluster >> (8 * (cluster_len + 1))) as u8 != b',' {
+        return None;
+    }
+    let index = recent.get(RecentClusters::masked(cluster, cluster_len))?;
+    part.add_numeric(id, index).ok()?;
+    Some(after_id + 4 + cluster_len + 2)
+}
+
 /// Short cluster spellings met in this part, by their bytes as one word: most apps' cluster
 /// is found with one comparison, without hashing or comparing its bytes.
 struct RecentClusters {
@@ -240,13 +315,22 @@ impl RecentClusters {
         if len > 7 {
             return None;
         }
-        let word = (chunk & !(u64::MAX << (8 * len))) | (len as u64) << 56;
-        let (found, index) = self.slots[Self::slot(word)];
-        if found != word {
-            return None;
-        }
+        let index = self.get(Self::masked(chunk, len))?;
         *at = start + len + 1;
         Some(index)
+    }
+
+    /// The word of the spelling that is the first `len` (at most 7) bytes of `chunk`.
+    #[inline(always)]
+    fn masked(chunk: u64, len: usize) -> u64 {
+        (chunk & first_bytes(len)) | (len as u64) << 56
+    }
+
+    /// The index of the spelling whose word is `word`, when it was met.
+    #[inline(always)]
+    fn get(&self, word: u64) -> Option<u32> {
+        let (found, index) = self.slots[Self::slot(word)];
+        (found == word).then_some(index)
     }
 
     fn insert(&mut self, spelling: &[u8], index: u32) {
@@ -310,6 +394,42 @@ mod tests {
         assert_eq!(part.named.len(), 1);
         assert_eq!(part.new_clusters.len(), 1);
         assert_eq!(&*part.new_clusters[0].spelling, "mt2");
+    }
+
+    /// The one-step read of the common entry and the general steps around it: every entry
+    /// read once, with its cluster, whichever reads it; near misses left to the steps.
+    #[test]
+    fn the_common_entry_and_its_near_misses() {
+        let text = concat!(
+            "\"7\": \"mt1\",\n\"8\": \"mt1\",\t\"9\": \"mt2\",\n\"10\": \"mt2\",",
+            " \"011\": \"mt1\",\r\"12\" : \"mt1\",\n\"13\": \"mt1\" ,\"14\": \"cluster7\",",
+            "\n\n\"15\": \"cluster7\",\"160000000000000\": \"mt2\",\"ab\": \"mt2\",",
+            "\"1700000000000000\": \"mt1\",\"18\": \"mt1\"}"
+        );
+        let (stop, mut part) = read(text, true);
+        assert_eq!(stop, Stop::Closed { after: text.len() });
+        let spellings: Vec<&str> = part.new_clusters.iter().map(|n| &*n.spelling).collect();
+        assert_eq!(spellings, ["mt2", "cluster7"]);
+        assert_eq!(part.named.len(), 2, "011 and ab");
+        let table = std::mem::take(&mut part.numeric).build().unwrap();
+        let (mt1, mt2, cluster7) = (0, NEW_CLUSTER, NEW_CLUSTER | 1);
+        let expected = [
+            (7, mt1),
+            (8, mt1),
+            (9, mt2),
+            (10, mt2),
+            (12, mt1),
+            (13, mt1),
+            (14, cluster7),
+            (15, cluster7),
+            (160_000_000_000_000, mt2),
+            (1_700_000_000_000_000, mt1),
+            (18, mt1),
+        ];
+        assert_eq!(table.len(), expected.len());
+        for (id, cluster) in expected {
+            assert_eq!(table.get(id), Some(cluster), "app {id}");
+        }
     }
 
     #[test]

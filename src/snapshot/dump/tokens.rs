@@ -84,15 +84,17 @@ const CLASSES: [u8; 256] = {
 
 /// The app ID token at `at` (its opening quote); `at` moves past it. A plain ID is checked
 /// and classified as [`app_id`] does in the one pass that finds its end (a number read as
-/// it goes), then a named one folded.
+/// it goes), then a named one folded. `short`: try [`short_number`] first (not when it was
+/// just tried and failed).
 #[inline]
 pub(super) fn read_id<'a>(
     bytes: &'a [u8],
     at: &mut usize,
     max_app: usize,
+    short: bool,
 ) -> Result<Id<'a>, TokenError> {
     let start = *at + 1;
-    if let Some((id, len)) = short_number(bytes, start) {
+    if let Some((id, len)) = short.then(|| short_number(bytes, start)).flatten() {
         if len <= max_app {
             *at = start + len + 1;
             return Ok(Id::Valid(App::Numeric(id)));
@@ -133,7 +135,7 @@ pub(super) fn read_id<'a>(
 /// closing quote, at `start` with 16 bytes to read from there. Its value and length; `None`
 /// for anything else (left to the general steps).
 #[inline(always)]
-fn short_number(bytes: &[u8], start: usize) -> Option<(u64, usize)> {
+pub(super) fn short_number(bytes: &[u8], start: usize) -> Option<(u64, usize)> {
     let chunk = bytes.get(start..)?.first_chunk::<16>()?;
     let (low, high) = chunk.split_at(8);
     let low = u64::from_le_bytes(low.try_into().ok()?);
@@ -177,7 +179,7 @@ fn not_digits(word: u64) -> u64 {
 
 /// The bits of a little-endian word's first `count` (0 to 8) bytes.
 #[inline(always)]
-fn first_bytes(count: usize) -> u64 {
+pub(super) fn first_bytes(count: usize) -> u64 {
     u64::MAX.checked_shr(64 - 8 * count as u32).unwrap_or(0)
 }
 
@@ -439,7 +441,7 @@ mod tests {
         for id in ids {
             let token = format!("\"{id}\"");
             let mut at = 0;
-            let fast = match read_id(token.as_bytes(), &mut at, MAX_APP) {
+            let fast = match read_id(token.as_bytes(), &mut at, MAX_APP, true) {
                 Ok(Id::Valid(app)) => Some(app.to_string()),
                 Ok(Id::Other(Token::Plain(plain))) => {
                     assert_eq!(plain, id.as_bytes());
