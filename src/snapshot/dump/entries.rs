@@ -102,15 +102,11 @@ pub(super) fn read_part(
 ) -> Stop {
     let mut recent = RecentClusters::default();
     loop {
-        let short_number = match common_entry(bytes, at, max_app, &recent, part) {
-            Common::Read(next) => {
-                at = next;
-                first = false;
-                continue;
-            }
-            Common::NotShortNumber => false,
-            Common::Other => true,
-        };
+        if let Some(next) = common_entry(bytes, at, max_app, &recent, part) {
+            at = next;
+            first = false;
+            continue;
+        }
         let start = at;
         let short = Stop::Short { at: start, first };
         at = skip_whitespace(bytes, at);
@@ -123,7 +119,7 @@ pub(super) fn read_part(
         }
         // Where the app's ID starts: what a refusal of the entry points at.
         let entry = at;
-        let other = match read_id(bytes, &mut at, max_app, short_number) {
+        let other = match read_id(bytes, &mut at, max_app) {
             Ok(Id::Valid(app)) => Ok(app),
             Ok(Id::Other(Token::Plain(id))) => {
                 app_id(std::str::from_utf8(id).unwrap_or("\u{fffd}"), max_app).map(App::owned)
@@ -203,11 +199,11 @@ pub(super) fn read_part(
     }
 }
 
-/// The entry most dumps are made of, read in one step: `"DIGITS": "CLUSTER",` after at most
-/// one whitespace byte, the ID a short number (see [`short_number`]) and the cluster a
-/// spelling of up to 6 bytes met before. Adds it to `part`; where the next entry starts.
-/// Anything else is left to the general steps, nothing added (they say why one is refused);
-/// what this step accepts, they accept with the same result.
+/// The entry most dumps are made of, read in one step: `"DIGITS": "CLUSTER",` after any
+/// whitespace, the ID a short number (see [`short_number`]) and the cluster a spelling of up
+/// to 6 bytes met before. Adds it to `part`; where the next entry starts. Anything else is
+/// left to the general steps, nothing added (they say why one is refused); what this step
+/// accepts, they accept with the same result.
 #[inline(always)]
 fn common_entry(
     bytes: &[u8],
@@ -215,31 +211,13 @@ fn common_entry(
     max_app: usize,
     recent: &RecentClusters,
     part: &mut Part,
-) -> Common {
-    let Some(head) = bytes.get(at..).and_then(<[u8]>::first_chunk::<2>) else {
-        return Common::Other;
-    };
-    let quote = match head {
-        [b'"', _] => at,
-        [b' ' | b'\n' | b'\r' | b'\t', b'"'] => at + 1,
-        _ => return Common::Other,
-    };
-    match short_number(bytes, quote + 1) {
-        Some((id, len)) if len <= max_app => common_tail(bytes, quote + 1 + len, recent, part, id)
-            .map_or(Common::Other, Common::Read),
-        Some(_) => Common::Other,
-        None => Common::NotShortNumber,
+) -> Option<usize> {
+    let quote = skip_whitespace(bytes, at);
+    if bytes.get(quote) != Some(&b'"') {
+        return None;
     }
-}
-
-/// What [`common_entry`] did.
-enum Common {
-    /// Read the entry: the next starts here.
-    Read(usize),
-    /// Left it to the general steps, its ID not a short number: they need not try again.
-    NotShortNumber,
-    /// Left it to the general steps.
-    Other,
+    let (id, len) = short_number(bytes, quote + 1).filter(|&(_, len)| len <= max_app)?;
+    common_tail(bytes, quote + 1 + len, recent, part, id)
 }
 
 /// The rest of a [`common_entry`] from the ID's closing quote at `after_id`.

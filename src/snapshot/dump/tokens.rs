@@ -84,22 +84,15 @@ const CLASSES: [u8; 256] = {
 
 /// The app ID token at `at` (its opening quote); `at` moves past it. A plain ID is checked
 /// and classified as [`app_id`] does in the one pass that finds its end (a number read as
-/// it goes), then a named one folded. `short`: try [`short_number`] first (not when it was
-/// just tried and failed).
+/// it goes), then a named one folded. (The common short number was tried before, by
+/// [`short_number`].)
 #[inline]
 pub(super) fn read_id<'a>(
     bytes: &'a [u8],
     at: &mut usize,
     max_app: usize,
-    short: bool,
 ) -> Result<Id<'a>, TokenError> {
     let start = *at + 1;
-    if let Some((id, len)) = short.then(|| short_number(bytes, start)).flatten() {
-        if len <= max_app {
-            *at = start + len + 1;
-            return Ok(Id::Valid(App::Numeric(id)));
-        }
-    }
     let end = find_quote(bytes, start).ok_or(TokenError::Short)?;
     let len = end - start;
     // A number, checked eight digits at a time.
@@ -441,7 +434,7 @@ mod tests {
         for id in ids {
             let token = format!("\"{id}\"");
             let mut at = 0;
-            let fast = match read_id(token.as_bytes(), &mut at, MAX_APP, true) {
+            let fast = match read_id(token.as_bytes(), &mut at, MAX_APP) {
                 Ok(Id::Valid(app)) => Some(app.to_string()),
                 Ok(Id::Other(Token::Plain(plain))) => {
                     assert_eq!(plain, id.as_bytes());
