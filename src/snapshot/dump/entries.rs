@@ -11,7 +11,8 @@
 use fxhash::FxHashMap;
 
 use super::tokens::{
-    first_bytes, quotes, read_id, short_number, skip_whitespace, string, App, Id, Token, TokenError,
+    first_bytes, quotes, read_id, short_name, short_number, skip_whitespace, string, App, Id,
+    Token, TokenError,
 };
 use super::{app_id, OwnedAppId, OUT_OF_MEMORY};
 use crate::snapshot::error::EntryError;
@@ -199,11 +200,11 @@ pub(super) fn read_part(
     }
 }
 
-/// The entry most dumps are made of, read in one step: `"DIGITS": "CLUSTER",` after any
-/// whitespace, the ID a short number (see [`short_number`]) and the cluster a spelling of up
-/// to 6 bytes met before. Adds it to `part`; where the next entry starts. Anything else is
-/// left to the general steps, nothing added (they say why one is refused); what this step
-/// accepts, they accept with the same result.
+/// The entry most dumps are made of, read in one step: `"ID": "CLUSTER",` after any
+/// whitespace, the ID a short number (see [`short_number`]) or name (see [`short_name`])
+/// and the cluster a spelling of up to 6 bytes met before. Adds it to `part`; where the
+/// next entry starts. Anything else is left to the general steps, nothing added (they say
+/// why one is refused); what this step accepts, they accept with the same result.
 #[inline(always)]
 fn common_entry(
     bytes: &[u8],
@@ -216,19 +217,35 @@ fn common_entry(
     if bytes.get(quote) != Some(&b'"') {
         return None;
     }
-    let (id, len) = short_number(bytes, quote + 1).filter(|&(_, len)| len <= max_app)?;
-    common_tail(bytes, quote + 1 + len, recent, part, id)
+    let start = quote + 1;
+    if let Some((id, len)) = short_number(bytes, start).filter(|&(_, len)| len <= max_app) {
+        let (cluster, next) = common_tail(bytes, start + len, recent)?;
+        part.add_numeric(id, cluster).ok()?;
+        return Some(next);
+    }
+    common_named(bytes, start, max_app, recent, part)
 }
 
-/// The rest of a [`common_entry`] from the ID's closing quote at `after_id`.
-#[inline(always)]
-fn common_tail(
+/// A [`common_entry`] with a named ID from its first byte, `start`. Not inlined: its
+/// constants would take the registers the numeric step keeps its own in.
+#[inline(never)]
+fn common_named(
     bytes: &[u8],
-    after_id: usize,
+    start: usize,
+    max_app: usize,
     recent: &RecentClusters,
     part: &mut Part,
-    id: u64,
 ) -> Option<usize> {
+    let len = short_name(bytes, start, max_app)?;
+    let (cluster, next) = common_tail(bytes, start + len, recent)?;
+    part.add_named(&bytes[start..start + len], cluster).ok()?;
+    Some(next)
+}
+
+/// The rest of a [`common_entry`] from the ID's closing quote at `after_id`: the cluster's
+/// index and where the next entry starts.
+#[inline(always)]
+fn common_tail(bytes: &[u8], after_id: usize, recent: &RecentClusters) -> Option<(u32, usize)> {
     // From the ID's closing quote: `": "`, then the cluster, its quote and a comma.
     let separator = u64::from_le_bytes(*bytes.get(after_id..)?.first_chunk::<8>()?);
     if separator & first_bytes(4) != u64::from_le_bytes(*b"\": \"\0\0\0\0") {
@@ -240,8 +257,7 @@ fn common_tail(
         return None;
     }
     let index = recent.get(RecentClusters::masked(cluster, cluster_len))?;
-    part.add_numeric(id, index).ok()?;
-    Some(after_id + 4 + cluster_len + 2)
+    Some((index, after_id + 4 + cluster_len + 2))
 }
 
 /// Short cluster spellings met in this part, by their bytes as one word: most apps' cluster
@@ -382,15 +398,33 @@ mod tests {
             "\"7\": \"mt1\",\n\"8\": \"mt1\",\t\"9\": \"mt2\",\n\"10\": \"mt2\",",
             " \"011\": \"mt1\",\r\"12\" : \"mt1\",\n\"13\": \"mt1\" ,\"14\": \"cluster7\",",
             "\n\n\"15\": \"cluster7\",\"160000000000000\": \"mt2\",\"ab\": \"mt2\",",
-            "\"1700000000000000\": \"mt1\",\"18\": \"mt1\"}"
+            "\"1700000000000000\": \"mt1\",\"18\": \"mt1\",",
+            // Named IDs: the one step, and its near misses.
+            "\n\"Happy-Fox-1\": \"mt2\",\"happy-fox-2\" : \"mt1\",\"happy-fox-3\": \"cluster7\",",
+            "\"0000000000000000000000000000019\": \"mt2\",\"happy-fox-4\": \"mt1\" ,",
+            "\"happy-fox-is-a-long-name-of-32-b\": \"mt1\",\"20\": \"mt1\"}"
         );
         let (stop, mut part) = read(text, true);
         assert_eq!(stop, Stop::Closed { after: text.len() });
         let spellings: Vec<&str> = part.new_clusters.iter().map(|n| &*n.spelling).collect();
         assert_eq!(spellings, ["mt2", "cluster7"]);
-        assert_eq!(part.named.len(), 2, "011 and ab");
-        let table = std::mem::take(&mut part.numeric).build().unwrap();
         let (mt1, mt2, cluster7) = (0, NEW_CLUSTER, NEW_CLUSTER | 1);
+        let named = std::mem::take(&mut part.named).build().unwrap();
+        let expected_named = [
+            ("011", mt1),
+            ("ab", mt2),
+            ("happy-fox-1", mt2),
+            ("happy-fox-2", mt1),
+            ("happy-fox-3", cluster7),
+            ("0000000000000000000000000000019", mt2),
+            ("happy-fox-4", mt1),
+            ("happy-fox-is-a-long-name-of-32-b", mt1),
+        ];
+        assert_eq!(named.len(), expected_named.len());
+        for (id, cluster) in expected_named {
+            assert_eq!(named.get(id.as_bytes()), Some(cluster), "app {id}");
+        }
+        let table = std::mem::take(&mut part.numeric).build().unwrap();
         let expected = [
             (7, mt1),
             (8, mt1),
@@ -403,6 +437,7 @@ mod tests {
             (160_000_000_000_000, mt2),
             (1_700_000_000_000_000, mt1),
             (18, mt1),
+            (20, mt1),
         ];
         assert_eq!(table.len(), expected.len());
         for (id, cluster) in expected {

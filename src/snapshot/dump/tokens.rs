@@ -153,6 +153,57 @@ pub(super) fn short_number(bytes: &[u8], start: usize) -> Option<(u64, usize)> {
     Some((value, len))
 }
 
+/// The common string ID read a word at a time: 1 to 31 letters, digits and hyphens, not a
+/// number (all digits, one or no leading zero: [`read_id`] reads those as numbers), no
+/// hyphen first or last, at most `max_app` bytes, and the closing quote, at `start` with 32
+/// bytes to read from there. Its length; `None` for anything else (left to the general
+/// steps, which read what this accepts as the same named ID).
+#[inline(always)]
+pub(super) fn short_name(bytes: &[u8], start: usize, max_app: usize) -> Option<usize> {
+    let window = bytes.get(start..)?.first_chunk::<32>()?;
+    let mut all_digits = true;
+    for (index, chunk) in window.chunks_exact(8).enumerate() {
+        let word = u64::from_le_bytes(chunk.try_into().ok()?);
+        let quote = quotes(word);
+        let in_id = match quote {
+            0 => u64::MAX,
+            _ => first_bytes((quote.trailing_zeros() / 8) as usize),
+        };
+        if not_name_bytes(word) & in_id != 0 {
+            return None;
+        }
+        all_digits &= not_digits(word) & in_id == 0;
+        if quote != 0 {
+            let len = 8 * index + (quote.trailing_zeros() / 8) as usize;
+            if len == 0 || len > max_app {
+                return None;
+            }
+            let numeric = all_digits && (len == 1 || window[0] != b'0');
+            let hyphen_at_end = window[0] == b'-' || window[len - 1] == b'-';
+            return (!numeric && !hyphen_at_end).then_some(len);
+        }
+    }
+    None
+}
+
+/// The high bit of each byte of `word` that may not be in an app ID: not an ASCII letter,
+/// digit or hyphen. With the top bits cleared no addition carries out of a byte.
+#[inline(always)]
+fn not_name_bytes(word: u64) -> u64 {
+    const TOP_BITS: u64 = 0x8080_8080_8080_8080;
+    let ascii = !word & TOP_BITS;
+    let low = word & !TOP_BITS;
+    // Upper case folded to lower; nothing else lands in `a..=z`.
+    let folded = low | u64::from_ne_bytes([0x20; 8]);
+    let at_least_a = folded + u64::from_ne_bytes([0x80 - b'a'; 8]);
+    let past_z = folded + u64::from_ne_bytes([0x80 - b'z' - 1; 8]);
+    let letter = at_least_a & !past_z;
+    // A hyphen's byte is zero after the xor: adding 0x7f leaves its top bit clear.
+    let hyphen = !((low ^ u64::from_ne_bytes([b'-'; 8])) + u64::from_ne_bytes([0x7f; 8]));
+    let digit = !not_digits(word);
+    !((letter | hyphen | digit) & ascii) & TOP_BITS
+}
+
 /// The high bit of each byte of `word` that is a quote: a zero byte where a quote was. The
 /// lowest flag is exact (a borrow only flags bytes above a true zero).
 #[inline(always)]
@@ -406,6 +457,71 @@ mod tests {
         assert_eq!(find_quote(b"abcdefghijklmnop", 0), None);
         assert_eq!(find_quote(b"\"", 1), None);
         assert_eq!(find_quote(b"ab\"cdefghij\"", 3), Some(11));
+    }
+
+    /// What the one-word-at-a-time name step accepts, `read_id` reads as the same named ID;
+    /// and it accepts the common names (every byte value tried at every position).
+    #[test]
+    fn short_names_read_as_read_id_reads_them() {
+        let agrees = |id: &[u8], max_app: usize| {
+            let mut text = b"\"".to_vec();
+            text.extend_from_slice(id);
+            text.extend_from_slice(b"\": \"mt1\",\n\"1234567890123456789\": \"mt1\"");
+            let found = short_name(&text, 1, max_app);
+            if let Some(len) = found {
+                let mut at = 0;
+                match read_id(&text, &mut at, max_app) {
+                    Ok(Id::Valid(App::Named(named))) => assert_eq!(named, &text[1..1 + len]),
+                    _ => panic!("{:?} taken as a name", String::from_utf8_lossy(id)),
+                }
+                assert_eq!(at, len + 2, "{:?}", String::from_utf8_lossy(id));
+            }
+            found
+        };
+        for id in [
+            "happy-fox-1a",
+            "Blue-Tiger-3-PROD",
+            "007",
+            "00",
+            "a",
+            "x1",
+            "a-b",
+        ] {
+            assert_eq!(agrees(id.as_bytes(), MAX_APP), Some(id.len()), "{id}");
+        }
+        let longest = "q".repeat(31);
+        assert_eq!(agrees(longest.as_bytes(), MAX_APP), Some(31));
+        for id in [
+            "",
+            "7",
+            "123",
+            "-ab",
+            "ab-",
+            "a b",
+            "a_b",
+            "a.b",
+            "é",
+            &"q".repeat(32),
+        ] {
+            assert_eq!(agrees(id.as_bytes(), MAX_APP), None, "{id:?}");
+        }
+        assert_eq!(agrees(b"abcdef", 5), None, "longer than max_app");
+        for len in [1, 7, 8, 9, 17, 30] {
+            for at in 0..len {
+                for byte in 0..=255u8 {
+                    let mut id = b"k3y-abcdefghijklmnopqrstuvwxyz9"[..len].to_vec();
+                    id[at] = byte;
+                    let expected = byte.is_ascii_alphanumeric() || byte == b'-';
+                    let found = agrees(&id, MAX_APP);
+                    if found.is_some() != expected {
+                        // Refused for another reason: a hyphen at an end, or all digits.
+                        let edge = id[0] == b'-' || id[len - 1] == b'-';
+                        let number = id.iter().all(u8::is_ascii_digit);
+                        assert!(!expected || edge || number, "{byte:#x} at {at} of {len}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
