@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::control::{Request, DEFAULT_SOCKET};
+use crate::tsig::keygen::KeyFormat;
+use crate::tsig::Algorithm;
 
 mod usage;
 pub use usage::USAGE;
@@ -36,6 +38,7 @@ enum Word {
     Status,
     Update,
     Wait,
+    Keygen,
 }
 
 /// A parsed command line.
@@ -48,6 +51,8 @@ pub enum Invocation {
     Control(Request, PathBuf),
     /// `wait`: until the server's `--notify` targets serve a serial.
     Wait(WaitRequest, PathBuf),
+    /// `keygen`: a new TSIG key file on stdout.
+    Keygen(KeygenRequest),
     Help,
     Version,
 }
@@ -63,6 +68,16 @@ pub struct UpdateRequest {
     pub change: Change,
     /// `--wait`: then wait, as `cnamed wait`, for the serial the update made.
     pub wait: Option<WaitRequest>,
+}
+
+/// The key `cnamed keygen` makes.
+#[derive(Debug, PartialEq, Eq)]
+pub struct KeygenRequest {
+    pub name: String,
+    /// `--algorithm` [default: hmac-sha256].
+    pub algorithm: Algorithm,
+    /// `--format bind|knot` [default: bind].
+    pub format: KeyFormat,
 }
 
 /// What `cnamed wait` waits for.
@@ -90,7 +105,7 @@ impl fmt::Display for CliError {
 impl std::error::Error for CliError {}
 
 /// Every option that takes a value; anything else starting with '-' is unknown.
-const VALUE_FLAGS: [&str; 44] = [
+const VALUE_FLAGS: [&str; 46] = [
     "--dump",
     "--zone",
     "--target",
@@ -135,6 +150,8 @@ const VALUE_FLAGS: [&str; 44] = [
     "--serial",
     "--timeout",
     "--max-ixfr-ratio",
+    "--algorithm",
+    "--format",
 ];
 
 fn value<T: FromStr>(flag: &str, text: &str, what: &str) -> Result<T, CliError> {
@@ -155,10 +172,11 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
     let (mut force, mut json) = (false, false);
     let (mut server, mut key, mut serial) = (None, None, None);
     let (mut wait, mut timeout) = (false, None);
+    let (mut algorithm, mut format) = (None, None);
     let mut operands = Vec::new();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
-        if !arg.starts_with('-') && command == Some(Word::Update) {
+        if !arg.starts_with('-') && matches!(command, Some(Word::Update | Word::Keygen)) {
             operands.push(arg);
             continue;
         }
@@ -172,6 +190,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
                 "status" => Word::Status,
                 "update" => Word::Update,
                 "wait" => Word::Wait,
+                "keygen" => Word::Keygen,
                 "help" => return Ok(Invocation::Help),
                 "version" => return Ok(Invocation::Version),
                 other => return Err(CliError(format!("unknown command {other:?}"))),
@@ -298,6 +317,18 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
             "--key" => key = Some(text),
             "--serial" => serial = Some(value(flag, &text, "a serial, 0 to 4294967295")?),
             "--timeout" => timeout = Some(seconds(flag, &text)?),
+            "--algorithm" => {
+                let known = Algorithm::from_name(&text);
+                let what = format!("{flag}: {text:?} is not hmac-sha256 or hmac-sha512");
+                algorithm = Some(known.ok_or(CliError(what))?);
+            }
+            "--format" => {
+                format = Some(match text.as_str() {
+                    "bind" => KeyFormat::Bind,
+                    "knot" => KeyFormat::Knot,
+                    _ => return Err(CliError(format!("{flag}: {text:?} is not bind or knot"))),
+                })
+            }
             "--xfr-allow" => config.xfr_allow.push(
                 text.parse()
                     .map_err(|why| CliError(format!("{flag}: {why}")))?,
@@ -331,6 +362,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
         return Err(CliError(
             "--timeout goes with wait and update --wait".into(),
         ));
+    }
+    if command != Word::Keygen && (algorithm.is_some() || format.is_some()) {
+        return Err(CliError("--algorithm and --format go with keygen".into()));
     }
     let timeout = timeout.unwrap_or(DEFAULT_WAIT);
     // The zone is checked by the caller, which builds it; limits are only read later.
@@ -366,6 +400,15 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
                 }),
             };
             Invocation::Update(request, Box::new(config))
+        }
+        Word::Keygen => {
+            let [name] = <[String; 1]>::try_from(operands)
+                .map_err(|_| CliError("keygen needs one key NAME".into()))?;
+            Invocation::Keygen(KeygenRequest {
+                name,
+                algorithm: algorithm.unwrap_or(Algorithm::HmacSha256),
+                format: format.unwrap_or(KeyFormat::Bind),
+            })
         }
         Word::Run(command) => Invocation::Run(command, Box::new(config)),
     })
@@ -584,6 +627,44 @@ mod tests {
         for (args, expected) in cases {
             let error = run(args).unwrap_err().to_string();
             assert!(error.contains(expected), "{args:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn keygen_takes_a_name_an_algorithm_and_a_format() {
+        let expected = |name: &str, algorithm, format| {
+            Ok(Invocation::Keygen(KeygenRequest {
+                name: name.into(),
+                algorithm,
+                format,
+            }))
+        };
+        assert_eq!(
+            run(&["keygen", "xfr-key"]),
+            expected("xfr-key", Algorithm::HmacSha256, KeyFormat::Bind)
+        );
+        assert_eq!(
+            run(&[
+                "keygen",
+                "--algorithm",
+                "hmac-sha512",
+                "--format=knot",
+                "k.example."
+            ]),
+            expected("k.example.", Algorithm::HmacSha512, KeyFormat::Knot)
+        );
+        for (args, why) in [
+            (&["keygen"][..], "keygen needs one key NAME"),
+            (&["keygen", "a", "b"], "keygen needs one key NAME"),
+            (&["keygen", "--format", "yaml", "k"], "is not bind or knot"),
+            (
+                &["keygen", "--algorithm", "hmac-md5", "k"],
+                "is not hmac-sha256",
+            ),
+            (&["reload", "--format", "knot"], "go with keygen"),
+        ] {
+            let error = run(args).unwrap_err();
+            assert!(error.0.contains(why), "{args:?}: {error}");
         }
     }
 }

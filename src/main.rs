@@ -49,6 +49,7 @@ fn run() -> ExitCode {
         Invocation::Control(request, socket) => return ask(request, &socket),
         Invocation::Update(request, config) => return update(request, &config),
         Invocation::Wait(request, socket) => return wait(&request, &socket),
+        Invocation::Keygen(request) => return keygen(&request),
     };
     let zone = match config.zone() {
         Ok(zone) => zone,
@@ -373,6 +374,22 @@ fn update(request: cli::UpdateRequest, config: &Config) -> ExitCode {
 
 /// `text` on stdout; a reader that has gone (`cnamed --help | head -0`) has what it wanted,
 /// so a closed stdout loses it quietly, as it does `zonefile`'s.
+/// `cnamed keygen`: the key file on stdout, nothing else there.
+fn keygen(request: &cli::KeygenRequest) -> ExitCode {
+    let cli::KeygenRequest {
+        name,
+        algorithm,
+        format,
+    } = request;
+    match cnamed::tsig::keygen::generate(name, *algorithm, *format) {
+        Ok(text) => match std::io::stdout().write_all(text.as_bytes()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => fail(FAILURE, &format!("cannot write the key: {error}")),
+        },
+        Err(error) => fail(USAGE_ERROR, &error.to_string()),
+    }
+}
+
 fn print_quiet(text: &str) {
     let _ = std::io::stdout().write_all(text.as_bytes());
 }

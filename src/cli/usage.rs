@@ -28,6 +28,11 @@ Usage:
                               the server cannot be reached; with --wait [--timeout SECONDS],
                               then as `cnamed wait` for the serial the update made (run it on
                               the primary's host: it asks the --control socket)
+  cnamed keygen [--algorithm hmac-sha256|hmac-sha512] [--format bind|knot] NAME
+                              print a new TSIG key from the kernel's random source, as a key
+                              file cnamed and BIND read (bind), or Knot's key: section,
+                              which cnamed reads too (knot; its first line is the
+                              ALGORITHM:NAME:SECRET of kdig -y and dig -y)
 
 Options:
   --dump PATH                JSON dump of app -> cluster [default: data/apps.json]
@@ -119,6 +124,8 @@ Options:
                              serial to wait for [default: the one served]
   --wait                     update: then wait until every --notify target serves it
   --timeout SECONDS          wait, update --wait: how long [default: 30]
+  --algorithm NAME           keygen: hmac-sha256 or hmac-sha512 [default: hmac-sha256]
+  --format bind|knot         keygen: the key file's form [default: bind]
   -h, --help                 print this help
   -V, --version              print the version
 

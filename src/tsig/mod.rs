@@ -11,6 +11,7 @@
 mod chain;
 mod key;
 pub mod keyfile;
+pub mod keygen;
 mod record;
 mod sign;
 #[cfg(test)]
