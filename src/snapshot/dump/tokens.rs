@@ -132,25 +132,25 @@ pub(super) fn short_number(bytes: &[u8], start: usize) -> Option<(u64, usize)> {
     let chunk = bytes.get(start..)?.first_chunk::<16>()?;
     let (low, high) = chunk.split_at(8);
     let low = u64::from_le_bytes(low.try_into().ok()?);
+    if chunk[0] == b'0' {
+        return None;
+    }
+    // Up to 7 digits: the first word alone, the second never looked at.
+    let quote_low = quotes(low);
+    if quote_low != 0 {
+        let len = (quote_low.trailing_zeros() / 8) as usize;
+        if len == 0 || not_digits(low) & first_bytes(len) != 0 {
+            return None;
+        }
+        return Some((first_digits(low, len), len));
+    }
     let high = u64::from_le_bytes(high.try_into().ok()?);
-    let (quote_low, quote_high) = (quotes(low), quotes(high));
-    let len = match (quote_low, quote_high) {
-        (0, 0) => return None,
-        (0, _) => 8 + (quote_high.trailing_zeros() / 8) as usize,
-        _ => (quote_low.trailing_zeros() / 8) as usize,
-    };
-    if len == 0 || len == 16 || chunk[0] == b'0' {
+    let in_high = (quotes(high).trailing_zeros() / 8) as usize;
+    if in_high >= 8 || not_digits(low) | not_digits(high) & first_bytes(in_high) != 0 {
         return None;
     }
-    let (in_low, in_high) = (len.min(8), len.saturating_sub(8));
-    if not_digits(low) & first_bytes(in_low) | not_digits(high) & first_bytes(in_high) != 0 {
-        return None;
-    }
-    let value = match in_high {
-        0 => first_digits(low, in_low),
-        _ => eight_digits(low) * POWERS_OF_TEN[in_high] + first_digits(high, in_high),
-    };
-    Some((value, len))
+    let value = eight_digits(low) * POWERS_OF_TEN[in_high] + first_digits(high, in_high);
+    Some((value, 8 + in_high))
 }
 
 /// The common string ID read a word at a time: 1 to 31 letters, digits and hyphens, not a
