@@ -181,6 +181,10 @@ fn differences_go_to_the_journal_and_a_restart_is_dump_plus_journal() {
     let samples = wait_metric(metrics, ixfr, 1.0);
     let axfr = r#"cnamed_secondary_transfers_total{type="AXFR",result="changed"}"#;
     assert_eq!(samples[axfr], 0.0);
+    // Timed before it was counted.
+    let timed = r#"cnamed_secondary_transfer_duration_seconds_count{type="IXFR"}"#;
+    assert!(samples[timed] >= samples[ixfr], "{samples:?}");
+    assert!(samples[r#"cnamed_secondary_transfer_duration_seconds_sum{type="IXFR"}"#] > 0.0);
     assert!(secondary.seen_log("AXFR from").is_empty());
     assert_eq!(modified(&fleet.secondary_dump), dump_after_start);
 

@@ -567,6 +567,14 @@ fn metrics_and_status_show_updates_and_the_journal() {
     let on_disk = std::fs::metadata(&journal).unwrap().len() as f64;
     assert_eq!(value("cnamed_journal_bytes"), on_disk);
     assert_eq!(value("cnamed_overlay_entries"), 2.0);
+    // Each acknowledged UPDATE was its own commit (answered before the next was sent); the
+    // histogram is written once its answers are out.
+    let commits = "cnamed_update_commit_duration_seconds_count";
+    let metrics = wait_metric(addr, commits, 2.0);
+    assert_eq!(metrics[commits], 2.0);
+    let all = "cnamed_update_commit_duration_seconds_bucket{le=\"+Inf\"}";
+    assert_eq!(metrics[all], 2.0);
+    assert!(metrics["cnamed_update_commit_duration_seconds_sum"] > 0.0);
     let status = std::process::Command::new(binary())
         .args(["status", "--control", control.to_str().unwrap()])
         .output()

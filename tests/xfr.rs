@@ -252,6 +252,13 @@ fn concurrent_transfers_are_capped() {
         Duration::from_secs(15),
     );
     assert_eq!(m[&transfers("completed")], 2.0);
+    // Each completed one timed, 900k records taking more than a bucket's first bound.
+    assert_eq!(m["cnamed_xfr_duration_seconds_count{type=\"AXFR\"}"], 2.0);
+    assert_eq!(
+        m["cnamed_xfr_duration_seconds_bucket{type=\"AXFR\",le=\"0.0001\"}"],
+        0.0
+    );
+    assert!(m["cnamed_xfr_duration_seconds_sum{type=\"AXFR\"}"] > 0.0);
     assert_eq!(m[&transfers("refused_busy")], 1.0);
     assert_eq!(m[&transfers("failed")], 3.0);
     assert_eq!(

@@ -228,6 +228,8 @@ pub struct ServerStats {
     /// Folds of the overlay into new tables, and their time summed.
     pub folds: Counter,
     pub fold_micros: Counter,
+    /// How long reloads took, from the start of loading to the swap or the refusal.
+    pub reload_seconds: super::Histogram,
     /// Worker threads in their event loop (each adds itself, and removes itself on exit).
     pub workers_running: AtomicU64,
 }

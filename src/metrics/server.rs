@@ -4,6 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use super::counters::{CloseReason, Counter, Limited, ServerStats, WorkerCounters, QTYPES, RCODES};
+use super::histogram;
 use super::text::{family, single, Labelled};
 use crate::answer::{DropReason, Transport};
 use crate::cookie;
@@ -182,6 +183,12 @@ pub(super) fn render(workers: &[&WorkerCounters], stats: &ServerStats, out: &mut
     for (name, help, value) in snapshot {
         single(out, name, gauge, help, value);
     }
+    histogram::family(
+        out,
+        "cnamed_reload_duration_seconds",
+        "Reloads (SIGHUP, cnamed reload, a secondary's refresh), from the start of loading to the new snapshot in service or the refusal.",
+        &[(String::new(), &stats.reload_seconds)],
+    );
     single(
         out,
         "cnamed_last_good_write_failures_total",

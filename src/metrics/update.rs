@@ -2,6 +2,7 @@
 //! journal's size.
 
 use super::counters::Counter;
+use super::histogram;
 use super::text::{family, single};
 use crate::wire::Rcode;
 
@@ -21,6 +22,8 @@ pub struct UpdateStats {
     pub commits: Counter,
     /// Time from taking a group to its answers, summed, in microseconds.
     pub commit_micros: Counter,
+    /// The same per commit (a group of UPDATEs: their journal append, fsync and answers).
+    pub commit_seconds: super::Histogram,
     /// Appends that failed (their UPDATEs answered SERVFAIL).
     pub journal_errors: Counter,
     pub journal_bytes: Counter,
@@ -83,6 +86,12 @@ pub(super) fn render(stats: &UpdateStats, out: &mut String) {
     for (name, help, value) in counters {
         single(out, name, "counter", help, value);
     }
+    histogram::family(
+        out,
+        "cnamed_update_commit_duration_seconds",
+        "Commits of a group of UPDATEs: from taking the group to its answers sent, the journal append and fsync included.",
+        &[(String::new(), &stats.commit_seconds)],
+    );
     let gauges = [
         (
             "cnamed_journal_bytes",

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::histogram;
 use super::text::{family, single};
 use crate::xfr::outbound::{IxfrStyle, XfrStats};
 use crate::xfr::TransferType;
@@ -33,6 +34,17 @@ pub(super) fn render(xfr: &XfrStats, out: &mut String) {
         "counter",
         "Zone transfers by type and result: completed, failed (the client went away or stopped reading, or its TSIG failed), refused because the maximum were running.",
         &results,
+    );
+    let durations: Vec<(String, &_)> = TransferType::NAMES
+        .iter()
+        .zip(&xfr.durations)
+        .map(|(kind, histogram)| (format!("type=\"{kind}\""), histogram))
+        .collect();
+    histogram::family(
+        out,
+        "cnamed_xfr_duration_seconds",
+        "Completed zone transfers out, by type: from the request taken to the last message sent.",
+        &durations,
     );
     let styles: Vec<_> = IxfrStyle::NAMES
         .iter()

@@ -293,7 +293,10 @@ fn start_reload(reloader: Arc<Reloader>, force: bool, events: Events) -> io::Res
         .name("cnamed-reload".into())
         .spawn(move || {
             let mut report = ReportOnDrop::new(events);
-            report.set(reload_in_idle_time(&reloader, force));
+            let started = reloader.attempted();
+            let outcome = reload_in_idle_time(&reloader, force);
+            reloader.stats.reload_seconds.observe(started.elapsed());
+            report.set(outcome);
         })?;
     Ok(())
 }
@@ -311,7 +314,6 @@ static IDLE_LOADERS: AtomicUsize = AtomicUsize::new(0);
 /// load; the idle loader's, if it ever comes, is dropped. New mappings always arrive,
 /// privileged or not. A secondary's refreshes skip the idle wait (see below).
 fn reload_in_idle_time(reloader: &Arc<Reloader>, force: bool) -> Result<Reloaded, ReloadError> {
-    reloader.attempted();
     if !reloader.primaries.is_empty() {
         // A secondary's refresh is mostly an IXFR of a few changes applied in milliseconds,
         // and its deadline is the fleet's: waiting for idle time on a saturated edge would

@@ -9,9 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::events::{Event, Reason};
+use super::reloaded::{ReloadError, Reloaded};
+use super::running::TransferInfo;
 use super::shared::Shared;
 use crate::sys;
-use crate::xfr::inbound::secondary::SecondaryStats;
+use crate::xfr::inbound::secondary::{LastTransfer, RefreshOutcome, SecondaryStats};
+use crate::xfr::TransferType;
 
 /// How often the timers are looked at.
 const TICK: Duration = Duration::from_millis(250);
@@ -41,4 +44,47 @@ fn run(shared: &Shared, secondary: &SecondaryStats) {
             shared.events.send(Event::Reload(Reason::RefreshTimer));
         }
     }
+}
+
+/// Records a secondary's refresh: from whom, how, and how it ended.
+pub(super) fn record(
+    secondary: &SecondaryStats,
+    transfer: Option<TransferInfo>,
+    outcome: &Result<Reloaded, ReloadError>,
+) {
+    let (outcome, error) = match outcome {
+        Ok(reloaded) if reloaded.unchanged() => (RefreshOutcome::UpToDate, None),
+        Ok(_) => (RefreshOutcome::Changed, None),
+        Err(error) => (RefreshOutcome::Failed, Some(error.to_string())),
+    };
+    // A failure is logged once, by the main loop, as every reload's is.
+    match (&error, transfer) {
+        (None, Some(t)) if outcome == RefreshOutcome::Changed => crate::log!(
+            Info,
+            "{} from {}: serial {}, {} bytes in {:.1} ms, snapshot ready in {:.1} ms",
+            TransferType::NAMES[t.via as usize],
+            t.primary,
+            t.serial,
+            t.bytes,
+            t.fetch_time.as_secs_f64() * 1e3,
+            t.build_time.as_secs_f64() * 1e3
+        ),
+        _ => {}
+    }
+    if let Some(t) = transfer.filter(|_| outcome != RefreshOutcome::Failed) {
+        secondary.transfer_seconds[t.via as usize].observe(t.fetch_time);
+    }
+    let last = LastTransfer {
+        primary: transfer.map(|t| t.primary),
+        via: transfer.map(|t| t.via),
+        outcome,
+        error,
+        bytes: transfer.map_or(0, |t| t.bytes),
+        at_ms: sys::unix_millis(),
+    };
+    secondary.record(
+        last,
+        transfer.map(|t| t.serial),
+        transfer.and_then(|t| t.timers),
+    );
 }

@@ -25,7 +25,7 @@ use crate::tsig::keyfile;
 use crate::tsig::Key;
 use crate::xfr::inbound::client::{refresh, Refreshed};
 use crate::xfr::inbound::resolve::Resolved;
-use crate::xfr::inbound::secondary::{LastTransfer, RefreshOutcome, SecondaryStats};
+use crate::xfr::inbound::secondary::SecondaryStats;
 use crate::xfr::pace::TransferLimits;
 use crate::xfr::{Timers, TransferType};
 
@@ -81,13 +81,13 @@ pub(super) struct Loaded {
 /// Where a secondary's load came from.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct TransferInfo {
-    primary: SocketAddr,
-    via: TransferType,
-    serial: u32,
-    bytes: u64,
-    timers: Option<Timers>,
-    fetch_time: Duration,
-    build_time: Duration,
+    pub(super) primary: SocketAddr,
+    pub(super) via: TransferType,
+    pub(super) serial: u32,
+    pub(super) bytes: u64,
+    pub(super) timers: Option<Timers>,
+    pub(super) fetch_time: Duration,
+    pub(super) build_time: Duration,
 }
 
 impl Reloader {
@@ -95,13 +95,16 @@ impl Reloader {
     /// TSIG key files if there are, again and, only if all are valid, swaps them in. Workers
     /// pick them up on their next batch; queries in flight finish on the old snapshot.
     pub(super) fn reload(&self, force: bool) -> Result<Reloaded, ReloadError> {
-        self.attempted();
-        self.install(self.load(), force)
+        let started = self.attempted();
+        let outcome = self.install(self.load(), force);
+        self.stats.reload_seconds.observe(started.elapsed());
+        outcome
     }
 
-    /// Notes the time of a reload attempt, for the metrics.
-    pub(super) fn attempted(&self) {
+    /// Notes the time of a reload attempt, for the metrics; returns it, to time the reload.
+    pub(super) fn attempted(&self) -> Instant {
         self.stats.last_reload_attempt_ms.set(unix_millis());
+        Instant::now()
     }
 
     /// Loads and checks the cookie secrets, the TSIG keys, and the dump or (a secondary) what
@@ -210,7 +213,7 @@ impl Reloader {
         let transfer = loaded.as_ref().ok().and_then(|loaded| loaded.transfer);
         let outcome = self.install_checked(loaded, force);
         if let Some(secondary) = &self.secondary {
-            record_refresh(secondary, transfer, &outcome);
+            super::refresh::record(secondary, transfer, &outcome);
         }
         outcome
     }
@@ -339,46 +342,6 @@ impl Reloader {
         }
         Ok(done)
     }
-}
-
-/// Records a secondary's refresh: from whom, how, and how it ended.
-fn record_refresh(
-    secondary: &SecondaryStats,
-    transfer: Option<TransferInfo>,
-    outcome: &Result<Reloaded, ReloadError>,
-) {
-    let (outcome, error) = match outcome {
-        Ok(reloaded) if reloaded.unchanged() => (RefreshOutcome::UpToDate, None),
-        Ok(_) => (RefreshOutcome::Changed, None),
-        Err(error) => (RefreshOutcome::Failed, Some(error.to_string())),
-    };
-    // A failure is logged once, by the main loop, as every reload's is.
-    match (&error, transfer) {
-        (None, Some(t)) if outcome == RefreshOutcome::Changed => crate::log!(
-            Info,
-            "{} from {}: serial {}, {} bytes in {:.1} ms, snapshot ready in {:.1} ms",
-            TransferType::NAMES[t.via as usize],
-            t.primary,
-            t.serial,
-            t.bytes,
-            t.fetch_time.as_secs_f64() * 1e3,
-            t.build_time.as_secs_f64() * 1e3
-        ),
-        _ => {}
-    }
-    let last = LastTransfer {
-        primary: transfer.map(|t| t.primary),
-        via: transfer.map(|t| t.via),
-        outcome,
-        error,
-        bytes: transfer.map_or(0, |t| t.bytes),
-        at_ms: unix_millis(),
-    };
-    secondary.record(
-        last,
-        transfer.map(|t| t.serial),
-        transfer.and_then(|t| t.timers),
-    );
 }
 
 /// Serving workers.

@@ -129,6 +129,8 @@ fn run(job: Job, shared: &Shared) -> Option<TcpStream> {
     let index = kind.index();
     match &outcome {
         Ok((records, bytes)) => {
+            // Timed before counted: a scrape that sees the count sees the time.
+            stats.durations[index].observe(started.elapsed());
             stats.completed[index].fetch_add(1, Ordering::Relaxed);
             stats.records[index].fetch_add(*records, Ordering::Relaxed);
             stats.bytes[index].fetch_add(*bytes, Ordering::Relaxed);

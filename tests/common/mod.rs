@@ -435,8 +435,14 @@ pub fn parse_metrics(text: &str) -> std::collections::BTreeMap<String, f64> {
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.split_once(' ').unwrap();
-            assert!(["counter", "gauge"].contains(&kind), "{line}");
-            families.insert(name.to_owned());
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+            if kind == "histogram" {
+                for suffix in ["_bucket", "_sum", "_count"] {
+                    families.insert(format!("{name}{suffix}"));
+                }
+            } else {
+                families.insert(name.to_owned());
+            }
         } else if line.starts_with("# HELP ") {
         } else {
             let (key, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line:?}"));

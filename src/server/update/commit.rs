@@ -141,9 +141,11 @@ impl Committer {
             self.answer(outcome, keys, out, elapsed);
         }
         stats.commits.add(u64::from(records > 0));
-        stats
-            .commit_micros
-            .add(started.elapsed().as_micros() as u64);
+        let took = started.elapsed();
+        stats.commit_micros.add(took.as_micros() as u64);
+        if records > 0 {
+            stats.commit_seconds.observe(took);
+        }
     }
 
     /// The journal's size, for the metrics and status.

@@ -80,6 +80,8 @@ pub struct SecondaryStats {
     pub transfers: [[AtomicU64; 4]; 2],
     /// Response bytes received, by AXFR and IXFR.
     pub bytes: [AtomicU64; 2],
+    /// Time on the wire of refreshes that reached a primary, by AXFR and IXFR.
+    pub transfer_seconds: [crate::metrics::Histogram; 2],
     /// Unix milliseconds of the last refresh that reached a primary and ended with the zone
     /// current (changed or up to date); the start, before the first.
     pub last_ok_ms: AtomicU64,
@@ -115,6 +117,7 @@ impl SecondaryStats {
             min_refresh,
             transfers: Default::default(),
             bytes: Default::default(),
+            transfer_seconds: Default::default(),
             last_ok_ms: AtomicU64::new(now_ms),
             last_attempt_ms: AtomicU64::new(now_ms),
             failing: AtomicBool::new(false),

@@ -77,6 +77,8 @@ impl IxfrStyle {
 #[derive(Debug, Default)]
 pub struct XfrStats {
     pub completed: [AtomicU64; 2],
+    /// How long completed transfers took, from the request taken to the last message sent.
+    pub durations: [crate::metrics::Histogram; 2],
     /// Ended early: the client went away or stopped reading, or its TSIG failed.
     pub failed: [AtomicU64; 2],
     /// Allowed, but refused because `MAX_TRANSFERS` were running.
