@@ -38,10 +38,15 @@ pub fn load(path: &Path) -> Result<Vec<Key>, KeyFileError> {
 /// Parses the keys of a key file's text: BIND's `key "name" { ... };` blocks, or Knot's
 /// YAML `key:` list as `keymgr -t` prints it.
 pub fn parse(text: &str) -> Result<Vec<Key>, KeyFileError> {
-    let text = strip_comments(text)?;
-    let entries = match text.trim_start().starts_with("key:") {
-        true => knot_entries(&text)?,
-        false => bind_entries(&tokens(&text)?)?,
+    // Knot's YAML has only '#' comments: a secret may hold "//" (base64's '/' twice).
+    let knot = text
+        .lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty() && !line.starts_with('#'))
+        .is_some_and(|line| line.starts_with("key:"));
+    let entries = match knot {
+        true => knot_entries(&strip_yaml_comments(text))?,
+        false => bind_entries(&tokens(&strip_comments(text)?)?)?,
     };
     let mut keys: Vec<Key> = Vec::new();
     for Entry {
@@ -200,6 +205,19 @@ fn checked_key(
 
 /// The text without its comments (`#`, `//` to the end of the line, `/* */`); an unclosed
 /// `/*` is an error, never a silent end of the file.
+/// YAML's comments: from a '#' at a line's start or after whitespace to the line's end.
+fn strip_yaml_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let comment = line
+            .char_indices()
+            .find(|&(i, c)| c == '#' && (i == 0 || line[..i].ends_with(char::is_whitespace)));
+        out.push_str(comment.map_or(line, |(i, _)| &line[..i]));
+        out.push('\n');
+    }
+    out
+}
+
 fn strip_comments(text: &str) -> Result<String, KeyFileError> {
     let mut out = String::new();
     let mut rest = text;
@@ -358,6 +376,13 @@ mod tests {
         assert_eq!(keys[0].algorithm, Algorithm::HmacSha256);
         assert_eq!(keys[0].secret.len(), 32);
         assert_eq!(keys[1].secret, b"secret-sha512");
+        // Base64's '/' twice is a secret's, not a comment (one key in a hundred has it);
+        // a '#' after a space is a YAML comment.
+        let slashes = "key:\n  - id: k  # the fleet's\n    algorithm: hmac-sha256\n    \
+                       secret: ab//cd//ef8=\n";
+        let keys = parse(slashes).unwrap();
+        assert_eq!(keys[0].name, b"\x01k\x00");
+        assert_eq!(keys[0].secret, base64("ab//cd//ef8=").unwrap_or_default());
         for (bad, why) in [
             (
                 "key:\n  - id: a\n    algorithm: hmac-sha256\n",
