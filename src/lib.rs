@@ -39,6 +39,7 @@ pub mod cookie;
 pub mod journal;
 pub mod log;
 pub mod metrics;
+pub mod progress;
 pub mod rrl;
 pub mod server;
 mod siphash;

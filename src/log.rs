@@ -59,9 +59,14 @@ fn stderr_is_journal() -> bool {
 
 static JOURNAL: OnceLock<bool> = OnceLock::new();
 
+/// Whether stderr is the journal (then lines carry their priority, and nothing is redrawn).
+pub fn to_journal() -> bool {
+    *JOURNAL.get_or_init(stderr_is_journal)
+}
+
 /// How a line starts: the priority for the journal, else the program and level.
 fn prefix(level: Level) -> String {
-    if *JOURNAL.get_or_init(stderr_is_journal) {
+    if to_journal() {
         format!("<{}>", level as u8)
     } else {
         format!("cnamed: {}: ", level.name())

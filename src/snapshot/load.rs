@@ -7,6 +7,7 @@ use super::dump::{self, Reading};
 use super::error::LoadError;
 use super::zone::Zone;
 use super::{Snapshot, READ_BUFFER};
+use crate::progress::Progress;
 
 /// Which dump reader reads a dump held in memory (see [`Snapshot::from_json_read_by`]).
 #[doc(hidden)]
@@ -43,14 +44,24 @@ impl Snapshot {
                 max: max_size,
             });
         }
-        let read =
-            |file, reading| Self::read_dump(path, file, metadata.len(), zone, max_size, reading);
+        // A pipe's size is unknown: its bytes are counted, not a share of them.
+        let total = if metadata.is_file() {
+            metadata.len()
+        } else {
+            0
+        };
+        let progress = Progress::start(format!("loading {}", path.display()), total);
+        let read = |file, reading| {
+            let file = progress.count(file);
+            Self::read_dump(path, file, metadata.len(), zone, max_size, reading)
+        };
         let parsed = match read(file, Some(Reading::every_core())) {
             Err(LoadError::Invalid { .. }) if metadata.is_file() => {
                 read(std::fs::File::open(path).map_err(read_error)?, None)
             }
             parsed => parsed,
         }?;
+        drop(progress);
         let mut snapshot = Self::from_parsed(parsed, zone);
         snapshot.dump_modified_ms = metadata
             .modified()
@@ -64,13 +75,12 @@ impl Snapshot {
     /// reader, or by the general one (`reading` `None`).
     pub(super) fn read_dump(
         path: &Path,
-        file: std::fs::File,
+        file: impl std::io::Read,
         size: u64,
         zone: &Zone,
         max_size: u64,
         reading: Option<Reading>,
     ) -> Result<dump::Parsed, LoadError> {
-        use std::io::Read;
         let mut limited = file.take(max_size.saturating_add(1));
         // The fast reader reads blocks of its own; serde_json a byte at a time, buffered.
         let parsed = match reading {
