@@ -229,7 +229,7 @@ pub struct ServerStats {
     pub folds: Counter,
     pub fold_micros: Counter,
     /// How long reloads took, from the start of loading to the swap or the refusal.
-    pub reload_seconds: super::Histogram,
+    pub reload_seconds: crate::histogram::Histogram,
     /// Worker threads in their event loop (each adds itself, and removes itself on exit).
     pub workers_running: AtomicU64,
 }

@@ -1,63 +1,12 @@
-//! Histograms of how long work off the query path took (reloads, transfers, commits), in
-//! Prometheus' form: cumulative `_bucket`s by upper bound `le`, `_sum` and `_count`.
-//! Several threads may observe one (four transfer threads), so each count is a `fetch_add`;
-//! none is ever touched by a worker.
+//! Histograms in Prometheus' text form: cumulative `_bucket`s by upper bound `le`, `_sum`
+//! and `_count`.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
-/// Upper bounds in seconds: from an fsync on a fast disk (100 µs) to a 100M-app load or a
-/// slow transfer (5 min). One set for every histogram, so that panels and alerts read alike.
-const BOUNDS: [f64; 14] = [
-    0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0,
-];
+use crate::histogram::{Histogram, BOUNDS};
 
-/// Durations observed: a count per bucket (the last past every bound), and their sum.
-#[derive(Debug, Default)]
-pub struct Histogram {
-    counts: [AtomicU64; BOUNDS.len() + 1],
-    sum_micros: AtomicU64,
-}
-
-impl Histogram {
-    pub fn observe(&self, duration: Duration) {
-        let seconds = duration.as_secs_f64();
-        let bucket = BOUNDS.partition_point(|&bound| bound < seconds);
-        self.counts[bucket].fetch_add(1, Ordering::Relaxed);
-        let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
-        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
-    }
-
-    /// Writes the samples of this histogram with `labels` (`key="value"` pairs, or empty).
-    fn write_samples(&self, out: &mut String, name: &str, labels: &str) {
-        let separator = if labels.is_empty() { "" } else { "," };
-        let mut cumulative = 0u64;
-        for (i, count) in self.counts.iter().enumerate() {
-            cumulative += count.load(Ordering::Relaxed);
-            let _ = match BOUNDS.get(i) {
-                Some(bound) => writeln!(
-                    out,
-                    "{name}_bucket{{{labels}{separator}le=\"{bound}\"}} {cumulative}"
-                ),
-                None => writeln!(
-                    out,
-                    "{name}_bucket{{{labels}{separator}le=\"+Inf\"}} {cumulative}"
-                ),
-            };
-        }
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let braces = if labels.is_empty() {
-            String::new()
-        } else {
-            format!("{{{labels}}}")
-        };
-        let _ = writeln!(out, "{name}_sum{braces} {sum}");
-        let _ = writeln!(out, "{name}_count{braces} {cumulative}");
-    }
-}
-
-/// A histogram family: its help and type lines, then each histogram with its labels.
+/// A histogram family: its help and type lines, then each histogram with its labels
+/// (`key="value"` pairs, or empty).
 pub(super) fn family(
     out: &mut String,
     name: &str,
@@ -66,12 +15,39 @@ pub(super) fn family(
 ) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
     for (labels, histogram) in histograms {
-        histogram.write_samples(out, name, labels);
+        samples(out, name, labels, histogram);
     }
+}
+
+fn samples(out: &mut String, name: &str, labels: &str, histogram: &Histogram) {
+    let separator = if labels.is_empty() { "" } else { "," };
+    let mut cumulative = 0u64;
+    for (i, count) in histogram.counts().into_iter().enumerate() {
+        cumulative += count;
+        let _ = match BOUNDS.get(i) {
+            Some(bound) => writeln!(
+                out,
+                "{name}_bucket{{{labels}{separator}le=\"{bound}\"}} {cumulative}"
+            ),
+            None => writeln!(
+                out,
+                "{name}_bucket{{{labels}{separator}le=\"+Inf\"}} {cumulative}"
+            ),
+        };
+    }
+    let braces = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{labels}}}")
+    };
+    let _ = writeln!(out, "{name}_sum{braces} {}", histogram.sum_seconds());
+    let _ = writeln!(out, "{name}_count{braces} {cumulative}");
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]

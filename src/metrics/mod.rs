@@ -2,7 +2,7 @@
 //!
 //! - `counters`: [`WorkerCounters`] (the query path's) and [`ServerStats`];
 //! - `server`, `xfr`, `secondary`, `update`, `fleet`: each subsystem's families, rendered from its figures;
-//! - `text`: the exposition format; `histogram`: durations off the query path.
+//! - `text` and `histogram`: the exposition format.
 //!
 //! Each worker owns a [`WorkerCounters`] and is its only writer: an increment is a relaxed
 //! load and store of a value no other thread writes, which compiles to plain moves, with no
@@ -25,7 +25,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 pub use self::counters::{CloseReason, Counter, Limited, ServerStats, WorkerCounters};
-pub use self::histogram::Histogram;
 pub use self::update::UpdateStats;
 use crate::sys::unix_millis;
 use crate::xfr::inbound::secondary::SecondaryStats;

@@ -23,7 +23,7 @@ pub struct UpdateStats {
     /// Time from taking a group to its answers, summed, in microseconds.
     pub commit_micros: Counter,
     /// The same per commit (a group of UPDATEs: their journal append, fsync and answers).
-    pub commit_seconds: super::Histogram,
+    pub commit_seconds: crate::histogram::Histogram,
     /// Appends that failed (their UPDATEs answered SERVFAIL).
     pub journal_errors: Counter,
     pub journal_bytes: Counter,

@@ -4,17 +4,17 @@
 //! zone expired (see `--on-expire`). The refresh itself is an ordinary reload, asked of the
 //! main loop as an event, so it coalesces with NOTIFYs and operators' reloads.
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::events::{Event, Reason};
 use super::reloaded::{ReloadError, Reloaded};
-use super::running::TransferInfo;
 use super::shared::Shared;
 use crate::sys;
 use crate::xfr::inbound::secondary::{LastTransfer, RefreshOutcome, SecondaryStats};
-use crate::xfr::TransferType;
+use crate::xfr::{Timers, TransferType};
 
 /// How often the timers are looked at.
 const TICK: Duration = Duration::from_millis(250);
@@ -44,6 +44,18 @@ fn run(shared: &Shared, secondary: &SecondaryStats) {
             shared.events.send(Event::Reload(Reason::RefreshTimer));
         }
     }
+}
+
+/// Where a secondary's load came from.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct TransferInfo {
+    pub(super) primary: SocketAddr,
+    pub(super) via: TransferType,
+    pub(super) serial: u32,
+    pub(super) bytes: u64,
+    pub(super) timers: Option<Timers>,
+    pub(super) fetch_time: Duration,
+    pub(super) build_time: Duration,
 }
 
 /// Records a secondary's refresh: from whom, how, and how it ended.

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use super::checkpoint::Checkpointer;
 use super::dump_writer::DumpWriter;
 use super::events::Event;
+use super::refresh::TransferInfo;
 use super::reloaded::{ReloadError, Reloaded};
 use super::shared::Shared;
 use crate::cookie::Secrets;
@@ -27,7 +28,6 @@ use crate::xfr::inbound::client::{refresh, Refreshed};
 use crate::xfr::inbound::resolve::Resolved;
 use crate::xfr::inbound::secondary::SecondaryStats;
 use crate::xfr::pace::TransferLimits;
-use crate::xfr::{Timers, TransferType};
 
 /// What a reload needs: shared with the thread that runs it, which a stop may abandon.
 pub(super) struct Reloader {
@@ -76,18 +76,6 @@ pub(super) struct Loaded {
     secrets: Option<Secrets>,
     keys: Option<Vec<Key>>,
     elapsed: Duration,
-}
-
-/// Where a secondary's load came from.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct TransferInfo {
-    pub(super) primary: SocketAddr,
-    pub(super) via: TransferType,
-    pub(super) serial: u32,
-    pub(super) bytes: u64,
-    pub(super) timers: Option<Timers>,
-    pub(super) fetch_time: Duration,
-    pub(super) build_time: Duration,
 }
 
 impl Reloader {

@@ -81,7 +81,7 @@ pub struct SecondaryStats {
     /// Response bytes received, by AXFR and IXFR.
     pub bytes: [AtomicU64; 2],
     /// Time on the wire of refreshes that reached a primary, by AXFR and IXFR.
-    pub transfer_seconds: [crate::metrics::Histogram; 2],
+    pub transfer_seconds: [crate::histogram::Histogram; 2],
     /// Unix milliseconds of the last refresh that reached a primary and ended with the zone
     /// current (changed or up to date); the start, before the first.
     pub last_ok_ms: AtomicU64,

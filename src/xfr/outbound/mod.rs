@@ -78,7 +78,7 @@ impl IxfrStyle {
 pub struct XfrStats {
     pub completed: [AtomicU64; 2],
     /// How long completed transfers took, from the request taken to the last message sent.
-    pub durations: [crate::metrics::Histogram; 2],
+    pub durations: [crate::histogram::Histogram; 2],
     /// Ended early: the client went away or stopped reading, or its TSIG failed.
     pub failed: [AtomicU64; 2],
     /// Allowed, but refused because `MAX_TRANSFERS` were running.
