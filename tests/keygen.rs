@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::RecordType;
 
 /// `cnamed keygen ARGS`, written to a file under the target directory.
 fn keygen(file: &str, args: &[&str]) -> PathBuf {
@@ -159,15 +159,7 @@ fn knot_includes_the_knot_form_and_transfers_with_it() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let target = loop {
         let reply = udp_exchange(knot_addr, &ask, true).map(|r| decode(&r));
-        let target = reply.and_then(|reply| {
-            reply
-                .answers()
-                .iter()
-                .find_map(|record| match record.data() {
-                    Some(RData::CNAME(target)) => Some(target.0.to_ascii()),
-                    _ => None,
-                })
-        });
+        let target = reply.as_ref().and_then(cname_target);
         if target.is_some() || Instant::now() > deadline {
             break target;
         }

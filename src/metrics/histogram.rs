@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use crate::histogram::{Histogram, BOUNDS};
+use crate::xfr::TransferType;
 
 /// A histogram family: its help and type lines, then each histogram with its labels
 /// (`key="value"` pairs, or empty).
@@ -17,6 +18,15 @@ pub(super) fn family(
     for (labels, histogram) in histograms {
         samples(out, name, labels, histogram);
     }
+}
+
+/// One histogram per transfer type (AXFR, IXFR), labelled `type`.
+pub(super) fn by_type(histograms: &[Histogram; 2]) -> Vec<(String, &Histogram)> {
+    TransferType::NAMES
+        .iter()
+        .zip(histograms)
+        .map(|(kind, histogram)| (format!("type=\"{kind}\""), histogram))
+        .collect()
 }
 
 fn samples(out: &mut String, name: &str, labels: &str, histogram: &Histogram) {

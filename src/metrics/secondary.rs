@@ -36,16 +36,11 @@ pub(super) fn render(secondary: &SecondaryStats, now_ms: u64, out: &mut String) 
         "Bytes of zone transfer responses received from the primaries.",
         &bytes,
     );
-    let durations: Vec<(String, &_)> = TransferType::NAMES
-        .iter()
-        .zip(&secondary.transfer_seconds)
-        .map(|(via, histogram)| (format!("type=\"{via}\""), histogram))
-        .collect();
     histogram::family(
         out,
         "cnamed_secondary_transfer_duration_seconds",
         "Refreshes that reached a primary (a new serial or up to date), by AXFR or IXFR: time on the wire, request to last message.",
-        &durations,
+        &histogram::by_type(&secondary.transfer_seconds),
     );
     single(
         out,

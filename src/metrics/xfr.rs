@@ -35,16 +35,11 @@ pub(super) fn render(xfr: &XfrStats, out: &mut String) {
         "Zone transfers by type and result: completed, failed (the client went away or stopped reading, or its TSIG failed), refused because the maximum were running.",
         &results,
     );
-    let durations: Vec<(String, &_)> = TransferType::NAMES
-        .iter()
-        .zip(&xfr.durations)
-        .map(|(kind, histogram)| (format!("type=\"{kind}\""), histogram))
-        .collect();
     histogram::family(
         out,
         "cnamed_xfr_duration_seconds",
         "Completed zone transfers out, by type: from the request taken to the last message sent.",
-        &durations,
+        &histogram::by_type(&xfr.durations),
     );
     let styles: Vec<_> = IxfrStyle::NAMES
         .iter()

@@ -534,7 +534,11 @@ pub fn connect_small_window(addr: SocketAddr) -> TcpStream {
 
 /// The CNAME target `qname` (type A, over UDP) is answered with; `None` without one.
 pub fn target_of(server: &Cnamed, qname: &str) -> Option<String> {
-    let reply = decode(&server.udp(&encode(&query(qname, RecordType::A))));
+    cname_target(&decode(&server.udp(&encode(&query(qname, RecordType::A)))))
+}
+
+/// The target of a reply's first answer when it is a CNAME.
+pub fn cname_target(reply: &Message) -> Option<String> {
     match reply.answers().first().and_then(|r| r.data()) {
         Some(hickory_proto::rr::RData::CNAME(target)) => Some(target.0.to_ascii()),
         _ => None,
