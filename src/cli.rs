@@ -105,7 +105,7 @@ impl fmt::Display for CliError {
 impl std::error::Error for CliError {}
 
 /// Every option that takes a value; anything else starting with '-' is unknown.
-const VALUE_FLAGS: [&str; 46] = [
+const VALUE_FLAGS: [&str; 49] = [
     "--dump",
     "--zone",
     "--target",
@@ -145,6 +145,9 @@ const VALUE_FLAGS: [&str; 46] = [
     "--max-transfers-per-address",
     "--min-refresh",
     "--last-good",
+    "--dnstap",
+    "--dnstap-sample",
+    "--dnstap-messages",
     "--server",
     "--key",
     "--serial",
@@ -313,6 +316,13 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, CliE
             }
             "--min-refresh" => config.min_refresh = seconds(flag, &text)?,
             "--last-good" => config.last_good = Some(PathBuf::from(text)),
+            "--dnstap" => config.dnstap = Some(PathBuf::from(text)),
+            "--dnstap-sample" => {
+                config.dnstap_sample = value(flag, &text, "a number of queries (1: every one)")?
+            }
+            "--dnstap-messages" => {
+                config.dnstap_messages = value(flag, &text, "queries, responses or both")?
+            }
             "--server" => server = Some(value(flag, &text, "an ADDR:PORT")?),
             "--key" => key = Some(text),
             "--serial" => serial = Some(value(flag, &text, "a serial, 0 to 4294967295")?),

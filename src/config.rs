@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::dnstap::{Messages, Settings as DnstapSettings};
 use crate::snapshot::guard::{Rules, DEFAULT_MAX_SHRINK};
 use crate::snapshot::{expand_target, Zone, ZoneSettings, SOA_EXPIRE, SOA_REFRESH, SOA_RETRY};
 use crate::wire::name::{check_label, is_within, name_to_wire, Charset};
@@ -153,6 +154,12 @@ pub struct Config {
     /// A secondary's least time between refreshes not asked for by the operator or by a
     /// NOTIFY announcing a newer serial.
     pub min_refresh: Duration,
+    /// The dnstap collector's Unix socket; `None`: no query logs.
+    pub dnstap: Option<PathBuf>,
+    /// One query in this many is logged to dnstap.
+    pub dnstap_sample: u32,
+    /// Which messages of a logged query go to dnstap.
+    pub dnstap_messages: Messages,
 }
 
 impl Default for Config {
@@ -198,6 +205,9 @@ impl Default for Config {
             max_transfers_per_address: 0,
             max_ixfr_ratio: Some(crate::xfr::outbound::DEFAULT_MAX_IXFR_RATIO),
             min_refresh: Duration::from_secs(2),
+            dnstap: None,
+            dnstap_sample: 1,
+            dnstap_messages: Messages::Both,
         }
     }
 }
@@ -222,6 +232,15 @@ impl Config {
         }
     }
 
+    /// The query logs to write, with `--dnstap`.
+    pub fn dnstap_settings(&self) -> Option<DnstapSettings> {
+        self.dnstap.as_ref().map(|path| DnstapSettings {
+            path: path.clone(),
+            sample: self.dnstap_sample,
+            messages: self.dnstap_messages,
+        })
+    }
+
     /// Checks the server's limits: worker threads, TCP connections, the RRL rate.
     pub fn check_limits(&self) -> Result<(), ConfigError> {
         if !(1..=MAX_THREADS).contains(&self.threads) {
@@ -232,6 +251,9 @@ impl Config {
         }
         if self.rrl_rate == Some(0) {
             return Err(invalid("--rrl-rate", "needs at least 1"));
+        }
+        if self.dnstap_sample == 0 {
+            return Err(invalid("--dnstap-sample", "needs at least 1 (every query)"));
         }
         for (flag, limit) in [
             ("--max-transfer-time-in", self.max_transfer_time_in),
@@ -394,11 +416,7 @@ impl Config {
                 format!("longer than {MAX_CHARACTER_STRING} bytes"),
             ));
         }
-        let version = match self.version_string.as_deref() {
-            Some(HIDDEN_VERSION) => None,
-            Some(text) => Some(text.as_bytes().to_vec()),
-            None => Some(VERSION_STRING.as_bytes().to_vec()),
-        };
+        let version = self.version().map(|text| text.as_bytes().to_vec());
         if version
             .as_ref()
             .is_some_and(|v| v.len() > MAX_CHARACTER_STRING)
@@ -434,6 +452,15 @@ impl Config {
         self.hostmaster
             .clone()
             .unwrap_or_else(|| format!("hostmaster.{}", self.zone.trim_end_matches('.')))
+    }
+
+    /// The version to report; `None` under `--version-string none`.
+    pub fn version(&self) -> Option<&str> {
+        match self.version_string.as_deref() {
+            Some(HIDDEN_VERSION) => None,
+            Some(text) => Some(text),
+            None => Some(VERSION_STRING),
+        }
     }
 
     /// The server identity to report: the configured one, else the kernel's host name.
@@ -526,6 +553,7 @@ mod tests {
                 Box::new(|c| c.tcp_max_connections = 0),
             ),
             ("--rrl-rate", Box::new(|c| c.rrl_rate = Some(0))),
+            ("--dnstap-sample", Box::new(|c| c.dnstap_sample = 0)),
             ("--max-shrink", Box::new(|c| c.max_shrink = 101)),
             (
                 "--clusters",

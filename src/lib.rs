@@ -36,6 +36,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod cookie;
+pub mod dnstap;
 pub mod histogram;
 pub mod journal;
 pub mod log;

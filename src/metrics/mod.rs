@@ -11,6 +11,7 @@
 //! tear one.
 
 mod counters;
+mod dnstap;
 mod fleet;
 mod histogram;
 mod secondary;
@@ -25,6 +26,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 pub use self::counters::{CloseReason, Counter, Limited, ServerStats, WorkerCounters};
+pub use self::dnstap::DnstapStats;
 pub use self::update::UpdateStats;
 use crate::sys::unix_millis;
 use crate::xfr::inbound::secondary::SecondaryStats;
@@ -44,6 +46,8 @@ pub struct Metrics {
     pub(crate) updates: Option<Arc<UpdateStats>>,
     /// What the `--notify` targets serve, with `--notify`.
     pub(crate) fleet: Option<Arc<Fleet>>,
+    /// Query logs, with `--dnstap`.
+    pub(crate) dnstap: Option<Arc<DnstapStats>>,
 }
 
 impl Metrics {
@@ -66,6 +70,9 @@ impl Metrics {
         }
         if let Some(fleet) = &self.fleet {
             fleet::render(fleet, self.stats.serial.get(), unix_millis(), &mut out);
+        }
+        if let Some(dnstap) = &self.dnstap {
+            dnstap::render(dnstap, &mut out);
         }
         out
     }

@@ -60,6 +60,7 @@ pub use self::shared::{RrlSettings, TcpLimits, DRAIN_TIMEOUT};
 use self::socket::{bind_workers, WorkerSockets};
 use crate::config::Config;
 use crate::cookie::Secrets;
+use crate::dnstap;
 use crate::journal::Journal;
 pub use crate::metrics::Metrics;
 use crate::metrics::{ServerStats, WorkerCounters};
@@ -102,6 +103,8 @@ pub struct Server {
     journal: Option<Journal>,
     /// `--journal-max-size`.
     journal_max_size: u64,
+    /// `--dnstap`, and what each frame says of this server.
+    dnstap: Option<(dnstap::Settings, dnstap::Identity)>,
 }
 
 /// What the committer gets at start.
@@ -128,6 +131,14 @@ impl Server {
             ),
             None => None,
         };
+        let dnstap = config.dnstap_settings().map(|settings| {
+            let identity = dnstap::Identity {
+                identity: config.identity().into_bytes(),
+                version: config.version().unwrap_or_default().as_bytes().to_vec(),
+                zone: zone.apex.clone(),
+            };
+            (settings, identity)
+        });
         let (workers, local_addrs) = bind_workers(&config.listen, config.threads.max(1))?;
         let stats = ServerStats::default();
         let secondary = match config.primary.is_empty() {
@@ -214,6 +225,7 @@ impl Server {
             updates: update_setup,
             journal: None,
             journal_max_size: config.journal_max_size,
+            dnstap,
         })
     }
 
@@ -256,18 +268,31 @@ impl Server {
                 .collect::<io::Result<Vec<_>>>()?,
             _ => Vec::new(),
         };
+        // The dnstap writer, and a tap for each worker, with `--dnstap`.
+        let (mut taps, dnstap_stats, dnstap_writer) = match self.dnstap {
+            Some((settings, identity)) => {
+                let shared = Arc::clone(&self.shared);
+                let stopping = Box::new(move || shared.shutdown.load(Ordering::Acquire));
+                let started = dnstap::start(&settings, identity, workers, stopping)?;
+                (started.taps, Some(started.stats), Some(started.writer))
+            }
+            None => (Vec::new(), None, None),
+        };
+        let mut taps = taps.drain(..);
         for (index, sockets) in self.workers.into_iter().enumerate() {
             let worker_counters = Arc::new(WorkerCounters::default());
             counters.push(Arc::clone(&worker_counters));
-            let worker = worker::Worker::new(
-                sockets,
-                Arc::clone(&self.shared),
-                transfers.clone(),
-                worker_counters,
-                self.tcp_limits,
-                self.rrl
+            let setup = worker::WorkerSetup {
+                shared: Arc::clone(&self.shared),
+                transfers: transfers.clone(),
+                counters: worker_counters,
+                limits: self.tcp_limits,
+                rate_limiter: self
+                    .rrl
                     .map(|rrl| RateLimiter::new(rrl.rate, rrl.slip, workers, rrl.hash_key)),
-            )?;
+                tap: taps.next(),
+            };
+            let worker = worker::Worker::new(sockets, setup)?;
             wakers.push(worker.waker());
             let ready = ready.clone();
             let stats = Arc::clone(&self.stats);
@@ -379,6 +404,7 @@ impl Server {
             }),
             wakers,
             threads,
+            dnstap_writer,
             inbox: Some(self.inbox),
             metrics: Metrics {
                 workers: counters,
@@ -387,6 +413,7 @@ impl Server {
                 secondary: self.secondary,
                 updates: update_stats,
                 fleet: fleet_view,
+                dnstap: dnstap_stats,
             },
         })
     }

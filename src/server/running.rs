@@ -337,6 +337,8 @@ pub struct Running {
     pub(super) reloader: Arc<Reloader>,
     pub(super) wakers: Vec<Arc<mio::Waker>>,
     pub(super) threads: Vec<JoinHandle<io::Result<()>>>,
+    /// The dnstap writer, with `--dnstap`: it ends once the workers have.
+    pub(super) dnstap_writer: Option<JoinHandle<()>>,
     pub(super) metrics: Metrics,
     /// The main loop's inputs, until the loop takes them.
     pub(super) inbox: Option<Receiver<Event>>,
@@ -394,6 +396,12 @@ impl Running {
             thread
                 .join()
                 .map_err(|_| io::Error::other("a worker thread panicked"))??;
+        }
+        // The workers' taps are gone: the writer sends what they left and ends the stream.
+        if let Some(writer) = self.dnstap_writer {
+            writer
+                .join()
+                .map_err(|_| io::Error::other("the dnstap writer panicked"))?;
         }
         Ok(())
     }

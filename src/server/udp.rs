@@ -2,11 +2,12 @@
 //! recvmmsg, each goes through the pipeline (`pipeline::handle`: answered, rate limited,
 //! signed, counted), and the answers leave with one sendmmsg.
 
+use std::cell::RefCell;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
 use std::sync::atomic::AtomicBool;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
@@ -15,6 +16,7 @@ use super::pipeline::{handle, Handled, RateLimit, Serving};
 use super::shared::Shared;
 use super::update::{Job, Reply};
 use crate::answer::Transport;
+use crate::dnstap::{self, Exchange, Protocol, Tap};
 use crate::metrics::WorkerCounters;
 use crate::rrl::RateLimiter;
 use crate::sys::{UdpBatch, BATCH};
@@ -27,6 +29,8 @@ static SEND_ERROR_LOGGED: AtomicBool = AtomicBool::new(false);
 /// A worker's UDP sockets, its batch buffers and its rate limiter.
 pub(super) struct UdpSide {
     sockets: Vec<UdpSocket>,
+    /// Each socket's own address, for dnstap.
+    locals: Vec<SocketAddr>,
     /// Sockets that may still hold datagrams after their turn ended.
     pending: Vec<bool>,
     batch: UdpBatch,
@@ -43,8 +47,13 @@ impl UdpSide {
         sockets: Vec<std::net::UdpSocket>,
         rate_limiter: Option<RateLimiter>,
     ) -> Self {
+        let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
         Self {
             pending: vec![false; sockets.len()],
+            locals: sockets
+                .iter()
+                .map(|socket| socket.local_addr().unwrap_or(unknown))
+                .collect(),
             sockets: sockets.into_iter().map(UdpSocket::from_std).collect(),
             batch: UdpBatch::new(),
             rate_limiter,
@@ -79,20 +88,33 @@ impl UdpSide {
     /// Shutdown: closes every socket.
     pub(super) fn close(&mut self) {
         self.sockets.clear();
+        self.locals.clear();
         self.pending.clear();
     }
 
-    /// Gives each socket with datagrams waiting its turn.
-    pub(super) fn serve_pending(&mut self, shared: &Shared, counters: &WorkerCounters) {
+    /// Gives each socket with datagrams waiting its turn; with `tap`, what was answered is
+    /// logged.
+    pub(super) fn serve_pending(
+        &mut self,
+        shared: &Shared,
+        counters: &WorkerCounters,
+        tap: Option<&RefCell<Tap>>,
+    ) {
         for i in 0..self.sockets.len() {
             if self.pending[i] {
-                self.pending[i] = self.serve(i, shared, counters);
+                self.pending[i] = self.serve(i, shared, counters, tap);
             }
         }
     }
 
     /// Answers datagrams on socket `i` for one turn. Returns whether it may hold more.
-    fn serve(&mut self, i: usize, shared: &Shared, counters: &WorkerCounters) -> bool {
+    fn serve(
+        &mut self,
+        i: usize,
+        shared: &Shared,
+        counters: &WorkerCounters,
+        tap: Option<&RefCell<Tap>>,
+    ) -> bool {
         let socket = self.sockets[i].as_fd();
         for _ in 0..BATCHES_PER_TURN {
             let received = match self.batch.recv(socket) {
@@ -104,6 +126,7 @@ impl UdpSide {
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(_) => continue,
             };
+            let query_time = tap.map(|_| dnstap::now());
             let (snapshot, cookies) = (shared.snapshot.load(), shared.cookies.load());
             let mut answer = UdpAnswer {
                 serving: Serving::new(&snapshot, &cookies, counters).with_shared(shared),
@@ -125,6 +148,14 @@ impl UdpSide {
                     &SEND_ERROR_LOGGED,
                     crate::log::Level::Warning,
                     format_args!("UDP replies dropped: {error} (logged once; cnamed_udp_send_errors_total counts them)"),
+                );
+            }
+            if let (Some(tap), Some(query_time)) = (tap, query_time) {
+                log_batch(
+                    &mut tap.borrow_mut(),
+                    &self.batch,
+                    self.locals[i],
+                    query_time,
                 );
             }
             // A short batch means the queue ran dry during the call. Every datagram that
@@ -151,6 +182,33 @@ fn queue_updates(pending: &mut Vec<(usize, Vec<u8>)>, batch: &UdpBatch, i: usize
             message,
             peer,
             reply,
+        });
+    }
+}
+
+/// Logs the sampled datagrams of a batch just answered to dnstap, each with its reply (none
+/// for a datagram dropped, rate limited away, or left to the committer).
+#[inline(never)]
+fn log_batch(tap: &mut Tap, batch: &UdpBatch, server: SocketAddr, query_time: Duration) {
+    let response_time = dnstap::now();
+    for i in 0..batch.len() {
+        if !tap.sampled() {
+            continue;
+        }
+        let (query, Some(client)) = (batch.received(i), batch.peer(i)) else {
+            continue;
+        };
+        if query.is_empty() {
+            continue; // larger than any DNS message: never read
+        }
+        tap.log(&Exchange {
+            protocol: Protocol::Udp,
+            client,
+            server,
+            query,
+            response: batch.response(i),
+            query_time,
+            response_time,
         });
     }
 }

@@ -1,6 +1,8 @@
 //! One worker: a mio event loop over its UDP sockets, TCP listeners and connections.
 
+use std::cell::RefCell;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,11 +13,12 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use super::pipeline::{HandOff, Serving};
 use super::shared::{Shared, TcpLimits, DRAIN_TIMEOUT};
 use super::socket::WorkerSockets;
-use super::tcp::Connections;
+use super::tcp::{Connections, Ends};
 use super::transfer::{self, TransferQueue};
 use super::udp::UdpSide;
 use super::update;
 use crate::cookie::Secrets;
+use crate::dnstap::Tap;
 use crate::metrics::WorkerCounters;
 use crate::rrl::RateLimiter;
 use crate::snapshot::Snapshot;
@@ -35,6 +38,8 @@ pub(super) struct Worker {
     waker: Arc<Waker>,
     udp: UdpSide,
     listeners: Vec<TcpListener>,
+    /// Each listener's own address, for dnstap.
+    listener_addrs: Vec<SocketAddr>,
     /// Listeners whose last accept failed with something other than WouldBlock.
     accept_stalled: Vec<bool>,
     connections: Connections,
@@ -42,17 +47,31 @@ pub(super) struct Worker {
     /// Where zone transfers go, with `--xfr-allow`.
     transfers: Option<TransferQueue>,
     counters: Arc<WorkerCounters>,
+    /// Query logs, with `--dnstap`.
+    tap: Option<RefCell<Tap>>,
+}
+
+/// What a worker starts with besides its sockets.
+pub(super) struct WorkerSetup {
+    pub(super) shared: Arc<Shared>,
+    /// Where zone transfers go, with `--xfr-allow`.
+    pub(super) transfers: Option<TransferQueue>,
+    pub(super) counters: Arc<WorkerCounters>,
+    pub(super) limits: TcpLimits,
+    pub(super) rate_limiter: Option<RateLimiter>,
+    pub(super) tap: Option<Tap>,
 }
 
 impl Worker {
-    pub(super) fn new(
-        sockets: WorkerSockets,
-        shared: Arc<Shared>,
-        transfers: Option<TransferQueue>,
-        counters: Arc<WorkerCounters>,
-        limits: TcpLimits,
-        rate_limiter: Option<RateLimiter>,
-    ) -> io::Result<Self> {
+    pub(super) fn new(sockets: WorkerSockets, setup: WorkerSetup) -> io::Result<Self> {
+        let WorkerSetup {
+            shared,
+            transfers,
+            counters,
+            limits,
+            rate_limiter,
+            tap,
+        } = setup;
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut udp = UdpSide::new(sockets.udp, rate_limiter);
@@ -60,6 +79,11 @@ impl Worker {
         let mut listeners: Vec<TcpListener> =
             sockets.tcp.into_iter().map(TcpListener::from_std).collect();
         let first_listener = FIRST_SOCKET + udp.len();
+        let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
+        let listener_addrs = listeners
+            .iter()
+            .map(|listener| listener.local_addr().unwrap_or(unknown))
+            .collect();
         for (i, listener) in listeners.iter_mut().enumerate() {
             poll.registry()
                 .register(listener, Token(first_listener + i), Interest::READABLE)?;
@@ -70,10 +94,12 @@ impl Worker {
             udp,
             accept_stalled: vec![false; listeners.len()],
             listeners,
+            listener_addrs,
             connections: Connections::new(CONN_BASE, limits),
             shared,
             transfers,
             counters,
+            tap: tap.map(RefCell::new),
         })
     }
 
@@ -111,8 +137,9 @@ impl Worker {
             self.connections.new_turn();
             if self.connections.has_busy() {
                 let (snapshot, cookies) = self.load_shared();
-                let serving =
-                    Serving::new(&snapshot, &cookies, &self.counters).with_shared(&self.shared);
+                let serving = Serving::new(&snapshot, &cookies, &self.counters)
+                    .with_shared(&self.shared)
+                    .with_tap(self.tap.as_ref());
                 self.connections.drive_busy(&serving);
             }
             for event in events.iter() {
@@ -123,7 +150,8 @@ impl Worker {
                     token => {
                         let (snapshot, cookies) = self.load_shared();
                         let serving = Serving::new(&snapshot, &cookies, &self.counters)
-                            .with_shared(&self.shared);
+                            .with_shared(&self.shared)
+                            .with_tap(self.tap.as_ref());
                         self.connections.drive(Token(token), &serving);
                     }
                 }
@@ -141,7 +169,8 @@ impl Worker {
                     (HandOff::Update, _) => update::start_connection(&self.shared, stream, pending),
                 }
             }
-            self.udp.serve_pending(&self.shared, &self.counters);
+            self.udp
+                .serve_pending(&self.shared, &self.counters, self.tap.as_ref());
             let now = Instant::now();
             if let Some(deadline) = drain_deadline {
                 if self.connections.open() == 0 || now >= deadline {
@@ -150,6 +179,9 @@ impl Worker {
                 }
             }
             if now >= next_sweep {
+                if let Some(tap) = &self.tap {
+                    tap.borrow_mut().flush();
+                }
                 self.connections.close_idle(now, &self.counters);
                 next_sweep = now + SWEEP_EVERY;
                 // Listeners are edge-triggered: one whose accept failed (EMFILE) gets no new
@@ -170,7 +202,9 @@ impl Worker {
         self.listeners.clear();
         self.accept_stalled.clear();
         let (snapshot, cookies) = self.load_shared();
-        let serving = Serving::new(&snapshot, &cookies, &self.counters).with_shared(&self.shared);
+        let serving = Serving::new(&snapshot, &cookies, &self.counters)
+            .with_shared(&self.shared)
+            .with_tap(self.tap.as_ref());
         self.connections.drain(&serving);
     }
 
@@ -191,10 +225,15 @@ impl Worker {
             match listener.accept() {
                 Ok((stream, peer)) => {
                     let (snapshot, cookies) = self.load_shared();
-                    let serving =
-                        Serving::new(&snapshot, &cookies, &self.counters).with_shared(&self.shared);
+                    let serving = Serving::new(&snapshot, &cookies, &self.counters)
+                        .with_shared(&self.shared)
+                        .with_tap(self.tap.as_ref());
+                    let ends = Ends {
+                        client: peer,
+                        server: self.listener_addrs[i],
+                    };
                     self.connections
-                        .add(self.poll.registry(), stream, peer.ip(), &serving);
+                        .add(self.poll.registry(), stream, ends, &serving);
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     self.accept_stalled[i] = false;

@@ -125,6 +125,24 @@ impl UdpBatch {
         }
     }
 
+    /// How many datagrams the last batch holds.
+    pub fn len(&self) -> usize {
+        self.received
+    }
+
+    /// Whether the last batch was empty.
+    pub fn is_empty(&self) -> bool {
+        self.received == 0
+    }
+
+    /// The reply queued for datagram `i` of the last batch, if one was.
+    pub fn response(&self, i: usize) -> Option<&[u8]> {
+        match self.response_lens.get(i) {
+            Some(&len) if i < self.received && len > 0 => Some(&self.responses[i][..len]),
+            _ => None,
+        }
+    }
+
     /// Calls `answer(query, sender, response_buffer)` for each received datagram;
     /// `Some(len)` queues a reply of `len` bytes to its sender.
     pub fn answer_each(

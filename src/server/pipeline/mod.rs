@@ -18,6 +18,7 @@
 #[cfg(test)]
 mod tests;
 
+use std::cell::RefCell;
 use std::net::IpAddr;
 
 use arc_swap::ArcSwapOption;
@@ -28,6 +29,7 @@ use super::update::Updates;
 use crate::answer::signed::sign_response;
 use crate::answer::{respond_to, Context, Summary, Transport};
 use crate::cookie::{self, Secrets};
+use crate::dnstap::Tap;
 use crate::metrics::{Limited, WorkerCounters};
 use crate::rrl::{Decision, RateLimiter, ResponseClass};
 use crate::snapshot::guard::serial_is_newer;
@@ -62,6 +64,8 @@ pub(crate) struct Serving<'a> {
     pub(crate) refusing: bool,
     /// DNS UPDATE, with `--update-key`.
     pub(crate) updates: Option<&'a Updates>,
+    /// The worker's dnstap, with `--dnstap`: each transport logs what it answered.
+    pub(crate) tap: Option<&'a RefCell<Tap>>,
 }
 
 impl<'a> Serving<'a> {
@@ -82,7 +86,13 @@ impl<'a> Serving<'a> {
             events: None,
             refusing: false,
             updates: None,
+            tap: None,
         }
+    }
+
+    /// The same, logging to the worker's `tap`.
+    pub(crate) fn with_tap(self, tap: Option<&'a RefCell<Tap>>) -> Self {
+        Self { tap, ..self }
     }
 
     /// The same, with the zone transfers, TSIG keys, primaries and expiry of `shared`.

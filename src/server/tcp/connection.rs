@@ -1,13 +1,15 @@
 //! One TCP connection's life: frames read into its inbox, answered straight into its outbox,
 //! written as the peer reads, until it closes, times out or drains at shutdown.
 
+use std::cell::RefCell;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Shutdown};
+use std::net::{Shutdown, SocketAddr};
 use std::time::Instant;
 
 use mio::net::TcpStream;
 
 use crate::answer::Transport;
+use crate::dnstap::{self, Exchange, Protocol, Tap};
 use crate::metrics::CloseReason;
 use crate::server::pipeline::{handle, HandOff, Handled, Serving};
 use crate::wire::MAX_TCP;
@@ -17,9 +19,17 @@ const PREFIX: usize = 2;
 /// A largest message with its prefix.
 pub(super) const MAX_FRAME: usize = PREFIX + MAX_TCP;
 
+/// Who is at either end of a connection.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ends {
+    pub(crate) client: SocketAddr,
+    /// The listener's address, for dnstap.
+    pub(crate) server: SocketAddr,
+}
+
 pub(super) struct Connection {
     pub(super) stream: TcpStream,
-    peer: IpAddr,
+    ends: Ends,
     /// Received bytes, `inbox[read_at..received]` not yet answered.
     inbox: Box<[u8]>,
     read_at: usize,
@@ -57,10 +67,10 @@ pub(super) enum State {
 }
 
 impl Connection {
-    pub(super) fn new(stream: TcpStream, peer: IpAddr, buffers: Buffers) -> Self {
+    pub(super) fn new(stream: TcpStream, ends: Ends, buffers: Buffers) -> Self {
         Self {
             stream,
-            peer,
+            ends,
             inbox: buffers.inbox,
             read_at: 0,
             received: 0,
@@ -191,9 +201,13 @@ impl Connection {
             ]));
             let query = &self.inbox[start..start + len];
             let out = &mut self.outbox[self.queued + PREFIX..self.queued + MAX_FRAME];
-            let answer = match handle(serving, Transport::Tcp, query, Some(self.peer), out, None) {
+            let client = Some(self.ends.client.ip());
+            let answer = match handle(serving, Transport::Tcp, query, client, out, None) {
                 Handled::Answer(len) => len,
                 Handled::HandOff(handoff) => {
+                    if let Some(tap) = serving.tap {
+                        log_exchange(tap, self.ends, query, None);
+                    }
                     // An UPDATE stays in the inbox, for the thread that answers it.
                     if let HandOff::Transfer(_) = handoff {
                         self.read_at = start + len;
@@ -205,6 +219,10 @@ impl Connection {
                 // Over TCP an UPDATE goes with its connection, never into the pool.
                 Handled::Update(_) => None,
             };
+            if let Some(tap) = serving.tap {
+                let response = answer.map(|len| &out[..len]);
+                log_exchange(tap, self.ends, query, response);
+            }
             if let Some(response_len) = answer {
                 self.outbox[self.queued..self.queued + PREFIX]
                     .copy_from_slice(&(response_len as u16).to_be_bytes());
@@ -274,6 +292,26 @@ impl Connection {
 /// A connection's inbox and outbox. Kept when the connection closes and handed to the next
 /// one as they are: lengths say what is valid, so they need no zeroing, and a flood of
 /// short connections costs neither an allocation nor a 192 KiB memset each.
+/// Logs a query answered over TCP (and its response, if one was written) to dnstap, when
+/// it is one of the sample. The answer is written as the query is read: one time for both.
+#[inline(never)]
+fn log_exchange(tap: &RefCell<Tap>, ends: Ends, query: &[u8], response: Option<&[u8]>) {
+    let mut tap = tap.borrow_mut();
+    if !tap.sampled() {
+        return;
+    }
+    let now = dnstap::now();
+    tap.log(&Exchange {
+        protocol: Protocol::Tcp,
+        client: ends.client,
+        server: ends.server,
+        query,
+        response,
+        query_time: now,
+        response_time: now,
+    });
+}
+
 pub(super) struct Buffers {
     inbox: Box<[u8]>,
     outbox: Box<[u8]>,

@@ -14,12 +14,13 @@
 mod connection;
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, Shutdown};
+use std::net::Shutdown;
 use std::time::Instant;
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
+pub(super) use self::connection::Ends;
 use self::connection::{Buffers, Connection, State, MAX_FRAME};
 use crate::metrics::{CloseReason, WorkerCounters};
 use crate::server::pipeline::HandOff;
@@ -103,7 +104,7 @@ impl Connections {
         &mut self,
         registry: &Registry,
         stream: TcpStream,
-        peer: IpAddr,
+        ends: Ends,
         serving: &Serving<'_>,
     ) {
         if self.open >= self.limits.max_connections {
@@ -130,7 +131,7 @@ impl Connections {
             self.slots.len() - 1
         });
         let buffers = self.spare.pop().unwrap_or_else(Buffers::new);
-        let mut connection = Connection::new(stream, peer, buffers);
+        let mut connection = Connection::new(stream, ends, buffers);
         let token = Token(self.base + index);
         if registry
             .register(
@@ -323,7 +324,11 @@ mod tests {
             let (stream, peer) = listener.accept().unwrap();
             stream.set_nonblocking(true).unwrap();
             let stream = TcpStream::from_std(stream);
-            connections.add(poll.registry(), stream, peer.ip(), &serving);
+            let ends = Ends {
+                client: peer,
+                server: addr,
+            };
+            connections.add(poll.registry(), stream, ends, &serving);
         }
         assert_eq!(answers_waiting(&mut heavy), TURN_BUDGET);
         assert_eq!(answers_waiting(&mut light), 0);
