@@ -95,8 +95,8 @@ fn dashboard_queries(value: &serde_json::Value, out: &mut Vec<String>) {
 
 #[test]
 fn dashboard_and_alerts_name_only_metrics_cnamed_exposes() {
-    // A primary with every optional family (UPDATE and its journal, a --notify target) and
-    // a secondary of it (the secondary's families).
+    // A primary with every optional family (UPDATE and its journal, a --notify target,
+    // dnstap) and a secondary of it (the secondary's families).
     let keys = temp_dump(
         "monitoring-keys",
         &format!("key \"upd\" {{ algorithm hmac-sha256; secret \"{SECRET}\"; }};"),
@@ -107,6 +107,8 @@ fn dashboard_and_alerts_name_only_metrics_cnamed_exposes() {
     let _ = std::fs::remove_file(&journal);
     let port = fixed_port();
     let target = format!("127.0.0.1:{port}");
+    // A dnstap collector that is not there: the families are exposed all the same.
+    let dnstap = journal.with_extension("dnstap.sock");
     let mut primary = Cnamed::start_dump(
         &temp_dump("monitoring-primary", json),
         &[
@@ -120,6 +122,8 @@ fn dashboard_and_alerts_name_only_metrics_cnamed_exposes() {
             "127.0.0.1",
             "--notify",
             &target,
+            "--dnstap",
+            dnstap.to_str().unwrap(),
             "--metrics",
             "127.0.0.1:0",
         ],

@@ -114,7 +114,8 @@ fn main() {
     query_path_allocates_nothing(true);
     updates_leave_the_workers_allocation_free();
     a_secondary_following_changes_allocates_nothing();
-    println!("zero_alloc: 4 passed, 0 failed");
+    dnstap_logging_every_query_allocates_nothing();
+    println!("zero_alloc: 5 passed, 0 failed");
 }
 
 /// As a primary, or as a secondary (`--primary`: its refresh timer, dump writer and expiry
@@ -544,6 +545,118 @@ fn a_secondary_following_changes_allocates_nothing() {
 }
 
 /// TCP limits no test here reaches.
+/// A dnstap collector in this process: it answers the handshake (READY with ACCEPT) and
+/// reads what comes into one buffer, allocating nothing once started. Returns the bytes read
+/// when the stream ends.
+fn collector(listener: std::os::unix::net::UnixListener) -> std::thread::JoinHandle<usize> {
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut header = [0u8; 8];
+        stream.read_exact(&mut header).unwrap();
+        let mut ready = vec![0u8; u32::from_be_bytes(header[4..8].try_into().unwrap()) as usize];
+        stream.read_exact(&mut ready).unwrap();
+        let content_type = b"protobuf:dnstap.Dnstap";
+        let mut accept = vec![0, 0, 0, 0];
+        accept.extend_from_slice(&(12 + content_type.len() as u32).to_be_bytes());
+        accept.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1]);
+        accept.extend_from_slice(&(content_type.len() as u32).to_be_bytes());
+        accept.extend_from_slice(content_type);
+        stream.write_all(&accept).unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0;
+        let stop = [0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 3];
+        let finish = [0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 5];
+        loop {
+            let n = match stream.read(&mut buf) {
+                Ok(0) | Err(_) => return total,
+                Ok(n) => n,
+            };
+            total += n;
+            // STOP ends the stream; FINISH lets the writer go at once.
+            if buf[..n].ends_with(&stop) {
+                let _ = stream.write_all(&finish);
+            }
+        }
+    })
+}
+
+/// dnstap on, every query and response logged: the workers encode frames into chunks made at
+/// start and pass them to the writer thread, which writes them to the collector. Nothing on
+/// either side allocates once warm.
+fn dnstap_logging_every_query_allocates_nothing() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("zero-alloc");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("dnstap-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let collecting = collector(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    let config = Config {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        threads: 2,
+        identity: Some("alloc-test".into()),
+        dump: concat!(env!("CARGO_MANIFEST_DIR"), "/data/apps.json").into(),
+        dnstap: Some(path.clone()),
+        ..Config::default()
+    };
+    let zone = config.zone().unwrap();
+    let snapshot = Snapshot::load(&config.dump, &zone, u64::MAX).unwrap();
+    let server = Server::bind(
+        &config,
+        zone,
+        snapshot,
+        Secrets::new([7; 16], None),
+        tcp_limits(),
+    )
+    .unwrap();
+    let addr = server.local_addrs()[0];
+    let running = server.start().unwrap();
+    let queries = mixed_queries();
+    let framed: Vec<Vec<u8>> = queries.iter().map(|query| tcp_frame(query)).collect();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_nodelay(true).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = vec![0u8; 65536];
+    let mut exchange = |rounds: usize| {
+        for _ in 0..rounds {
+            for (query, framed) in queries.iter().zip(&framed) {
+                udp.send_to(query, addr).unwrap();
+                let _ = udp.recv_from(&mut buf);
+                tcp.write_all(framed).unwrap();
+            }
+            // The TCP answers, read as they come (the unanswered ones time out).
+            while tcp.read(&mut buf).is_ok_and(|n| n > 0) {}
+        }
+    };
+    // Warm-up: every path once, and a chunk or two through the writer and back.
+    exchange(3);
+    std::thread::sleep(Duration::from_millis(600));
+    let allocations = ALLOCATOR.count(|| {
+        exchange(40);
+        // A sweep hands the last chunks to the writer, which writes them.
+        std::thread::sleep(Duration::from_millis(600));
+    });
+    let metrics = running.metrics().render();
+    running.shutdown().unwrap();
+    let read = collecting.join().unwrap();
+    let sent: f64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("cnamed_dnstap_frames_total "))
+        .expect("the dnstap metrics")
+        .parse()
+        .unwrap();
+    // Every round logs each UDP query and, over TCP, each query with its answer.
+    assert!(sent >= (43 * queries.len()) as f64, "{sent} frames sent");
+    assert!(read > 100 * sent as usize, "{read} bytes for {sent} frames");
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(
+        allocations, 0,
+        "{allocations} allocations with every query logged to dnstap"
+    );
+}
+
 fn tcp_limits() -> TcpLimits {
     TcpLimits {
         idle_timeout: Duration::from_secs(60),

@@ -66,6 +66,12 @@ Options:
                              each dump load); at start, serve it when the dump is
                              unreadable, invalid, empty or refused by the guard rails
                              against it [default: off]
+  --dnstap PATH              log queries and responses to a dnstap collector's Unix
+                             socket (Frame Streams), reconnecting when it goes away; a
+                             slow or absent collector costs frames, never answers
+                             [default: off]
+  --dnstap-sample N          log one query in N [default: 1, every query]
+  --dnstap-messages WHICH    queries, responses or both [default: both]
   --max-shrink PERCENT       refuse a reload that removes more of the live apps [default: 10]
   --clusters LIST            comma-separated clusters apps may map to; a dump naming
                              another is refused [default: any]
