@@ -3,15 +3,19 @@
 # any attacker on core 1, loopback only):
 #
 # 1. Regression: UDP queries per second of a baseline commit (before counters, cookies and
-#    RRL), of this tree, of this tree with --metrics scraped every second, and with RRL on
-#    at a rate the load never reaches (the cost of the check), in interleaved rounds.
+#    RRL), of this tree, of this tree with --metrics scraped every second, with RRL on at a
+#    rate the load never reaches (the cost of the check), and with dnstap: every query and
+#    response logged to fstrm_capture (on core 1, writing to /dev/null), one query in 100,
+#    and every query to a collector that stopped reading (SIGSTOP after the handshake), in
+#    interleaved rounds. The ratios are to the baseline, or to the first variant without it.
 # 2. Attacks: UDP queries per second while hostile TCP clients run (cnamed-attack): a
 #    connection flood, half length prefixes, Slowloris, and clients that never read.
 #
 #   benches/edge.sh [--baseline REF] [--rounds R] [--seconds S] [--variants "V..."]
 #                   [--no-regression] [--no-attacks]
 #
-# Variants (all by default): baseline current metrics rrl.
+# Variants: baseline current metrics rrl (the default) and dnstap dnstap100 dnstap-stalled,
+# e.g. --variants "current dnstap dnstap100 dnstap-stalled".
 . "$(dirname "$0")/../tests/lib.sh"
 
 baseline=5e1b9b4
@@ -34,7 +38,7 @@ mkdir -p "$work"
 port=5320
 metrics_port=9320
 apps=100000
-need dig:bind9-dnsutils curl:curl bc:bc
+need dig:bind9-dnsutils curl:curl bc:bc fstrm_capture:fstrm-bin
 step "building"
 build
 dump=$work/apps-$apps.json
@@ -43,7 +47,38 @@ cached_dump "$apps" "$dump"
 [ -s "$queries" ] || "$bin/cnamed-gen" queries --apps "$apps" --count 1000000 --mix mixed > "$queries"
 
 baseline_bin=$work/baseline-target/release/cnamed
-[ "$regression" = no ] || build_at "$baseline" "$work/baseline-target" cnamed
+case " ${variants[*]} " in
+    *" baseline "*) [ "$regression" = no ] || build_at "$baseline" "$work/baseline-target" cnamed ;;
+esac
+dnstap_socket=$work/dnstap.sock
+
+# collect [stalled]: fstrm_capture on core 1, discarding what it reads; "stalled": it stops
+# reading once cnamed has connected (called after serve).
+collector=
+collect() {
+    rm -f "$dnstap_socket"
+    taskset -c 1 fstrm_capture -t protobuf:dnstap.Dnstap -u "$dnstap_socket" -w /dev/null \
+        2>>"$work/fstrm.log" &
+    collector=$!
+    track "$collector"
+    for _ in $(seq 1 100); do [ -S "$dnstap_socket" ] && return; sleep 0.05; done
+    echo "fstrm_capture did not come up; see $work/fstrm.log" >&2
+    exit 1
+}
+stop_collector() {
+    [ -n "$collector" ] || return 0
+    kill -CONT "$collector" 2>/dev/null || true
+    kill "$collector" 2>/dev/null || true
+    wait "$collector" 2>/dev/null || true
+    collector=
+}
+# dnstap_counts: frames written and dropped, from the metrics.
+dnstap_counts() {
+    curl -s "http://127.0.0.1:$metrics_port/metrics" | awk '
+        /^cnamed_dnstap_frames_total/ {sent=$2}
+        /^cnamed_dnstap_dropped_frames_total/ {dropped+=$2}
+        END {printf "dnstap frames written %d, dropped %d", sent, dropped}'
+}
 
 # serve BINARY FLAGS...: one pinned worker; waits until it answers.
 serve() {
@@ -80,7 +115,23 @@ if [ "$regression" = yes ]; then
                 current) serve "$bin/cnamed" ;;
                 metrics) serve "$bin/cnamed" --metrics "127.0.0.1:$metrics_port" ;;
                 rrl) serve "$bin/cnamed" --rrl-rate 4000000000 ;;
+                dnstap | dnstap-stalled)
+                    collect
+                    serve "$bin/cnamed" --metrics "127.0.0.1:$metrics_port" --dnstap "$dnstap_socket"
+                    ;;
+                dnstap100)
+                    collect
+                    serve "$bin/cnamed" --metrics "127.0.0.1:$metrics_port" --dnstap "$dnstap_socket" \
+                        --dnstap-sample 100
+                    ;;
             esac
+            if [ "$variant" = dnstap-stalled ]; then
+                for _ in $(seq 1 100); do
+                    curl -s "http://127.0.0.1:$metrics_port/metrics" | grep -q '^cnamed_dnstap_connected 1' && break
+                    sleep 0.05
+                done
+                kill -STOP "$collector"
+            fi
             scraper=
             if [ "$variant" = metrics ]; then
                 (while :; do curl -s "http://127.0.0.1:$metrics_port/metrics" >/dev/null; sleep 1; done) &
@@ -88,16 +139,21 @@ if [ "$regression" = yes ]; then
             fi
             qps=$(load)
             [ -n "$scraper" ] && { kill "$scraper"; wait "$scraper" 2>/dev/null || true; }
+            counts=
+            case "$variant" in dnstap*) counts=" ($(dnstap_counts))" ;; esac
             stop
+            stop_collector
             results[$variant]="${results[$variant]:-} $qps"
-            step "round $round $variant: $qps q/s"
+            step "round $round $variant: $qps q/s$counts"
         done
     done
     echo "## UDP queries per second, one worker, $rounds rounds of ${seconds}s (median; each round)"
-    base=$(echo "${results[baseline]}" | tr ' ' '\n' | grep . | median)
+    reference=${variants[0]}
+    [ -z "${results[baseline]:-}" ] || reference=baseline
+    base=$(echo "${results[$reference]}" | tr ' ' '\n' | grep . | median)
     for variant in "${variants[@]}"; do
         m=$(echo "${results[$variant]}" | tr ' ' '\n' | grep . | median)
-        printf '%-9s %8s q/s  %.3fx baseline  (%s )\n' "$variant" "$m" "$(echo "$m / $base" | bc -l)" "${results[$variant]}"
+        printf '%-14s %8s q/s  %.3fx %s  (%s )\n' "$variant" "$m" "$(echo "$m / $base" | bc -l)" "$reference" "${results[$variant]}"
     done
 fi
 

@@ -5,6 +5,10 @@
 # move by several percent.
 #
 #   benches/server-callgrind.sh [--baseline REF] [--apps N] [--flags "CNAMED FLAGS"]
+#                               [--variant-flags "MORE FLAGS"]
+#
+# With --variant-flags, no baseline is built: this tree with --flags is compared with this
+# tree with --flags and the variant's (e.g. "--dnstap /tmp/none.sock --dnstap-sample 100").
 #
 # Each binary serves N apps (default 100k) from one worker under callgrind while cnamed-load
 # sends the mixed query file for 3 s, then for 9 s; instructions per query is the difference
@@ -15,8 +19,11 @@
 baseline=be43cb6
 apps=100000
 flags=
-parse_flags "[--baseline REF] [--apps N] [--flags \"CNAMED FLAGS\"]" baseline apps flags -- "$@"
+variant_flags=
+parse_flags "[--baseline REF] [--apps N] [--flags \"CNAMED FLAGS\"] [--variant-flags \"MORE FLAGS\"]" \
+    baseline apps flags variant-flags -- "$@"
 read -ra cnamed_flags <<< "$flags"
+read -ra more_flags <<< "$variant_flags"
 need valgrind:valgrind callgrind_annotate:valgrind
 build cnamed cnamed-gen cnamed-load
 
@@ -29,19 +36,20 @@ cached_dump "$apps" "$dump"
 [ -s "$queries" ] || "$bin/cnamed-gen" queries --apps "$apps" --count 1000000 --mix mixed > "$queries"
 
 baseline_bin=$work/callgrind-$baseline/release/cnamed
-build_at "$baseline" "$work/callgrind-$baseline" cnamed
+[ -n "$variant_flags" ] || build_at "$baseline" "$work/callgrind-$baseline" cnamed
 port=$(free_ports 1)
 
-# run BINARY SECONDS: "instructions answered" of one server life under callgrind.
+# run BINARY SECONDS [MORE FLAGS]: "instructions answered" of one server life under callgrind.
 run() {
-    local out=$work/callgrind.out log=$work/callgrind.log line pid
-    valgrind --tool=callgrind --callgrind-out-file="$out" "$1" serve --dump "$dump" \
-        --listen "127.0.0.1:$port" --threads 1 "${cnamed_flags[@]}" 2>"$log" &
+    local out=$work/callgrind.out log=$work/callgrind.log line pid binary=$1 seconds=$2
+    shift 2
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$binary" serve --dump "$dump" \
+        --listen "127.0.0.1:$port" --threads 1 "${cnamed_flags[@]}" "$@" 2>"$log" &
     pid=$!
     track "$pid"
     for _ in $(seq 1 600); do grep -q serving "$log" && break; sleep 0.1; done
     grep -q serving "$log" || fail "the server did not start: $(tail -3 "$log")"
-    line=$("$bin/cnamed-load" --server "127.0.0.1:$port" --queries "$queries" --duration "$2" \
+    line=$("$bin/cnamed-load" --server "127.0.0.1:$port" --queries "$queries" --duration "$seconds" \
         --warmup 0 --sockets 2 --window 8 --timeout-ms 2000)
     kill -TERM "$pid"
     wait "$pid" 2>/dev/null || true
@@ -49,13 +57,19 @@ run() {
 $(sed -n 's/.* answered=\([0-9]*\) .*/\1/p' <<< " $line")"
 }
 
-for name in baseline current; do
+names=(baseline current)
+[ -z "$variant_flags" ] || names=(current variant)
+for name in "${names[@]}"; do
     binary=$bin/cnamed
     [ "$name" = baseline ] && binary=$baseline_bin
-    read -r short_total short_answered <<< "$(run "$binary" 3)"
-    read -r long_total long_answered <<< "$(run "$binary" 9)"
+    extra=()
+    [ "$name" = variant ] && extra=("${more_flags[@]}")
+    read -r short_total short_answered <<< "$(run "$binary" 3 "${extra[@]}")"
+    read -r long_total long_answered <<< "$(run "$binary" 9 "${extra[@]}")"
     [ -n "${short_answered:-}" ] && [ -n "${long_answered:-}" ] \
         && [ "$long_answered" -gt "$short_answered" ] || fail "$name: no queries answered"
     per_query=$(( (long_total - short_total) / (long_answered - short_answered) ))
-    echo "$name: $per_query instructions per query (${flags:-default flags})"
+    shown="${flags:-default flags}"
+    [ "$name" = variant ] && shown="$shown $variant_flags"
+    echo "$name: $per_query instructions per query ($shown)"
 done

@@ -93,31 +93,35 @@ impl<R: Read> Read for Counted<R> {
     }
 }
 
-/// "WHAT: 1.2 of 1.9 GB (63%), 120 MB/s, 6 s left", or the building once every byte is in.
+/// "WHAT: 1200 of 1900 MB (63%), 120 MB/s, 6 s left", or the building once every byte is
+/// in; amounts under 10 with a decimal.
 fn describe(what: &str, done: u64, total: u64, started: Instant) -> String {
     let seconds = started.elapsed().as_secs_f64();
     let rate = done as f64 / seconds.max(1e-3);
-    let megabytes = |bytes: u64| bytes as f64 / 1e6;
+    let megabytes = |bytes: f64| match bytes / 1e6 {
+        small if small < 10.0 => format!("{small:.1}"),
+        large => format!("{large:.0}"),
+    };
     if total == 0 {
         return format!(
-            "{what}: {:.0} MB read, {:.0} MB/s",
-            megabytes(done),
-            rate / 1e6
+            "{what}: {} MB read, {} MB/s",
+            megabytes(done as f64),
+            megabytes(rate)
         );
     }
     if done >= total {
         return format!(
-            "{what}: all {:.0} MB read in {seconds:.0} s, building the tables",
-            megabytes(total)
+            "{what}: all {} MB read in {seconds:.0} s, building the tables",
+            megabytes(total as f64)
         );
     }
     let left = (total - done) as f64 / rate.max(1.0);
     format!(
-        "{what}: {:.0} of {:.0} MB ({:.0}%), {:.0} MB/s, {left:.0} s left",
-        megabytes(done),
-        megabytes(total),
+        "{what}: {} of {} MB ({:.0}%), {} MB/s, {left:.0} s left",
+        megabytes(done as f64),
+        megabytes(total as f64),
         done as f64 * 100.0 / total as f64,
-        rate / 1e6
+        megabytes(rate)
     )
 }
 
@@ -136,7 +140,10 @@ mod tests {
         let line = describe("loading d.json", 1_000_000_000, 1_000_000_000, started);
         assert!(line.contains("all 1000 MB read in 4 s, building"), "{line}");
         let line = describe("loading -", 8_000_000, 0, started);
-        assert!(line.starts_with("loading -: 8 MB read, 2 MB/s"), "{line}");
+        assert!(
+            line.starts_with("loading -: 8.0 MB read, 2.0 MB/s"),
+            "{line}"
+        );
     }
 
     #[test]

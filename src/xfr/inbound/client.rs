@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 pub use super::error::TransferError;
 use super::reader::{Received, TransferReader, Transferred};
 use super::resolve::{resolve, Resolved};
+use crate::progress::Progress;
 use crate::snapshot::{Snapshot, Zone};
 use crate::sys::{random_bytes, unix_seconds};
 use crate::tsig::{self, sign_request, ChainError, Key, ResponseChain};
@@ -117,9 +118,16 @@ pub fn fetch(
         .map_err(|e| failed("connect", e))?;
     let mut stream = PacedStream::new(&connected, limits);
     stream.write_all(&query).map_err(|e| failed("send", e))?;
+    // A transfer past progress::QUIET says how far it has come (the size is not known
+    // beforehand): on a terminal for `cnamed fetch`, in the log for a server's.
+    let kind = match ask {
+        Ask::Axfr => "AXFR",
+        Ask::Ixfr(_) => "IXFR",
+    };
+    let progress = Progress::start(format!("{kind} of {} from {primary}", zone.apex_text), 0);
     // Read in large gulps: a 64 KB message comes in several pieces, each a system call (and
     // a timeout set) without the buffer.
-    let mut stream = io::BufReader::with_capacity(READ_BUFFER, stream);
+    let mut stream = io::BufReader::with_capacity(READ_BUFFER, progress.count(stream));
     let mut reader = match ask {
         Ask::Axfr => TransferReader::axfr(zone),
         // Twice the zone's CNAMEs (every app moved: deleted and added), and some room for
