@@ -10,6 +10,7 @@
 
 use fxhash::FxHashMap;
 
+use super::layout::{predicted_entry, Layout};
 use super::tokens::{
     first_bytes, quotes, read_id, short_name, short_number, skip_whitespace, string, App, Id,
     Token, TokenError,
@@ -34,7 +35,7 @@ pub(super) struct Part {
 
 impl Part {
     #[inline]
-    fn add_numeric(&mut self, id: u64, cluster: u32) -> Result<(), EntryError> {
+    pub(super) fn add_numeric(&mut self, id: u64, cluster: u32) -> Result<(), EntryError> {
         (self.numeric)
             .push(id, cluster)
             .map_err(|_| OUT_OF_MEMORY.into())
@@ -102,9 +103,17 @@ pub(super) fn read_part(
     part: &mut Part,
 ) -> Stop {
     let mut recent = RecentClusters::default();
+    // The shape of the last common numeric entry, which the next most likely has.
+    let mut layout = None;
     loop {
-        if let Some(next) = common_entry(bytes, at, max_app, &recent, part) {
+        if let Some(next) = layout.and_then(|l| predicted_entry(bytes, at, &l, &recent, part)) {
             at = next;
+            first = false;
+            continue;
+        }
+        if let Some((next, shape)) = common_entry(bytes, at, max_app, &recent, part) {
+            at = next;
+            layout = shape;
             first = false;
             continue;
         }
@@ -203,8 +212,9 @@ pub(super) fn read_part(
 /// The entry most dumps are made of, read in one step: `"ID": "CLUSTER",` after any
 /// whitespace, the ID a short number (see [`short_number`]) or name (see [`short_name`])
 /// and the cluster a spelling of up to 6 bytes met before. Adds it to `part`; where the
-/// next entry starts. Anything else is left to the general steps, nothing added (they say
-/// why one is refused); what this step accepts, they accept with the same result.
+/// next entry starts, and for a numeric ID the entry's [`Layout`] (the next entry's likely
+/// one). Anything else is left to the general steps, nothing added (they say why one is
+/// refused); what this step accepts, they accept with the same result.
 #[inline(always)]
 fn common_entry(
     bytes: &[u8],
@@ -212,7 +222,7 @@ fn common_entry(
     max_app: usize,
     recent: &RecentClusters,
     part: &mut Part,
-) -> Option<usize> {
+) -> Option<(usize, Option<Layout>)> {
     let quote = skip_whitespace(bytes, at);
     if bytes.get(quote) != Some(&b'"') {
         return None;
@@ -221,9 +231,9 @@ fn common_entry(
     if let Some((id, len)) = short_number(bytes, start).filter(|&(_, len)| len <= max_app) {
         let (cluster, next) = common_tail(bytes, start + len, recent)?;
         part.add_numeric(id, cluster).ok()?;
-        return Some(next);
+        return Some((next, Layout::of(bytes, at, quote, len, next)));
     }
-    common_named(bytes, start, max_app, recent, part)
+    common_named(bytes, start, max_app, recent, part).map(|next| (next, None))
 }
 
 /// A [`common_entry`] with a named ID from its first byte, `start`. Not inlined: its
@@ -262,7 +272,7 @@ fn common_tail(bytes: &[u8], after_id: usize, recent: &RecentClusters) -> Option
 
 /// Short cluster spellings met in this part, by their bytes as one word: most apps' cluster
 /// is found with one comparison, without hashing or comparing its bytes.
-struct RecentClusters {
+pub(super) struct RecentClusters {
     slots: [(u64, u32); RECENT_SLOTS],
 }
 
@@ -316,13 +326,13 @@ impl RecentClusters {
 
     /// The word of the spelling that is the first `len` (at most 7) bytes of `chunk`.
     #[inline(always)]
-    fn masked(chunk: u64, len: usize) -> u64 {
+    pub(super) fn masked(chunk: u64, len: usize) -> u64 {
         (chunk & first_bytes(len)) | (len as u64) << 56
     }
 
     /// The index of the spelling whose word is `word`, when it was met.
     #[inline(always)]
-    fn get(&self, word: u64) -> Option<u32> {
+    pub(super) fn get(&self, word: u64) -> Option<u32> {
         let (found, index) = self.slots[Self::slot(word)];
         (found == word).then_some(index)
     }

@@ -7,6 +7,7 @@
 
 mod entries;
 mod fast;
+mod layout;
 mod source;
 mod tokens;
 

@@ -153,6 +153,17 @@ pub(super) fn short_number(bytes: &[u8], start: usize) -> Option<(u64, usize)> {
     Some((value, 8 + in_high))
 }
 
+/// The value of a number of `len` (1 to 7) digits at the start of `word`, the first not a
+/// zero: what [`short_number`] reads when its closing quote follows; `None` for anything
+/// else.
+#[inline(always)]
+pub(super) fn short_digits(word: u64, len: usize) -> Option<u64> {
+    if word as u8 == b'0' || not_digits(word) & first_bytes(len) != 0 {
+        return None;
+    }
+    Some(first_digits(word, len))
+}
+
 /// The common string ID read a word at a time: 1 to 31 letters, digits and hyphens, not a
 /// number (all digits, one or no leading zero: [`read_id`] reads those as numbers), no
 /// hyphen first or last, at most `max_app` bytes, and the closing quote, at `start` with 32
