@@ -711,7 +711,19 @@ fn clients_waiting_for_a_stuck_reload_are_dropped_when_they_hang_up() {
         .status()
         .unwrap();
     assert!(made.success(), "mkfifo");
-    let at_rest = open_descriptors(server.pid());
+    // At rest once every thread has opened what it keeps (on a busy box some do so after
+    // the "serving" line): a status answered, and the count the same twice 200 ms apart.
+    let (code, out, err) = ctl(&socket, &["status"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let mut at_rest = open_descriptors(server.pid());
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = open_descriptors(server.pid());
+        if now == at_rest {
+            break;
+        }
+        at_rest = now;
+    }
     // One patient client holds the reload (it waits on the FIFO).
     let mut patient = std::os::unix::net::UnixStream::connect(&socket).unwrap();
     patient.write_all(b"reload\n").unwrap();
