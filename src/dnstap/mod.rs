@@ -113,14 +113,7 @@ pub fn start(
     stopping: Box<dyn Fn() -> bool + Send>,
 ) -> io::Result<Started> {
     let (to_writer, chunks) = sync_channel(workers * CHUNKS_PER_WORKER);
-    let Identity {
-        identity,
-        version,
-        zone,
-    } = identity;
-    let identity: Arc<[u8]> = identity.into();
-    let version: Arc<[u8]> = version.into();
-    let zone: Arc<[u8]> = zone.into();
+    let identity = Arc::new(identity);
     let mut taps = Vec::with_capacity(workers);
     let mut returns = Vec::with_capacity(workers);
     let mut dropped_slow = Vec::with_capacity(workers);
@@ -135,8 +128,6 @@ pub fn start(
             worker,
             settings,
             Arc::clone(&identity),
-            Arc::clone(&version),
-            Arc::clone(&zone),
             to_writer.clone(),
             returned,
             dropped,

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::frames::DATA_PREFIX;
 use super::message::{encode, max_len, Event, Kind, Protocol};
-use super::{Chunk, Messages, Settings};
+use super::{Chunk, Identity, Messages, Settings};
 use crate::metrics::Counter;
 
 /// Past this many bytes a chunk goes to the writer after its frame: chunks are large enough
@@ -24,9 +24,8 @@ pub struct Tap {
     /// Queries until the next one logged.
     countdown: u32,
     messages: Messages,
-    identity: Arc<[u8]>,
-    version: Arc<[u8]>,
-    zone: Arc<[u8]>,
+    /// What every frame says of this server.
+    identity: Arc<Identity>,
     /// The chunk being filled; `None` while every chunk of this worker is with the writer.
     chunk: Option<Chunk>,
     to_writer: SyncSender<Chunk>,
@@ -49,13 +48,10 @@ pub struct Exchange<'a> {
 }
 
 impl Tap {
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         worker: usize,
         settings: &Settings,
-        identity: Arc<[u8]>,
-        version: Arc<[u8]>,
-        zone: Arc<[u8]>,
+        identity: Arc<Identity>,
         to_writer: SyncSender<Chunk>,
         returned: Receiver<Chunk>,
         dropped: Arc<Counter>,
@@ -67,8 +63,6 @@ impl Tap {
             countdown: 1,
             messages: settings.messages,
             identity,
-            version,
-            zone,
             chunk: None,
             to_writer,
             returned,
@@ -119,14 +113,17 @@ impl Tap {
         let Self {
             worker,
             identity,
-            version,
-            zone,
             chunk,
             to_writer,
             returned,
             dropped,
             ..
         } = self;
+        let Identity {
+            identity,
+            version,
+            zone,
+        } = &**identity;
         let event = Event { zone, ..*event };
         let needed = DATA_PREFIX + max_len(identity, version, &event);
         if chunk.as_ref().map_or(true, |chunk| chunk.room() < needed) {
