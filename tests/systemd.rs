@@ -80,7 +80,7 @@ fn data_file(path: &str) -> String {
 }
 
 /// The shipped unit's command line with the shipped options (`CNAMED_OPTS` from
-/// /etc/default/cnamed), and the edge flags the defaults file suggests adding, are ones cnamed
+/// /etc/default/cnamed), and the flags the defaults file suggests adding (an edge's, dnstap's), are ones cnamed
 /// accepts: run as `check` against the sample dump, with a real secret file. `ExecReload` is
 /// a `cnamed reload`.
 #[test]
@@ -105,7 +105,7 @@ fn shipped_unit_command_line_is_accepted() {
         .lines()
         .filter_map(|line| line.strip_prefix("#   --"))
         .collect();
-    assert_eq!(suggested.len(), 2, "the edge flags");
+    assert_eq!(suggested.len(), 3, "the edge flags and dnstap's");
     let suggested = suggested
         .iter()
         .map(|line| format!("--{line}"))
