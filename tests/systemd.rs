@@ -80,9 +80,9 @@ fn data_file(path: &str) -> String {
 }
 
 /// The shipped unit's command line with the shipped options (`CNAMED_OPTS` from
-/// /etc/default/cnamed), and the flags the defaults file suggests adding (an edge's, dnstap's), are ones cnamed
-/// accepts: run as `check` against the sample dump, with a real secret file. `ExecReload` is
-/// a `cnamed reload`.
+/// /etc/default/cnamed), and the flags the defaults file suggests adding (an edge's,
+/// dnstap's), are ones cnamed accepts: run as `check` against the sample dump, with a real
+/// secret file. `ExecReload` is a `cnamed reload`.
 #[test]
 fn shipped_unit_command_line_is_accepted() {
     let unit = data_file("data/systemd/cnamed.service");
