@@ -4,7 +4,7 @@
 //! before its bytes are, and the processor can start on the entry after it while this one
 //! is checked: the general steps find each end from the bytes, one entry after another.
 
-use super::entries::{Part, RecentClusters};
+use super::recent::RecentClusters;
 use super::tokens::short_digits;
 
 /// The shape of a common numeric entry (see `entries::common_entry`): where it starts (just
@@ -59,17 +59,16 @@ impl Layout {
     }
 }
 
-/// Reads the entry at `at` when it has `layout` and a cluster met before: adds it to
-/// `part`; where the next entry starts. What it accepts, `common_entry` accepts with the
-/// same result; anything else is left to it, nothing added.
+/// Reads the entry at `at` when it has `layout` and a cluster met before: its ID, its
+/// cluster's index and where the next entry starts. What it accepts, `common_entry` accepts
+/// with the same result; anything else is left to it.
 #[inline(always)]
 pub(super) fn predicted_entry(
     bytes: &[u8],
     at: usize,
     layout: &Layout,
     recent: &RecentClusters,
-    part: &mut Part,
-) -> Option<usize> {
+) -> Option<(u64, u32, usize)> {
     let window = bytes.get(at..)?.first_chunk::<WINDOW>()?;
     // Offsets stay within the window for every layout (at most 21 bytes are read).
     let word = |from: usize| {
@@ -98,8 +97,7 @@ pub(super) fn predicted_entry(
         return None;
     }
     let index = recent.get(RecentClusters::masked(cluster, layout.cluster_len))?;
-    part.add_numeric(id, index).ok()?;
-    Some(at + layout.len())
+    Some((id, index, at + layout.len()))
 }
 
 #[cfg(test)]

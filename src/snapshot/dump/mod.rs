@@ -8,6 +8,7 @@
 mod entries;
 mod fast;
 mod layout;
+mod recent;
 mod source;
 mod tokens;
 
