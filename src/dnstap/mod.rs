@@ -125,7 +125,6 @@ pub fn start(
         let dropped = Arc::new(Counter::default());
         dropped_slow.push(Arc::clone(&dropped));
         taps.push(Tap::new(
-            worker,
             settings,
             Arc::clone(&identity),
             to_writer.clone(),

@@ -19,7 +19,6 @@ pub(super) const FLUSH_AT: usize = super::CHUNK_BYTES / 2;
 
 /// One worker's tap.
 pub struct Tap {
-    worker: usize,
     sample: u32,
     /// Queries until the next one logged.
     countdown: u32,
@@ -49,7 +48,6 @@ pub struct Exchange<'a> {
 
 impl Tap {
     pub(super) fn new(
-        worker: usize,
         settings: &Settings,
         identity: Arc<Identity>,
         to_writer: SyncSender<Chunk>,
@@ -57,7 +55,6 @@ impl Tap {
         dropped: Arc<Counter>,
     ) -> Self {
         Self {
-            worker,
             sample: settings.sample.max(1),
             // The first query is logged: a collector sees a server's traffic at once.
             countdown: 1,
@@ -111,7 +108,6 @@ impl Tap {
 
     fn frame(&mut self, event: &Event<'_>) {
         let Self {
-            worker,
             identity,
             chunk,
             to_writer,
@@ -129,7 +125,8 @@ impl Tap {
         if chunk.as_ref().map_or(true, |chunk| chunk.room() < needed) {
             send_chunk(chunk, to_writer, dropped);
             if chunk.is_none() {
-                *chunk = take_empty(returned, *worker);
+                // A chunk is made for its worker and always goes back to it.
+                *chunk = returned.try_recv().ok();
             }
         }
         let Some(filling) = chunk.as_mut() else {
@@ -166,14 +163,6 @@ fn send_chunk(chunk: &mut Option<Chunk>, to_writer: &SyncSender<Chunk>, dropped:
     {
         dropped.add(u64::from(lost.frames));
     }
-}
-
-/// An empty chunk the writer gave back, if there is one.
-fn take_empty(returned: &Receiver<Chunk>, worker: usize) -> Option<Chunk> {
-    returned.try_recv().ok().map(|mut chunk| {
-        chunk.worker = worker;
-        chunk
-    })
 }
 
 impl Drop for Tap {
