@@ -4,11 +4,12 @@
 //! answers go on, frames are dropped and counted), and one that is not there yet (cnamed
 //! connects once it is). (fstrm_capture and dnstap-read are installed by .ci/run.)
 
+mod collector;
 mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, UdpSocket};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc::Receiver;
@@ -76,6 +77,18 @@ fn dnstap_read(args: &[&str], file: &Path) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// A server logging to the collector at `socket`, with metrics and `extra` flags.
+fn logging_to(socket: &Path, extra: &[&str]) -> Cnamed {
+    let mut flags = vec![
+        "--dnstap",
+        socket.to_str().unwrap(),
+        "--metrics",
+        "127.0.0.1:0",
+    ];
+    flags.extend_from_slice(extra);
+    Cnamed::start(&flags)
+}
+
 /// Stops the server with SIGTERM (the writer sends what is left, then STOP) and waits.
 fn stop_server(mut server: Cnamed) {
     server.signal("TERM");
@@ -110,12 +123,7 @@ fn fstrm_capture_and_dnstap_read_decode_queries_and_responses() {
     let dir = temp_dir("capture");
     let (socket, file) = (dir.join("dnstap.sock"), dir.join("out.fstrm"));
     let capturing = capture(&socket, &file);
-    let mut server = Cnamed::start(&[
-        "--dnstap",
-        socket.to_str().unwrap(),
-        "--metrics",
-        "127.0.0.1:0",
-    ]);
+    let mut server = logging_to(&socket, &[]);
     server.wait_log_seen("dnstap: writing to");
     let udp = client();
     let udp_port = udp.local_addr().unwrap().port();
@@ -188,18 +196,17 @@ fn one_query_in_n_and_only_the_messages_asked_for_are_logged() {
     let dir = temp_dir("sample");
     let (socket, file) = (dir.join("dnstap.sock"), dir.join("out.fstrm"));
     let capturing = capture(&socket, &file);
-    let mut server = Cnamed::start(&[
-        "--threads",
-        "1",
-        "--dnstap",
-        socket.to_str().unwrap(),
-        "--dnstap-sample",
-        "10",
-        "--dnstap-messages",
-        "responses",
-        "--metrics",
-        "127.0.0.1:0",
-    ]);
+    let mut server = logging_to(
+        &socket,
+        &[
+            "--threads",
+            "1",
+            "--dnstap-sample",
+            "10",
+            "--dnstap-messages",
+            "responses",
+        ],
+    );
     server.wait_log_seen("dnstap: writing to");
     let udp = client();
     for i in 0..45 {
@@ -238,27 +245,10 @@ fn stalled_collector(socket: &Path, release: Receiver<()>) -> std::thread::JoinH
     let listener = UnixListener::bind(socket).unwrap();
     std::thread::spawn(move || {
         let (mut stream, _) = listener.accept().unwrap();
-        accept_handshake(&mut stream);
+        collector::accept_handshake(&mut stream);
         let _ = release.recv();
         drop(stream);
     })
-}
-
-/// Reads READY and answers ACCEPT for dnstap's content type, as fstrm's readers do.
-fn accept_handshake(stream: &mut UnixStream) {
-    let mut header = [0u8; 8];
-    stream.read_exact(&mut header).unwrap();
-    assert_eq!(header[..4], [0; 4], "a control frame first");
-    let mut ready = vec![0u8; u32::from_be_bytes(header[4..].try_into().unwrap()) as usize];
-    stream.read_exact(&mut ready).unwrap();
-    assert_eq!(ready[..4], [0, 0, 0, 4], "READY");
-    let content_type = b"protobuf:dnstap.Dnstap";
-    let mut accept = vec![0, 0, 0, 0];
-    accept.extend_from_slice(&(12 + content_type.len() as u32).to_be_bytes());
-    accept.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1]);
-    accept.extend_from_slice(&(content_type.len() as u32).to_be_bytes());
-    accept.extend_from_slice(content_type);
-    stream.write_all(&accept).unwrap();
 }
 
 #[test]
@@ -267,12 +257,7 @@ fn a_stalled_collector_costs_frames_never_answers() {
     let socket = dir.join("dnstap.sock");
     let (release, released) = std::sync::mpsc::channel();
     let collector = stalled_collector(&socket, released);
-    let mut server = Cnamed::start(&[
-        "--dnstap",
-        socket.to_str().unwrap(),
-        "--metrics",
-        "127.0.0.1:0",
-    ]);
+    let mut server = logging_to(&socket, &[]);
     server.wait_log_seen("dnstap: writing to");
     // Far more frames than the socket buffer and every chunk hold: about 12 MB.
     let sockets: Vec<UdpSocket> = (0..4).map(|_| client()).collect();
@@ -318,12 +303,7 @@ fn a_stalled_collector_costs_frames_never_answers() {
 fn an_absent_collector_is_connected_to_once_it_listens() {
     let dir = temp_dir("absent");
     let (socket, file) = (dir.join("dnstap.sock"), dir.join("out.fstrm"));
-    let mut server = Cnamed::start(&[
-        "--dnstap",
-        socket.to_str().unwrap(),
-        "--metrics",
-        "127.0.0.1:0",
-    ]);
+    let mut server = logging_to(&socket, &[]);
     server.wait_log_seen("dnstap: cannot write to");
     let udp = client();
     ask(&udp, server.addr, "ws-123456.apps.example.com");
@@ -359,13 +339,8 @@ fn a_collector_that_refuses_dnstap_is_not_written_to() {
     let listener = UnixListener::bind(&socket).unwrap();
     let refusing = std::thread::spawn(move || {
         let (mut stream, _) = listener.accept().unwrap();
-        let mut header = [0u8; 8];
-        stream.read_exact(&mut header).unwrap();
-        let mut ready = vec![0u8; u32::from_be_bytes(header[4..].try_into().unwrap()) as usize];
-        stream.read_exact(&mut ready).unwrap();
-        stream
-            .write_all(&[0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 5])
-            .unwrap();
+        collector::read_ready(&mut stream);
+        stream.write_all(&collector::FINISH).unwrap();
         let mut rest = Vec::new();
         let _ = stream.read_to_end(&mut rest);
         rest

@@ -6,6 +6,8 @@
 //! This test has no libtest harness (`harness = false`): the harness's own bookkeeping thread
 //! allocates while tests run, which a process-wide count would blame on the server.
 
+mod collector;
+
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::time::Duration;
@@ -544,28 +546,15 @@ fn a_secondary_following_changes_allocates_nothing() {
     );
 }
 
-/// TCP limits no test here reaches.
 /// A dnstap collector in this process: it answers the handshake (READY with ACCEPT) and
 /// reads what comes into one buffer, allocating nothing once started. Returns the bytes read
 /// when the stream ends.
 fn collector(listener: std::os::unix::net::UnixListener) -> std::thread::JoinHandle<usize> {
     std::thread::spawn(move || {
         let (mut stream, _) = listener.accept().unwrap();
-        let mut header = [0u8; 8];
-        stream.read_exact(&mut header).unwrap();
-        let mut ready = vec![0u8; u32::from_be_bytes(header[4..8].try_into().unwrap()) as usize];
-        stream.read_exact(&mut ready).unwrap();
-        let content_type = b"protobuf:dnstap.Dnstap";
-        let mut accept = vec![0, 0, 0, 0];
-        accept.extend_from_slice(&(12 + content_type.len() as u32).to_be_bytes());
-        accept.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1]);
-        accept.extend_from_slice(&(content_type.len() as u32).to_be_bytes());
-        accept.extend_from_slice(content_type);
-        stream.write_all(&accept).unwrap();
+        collector::accept_handshake(&mut stream);
         let mut buf = vec![0u8; 1 << 20];
         let mut total = 0;
-        let stop = [0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 3];
-        let finish = [0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 5];
         loop {
             let n = match stream.read(&mut buf) {
                 Ok(0) | Err(_) => return total,
@@ -573,8 +562,8 @@ fn collector(listener: std::os::unix::net::UnixListener) -> std::thread::JoinHan
             };
             total += n;
             // STOP ends the stream; FINISH lets the writer go at once.
-            if buf[..n].ends_with(&stop) {
-                let _ = stream.write_all(&finish);
+            if buf[..n].ends_with(&collector::STOP) {
+                let _ = stream.write_all(&collector::FINISH);
             }
         }
     })
@@ -657,6 +646,7 @@ fn dnstap_logging_every_query_allocates_nothing() {
     );
 }
 
+/// TCP limits no test here reaches.
 fn tcp_limits() -> TcpLimits {
     TcpLimits {
         idle_timeout: Duration::from_secs(60),
