@@ -64,7 +64,8 @@ pub(crate) struct Serving<'a> {
     pub(crate) refusing: bool,
     /// DNS UPDATE, with `--update-key`.
     pub(crate) updates: Option<&'a Updates>,
-    /// The worker's dnstap, with `--dnstap`: each transport logs what it answered.
+    /// The worker's dnstap, with `--dnstap`: a TCP connection logs each answer through it
+    /// (UDP logs a whole batch once it is sent, from `udp.rs`).
     pub(crate) tap: Option<&'a RefCell<Tap>>,
 }
 
